@@ -1,0 +1,1 @@
+//! Platforms without a backend: every call answers `Unsupported`.
