@@ -1,4 +1,12 @@
 //! The hostscope agent: reads what the kernel knows about processes and
 //! network interfaces, and serves it over gRPC with mutual TLS.
+//!
+//! [`backend`] reads the kernel into plain Rust values; [`service`] turns
+//! requests into backend calls and values into `hostscope.v1` messages;
+//! [`server`] serves the service with mutual TLS, health and reflection;
+//! [`config`] resolves flags and the TOML file.
 
 pub mod backend;
+pub mod config;
+pub mod server;
+pub mod service;

@@ -1,0 +1,343 @@
+//! The agent's configuration: a TOML file, overridden by flags.
+//!
+//! Flags are parsed first as the user typed them ([`Flags`]), then merged
+//! with the file into a resolved [`Config`] that the rest of the agent
+//! trusts.
+
+use std::{
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    time::Duration,
+};
+
+use serde::Deserialize;
+
+use crate::{server, service};
+
+/// Default port of an agent.
+pub const DEFAULT_PORT: u16 = 7443;
+
+/// Why a configuration was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("reading {}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{}: {message}", path.display())]
+    Parse { path: PathBuf, message: String },
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// How log lines are written.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line, for log collectors.
+    Json,
+}
+
+/// The configuration file. Every key is optional; see
+/// `deploy/agent.example.toml`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct File {
+    pub listen: Option<SocketAddr>,
+    pub cert: Option<PathBuf>,
+    pub key: Option<PathBuf>,
+    pub client_ca: Option<PathBuf>,
+    pub insecure_plaintext: Option<bool>,
+    pub procfs_path: Option<PathBuf>,
+    pub sysfs_path: Option<PathBuf>,
+    pub log_format: Option<LogFormat>,
+    #[serde(default)]
+    pub process: ProcessSection,
+    #[serde(default)]
+    pub limits: LimitsSection,
+}
+
+/// `[process]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProcessSection {
+    /// Serve process environments. Off by default: they hold secrets.
+    pub environ: Option<bool>,
+}
+
+/// `[limits]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsSection {
+    pub request_timeout_secs: Option<u64>,
+    pub handshake_timeout_secs: Option<u64>,
+    pub max_handshakes: Option<usize>,
+    pub max_concurrent_streams: Option<u32>,
+    pub max_concurrent_scans: Option<usize>,
+}
+
+impl File {
+    /// Reads and parses `path`; errors name the file, line and key.
+    pub fn load(path: &Path) -> Result<File, Error> {
+        let text = std::fs::read_to_string(path).map_err(|source| Error::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        toml::from_str(&text).map_err(|e| Error::Parse {
+            path: path.to_owned(),
+            message: e.to_string(),
+        })
+    }
+}
+
+/// The command line, as typed.
+#[derive(Debug, clap::Parser)]
+#[command(
+    name = "hostscope-agent",
+    version,
+    about = "Serve what the kernel knows about processes and network interfaces over gRPC with mutual TLS.",
+    after_help = "\
+Examples:
+  # mutual TLS (certificates from `hostscope pki`):
+  hostscope-agent --listen 0.0.0.0:7443 \\
+      --cert /etc/hostscope/agent.pem --key /etc/hostscope/agent-key.pem \\
+      --client-ca /etc/hostscope/ca.pem
+
+  # everything from a file, one flag overridden:
+  hostscope-agent --config /etc/hostscope/agent.toml --log-format json
+
+  # local experiments only: plaintext is refused on non-loopback addresses
+  hostscope-agent --listen 127.0.0.1:7443 --insecure-plaintext
+
+Flags override the file. The agent stops gracefully on SIGTERM or SIGINT,
+letting calls in flight finish."
+)]
+pub struct Flags {
+    /// Address to listen on [default: 0.0.0.0:7443].
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<SocketAddr>,
+    /// The agent's certificate chain (PEM).
+    #[arg(long, value_name = "FILE")]
+    pub cert: Option<PathBuf>,
+    /// The agent's private key (PEM).
+    #[arg(long, value_name = "FILE")]
+    pub key: Option<PathBuf>,
+    /// CA that signs client certificates (PEM); clients without one are refused.
+    #[arg(long, value_name = "FILE")]
+    pub client_ca: Option<PathBuf>,
+    /// Serve without TLS. Refused unless --listen is a loopback address.
+    #[arg(long)]
+    pub insecure_plaintext: bool,
+    /// TOML configuration file.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Where procfs is mounted, e.g. a host's /proc seen from a container [default: /proc].
+    #[arg(long, value_name = "DIR")]
+    pub procfs_path: Option<PathBuf>,
+    /// Where sysfs is mounted [default: /sys].
+    #[arg(long, value_name = "DIR")]
+    pub sysfs_path: Option<PathBuf>,
+    /// Log line format [default: text]. RUST_LOG sets the level (default info).
+    #[arg(long, value_enum)]
+    pub log_format: Option<LogFormat>,
+    /// Serve process environments (they often hold secrets).
+    #[arg(long)]
+    pub environ: bool,
+}
+
+/// How the agent secures its connections.
+#[derive(Clone, Debug)]
+pub enum Security {
+    MutualTls(server::TlsFiles),
+    Plaintext,
+}
+
+/// The resolved configuration.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub security: Security,
+    pub procfs: PathBuf,
+    pub sysfs: PathBuf,
+    pub log_format: LogFormat,
+    pub service: service::Options,
+    pub limits: server::Limits,
+}
+
+impl Config {
+    /// Merges `flags` over the file they name, and checks the result.
+    pub fn resolve(flags: Flags) -> Result<Config, Error> {
+        let file = match &flags.config {
+            Some(path) => File::load(path)?,
+            None => File::default(),
+        };
+        Config::merge(flags, file)
+    }
+
+    fn merge(flags: Flags, file: File) -> Result<Config, Error> {
+        let listen = flags
+            .listen
+            .or(file.listen)
+            .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], DEFAULT_PORT)));
+        let plaintext = flags.insecure_plaintext || file.insecure_plaintext.unwrap_or(false);
+        let cert = flags.cert.or(file.cert);
+        let key = flags.key.or(file.key);
+        let client_ca = flags.client_ca.or(file.client_ca);
+
+        let security = if plaintext {
+            if !listen.ip().is_loopback() {
+                return Err(Error::Invalid(format!(
+                    "refusing to serve plaintext on {listen}: --insecure-plaintext is allowed only \
+                     on a loopback address such as 127.0.0.1:{port}; use --cert, --key and \
+                     --client-ca for anything else",
+                    port = listen.port()
+                )));
+            }
+            Security::Plaintext
+        } else {
+            match (cert, key, client_ca) {
+                (Some(cert), Some(key), Some(client_ca)) => {
+                    Security::MutualTls(server::TlsFiles {
+                        cert,
+                        key,
+                        client_ca,
+                    })
+                }
+                (cert, key, ca) => {
+                    let missing: Vec<&str> = [
+                        ("--cert", cert.is_none()),
+                        ("--key", key.is_none()),
+                        ("--client-ca", ca.is_none()),
+                    ]
+                    .into_iter()
+                    .filter_map(|(flag, missing)| missing.then_some(flag))
+                    .collect();
+                    return Err(Error::Invalid(format!(
+                        "mutual TLS needs --cert, --key and --client-ca (missing: {}); \
+                         `hostscope pki` makes them. For a local experiment, \
+                         --insecure-plaintext on a loopback address",
+                        missing.join(", ")
+                    )));
+                }
+            }
+        };
+
+        let defaults = server::Limits::default();
+        let secs = |v: Option<u64>, default: Duration| v.map_or(default, Duration::from_secs);
+        let limits = server::Limits {
+            request_timeout: secs(file.limits.request_timeout_secs, defaults.request_timeout),
+            handshake_timeout: secs(
+                file.limits.handshake_timeout_secs,
+                defaults.handshake_timeout,
+            ),
+            max_handshakes: file.limits.max_handshakes.unwrap_or(defaults.max_handshakes),
+            max_concurrent_streams: file
+                .limits
+                .max_concurrent_streams
+                .unwrap_or(defaults.max_concurrent_streams),
+            max_request_bytes: defaults.max_request_bytes,
+        };
+        if limits.max_handshakes == 0 || limits.max_concurrent_streams == 0 {
+            return Err(Error::Invalid(
+                "[limits] max_handshakes and max_concurrent_streams must be at least 1".into(),
+            ));
+        }
+        let service_defaults = service::Options::default();
+        Ok(Config {
+            listen,
+            security,
+            procfs: flags
+                .procfs_path
+                .or(file.procfs_path)
+                .unwrap_or_else(|| "/proc".into()),
+            sysfs: flags
+                .sysfs_path
+                .or(file.sysfs_path)
+                .unwrap_or_else(|| "/sys".into()),
+            log_format: flags.log_format.or(file.log_format).unwrap_or_default(),
+            service: service::Options {
+                environ: flags.environ || file.process.environ.unwrap_or(false),
+                max_concurrent_scans: file
+                    .limits
+                    .max_concurrent_scans
+                    .unwrap_or(service_defaults.max_concurrent_scans),
+            },
+            limits,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    fn flags(args: &[&str]) -> Flags {
+        Flags::parse_from(std::iter::once("hostscope-agent").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn plaintext_is_refused_off_loopback() {
+        let err = Config::merge(
+            flags(&["--listen", "0.0.0.0:7443", "--insecure-plaintext"]),
+            File::default(),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("loopback"), "{err}");
+        let ok = Config::merge(
+            flags(&["--listen", "[::1]:7443", "--insecure-plaintext"]),
+            File::default(),
+        );
+        assert!(matches!(ok.map(|c| c.security), Ok(Security::Plaintext)));
+    }
+
+    #[test]
+    fn mutual_tls_names_what_is_missing() {
+        let err = Config::merge(flags(&["--cert", "a.pem"]), File::default()).unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("--key") && msg.contains("--client-ca"), "{msg}");
+        assert!(!msg.contains("missing: --cert"), "{msg}");
+    }
+
+    #[test]
+    fn flags_override_the_file() {
+        let file: File = toml::from_str(
+            r#"
+            listen = "127.0.0.1:9000"
+            cert = "/etc/hs/agent.pem"
+            key = "/etc/hs/agent-key.pem"
+            client_ca = "/etc/hs/ca.pem"
+            procfs_path = "/host/proc"
+            log_format = "json"
+            [process]
+            environ = true
+            [limits]
+            request_timeout_secs = 5
+            "#,
+        )
+        .unwrap();
+        let config = Config::merge(flags(&["--listen", "127.0.0.2:9001"]), file).unwrap();
+        assert_eq!(config.listen, "127.0.0.2:9001".parse().unwrap());
+        assert_eq!(config.procfs, PathBuf::from("/host/proc"));
+        assert_eq!(config.log_format, LogFormat::Json);
+        assert!(config.service.environ);
+        assert_eq!(config.limits.request_timeout, Duration::from_secs(5));
+        assert!(matches!(config.security, Security::MutualTls(_)));
+    }
+
+    #[test]
+    fn unknown_keys_are_errors_with_a_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("agent.toml");
+        std::fs::write(&path, "listen = \"127.0.0.1:1\"\nlisten_addr = 3\n").unwrap();
+        let err = File::load(&path).unwrap_err().to_string();
+        assert!(err.contains("agent.toml") && err.contains("line 2"), "{err}");
+        assert!(err.contains("listen_addr"), "{err}");
+    }
+}

@@ -1,0 +1,285 @@
+//! Serving: mutual TLS, health, reflection, limits and graceful shutdown.
+//!
+//! The agent accepts TLS itself rather than through tonic's built-in
+//! acceptor, so that a rejected handshake (no client certificate, a
+//! certificate from another CA, a plaintext client) is logged at WARN with
+//! the peer's address and the reason, and so that a peer that never
+//! finishes its handshake is dropped after [`Limits::handshake_timeout`].
+
+use std::{
+    future::Future,
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    sync::Arc,
+    time::Duration,
+};
+
+use hostscope_proto as pb;
+use rustls::{
+    pki_types::{CertificateDer, PrivateKeyDer, pem::PemObject},
+    server::WebPkiClientVerifier,
+};
+use tokio::{
+    io::{AsyncRead, AsyncWrite},
+    net::{TcpListener, TcpStream},
+    sync::{Semaphore, mpsc},
+};
+use tokio_rustls::TlsAcceptor;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::transport::{Server, server::Connected};
+
+use crate::service::{self, Inspector};
+
+/// Why the agent could not start or stopped serving.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("reading {}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{}: {message}", path.display())]
+    Pem { path: PathBuf, message: String },
+    #[error("TLS configuration: {0}")]
+    Tls(String),
+    #[error("server reflection: {0}")]
+    Reflection(#[from] tonic_reflection::server::Error),
+    #[error("serving: {0}")]
+    Transport(#[from] tonic::transport::Error),
+}
+
+/// Bounds on what clients may make the agent do.
+#[derive(Clone, Debug)]
+pub struct Limits {
+    /// Longest a unary call may run (a client's shorter `grpc-timeout` wins).
+    pub request_timeout: Duration,
+    /// Longest a TLS handshake may take before the connection is dropped.
+    pub handshake_timeout: Duration,
+    /// TLS handshakes in progress at once; further connections are refused.
+    pub max_handshakes: usize,
+    /// Concurrent HTTP/2 streams (calls) per connection.
+    pub max_concurrent_streams: u32,
+    /// Largest request message in bytes.
+    pub max_request_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            request_timeout: Duration::from_secs(60),
+            handshake_timeout: Duration::from_secs(10),
+            max_handshakes: 256,
+            max_concurrent_streams: 64,
+            max_request_bytes: 64 * 1024,
+        }
+    }
+}
+
+/// The certificate and key the agent presents, and the fleet CA its clients'
+/// certificates must chain to.
+#[derive(Clone, Debug)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    pub client_ca: PathBuf,
+}
+
+impl TlsFiles {
+    /// A rustls server configuration that requires a client certificate
+    /// signed by the client CA, speaking HTTP/2 only.
+    pub fn server_config(&self) -> Result<Arc<rustls::ServerConfig>, Error> {
+        let certs = read_pem_certs(&self.cert)?;
+        let key = PrivateKeyDer::from_pem_slice(&read(&self.key)?).map_err(|e| Error::Pem {
+            path: self.key.clone(),
+            message: format!("no usable private key: {e}"),
+        })?;
+        let mut roots = rustls::RootCertStore::empty();
+        for ca in read_pem_certs(&self.client_ca)? {
+            roots.add(ca).map_err(|e| Error::Pem {
+                path: self.client_ca.clone(),
+                message: format!("not a usable CA certificate: {e}"),
+            })?;
+        }
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+            .build()
+            .map_err(|e| Error::Tls(format!("client CA {}: {e}", self.client_ca.display())))?;
+        let mut config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| Error::Tls(e.to_string()))?
+            .with_client_cert_verifier(verifier)
+            .with_single_cert(certs, key)
+            .map_err(|e| {
+                Error::Tls(format!(
+                    "{} and {} do not make a usable identity: {e}",
+                    self.cert.display(),
+                    self.key.display()
+                ))
+            })?;
+        config.alpn_protocols = vec![b"h2".to_vec()];
+        Ok(Arc::new(config))
+    }
+}
+
+fn read(path: &Path) -> Result<Vec<u8>, Error> {
+    std::fs::read(path).map_err(|source| Error::Read {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+fn read_pem_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, Error> {
+    let certs = CertificateDer::pem_slice_iter(&read(path)?)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| Error::Pem {
+            path: path.to_owned(),
+            message: format!("bad PEM: {e}"),
+        })?;
+    if certs.is_empty() {
+        return Err(Error::Pem {
+            path: path.to_owned(),
+            message: "no certificate in the file".into(),
+        });
+    }
+    Ok(certs)
+}
+
+/// One agent: the inspector service with health and reflection beside it.
+pub struct Agent {
+    inspector: Inspector,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    limits: Limits,
+}
+
+impl Agent {
+    /// An agent serving `inspector`; `tls` None serves plaintext (the
+    /// caller enforces loopback-only).
+    pub fn new(
+        inspector: Inspector,
+        tls: Option<Arc<rustls::ServerConfig>>,
+        limits: Limits,
+    ) -> Agent {
+        Agent {
+            inspector,
+            tls,
+            limits,
+        }
+    }
+
+    /// Serves on `listener` until `shutdown` completes, then lets in-flight
+    /// calls finish.
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), Error> {
+        let (health, health_service) = tonic_health::server::health_reporter();
+        health
+            .set_serving::<pb::host_inspector_server::HostInspectorServer<Inspector>>()
+            .await;
+        let reflection = || {
+            tonic_reflection::server::Builder::configure()
+                .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
+                .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        };
+        let inspector = pb::host_inspector_server::HostInspectorServer::new(self.inspector)
+            .max_decoding_message_size(self.limits.max_request_bytes)
+            .max_encoding_message_size(service::MAX_MESSAGE_BYTES);
+
+        let router = Server::builder()
+            .timeout(self.limits.request_timeout)
+            .max_concurrent_streams(self.limits.max_concurrent_streams)
+            .http2_keepalive_interval(Some(Duration::from_secs(30)))
+            .http2_keepalive_timeout(Some(Duration::from_secs(20)))
+            .add_service(health_service)
+            .add_service(reflection().build_v1()?)
+            .add_service(reflection().build_v1alpha()?)
+            .add_service(inspector);
+
+        match self.tls {
+            Some(tls) => {
+                let incoming = tls_incoming(listener, TlsAcceptor::from(tls), self.limits);
+                router.serve_with_incoming_shutdown(incoming, shutdown).await?;
+            }
+            None => {
+                let incoming = plain_incoming(listener);
+                router.serve_with_incoming_shutdown(incoming, shutdown).await?;
+            }
+        }
+        Ok(())
+    }
+}
+
+type Incoming<IO> = ReceiverStream<Result<IO, std::io::Error>>;
+
+/// Accepts connections and completes TLS handshakes off the accept path,
+/// bounded in number and time; failures are logged and never reach tonic.
+fn tls_incoming(
+    listener: TcpListener,
+    acceptor: TlsAcceptor,
+    limits: Limits,
+) -> Incoming<tokio_rustls::server::TlsStream<TcpStream>> {
+    let (tx, rx) = mpsc::channel(64);
+    let handshakes = Arc::new(Semaphore::new(limits.max_handshakes));
+    tokio::spawn(accept_loop(listener, tx.clone(), move |tcp, peer| {
+        let Ok(permit) = Arc::clone(&handshakes).try_acquire_owned() else {
+            tracing::warn!(%peer, "refused connection: too many TLS handshakes in progress");
+            return;
+        };
+        let acceptor = acceptor.clone();
+        let tx = tx.clone();
+        let timeout = limits.handshake_timeout;
+        tokio::spawn(async move {
+            let _permit = permit;
+            match tokio::time::timeout(timeout, acceptor.accept(tcp)).await {
+                Ok(Ok(tls)) => {
+                    let _ = tx.send(Ok(tls)).await;
+                }
+                Ok(Err(e)) => tracing::warn!(%peer, reason = %e, "rejected TLS handshake"),
+                Err(_) => tracing::warn!(%peer, ?timeout, "dropped TLS handshake: timed out"),
+            }
+        });
+    }));
+    ReceiverStream::new(rx)
+}
+
+fn plain_incoming(listener: TcpListener) -> Incoming<TcpStream> {
+    let (tx, rx) = mpsc::channel(64);
+    let sender = tx.clone();
+    tokio::spawn(accept_loop(listener, tx, move |tcp, _| {
+        let tx = sender.clone();
+        tokio::spawn(async move {
+            let _ = tx.send(Ok(tcp)).await;
+        });
+    }));
+    ReceiverStream::new(rx)
+}
+
+/// Accepts until the server drops its end of `tx` (at shutdown).
+async fn accept_loop<IO>(
+    listener: TcpListener,
+    tx: mpsc::Sender<Result<IO, std::io::Error>>,
+    mut on_connection: impl FnMut(TcpStream, SocketAddr),
+) where
+    IO: AsyncRead + AsyncWrite + Connected,
+{
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            () = tx.closed() => return,
+        };
+        match accepted {
+            Ok((tcp, peer)) => {
+                let _ = tcp.set_nodelay(true);
+                on_connection(tcp, peer);
+            }
+            Err(e) => {
+                // Out of file descriptors and the like: back off briefly
+                // rather than spin, and keep serving.
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+}

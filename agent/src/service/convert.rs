@@ -1,0 +1,300 @@
+//! Backend values to and from `hostscope.v1` messages.
+
+use hostscope_proto as pb;
+use hostscope_proto::EnumName;
+
+use crate::backend::{
+    AddressFamily, Duplex, ErrorKind, Field, FieldSet, HostInfo, NetField, NetInterface,
+    ProcessInfo, Status,
+};
+
+/// Backend fields beside their wire names: one table for both directions.
+const FIELDS: [(Field, pb::ProcessField); 19] = [
+    (Field::Ppid, pb::ProcessField::Ppid),
+    (Field::Name, pb::ProcessField::Name),
+    (Field::Exe, pb::ProcessField::Exe),
+    (Field::Cmdline, pb::ProcessField::Cmdline),
+    (Field::Status, pb::ProcessField::Status),
+    (Field::Username, pb::ProcessField::Username),
+    (Field::Uids, pb::ProcessField::Uids),
+    (Field::Gids, pb::ProcessField::Gids),
+    (Field::Terminal, pb::ProcessField::Terminal),
+    (Field::Cwd, pb::ProcessField::Cwd),
+    (Field::Nice, pb::ProcessField::Nice),
+    (Field::CreateTime, pb::ProcessField::CreateTime),
+    (Field::NumThreads, pb::ProcessField::NumThreads),
+    (Field::NumFds, pb::ProcessField::NumFds),
+    (Field::NumCtxSwitches, pb::ProcessField::NumCtxSwitches),
+    (Field::CpuTimes, pb::ProcessField::CpuTimes),
+    (Field::MemoryInfo, pb::ProcessField::MemoryInfo),
+    (Field::IoCounters, pb::ProcessField::IoCounters),
+    (Field::Environ, pb::ProcessField::Environ),
+];
+
+const STATUSES: [(Status, pb::ProcessStatus); 14] = [
+    (Status::Running, pb::ProcessStatus::Running),
+    (Status::Sleeping, pb::ProcessStatus::Sleeping),
+    (Status::DiskSleep, pb::ProcessStatus::DiskSleep),
+    (Status::Stopped, pb::ProcessStatus::Stopped),
+    (Status::TracingStop, pb::ProcessStatus::TracingStop),
+    (Status::Zombie, pb::ProcessStatus::Zombie),
+    (Status::Dead, pb::ProcessStatus::Dead),
+    (Status::WakeKill, pb::ProcessStatus::WakeKill),
+    (Status::Waking, pb::ProcessStatus::Waking),
+    (Status::Parked, pb::ProcessStatus::Parked),
+    (Status::Idle, pb::ProcessStatus::Idle),
+    (Status::Locked, pb::ProcessStatus::Locked),
+    (Status::Waiting, pb::ProcessStatus::Waiting),
+    (Status::Suspended, pb::ProcessStatus::Suspended),
+];
+
+pub fn field_to_pb(field: Field) -> pb::ProcessField {
+    FIELDS[field as usize].1
+}
+
+/// A wire field, or a message naming the valid ones.
+pub fn field_from_pb(value: i32) -> Result<Field, String> {
+    FIELDS
+        .iter()
+        .find(|(_, pb)| *pb as i32 == value)
+        .map(|(f, _)| *f)
+        .ok_or_else(|| {
+            format!(
+                "unknown process field {value}; valid fields: {}",
+                pb::ProcessField::short_names().join(", ")
+            )
+        })
+}
+
+pub fn status_to_pb(status: Status) -> pb::ProcessStatus {
+    STATUSES
+        .iter()
+        .find(|(s, _)| *s == status)
+        .map_or(pb::ProcessStatus::Unspecified, |(_, pb)| *pb)
+}
+
+/// A wire status, or a message naming the valid ones.
+pub fn status_from_pb(value: i32) -> Result<Status, String> {
+    STATUSES
+        .iter()
+        .find(|(_, pb)| *pb as i32 == value)
+        .map(|(s, _)| *s)
+        .ok_or_else(|| {
+            format!(
+                "unknown process status {value}; valid statuses: {}",
+                pb::ProcessStatus::short_names().join(", ")
+            )
+        })
+}
+
+pub fn error_kind_to_pb(kind: ErrorKind) -> pb::ErrorKind {
+    match kind {
+        ErrorKind::NoSuchProcess => pb::ErrorKind::NoSuchProcess,
+        ErrorKind::ZombieProcess => pb::ErrorKind::ZombieProcess,
+        ErrorKind::AccessDenied => pb::ErrorKind::AccessDenied,
+        ErrorKind::Unsupported => pb::ErrorKind::Unsupported,
+        ErrorKind::Timeout => pb::ErrorKind::Timeout,
+    }
+}
+
+/// The message for `p`, with only the fields in `fields`: the backend may
+/// have read more to evaluate a filter.
+pub fn process_to_pb(p: ProcessInfo, fields: FieldSet) -> pb::Process {
+    let want = |f: Field| fields.contains(f);
+    let ids = |ids: crate::backend::Ids| pb::Ids {
+        real: ids.real,
+        effective: ids.effective,
+        saved: ids.saved,
+    };
+    pb::Process {
+        pid: p.pid,
+        ppid: p.ppid.filter(|_| want(Field::Ppid)),
+        name: p.name.filter(|_| want(Field::Name)),
+        exe: p.exe.filter(|_| want(Field::Exe)),
+        cmdline: p
+            .cmdline
+            .filter(|_| want(Field::Cmdline))
+            .unwrap_or_default(),
+        status: p
+            .status
+            .filter(|_| want(Field::Status))
+            .map(|s| status_to_pb(s) as i32),
+        username: p.username.filter(|_| want(Field::Username)),
+        uids: p.uids.filter(|_| want(Field::Uids)).map(ids),
+        gids: p.gids.filter(|_| want(Field::Gids)).map(ids),
+        terminal: p.terminal.filter(|_| want(Field::Terminal)).flatten(),
+        cwd: p.cwd.filter(|_| want(Field::Cwd)),
+        nice: p.nice.filter(|_| want(Field::Nice)),
+        create_time: p.create_time.filter(|_| want(Field::CreateTime)),
+        num_threads: p.num_threads.filter(|_| want(Field::NumThreads)),
+        num_fds: p.num_fds.filter(|_| want(Field::NumFds)),
+        num_ctx_switches: p
+            .num_ctx_switches
+            .filter(|_| want(Field::NumCtxSwitches))
+            .map(|c| pb::CtxSwitches {
+                voluntary: c.voluntary,
+                involuntary: c.involuntary,
+            }),
+        cpu_times: p
+            .cpu_times
+            .filter(|_| want(Field::CpuTimes))
+            .map(|c| pb::CpuTimes {
+                user: c.user,
+                system: c.system,
+                children_user: c.children_user,
+                children_system: c.children_system,
+                iowait: c.iowait,
+            }),
+        memory_info: p
+            .memory_info
+            .filter(|_| want(Field::MemoryInfo))
+            .map(|m| pb::MemoryInfo {
+                rss: m.rss,
+                vms: m.vms,
+                shared: m.shared,
+                text: m.text,
+                data: m.data,
+            }),
+        io_counters: p
+            .io_counters
+            .filter(|_| want(Field::IoCounters))
+            .map(|io| pb::IoCounters {
+                read_count: io.read_count,
+                write_count: io.write_count,
+                read_bytes: io.read_bytes,
+                write_bytes: io.write_bytes,
+            }),
+        environ: p
+            .environ
+            .filter(|_| want(Field::Environ))
+            .map(|env| env.into_iter().collect())
+            .unwrap_or_default(),
+        field_errors: p
+            .field_errors
+            .into_iter()
+            .filter(|(f, _)| want(*f))
+            .map(|(field, kind)| pb::FieldError {
+                field: field_to_pb(field) as i32,
+                kind: error_kind_to_pb(kind) as i32,
+            })
+            .collect(),
+    }
+}
+
+pub fn host_to_pb(host: HostInfo) -> pb::Host {
+    pb::Host {
+        hostname: host.hostname,
+        os: host.os,
+        os_release: host.os_release,
+        kernel: host.kernel,
+        arch: host.arch,
+        boot_time: host.boot_time,
+        cpu_count: host.cpu_count,
+        agent_version: env!("CARGO_PKG_VERSION").to_owned(),
+        backend: host.backend.to_owned(),
+        process_fields: host
+            .process_fields
+            .iter()
+            .map(|f| field_to_pb(f) as i32)
+            .collect(),
+        net_interface_fields: host
+            .net_interface_fields
+            .into_iter()
+            .map(|f| net_field_to_pb(f) as i32)
+            .collect(),
+        memory_total: host.memory_total,
+    }
+}
+
+fn net_field_to_pb(field: NetField) -> pb::NetInterfaceField {
+    match field {
+        NetField::Addresses => pb::NetInterfaceField::Addresses,
+        NetField::Isup => pb::NetInterfaceField::Isup,
+        NetField::Duplex => pb::NetInterfaceField::Duplex,
+        NetField::Speed => pb::NetInterfaceField::Speed,
+        NetField::Mtu => pb::NetInterfaceField::Mtu,
+        NetField::Flags => pb::NetInterfaceField::Flags,
+        NetField::IoCounters => pb::NetInterfaceField::IoCounters,
+    }
+}
+
+pub fn nic_to_pb(nic: NetInterface) -> pb::NetInterface {
+    pb::NetInterface {
+        name: nic.name,
+        addresses: nic
+            .addresses
+            .into_iter()
+            .map(|a| pb::NetAddress {
+                family: match a.family {
+                    AddressFamily::Inet => pb::AddressFamily::Inet,
+                    AddressFamily::Inet6 => pb::AddressFamily::Inet6,
+                    AddressFamily::Link => pb::AddressFamily::Link,
+                } as i32,
+                address: a.address,
+                netmask: a.netmask,
+                broadcast: a.broadcast,
+                ptp: a.ptp,
+            })
+            .collect(),
+        stats: nic.stats.map(|s| pb::NetIfStats {
+            isup: s.isup,
+            duplex: match s.duplex {
+                Duplex::Full => pb::Duplex::Full,
+                Duplex::Half => pb::Duplex::Half,
+                Duplex::Unknown => pb::Duplex::Unknown,
+            } as i32,
+            speed: s.speed,
+            mtu: s.mtu,
+            flags: s.flags,
+        }),
+        io_counters: nic.io_counters.map(|c| pb::NetIoCounters {
+            bytes_sent: c.bytes_sent,
+            bytes_recv: c.bytes_recv,
+            packets_sent: c.packets_sent,
+            packets_recv: c.packets_recv,
+            errin: c.errin,
+            errout: c.errout,
+            dropin: c.dropin,
+            dropout: c.dropout,
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn field_table_is_in_declaration_order_and_complete() {
+        for (i, (field, pb)) in FIELDS.iter().enumerate() {
+            assert_eq!(*field as usize, i);
+            assert_eq!(Field::ALL[i], *field);
+            assert_eq!(field_from_pb(*pb as i32), Ok(*field));
+        }
+        assert_eq!(pb::ProcessField::values().len(), FIELDS.len());
+        assert_eq!(pb::ProcessStatus::values().len(), STATUSES.len());
+    }
+
+    #[test]
+    fn unknown_wire_values_name_the_valid_ones() {
+        let err = field_from_pb(99).unwrap_err();
+        assert!(err.contains("99") && err.contains("cmdline"), "{err}");
+        assert!(field_from_pb(0).is_err());
+        assert!(status_from_pb(0).unwrap_err().contains("zombie"));
+    }
+
+    #[test]
+    fn only_requested_fields_are_sent() {
+        let p = ProcessInfo {
+            ppid: Some(1),
+            name: Some("sh".into()),
+            field_errors: vec![(Field::Exe, ErrorKind::AccessDenied)],
+            ..ProcessInfo::new(5)
+        };
+        let msg = process_to_pb(p, [Field::Name].into_iter().collect());
+        assert_eq!(msg.pid, 5);
+        assert_eq!(msg.name.as_deref(), Some("sh"));
+        assert_eq!(msg.ppid, None);
+        assert!(msg.field_errors.is_empty());
+    }
+}

@@ -1,0 +1,407 @@
+//! The `hostscope.v1.HostInspector` service: request -> backend -> message.
+//!
+//! Handlers validate their input, then do the blocking procfs work in
+//! `spawn_blocking`; listings stream batches through a small bounded
+//! channel, so a slow client slows the scan instead of growing memory.
+
+use std::{ops::ControlFlow, sync::Arc};
+
+use hostscope_proto as pb;
+use prost::Message;
+use tokio::sync::{Semaphore, mpsc};
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status};
+
+use crate::backend::{Backend, ErrorKind, Field, FieldSet, Filter, ProcessInfo};
+
+pub mod convert;
+pub mod errors;
+
+/// Largest message the agent sends. gRPC clients accept 4 MiB by default;
+/// a batch stays below it however long the command lines.
+pub const MAX_MESSAGE_BYTES: usize = 4 * 1024 * 1024;
+
+/// A batch is sent once it holds this many encoded bytes...
+const BATCH_BYTES: usize = 256 * 1024;
+/// ...or this many processes.
+const BATCH_PROCESSES: usize = 512;
+
+/// What the service may do, from the agent's configuration.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// Serve process environments (they hold secrets).
+    pub environ: bool,
+    /// Process scans that may run at once; more wait their turn.
+    pub max_concurrent_scans: usize,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            environ: false,
+            max_concurrent_scans: 4,
+        }
+    }
+}
+
+/// The gRPC service over one backend.
+#[derive(Clone)]
+pub struct Inspector {
+    backend: Arc<dyn Backend>,
+    options: Options,
+    scans: Arc<Semaphore>,
+}
+
+impl Inspector {
+    pub fn new(backend: Arc<dyn Backend>, options: Options) -> Inspector {
+        let scans = Arc::new(Semaphore::new(options.max_concurrent_scans.max(1)));
+        Inspector {
+            backend,
+            options,
+            scans,
+        }
+    }
+
+    /// The fields to read for a request's `fields`, and the fields refused
+    /// by configuration. An empty selection means every field this agent
+    /// serves; environ asked for by name on an agent that does not serve it
+    /// is reported as ACCESS_DENIED rather than silently left out.
+    fn select(&self, fields: &[i32]) -> Result<(FieldSet, Vec<Field>), Status> {
+        let mut set = if fields.is_empty() {
+            let mut all = FieldSet::all();
+            if !self.options.environ {
+                all.remove(Field::Environ);
+            }
+            all
+        } else {
+            fields
+                .iter()
+                .map(|f| convert::field_from_pb(*f))
+                .collect::<Result<FieldSet, _>>()
+                .map_err(errors::invalid_argument)?
+        };
+        let mut refused = Vec::new();
+        if !self.options.environ && set.contains(Field::Environ) {
+            set.remove(Field::Environ);
+            refused.push(Field::Environ);
+        }
+        Ok((set, refused))
+    }
+
+    /// Runs blocking backend work off the async runtime.
+    async fn blocking<T, F>(&self, work: F) -> Result<T, Status>
+    where
+        T: Send + 'static,
+        F: FnOnce(&dyn Backend) -> Result<T, crate::backend::Error> + Send + 'static,
+    {
+        let backend = Arc::clone(&self.backend);
+        tokio::task::spawn_blocking(move || work(backend.as_ref()))
+            .await
+            .map_err(|e| Status::internal(format!("backend task failed: {e}")))?
+            .map_err(errors::from_backend)
+    }
+}
+
+/// A message for `info` with `fields`, plus the refused fields' errors.
+fn to_message(info: ProcessInfo, fields: FieldSet, refused: &[Field]) -> pb::Process {
+    let mut msg = convert::process_to_pb(info, fields);
+    msg.field_errors
+        .extend(refused.iter().map(|f| pb::FieldError {
+            field: convert::field_to_pb(*f) as i32,
+            kind: convert::error_kind_to_pb(ErrorKind::AccessDenied) as i32,
+        }));
+    msg
+}
+
+fn check_pid(pid: u32) -> Result<u32, Status> {
+    if pid == 0 {
+        return Err(errors::invalid_argument(
+            "pid must be a positive process id; 0 is not a process",
+        ));
+    }
+    Ok(pid)
+}
+
+fn filter_from_pb(filter: pb::ProcessFilter) -> Result<Filter, Status> {
+    let name = if filter.name.is_empty() {
+        None
+    } else {
+        Some(glob::Pattern::new(&filter.name).map_err(|e| {
+            errors::invalid_argument(format!("bad name glob {:?}: {e}", filter.name))
+        })?)
+    };
+    if filter.pids.contains(&0) {
+        check_pid(0)?;
+    }
+    let statuses = filter
+        .statuses
+        .iter()
+        .map(|s| convert::status_from_pb(*s))
+        .collect::<Result<_, _>>()
+        .map_err(errors::invalid_argument)?;
+    Ok(Filter {
+        pids: filter.pids,
+        ppid: filter.ppid,
+        name,
+        username: Some(filter.username).filter(|u| !u.is_empty()),
+        statuses,
+    })
+}
+
+#[tonic::async_trait]
+impl pb::host_inspector_server::HostInspector for Inspector {
+    async fn get_host(
+        &self,
+        _request: Request<pb::GetHostRequest>,
+    ) -> Result<Response<pb::Host>, Status> {
+        let mut host = self.blocking(|b| b.host()).await?;
+        if !self.options.environ {
+            host.process_fields.remove(Field::Environ);
+        }
+        Ok(Response::new(convert::host_to_pb(host)))
+    }
+
+    type ListProcessesStream = ReceiverStream<Result<pb::ProcessBatch, Status>>;
+
+    async fn list_processes(
+        &self,
+        request: Request<pb::ListProcessesRequest>,
+    ) -> Result<Response<Self::ListProcessesStream>, Status> {
+        let request = request.into_inner();
+        let (fields, refused) = self.select(&request.fields)?;
+        let filter = filter_from_pb(request.filter.unwrap_or_default())?;
+        let permit = Arc::clone(&self.scans)
+            .acquire_owned()
+            .await
+            .map_err(|_| Status::unavailable("the agent is shutting down"))?;
+
+        let (tx, rx) = mpsc::channel(2);
+        let backend = Arc::clone(&self.backend);
+        tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            let read = fields.union(filter.needs());
+            let mut batches = Batcher::new(tx);
+            let mut visit = |info: ProcessInfo| {
+                if !filter.matches(&info) {
+                    return ControlFlow::Continue(());
+                }
+                batches.push(to_message(info, fields, &refused))
+            };
+            let scanned = if filter.pids.is_empty() {
+                backend.for_each_process(read, &mut visit)
+            } else {
+                visit_pids(backend.as_ref(), &filter.pids, read, &mut visit)
+            };
+            match scanned {
+                Ok(()) => batches.finish(),
+                Err(e) => batches.fail(errors::from_backend(e)),
+            }
+        });
+        Ok(Response::new(ReceiverStream::new(rx)))
+    }
+
+    async fn get_process(
+        &self,
+        request: Request<pb::GetProcessRequest>,
+    ) -> Result<Response<pb::Process>, Status> {
+        let request = request.into_inner();
+        let pid = check_pid(request.pid)?;
+        let (fields, refused) = self.select(&request.fields)?;
+        let info = self.blocking(move |b| b.process(pid, fields)).await?;
+        let mut msg = to_message(info, fields, &refused);
+        fit(&mut msg, MAX_MESSAGE_BYTES);
+        Ok(Response::new(msg))
+    }
+
+    async fn pid_exists(
+        &self,
+        request: Request<pb::PidExistsRequest>,
+    ) -> Result<Response<pb::PidExistsResponse>, Status> {
+        let pid = check_pid(request.into_inner().pid)?;
+        let exists = self.blocking(move |b| b.pid_exists(pid)).await?;
+        Ok(Response::new(pb::PidExistsResponse { exists }))
+    }
+
+    async fn list_net_interfaces(
+        &self,
+        _request: Request<pb::ListNetInterfacesRequest>,
+    ) -> Result<Response<pb::ListNetInterfacesResponse>, Status> {
+        let nics = self.blocking(|b| b.net_interfaces()).await?;
+        Ok(Response::new(pb::ListNetInterfacesResponse {
+            interfaces: nics.into_iter().map(convert::nic_to_pb).collect(),
+        }))
+    }
+}
+
+/// Visits the listed pids only, skipping those that do not exist.
+fn visit_pids(
+    backend: &dyn Backend,
+    pids: &[u32],
+    fields: FieldSet,
+    visit: &mut dyn FnMut(ProcessInfo) -> ControlFlow<()>,
+) -> Result<(), crate::backend::Error> {
+    for &pid in pids {
+        match backend.process(pid, fields) {
+            Ok(info) => {
+                if visit(info).is_break() {
+                    break;
+                }
+            }
+            Err(crate::backend::Error::NoSuchProcess { .. }) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// Groups processes into batches bounded in count and encoded size, and
+/// sends them from the blocking scan to the response stream.
+struct Batcher {
+    tx: mpsc::Sender<Result<pb::ProcessBatch, Status>>,
+    batch: pb::ProcessBatch,
+    bytes: usize,
+}
+
+impl Batcher {
+    fn new(tx: mpsc::Sender<Result<pb::ProcessBatch, Status>>) -> Batcher {
+        Batcher {
+            tx,
+            batch: pb::ProcessBatch::default(),
+            bytes: 0,
+        }
+    }
+
+    /// Adds a process; breaks when the client has gone away.
+    fn push(&mut self, mut process: pb::Process) -> ControlFlow<()> {
+        // Room for the batch's own framing of this entry.
+        const ENTRY_OVERHEAD: usize = 16;
+        let limit = MAX_MESSAGE_BYTES - ENTRY_OVERHEAD;
+        fit(&mut process, limit);
+        let len = process.encoded_len() + ENTRY_OVERHEAD;
+        if self.bytes + len > limit {
+            self.flush()?;
+        }
+        self.bytes += len;
+        self.batch.processes.push(process);
+        if self.bytes >= BATCH_BYTES || self.batch.processes.len() >= BATCH_PROCESSES {
+            self.flush()?;
+        }
+        ControlFlow::Continue(())
+    }
+
+    fn flush(&mut self) -> ControlFlow<()> {
+        if self.batch.processes.is_empty() {
+            return ControlFlow::Continue(());
+        }
+        self.bytes = 0;
+        let batch = std::mem::take(&mut self.batch);
+        match self.tx.blocking_send(Ok(batch)) {
+            Ok(()) => ControlFlow::Continue(()),
+            Err(_) => ControlFlow::Break(()),
+        }
+    }
+
+    fn finish(mut self) {
+        let _ = self.flush();
+    }
+
+    fn fail(self, status: Status) {
+        let _ = self.tx.blocking_send(Err(status));
+    }
+}
+
+/// Shrinks a process whose environment or command line alone would exceed
+/// `limit` bytes: variables go first, then trailing arguments. The kernel
+/// allows argument lists far beyond any sane message; such processes are
+/// still listed, with what fits.
+fn fit(process: &mut pb::Process, limit: usize) {
+    while process.encoded_len() > limit {
+        if process.environ.pop_last().is_some() {
+            continue;
+        }
+        match process.cmdline.last_mut() {
+            Some(arg) if arg.len() > 4096 => {
+                let mut cut = arg.len() / 2;
+                while !arg.is_char_boundary(cut) {
+                    cut -= 1;
+                }
+                arg.truncate(cut);
+            }
+            Some(_) => {
+                process.cmdline.pop();
+            }
+            None => break,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fit_keeps_a_huge_process_under_the_limit() {
+        let mut p = pb::Process {
+            pid: 1,
+            cmdline: vec!["x".repeat(3 * 1024 * 1024), "y".repeat(3 * 1024 * 1024)],
+            environ: [("SECRET".to_owned(), "z".repeat(1024 * 1024))].into(),
+            ..Default::default()
+        };
+        fit(&mut p, MAX_MESSAGE_BYTES);
+        assert!(p.encoded_len() <= MAX_MESSAGE_BYTES);
+        assert!(p.environ.is_empty());
+        assert_eq!(p.cmdline[0].len(), 3 * 1024 * 1024);
+    }
+
+    #[test]
+    fn batches_stay_under_the_message_limit() {
+        let (tx, mut rx) = mpsc::channel(64);
+        let mut batcher = Batcher::new(tx);
+        // Small processes fill a batch part way; a huge one must then start
+        // a batch of its own instead of overflowing this one.
+        let sizes = [100_000, 100_000, MAX_MESSAGE_BYTES - 100, 100_000, 5 * MAX_MESSAGE_BYTES];
+        for (pid, size) in (1..).zip(sizes) {
+            let p = pb::Process {
+                pid,
+                cmdline: vec!["a".repeat(size)],
+                ..Default::default()
+            };
+            assert!(batcher.push(p).is_continue());
+        }
+        batcher.finish();
+        let mut seen = 0;
+        while let Ok(batch) = rx.try_recv() {
+            let batch = batch.expect("batch");
+            assert!(batch.encoded_len() <= MAX_MESSAGE_BYTES);
+            seen += batch.processes.len();
+        }
+        assert_eq!(seen, sizes.len());
+    }
+
+    #[test]
+    fn bad_filters_are_invalid_arguments() {
+        let bad_glob = pb::ProcessFilter {
+            name: "[abc".into(),
+            ..Default::default()
+        };
+        let status = filter_from_pb(bad_glob).unwrap_err();
+        assert_eq!(status.code(), tonic::Code::InvalidArgument);
+        assert!(status.message().contains("[abc"), "{status:?}");
+
+        let bad_status = pb::ProcessFilter {
+            statuses: vec![99],
+            ..Default::default()
+        };
+        let status = filter_from_pb(bad_status).unwrap_err();
+        assert!(status.message().contains("99"), "{status:?}");
+
+        let pid_zero = pb::ProcessFilter {
+            pids: vec![0],
+            ..Default::default()
+        };
+        assert_eq!(
+            filter_from_pb(pid_zero).unwrap_err().code(),
+            tonic::Code::InvalidArgument
+        );
+    }
+}
