@@ -332,6 +332,15 @@ mod tests {
     }
 
     #[test]
+    fn the_shipped_example_is_a_valid_configuration() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/agent.example.toml");
+        let config = Config::merge(flags(&[]), File::load(&path).unwrap()).unwrap();
+        assert_eq!(config.listen.port(), DEFAULT_PORT);
+        assert!(!config.service.environ);
+        assert!(matches!(config.security, Security::MutualTls(_)));
+    }
+
+    #[test]
     fn unknown_keys_are_errors_with_a_line() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("agent.toml");

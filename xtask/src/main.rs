@@ -21,6 +21,9 @@ Commands:
                      mutual TLS, and query it with `hostscope host`, `ps`,
                      `nics` (and a zombie it makes for the occasion)
   ci                 what .ci/run runs: fmt check, clippy, the tests
+  bench procs        the agent's process collection against the floor (the
+                     kernel's cost of the same /proc reads) with 2,000 extra
+                     sleeping processes; prints medians and ratios
   install-hooks      a git pre-commit hook that runs fmt and clippy
 ";
 
@@ -29,6 +32,7 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("demo") => demo(args[1..].iter().any(|a| a == "--release")),
         Some("ci") => ci(),
+        Some("bench") => bench(args.get(1).map(String::as_str)),
         Some("install-hooks") => install_hooks(),
         Some("-h" | "--help" | "help") | None => {
             print!("{HELP}");
@@ -230,5 +234,82 @@ fn stop_gracefully(mut agent: Guard) -> Result<()> {
     if !status.success() {
         bail!("the agent exited with {status}");
     }
+    Ok(())
+}
+
+// === bench ===
+
+fn bench(which: Option<&str>) -> Result<()> {
+    match which {
+        Some("procs") => bench_procs(),
+        _ => bail!("usage: cargo xtask bench procs"),
+    }
+}
+
+/// Extra processes present during a benchmark, killed on drop.
+struct Sleepers(Vec<Child>);
+
+impl Sleepers {
+    fn spawn(n: usize) -> Result<Sleepers> {
+        let mut sleepers = Sleepers(Vec::with_capacity(n));
+        for _ in 0..n {
+            let child = Command::new("sleep")
+                .arg("600")
+                .stdin(Stdio::null())
+                .spawn()
+                .context("starting sleep")?;
+            sleepers.0.push(child);
+        }
+        Ok(sleepers)
+    }
+}
+
+impl Drop for Sleepers {
+    fn drop(&mut self) {
+        for child in &mut self.0 {
+            let _ = child.kill();
+        }
+        for child in &mut self.0 {
+            let _ = child.wait();
+        }
+    }
+}
+
+fn bench_procs() -> Result<()> {
+    run(cargo().args(["bench", "-j2", "-p", "hostscope-integration", "--bench", "procs", "--no-run"]))?;
+    let sleepers = Sleepers::spawn(2000)?;
+    let processes = std::fs::read_dir("/proc")?
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().bytes().all(|b| b.is_ascii_digit()))
+        .count();
+    eprintln!("{} extra sleeping processes started; {processes} processes in all", sleepers.0.len());
+    run(cargo().args(["bench", "-p", "hostscope-integration", "--bench", "procs"]))?;
+    drop(sleepers);
+
+    let median = |id: &str| -> Result<f64> {
+        let path = root().join("target/criterion/procs").join(id).join("new/estimates.json");
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("reading {}", path.display()))?;
+        let json: serde_json::Value = serde_json::from_str(&text)?;
+        json["median"]["point_estimate"]
+            .as_f64()
+            .with_context(|| format!("no median in {}", path.display()))
+    };
+    let floor = median("floor")?;
+    println!("\nprocess listing, {processes} processes (medians of this run):");
+    for (id, what) in [
+        ("floor", "(b) floor: read stat, statm, status, cmdline, exe; no parsing"),
+        ("collect", "(a) agent backend, psutil's common attributes"),
+        ("grpc_common", "(c) ListProcesses over mTLS, common attributes"),
+        ("grpc_all", "(d) ListProcesses over mTLS, every field"),
+    ] {
+        let m = median(id)?;
+        println!("  {:>8.2} ms  {:>5.2}x floor  {what}", m / 1e6, m / floor);
+    }
+    println!(
+        "  a/b = {:.2} (target <= 1.3)   c/b = {:.2} (target <= 1.8)",
+        median("collect")? / floor,
+        median("grpc_common")? / floor
+    );
     Ok(())
 }

@@ -1,1 +1,215 @@
-//! Helpers for the end-to-end tests.
+//! Helpers for the end-to-end tests: a throwaway PKI, a real agent on
+//! 127.0.0.1 with real mutual TLS, and real processes (zombies included).
+
+use std::{
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use hostscope_agent::{
+    backend,
+    server::{Agent, Limits, TlsFiles},
+    service::{Inspector, Options},
+};
+use hostscope_client::{
+    Client, TlsConfig,
+    pki::{self, CertRole},
+};
+use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
+
+/// A fleet CA with an agent certificate for 127.0.0.1/localhost and a
+/// client certificate, in a temporary directory.
+pub struct Pki {
+    dir: tempfile::TempDir,
+}
+
+impl Pki {
+    /// A CA, an agent certificate `agent` and a client certificate `client`.
+    pub fn new() -> Pki {
+        let dir = tempfile::tempdir().expect("tempdir");
+        pki::init(dir.path(), false).expect("pki init");
+        pki::issue(
+            dir.path(),
+            "agent",
+            CertRole::Server,
+            &["127.0.0.1".to_owned(), "localhost".to_owned()],
+        )
+        .expect("issue agent cert");
+        pki::issue(dir.path(), "client", CertRole::Client, &[]).expect("issue client cert");
+        Pki { dir }
+    }
+
+    pub fn path(&self, file: &str) -> PathBuf {
+        self.dir.path().join(file)
+    }
+
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The agent's side: its certificate, and the CA for client certificates.
+    pub fn agent_tls(&self) -> TlsFiles {
+        TlsFiles {
+            cert: self.path("agent.pem"),
+            key: self.path("agent-key.pem"),
+            client_ca: self.path("ca.pem"),
+        }
+    }
+
+    /// A client with the fleet's client certificate.
+    pub fn client_tls(&self) -> TlsConfig {
+        TlsConfig::from_files(
+            &self.path("ca.pem"),
+            Some(&self.path("client.pem")),
+            Some(&self.path("client-key.pem")),
+        )
+        .expect("client tls")
+    }
+
+    /// A client that trusts the agent but presents no certificate.
+    pub fn anonymous_tls(&self) -> TlsConfig {
+        TlsConfig::from_files(&self.path("ca.pem"), None, None).expect("anonymous tls")
+    }
+}
+
+impl Default for Pki {
+    fn default() -> Self {
+        Pki::new()
+    }
+}
+
+/// A real agent serving this host's /proc on 127.0.0.1, stopped on drop.
+pub struct TestAgent {
+    pub addr: SocketAddr,
+    pub pki: Pki,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<Result<(), hostscope_agent::server::Error>>>,
+}
+
+impl TestAgent {
+    /// An agent with mutual TLS and default options.
+    pub async fn start() -> TestAgent {
+        TestAgent::start_with(Options::default()).await
+    }
+
+    /// An agent with mutual TLS and the given service options.
+    pub async fn start_with(options: Options) -> TestAgent {
+        let pki = Pki::new();
+        let tls = pki.agent_tls().server_config().expect("server tls");
+        TestAgent::serve(pki, Some(tls), options).await
+    }
+
+    /// An agent that speaks plaintext HTTP/2 (as with --insecure-plaintext).
+    pub async fn start_plaintext() -> TestAgent {
+        TestAgent::serve(Pki::new(), None, Options::default()).await
+    }
+
+    async fn serve(
+        pki: Pki,
+        tls: Option<Arc<rustls::ServerConfig>>,
+        options: Options,
+    ) -> TestAgent {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("local addr");
+        let backend = backend::native("/proc".into(), "/sys".into()).expect("backend");
+        let inspector = Inspector::new(Arc::from(backend), options);
+        let (tx, rx) = oneshot::channel::<()>();
+        let agent = Agent::new(inspector, tls, Limits::default());
+        let task = tokio::spawn(agent.serve(listener, async {
+            let _ = rx.await;
+        }));
+        TestAgent {
+            addr,
+            pki,
+            shutdown: Some(tx),
+            task: Some(task),
+        }
+    }
+
+    /// `127.0.0.1:PORT`.
+    pub fn endpoint(&self) -> String {
+        self.addr.to_string()
+    }
+
+    /// A client with the fleet's client certificate.
+    pub async fn client(&self) -> Client {
+        Client::connect(&self.endpoint(), Some(self.pki.client_tls()))
+            .await
+            .expect("connect")
+    }
+
+    /// Signals shutdown and returns the server task, to await its end.
+    pub fn stop(&mut self) -> JoinHandle<Result<(), hostscope_agent::server::Error>> {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        self.task.take().expect("agent already stopped")
+    }
+}
+
+impl Drop for TestAgent {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// A real zombie: a forked child that has exited and that this process has
+/// not yet waited for. Reaped on drop.
+pub struct Zombie {
+    pub pid: u32,
+}
+
+impl Zombie {
+    /// Forks a child that exits at once, and waits until the kernel shows it
+    /// as a zombie.
+    pub fn spawn() -> Zombie {
+        // SAFETY: the child calls only the async-signal-safe `_exit`, which
+        // is sound after fork in a multi-threaded process.
+        let pid = unsafe { libc::fork() };
+        assert!(pid >= 0, "fork failed: {}", std::io::Error::last_os_error());
+        if pid == 0 {
+            // SAFETY: see above; the child never returns into Rust code.
+            unsafe { libc::_exit(0) };
+        }
+        let pid = pid as u32;
+        wait_for(Duration::from_secs(10), || proc_state(pid) == Some('Z'));
+        Zombie { pid }
+    }
+}
+
+impl Drop for Zombie {
+    fn drop(&mut self) {
+        let mut status = 0;
+        // SAFETY: waits for our own child; `status` is a valid out pointer.
+        unsafe { libc::waitpid(self.pid as libc::pid_t, &mut status, 0) };
+    }
+}
+
+/// The state letter of `pid` from /proc, if it exists.
+pub fn proc_state(pid: u32) -> Option<char> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat.rsplit_once(')')?.1.trim_start().chars().next()
+}
+
+/// Polls `done` until it holds, panicking after `limit`. Used to wait for
+/// the kernel to reach a state, never to assert on speed.
+pub fn wait_for(limit: Duration, mut done: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !done() {
+        assert!(start.elapsed() < limit, "condition not reached in {limit:?}");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// A pid that does not exist now: above the kernel's pid_max.
+pub fn missing_pid() -> u32 {
+    let max: u32 = std::fs::read_to_string("/proc/sys/kernel/pid_max")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(4_194_304);
+    max + 1
+}
