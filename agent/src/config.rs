@@ -201,13 +201,11 @@ impl Config {
             Security::Plaintext
         } else {
             match (cert, key, client_ca) {
-                (Some(cert), Some(key), Some(client_ca)) => {
-                    Security::MutualTls(server::TlsFiles {
-                        cert,
-                        key,
-                        client_ca,
-                    })
-                }
+                (Some(cert), Some(key), Some(client_ca)) => Security::MutualTls(server::TlsFiles {
+                    cert,
+                    key,
+                    client_ca,
+                }),
                 (cert, key, ca) => {
                     let missing: Vec<&str> = [
                         ("--cert", cert.is_none()),
@@ -235,7 +233,10 @@ impl Config {
                 file.limits.handshake_timeout_secs,
                 defaults.handshake_timeout,
             ),
-            max_handshakes: file.limits.max_handshakes.unwrap_or(defaults.max_handshakes),
+            max_handshakes: file
+                .limits
+                .max_handshakes
+                .unwrap_or(defaults.max_handshakes),
             max_concurrent_streams: file
                 .limits
                 .max_concurrent_streams
@@ -301,7 +302,10 @@ mod tests {
     fn mutual_tls_names_what_is_missing() {
         let err = Config::merge(flags(&["--cert", "a.pem"]), File::default()).unwrap_err();
         let msg = err.to_string();
-        assert!(msg.contains("--key") && msg.contains("--client-ca"), "{msg}");
+        assert!(
+            msg.contains("--key") && msg.contains("--client-ca"),
+            "{msg}"
+        );
         assert!(!msg.contains("missing: --cert"), "{msg}");
     }
 
@@ -346,7 +350,10 @@ mod tests {
         let path = dir.path().join("agent.toml");
         std::fs::write(&path, "listen = \"127.0.0.1:1\"\nlisten_addr = 3\n").unwrap();
         let err = File::load(&path).unwrap_err().to_string();
-        assert!(err.contains("agent.toml") && err.contains("line 2"), "{err}");
+        assert!(
+            err.contains("agent.toml") && err.contains("line 2"),
+            "{err}"
+        );
         assert!(err.contains("listen_addr"), "{err}");
     }
 }

@@ -102,9 +102,10 @@ impl TlsFiles {
             })?;
         }
         let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
-            .build()
-            .map_err(|e| Error::Tls(format!("client CA {}: {e}", self.client_ca.display())))?;
+        let verifier =
+            WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+                .build()
+                .map_err(|e| Error::Tls(format!("client CA {}: {e}", self.client_ca.display())))?;
         let mut config = rustls::ServerConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
             .map_err(|e| Error::Tls(e.to_string()))?
@@ -200,11 +201,15 @@ impl Agent {
         match self.tls {
             Some(tls) => {
                 let incoming = tls_incoming(listener, TlsAcceptor::from(tls), self.limits);
-                router.serve_with_incoming_shutdown(incoming, shutdown).await?;
+                router
+                    .serve_with_incoming_shutdown(incoming, shutdown)
+                    .await?;
             }
             None => {
                 let incoming = plain_incoming(listener);
-                router.serve_with_incoming_shutdown(incoming, shutdown).await?;
+                router
+                    .serve_with_incoming_shutdown(incoming, shutdown)
+                    .await?;
             }
         }
         Ok(())

@@ -1,1 +1,44 @@
-//! Platforms without a backend: every call answers `Unsupported`.
+//! Platforms without a backend: every call answers `Unsupported`, an
+//! ordinary value the service turns into UNIMPLEMENTED, never a zero that
+//! looks like data.
+
+use std::ops::ControlFlow;
+
+use super::{Backend, Error, FieldSet, HostInfo, NetInterface, ProcessInfo};
+
+/// The backend of a platform the agent cannot read.
+pub struct Unsupported;
+
+impl Backend for Unsupported {
+    fn host(&self) -> Result<HostInfo, Error> {
+        Err(Error::Unsupported { what: "host facts" })
+    }
+
+    fn for_each_process(
+        &self,
+        _fields: FieldSet,
+        _visit: &mut dyn FnMut(ProcessInfo) -> ControlFlow<()>,
+    ) -> Result<(), Error> {
+        Err(Error::Unsupported {
+            what: "listing processes",
+        })
+    }
+
+    fn process(&self, _pid: u32, _fields: FieldSet) -> Result<ProcessInfo, Error> {
+        Err(Error::Unsupported {
+            what: "reading a process",
+        })
+    }
+
+    fn pid_exists(&self, _pid: u32) -> Result<bool, Error> {
+        Err(Error::Unsupported {
+            what: "checking a pid",
+        })
+    }
+
+    fn net_interfaces(&self) -> Result<Vec<NetInterface>, Error> {
+        Err(Error::Unsupported {
+            what: "network interfaces",
+        })
+    }
+}

@@ -98,7 +98,9 @@ mod tests {
                 Code::PermissionDenied,
             ),
             (
-                backend::Error::Unsupported { what: "io_counters" },
+                backend::Error::Unsupported {
+                    what: "io_counters",
+                },
                 Code::Unimplemented,
             ),
             (

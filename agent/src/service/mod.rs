@@ -359,7 +359,13 @@ mod tests {
         let mut batcher = Batcher::new(tx);
         // Small processes fill a batch part way; a huge one must then start
         // a batch of its own instead of overflowing this one.
-        let sizes = [100_000, 100_000, MAX_MESSAGE_BYTES - 100, 100_000, 5 * MAX_MESSAGE_BYTES];
+        let sizes = [
+            100_000,
+            100_000,
+            MAX_MESSAGE_BYTES - 100,
+            100_000,
+            5 * MAX_MESSAGE_BYTES,
+        ];
         for (pid, size) in (1..).zip(sizes) {
             let p = pb::Process {
                 pid,

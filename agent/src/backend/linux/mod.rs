@@ -1,34 +1,195 @@
 //! Linux: procfs, sysfs and getifaddrs.
-use std::path::PathBuf;
+//!
+//! Processes and host facts come from a procfs root and link settings from
+//! a sysfs root, both given by the caller (`/proc` and `/sys` in
+//! production, fixture trees in tests). Interface addresses and flags come
+//! from `getifaddrs(3)`, which always describes the live system.
 
-use super::*;
+use std::{
+    collections::HashMap,
+    ffi::CString,
+    ops::ControlFlow,
+    os::unix::ffi::OsStrExt,
+    path::{Path, PathBuf},
+    sync::Mutex,
+};
 
-pub struct Linux;
+use super::{
+    Backend, Error, FieldSet, HostInfo, NetField, NetInterface, ProcessInfo,
+    parse::{
+        HostConsts,
+        status::parse_status,
+        system::{parse_boot_time, parse_mem_total, parse_pretty_name},
+    },
+};
+
+mod net;
+mod process;
+mod sys;
+#[cfg(test)]
+mod tests;
+
+use process::{Errno, Scan, classify, io_error};
+
+/// The Linux backend, reading procfs and sysfs under the roots it was
+/// given.
+pub struct Linux {
+    procfs: PathBuf,
+    /// `procfs` for the `*at` syscalls.
+    procfs_c: CString,
+    sysfs: PathBuf,
+    consts: HostConsts,
+    /// Login names by uid: the user database is slow to ask (NSS may go
+    /// over the network) and a fleet host runs few distinct users.
+    users: Mutex<HashMap<u32, String>>,
+}
 
 impl Linux {
-    pub fn with_roots(_procfs: PathBuf, _sysfs: PathBuf) -> Result<Linux, Error> {
-        Ok(Linux)
+    /// A backend reading processes from `procfs` (normally `/proc`) and
+    /// link settings from `sysfs` (normally `/sys`). Reads the boot time
+    /// now, so a wrong root fails here rather than on every call.
+    pub fn with_roots(procfs: PathBuf, sysfs: PathBuf) -> Result<Linux, Error> {
+        let clk_tck = sys::sysconf(libc::_SC_CLK_TCK).filter(|t| *t > 0);
+        let page_size = sys::sysconf(libc::_SC_PAGESIZE).filter(|p| *p > 0);
+        let (Some(clk_tck), Some(page_size)) = (clk_tck, page_size) else {
+            return Err(Error::Unsupported {
+                what: "sysconf(_SC_CLK_TCK, _SC_PAGESIZE)",
+            });
+        };
+        Linux::with_consts(procfs, sysfs, clk_tck, page_size)
     }
+
+    /// [`Linux::with_roots`] with the clock tick rate and page size given,
+    /// so fixture trees give the same numbers on every machine.
+    fn with_consts(
+        procfs: PathBuf,
+        sysfs: PathBuf,
+        clk_tck: u64,
+        page_size: u64,
+    ) -> Result<Linux, Error> {
+        let procfs_c = CString::new(procfs.as_os_str().as_bytes()).map_err(|_| Error::Io {
+            path: procfs.clone(),
+            source: std::io::Error::new(std::io::ErrorKind::InvalidInput, "NUL in path"),
+        })?;
+        let stat_path = procfs.join("stat");
+        let boot_time = parse_boot_time(&read(&stat_path)?).map_err(|e| e.at(stat_path))?;
+        Ok(Linux {
+            procfs,
+            procfs_c,
+            sysfs,
+            consts: HostConsts {
+                clk_tck,
+                page_size,
+                boot_time,
+            },
+            users: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// The login name of `uid`, or the uid in decimal when the user
+    /// database has no such user or cannot be asked (as psutil does).
+    fn username(&self, uid: u32) -> String {
+        let mut users = self
+            .users
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        users
+            .entry(uid)
+            .or_insert_with(|| match sys::user_name(uid) {
+                Ok(Some(name)) => name,
+                Ok(None) | Err(_) => uid.to_string(),
+            })
+            .clone()
+    }
+
+    fn open_root(&self) -> Result<std::os::fd::OwnedFd, Error> {
+        sys::open_dir_at(None, &self.procfs_c).map_err(|e| io_error(&self.procfs, e))
+    }
+}
+
+fn read(path: &Path) -> Result<Vec<u8>, Error> {
+    std::fs::read(path).map_err(|source| io_error(path, source))
 }
 
 impl Backend for Linux {
     fn host(&self) -> Result<HostInfo, Error> {
-        Err(Error::Unsupported { what: "host" })
+        let uts = sys::uname().map_err(|e| io_error(Path::new("uname(2)"), e))?;
+        let meminfo = self.procfs.join("meminfo");
+        let memory_total = parse_mem_total(&read(&meminfo)?).map_err(|e| e.at(meminfo))?;
+        let cpu_count = sys::sysconf(libc::_SC_NPROCESSORS_ONLN)
+            .and_then(|n| u32::try_from(n).ok())
+            .ok_or(Error::Unsupported {
+                what: "sysconf(_SC_NPROCESSORS_ONLN)",
+            })?;
+        Ok(HostInfo {
+            hostname: uts.nodename,
+            os: "linux".to_owned(),
+            os_release: os_release(),
+            kernel: uts.release,
+            arch: uts.machine,
+            boot_time: self.consts.boot_time,
+            cpu_count,
+            memory_total,
+            backend: "linux-procfs",
+            process_fields: FieldSet::all(),
+            net_interface_fields: vec![
+                NetField::Addresses,
+                NetField::Isup,
+                NetField::Duplex,
+                NetField::Speed,
+                NetField::Mtu,
+                NetField::Flags,
+                NetField::IoCounters,
+            ],
+        })
     }
+
     fn for_each_process(
         &self,
-        _fields: FieldSet,
-        _visit: &mut dyn FnMut(ProcessInfo) -> std::ops::ControlFlow<()>,
+        fields: FieldSet,
+        visit: &mut dyn FnMut(ProcessInfo) -> ControlFlow<()>,
     ) -> Result<(), Error> {
-        Err(Error::Unsupported { what: "processes" })
+        Scan::new(self, fields).each(visit)
     }
-    fn process(&self, _pid: u32, _fields: FieldSet) -> Result<ProcessInfo, Error> {
-        Err(Error::Unsupported { what: "processes" })
+
+    fn process(&self, pid: u32, fields: FieldSet) -> Result<ProcessInfo, Error> {
+        use std::os::fd::AsFd;
+        let root = self.open_root()?;
+        Scan::new(self, fields)
+            .read(root.as_fd(), pid, true)?
+            .ok_or(Error::NoSuchProcess { pid })
     }
-    fn pid_exists(&self, _pid: u32) -> Result<bool, Error> {
-        Err(Error::Unsupported { what: "processes" })
+
+    /// As psutil does: a pid whose `status` names it as its own thread
+    /// group; a thread id (which procfs also answers for) is not a pid.
+    fn pid_exists(&self, pid: u32) -> Result<bool, Error> {
+        let dir = self.procfs.join(pid.to_string());
+        let path = dir.join("status");
+        match std::fs::read(&path) {
+            Ok(data) => Ok(match parse_status(&data) {
+                Ok(status) => status.tgid == pid,
+                // Unreadable text: the directory is there, so the pid is.
+                Err(_) => true,
+            }),
+            Err(err) => match classify(&err) {
+                Errno::Missing => Ok(false),
+                Errno::Denied => Ok(dir.exists()),
+                Errno::Other => Err(io_error(&path, err)),
+            },
+        }
     }
+
     fn net_interfaces(&self) -> Result<Vec<NetInterface>, Error> {
-        Err(Error::Unsupported { what: "interfaces" })
+        net::interfaces(&self.procfs, &self.sysfs)
     }
+}
+
+/// `PRETTY_NAME` of os-release(5), which lives in `/etc` or, failing that,
+/// `/usr/lib`; "" when neither says.
+fn os_release() -> String {
+    ["/etc/os-release", "/usr/lib/os-release"]
+        .iter()
+        .find_map(|path| std::fs::read_to_string(path).ok())
+        .and_then(|text| parse_pretty_name(&text))
+        .unwrap_or_default()
 }

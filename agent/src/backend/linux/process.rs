@@ -1,0 +1,725 @@
+//! Reading processes from procfs: which files a field set needs, and one
+//! scan's reusable state.
+//!
+//! Speed comes from touching as little as possible: each `/proc/<pid>` is
+//! opened once as a directory and its files are opened relative to it; only
+//! the files the requested fields need are read; file contents land in
+//! buffers reused across pids; and a short read ends a file, since procfs
+//! fills the caller's buffer unless the record has ended.
+
+use std::{
+    collections::HashMap,
+    ffi::CStr,
+    fs::File,
+    io::{self, Read},
+    ops::ControlFlow,
+    os::fd::{AsFd, BorrowedFd},
+    path::{Path, PathBuf},
+};
+
+use super::{Linux, sys};
+use crate::backend::{
+    Error, ErrorKind, Field, FieldSet, ProcessInfo, Status,
+    parse::{
+        ParseError,
+        cmdline::{first_arg, link_target, parse_cmdline, parse_environ, widen_name},
+        io::parse_io,
+        lossy,
+        stat::{Stat, Tty, decode_tty, parse_stat},
+        statm::parse_statm,
+        status::parse_status,
+    },
+};
+
+// === Files and the fields they serve ===
+
+/// A file (or link, or directory) under `/proc/<pid>`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum PidFile {
+    Stat,
+    Status,
+    Statm,
+    Io,
+    Cmdline,
+    Environ,
+    Exe,
+    Cwd,
+    Fd,
+}
+
+impl PidFile {
+    /// Every file, in the order a scan reads them: `stat` first, since it
+    /// tells zombies and kernel threads apart and says whether the name
+    /// needs the command line.
+    const ALL: [PidFile; 9] = [
+        PidFile::Stat,
+        PidFile::Status,
+        PidFile::Statm,
+        PidFile::Io,
+        PidFile::Cmdline,
+        PidFile::Environ,
+        PidFile::Exe,
+        PidFile::Cwd,
+        PidFile::Fd,
+    ];
+
+    pub(super) fn name(self) -> &'static CStr {
+        match self {
+            PidFile::Stat => c"stat",
+            PidFile::Status => c"status",
+            PidFile::Statm => c"statm",
+            PidFile::Io => c"io",
+            PidFile::Cmdline => c"cmdline",
+            PidFile::Environ => c"environ",
+            PidFile::Exe => c"exe",
+            PidFile::Cwd => c"cwd",
+            PidFile::Fd => c"fd",
+        }
+    }
+
+    /// The file a field is read from. The name also needs `cmdline` when
+    /// `comm` looks truncated; that is decided per process.
+    fn of(field: Field) -> PidFile {
+        match field {
+            Field::Ppid
+            | Field::Name
+            | Field::Status
+            | Field::Terminal
+            | Field::Nice
+            | Field::CreateTime
+            | Field::NumThreads
+            | Field::CpuTimes => PidFile::Stat,
+            Field::Username | Field::Uids | Field::Gids | Field::NumCtxSwitches => PidFile::Status,
+            Field::MemoryInfo => PidFile::Statm,
+            Field::IoCounters => PidFile::Io,
+            Field::Cmdline => PidFile::Cmdline,
+            Field::Environ => PidFile::Environ,
+            Field::Exe => PidFile::Exe,
+            Field::Cwd => PidFile::Cwd,
+            Field::NumFds => PidFile::Fd,
+        }
+    }
+
+    fn bit(self) -> u16 {
+        1 << self as u8
+    }
+}
+
+/// The set of files a field set needs, worked out once per scan.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(super) struct Need(u16);
+
+impl Need {
+    pub(super) fn of(fields: FieldSet) -> Need {
+        Need(fields.iter().fold(0, |bits, f| bits | PidFile::of(f).bit()))
+    }
+
+    pub(super) fn has(self, file: PidFile) -> bool {
+        self.0 & file.bit() != 0
+    }
+
+    fn with(self, file: PidFile) -> Need {
+        Need(self.0 | file.bit())
+    }
+
+    pub(super) fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+}
+
+// === Error classification ===
+
+/// What an errno from a procfs read means for the process.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Errno {
+    /// EACCES/EPERM: the agent may not read this.
+    Denied,
+    /// ENOENT/ESRCH: the process is gone, a zombie, or has no such file
+    /// (kernel threads have no exe); telling which needs `stat`.
+    Missing,
+    /// Anything else: a real I/O problem, reported with its path.
+    Other,
+}
+
+pub(super) fn classify(err: &io::Error) -> Errno {
+    match err.raw_os_error() {
+        Some(libc::EACCES | libc::EPERM) => Errno::Denied,
+        Some(libc::ENOENT | libc::ESRCH) => Errno::Missing,
+        _ => Errno::Other,
+    }
+}
+
+/// What `stat` says about a process, once read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Liveness {
+    Gone,
+    Zombie,
+    Alive { kernel_thread: bool },
+}
+
+impl Liveness {
+    fn of(stat: &Stat<'_>) -> Liveness {
+        match stat.status {
+            Status::Zombie => Liveness::Zombie,
+            _ => Liveness::Alive {
+                kernel_thread: stat.is_kernel_thread(),
+            },
+        }
+    }
+}
+
+/// Whether a process is still there after reading one of its files.
+enum Flow {
+    Continue,
+    Vanished,
+}
+
+// === impl Scan ===
+
+/// A buffer that keeps its length across reads, so refilling it costs no
+/// allocation and no zeroing once it has grown to the largest record.
+#[derive(Default)]
+struct FileBuf {
+    data: Vec<u8>,
+    len: usize,
+}
+
+impl FileBuf {
+    /// Reads all of `file`. A short read ends the record: procfs and sysfs
+    /// fill the caller's buffer unless the record has ended, and this saves
+    /// the extra read that would return 0 on every file.
+    fn fill(&mut self, mut file: File) -> io::Result<()> {
+        self.len = 0;
+        loop {
+            if self.len == self.data.len() {
+                self.data.resize((self.data.len() * 2).max(4096), 0);
+            }
+            let room = self.data.len() - self.len;
+            match file.read(&mut self.data[self.len..]) {
+                Ok(n) => {
+                    self.len += n;
+                    if n < room {
+                        return Ok(());
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// What the last `fill` read.
+    fn bytes(&self) -> &[u8] {
+        &self.data[..self.len]
+    }
+}
+
+/// `pid` as a NUL-terminated decimal name, without allocating.
+struct PidName {
+    buf: [u8; 12],
+    start: usize,
+}
+
+impl PidName {
+    fn new(mut pid: u32) -> PidName {
+        let mut buf = [0u8; 12];
+        let mut start = buf.len() - 1;
+        loop {
+            start -= 1;
+            buf[start] = b'0' + (pid % 10) as u8;
+            pid /= 10;
+            if pid == 0 {
+                return PidName { buf, start };
+            }
+        }
+    }
+
+    fn as_c_str(&self) -> &CStr {
+        CStr::from_bytes_with_nul(&self.buf[self.start..]).unwrap_or_default()
+    }
+}
+
+/// A pid from a procfs directory entry name; `None` for the other entries.
+pub(super) fn parse_pid(name: &[u8]) -> Option<u32> {
+    if name.is_empty() || !name.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    std::str::from_utf8(name).ok()?.parse().ok()
+}
+
+/// One pass over processes: the field set, and the buffers reused for
+/// every pid it reads.
+pub(super) struct Scan<'a> {
+    linux: &'a Linux,
+    fields: FieldSet,
+    need: Need,
+    /// The current file's contents. One buffer serves every file: each is
+    /// parsed into the output before the next one is read.
+    text: FileBuf,
+    link: Vec<u8>,
+    /// Character devices of `/dev` by (major, minor), read the first time
+    /// a terminal's name does not follow from its number.
+    ttys: Option<HashMap<(u32, u32), String>>,
+    /// Every file opened, as (pid, file), so tests can check that a
+    /// listing reads nothing it does not need.
+    #[cfg(test)]
+    pub(super) opened: Vec<(u32, PidFile)>,
+}
+
+/// One process being read: its directory and what is known of it so far.
+struct Pid<'d> {
+    pid: u32,
+    dir: BorrowedFd<'d>,
+    liveness: Option<Liveness>,
+}
+
+impl<'a> Scan<'a> {
+    pub(super) fn new(linux: &'a Linux, fields: FieldSet) -> Scan<'a> {
+        Scan {
+            linux,
+            fields,
+            need: Need::of(fields),
+            text: FileBuf::default(),
+            link: Vec::new(),
+            ttys: None,
+            #[cfg(test)]
+            opened: Vec::new(),
+        }
+    }
+
+    /// Calls `visit` for every process under the procfs root.
+    pub(super) fn each(
+        &mut self,
+        visit: &mut dyn FnMut(ProcessInfo) -> ControlFlow<()>,
+    ) -> Result<(), Error> {
+        let root = self.linux.procfs.as_path();
+        let mut dir = sys::open_dir_at(None, &self.linux.procfs_c)
+            .and_then(sys::Dir::from_fd)
+            .map_err(|source| io_error(root, source))?;
+        while let Some(entry) = dir.next_name() {
+            let pid = match entry {
+                Ok(name) => parse_pid(name),
+                Err(source) => return Err(io_error(root, source)),
+            };
+            let Some(pid) = pid else { continue };
+            match self.read(dir.fd(), pid, false) {
+                Ok(Some(process)) => {
+                    if visit(process).is_break() {
+                        break;
+                    }
+                }
+                Ok(None) => {}
+                // One process's malformed record must not fail a listing
+                // of all the others; the error names the file.
+                Err(e) => tracing::warn!(pid, error = %e, "skipping an unreadable process"),
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads one process, `None` if it is gone. In a listing (`must_exist`
+    /// false) an empty field set is answered from the directory entry
+    /// alone; otherwise the directory is opened to prove the pid exists.
+    pub(super) fn read(
+        &mut self,
+        root: BorrowedFd<'_>,
+        pid: u32,
+        must_exist: bool,
+    ) -> Result<Option<ProcessInfo>, Error> {
+        let mut p = ProcessInfo::new(pid);
+        if self.need.is_empty() && !must_exist {
+            return Ok(Some(p));
+        }
+        let dir = match sys::open_dir_at(Some(root), PidName::new(pid).as_c_str()) {
+            Ok(dir) => dir,
+            Err(err) => {
+                return match classify(&err) {
+                    Errno::Missing => Ok(None),
+                    Errno::Denied => {
+                        let fields = self.fields;
+                        p.field_errors
+                            .extend(fields.iter().map(|f| (f, ErrorKind::AccessDenied)));
+                        Ok(Some(p))
+                    }
+                    Errno::Other => Err(io_error(&self.path(pid, None), err)),
+                };
+            }
+        };
+        let mut proc = Pid {
+            pid,
+            dir: dir.as_fd(),
+            liveness: None,
+        };
+        let mut need = self.need;
+        for file in PidFile::ALL {
+            if !need.has(file) {
+                continue;
+            }
+            let flow = match file {
+                PidFile::Exe | PidFile::Cwd => self.read_link(&mut proc, file, &mut p)?,
+                PidFile::Fd => self.read_fds(&mut proc, &mut p)?,
+                _ => match self.load(&mut proc, file, &mut p)? {
+                    Some(flow) => flow,
+                    None => {
+                        self.take(&mut proc, file, &mut p)?;
+                        Flow::Continue
+                    }
+                },
+            };
+            if let Flow::Vanished = flow {
+                return Ok(None);
+            }
+            if file == PidFile::Stat && self.name_needs_cmdline(&proc, &p) {
+                need = need.with(PidFile::Cmdline);
+            }
+        }
+        Ok(Some(p))
+    }
+
+    /// Reads `file` into `self.text`. `None` when it was read; otherwise
+    /// what the failure meant, already noted in `p`.
+    fn load(
+        &mut self,
+        proc: &mut Pid<'_>,
+        file: PidFile,
+        p: &mut ProcessInfo,
+    ) -> Result<Option<Flow>, Error> {
+        #[cfg(test)]
+        self.opened.push((proc.pid, file));
+        let read = sys::open_file_at(proc.dir, file.name()).and_then(|f| self.text.fill(f));
+        match read {
+            Ok(()) => Ok(None),
+            Err(err) => self.failed(proc, file, err, p).map(Some),
+        }
+    }
+
+    /// Parses the loaded `file` into the fields it serves.
+    fn take(
+        &mut self,
+        proc: &mut Pid<'_>,
+        file: PidFile,
+        p: &mut ProcessInfo,
+    ) -> Result<(), Error> {
+        let data = self.text.bytes();
+        let f = self.fields;
+        let host = &self.linux.consts;
+        let at = |e: ParseError| e.at(pid_path(&self.linux.procfs, proc.pid, Some(file)));
+        match file {
+            PidFile::Stat => {
+                let stat = parse_stat(data).map_err(at)?;
+                proc.liveness = Some(Liveness::of(&stat));
+                p.ppid = f.contains(Field::Ppid).then_some(stat.ppid);
+                p.name = f.contains(Field::Name).then(|| lossy(stat.comm));
+                p.status = f.contains(Field::Status).then_some(stat.status);
+                p.nice = f.contains(Field::Nice).then_some(stat.nice);
+                p.create_time = f
+                    .contains(Field::CreateTime)
+                    .then(|| stat.create_time(host));
+                p.num_threads = f.contains(Field::NumThreads).then_some(stat.num_threads);
+                p.cpu_times = f.contains(Field::CpuTimes).then(|| stat.cpu_times(host));
+                if f.contains(Field::Terminal) {
+                    p.terminal = Some(match decode_tty(stat.tty_nr) {
+                        Tty::None => None,
+                        Tty::Path(path) => Some(path),
+                        Tty::Device { major, minor } => self.tty_name(major, minor),
+                    });
+                }
+            }
+            PidFile::Status => {
+                let status = parse_status(data).map_err(at)?;
+                p.uids = f.contains(Field::Uids).then_some(status.uids);
+                p.gids = f.contains(Field::Gids).then_some(status.gids);
+                p.num_ctx_switches = f
+                    .contains(Field::NumCtxSwitches)
+                    .then_some(status.ctx_switches);
+                // psutil names the real user, not the effective one.
+                p.username = f
+                    .contains(Field::Username)
+                    .then(|| self.linux.username(status.uids.real));
+            }
+            PidFile::Statm => {
+                p.memory_info = Some(parse_statm(data).map_err(at)?.memory_info(host))
+            }
+            PidFile::Io => p.io_counters = Some(parse_io(data).map_err(at)?),
+            PidFile::Environ => p.environ = Some(parse_environ(data)),
+            PidFile::Cmdline => {
+                // Read for the cmdline field, for the name, or both.
+                if let Some(name) = p.name.as_mut() {
+                    let wide = widen_name(name.as_bytes(), first_arg(data));
+                    if wide.len() != name.len() {
+                        *name = lossy(wide);
+                    }
+                }
+                if f.contains(Field::Cmdline) {
+                    p.cmdline = Some(parse_cmdline(data));
+                }
+            }
+            PidFile::Exe | PidFile::Cwd | PidFile::Fd => {}
+        }
+        Ok(())
+    }
+
+    /// psutil widens a name of 15 bytes or more from the command line's
+    /// first argument; kernel threads and zombies have no command line, so
+    /// they are spared the read.
+    fn name_needs_cmdline(&self, proc: &Pid<'_>, p: &ProcessInfo) -> bool {
+        let user_process = proc.liveness
+            == Some(Liveness::Alive {
+                kernel_thread: false,
+            });
+        user_process && p.name.as_ref().is_some_and(|n| n.len() >= 15)
+    }
+
+    fn read_link(
+        &mut self,
+        proc: &mut Pid<'_>,
+        file: PidFile,
+        p: &mut ProcessInfo,
+    ) -> Result<Flow, Error> {
+        #[cfg(test)]
+        self.opened.push((proc.pid, file));
+        if let Err(err) = sys::read_link_at(proc.dir, file.name(), &mut self.link) {
+            return self.failed(proc, file, err, p);
+        }
+        // The target names a file of the live system, not of the procfs
+        // root: that is where the process runs.
+        let target = link_target(&self.link, |path| Path::new(path).exists());
+        match file {
+            PidFile::Exe => p.exe = Some(target),
+            _ => p.cwd = Some(target),
+        }
+        Ok(Flow::Continue)
+    }
+
+    fn read_fds(&mut self, proc: &mut Pid<'_>, p: &mut ProcessInfo) -> Result<Flow, Error> {
+        #[cfg(test)]
+        self.opened.push((proc.pid, PidFile::Fd));
+        let listed = sys::open_dir_at(Some(proc.dir), PidFile::Fd.name())
+            .and_then(sys::Dir::from_fd)
+            .and_then(|mut dir| {
+                let mut count = 0;
+                while let Some(name) = dir.next_name() {
+                    // Descriptors are numbers; this skips `.`, `..` and the
+                    // placeholder a fixture tree needs to keep an empty dir.
+                    count += u32::from(!name?.starts_with(b"."));
+                }
+                Ok(count)
+            });
+        match listed {
+            Ok(count) => {
+                p.num_fds = Some(count);
+                Ok(Flow::Continue)
+            }
+            Err(err) => self.failed(proc, PidFile::Fd, err, p),
+        }
+    }
+
+    /// Turns a failed read of `file` into field errors, a fallback value,
+    /// a vanished process, or (for unexpected errors) a call error.
+    fn failed(
+        &mut self,
+        proc: &mut Pid<'_>,
+        file: PidFile,
+        err: io::Error,
+        p: &mut ProcessInfo,
+    ) -> Result<Flow, Error> {
+        let kind = match classify(&err) {
+            // Every unreadable field of a zombie is a zombie error (DESIGN.md);
+            // without root even a zombie child's io, fd and environ are EACCES.
+            Errno::Denied => match self.liveness(proc)? {
+                Liveness::Gone => return Ok(Flow::Vanished),
+                Liveness::Zombie => ErrorKind::ZombieProcess,
+                Liveness::Alive { .. } => ErrorKind::AccessDenied,
+            },
+            Errno::Other => return Err(io_error(&self.path(proc.pid, Some(file)), err)),
+            Errno::Missing => match self.liveness(proc)? {
+                Liveness::Gone => return Ok(Flow::Vanished),
+                Liveness::Zombie => ErrorKind::ZombieProcess,
+                Liveness::Alive { kernel_thread } => match (file, kernel_thread) {
+                    // psutil: "" when the exe link is missing but the
+                    // process is alive, as for kernel threads.
+                    (PidFile::Exe, _) => {
+                        p.exe = Some(String::new());
+                        return Ok(Flow::Continue);
+                    }
+                    // Kernel threads have no environment (ESRCH).
+                    (PidFile::Environ, true) => {
+                        p.environ = Some(Vec::new());
+                        return Ok(Flow::Continue);
+                    }
+                    // ESRCH from a live process: it is exiting right now.
+                    _ if err.raw_os_error() == Some(libc::ESRCH) => ErrorKind::NoSuchProcess,
+                    // The kernel does not provide this file (io without
+                    // CONFIG_TASK_IO_ACCOUNTING, a trimmed fixture tree).
+                    _ => ErrorKind::Unsupported,
+                },
+            },
+        };
+        let fields = self.fields;
+        p.field_errors.extend(
+            fields
+                .iter()
+                .filter(|f| PidFile::of(*f) == file)
+                .map(|f| (f, kind)),
+        );
+        Ok(Flow::Continue)
+    }
+
+    /// Whether the process is gone, a zombie or alive, reading `stat` if
+    /// this scan has not.
+    fn liveness(&mut self, proc: &mut Pid<'_>) -> Result<Liveness, Error> {
+        if let Some(known) = proc.liveness {
+            return Ok(known);
+        }
+        #[cfg(test)]
+        self.opened.push((proc.pid, PidFile::Stat));
+        let read =
+            sys::open_file_at(proc.dir, PidFile::Stat.name()).and_then(|f| self.text.fill(f));
+        let known = match read {
+            Ok(()) => {
+                let stat = parse_stat(self.text.bytes())
+                    .map_err(|e| e.at(self.path(proc.pid, Some(PidFile::Stat))))?;
+                Liveness::of(&stat)
+            }
+            Err(err) => match classify(&err) {
+                Errno::Missing => Liveness::Gone,
+                // `stat` is world-readable; if it is not, nothing more can
+                // be learned, and the process is there.
+                Errno::Denied => Liveness::Alive {
+                    kernel_thread: false,
+                },
+                Errno::Other => {
+                    return Err(io_error(&self.path(proc.pid, Some(PidFile::Stat)), err));
+                }
+            },
+        };
+        proc.liveness = Some(known);
+        Ok(known)
+    }
+
+    /// The name of a terminal device that is neither a pty nor a console,
+    /// from the character devices in `/dev` (psutil looks there too).
+    fn tty_name(&mut self, major: u32, minor: u32) -> Option<String> {
+        self.ttys
+            .get_or_insert_with(dev_char_devices)
+            .get(&(major, minor))
+            .cloned()
+    }
+
+    fn path(&self, pid: u32, file: Option<PidFile>) -> PathBuf {
+        pid_path(&self.linux.procfs, pid, file)
+    }
+}
+
+/// Character devices directly in `/dev`, by (major, minor). Unreadable
+/// entries are left out: a terminal not found is reported as none.
+fn dev_char_devices() -> HashMap<(u32, u32), String> {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let Ok(entries) = std::fs::read_dir("/dev") else {
+        return HashMap::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|entry| {
+            let meta = entry.metadata().ok()?;
+            if !meta.file_type().is_char_device() {
+                return None;
+            }
+            let dev = meta.rdev();
+            let path = entry.path().to_string_lossy().into_owned();
+            Some(((libc::major(dev), libc::minor(dev)), path))
+        })
+        .collect()
+}
+
+/// The path of `file` of `pid` (or its directory) under `procfs`, for errors.
+pub(super) fn pid_path(procfs: &Path, pid: u32, file: Option<PidFile>) -> PathBuf {
+    let dir = procfs.join(pid.to_string());
+    match file {
+        Some(file) => dir.join(file.name().to_string_lossy().as_ref()),
+        None => dir,
+    }
+}
+
+pub(super) fn io_error(path: &Path, source: io::Error) -> Error {
+    Error::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fields_map_to_files_once() {
+        let listing: FieldSet = [Field::Ppid, Field::Name, Field::Status]
+            .into_iter()
+            .collect();
+        assert_eq!(Need::of(listing), Need(PidFile::Stat.bit()));
+        // The benchmark's set: psutil's common attributes.
+        let mut common = FieldSet::all();
+        for f in [
+            Field::Uids,
+            Field::Gids,
+            Field::Terminal,
+            Field::Cwd,
+            Field::Nice,
+        ] {
+            common.remove(f);
+        }
+        for f in [
+            Field::NumFds,
+            Field::NumCtxSwitches,
+            Field::IoCounters,
+            Field::Environ,
+        ] {
+            common.remove(f);
+        }
+        let need = Need::of(common);
+        for file in [
+            PidFile::Stat,
+            PidFile::Status,
+            PidFile::Statm,
+            PidFile::Cmdline,
+            PidFile::Exe,
+        ] {
+            assert!(need.has(file), "{file:?}");
+        }
+        for file in [PidFile::Io, PidFile::Environ, PidFile::Cwd, PidFile::Fd] {
+            assert!(!need.has(file), "{file:?}");
+        }
+        assert!(Need::of(FieldSet::EMPTY).is_empty());
+    }
+
+    #[test]
+    fn errno_classes() {
+        let cases = [
+            (libc::EACCES, Errno::Denied),
+            (libc::EPERM, Errno::Denied),
+            (libc::ENOENT, Errno::Missing),
+            (libc::ESRCH, Errno::Missing),
+            (libc::EIO, Errno::Other),
+        ];
+        for (errno, class) in cases {
+            let err = io::Error::from_raw_os_error(errno);
+            assert_eq!(classify(&err), class, "{err}");
+        }
+        assert_eq!(classify(&io::Error::other("no errno")), Errno::Other);
+    }
+
+    #[test]
+    fn pid_names() {
+        for pid in [0, 1, 9, 10, 4_194_304, u32::MAX] {
+            assert_eq!(
+                PidName::new(pid).as_c_str().to_str(),
+                Ok(pid.to_string().as_str())
+            );
+        }
+        assert_eq!(parse_pid(b"1234"), Some(1234));
+        for name in [&b"self"[..], b"", b"12a", b".", b"99999999999"] {
+            assert_eq!(parse_pid(name), None);
+        }
+    }
+}

@@ -1,0 +1,295 @@
+//! Thin wrappers over the syscalls and libc calls of the Linux backend.
+//!
+//! All of the backend's `unsafe` lives here; each wrapper turns raw
+//! pointers and return codes into owned values and `io::Result`s, and
+//! knows nothing of procfs layouts or the API's types.
+
+use std::{
+    ffi::{CStr, c_char, c_int},
+    fs::File,
+    io,
+    os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd},
+    ptr::NonNull,
+};
+
+/// Opens the directory `name`, relative to `dir` (or to the working
+/// directory when `dir` is `None`), for lookups with the `*at` calls.
+pub(super) fn open_dir_at(dir: Option<BorrowedFd<'_>>, name: &CStr) -> io::Result<OwnedFd> {
+    open_at(
+        dir,
+        name,
+        libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC,
+    )
+}
+
+/// Opens the file `name` relative to `dir` for reading.
+pub(super) fn open_file_at(dir: BorrowedFd<'_>, name: &CStr) -> io::Result<File> {
+    open_at(
+        Some(dir),
+        name,
+        libc::O_RDONLY | libc::O_CLOEXEC | libc::O_NOCTTY,
+    )
+    .map(File::from)
+}
+
+fn open_at(dir: Option<BorrowedFd<'_>>, name: &CStr, flags: c_int) -> io::Result<OwnedFd> {
+    let dirfd = dir.map_or(libc::AT_FDCWD, |d| d.as_raw_fd());
+    // SAFETY: `name` is a NUL-terminated string that outlives the call, and
+    // `dirfd` is AT_FDCWD or a descriptor the borrow keeps open.
+    let fd = unsafe { libc::openat(dirfd, name.as_ptr(), flags) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `openat` just returned this descriptor, and nothing else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Reads the target of the symbolic link `name` relative to `dir` into
+/// `buf` (cleared first), growing it until the target fits.
+pub(super) fn read_link_at(dir: BorrowedFd<'_>, name: &CStr, buf: &mut Vec<u8>) -> io::Result<()> {
+    buf.clear();
+    if buf.capacity() < 256 {
+        buf.reserve(256);
+    }
+    loop {
+        let cap = buf.capacity();
+        // SAFETY: the pointer and `cap` describe `buf`'s allocation, which
+        // readlinkat only writes to; `name` is NUL-terminated.
+        let n = unsafe {
+            libc::readlinkat(
+                dir.as_raw_fd(),
+                name.as_ptr(),
+                buf.as_mut_ptr().cast::<c_char>(),
+                cap,
+            )
+        };
+        if n < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let n = n as usize;
+        if n < cap {
+            // SAFETY: readlinkat initialised the first `n` bytes.
+            unsafe { buf.set_len(n) };
+            return Ok(());
+        }
+        // The target may have been truncated: try again with more room.
+        buf.reserve(cap * 2);
+    }
+}
+
+// === impl Dir ===
+
+/// An open directory being listed, with `readdir(3)`.
+pub(super) struct Dir(NonNull<libc::DIR>);
+
+impl Dir {
+    /// Lists the directory open as `fd`, taking ownership of it.
+    pub(super) fn from_fd(fd: OwnedFd) -> io::Result<Dir> {
+        let raw: RawFd = fd.as_raw_fd();
+        // SAFETY: `raw` is an open directory descriptor; on success the
+        // DIR owns it (so ownership leaves `fd` below), on failure it does
+        // not and `fd` still closes it.
+        let dir = unsafe { libc::fdopendir(raw) };
+        match NonNull::new(dir) {
+            Some(dir) => {
+                std::mem::forget(fd);
+                Ok(Dir(dir))
+            }
+            None => Err(io::Error::last_os_error()),
+        }
+    }
+
+    /// The directory's descriptor, for `*at` lookups inside it. Lookups do
+    /// not move the listing's position.
+    pub(super) fn fd(&self) -> BorrowedFd<'_> {
+        // SAFETY: `self.0` is a live DIR; its descriptor stays open until
+        // `closedir` in `drop`, which the borrow of `self` precludes.
+        unsafe { BorrowedFd::borrow_raw(libc::dirfd(self.0.as_ptr())) }
+    }
+
+    /// The next entry's name, `.` and `..` included; `None` at the end.
+    pub(super) fn next_name(&mut self) -> Option<io::Result<&[u8]>> {
+        // SAFETY: readdir reports errors only through errno, so it is
+        // cleared first; `__errno_location` is the calling thread's errno.
+        unsafe { *libc::__errno_location() = 0 };
+        // SAFETY: `self.0` is a live DIR, used by this thread only (`Dir`
+        // is neither Send nor Sync).
+        let entry = unsafe { libc::readdir(self.0.as_ptr()) };
+        if entry.is_null() {
+            let err = io::Error::last_os_error();
+            return (err.raw_os_error() != Some(0)).then_some(Err(err));
+        }
+        // SAFETY: a non-null entry is valid, with a NUL-terminated name,
+        // until the next readdir or closedir, both of which need `&mut self`
+        // and so end this borrow first.
+        let name = unsafe { CStr::from_ptr((*entry).d_name.as_ptr()) };
+        Some(Ok(name.to_bytes()))
+    }
+}
+
+impl Drop for Dir {
+    fn drop(&mut self) {
+        // SAFETY: `self.0` came from fdopendir and is closed only here.
+        unsafe { libc::closedir(self.0.as_ptr()) };
+    }
+}
+
+// === Users and the host ===
+
+/// The login name of `uid` from the user database (`getpwuid_r`), `None`
+/// when the database has no such user.
+pub(super) fn user_name(uid: u32) -> io::Result<Option<String>> {
+    let mut buf: Vec<c_char> = vec![0; 1024];
+    loop {
+        // SAFETY: an all-zero passwd (null pointers, zero ids) is a valid
+        // value for getpwuid_r to overwrite.
+        let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
+        let mut result: *mut libc::passwd = std::ptr::null_mut();
+        // SAFETY: every pointer refers to a live local, and `buf.len()` is
+        // the size of the scratch buffer the strings are written to.
+        let rc =
+            unsafe { libc::getpwuid_r(uid, &mut pwd, buf.as_mut_ptr(), buf.len(), &mut result) };
+        match rc {
+            0 if result.is_null() => return Ok(None),
+            0 => {
+                // SAFETY: on success pw_name points to a NUL-terminated
+                // string inside `buf`, which is still alive.
+                let name = unsafe { CStr::from_ptr(pwd.pw_name) };
+                return Ok(Some(name.to_string_lossy().into_owned()));
+            }
+            libc::ERANGE if buf.len() < 1 << 20 => buf.resize(buf.len() * 2, 0),
+            err => return Err(io::Error::from_raw_os_error(err)),
+        }
+    }
+}
+
+/// What `uname(2)` says about the running kernel.
+pub(super) struct Uname {
+    pub(super) nodename: String,
+    pub(super) release: String,
+    pub(super) machine: String,
+}
+
+/// The node name, kernel release and machine of the running kernel.
+pub(super) fn uname() -> io::Result<Uname> {
+    // SAFETY: utsname is plain arrays of c_char, valid when zeroed.
+    let mut uts: libc::utsname = unsafe { std::mem::zeroed() };
+    // SAFETY: `uts` is a live, writable utsname.
+    if unsafe { libc::uname(&mut uts) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let text = |field: &[c_char]| {
+        let bytes: Vec<u8> = field
+            .iter()
+            .take_while(|c| **c != 0)
+            .map(|c| *c as u8)
+            .collect();
+        String::from_utf8_lossy(&bytes).into_owned()
+    };
+    Ok(Uname {
+        nodename: text(&uts.nodename),
+        release: text(&uts.release),
+        machine: text(&uts.machine),
+    })
+}
+
+/// A `sysconf(3)` value; `None` when the system has no limit or no answer.
+pub(super) fn sysconf(name: c_int) -> Option<u64> {
+    // SAFETY: sysconf only reads its integer argument.
+    let value = unsafe { libc::sysconf(name) };
+    u64::try_from(value).ok()
+}
+
+// === getifaddrs ===
+
+/// A socket address of a family the backend reports.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) enum SockAddr {
+    Inet([u8; 4]),
+    Inet6 {
+        octets: [u8; 16],
+        scope_id: u32,
+    },
+    /// AF_PACKET: the link-layer address, `sll_halen` bytes long.
+    Packet(Vec<u8>),
+}
+
+/// One `getifaddrs(3)` entry, copied out of libc's list.
+#[derive(Clone, Debug)]
+pub(super) struct IfAddr {
+    pub(super) name: String,
+    /// The interface's `IFF_*` flags.
+    pub(super) flags: u32,
+    pub(super) addr: Option<SockAddr>,
+    pub(super) netmask: Option<SockAddr>,
+    /// The broadcast address when `IFF_BROADCAST` is set, the peer address
+    /// when `IFF_POINTOPOINT` is: the C union `ifa_ifu`.
+    pub(super) ifu: Option<SockAddr>,
+}
+
+/// Every entry of `getifaddrs(3)`: the live system's interfaces, in the
+/// agent's network namespace.
+pub(super) fn interface_addresses() -> io::Result<Vec<IfAddr>> {
+    let mut head: *mut libc::ifaddrs = std::ptr::null_mut();
+    // SAFETY: `head` is a live out-pointer.
+    if unsafe { libc::getifaddrs(&mut head) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let mut out = Vec::new();
+    let mut cursor = head;
+    while let Some(ifa) = NonNull::new(cursor) {
+        // SAFETY: every node of the list stays valid until freeifaddrs.
+        let ifa = unsafe { ifa.as_ref() };
+        let family = sockaddr_family(ifa.ifa_addr);
+        out.push(IfAddr {
+            // SAFETY: ifa_name is a NUL-terminated string in the list.
+            name: unsafe { CStr::from_ptr(ifa.ifa_name) }
+                .to_string_lossy()
+                .into_owned(),
+            flags: ifa.ifa_flags,
+            addr: family.and_then(|f| sockaddr(ifa.ifa_addr, f)),
+            netmask: family.and_then(|f| sockaddr(ifa.ifa_netmask, f)),
+            ifu: family.and_then(|f| sockaddr(ifa.ifa_ifu, f)),
+        });
+        cursor = ifa.ifa_next;
+    }
+    // SAFETY: `head` came from getifaddrs, and nothing borrowed from the
+    // list outlives this point.
+    unsafe { libc::freeifaddrs(head) };
+    Ok(out)
+}
+
+fn sockaddr_family(sa: *const libc::sockaddr) -> Option<c_int> {
+    // SAFETY: a non-null sockaddr from getifaddrs starts with sa_family.
+    NonNull::new(sa.cast_mut()).map(|sa| c_int::from(unsafe { sa.as_ref() }.sa_family))
+}
+
+/// Copies the sockaddr at `sa`, read as `family` (psutil reads netmasks
+/// and broadcast addresses by the family of the entry's address).
+fn sockaddr(sa: *const libc::sockaddr, family: c_int) -> Option<SockAddr> {
+    if sa.is_null() {
+        return None;
+    }
+    // SAFETY (all three arms): glibc allocates each address of an entry of
+    // family `family` as that family's full sockaddr structure;
+    // read_unaligned copes with any alignment.
+    match family {
+        libc::AF_INET => {
+            let sin = unsafe { sa.cast::<libc::sockaddr_in>().read_unaligned() };
+            Some(SockAddr::Inet(sin.sin_addr.s_addr.to_ne_bytes()))
+        }
+        libc::AF_INET6 => {
+            let sin6 = unsafe { sa.cast::<libc::sockaddr_in6>().read_unaligned() };
+            Some(SockAddr::Inet6 {
+                octets: sin6.sin6_addr.s6_addr,
+                scope_id: sin6.sin6_scope_id,
+            })
+        }
+        libc::AF_PACKET => {
+            let sll = unsafe { sa.cast::<libc::sockaddr_ll>().read_unaligned() };
+            let len = usize::from(sll.sll_halen).min(sll.sll_addr.len());
+            Some(SockAddr::Packet(sll.sll_addr[..len].to_vec()))
+        }
+        _ => None,
+    }
+}

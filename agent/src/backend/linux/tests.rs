@@ -1,0 +1,545 @@
+//! Tests of the Linux backend: every field of the processes in the fixture
+//! tree (`tests/fixtures/linux`, see its README), then the real `/proc`.
+
+use std::{
+    collections::BTreeMap,
+    ops::ControlFlow,
+    path::{Path, PathBuf},
+    process::Command,
+    time::{Duration, Instant},
+};
+
+use super::{Linux, net::link_stats, process::PidFile, process::Scan};
+use crate::backend::{
+    AddressFamily, Backend, CpuTimes, CtxSwitches, Duplex, Error, ErrorKind, Field, FieldSet, Ids,
+    IoCounters, MemoryInfo, ProcessInfo, Status,
+};
+
+// === Fixture tree ===
+
+const NORMAL: u32 = 15792;
+const PARENS: u32 = 15794;
+const DELETED: u32 = 15796;
+const ZOMBIE: u32 = 15802;
+const WIDENED: u32 = 15827;
+const KTHREADD: u32 = 2;
+const BOOT_TIME: f64 = 1_795_625_947.0;
+
+fn fixture_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/linux")
+}
+
+/// The fixture backend, with the clock tick and page size of the machine
+/// the samples came from, so the numbers hold on any build machine.
+fn fixture() -> Linux {
+    let dir = fixture_dir();
+    Linux::with_consts(dir.join("proc"), dir.join("sys"), 100, 4096).unwrap()
+}
+
+fn list(backend: &Linux, fields: FieldSet) -> BTreeMap<u32, ProcessInfo> {
+    let mut all = BTreeMap::new();
+    backend
+        .for_each_process(fields, &mut |p| {
+            all.insert(p.pid, p);
+            ControlFlow::Continue(())
+        })
+        .unwrap();
+    all
+}
+
+/// Every field of a fixture process that should read without an error.
+fn clean_process(pid: u32) -> ProcessInfo {
+    let p = fixture().process(pid, FieldSet::all()).unwrap();
+    assert_eq!(p.field_errors, vec![], "pid {pid}");
+    p
+}
+
+fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+fn strings(items: &[&str]) -> Vec<String> {
+    items.iter().map(|s| s.to_string()).collect()
+}
+
+fn ids(real: u32, effective: u32, saved: u32) -> Ids {
+    Ids {
+        real,
+        effective,
+        saved,
+    }
+}
+
+/// Pages of the fixture's statm as psutil's bytes.
+fn memory(statm: [u64; 5]) -> MemoryInfo {
+    let [rss, vms, shared, text, data] = statm.map(|pages| pages * 4096);
+    MemoryInfo {
+        rss,
+        vms,
+        shared,
+        text,
+        data,
+    }
+}
+
+#[test]
+fn fixture_lists_every_pid_once() {
+    let all = list(&fixture(), FieldSet::all());
+    let pids: Vec<u32> = all.keys().copied().collect();
+    assert_eq!(pids, [KTHREADD, NORMAL, PARENS, DELETED, ZOMBIE, WIDENED]);
+}
+
+#[test]
+fn fixture_normal_process_every_field() {
+    let p = fixture().process(NORMAL, FieldSet::all()).unwrap();
+    let expected = ProcessInfo {
+        pid: NORMAL,
+        ppid: Some(1),
+        name: Some("sleep".into()),
+        exe: Some("/usr/bin/sleep".into()),
+        cmdline: Some(strings(&["sleep", "1000"])),
+        status: Some(Status::Sleeping),
+        // The real uid 33 is www-data on Debian, where the tests run.
+        username: Some("www-data".into()),
+        uids: Some(ids(33, 33, 33)),
+        gids: Some(ids(33, 33, 33)),
+        terminal: Some(Some("/dev/pts/1".into())),
+        cwd: Some("/tmp/fx/work".into()),
+        nice: Some(5),
+        create_time: Some(101_736.0 / 100.0 + BOOT_TIME),
+        num_threads: Some(1),
+        num_fds: Some(3),
+        num_ctx_switches: Some(CtxSwitches {
+            voluntary: 15,
+            involuntary: 1,
+        }),
+        cpu_times: Some(CpuTimes {
+            user: 0.12,
+            system: 0.34,
+            children_user: 0.05,
+            children_system: 0.06,
+            iowait: 0.07,
+        }),
+        memory_info: Some(memory([450, 730, 423, 5, 89])),
+        io_counters: Some(IoCounters {
+            read_count: 54,
+            write_count: 0,
+            read_bytes: 638_976,
+            write_bytes: 16_384,
+        }),
+        environ: Some(env(&[
+            ("HOME", "/var/www"),
+            ("PATH", "/usr/bin:/bin"),
+            ("LANG", "C.UTF-8"),
+        ])),
+        field_errors: vec![],
+    };
+    assert_eq!(p, expected);
+}
+
+#[test]
+fn fixture_zombie() {
+    let p = fixture().process(ZOMBIE, FieldSet::all()).unwrap();
+    assert_eq!(p.status, Some(Status::Zombie));
+    assert_eq!(p.ppid, Some(15800));
+    assert_eq!(p.name.as_deref(), Some("bash"));
+    assert_eq!(p.cmdline, Some(vec![]));
+    assert_eq!(p.terminal, Some(None));
+    assert_eq!(p.uids, Some(ids(0, 0, 0)));
+    assert_eq!(p.username.as_deref(), Some("root"));
+    assert_eq!(p.create_time, Some(101_737.0 / 100.0 + BOOT_TIME));
+    // A real zombie's fd directory is there and empty, its io and statm
+    // all zeros (seen on this machine); exe, cwd and environ fail.
+    assert_eq!(p.num_fds, Some(0));
+    assert_eq!(p.memory_info, Some(MemoryInfo::default()));
+    assert_eq!(p.io_counters, Some(IoCounters::default()));
+    assert_eq!(p.cpu_times, Some(CpuTimes::default()));
+    assert_eq!(
+        (p.exe.as_ref(), p.cwd.as_ref(), p.environ.as_ref()),
+        (None, None, None)
+    );
+    assert_eq!(
+        p.field_errors,
+        [
+            (Field::Environ, ErrorKind::ZombieProcess),
+            (Field::Exe, ErrorKind::ZombieProcess),
+            (Field::Cwd, ErrorKind::ZombieProcess),
+        ]
+    );
+}
+
+#[test]
+fn fixture_kernel_thread() {
+    let p = clean_process(KTHREADD);
+    assert_eq!(p.ppid, Some(0));
+    assert_eq!(p.name.as_deref(), Some("kthreadd"));
+    assert_eq!(p.exe.as_deref(), Some(""));
+    assert_eq!(p.cmdline, Some(vec![]));
+    assert_eq!(p.environ, Some(vec![]));
+    assert_eq!(p.cwd.as_deref(), Some("/"));
+    assert_eq!(p.num_fds, Some(0));
+    assert_eq!(p.status, Some(Status::Sleeping));
+    assert_eq!(p.memory_info, Some(MemoryInfo::default()));
+    assert_eq!(p.create_time, Some(0.24 + BOOT_TIME));
+    assert_eq!(
+        p.num_ctx_switches,
+        Some(CtxSwitches {
+            voluntary: 61,
+            involuntary: 0
+        })
+    );
+}
+
+#[test]
+fn fixture_name_with_parentheses() {
+    let p = clean_process(PARENS);
+    assert_eq!(p.name.as_deref(), Some("a) (b"));
+    assert_eq!(p.exe.as_deref(), Some("/tmp/fx/a) (b"));
+    assert_eq!(p.cmdline, Some(strings(&["/tmp/fx/a) (b", "1000"])));
+    assert_eq!(p.ppid, Some(1));
+    assert_eq!(p.memory_info, Some(memory([382, 625, 358, 5, 89])));
+    assert_eq!(
+        p.environ,
+        Some(env(&[("HOME", "/root"), ("PATH", "/usr/bin:/bin")]))
+    );
+}
+
+#[test]
+fn fixture_deleted_exe_and_unknown_user() {
+    let p = clean_process(DELETED);
+    assert_eq!(p.exe.as_deref(), Some("/usr/bin/foo"));
+    assert_eq!(p.name.as_deref(), Some("foo"));
+    // No user has uid 4242: psutil falls back to the number.
+    assert_eq!(p.username.as_deref(), Some("4242"));
+    assert_eq!(p.uids, Some(ids(4242, 0, 0)));
+}
+
+#[test]
+fn fixture_truncated_name_is_widened_from_cmdline() {
+    let name: FieldSet = [Field::Name].into_iter().collect();
+    let p = fixture().process(WIDENED, name).unwrap();
+    assert_eq!(p.name.as_deref(), Some("systemd-journald"));
+    assert_eq!(p.cmdline, None, "cmdline was not requested");
+}
+
+/// A listing of pid, name and status opens `stat` of every process and
+/// nothing else, but for the one whose 15-byte name needs the command line.
+#[test]
+fn fixture_cheap_listing_reads_only_stat() {
+    let backend = fixture();
+    let fields: FieldSet = [Field::Name, Field::Status].into_iter().collect();
+    let mut scan = Scan::new(&backend, fields);
+    let mut seen = Vec::new();
+    scan.each(&mut |p| {
+        assert_eq!(p.field_errors, vec![]);
+        seen.push((p.pid, p.name.unwrap_or_default(), p.status));
+        ControlFlow::Continue(())
+    })
+    .unwrap();
+    let mut opened = scan.opened.clone();
+    opened.sort_by_key(|(pid, file)| (*pid, *file as u8));
+    assert_eq!(
+        opened,
+        [
+            (KTHREADD, PidFile::Stat),
+            (NORMAL, PidFile::Stat),
+            (PARENS, PidFile::Stat),
+            (DELETED, PidFile::Stat),
+            (ZOMBIE, PidFile::Stat),
+            (WIDENED, PidFile::Stat),
+            (WIDENED, PidFile::Cmdline),
+        ]
+    );
+    assert!(seen.contains(&(ZOMBIE, "bash".into(), Some(Status::Zombie))));
+    assert!(seen.contains(&(WIDENED, "systemd-journald".into(), Some(Status::Sleeping))));
+
+    // Without fields, a listing opens nothing at all.
+    let mut scan = Scan::new(&backend, FieldSet::EMPTY);
+    scan.each(&mut |_| ControlFlow::Continue(())).unwrap();
+    assert_eq!(scan.opened, vec![]);
+}
+
+#[test]
+fn fixture_missing_pid() {
+    let backend = fixture();
+    assert!(matches!(
+        backend.process(4_000_000, FieldSet::all()),
+        Err(Error::NoSuchProcess { pid: 4_000_000 })
+    ));
+    assert!(matches!(
+        backend.process(4_000_000, FieldSet::EMPTY),
+        Err(Error::NoSuchProcess { .. })
+    ));
+    assert_eq!(
+        backend.process(NORMAL, FieldSet::EMPTY).unwrap(),
+        ProcessInfo::new(NORMAL)
+    );
+}
+
+#[test]
+fn fixture_pid_exists() {
+    let backend = fixture();
+    assert!(backend.pid_exists(NORMAL).unwrap());
+    assert!(backend.pid_exists(ZOMBIE).unwrap());
+    assert!(!backend.pid_exists(4_000_000).unwrap());
+}
+
+#[test]
+fn fixture_host() {
+    let host = fixture().host().unwrap();
+    assert_eq!(host.boot_time, BOOT_TIME);
+    assert_eq!(host.memory_total, 24_684_084 * 1024);
+    assert_eq!(host.os, "linux");
+    assert_eq!(host.backend, "linux-procfs");
+    assert_eq!(host.process_fields, FieldSet::all());
+    assert_eq!(host.net_interface_fields.len(), 7);
+    assert!(host.cpu_count >= 1);
+    assert!(!host.kernel.is_empty() && !host.arch.is_empty());
+}
+
+#[test]
+fn fixture_link_settings() {
+    let sys = fixture_dir().join("sys");
+    let eth0 = link_stats(&sys, "eth0", 0x1043).unwrap().unwrap();
+    assert!(eth0.isup);
+    assert_eq!(
+        (eth0.speed, eth0.duplex, eth0.mtu),
+        (0, Duplex::Unknown, 1400)
+    );
+    assert_eq!(eth0.flags, "up,broadcast,running,multicast");
+    let enp = link_stats(&sys, "enp3s0", 0x1002).unwrap().unwrap();
+    assert!(!enp.isup);
+    assert_eq!((enp.speed, enp.duplex, enp.mtu), (1000, Duplex::Full, 1500));
+    // lo has no speed or duplex files that read (EINVAL on a real system).
+    let lo = link_stats(&sys, "lo", 0x49).unwrap().unwrap();
+    assert_eq!((lo.speed, lo.duplex, lo.mtu), (0, Duplex::Unknown, 65536));
+    assert_eq!(link_stats(&sys, "nosuch0", 0x1).unwrap(), None);
+}
+
+#[test]
+fn fixture_net_dev_counters_join_live_interfaces() {
+    let ifs = fixture().net_interfaces().unwrap();
+    let enp = ifs.iter().find(|i| i.name == "enp3s0").unwrap();
+    let io = enp.io_counters.unwrap();
+    assert_eq!(
+        (io.bytes_recv, io.bytes_sent, io.dropout),
+        (987_654_321, 12_345_678, 6)
+    );
+    let names: Vec<&str> = ifs.iter().map(|i| i.name.as_str()).collect();
+    let mut sorted = names.clone();
+    sorted.sort_unstable();
+    sorted.dedup();
+    assert_eq!(names, sorted, "sorted by name, each once");
+}
+
+#[test]
+fn construction_fails_with_the_path_of_a_bad_root() {
+    let err = Linux::with_roots("/nonexistent/proc".into(), "/sys".into())
+        .err()
+        .unwrap();
+    assert!(err.to_string().contains("/nonexistent/proc/stat"), "{err}");
+}
+
+// === The real /proc ===
+
+fn real() -> Linux {
+    Linux::with_roots("/proc".into(), "/sys".into()).unwrap()
+}
+
+#[test]
+fn real_listing_has_this_process() {
+    let me = std::process::id();
+    let all = list(&real(), FieldSet::all());
+    let p = all.get(&me).unwrap();
+    assert_eq!(p.ppid, Some(std::os::unix::process::parent_id()));
+    let args: Vec<String> = std::env::args().collect();
+    assert_eq!(p.cmdline.as_ref(), Some(&args));
+    // The test binary's name is longer than 15 bytes: psutil's widening
+    // gives the whole basename of argv[0].
+    let base = Path::new(&args[0]).file_name().unwrap().to_string_lossy();
+    assert_eq!(p.name.as_deref(), Some(base.as_ref()));
+    let exe = std::env::current_exe().unwrap();
+    assert_eq!(p.exe.as_deref(), exe.to_str());
+    // The main thread waits for the test threads: sleeping, not running.
+    assert!(p.status.is_some());
+    assert!(p.num_threads.unwrap() >= 1);
+    assert!(p.memory_info.unwrap().rss > 0);
+    assert!(p.num_fds.unwrap() >= 3);
+    assert_eq!(p.field_errors, vec![]);
+    assert!(all.len() > 1);
+}
+
+/// Waits until `pid` is a zombie, reading its stat directly.
+fn wait_for_zombie(pid: u32) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        if stat
+            .rsplit(") ")
+            .next()
+            .is_some_and(|rest| rest.starts_with('Z'))
+        {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    panic!("pid {pid} did not become a zombie");
+}
+
+#[test]
+fn real_zombie() {
+    // A child that has exited and is not yet waited for is a zombie.
+    let mut child = Command::new("true").spawn().unwrap();
+    let pid = child.id();
+    wait_for_zombie(pid);
+    let backend = real();
+
+    let p = backend.process(pid, FieldSet::all()).unwrap();
+    assert_eq!(p.status, Some(Status::Zombie));
+    assert_eq!(p.ppid, Some(std::process::id()));
+    assert_eq!(p.cmdline, Some(vec![]));
+    for field in [Field::Exe, Field::Cwd, Field::Environ] {
+        assert!(
+            p.field_errors.contains(&(field, ErrorKind::ZombieProcess)),
+            "{field:?}: {:?}",
+            p.field_errors
+        );
+    }
+    assert!(backend.pid_exists(pid).unwrap());
+    let listed = list(&backend, [Field::Status].into_iter().collect());
+    assert_eq!(
+        listed.get(&pid).and_then(|p| p.status),
+        Some(Status::Zombie)
+    );
+
+    child.wait().unwrap();
+    assert!(matches!(
+        backend.process(pid, FieldSet::all()),
+        Err(Error::NoSuchProcess { .. })
+    ));
+}
+
+#[test]
+fn real_pid_exists_is_false_for_threads() {
+    let backend = real();
+    assert!(backend.pid_exists(std::process::id()).unwrap());
+    // The test harness runs this test on a thread other than the main one.
+    let tid = std::fs::read_link("/proc/thread-self")
+        .ok()
+        .and_then(|link| link.file_name()?.to_str()?.parse::<u32>().ok())
+        .unwrap();
+    if tid != std::process::id() {
+        assert!(!backend.pid_exists(tid).unwrap());
+    }
+}
+
+#[test]
+fn real_network_interfaces() {
+    let ifs = real().net_interfaces().unwrap();
+    let lo = ifs.iter().find(|i| i.name == "lo").unwrap();
+    let of = |family| lo.addresses.iter().find(|a| a.family == family).unwrap();
+    let v4 = of(AddressFamily::Inet);
+    assert_eq!(v4.address, "127.0.0.1");
+    assert_eq!(v4.netmask.as_deref(), Some("255.0.0.0"));
+    assert_eq!(of(AddressFamily::Link).address, "00:00:00:00:00:00");
+    let stats = lo.stats.as_ref().unwrap();
+    assert!(stats.isup);
+    assert!(
+        stats.flags.starts_with("up,loopback,running"),
+        "{}",
+        stats.flags
+    );
+    let mtu = std::fs::read_to_string("/sys/class/net/lo/mtu").unwrap();
+    assert_eq!(stats.mtu.to_string(), mtu.trim());
+    assert!(lo.io_counters.is_some());
+}
+
+/// Whether the test runs as root, from this process's own status.
+fn effective_uid(backend: &Linux) -> u32 {
+    let uids: FieldSet = [Field::Uids].into_iter().collect();
+    backend
+        .process(std::process::id(), uids)
+        .unwrap()
+        .uids
+        .unwrap()
+        .effective
+}
+
+const DENIED_CHILD: &str = "HOSTSCOPE_TEST_DENIED_CHILD";
+
+/// Root reads every process, so the test re-runs itself as nobody (uid
+/// 65534) and, there, reads another user's process (pid 1) and its own
+/// zombie child.
+#[test]
+fn real_access_denied_for_another_users_process() {
+    let backend = real();
+    let me = effective_uid(&backend);
+    let init = backend
+        .process(1, [Field::Uids].into_iter().collect())
+        .unwrap();
+    if me != 0 {
+        if init.uids.map(|ids| ids.real) == Some(me) {
+            eprintln!("skipped: pid 1 runs as this test's user, so nothing is denied");
+            return;
+        }
+        let asked: FieldSet = [
+            Field::Exe,
+            Field::Cwd,
+            Field::Environ,
+            Field::NumFds,
+            Field::IoCounters,
+        ]
+        .into_iter()
+        .chain([Field::Name])
+        .collect();
+        let p = backend.process(1, asked).unwrap();
+        for field in asked.iter().filter(|f| *f != Field::Name) {
+            assert!(
+                p.field_errors.contains(&(field, ErrorKind::AccessDenied)),
+                "{field:?}: {:?}",
+                p.field_errors
+            );
+        }
+        assert!(p.name.is_some(), "stat is world-readable");
+        return;
+    }
+    assert!(
+        std::env::var_os(DENIED_CHILD).is_none(),
+        "the child still runs as root"
+    );
+    use std::os::unix::process::CommandExt;
+    let exe = std::env::current_exe().unwrap();
+    // The zombie test too: without root, a zombie's io, fd and environ
+    // fail with EACCES, and must still be reported as zombie errors.
+    let tests = [
+        "backend::linux::tests::real_access_denied_for_another_users_process",
+        "backend::linux::tests::real_zombie",
+    ];
+    let output = Command::new(&exe)
+        .args(tests)
+        .args(["--exact", "--nocapture", "--test-threads=1"])
+        .env(DENIED_CHILD, "1")
+        .uid(65534)
+        .gid(65534)
+        .output();
+    let output = match output {
+        Ok(output) => output,
+        Err(err) => {
+            eprintln!("skipped: cannot run {} as nobody: {err}", exe.display());
+            return;
+        }
+    };
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "child failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        stdout.contains("2 passed"),
+        "the child did not run both tests:\n{stdout}"
+    );
+}
