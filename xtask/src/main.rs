@@ -108,7 +108,10 @@ fn install_hooks() -> Result<()> {
         .output()
         .context("running git")?;
     if !out.status.success() {
-        bail!("not a git checkout: {}", String::from_utf8_lossy(&out.stderr));
+        bail!(
+            "not a git checkout: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     let hooks = root().join(String::from_utf8_lossy(&out.stdout).trim());
     std::fs::create_dir_all(&hooks)?;
@@ -143,7 +146,15 @@ impl Drop for Guard {
 fn demo(release: bool) -> Result<()> {
     let profile = if release { "release" } else { "debug" };
     let mut build = cargo();
-    build.args(["build", "-j2", "-p", "hostscope-agent", "-p", "hostscope-client", "--bins"]);
+    build.args([
+        "build",
+        "-j2",
+        "-p",
+        "hostscope-agent",
+        "-p",
+        "hostscope-client",
+        "--bins",
+    ]);
     if release {
         build.arg("--release");
     }
@@ -156,8 +167,17 @@ fn demo(release: bool) -> Result<()> {
     let pki_s = pki.to_string_lossy().into_owned();
     run(Command::new(&hostscope).args(["pki", "init", "--dir", &pki_s, "--force"]))?;
     run(Command::new(&hostscope).args([
-        "pki", "issue", "--dir", &pki_s, "--name", "agent", "--server", "--san", "127.0.0.1",
-        "--san", "localhost",
+        "pki",
+        "issue",
+        "--dir",
+        &pki_s,
+        "--name",
+        "agent",
+        "--server",
+        "--san",
+        "127.0.0.1",
+        "--san",
+        "localhost",
     ]))?;
     run(Command::new(&hostscope).args([
         "pki", "issue", "--dir", &pki_s, "--name", "admin", "--client",
@@ -200,7 +220,13 @@ fn demo(release: bool) -> Result<()> {
     };
     query(&["host"])?;
     query(&["ps"])?;
-    query(&["ps", "--status", "zombie", "--fields", "pid,ppid,name,status"])?;
+    query(&[
+        "ps",
+        "--status",
+        "zombie",
+        "--fields",
+        "pid,ppid,name,status",
+    ])?;
     query(&["nics"])?;
 
     eprintln!("\n== stopping the agent with SIGTERM");
@@ -276,18 +302,37 @@ impl Drop for Sleepers {
 }
 
 fn bench_procs() -> Result<()> {
-    run(cargo().args(["bench", "-j2", "-p", "hostscope-integration", "--bench", "procs", "--no-run"]))?;
+    run(cargo().args([
+        "bench",
+        "-j2",
+        "-p",
+        "hostscope-integration",
+        "--bench",
+        "procs",
+        "--no-run",
+    ]))?;
     let sleepers = Sleepers::spawn(2000)?;
     let processes = std::fs::read_dir("/proc")?
         .flatten()
-        .filter(|e| e.file_name().to_string_lossy().bytes().all(|b| b.is_ascii_digit()))
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .bytes()
+                .all(|b| b.is_ascii_digit())
+        })
         .count();
-    eprintln!("{} extra sleeping processes started; {processes} processes in all", sleepers.0.len());
+    eprintln!(
+        "{} extra sleeping processes started; {processes} processes in all",
+        sleepers.0.len()
+    );
     run(cargo().args(["bench", "-p", "hostscope-integration", "--bench", "procs"]))?;
     drop(sleepers);
 
     let median = |id: &str| -> Result<f64> {
-        let path = root().join("target/criterion/procs").join(id).join("new/estimates.json");
+        let path = root()
+            .join("target/criterion/procs")
+            .join(id)
+            .join("new/estimates.json");
         let text = std::fs::read_to_string(&path)
             .with_context(|| format!("reading {}", path.display()))?;
         let json: serde_json::Value = serde_json::from_str(&text)?;
@@ -298,9 +343,15 @@ fn bench_procs() -> Result<()> {
     let floor = median("floor")?;
     println!("\nprocess listing, {processes} processes (medians of this run):");
     for (id, what) in [
-        ("floor", "(b) floor: read stat, statm, status, cmdline, exe; no parsing"),
+        (
+            "floor",
+            "(b) floor: read stat, statm, status, cmdline, exe; no parsing",
+        ),
         ("collect", "(a) agent backend, psutil's common attributes"),
-        ("grpc_common", "(c) ListProcesses over mTLS, common attributes"),
+        (
+            "grpc_common",
+            "(c) ListProcesses over mTLS, common attributes",
+        ),
         ("grpc_all", "(d) ListProcesses over mTLS, every field"),
     ] {
         let m = median(id)?;

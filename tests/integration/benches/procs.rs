@@ -11,13 +11,8 @@
 //! grpc_common/floor, measured in the same run.
 
 use std::{
-    ffi::OsStr,
-    hint::black_box,
-    io::Read,
-    ops::ControlFlow,
-    os::unix::ffi::OsStrExt,
-    path::PathBuf,
-    time::Duration,
+    ffi::OsStr, hint::black_box, io::Read, ops::ControlFlow, os::unix::ffi::OsStrExt,
+    path::PathBuf, time::Duration,
 };
 
 use criterion::{Criterion, criterion_group, criterion_main};

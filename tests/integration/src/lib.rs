@@ -200,7 +200,10 @@ pub fn proc_state(pid: u32) -> Option<char> {
 pub fn wait_for(limit: Duration, mut done: impl FnMut() -> bool) {
     let start = Instant::now();
     while !done() {
-        assert!(start.elapsed() < limit, "condition not reached in {limit:?}");
+        assert!(
+            start.elapsed() < limit,
+            "condition not reached in {limit:?}"
+        );
         std::thread::sleep(Duration::from_millis(5));
     }
 }

@@ -1,0 +1,176 @@
+//! `hostscope ps`: a process listing that reads like `ps`.
+
+use std::io::Write;
+
+use hostscope_client::{
+    Client, Process,
+    proto::{ProcessField as F, ProcessFilter},
+};
+use tokio_stream::StreamExt;
+
+use super::{
+    args::{Output, PsArgs},
+    fields::Column,
+    format, output,
+    render::{self, Style},
+    table::{self, Align, Table},
+};
+
+/// What the default listing asks for: enough for USER PID PPID STATUS RSS
+/// THREADS START TIME COMMAND, and nothing that needs more than stat,
+/// status and cmdline.
+const DEFAULT_FIELDS: [F; 9] = [
+    F::Username,
+    F::Ppid,
+    F::Status,
+    F::MemoryInfo,
+    F::NumThreads,
+    F::CreateTime,
+    F::CpuTimes,
+    F::Name,
+    F::Cmdline,
+];
+
+/// Lists processes: streamed as they arrive for NDJSON, collected and
+/// sorted by pid for a table.
+pub async fn ps(
+    client: &Client,
+    host: &str,
+    args: PsArgs,
+    format: Output,
+    out: &mut impl Write,
+) -> anyhow::Result<()> {
+    let filter = ProcessFilter {
+        pids: args.pid,
+        ppid: args.ppid,
+        name: args.name.unwrap_or_default(),
+        username: args.user.unwrap_or_default(),
+        statuses: args.status.iter().map(|s| *s as i32).collect(),
+    };
+    let (request, shown) = match &args.fields {
+        Some(list) => (list.request(), list.fields()),
+        None => (DEFAULT_FIELDS.to_vec(), DEFAULT_FIELDS.to_vec()),
+    };
+    let mut processes = client.processes(&request, filter).await?;
+
+    if format != Output::Table {
+        let mut records = output::Records::new(format);
+        while let Some(p) = processes.next().await {
+            records.push(out, output::process_record(host, &p?, &shown)?)?;
+        }
+        records.finish_list(out)?;
+        return Ok(());
+    }
+
+    let mut all = Vec::new();
+    while let Some(p) = processes.next().await {
+        all.push(p?);
+    }
+    all.sort_by_key(Process::pid);
+    let table = match &args.fields {
+        Some(list) => chosen_columns(&all, &list.with_pid()),
+        None => default_columns(&all),
+    };
+    table.write(out, table::terminal_width())?;
+    Ok(())
+}
+
+/// One column per field the user chose, headed by its name.
+fn chosen_columns(processes: &[Process], columns: &[Column]) -> Table {
+    let headers = columns
+        .iter()
+        .map(|c| (c.name().to_ascii_uppercase(), render::align(*c)));
+    let mut table = Table::new(headers);
+    for p in processes {
+        table.push(
+            columns
+                .iter()
+                .map(|c| render::column(p, *c, Style::Cell))
+                .collect(),
+        );
+    }
+    table
+}
+
+/// The default listing: USER PID PPID STATUS RSS THREADS START TIME COMMAND.
+fn default_columns(processes: &[Process]) -> Table {
+    let header = |name: &str, align| (name.to_owned(), align);
+    let mut table = Table::new([
+        header("USER", Align::Left),
+        header("PID", Align::Right),
+        header("PPID", Align::Right),
+        header("STATUS", Align::Left),
+        header("RSS", Align::Right),
+        header("THREADS", Align::Right),
+        header("START", Align::Left),
+        header("TIME", Align::Right),
+        header("COMMAND", Align::Left),
+    ]);
+    let now = format::now();
+    for p in processes {
+        let or_why = |r: Result<String, hostscope_client::Error>| {
+            r.unwrap_or_else(|e| render::unreadable(&e, Style::Cell))
+        };
+        table.push(vec![
+            render::field(p, F::Username, Style::Cell),
+            p.pid().to_string(),
+            render::field(p, F::Ppid, Style::Cell),
+            render::field(p, F::Status, Style::Cell),
+            or_why(p.memory_info().map(|m| format::bytes(m.rss))),
+            render::field(p, F::NumThreads, Style::Cell),
+            or_why(p.create_time().map(|t| format::start_time(t, now))),
+            or_why(p.cpu_times().map(|t| format::cpu_time(t.user + t.system))),
+            render::command(p),
+        ]);
+    }
+    table
+}
+
+#[cfg(test)]
+mod tests {
+    use hostscope_client::proto;
+
+    use super::*;
+
+    #[test]
+    fn the_default_listing_reads_like_ps() {
+        let p = Process::new(
+            proto::Process {
+                pid: 1,
+                ppid: Some(0),
+                name: Some("init".to_owned()),
+                username: Some("root".to_owned()),
+                status: Some(proto::ProcessStatus::Sleeping as i32),
+                memory_info: Some(proto::MemoryInfo {
+                    rss: 12 * 1024 * 1024,
+                    ..Default::default()
+                }),
+                num_threads: Some(1),
+                cpu_times: Some(proto::CpuTimes {
+                    user: 60.0,
+                    system: 3.5,
+                    ..Default::default()
+                }),
+                cmdline: vec!["/sbin/init".to_owned(), "splash".to_owned()],
+                field_errors: vec![proto::FieldError {
+                    field: F::CreateTime as i32,
+                    kind: proto::ErrorKind::AccessDenied as i32,
+                }],
+                ..Default::default()
+            },
+            &DEFAULT_FIELDS,
+        );
+        let mut out = Vec::new();
+        default_columns(&[p]).write(&mut out, None).expect("write");
+        let text = String::from_utf8(out).expect("utf-8");
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(
+            lines[0],
+            "USER PID PPID STATUS   RSS THREADS START        TIME COMMAND"
+        );
+        assert_eq!(
+            lines[1],
+            "root   1    0 sleeping 12M       1 <denied> 00:01:03 /sbin/init splash"
+        );
+    }
+}

@@ -1,0 +1,217 @@
+//! One process field as text, for `ps` columns and `proc` lines, read
+//! through the client's accessors so that a field the agent could not read
+//! says why instead of looking empty.
+
+use hostscope_client::{
+    Error, Process,
+    proto::{self, EnumName, ProcessField as F, ProcessStatus},
+};
+
+use super::{fields::Column, format, table::Align};
+
+/// Where a value is shown: a table cell (short) or a line of its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Style {
+    Cell,
+    Line,
+}
+
+/// A column's value for `p`.
+pub fn column(p: &Process, column: Column, style: Style) -> String {
+    match column {
+        Column::Pid => p.pid().to_string(),
+        Column::Field(f) => field(p, f, style),
+    }
+}
+
+/// How a column aligns: numbers right, text left.
+pub fn align(column: Column) -> Align {
+    match column {
+        Column::Pid | Column::Field(F::Ppid | F::Nice | F::NumThreads | F::NumFds) => Align::Right,
+        Column::Field(_) => Align::Left,
+    }
+}
+
+/// A field's value for `p`, or why it has none.
+pub fn field(p: &Process, f: F, style: Style) -> String {
+    value(p, f, style).unwrap_or_else(|e| unreadable(&e, style))
+}
+
+/// What a field the agent could not read shows instead of a value.
+pub fn unreadable(e: &Error, style: Style) -> String {
+    let (line, cell) = match e {
+        Error::ZombieProcess { .. } => ("<zombie process>", "<zombie>"),
+        Error::AccessDenied { .. } => ("<access denied>", "<denied>"),
+        Error::Unsupported { .. } => ("<unsupported>", "<unsupported>"),
+        Error::NoSuchProcess { .. } => ("<no such process>", "<gone>"),
+        Error::Timeout { .. } => ("<timeout>", "<timeout>"),
+        Error::FieldNotRequested { .. } => ("<not requested>", "-"),
+        _ => ("<error>", "<error>"),
+    };
+    match style {
+        Style::Line => line.to_owned(),
+        Style::Cell => cell.to_owned(),
+    }
+}
+
+/// The command as `ps` shows it: the command line, or the name in
+/// brackets for kernel threads and zombies, which have none.
+pub fn command(p: &Process) -> String {
+    match p.cmdline() {
+        Ok(args) if !args.is_empty() => args.join(" "),
+        _ => {
+            let name = p.name().unwrap_or("?");
+            match p.status() {
+                Ok(ProcessStatus::Zombie) => format!("[{name}] <defunct>"),
+                _ => format!("[{name}]"),
+            }
+        }
+    }
+}
+
+fn value(p: &Process, f: F, style: Style) -> Result<String, Error> {
+    Ok(match f {
+        F::Ppid => p.ppid()?.to_string(),
+        F::Name => p.name()?.to_owned(),
+        F::Exe => p.exe()?.to_owned(),
+        F::Cmdline => p.cmdline()?.join(" "),
+        F::Status => p.status()?.short_name(),
+        F::Username => p.username()?.to_owned(),
+        F::Uids => ids(p.uids()?),
+        F::Gids => ids(p.gids()?),
+        F::Terminal => match (p.terminal()?, style) {
+            (Some(tty), _) => tty.to_owned(),
+            (None, Style::Cell) => "?".to_owned(),
+            (None, Style::Line) => "none".to_owned(),
+        },
+        F::Cwd => p.cwd()?.to_owned(),
+        F::Nice => p.nice()?.to_string(),
+        F::CreateTime => {
+            let (t, now) = (p.create_time()?, format::now());
+            match style {
+                Style::Cell => format::start_time(t, now),
+                Style::Line => format!(
+                    "{} ({} ago)",
+                    format::datetime(t),
+                    format::duration(now - t)
+                ),
+            }
+        }
+        F::NumThreads => p.num_threads()?.to_string(),
+        F::NumFds => p.num_fds()?.to_string(),
+        F::NumCtxSwitches => {
+            let c = p.num_ctx_switches()?;
+            format!("voluntary={} involuntary={}", c.voluntary, c.involuntary)
+        }
+        F::CpuTimes => cpu_times(p.cpu_times()?),
+        F::MemoryInfo => {
+            let m = p.memory_info()?;
+            let b = format::bytes;
+            format!(
+                "rss={} vms={} shared={} text={} data={}",
+                b(m.rss),
+                b(m.vms),
+                b(m.shared),
+                b(m.text),
+                b(m.data)
+            )
+        }
+        F::IoCounters => {
+            let io = p.io_counters()?;
+            format!(
+                "read_count={} write_count={} read_bytes={} write_bytes={}",
+                io.read_count,
+                io.write_count,
+                format::bytes(io.read_bytes),
+                format::bytes(io.write_bytes)
+            )
+        }
+        F::Environ => {
+            let vars = p.environ()?.iter().map(|(k, v)| format!("{k}={v}"));
+            match style {
+                Style::Cell => vars.collect::<Vec<_>>().join(" "),
+                // One variable per indented line under "environ:".
+                Style::Line => vars.map(|kv| format!("\n  {kv}")).collect(),
+            }
+        }
+        F::Unspecified => "-".to_owned(),
+    })
+}
+
+fn ids(ids: proto::Ids) -> String {
+    format!(
+        "real={} effective={} saved={}",
+        ids.real, ids.effective, ids.saved
+    )
+}
+
+fn cpu_times(t: proto::CpuTimes) -> String {
+    format!(
+        "user={:.2} system={:.2} children_user={:.2} children_system={:.2} iowait={:.2}",
+        t.user, t.system, t.children_user, t.children_system, t.iowait
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use proto::{ErrorKind, FieldError};
+
+    use super::*;
+
+    fn zombie() -> Process {
+        Process::from(proto::Process {
+            pid: 4242,
+            ppid: Some(17),
+            name: Some("defunct".to_owned()),
+            status: Some(ProcessStatus::Zombie as i32),
+            memory_info: Some(proto::MemoryInfo {
+                rss: 0,
+                ..Default::default()
+            }),
+            field_errors: vec![
+                FieldError {
+                    field: F::Exe as i32,
+                    kind: ErrorKind::ZombieProcess as i32,
+                },
+                FieldError {
+                    field: F::Cwd as i32,
+                    kind: ErrorKind::AccessDenied as i32,
+                },
+            ],
+            ..Default::default()
+        })
+    }
+
+    #[test]
+    fn field_errors_say_why() {
+        let p = zombie();
+        assert_eq!(field(&p, F::Exe, Style::Line), "<zombie process>");
+        assert_eq!(field(&p, F::Exe, Style::Cell), "<zombie>");
+        assert_eq!(field(&p, F::Cwd, Style::Line), "<access denied>");
+        assert_eq!(field(&p, F::Status, Style::Line), "zombie");
+        assert_eq!(field(&p, F::Ppid, Style::Cell), "17");
+        assert_eq!(
+            field(&p, F::MemoryInfo, Style::Line),
+            "rss=0B vms=0B shared=0B text=0B data=0B"
+        );
+    }
+
+    #[test]
+    fn commands_read_like_ps() {
+        assert_eq!(command(&zombie()), "[defunct] <defunct>");
+        let kthread = Process::from(proto::Process {
+            pid: 2,
+            name: Some("kthreadd".to_owned()),
+            ..Default::default()
+        });
+        assert_eq!(command(&kthread), "[kthreadd]");
+        let shell = Process::from(proto::Process {
+            pid: 3,
+            cmdline: vec!["bash".to_owned(), "-l".to_owned()],
+            ..Default::default()
+        });
+        assert_eq!(command(&shell), "bash -l");
+        assert_eq!(field(&shell, F::Terminal, Style::Cell), "?");
+        assert_eq!(field(&shell, F::Environ, Style::Line), "");
+    }
+}

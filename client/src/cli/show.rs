@@ -1,0 +1,219 @@
+//! `hostscope host`, `proc` and `nics`: one record, or one block per
+//! interface, as `field: value` lines.
+
+use std::io::Write;
+
+use hostscope_client::{
+    Client,
+    proto::{self, EnumName},
+};
+
+use super::{
+    args::{Output, ProcArgs},
+    fields::FieldList,
+    format, output,
+    render::{self, Style},
+};
+
+/// Shows the host and its agent.
+pub async fn host(
+    client: &Client,
+    endpoint: &str,
+    format: Output,
+    out: &mut impl Write,
+) -> anyhow::Result<()> {
+    let h = client.host().await?;
+    if format != Output::Table {
+        output::single(out, format, &output::record(endpoint, &h)?)?;
+        return Ok(());
+    }
+    let names = |values: Vec<String>| values.join(", ");
+    let process_fields = h
+        .process_fields
+        .iter()
+        .filter_map(|v| proto::ProcessField::from_wire(*v).map(|f| f.short_name()))
+        .collect();
+    let nic_fields = h
+        .net_interface_fields
+        .iter()
+        .filter_map(|v| proto::NetInterfaceField::from_wire(*v).map(|f| f.short_name()))
+        .collect();
+    let uptime = format::duration(format::now() - h.boot_time);
+    let lines = [
+        ("hostname", h.hostname.clone()),
+        ("os", h.os.clone()),
+        ("os_release", h.os_release.clone()),
+        ("kernel", h.kernel.clone()),
+        ("arch", h.arch.clone()),
+        (
+            "boot_time",
+            format!("{} (up {uptime})", format::datetime(h.boot_time)),
+        ),
+        ("cpu_count", h.cpu_count.to_string()),
+        ("memory_total", format::bytes(h.memory_total)),
+        ("agent_version", h.agent_version.clone()),
+        ("backend", h.backend.clone()),
+        ("process_fields", names(process_fields)),
+        ("net_interface_fields", names(nic_fields)),
+    ];
+    for (key, value) in lines {
+        writeln!(out, "{key}: {value}")?;
+    }
+    Ok(())
+}
+
+/// Shows one process, a line per field; fields the agent could not read
+/// say why.
+pub async fn process(
+    client: &Client,
+    endpoint: &str,
+    args: ProcArgs,
+    format: Output,
+    out: &mut impl Write,
+) -> anyhow::Result<()> {
+    let list = args.fields.unwrap_or_else(FieldList::all);
+    let p = client.process(args.pid, &list.request()).await?;
+    if format != Output::Table {
+        let record = output::process_record(endpoint, &p, &list.fields())?;
+        output::single(out, format, &record)?;
+        return Ok(());
+    }
+    for column in list.with_pid() {
+        writeln!(
+            out,
+            "{}: {}",
+            column.name(),
+            render::column(&p, column, Style::Line)
+        )?;
+    }
+    Ok(())
+}
+
+/// Shows every network interface as a block.
+pub async fn nics(
+    client: &Client,
+    endpoint: &str,
+    format: Output,
+    out: &mut impl Write,
+) -> anyhow::Result<()> {
+    let interfaces = client.net_interfaces().await?;
+    if format != Output::Table {
+        let mut records = output::Records::new(format);
+        for nic in &interfaces {
+            records.push(out, output::record(endpoint, nic)?)?;
+        }
+        records.finish_list(out)?;
+        return Ok(());
+    }
+    for (i, nic) in interfaces.iter().enumerate() {
+        if i > 0 {
+            writeln!(out)?;
+        }
+        write_nic(out, nic)?;
+    }
+    Ok(())
+}
+
+/// One interface:
+///
+/// ```text
+/// eth0: up, 1000 Mbps, full duplex, mtu 1500
+///   flags: up,broadcast,running,multicast
+///   inet  10.0.0.5 netmask 255.255.255.0 broadcast 10.0.0.255
+///   rx: 1.2G, 934211 packets, 0 errors, 0 dropped
+/// ```
+fn write_nic(out: &mut impl Write, nic: &proto::NetInterface) -> std::io::Result<()> {
+    match &nic.stats {
+        Some(s) => {
+            let state = if s.isup { "up" } else { "down" };
+            let speed = match s.speed {
+                0 => "speed unknown".to_owned(),
+                mbps => format!("{mbps} Mbps"),
+            };
+            let duplex =
+                proto::Duplex::from_wire(s.duplex).map_or("unknown".to_owned(), |d| d.short_name());
+            writeln!(
+                out,
+                "{}: {state}, {speed}, {duplex} duplex, mtu {}",
+                nic.name, s.mtu
+            )?;
+            if !s.flags.is_empty() {
+                writeln!(out, "  flags: {}", s.flags)?;
+            }
+        }
+        None => writeln!(out, "{}:", nic.name)?,
+    }
+    for a in &nic.addresses {
+        let family =
+            proto::AddressFamily::from_wire(a.family).map_or("?".to_owned(), |f| f.short_name());
+        let mut line = format!("  {family:<5} {}", a.address);
+        for (label, value) in [
+            ("netmask", &a.netmask),
+            ("broadcast", &a.broadcast),
+            ("ptp", &a.ptp),
+        ] {
+            if let Some(value) = value {
+                line.push_str(&format!(" {label} {value}"));
+            }
+        }
+        writeln!(out, "{line}")?;
+    }
+    if let Some(io) = &nic.io_counters {
+        let b = format::bytes;
+        writeln!(
+            out,
+            "  rx: {}, {} packets, {} errors, {} dropped",
+            b(io.bytes_recv),
+            io.packets_recv,
+            io.errin,
+            io.dropin
+        )?;
+        writeln!(
+            out,
+            "  tx: {}, {} packets, {} errors, {} dropped",
+            b(io.bytes_sent),
+            io.packets_sent,
+            io.errout,
+            io.dropout
+        )?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_interface_block() {
+        let nic = proto::NetInterface {
+            name: "lo".to_owned(),
+            addresses: vec![proto::NetAddress {
+                family: proto::AddressFamily::Inet as i32,
+                address: "127.0.0.1".to_owned(),
+                netmask: Some("255.0.0.0".to_owned()),
+                ..Default::default()
+            }],
+            stats: Some(proto::NetIfStats {
+                isup: true,
+                duplex: proto::Duplex::Unknown as i32,
+                speed: 0,
+                mtu: 65536,
+                flags: "up,loopback,running".to_owned(),
+            }),
+            io_counters: Some(proto::NetIoCounters {
+                bytes_recv: 2048,
+                packets_recv: 4,
+                ..Default::default()
+            }),
+        };
+        let mut out = Vec::new();
+        write_nic(&mut out, &nic).expect("write");
+        assert_eq!(
+            String::from_utf8(out).expect("utf-8"),
+            "lo: up, speed unknown, unknown duplex, mtu 65536\n  flags: up,loopback,running\n  \
+             inet  127.0.0.1 netmask 255.0.0.0\n  rx: 2.0K, 4 packets, 0 errors, 0 dropped\n  \
+             tx: 0B, 0 packets, 0 errors, 0 dropped\n"
+        );
+    }
+}

@@ -1,0 +1,316 @@
+//! A second look at a connection that failed without saying why.
+//!
+//! When an agent refuses a client certificate under TLS 1.3, the client's
+//! handshake has already finished; the agent's alert races with HTTP/2's
+//! own reading and writing, and the client often sees only "connection
+//! closed" or "broken pipe". A plaintext client talking to a TLS agent fares
+//! no better. So when a transport failure's text names no cause, the
+//! client repeats the conversation once, by hand, and reads the agent's
+//! answer to the end: a TLS alert, a TLS record where HTTP/2 was expected,
+//! or a refused connection. Only failures are probed; a working agent
+//! never sees the extra connection.
+
+use std::{
+    io::{self, Read, Write},
+    net::{TcpStream, ToSocketAddrs},
+    sync::Arc,
+    time::Duration,
+};
+
+use rustls::{ClientConfig, ClientConnection, pki_types::ServerName};
+
+use crate::{
+    Error,
+    error::{CallContext, chain_text, classify_transport},
+};
+
+/// How long the probe waits to connect, and for each answer.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// The HTTP/2 client preface followed by an empty SETTINGS frame: what an
+/// HTTP/2 client says first, and what an HTTP/2 server answers with its own
+/// SETTINGS.
+const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00";
+
+/// The HTTP/2 frame type of SETTINGS.
+const H2_SETTINGS: u8 = 0x04;
+
+/// How to reach the agent again, as the failed connection did.
+#[derive(Debug, Clone)]
+pub(crate) struct Probe {
+    /// `host:port` (IPv6 in brackets), as `ToSocketAddrs` takes it.
+    authority: String,
+    /// The TLS settings of the failed connection; `None` for plaintext.
+    tls: Option<(Arc<ClientConfig>, ServerName<'static>)>,
+}
+
+/// What the repeated conversation showed.
+enum Outcome {
+    /// The agent answered as it should: the failure lies elsewhere.
+    Answered,
+    /// The conversation failed, with this text.
+    Failed(String),
+    /// A plaintext HTTP/2 preface got something that is no HTTP/2.
+    NotHttp2,
+}
+
+impl Probe {
+    /// A probe for `authority`, speaking TLS with `tls` when given.
+    pub(crate) fn new(
+        authority: String,
+        tls: Option<(Arc<ClientConfig>, ServerName<'static>)>,
+    ) -> Probe {
+        Probe { authority, tls }
+    }
+
+    /// `err`, or a clearer error when `err` is a transport failure whose
+    /// text names no cause and the probe finds one.
+    pub(crate) async fn explain(&self, err: Error, ctx: &CallContext) -> Error {
+        if !matches!(err, Error::Transport { .. }) {
+            return err;
+        }
+        let probe = self.clone();
+        let outcome = match tokio::task::spawn_blocking(move || probe.attempt()).await {
+            Ok(outcome) => outcome,
+            Err(_) => return err,
+        };
+        match outcome {
+            Outcome::Answered => err,
+            Outcome::NotHttp2 => Error::NotTls {
+                endpoint: ctx.endpoint.clone(),
+            },
+            Outcome::Failed(text) => classify_transport(&text, ctx).unwrap_or(err),
+        }
+    }
+
+    /// Connects, says what an HTTP/2 client says first, and reads the
+    /// answer. Blocking: run it off the async threads.
+    fn attempt(&self) -> Outcome {
+        let addr = match self.authority.to_socket_addrs().map(|mut a| a.next()) {
+            Ok(Some(addr)) => addr,
+            Ok(None) => return Outcome::Failed("dns error: no address".to_owned()),
+            Err(e) => return Outcome::Failed(format!("dns error: {e}")),
+        };
+        let mut tcp = match TcpStream::connect_timeout(&addr, PROBE_TIMEOUT) {
+            Ok(tcp) => tcp,
+            Err(e) => return Outcome::Failed(e.to_string()),
+        };
+        if tcp.set_read_timeout(Some(PROBE_TIMEOUT)).is_err()
+            || tcp.set_write_timeout(Some(PROBE_TIMEOUT)).is_err()
+        {
+            return Outcome::Answered;
+        }
+        match &self.tls {
+            Some((config, name)) => tls_attempt(&mut tcp, config.clone(), name.clone()),
+            None => plaintext_attempt(&mut tcp),
+        }
+    }
+}
+
+/// A TLS handshake, the preface, and a read: an agent that refuses this
+/// client's certificate answers the read with its alert.
+fn tls_attempt(
+    tcp: &mut TcpStream,
+    config: Arc<ClientConfig>,
+    name: ServerName<'static>,
+) -> Outcome {
+    let Ok(mut conn) = ClientConnection::new(config, name) else {
+        return Outcome::Answered;
+    };
+    let mut stream = rustls::Stream::new(&mut conn, tcp);
+    // A failed write may still leave the agent's alert to be read, and the
+    // alert says more than the write's broken pipe: read either way.
+    let written = stream.write_all(H2_PREFACE).and_then(|()| stream.flush());
+    let mut answer = [0u8; 64];
+    let read = stream.read(&mut answer);
+    let mut texts = Vec::new();
+    for result in [written.map(drop), read.map(drop)] {
+        if let Err(e) = result
+            && !matches!(
+                e.kind(),
+                io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+            )
+        {
+            texts.push(chain_text(&e));
+        }
+    }
+    match texts.is_empty() {
+        true => Outcome::Answered,
+        false => Outcome::Failed(texts.join("; ")),
+    }
+}
+
+/// The preface in plaintext: an HTTP/2 server answers with a SETTINGS
+/// frame; a TLS server with an alert record, or by hanging up.
+fn plaintext_attempt(tcp: &mut TcpStream) -> Outcome {
+    if tcp.write_all(H2_PREFACE).is_err() {
+        return Outcome::NotHttp2;
+    }
+    // A frame header: 3 bytes of length, then the type.
+    let mut header = [0u8; 9];
+    match tcp.read_exact(&mut header) {
+        Ok(()) if header[3] == H2_SETTINGS => Outcome::Answered,
+        Ok(()) => Outcome::NotHttp2,
+        Err(e)
+            if matches!(
+                e.kind(),
+                io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+            ) =>
+        {
+            Outcome::Answered
+        }
+        Err(_) => Outcome::NotHttp2,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::{net::TcpListener, thread};
+
+    use rustls::{
+        RootCertStore, ServerConfig, ServerConnection,
+        pki_types::{CertificateDer, PrivateKeyDer, pem::PemObject},
+        server::WebPkiClientVerifier,
+    };
+
+    use super::*;
+    use crate::{TlsConfig, pki};
+
+    /// A TLS server that demands client certificates from the CA in `dir`
+    /// and answers every connection by handshaking until it fails.
+    fn mtls_server(dir: &std::path::Path) -> String {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut roots = RootCertStore::empty();
+        roots
+            .add(CertificateDer::from_pem_file(dir.join("ca.pem")).expect("ca"))
+            .expect("root");
+        let verifier =
+            WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+                .build()
+                .expect("verifier");
+        let config = ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .expect("versions")
+            .with_client_cert_verifier(verifier)
+            .with_single_cert(
+                vec![CertificateDer::from_pem_file(dir.join("agent.pem")).expect("cert")],
+                PrivateKeyDer::from_pem_file(dir.join("agent-key.pem")).expect("key"),
+            )
+            .expect("server config");
+        let config = Arc::new(config);
+        serve(move |mut tcp| {
+            let Ok(mut conn) = ServerConnection::new(config.clone()) else {
+                return;
+            };
+            // complete_io sends the alert when the handshake fails.
+            while conn.is_handshaking() {
+                if conn.complete_io(&mut tcp).is_err() {
+                    return;
+                }
+            }
+        })
+    }
+
+    /// A server that answers any preface with an HTTP/2 SETTINGS frame.
+    fn h2c_server() -> String {
+        serve(|mut tcp| {
+            let mut preface = [0u8; 24];
+            if tcp.read_exact(&mut preface).is_ok() {
+                let _ = tcp.write_all(b"\x00\x00\x00\x04\x00\x00\x00\x00\x00");
+            }
+        })
+    }
+
+    fn serve(handle: impl Fn(TcpStream) + Send + 'static) -> String {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = listener.local_addr().expect("addr").to_string();
+        thread::spawn(move || {
+            for tcp in listener.incoming().flatten() {
+                handle(tcp);
+            }
+        });
+        addr
+    }
+
+    fn ctx(endpoint: &str, tls: bool) -> CallContext {
+        CallContext {
+            endpoint: endpoint.to_owned(),
+            server_name: tls.then(|| "127.0.0.1".to_owned()),
+        }
+    }
+
+    fn vague(endpoint: &str) -> Error {
+        Error::Transport {
+            endpoint: endpoint.to_owned(),
+            message: "operation was canceled: connection closed".to_owned(),
+        }
+    }
+
+    fn fleet() -> tempfile::TempDir {
+        let dir = tempfile::tempdir().expect("tempdir");
+        pki::init(dir.path(), false).expect("init");
+        pki::issue(
+            dir.path(),
+            "agent",
+            pki::CertRole::Server,
+            &["127.0.0.1".to_owned()],
+        )
+        .expect("agent");
+        dir
+    }
+
+    fn tls_probe(endpoint: &str, dir: &std::path::Path) -> Probe {
+        let tls = TlsConfig::from_files(&dir.join("ca.pem"), None, None).expect("tls");
+        let name = ServerName::try_from("127.0.0.1").expect("name");
+        Probe::new(
+            endpoint.to_owned(),
+            Some((tls.rustls_config().expect("config"), name)),
+        )
+    }
+
+    #[tokio::test]
+    async fn a_refused_client_certificate_is_named() {
+        let dir = fleet();
+        let endpoint = mtls_server(dir.path());
+        let err = tls_probe(&endpoint, dir.path())
+            .explain(vague(&endpoint), &ctx(&endpoint, true))
+            .await;
+        assert!(matches!(err, Error::NoClientCertificate { .. }), "{err:?}");
+    }
+
+    /// What a plaintext probe makes of a vague failure at `endpoint`.
+    async fn plaintext_verdict(endpoint: &str) -> Error {
+        Probe::new(endpoint.to_owned(), None)
+            .explain(vague(endpoint), &ctx(endpoint, false))
+            .await
+    }
+
+    #[tokio::test]
+    async fn plaintext_to_a_tls_server_is_not_tls() {
+        let dir = fleet();
+        let err = plaintext_verdict(&mtls_server(dir.path())).await;
+        assert!(matches!(err, Error::NotTls { .. }), "{err:?}");
+    }
+
+    #[tokio::test]
+    async fn a_working_agent_leaves_the_error_alone() {
+        let endpoint = h2c_server();
+        let err = plaintext_verdict(&endpoint).await;
+        assert!(matches!(err, Error::Transport { .. }), "{err:?}");
+        // Only vague transport failures are probed.
+        let not_found = Error::NoSuchProcess { pid: Some(1) };
+        let err = Probe::new(endpoint.clone(), None)
+            .explain(not_found, &ctx(&endpoint, false))
+            .await;
+        assert!(matches!(err, Error::NoSuchProcess { .. }), "{err:?}");
+    }
+
+    #[tokio::test]
+    async fn a_closed_port_is_connection_refused() {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let endpoint = listener.local_addr().expect("addr").to_string();
+        drop(listener);
+        let err = plaintext_verdict(&endpoint).await;
+        assert!(matches!(err, Error::ConnectionRefused { .. }), "{err:?}");
+    }
+}

@@ -1,0 +1,347 @@
+//! A process as an agent returned it, with psutil-like accessors that turn
+//! the process's `field_errors` back into errors.
+
+use std::collections::BTreeMap;
+
+use hostscope_proto::{self as proto, EnumName, ProcessField as F};
+
+use crate::Error;
+
+/// A set of process fields, as a bit per wire value: small enough to copy
+/// into every process of a listing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct FieldSet(u64);
+
+impl FieldSet {
+    /// The fields a request asked for; an empty selection means all.
+    fn requested(fields: &[F]) -> FieldSet {
+        if fields.is_empty() {
+            return FieldSet(u64::MAX);
+        }
+        FieldSet(fields.iter().fold(0, |bits, f| bits | bit(*f)))
+    }
+
+    fn contains(self, field: F) -> bool {
+        self.0 & bit(field) != 0
+    }
+}
+
+fn bit(field: F) -> u64 {
+    // Wire values are small (below 64); anything else shares the top bit
+    // rather than overflowing.
+    1u64 << (field as i32).clamp(0, 63)
+}
+
+/// A process as returned by the agent.
+///
+/// A newtype rather than `proto::Process` itself because prost generates
+/// inherent getters (`p.exe() -> &str`, empty when absent) that would
+/// shadow these accessors, which tell "absent" from "empty".
+///
+/// Each accessor answers as psutil's method would: `Ok` with the value, or
+/// the error the agent recorded for that field (`ZombieProcess`,
+/// `AccessDenied`, `Unsupported`), or [`Error::FieldNotRequested`] when the
+/// request did not ask for the field.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Process {
+    inner: proto::Process,
+    requested: FieldSet,
+}
+
+impl From<proto::Process> for Process {
+    /// A process from a request that asked for every field.
+    fn from(inner: proto::Process) -> Process {
+        Process::new(inner, &[])
+    }
+}
+
+impl Process {
+    /// Wraps a process returned for a request that asked for `requested`
+    /// (empty: every field).
+    pub fn new(inner: proto::Process, requested: &[F]) -> Process {
+        Process {
+            inner,
+            requested: FieldSet::requested(requested),
+        }
+    }
+
+    /// The process id; always present.
+    pub fn pid(&self) -> u32 {
+        self.inner.pid
+    }
+
+    /// The message as it came off the wire.
+    pub fn proto(&self) -> &proto::Process {
+        &self.inner
+    }
+
+    /// The message as it came off the wire, by value.
+    pub fn into_proto(self) -> proto::Process {
+        self.inner
+    }
+
+    /// Whether the request asked for `field`.
+    pub fn was_requested(&self, field: F) -> bool {
+        self.requested.contains(field)
+    }
+
+    /// Why the agent could not read `field`, if it could not.
+    pub fn field_error(&self, field: F) -> Option<proto::ErrorKind> {
+        self.inner
+            .field_errors
+            .iter()
+            .find(|e| e.field == field as i32)
+            .map(|e| proto::ErrorKind::from_wire(e.kind).unwrap_or(proto::ErrorKind::Unspecified))
+    }
+
+    /// The error for a field that has no value.
+    fn missing(&self, field: F) -> Error {
+        match self.field_error(field) {
+            Some(kind) => Error::from_field_error(kind, field, &self.inner),
+            None => Error::FieldNotRequested { field },
+        }
+    }
+
+    /// An optional proto field: its value, or why it has none.
+    fn get<T>(&self, field: F, value: Option<T>) -> Result<T, Error> {
+        value.ok_or_else(|| self.missing(field))
+    }
+
+    /// A field that is never absent on the wire (a list, a map, or a field
+    /// whose absence means "none"): present unless it has a field error or
+    /// was not requested.
+    fn check(&self, field: F) -> Result<(), Error> {
+        if self.field_error(field).is_some() || !self.was_requested(field) {
+            return Err(self.missing(field));
+        }
+        Ok(())
+    }
+
+    /// Parent process id (0 for the kernel's roots).
+    pub fn ppid(&self) -> Result<u32, Error> {
+        self.get(F::Ppid, self.inner.ppid)
+    }
+
+    /// The process name (comm, widened as psutil does).
+    pub fn name(&self) -> Result<&str, Error> {
+        self.get(F::Name, self.inner.name.as_deref())
+    }
+
+    /// Absolute path of the executable; empty for kernel threads.
+    pub fn exe(&self) -> Result<&str, Error> {
+        self.get(F::Exe, self.inner.exe.as_deref())
+    }
+
+    /// Command line, argv\[0\] first; empty for kernel threads and zombies.
+    pub fn cmdline(&self) -> Result<&[String], Error> {
+        self.check(F::Cmdline)?;
+        Ok(&self.inner.cmdline)
+    }
+
+    /// Scheduler state. A state this client does not know reads as
+    /// `Unspecified`.
+    pub fn status(&self) -> Result<proto::ProcessStatus, Error> {
+        let wire = self.get(F::Status, self.inner.status)?;
+        Ok(proto::ProcessStatus::try_from(wire).unwrap_or(proto::ProcessStatus::Unspecified))
+    }
+
+    /// Name of the real user (or the decimal uid when it has no name).
+    pub fn username(&self) -> Result<&str, Error> {
+        self.get(F::Username, self.inner.username.as_deref())
+    }
+
+    /// Real, effective and saved user ids.
+    pub fn uids(&self) -> Result<proto::Ids, Error> {
+        self.get(F::Uids, self.inner.uids)
+    }
+
+    /// Real, effective and saved group ids.
+    pub fn gids(&self) -> Result<proto::Ids, Error> {
+        self.get(F::Gids, self.inner.gids)
+    }
+
+    /// Controlling terminal ("/dev/pts/3"); `Ok(None)` when it has none.
+    pub fn terminal(&self) -> Result<Option<&str>, Error> {
+        self.check(F::Terminal)?;
+        Ok(self.inner.terminal.as_deref())
+    }
+
+    /// Current working directory.
+    pub fn cwd(&self) -> Result<&str, Error> {
+        self.get(F::Cwd, self.inner.cwd.as_deref())
+    }
+
+    /// Nice value, -20 to 19.
+    pub fn nice(&self) -> Result<i32, Error> {
+        self.get(F::Nice, self.inner.nice)
+    }
+
+    /// Start time in seconds since the Unix epoch.
+    pub fn create_time(&self) -> Result<f64, Error> {
+        self.get(F::CreateTime, self.inner.create_time)
+    }
+
+    /// Number of threads.
+    pub fn num_threads(&self) -> Result<u32, Error> {
+        self.get(F::NumThreads, self.inner.num_threads)
+    }
+
+    /// Number of open file descriptors.
+    pub fn num_fds(&self) -> Result<u32, Error> {
+        self.get(F::NumFds, self.inner.num_fds)
+    }
+
+    /// Voluntary and involuntary context switches.
+    pub fn num_ctx_switches(&self) -> Result<proto::CtxSwitches, Error> {
+        self.get(F::NumCtxSwitches, self.inner.num_ctx_switches)
+    }
+
+    /// CPU times in seconds.
+    pub fn cpu_times(&self) -> Result<proto::CpuTimes, Error> {
+        self.get(F::CpuTimes, self.inner.cpu_times)
+    }
+
+    /// Memory use in bytes.
+    pub fn memory_info(&self) -> Result<proto::MemoryInfo, Error> {
+        self.get(F::MemoryInfo, self.inner.memory_info)
+    }
+
+    /// I/O counters.
+    pub fn io_counters(&self) -> Result<proto::IoCounters, Error> {
+        self.get(F::IoCounters, self.inner.io_counters)
+    }
+
+    /// Environment variables (only where the agent is configured to serve
+    /// them).
+    pub fn environ(&self) -> Result<&BTreeMap<String, String>, Error> {
+        self.check(F::Environ)?;
+        Ok(&self.inner.environ)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proto::{ErrorKind as K, FieldError};
+
+    use super::*;
+
+    fn field_error(field: F, kind: K) -> FieldError {
+        FieldError {
+            field: field as i32,
+            kind: kind as i32,
+        }
+    }
+
+    /// A zombie as the agent lists it: what the stat file says is there,
+    /// everything that needs a live process is a ZOMBIE_PROCESS error.
+    fn zombie() -> Process {
+        Process::from(proto::Process {
+            pid: 4242,
+            ppid: Some(17),
+            name: Some("defunct".to_owned()),
+            status: Some(proto::ProcessStatus::Zombie as i32),
+            field_errors: vec![
+                field_error(F::Exe, K::ZombieProcess),
+                field_error(F::Cmdline, K::ZombieProcess),
+                field_error(F::Cwd, K::ZombieProcess),
+            ],
+            ..Default::default()
+        })
+    }
+
+    #[test]
+    fn zombie_fields_raise_zombie_process() {
+        let p = zombie();
+        assert_eq!(p.pid(), 4242);
+        assert_eq!(p.ppid().ok(), Some(17));
+        assert_eq!(p.name().ok(), Some("defunct"));
+        assert_eq!(p.status().ok(), Some(proto::ProcessStatus::Zombie));
+        for e in [p.exe().err(), p.cmdline().err(), p.cwd().err()] {
+            match e {
+                Some(
+                    e @ Error::ZombieProcess {
+                        pid: 4242,
+                        ppid: Some(17),
+                        ..
+                    },
+                ) => {
+                    assert!(e.is_not_found());
+                    assert!(
+                        matches!(&e, Error::ZombieProcess { name: Some(n), .. } if n == "defunct")
+                    );
+                }
+                other => panic!("expected ZombieProcess, got {other:?}"),
+            }
+        }
+        // Asked for everything, but the agent sent no value and no error.
+        assert!(matches!(
+            p.uids(),
+            Err(Error::FieldNotRequested { field: F::Uids })
+        ));
+    }
+
+    #[test]
+    fn access_denied_and_unsupported_fields() {
+        let p = Process::from(proto::Process {
+            pid: 1,
+            field_errors: vec![
+                field_error(F::Environ, K::AccessDenied),
+                field_error(F::IoCounters, K::Unsupported),
+                field_error(F::NumFds, K::Unspecified),
+            ],
+            ..Default::default()
+        });
+        assert!(matches!(
+            p.environ(),
+            Err(Error::AccessDenied { pid: Some(1), .. })
+        ));
+        let e = p.io_counters().expect_err("unsupported");
+        assert_eq!(e.kind(), Some(K::Unsupported));
+        assert!(e.to_string().contains("io_counters"), "{e}");
+        // A kind this client does not know is still an error, not a value.
+        assert!(matches!(p.num_fds(), Err(Error::Status(_))));
+    }
+
+    #[test]
+    fn unrequested_fields_are_not_empty_values() {
+        let p = Process::new(
+            proto::Process {
+                pid: 9,
+                name: Some("sh".to_owned()),
+                ..Default::default()
+            },
+            &[F::Name, F::Terminal],
+        );
+        assert_eq!(p.name().ok(), Some("sh"));
+        assert!(p.was_requested(F::Name));
+        assert!(!p.was_requested(F::Cmdline));
+        assert!(matches!(
+            p.cmdline(),
+            Err(Error::FieldNotRequested { field: F::Cmdline })
+        ));
+        assert!(matches!(
+            p.environ(),
+            Err(Error::FieldNotRequested { field: F::Environ })
+        ));
+        // Requested and absent: no terminal.
+        assert_eq!(p.terminal().ok(), Some(None));
+        assert!(matches!(
+            p.memory_info(),
+            Err(Error::FieldNotRequested { .. })
+        ));
+    }
+
+    #[test]
+    fn kernel_threads_have_an_empty_cmdline() {
+        let p = Process::from(proto::Process {
+            pid: 2,
+            name: Some("kthreadd".to_owned()),
+            exe: Some(String::new()),
+            ..Default::default()
+        });
+        assert_eq!(p.cmdline().ok(), Some(&[][..]));
+        assert_eq!(p.exe().ok(), Some(""));
+        assert_eq!(p.proto().pid, 2);
+        assert_eq!(p.into_proto().name.as_deref(), Some("kthreadd"));
+    }
+}

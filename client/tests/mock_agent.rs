@@ -1,0 +1,511 @@
+//! The client against a stand-in agent: a real tonic server over real
+//! (m)TLS on 127.0.0.1, answering from canned data. It checks what the
+//! client makes of real handshakes, real rejections and real rich errors;
+//! the end-to-end tests against the real agent live in tests/integration.
+
+use std::{collections::HashMap, net::SocketAddr, path::Path, pin::Pin};
+
+use hostscope_client::{
+    Client, Error, RejectedBy, TlsConfig,
+    pki::{self, CertRole},
+    proto::{self, host_inspector_server::HostInspectorServer},
+};
+use tokio::{net::TcpListener, sync::oneshot};
+use tokio_stream::{Stream, StreamExt, wrappers::TcpListenerStream};
+use tonic::{
+    Code, Request, Response, Status,
+    transport::{Certificate, Identity, Server, ServerTlsConfig},
+};
+use tonic_types::{ErrorDetails, StatusExt};
+
+/// Canned answers: pid 1 is alive, pid 2 a zombie, pid 3 unreadable, and
+/// every other pid missing.
+struct Mock;
+
+fn rich(code: Code, reason: &str, pid: u32) -> Status {
+    let meta = HashMap::from([("pid".to_owned(), pid.to_string())]);
+    Status::with_error_details(
+        code,
+        format!("{reason} for {pid}"),
+        ErrorDetails::with_error_info(reason, proto::ERROR_DOMAIN, meta),
+    )
+}
+
+fn process(pid: u32) -> proto::Process {
+    proto::Process {
+        pid,
+        ppid: Some(1),
+        name: Some(format!("p{pid}")),
+        ..Default::default()
+    }
+}
+
+#[tonic::async_trait]
+impl proto::host_inspector_server::HostInspector for Mock {
+    async fn get_host(
+        &self,
+        _: Request<proto::GetHostRequest>,
+    ) -> Result<Response<proto::Host>, Status> {
+        Ok(Response::new(proto::Host {
+            hostname: "mock".to_owned(),
+            ..Default::default()
+        }))
+    }
+
+    type ListProcessesStream =
+        Pin<Box<dyn Stream<Item = Result<proto::ProcessBatch, Status>> + Send>>;
+
+    async fn list_processes(
+        &self,
+        _: Request<proto::ListProcessesRequest>,
+    ) -> Result<Response<Self::ListProcessesStream>, Status> {
+        let batches = vec![
+            Ok(proto::ProcessBatch {
+                processes: vec![process(10), process(11)],
+            }),
+            Ok(proto::ProcessBatch { processes: vec![] }),
+            Ok(proto::ProcessBatch {
+                processes: vec![process(12)],
+            }),
+        ];
+        Ok(Response::new(Box::pin(tokio_stream::iter(batches))))
+    }
+
+    async fn get_process(
+        &self,
+        request: Request<proto::GetProcessRequest>,
+    ) -> Result<Response<proto::Process>, Status> {
+        match request.into_inner().pid {
+            1 => Ok(Response::new(process(1))),
+            2 => Ok(Response::new(proto::Process {
+                status: Some(proto::ProcessStatus::Zombie as i32),
+                field_errors: vec![proto::FieldError {
+                    field: proto::ProcessField::Exe as i32,
+                    kind: proto::ErrorKind::ZombieProcess as i32,
+                }],
+                ..process(2)
+            })),
+            3 => Err(rich(Code::PermissionDenied, "ACCESS_DENIED", 3)),
+            0 => Err(Status::invalid_argument("pid 0 is not a process")),
+            pid => Err(rich(Code::NotFound, "NO_SUCH_PROCESS", pid)),
+        }
+    }
+
+    async fn pid_exists(
+        &self,
+        request: Request<proto::PidExistsRequest>,
+    ) -> Result<Response<proto::PidExistsResponse>, Status> {
+        let pid = request.into_inner().pid;
+        Ok(Response::new(proto::PidExistsResponse {
+            exists: pid == 1 || pid == 2,
+        }))
+    }
+
+    async fn list_net_interfaces(
+        &self,
+        _: Request<proto::ListNetInterfacesRequest>,
+    ) -> Result<Response<proto::ListNetInterfacesResponse>, Status> {
+        Ok(Response::new(proto::ListNetInterfacesResponse {
+            interfaces: vec![proto::NetInterface {
+                name: "lo".to_owned(),
+                ..Default::default()
+            }],
+        }))
+    }
+}
+
+/// A running stand-in agent; stops when dropped.
+struct Agent {
+    addr: SocketAddr,
+    _stop: oneshot::Sender<()>,
+}
+
+impl Agent {
+    /// Starts an agent; with `pki_dir`, over mTLS with `agent.pem` from it
+    /// and client certificates demanded from its CA.
+    async fn start(pki_dir: Option<&Path>) -> Agent {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("local addr");
+        let (stop, stopped) = oneshot::channel::<()>();
+        let mut builder = Server::builder();
+        if let Some(dir) = pki_dir {
+            let read = |name: &str| std::fs::read(dir.join(name)).expect("pki file");
+            let tls = ServerTlsConfig::new()
+                .identity(Identity::from_pem(read("agent.pem"), read("agent-key.pem")))
+                .client_ca_root(Certificate::from_pem(read("ca.pem")));
+            builder = builder.tls_config(tls).expect("server TLS");
+        }
+        let router = builder.add_service(HostInspectorServer::new(Mock));
+        tokio::spawn(
+            router.serve_with_incoming_shutdown(TcpListenerStream::new(listener), async {
+                drop(stopped.await)
+            }),
+        );
+        Agent { addr, _stop: stop }
+    }
+
+    fn endpoint(&self) -> String {
+        self.addr.to_string()
+    }
+}
+
+/// A fleet PKI in a temporary directory: a CA, an agent certificate for
+/// 127.0.0.1 and a client certificate "alice".
+fn fleet() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("tempdir");
+    pki::init(dir.path(), false).expect("pki init");
+    pki::issue(
+        dir.path(),
+        "agent",
+        CertRole::Server,
+        &["127.0.0.1".to_owned()],
+    )
+    .expect("agent cert");
+    pki::issue(dir.path(), "alice", CertRole::Client, &[]).expect("client cert");
+    dir
+}
+
+fn tls(dir: &Path, with_identity: bool) -> TlsConfig {
+    let (cert, key) = (dir.join("alice.pem"), dir.join("alice-key.pem"));
+    let identity = with_identity.then_some((cert.as_path(), key.as_path()));
+    TlsConfig::from_files(
+        &dir.join("ca.pem"),
+        identity.map(|i| i.0),
+        identity.map(|i| i.1),
+    )
+    .expect("client TLS config")
+}
+
+#[tokio::test]
+async fn calls_over_mutual_tls() {
+    let pki = fleet();
+    let agent = Agent::start(Some(pki.path())).await;
+    let client = Client::connect(&agent.endpoint(), Some(tls(pki.path(), true)))
+        .await
+        .expect("connect");
+
+    assert_eq!(client.host().await.expect("host").hostname, "mock");
+
+    let pids: Vec<u32> = client
+        .processes(
+            &[proto::ProcessField::Name],
+            proto::ProcessFilter::default(),
+        )
+        .await
+        .expect("list")
+        .map(|p| p.expect("process").pid())
+        .collect()
+        .await;
+    assert_eq!(pids, [10, 11, 12], "batches are flattened in order");
+
+    let zombie = client.process(2, &[]).await.expect("a zombie is returned");
+    assert_eq!(zombie.status().ok(), Some(proto::ProcessStatus::Zombie));
+    let e = zombie.exe().expect_err("a zombie's exe");
+    assert!(
+        matches!(e, Error::ZombieProcess { pid: 2, .. }) && e.is_not_found(),
+        "{e:?}"
+    );
+
+    let e = client.process(4321, &[]).await.expect_err("missing pid");
+    assert!(
+        matches!(e, Error::NoSuchProcess { pid: Some(4321) }),
+        "{e:?}"
+    );
+    let e = client.process(3, &[]).await.expect_err("unreadable pid");
+    assert!(
+        matches!(e, Error::AccessDenied { pid: Some(3), .. }),
+        "{e:?}"
+    );
+    let e = client.process(0, &[]).await.expect_err("pid 0");
+    assert!(matches!(e, Error::InvalidArgument { .. }), "{e:?}");
+
+    assert!(client.pid_exists(2).await.expect("pid_exists"));
+    assert!(!client.pid_exists(5).await.expect("pid_exists"));
+    assert_eq!(client.net_interfaces().await.expect("nics")[0].name, "lo");
+}
+
+#[tokio::test]
+async fn a_client_without_a_certificate_is_told_so() {
+    let pki = fleet();
+    let agent = Agent::start(Some(pki.path())).await;
+    // TLS 1.3: the handshake completes from the client's view; the agent's
+    // refusal arrives with the first call.
+    let result = match Client::connect(&agent.endpoint(), Some(tls(pki.path(), false))).await {
+        Ok(client) => client.host().await.map(drop),
+        Err(e) => Err(e),
+    };
+    let e = result.expect_err("no client certificate");
+    assert!(matches!(e, Error::NoClientCertificate { .. }), "{e:?}");
+}
+
+#[tokio::test]
+async fn a_client_certificate_from_another_ca_is_told_so() {
+    let pki = fleet();
+    let other = fleet();
+    let agent = Agent::start(Some(pki.path())).await;
+    let mut config = tls(pki.path(), true);
+    config.identity = Some((
+        std::fs::read(other.path().join("alice.pem")).expect("read"),
+        std::fs::read(other.path().join("alice-key.pem")).expect("read"),
+    ));
+    let result = match Client::connect(&agent.endpoint(), Some(config)).await {
+        Ok(client) => client.host().await.map(drop),
+        Err(e) => Err(e),
+    };
+    let e = result.expect_err("foreign client certificate");
+    assert!(
+        matches!(
+            e,
+            Error::UnknownCa {
+                side: RejectedBy::Agent,
+                ..
+            }
+        ),
+        "{e:?}"
+    );
+}
+
+#[tokio::test]
+async fn an_agent_from_another_ca_is_refused_at_connect() {
+    let pki = fleet();
+    let other = fleet();
+    let agent = Agent::start(Some(other.path())).await;
+    let e = Client::connect(&agent.endpoint(), Some(tls(pki.path(), true)))
+        .await
+        .expect_err("foreign agent");
+    assert!(
+        matches!(
+            e,
+            Error::UnknownCa {
+                side: RejectedBy::Client,
+                ..
+            }
+        ),
+        "{e:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_name_mismatch_is_refused_at_connect() {
+    let pki = fleet();
+    let agent = Agent::start(Some(pki.path())).await;
+    let mut config = tls(pki.path(), true);
+    config.server_name = Some("web9.example".to_owned());
+    let e = Client::connect(&agent.endpoint(), Some(config))
+        .await
+        .expect_err("wrong name");
+    assert!(
+        matches!(&e, Error::NameMismatch { name, .. } if name == "web9.example"),
+        "{e:?}"
+    );
+}
+
+#[tokio::test]
+async fn tls_and_plaintext_do_not_mix() {
+    let pki = fleet();
+    let tls_agent = Agent::start(Some(pki.path())).await;
+    let result = match Client::connect(&tls_agent.endpoint(), None).await {
+        Ok(client) => client.host().await.map(drop),
+        Err(e) => Err(e),
+    };
+    let e = result.expect_err("plaintext client, TLS agent");
+    assert!(matches!(e, Error::NotTls { .. }), "{e:?}");
+
+    let plain_agent = Agent::start(None).await;
+    let e = Client::connect(&plain_agent.endpoint(), Some(tls(pki.path(), true)))
+        .await
+        .expect_err("TLS client, plaintext agent");
+    assert!(matches!(e, Error::NotTls { .. }), "{e:?}");
+
+    // And plaintext to plaintext works.
+    let client = Client::connect(&plain_agent.endpoint(), None)
+        .await
+        .expect("h2c");
+    assert_eq!(client.host().await.expect("host").hostname, "mock");
+}
+
+#[tokio::test]
+async fn a_closed_port_is_connection_refused() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let endpoint = listener.local_addr().expect("addr").to_string();
+    drop(listener);
+    let e = Client::connect(&endpoint, None)
+        .await
+        .expect_err("nothing listens");
+    assert!(
+        matches!(&e, Error::ConnectionRefused { endpoint: ep } if *ep == endpoint),
+        "{e:?}"
+    );
+}
+
+// === the `hostscope` binary ===
+
+/// The command line end to end: real processes of the binary against the
+/// stand-in agent.
+#[cfg(feature = "cli")]
+mod cli {
+    use super::*;
+
+    /// Runs `hostscope` with `args` (and no HOSTSCOPE_* variables from the
+    /// caller's environment); returns its exit code, stdout and stderr.
+    async fn hostscope(args: Vec<String>) -> (i32, String, String) {
+        tokio::task::spawn_blocking(move || {
+            let output = std::process::Command::new(env!("CARGO_BIN_EXE_hostscope"))
+                .args(&args)
+                .env_remove("HOSTSCOPE_HOST")
+                .env_remove("HOSTSCOPE_CA")
+                .env_remove("HOSTSCOPE_CERT")
+                .env_remove("HOSTSCOPE_KEY")
+                .output()
+                .expect("run hostscope");
+            (
+                output.status.code().unwrap_or(-1),
+                String::from_utf8_lossy(&output.stdout).into_owned(),
+                String::from_utf8_lossy(&output.stderr).into_owned(),
+            )
+        })
+        .await
+        .expect("join")
+    }
+
+    fn args(list: &[&str]) -> Vec<String> {
+        list.iter().map(|s| (*s).to_owned()).collect()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_cli_over_mutual_tls() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let pki_dir = dir.path().join("pki");
+        let d = pki_dir.to_str().expect("utf-8 path").to_owned();
+        let (code, out, err) = hostscope(args(&["pki", "init", "--dir", &d])).await;
+        assert_eq!(code, 0, "{err}");
+        assert!(out.contains("ca-key.pem"), "{out}");
+        let (code, _, err) = hostscope(args(&["pki", "init", "--dir", &d])).await;
+        assert_eq!(code, 1);
+        assert!(
+            err.starts_with("error: ") && err.contains("exists already"),
+            "{err}"
+        );
+        for role in [
+            ["--name", "agent", "--server", "--san", "127.0.0.1"],
+            ["--name", "alice", "--client", "--san", "alice"],
+        ] {
+            let mut a = args(&["pki", "issue", "--dir", &d]);
+            a.extend(args(&role));
+            let (code, _, err) = hostscope(a).await;
+            assert_eq!(code, 0, "{err}");
+        }
+
+        let agent = Agent::start(Some(&pki_dir)).await;
+        let endpoint = agent.endpoint();
+        let connect = |more: &[&str]| {
+            let mut a = args(&["--host", &endpoint, "--ca", &format!("{d}/ca.pem")]);
+            a.extend(args(&[
+                "--cert",
+                &format!("{d}/alice.pem"),
+                "--key",
+                &format!("{d}/alice-key.pem"),
+            ]));
+            a.extend(args(more));
+            a
+        };
+
+        let (code, out, err) = hostscope(connect(&["host"])).await;
+        assert_eq!(code, 0, "{err}");
+        assert!(out.starts_with("hostname: mock\n"), "{out}");
+
+        let (code, out, err) = hostscope(connect(&["ps", "--output", "json"])).await;
+        assert_eq!(code, 0, "{err}");
+        let records: serde_json::Value = serde_json::from_str(&out).expect("one JSON document");
+        assert_eq!(records.as_array().map(Vec::len), Some(3), "{out}");
+        assert!(
+            out.contains(&format!(
+                "{{\n    \"host\": \"{endpoint}\",\n    \"pid\": 10,"
+            )),
+            "{out}"
+        );
+
+        let (code, out, err) = hostscope(connect(&[
+            "ps", "--fields", "pid,name", "--output", "ndjson",
+        ]))
+        .await;
+        assert_eq!(code, 0, "{err}");
+        let first = out.lines().next().unwrap_or_default();
+        assert_eq!(
+            first,
+            format!(r#"{{"host":"{endpoint}","pid":10,"name":"p10","field_errors":[]}}"#)
+        );
+
+        let (code, out, err) = hostscope(connect(&["ps", "--fields", "name,ppid"])).await;
+        assert_eq!(code, 0, "{err}");
+        assert_eq!(
+            out,
+            "PID NAME PPID\n 10 p10     1\n 11 p11     1\n 12 p12     1\n"
+        );
+
+        let (code, out, err) = hostscope(connect(&["proc", "2"])).await;
+        assert_eq!(code, 0, "{err}");
+        assert!(out.contains("\nexe: <zombie process>\n"), "{out}");
+        assert!(out.starts_with("pid: 2\nppid: 1\nname: p2\n"), "{out}");
+
+        let (code, out, err) = hostscope(connect(&["proc", "4321"])).await;
+        assert_eq!((code, out.as_str()), (1, ""));
+        assert_eq!(err, "error: no such process (pid 4321)\n");
+
+        let (code, out, err) = hostscope(connect(&["nics", "-o", "ndjson"])).await;
+        assert_eq!(code, 0, "{err}");
+        assert_eq!(
+            out,
+            format!("{{\"host\":\"{endpoint}\",\"name\":\"lo\",\"addresses\":[]}}\n")
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn cli_usage_and_connection_errors_are_clear() {
+        let (code, _, err) = hostscope(args(&["host"])).await;
+        assert_eq!(code, 1);
+        assert!(
+            err.contains("--ca FILE --cert FILE --key FILE") && err.contains("--plaintext"),
+            "{err}"
+        );
+
+        let (code, _, err) = hostscope(args(&["ps", "--fields", "pid,rss"])).await;
+        assert_eq!(code, 2, "a usage error");
+        assert!(
+            err.contains("unknown field \"rss\"; valid fields: pid, ppid"),
+            "{err}"
+        );
+
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let endpoint = listener.local_addr().expect("addr").to_string();
+        drop(listener);
+        let (code, _, err) = hostscope(args(&["--plaintext", "--host", &endpoint, "host"])).await;
+        assert_eq!(code, 1);
+        assert_eq!(
+            err,
+            format!(
+                "error: {endpoint} refused the connection: is hostscope-agent running and listening there?\n"
+            )
+        );
+
+        let agent = Agent::start(None).await;
+        let (code, out, err) = hostscope(args(&[
+            "host",
+            "--plaintext",
+            "--host",
+            &agent.endpoint(),
+            "-o",
+            "json",
+        ]))
+        .await;
+        assert_eq!(code, 0, "{err}");
+        assert!(
+            out.starts_with(&format!(
+                "{{\n  \"host\": \"{}\",\n  \"hostname\": \"mock\"",
+                agent.endpoint()
+            )),
+            "{out}"
+        );
+    }
+}
