@@ -63,6 +63,11 @@ fn serde_attribute(field: &prost_types::FieldDescriptorProto) -> Option<String> 
             "#[serde(serialize_with = \"crate::json::{shape}::<crate::{name}, _>\"{skip})]"
         ));
     }
+    // A process's field errors are the exception, not the rule: leave the
+    // empty list out rather than print it on every record.
+    if field.name() == "field_errors" {
+        return Some("#[serde(skip_serializing_if = \"Vec::is_empty\")]".to_owned());
+    }
     if optional || (field.r#type() == Type::Message && field.label() != Label::Repeated) {
         return Some("#[serde(skip_serializing_if = \"Option::is_none\")]".to_owned());
     }

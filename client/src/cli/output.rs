@@ -119,7 +119,7 @@ mod tests {
         let text = serde_json::to_string(&v).expect("text");
         assert_eq!(
             text,
-            r#"{"host":"web1:7443","pid":7,"name":"sh","status":"zombie","field_errors":[]}"#
+            r#"{"host":"web1:7443","pid":7,"name":"sh","status":"zombie"}"#
         );
     }
 

@@ -10,7 +10,7 @@ use hostscope_client::{
 
 use super::{
     args::{Output, ProcArgs},
-    fields::FieldList,
+    fields::{Column, FieldList},
     format, output,
     render::{self, Style},
 };
@@ -79,6 +79,15 @@ pub async fn process(
         return Ok(());
     }
     for column in list.with_pid() {
+        // An agent that does not serve environments leaves them out of
+        // "every field"; an empty line would read as an empty environment.
+        let environ = proto::ProcessField::Environ;
+        let environ_absent = column == Column::Field(environ)
+            && p.proto().environ.is_empty()
+            && p.field_error(environ).is_none();
+        if environ_absent {
+            continue;
+        }
         writeln!(
             out,
             "{}: {}",
