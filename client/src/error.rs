@@ -217,6 +217,43 @@ impl Error {
         }
     }
 
+    /// A short, stable name for this error, for summaries and scripts:
+    /// `timeout`, `connection-refused`, `unknown-ca`, ...
+    pub fn label(&self) -> &'static str {
+        match self {
+            Error::NoSuchProcess { .. } => "no-such-process",
+            Error::ZombieProcess { .. } => "zombie-process",
+            Error::AccessDenied { .. } => "access-denied",
+            Error::Unsupported { .. } => "unsupported",
+            Error::Timeout { .. } => "timeout",
+            Error::InvalidArgument { .. } => "invalid-argument",
+            Error::FieldNotRequested { .. } => "field-not-requested",
+            Error::ConnectionRefused { .. } => "connection-refused",
+            Error::Resolve { .. } => "resolve",
+            Error::NoClientCertificate { .. } => "no-client-certificate",
+            Error::UnknownCa { .. } => "unknown-ca",
+            Error::NameMismatch { .. } => "name-mismatch",
+            Error::NotTls { .. } => "not-tls",
+            Error::Transport { .. } => "transport",
+            Error::Status(status) if status.code() == Code::Unavailable => "unavailable",
+            Error::Status(_) => "status",
+            Error::Io { .. } => "io",
+            Error::Tls { .. } => "tls-config",
+            Error::Pki { .. } => "pki",
+        }
+    }
+
+    /// Whether trying again may help: the agent was not reachable (gRPC's
+    /// UNAVAILABLE: refused, reset, restarting). TLS and certificate
+    /// failures are not retried: they fail the same way every time.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Error::ConnectionRefused { .. } | Error::Transport { .. } => true,
+            Error::Status(status) => status.code() == Code::Unavailable,
+            _ => false,
+        }
+    }
+
     /// An I/O error on `path`.
     pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Error {
         Error::Io {

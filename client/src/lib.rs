@@ -30,6 +30,7 @@
 
 mod client;
 mod error;
+pub mod fleet;
 pub mod pki;
 mod probe;
 mod process;
