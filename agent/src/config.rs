@@ -12,7 +12,7 @@ use std::{
 
 use serde::Deserialize;
 
-use crate::{server, service};
+use crate::{authz::Policy, server, service};
 
 /// Default port of an agent.
 pub const DEFAULT_PORT: u16 = 7443;
@@ -60,6 +60,30 @@ pub struct File {
     pub process: ProcessSection,
     #[serde(default)]
     pub limits: LimitsSection,
+    #[serde(default)]
+    pub authz: AuthzSection,
+    #[serde(default)]
+    pub audit: AuditSection,
+}
+
+/// `[authz]`: roles by client certificate identity (CN or SAN name).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthzSection {
+    /// Identities that may call the read RPCs. Absent: any certificate the
+    /// fleet CA signed.
+    pub readers: Option<Vec<String>>,
+    /// Identities that may also signal processes. Absent or empty: nobody.
+    #[serde(default)]
+    pub operators: Vec<String>,
+}
+
+/// `[audit]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditSection {
+    /// Append one JSON line per signal request to this file, besides the log.
+    pub file: Option<PathBuf>,
 }
 
 /// `[process]`
@@ -148,6 +172,13 @@ pub struct Flags {
     /// Serve process environments (they often hold secrets).
     #[arg(long)]
     pub environ: bool,
+    /// Client identity (certificate CN or SAN name) that may signal
+    /// processes; repeatable, added to [authz] operators. Nobody may by default.
+    #[arg(long = "operator", value_name = "IDENTITY")]
+    pub operators: Vec<String>,
+    /// Append an audit line (JSON) per signal request to FILE, besides the log.
+    #[arg(long, value_name = "FILE")]
+    pub audit_file: Option<PathBuf>,
 }
 
 /// How the agent secures its connections.
@@ -167,6 +198,8 @@ pub struct Config {
     pub log_format: LogFormat,
     pub service: service::Options,
     pub limits: server::Limits,
+    /// Where signal requests are audited besides the log.
+    pub audit_file: Option<PathBuf>,
 }
 
 impl Config {
@@ -267,8 +300,18 @@ impl Config {
                     .limits
                     .max_concurrent_scans
                     .unwrap_or(service_defaults.max_concurrent_scans),
+                policy: Policy {
+                    readers: file.authz.readers,
+                    operators: file
+                        .authz
+                        .operators
+                        .into_iter()
+                        .chain(flags.operators)
+                        .collect(),
+                },
             },
             limits,
+            audit_file: flags.audit_file.or(file.audit.file),
         })
     }
 }
@@ -323,10 +366,24 @@ mod tests {
             environ = true
             [limits]
             request_timeout_secs = 5
+            [authz]
+            operators = ["alice"]
+            [audit]
+            file = "/var/log/hostscope/audit.log"
             "#,
         )
         .unwrap();
-        let config = Config::merge(flags(&["--listen", "127.0.0.2:9001"]), file).unwrap();
+        let config = Config::merge(
+            flags(&["--listen", "127.0.0.2:9001", "--operator", "bob"]),
+            file,
+        )
+        .unwrap();
+        assert_eq!(config.service.policy.operators, ["alice", "bob"]);
+        assert_eq!(config.service.policy.readers, None);
+        assert_eq!(
+            config.audit_file.as_deref(),
+            Some(Path::new("/var/log/hostscope/audit.log"))
+        );
         assert_eq!(config.listen, "127.0.0.2:9001".parse().unwrap());
         assert_eq!(config.procfs, PathBuf::from("/host/proc"));
         assert_eq!(config.log_format, LogFormat::Json);
@@ -341,6 +398,10 @@ mod tests {
         let config = Config::merge(flags(&[]), File::load(&path).unwrap()).unwrap();
         assert_eq!(config.listen.port(), DEFAULT_PORT);
         assert!(!config.service.environ);
+        assert!(
+            config.service.policy.operators.is_empty(),
+            "no operator by default"
+        );
         assert!(matches!(config.security, Security::MutualTls(_)));
     }
 

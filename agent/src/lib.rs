@@ -6,6 +6,7 @@
 //! [`server`] serves the service with mutual TLS, health and reflection;
 //! [`config`] resolves flags and the TOML file.
 
+pub mod authz;
 pub mod backend;
 pub mod config;
 pub mod server;

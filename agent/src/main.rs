@@ -8,7 +8,7 @@ use hostscope_agent::{
     backend,
     config::{Config, Flags, LogFormat, Security},
     server::Agent,
-    service::Inspector,
+    service::{Inspector, audit::Audit},
 };
 use tracing_subscriber::EnvFilter;
 
@@ -54,7 +54,16 @@ async fn run(flags: Flags) -> anyhow::Result<()> {
         tracing::warn!("serving plaintext without client authentication: for local use only");
     }
 
-    let inspector = Inspector::new(Arc::from(backend), config.service.clone());
+    let audit = match &config.audit_file {
+        Some(path) => Audit::to_file(path)?,
+        None => Audit::log_only(),
+    };
+    if config.service.policy.operators.is_empty() {
+        tracing::info!("no operator configured: SignalProcess is refused to every client");
+    } else {
+        tracing::info!(operators = ?config.service.policy.operators, "operators may signal processes");
+    }
+    let inspector = Inspector::new(Arc::from(backend), config.service.clone()).with_audit(audit);
     Agent::new(inspector, tls, config.limits.clone())
         .serve(listener, shutdown_signal())
         .await?;

@@ -60,6 +60,15 @@ pub trait Backend: Send + Sync + 'static {
 
     /// Every network interface with addresses, link state and counters.
     fn net_interfaces(&self) -> Result<Vec<NetInterface>, Error>;
+
+    /// Sends signal number `signal` to `pid`. Refuses with
+    /// [`Error::ZombieProcess`] when the process is a zombie (only its
+    /// parent can act), and with [`Error::PidReused`] when
+    /// `expected_create_time` is given and the pid's process started at
+    /// another time. The check and the signal concern the same process even
+    /// if the pid is reused in between.
+    fn signal(&self, pid: u32, signal: i32, expected_create_time: Option<f64>)
+    -> Result<(), Error>;
 }
 
 // === Errors ===
@@ -77,6 +86,15 @@ pub enum Error {
     },
     #[error("access denied reading {}", path.display())]
     AccessDenied { pid: Option<u32>, path: PathBuf },
+    #[error(
+        "pid {pid} now belongs to another process: it started at {actual}, \
+         not at the expected {expected} (seconds since the epoch)"
+    )]
+    PidReused {
+        pid: u32,
+        expected: f64,
+        actual: f64,
+    },
     #[error("{what} is not supported on this platform")]
     Unsupported { what: &'static str },
     #[error("reading {}: {source}", path.display())]
@@ -102,6 +120,7 @@ impl Error {
             Error::ZombieProcess { .. } => Some(ErrorKind::ZombieProcess),
             Error::AccessDenied { .. } => Some(ErrorKind::AccessDenied),
             Error::Unsupported { .. } => Some(ErrorKind::Unsupported),
+            Error::PidReused { .. } => Some(ErrorKind::PidReused),
             Error::Io { .. } | Error::Parse { .. } => None,
         }
     }
@@ -115,6 +134,8 @@ pub enum ErrorKind {
     AccessDenied,
     Unsupported,
     Timeout,
+    /// The caller's view of a process is stale: its pid was reused.
+    PidReused,
 }
 
 // === Processes ===

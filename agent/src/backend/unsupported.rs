@@ -41,4 +41,10 @@ impl Backend for Unsupported {
             what: "network interfaces",
         })
     }
+
+    fn signal(&self, _pid: u32, _signal: i32, _expected: Option<f64>) -> Result<(), Error> {
+        Err(Error::Unsupported {
+            what: "signalling a process",
+        })
+    }
 }

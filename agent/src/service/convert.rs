@@ -94,6 +94,7 @@ pub fn error_kind_to_pb(kind: ErrorKind) -> pb::ErrorKind {
         ErrorKind::AccessDenied => pb::ErrorKind::AccessDenied,
         ErrorKind::Unsupported => pb::ErrorKind::Unsupported,
         ErrorKind::Timeout => pb::ErrorKind::Timeout,
+        ErrorKind::PidReused => pb::ErrorKind::PidReused,
     }
 }
 

@@ -21,6 +21,8 @@ pub fn kind_status(kind: ErrorKind, message: String, metadata: HashMap<String, S
         ErrorKind::AccessDenied => Code::PermissionDenied,
         ErrorKind::Unsupported => Code::Unimplemented,
         ErrorKind::Timeout => Code::DeadlineExceeded,
+        ErrorKind::OperatorRequired => Code::PermissionDenied,
+        ErrorKind::PidReused | ErrorKind::ProtectedProcess => Code::FailedPrecondition,
         ErrorKind::Unspecified => Code::Unknown,
     };
     let details = ErrorDetails::with_error_info(kind.reason(), ERROR_DOMAIN, metadata);
@@ -58,6 +60,16 @@ pub fn from_backend(err: backend::Error) -> Status {
             ErrorKind::AccessDenied
         }
         backend::Error::Unsupported { .. } => ErrorKind::Unsupported,
+        backend::Error::PidReused {
+            pid,
+            expected,
+            actual,
+        } => {
+            metadata.insert("pid".to_owned(), pid.to_string());
+            metadata.insert("expected_create_time".to_owned(), expected.to_string());
+            metadata.insert("create_time".to_owned(), actual.to_string());
+            ErrorKind::PidReused
+        }
         backend::Error::Io { .. } | backend::Error::Parse { .. } => {
             tracing::warn!(error = %err, "backend failure");
             return Status::internal(err.to_string());

@@ -12,10 +12,17 @@ use tokio::sync::{Semaphore, mpsc};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
-use crate::backend::{Backend, ErrorKind, Field, FieldSet, Filter, ProcessInfo};
+use crate::{
+    authz::{Identity, Policy},
+    backend::{self, Backend, ErrorKind, Field, FieldSet, Filter, ProcessInfo},
+};
 
+pub mod audit;
 pub mod convert;
 pub mod errors;
+pub mod signal;
+
+use audit::Audit;
 
 /// Largest message the agent sends. gRPC clients accept 4 MiB by default;
 /// a batch stays below it however long the command lines.
@@ -33,6 +40,8 @@ pub struct Options {
     pub environ: bool,
     /// Process scans that may run at once; more wait their turn.
     pub max_concurrent_scans: usize,
+    /// Who may read, and who may signal.
+    pub policy: Policy,
 }
 
 impl Default for Options {
@@ -40,6 +49,7 @@ impl Default for Options {
         Options {
             environ: false,
             max_concurrent_scans: 4,
+            policy: Policy::default(),
         }
     }
 }
@@ -50,16 +60,84 @@ pub struct Inspector {
     backend: Arc<dyn Backend>,
     options: Options,
     scans: Arc<Semaphore>,
+    audit: Arc<Audit>,
 }
 
 impl Inspector {
+    /// The service over `backend`, auditing signals to the log only.
     pub fn new(backend: Arc<dyn Backend>, options: Options) -> Inspector {
         let scans = Arc::new(Semaphore::new(options.max_concurrent_scans.max(1)));
         Inspector {
             backend,
             options,
             scans,
+            audit: Arc::new(Audit::log_only()),
         }
+    }
+
+    /// Also appends audit lines to `audit`'s file.
+    pub fn with_audit(mut self, audit: Audit) -> Inspector {
+        self.audit = Arc::new(audit);
+        self
+    }
+
+    /// Refuses clients that hold no reader role.
+    fn authorize_read<T>(&self, request: &Request<T>) -> Result<(), Status> {
+        let id = Identity::of(request);
+        if self.options.policy.may_read(&id) {
+            return Ok(());
+        }
+        Err(errors::kind_status(
+            pb::ErrorKind::AccessDenied,
+            format!(
+                "client {:?} is not allowed to read: it is in neither [authz] readers nor operators",
+                id.display()
+            ),
+            [("client".to_owned(), id.display().to_owned())].into(),
+        ))
+    }
+
+    /// Everything SignalProcess checks, then the signal itself.
+    async fn signal(
+        &self,
+        id: &Identity,
+        request: &pb::SignalProcessRequest,
+    ) -> Result<pb::SignalProcessResponse, Status> {
+        if !self.options.policy.may_operate(id) {
+            return Err(errors::kind_status(
+                pb::ErrorKind::OperatorRequired,
+                format!(
+                    "client {:?} may not signal processes: that needs the operator role \
+                     (agent flag --operator {:?}, or [authz] operators)",
+                    id.display(),
+                    id.display()
+                ),
+                [("client".to_owned(), id.display().to_owned())].into(),
+            ));
+        }
+        let (name, number) = signal::parse(&request.signal).map_err(errors::invalid_argument)?;
+        let pid = request.pid;
+        let why = match pid {
+            0 => Some("pid 0 is no process (kill(2) would signal a whole process group)"),
+            1 => Some("pid 1 is init: signalling it can take the host down"),
+            p if p == std::process::id() => Some("that is the agent itself"),
+            _ => None,
+        };
+        if let Some(why) = why {
+            return Err(errors::kind_status(
+                pb::ErrorKind::ProtectedProcess,
+                format!("refusing to signal pid {pid}: {why}"),
+                [("pid".to_owned(), pid.to_string())].into(),
+            ));
+        }
+        let expected = request.expected_create_time;
+        self.blocking(move |b| b.signal(pid, number, expected))
+            .await?;
+        Ok(pb::SignalProcessResponse {
+            pid,
+            signal: name.to_owned(),
+            signal_number: number,
+        })
     }
 
     /// The fields to read for a request's `fields`, and the fields refused
@@ -152,8 +230,9 @@ fn filter_from_pb(filter: pb::ProcessFilter) -> Result<Filter, Status> {
 impl pb::host_inspector_server::HostInspector for Inspector {
     async fn get_host(
         &self,
-        _request: Request<pb::GetHostRequest>,
+        request: Request<pb::GetHostRequest>,
     ) -> Result<Response<pb::Host>, Status> {
+        self.authorize_read(&request)?;
         let mut host = self.blocking(|b| b.host()).await?;
         if !self.options.environ {
             host.process_fields.remove(Field::Environ);
@@ -167,6 +246,7 @@ impl pb::host_inspector_server::HostInspector for Inspector {
         &self,
         request: Request<pb::ListProcessesRequest>,
     ) -> Result<Response<Self::ListProcessesStream>, Status> {
+        self.authorize_read(&request)?;
         let request = request.into_inner();
         let (fields, refused) = self.select(&request.fields)?;
         let filter = filter_from_pb(request.filter.unwrap_or_default())?;
@@ -204,6 +284,7 @@ impl pb::host_inspector_server::HostInspector for Inspector {
         &self,
         request: Request<pb::GetProcessRequest>,
     ) -> Result<Response<pb::Process>, Status> {
+        self.authorize_read(&request)?;
         let request = request.into_inner();
         let pid = check_pid(request.pid)?;
         let (fields, refused) = self.select(&request.fields)?;
@@ -217,6 +298,7 @@ impl pb::host_inspector_server::HostInspector for Inspector {
         &self,
         request: Request<pb::PidExistsRequest>,
     ) -> Result<Response<pb::PidExistsResponse>, Status> {
+        self.authorize_read(&request)?;
         let pid = check_pid(request.into_inner().pid)?;
         let exists = self.blocking(move |b| b.pid_exists(pid)).await?;
         Ok(Response::new(pb::PidExistsResponse { exists }))
@@ -224,13 +306,111 @@ impl pb::host_inspector_server::HostInspector for Inspector {
 
     async fn list_net_interfaces(
         &self,
-        _request: Request<pb::ListNetInterfacesRequest>,
+        request: Request<pb::ListNetInterfacesRequest>,
     ) -> Result<Response<pb::ListNetInterfacesResponse>, Status> {
+        self.authorize_read(&request)?;
         let nics = self.blocking(|b| b.net_interfaces()).await?;
         Ok(Response::new(pb::ListNetInterfacesResponse {
             interfaces: nics.into_iter().map(convert::nic_to_pb).collect(),
         }))
     }
+
+    async fn find_zombies(
+        &self,
+        request: Request<pb::FindZombiesRequest>,
+    ) -> Result<Response<pb::FindZombiesResponse>, Status> {
+        self.authorize_read(&request)?;
+        let zombies = self.blocking(find_zombies).await?;
+        Ok(Response::new(zombies))
+    }
+
+    async fn signal_process(
+        &self,
+        request: Request<pb::SignalProcessRequest>,
+    ) -> Result<Response<pb::SignalProcessResponse>, Status> {
+        let id = Identity::of(&request);
+        let peer = request.remote_addr();
+        let request = request.into_inner();
+        let result = self.signal(&id, &request).await;
+        let refusal = result.as_ref().err().map(|status| {
+            use tonic_types::StatusExt;
+            let reason = status
+                .get_details_error_info()
+                .map_or_else(|| format!("{:?}", status.code()), |info| info.reason);
+            (reason, status.message().to_owned())
+        });
+        self.audit.record(&audit::Entry {
+            time: audit::Entry::now(),
+            client: id.display(),
+            peer,
+            pid: request.pid,
+            signal: &request.signal,
+            expected_create_time: request.expected_create_time,
+            outcome: if refusal.is_none() { "sent" } else { "refused" },
+            reason: refusal.as_ref().map(|(reason, _)| reason.clone()),
+            message: refusal.map(|(_, message)| message),
+        });
+        result.map(Response::new)
+    }
+}
+
+/// Every zombie, grouped by parent, most zombies first; each parent read
+/// with what an operator needs to decide what to do with it.
+fn find_zombies(b: &dyn Backend) -> Result<pb::FindZombiesResponse, backend::Error> {
+    let scan: FieldSet = [Field::Ppid, Field::Name, Field::Status, Field::CreateTime]
+        .into_iter()
+        .collect();
+    let mut by_parent: std::collections::BTreeMap<u32, Vec<pb::Zombie>> = Default::default();
+    b.for_each_process(scan, &mut |p| {
+        if p.status == Some(backend::Status::Zombie) {
+            let ppid = p.ppid.unwrap_or(0);
+            by_parent.entry(ppid).or_default().push(pb::Zombie {
+                pid: p.pid,
+                name: p.name.unwrap_or_default(),
+                ppid,
+                zombie_since: None,
+                create_time: p.create_time.unwrap_or_default(),
+            });
+        }
+        ControlFlow::Continue(())
+    })?;
+
+    let parent_fields: FieldSet = [
+        Field::Ppid,
+        Field::Name,
+        Field::Exe,
+        Field::Cmdline,
+        Field::Username,
+        Field::CreateTime,
+        Field::Status,
+    ]
+    .into_iter()
+    .collect();
+    let mut total = 0;
+    let mut parents = Vec::with_capacity(by_parent.len());
+    for (ppid, mut zombies) in by_parent {
+        zombies.sort_by(|a, b| a.create_time.total_cmp(&b.create_time));
+        total += zombies.len() as u32;
+        let parent = match b.process(ppid, parent_fields) {
+            Ok(p) => Some(convert::process_to_pb(p, parent_fields)),
+            // It exited after the scan: its zombies are being reparented.
+            Err(backend::Error::NoSuchProcess { .. }) => None,
+            Err(e) => return Err(e),
+        };
+        parents.push(pb::ZombieParent {
+            parent,
+            ppid,
+            zombies,
+            parent_is_init: ppid == 1,
+        });
+    }
+    parents.sort_by(|a, b| {
+        b.zombies
+            .len()
+            .cmp(&a.zombies.len())
+            .then(a.ppid.cmp(&b.ppid))
+    });
+    Ok(pb::FindZombiesResponse { parents, total })
 }
 
 /// Visits the listed pids only, skipping those that do not exist.

@@ -15,7 +15,7 @@ use std::{
 };
 
 use super::{
-    Backend, Error, FieldSet, HostInfo, NetField, NetInterface, ProcessInfo,
+    Backend, Error, Field, FieldSet, HostInfo, NetField, NetInterface, ProcessInfo,
     parse::{
         HostConsts,
         status::parse_status,
@@ -181,6 +181,58 @@ impl Backend for Linux {
 
     fn net_interfaces(&self) -> Result<Vec<NetInterface>, Error> {
         net::interfaces(&self.procfs, &self.sysfs)
+    }
+
+    /// Opens a pidfd first, so that the checks below and the signal are
+    /// about one process even if the pid is reused meanwhile: a pidfd of a
+    /// process that has exited delivers nothing (ESRCH). Kernels older
+    /// than 5.3 fall back to kill(2) right after the checks.
+    fn signal(
+        &self,
+        pid: u32,
+        signal: i32,
+        expected_create_time: Option<f64>,
+    ) -> Result<(), Error> {
+        use std::os::fd::AsFd;
+
+        let refused = |err: std::io::Error| match classify(&err) {
+            Errno::Missing => Error::NoSuchProcess { pid },
+            Errno::Denied => Error::AccessDenied {
+                pid: Some(pid),
+                path: PathBuf::from(format!("signal {signal} to pid {pid}")),
+            },
+            Errno::Other => io_error(Path::new("pidfd_open(2)"), err),
+        };
+        let pidfd = match sys::pidfd_open(pid) {
+            Ok(fd) => Some(fd),
+            Err(err) if err.raw_os_error() == Some(libc::ENOSYS) => None,
+            Err(err) => return Err(refused(err)),
+        };
+        let fields = [Field::Ppid, Field::Name, Field::Status, Field::CreateTime];
+        let p = self.process(pid, fields.into_iter().collect())?;
+        if p.status == Some(super::Status::Zombie) {
+            return Err(Error::ZombieProcess {
+                pid,
+                ppid: p.ppid,
+                name: p.name,
+            });
+        }
+        if let (Some(expected), Some(actual)) = (expected_create_time, p.create_time) {
+            // Both come from the same clock-tick count; a millisecond is
+            // far below a tick and far above float noise.
+            if (expected - actual).abs() > 1e-3 {
+                return Err(Error::PidReused {
+                    pid,
+                    expected,
+                    actual,
+                });
+            }
+        }
+        match &pidfd {
+            Some(fd) => sys::pidfd_send_signal(fd.as_fd(), signal),
+            None => sys::kill(pid, signal),
+        }
+        .map_err(refused)
     }
 }
 
