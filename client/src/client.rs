@@ -300,6 +300,38 @@ impl Client {
         let result = self.inner.clone().list_net_interfaces(request).await;
         Ok(self.answer(result, None).await?.interfaces)
     }
+
+    /// Every zombie on the host with its parent, grouped by parent, most
+    /// zombies first (FindZombies).
+    pub async fn find_zombies(&self) -> Result<proto::FindZombiesResponse, Error> {
+        let result = self
+            .inner
+            .clone()
+            .find_zombies(proto::FindZombiesRequest {})
+            .await;
+        self.answer(result, None).await
+    }
+
+    /// Sends `signal` ("TERM", "SIGKILL", "15", ...) to `pid` (SignalProcess).
+    /// With `expected_create_time` (as this API reported it), a pid that
+    /// now belongs to another process is refused with
+    /// [`Error::PidReused`]. Needs the operator role
+    /// ([`Error::OperatorRequired`]); a zombie gives
+    /// [`Error::ZombieProcess`] naming the parent to act on instead.
+    pub async fn signal(
+        &self,
+        pid: u32,
+        signal: &str,
+        expected_create_time: Option<f64>,
+    ) -> Result<proto::SignalProcessResponse, Error> {
+        let request = proto::SignalProcessRequest {
+            pid,
+            signal: signal.to_owned(),
+            expected_create_time,
+        };
+        let result = self.inner.clone().signal_process(request).await;
+        self.answer(result, Some(pid)).await
+    }
 }
 
 /// The processes of a listing, one by one: [`Client::processes`] flattens

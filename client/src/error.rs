@@ -73,6 +73,33 @@ pub enum Error {
         message: String,
     },
 
+    /// Signalling needs the operator role, and this client's certificate
+    /// does not hold it.
+    #[error("operator role needed: {message}")]
+    OperatorRequired {
+        /// What the agent said, naming this client's identity.
+        message: String,
+    },
+
+    /// The pid now belongs to another process than the one the caller saw:
+    /// nothing was signalled.
+    #[error("pid {pid} was reused: {message}")]
+    PidReused {
+        /// The pid.
+        pid: u32,
+        /// What the agent said.
+        message: String,
+    },
+
+    /// The agent never signals pid 0, pid 1 or itself.
+    #[error("{message}")]
+    ProtectedProcess {
+        /// The pid.
+        pid: u32,
+        /// Why.
+        message: String,
+    },
+
     /// The request was malformed: a bad pid, glob, field or endpoint.
     #[error("invalid argument: {message}")]
     InvalidArgument {
@@ -226,6 +253,9 @@ impl Error {
             Error::AccessDenied { .. } => "access-denied",
             Error::Unsupported { .. } => "unsupported",
             Error::Timeout { .. } => "timeout",
+            Error::OperatorRequired { .. } => "operator-required",
+            Error::PidReused { .. } => "pid-reused",
+            Error::ProtectedProcess { .. } => "protected-process",
             Error::InvalidArgument { .. } => "invalid-argument",
             Error::FieldNotRequested { .. } => "field-not-requested",
             Error::ConnectionRefused { .. } => "connection-refused",
@@ -289,10 +319,13 @@ impl Error {
             K::Timeout => Error::Timeout {
                 message: format!("reading {field} of process {pid}"),
             },
-            K::Unspecified => Error::Status(tonic::Status::unknown(format!(
-                "the agent could not read {field} of process {pid}, for a reason this client \
+            // Call-level kinds that no field error carries.
+            K::Unspecified | K::OperatorRequired | K::PidReused | K::ProtectedProcess => {
+                Error::Status(tonic::Status::unknown(format!(
+                    "the agent could not read {field} of process {pid}, for a reason this client \
                  does not know"
-            ))),
+                )))
+            }
         }
     }
 }
@@ -356,6 +389,15 @@ pub(crate) fn from_status(status: tonic::Status, ctx: &CallContext, pid: Option<
             proto::ErrorKind::AccessDenied => Error::AccessDenied { pid, message },
             proto::ErrorKind::Unsupported => Error::Unsupported { message },
             proto::ErrorKind::Timeout => Error::Timeout { message },
+            proto::ErrorKind::OperatorRequired => Error::OperatorRequired { message },
+            proto::ErrorKind::PidReused => Error::PidReused {
+                pid: pid.unwrap_or_default(),
+                message,
+            },
+            proto::ErrorKind::ProtectedProcess => Error::ProtectedProcess {
+                pid: pid.unwrap_or_default(),
+                message,
+            },
             proto::ErrorKind::Unspecified => Error::Status(status),
         };
     }
