@@ -28,6 +28,8 @@
 
 #![warn(missing_docs)]
 
+#[cfg(feature = "cli")]
+pub mod cli;
 mod client;
 mod error;
 pub mod fleet;

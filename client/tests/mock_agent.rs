@@ -112,6 +112,22 @@ impl proto::host_inspector_server::HostInspector for Mock {
             }],
         }))
     }
+
+    // The stand-in has no zombies to find and signals nothing: these
+    // tests are about connections, errors and the CLI, not those calls.
+    async fn find_zombies(
+        &self,
+        _: Request<proto::FindZombiesRequest>,
+    ) -> Result<Response<proto::FindZombiesResponse>, Status> {
+        Err(Status::unimplemented("the stand-in agent finds no zombies"))
+    }
+
+    async fn signal_process(
+        &self,
+        _: Request<proto::SignalProcessRequest>,
+    ) -> Result<Response<proto::SignalProcessResponse>, Status> {
+        Err(Status::unimplemented("the stand-in agent signals nothing"))
+    }
 }
 
 /// A running stand-in agent; stops when dropped.
@@ -449,8 +465,9 @@ mod cli {
         assert!(out.contains("\nexe: <zombie process>\n"), "{out}");
         assert!(out.starts_with("pid: 2\nppid: 1\nname: p2\n"), "{out}");
 
+        // The host answered, but not with the process: that host failed.
         let (code, out, err) = hostscope(connect(&["proc", "4321"])).await;
-        assert_eq!((code, out.as_str()), (1, ""));
+        assert_eq!((code, out.as_str()), (2, ""));
         assert_eq!(err, "error: no such process (pid 4321)\n");
 
         let (code, out, err) = hostscope(connect(&["nics", "-o", "ndjson"])).await;
@@ -471,7 +488,7 @@ mod cli {
         );
 
         let (code, _, err) = hostscope(args(&["ps", "--fields", "pid,rss"])).await;
-        assert_eq!(code, 2, "a usage error");
+        assert_eq!(code, 1, "a usage error");
         assert!(
             err.contains("unknown field \"rss\"; valid fields: pid, ppid"),
             "{err}"
@@ -481,7 +498,7 @@ mod cli {
         let endpoint = listener.local_addr().expect("addr").to_string();
         drop(listener);
         let (code, _, err) = hostscope(args(&["--plaintext", "--host", &endpoint, "host"])).await;
-        assert_eq!(code, 1);
+        assert_eq!(code, 2, "the host failed; a single host gets no summary");
         assert_eq!(
             err,
             format!(
@@ -507,5 +524,230 @@ mod cli {
             )),
             "{out}"
         );
+    }
+
+    // === many hosts, in-process through `cli::run_with` ===
+
+    /// Runs the command line in-process with `stdin`; returns its exit
+    /// code, stdout and stderr.
+    async fn run_with(args: Vec<String>, stdin: &str) -> (u8, String, String) {
+        let stdin = stdin.to_owned();
+        tokio::task::spawn_blocking(move || {
+            let (mut out, mut err) = (Vec::new(), Vec::new());
+            let args = std::iter::once("hostscope".to_owned())
+                .chain(args)
+                .map(std::ffi::OsString::from)
+                .collect();
+            let code =
+                hostscope_client::cli::run_with(args, &mut stdin.as_bytes(), &mut out, &mut err);
+            let text = |b: Vec<u8>| String::from_utf8_lossy(&b).into_owned();
+            (code, text(out), text(err))
+        })
+        .await
+        .expect("join")
+    }
+
+    /// Two stand-in agents over mTLS and a closed port, and the flags
+    /// that reach them with the fleet's PKI.
+    struct ThreeHosts {
+        _pki: tempfile::TempDir,
+        _agents: [Agent; 2],
+        good: [String; 2],
+        closed: String,
+        tls: Vec<String>,
+    }
+
+    async fn three_hosts() -> ThreeHosts {
+        let pki = fleet();
+        let agents = [
+            Agent::start(Some(pki.path())).await,
+            Agent::start(Some(pki.path())).await,
+        ];
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let closed = listener.local_addr().expect("addr").to_string();
+        drop(listener);
+        let file = |name: &str| pki.path().join(name).display().to_string();
+        let tls = vec![
+            "--ca".to_owned(),
+            file("ca.pem"),
+            "--cert".to_owned(),
+            file("alice.pem"),
+            "--key".to_owned(),
+            file("alice-key.pem"),
+        ];
+        ThreeHosts {
+            good: [agents[0].endpoint(), agents[1].endpoint()],
+            closed,
+            _agents: agents,
+            _pki: pki,
+            tls,
+        }
+    }
+
+    impl ThreeHosts {
+        /// The TLS flags, `--hosts` with all three, and `more`.
+        fn args(&self, more: &[&str]) -> Vec<String> {
+            let mut a = self.tls.clone();
+            let hosts = format!("{},{},{}", self.good[0], self.closed, self.good[1]);
+            a.extend(args(&["--hosts", &hosts, "--timeout", "5s"]));
+            a.extend(args(more));
+            a
+        }
+
+        /// Runs `more` against the three hosts, which always ends in exit
+        /// code 2 (one host is dead); returns stdout and stderr.
+        async fn ask(&self, more: &[&str]) -> (String, String) {
+            let (code, out, err) = run_with(self.args(more), "").await;
+            assert_eq!(code, 2, "{err}");
+            (out, err)
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn ps_over_three_hosts_names_the_dead_one_and_exits_2() {
+        let fleet = three_hosts().await;
+        let (out, err) = fleet
+            .ask(&["ps", "--fields", "pid,name", "--retries", "0"])
+            .await;
+        let lines: Vec<&str> = err.lines().collect();
+        assert_eq!(lines.len(), 2, "{err}");
+        assert!(lines[0].starts_with("2 ok, 1 failed in "), "{err}");
+        assert_eq!(
+            lines[1],
+            format!(
+                "  {0}: connection-refused: {0} refused the connection: is hostscope-agent \
+                 running and listening there?",
+                fleet.closed
+            )
+        );
+        // A part per good host, each under its heading, in either order.
+        for good in &fleet.good {
+            let part = format!("== {good}\nPID NAME\n 10 p10\n 11 p11\n 12 p12\n");
+            assert!(out.contains(&part), "{out}");
+        }
+        assert!(!out.contains(&fleet.closed), "{out}");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn ndjson_lines_parse_and_carry_their_host() {
+        let fleet = three_hosts().await;
+        let (out, _) = fleet.ask(&["ps", "-o", "ndjson"]).await;
+        let mut per_host = HashMap::<String, Vec<u64>>::new();
+        for line in out.lines() {
+            let record: serde_json::Value = serde_json::from_str(line).expect("a JSON line");
+            let object = record.as_object().expect("an object");
+            let (first, host) = object.iter().next().expect("a key");
+            assert_eq!(first, "host", "host comes first: {line}");
+            let host = host.as_str().expect("a string").to_owned();
+            let pid = record["pid"].as_u64().expect("a pid");
+            per_host.entry(host).or_default().push(pid);
+        }
+        assert_eq!(per_host.len(), 2, "{out}");
+        for good in &fleet.good {
+            assert_eq!(
+                per_host.get(good).map(Vec::as_slice),
+                Some(&[10, 11, 12][..])
+            );
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn csv_parses_with_a_header() {
+        let fleet = three_hosts().await;
+        let (out, _) = fleet
+            .ask(&["ps", "--fields", "pid,name,ppid,memory_info", "-o", "csv"])
+            .await;
+        let mut reader = csv::Reader::from_reader(out.as_bytes());
+        let header: Vec<String> = reader
+            .headers()
+            .expect("a header row")
+            .iter()
+            .map(str::to_owned)
+            .collect();
+        assert_eq!(
+            header[..5],
+            ["host", "pid", "name", "ppid", "memory_info.rss"].map(String::from)
+        );
+        let rows: Vec<csv::StringRecord> =
+            reader.records().collect::<Result<_, _>>().expect("rows");
+        assert_eq!(rows.len(), 6, "{out}");
+        for row in &rows {
+            assert_eq!(row.len(), header.len());
+            assert!(fleet.good.iter().any(|g| g == &row[0]), "{row:?}");
+            assert_eq!(&row[2], &format!("p{}", &row[1]));
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn inventories_select_hosts_and_name_them() {
+        let fleet = three_hosts().await;
+        let inventory = format!(
+            "[[hosts]]\nname = \"web1\"\naddress = \"{}\"\ngroups = [\"web\"]\n\n\
+             [[hosts]]\nname = \"web2\"\naddress = \"{}\"\nlabels = {{ dc = \"fra1\" }}\n\n\
+             [[hosts]]\nname = \"dead\"\naddress = \"{}\"\ngroups = [\"web\"]\n",
+            fleet.good[0], fleet.good[1], fleet.closed
+        );
+        let mut a = fleet.tls.clone();
+        a.extend(args(&[
+            "--inventory",
+            "-",
+            "--group",
+            "web",
+            "host",
+            "-o",
+            "json",
+        ]));
+        let (code, out, err) = run_with(a, &inventory).await;
+        assert_eq!(code, 2, "{err}");
+        let records: serde_json::Value = serde_json::from_str(&out).expect("one JSON document");
+        assert_eq!(records.as_array().map(Vec::len), Some(1), "{out}");
+        assert_eq!(records[0]["host"], "web1");
+        assert_eq!(records[0]["hostname"], "mock");
+        assert!(
+            err.contains(&format!("  dead ({}): connection-refused: ", fleet.closed)),
+            "{err}"
+        );
+
+        // One file per host, named after it.
+        let dir = tempfile::tempdir().expect("tempdir");
+        let out_dir = dir.path().join("inventory");
+        let mut a = fleet.tls.clone();
+        a.extend(args(&[
+            "--inventory",
+            "-",
+            "inventory",
+            "--select",
+            "dc=fra1",
+            "--top",
+            "2",
+            "--out-dir",
+            out_dir.to_str().expect("utf-8 path"),
+        ]));
+        let (code, out, err) = run_with(a, &inventory).await;
+        assert_eq!(code, 0, "{err}");
+        let path = out_dir.join("web2.json");
+        assert_eq!(out, format!("{}\n", path.display()));
+        let text = std::fs::read_to_string(&path).expect("the host's file");
+        let record: serde_json::Value = serde_json::from_str(&text).expect("JSON");
+        assert_eq!(record["host"], "web2");
+        assert_eq!(record["system"]["hostname"], "mock");
+        assert_eq!(record["interfaces"][0]["name"], "lo");
+        assert_eq!(record["processes"]["total"], 3);
+        assert_eq!(
+            record["processes"]["top_rss"].as_array().map(Vec::len),
+            Some(0)
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_malformed_inventory_names_its_line() {
+        let (code, out, err) = run_with(
+            args(&["--plaintext", "--inventory", "-", "host"]),
+            "[[hosts]]\nname = \"a\"\naddress = \"web1:http\"\n",
+        )
+        .await;
+        assert_eq!((code, out.as_str()), (1, ""));
+        assert!(err.starts_with("error: <stdin>:1: "), "{err}");
+        assert!(err.contains("port"), "{err}");
     }
 }

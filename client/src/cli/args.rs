@@ -1,15 +1,17 @@
 //! What the user typed: clap's derive structs, validated but not yet
-//! resolved (the first of ripgrep's two stages; `cli::run` resolves them).
+//! resolved (the first of ripgrep's two stages; `cli::run` and
+//! `cli::targets` resolve them).
 
-use std::path::PathBuf;
+use std::{path::PathBuf, time::Duration};
 
+use crate::proto::{EnumName, ProcessStatus};
 use clap::{ArgGroup, Args, Parser, Subcommand, ValueEnum};
-use hostscope_client::proto::{EnumName, ProcessStatus};
 
 use super::fields::FieldList;
 
-const ABOUT: &str = "Ask a hostscope agent what psutil would tell you on that host: processes, \
-                     their state and use, network interfaces and their addresses.";
+const ABOUT: &str = "Ask hostscope agents, on one host or a whole fleet, what psutil would tell \
+                     you there: processes, their state and use, network interfaces and their \
+                     addresses.";
 
 const EXAMPLES: &str = "\
 Examples:
@@ -24,20 +26,54 @@ Examples:
   hostscope --host web1 ps --status zombie
   hostscope --host web1 nics --output json
 
+  # Many hosts at once: a list, an inventory file, or host lines on stdin:
+  hostscope --hosts web1,web2:7443,10.0.0.7 host
+  hostscope --inventory fleet.toml --select role=web ps --status zombie
+  hostscope --inventory fleet.toml --group canary --timeout 3s ps -o ndjson | jq .
+  grep -v '^#' hosts.txt | hostscope --hosts - ps --name 'nginx*' -o csv > nginx.csv
+  hostscope --inventory fleet.toml inventory --out-dir inventory/
+
+Targets:
+  --host names one agent (127.0.0.1:7443 when no target is given). --hosts and --inventory
+  name many; given together they are joined, and a host named twice (by address) is asked
+  once. --select KEY=VALUE (every one must match) and --group NAME (any one will do) choose
+  among the inventory's hosts. The inventory is TOML; deploy/inventory.example.toml shows
+  every key:
+    [[hosts]]
+    name = \"web1\"
+    address = \"10.0.0.11:7443\"
+    labels = { role = \"web\", dc = \"fra1\" }
+    groups = [\"canary\"]
+
+Fleets:
+  Up to --concurrency hosts are asked at once, each within --timeout (connect, TLS handshake,
+  retries and the call together), an unreachable host retried --retries times. Results print
+  as each host answers; a dead host fails alone. With more than one host, the tables get a
+  \"== NAME (ADDRESS)\" line per host, a summary goes to stderr at the end (\"42 ok, 8 failed
+  (2 timed out) in 3.2s\" and a line per failed host), and a progress bar shows on a terminal.
+
 Connecting:
   Without --plaintext every call uses mutual TLS and needs --ca, --cert and --key (or
   HOSTSCOPE_CA, HOSTSCOPE_CERT, HOSTSCOPE_KEY). --plaintext talks to an agent started with
   --insecure-plaintext, which agents allow on loopback only.
 
 Output:
-  table (default) is for people. json prints one document, ndjson one record per line as
-  records arrive; both use the API's field names, enums as lower-case strings, and put the
-  agent's address first in every record as \"host\".";
+  table (default) is for people. json prints one array of records at the end, ndjson one
+  record per line as each host's results arrive, csv a header row and one row per record
+  (nested values flattened as memory_info.rss, lists joined with spaces). Records use the
+  API's field names, enums as lower-case strings, and start with the host's name as
+  \"host\". host and proc asked of a single host print one JSON object, not an array.
+
+Exit status:
+  0  every host answered
+  1  a usage or local error: bad flags, unreadable certificates or inventory
+  2  one or more hosts failed (each named on stderr); the others' results are printed";
 
 const HOST_EXAMPLES: &str = "\
 Examples:
   hostscope host
-  hostscope --host web1:7443 host --output json";
+  hostscope --host web1:7443 host --output json
+  hostscope --inventory fleet.toml host --output csv";
 
 const PS_EXAMPLES: &str = "\
 Fields (psutil's names): pid, ppid, name, exe, cmdline, status, username, uids, gids,
@@ -52,7 +88,9 @@ Examples:
   hostscope ps
   hostscope ps --status zombie --fields pid,ppid,name,create_time
   hostscope ps --name 'nginx*' --user www-data
-  hostscope ps --ppid 1 --fields pid,name,memory_info --output ndjson | head";
+  hostscope ps --ppid 1 --fields pid,name,memory_info --output ndjson | head
+  hostscope --inventory fleet.toml --select role=db ps --status zombie,disk_sleep
+  hostscope --hosts web1,web2 ps --fields pid,name,memory_info -o csv";
 
 const PROC_EXAMPLES: &str = "\
 Every field is shown unless --fields narrows them; a field the agent could not read says
@@ -60,12 +98,27 @@ why, such as \"exe: <zombie process>\" or \"cwd: <access denied>\".
 
 Examples:
   hostscope proc 1
-  hostscope proc 4242 --fields name,exe,cmdline,status --output json";
+  hostscope proc 4242 --fields name,exe,cmdline,status --output json
+  hostscope --hosts web1,web2 proc 1 --fields name,exe";
 
 const NICS_EXAMPLES: &str = "\
 Examples:
   hostscope nics
-  hostscope nics --output ndjson";
+  hostscope nics --output ndjson
+  hostscope --inventory fleet.toml nics -o csv";
+
+const INVENTORY_EXAMPLES: &str = "\
+Each record: the host's name, address, labels and groups; \"system\" (what `hostscope host`
+shows); \"interfaces\" (every interface with addresses, link state, speed, duplex, MTU and
+counters); \"processes\": the total, counts by status, and the top processes by resident
+memory (pid, name, username, rss in bytes, cmdline). JSON is the default output; the table
+is one line per host.
+
+Examples:
+  hostscope --inventory fleet.toml inventory > fleet.json
+  hostscope --inventory fleet.toml inventory --out-dir inventory/
+  hostscope --hosts web1,web2 inventory --top 3 -o ndjson
+  hostscope --inventory fleet.toml inventory -o table";
 
 const PKI_EXAMPLES: &str = "\
 Examples:
@@ -88,6 +141,10 @@ Examples:
 pub struct Cli {
     #[command(flatten)]
     pub global: Global,
+    #[command(flatten)]
+    pub targets: Targets,
+    #[command(flatten)]
+    pub fleet: FleetFlags,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -96,15 +153,16 @@ pub struct Cli {
 #[derive(Debug, Args)]
 #[command(next_help_heading = "Global options")]
 pub struct Global {
-    /// The agent: HOST, HOST:PORT, [IPV6]:PORT or https://HOST:PORT (port 7443 by default).
+    /// One agent: HOST, HOST:PORT, [IPV6]:PORT or https://HOST:PORT (port 7443 by default;
+    /// 127.0.0.1:7443 when no target is given).
     #[arg(
         long,
         global = true,
         env = "HOSTSCOPE_HOST",
-        default_value = "127.0.0.1:7443",
-        value_name = "ADDR"
+        value_name = "ADDR",
+        help_heading = "Targets"
     )]
-    pub host: String,
+    pub host: Option<String>,
 
     /// The fleet CA certificate (PEM) that issued the agents' certificates.
     #[arg(long, global = true, env = "HOSTSCOPE_CA", value_name = "FILE")]
@@ -118,17 +176,60 @@ pub struct Global {
     #[arg(long, global = true, env = "HOSTSCOPE_KEY", value_name = "FILE")]
     pub key: Option<PathBuf>,
 
-    /// Check the agent's certificate for NAME instead of the host in --host.
+    /// Check the agents' certificates for NAME instead of the host in each address.
     #[arg(long, global = true, value_name = "NAME")]
     pub tls_server_name: Option<String>,
 
-    /// Talk plaintext HTTP/2 to an agent started with --insecure-plaintext.
+    /// Talk plaintext HTTP/2 to agents started with --insecure-plaintext.
     #[arg(long, global = true)]
     pub plaintext: bool,
 
-    /// How to print results.
-    #[arg(long, short = 'o', global = true, value_enum, default_value_t = Output::Table, value_name = "FORMAT")]
-    pub output: Output,
+    /// How to print results [default: table; json for `inventory`].
+    #[arg(long, short = 'o', global = true, value_enum, value_name = "FORMAT")]
+    pub output: Option<Output>,
+}
+
+/// Which agents to ask, besides --host. Taken before the subcommand's name
+/// and after it, and joined: clap's global flags would keep only one
+/// side's values of a repeated flag.
+#[derive(Debug, Default, Clone, Args)]
+#[command(next_help_heading = "Targets")]
+pub struct Targets {
+    /// Many agents: comma-separated addresses (web1,web2:7443,[::1]:9000), or - to read one
+    /// per line from stdin (blank lines and # comments skipped). Repeatable.
+    #[arg(long, value_name = "ADDR,...")]
+    pub hosts: Vec<String>,
+
+    /// An inventory file (TOML: hosts with names, addresses, labels and groups), or - to
+    /// read it from stdin.
+    #[arg(long, value_name = "FILE")]
+    pub inventory: Option<PathBuf>,
+
+    /// Only the inventory's hosts with this label (repeatable: every one must match).
+    #[arg(long, value_name = "KEY=VALUE", value_parser = parse_label)]
+    pub select: Vec<(String, String)>,
+
+    /// Only the inventory's hosts in this group (repeatable: any one will do).
+    #[arg(long = "group", value_name = "NAME")]
+    pub groups: Vec<String>,
+}
+
+/// How a fleet is asked.
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Fleet options")]
+pub struct FleetFlags {
+    /// How many hosts to ask at once.
+    #[arg(long, global = true, value_name = "N", default_value = "256", value_parser = parse_concurrency)]
+    pub concurrency: usize,
+
+    /// How long each host may take, connect, TLS handshake, retries and call together
+    /// (500ms, 3s, 1m).
+    #[arg(long, global = true, value_name = "DURATION", default_value = "10s", value_parser = parse_timeout)]
+    pub timeout: Duration,
+
+    /// How many more times to try a host that was unreachable.
+    #[arg(long, global = true, value_name = "N", default_value_t = 1)]
+    pub retries: u32,
 }
 
 /// Output formats.
@@ -136,10 +237,12 @@ pub struct Global {
 pub enum Output {
     /// Aligned columns and blocks, for people.
     Table,
-    /// One JSON document.
+    /// One JSON document, printed at the end.
     Json,
-    /// One JSON record per line, printed as records arrive.
+    /// One JSON record per line, printed as each host's results arrive.
     Ndjson,
+    /// A header row, then one row per record; nested values flattened (memory_info.rss).
+    Csv,
 }
 
 #[derive(Debug, Subcommand)]
@@ -147,7 +250,7 @@ pub enum Command {
     /// Show the host and its agent: OS, kernel, boot time, CPUs, memory, and which fields its
     /// platform supplies.
     #[command(after_help = HOST_EXAMPLES)]
-    Host,
+    Host(QueryArgs),
 
     /// List processes, zombies included, like ps.
     #[command(after_help = PS_EXAMPLES)]
@@ -160,11 +263,36 @@ pub enum Command {
     /// Show network interfaces: link state, speed, duplex, MTU, flags, addresses and
     /// traffic counters.
     #[command(after_help = NICS_EXAMPLES)]
-    Nics,
+    Nics(QueryArgs),
+
+    /// The central inventory of a fleet: per host its system, every interface, process
+    /// counts by status, and the top processes by memory.
+    #[command(after_help = INVENTORY_EXAMPLES)]
+    Inventory(InventoryArgs),
 
     /// Make a fleet CA and issue agent and client certificates (no openssl needed).
     #[command(subcommand, after_help = PKI_EXAMPLES)]
     Pki(PkiCommand),
+}
+
+impl Command {
+    /// The targets typed after the subcommand's name.
+    pub fn targets(&self) -> Option<&Targets> {
+        match self {
+            Command::Host(args) | Command::Nics(args) => Some(&args.targets),
+            Command::Ps(args) => Some(&args.targets),
+            Command::Proc(args) => Some(&args.targets),
+            Command::Inventory(args) => Some(&args.targets),
+            Command::Pki(_) => None,
+        }
+    }
+}
+
+/// A query with nothing to it but its targets.
+#[derive(Debug, Args)]
+pub struct QueryArgs {
+    #[command(flatten)]
+    pub targets: Targets,
 }
 
 #[derive(Debug, Args)]
@@ -192,6 +320,9 @@ pub struct PsArgs {
     /// Only children of this pid.
     #[arg(long, value_name = "PID")]
     pub ppid: Option<u32>,
+
+    #[command(flatten)]
+    pub targets: Targets,
 }
 
 #[derive(Debug, Args)]
@@ -202,6 +333,24 @@ pub struct ProcArgs {
     /// Fields to fetch and show, comma-separated psutil names, or "all" (the default).
     #[arg(long, value_name = "LIST", value_parser = FieldList::parse)]
     pub fields: Option<FieldList>,
+
+    #[command(flatten)]
+    pub targets: Targets,
+}
+
+#[derive(Debug, Args)]
+pub struct InventoryArgs {
+    /// How many processes to list per host, largest resident memory first.
+    #[arg(long, value_name = "N", default_value_t = 10)]
+    pub top: usize,
+
+    /// Write one JSON file per host, DIR/NAME.json (the name made safe for a file name),
+    /// instead of printing the records; prints each file's path.
+    #[arg(long, value_name = "DIR")]
+    pub out_dir: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub targets: Targets,
 }
 
 #[derive(Debug, Subcommand)]
@@ -249,6 +398,34 @@ fn parse_status(s: &str) -> Result<ProcessStatus, String> {
     })
 }
 
+/// Parses `--select KEY=VALUE`.
+fn parse_label(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((key, value)) if !key.trim().is_empty() => {
+            Ok((key.trim().to_owned(), value.trim().to_owned()))
+        }
+        _ => Err(format!("expected KEY=VALUE, such as role=web, not {s:?}")),
+    }
+}
+
+/// Parses `--concurrency`: at least one host at a time.
+fn parse_concurrency(s: &str) -> Result<usize, String> {
+    match s.trim().parse::<usize>() {
+        Ok(0) => Err("at least 1 host must be asked at a time".to_owned()),
+        Ok(n) => Ok(n),
+        Err(_) => Err(format!("expected a number of hosts, not {s:?}")),
+    }
+}
+
+/// Parses `--timeout` in humantime's syntax: 500ms, 3s, 1m30s.
+fn parse_timeout(s: &str) -> Result<Duration, String> {
+    match humantime::parse_duration(s.trim()) {
+        Ok(d) if d.is_zero() => Err("the timeout must be longer than 0".to_owned()),
+        Ok(d) => Ok(d),
+        Err(e) => Err(format!("{e}; expected a duration such as 500ms, 3s or 1m")),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use clap::CommandFactory;
@@ -267,14 +444,74 @@ mod tests {
         let after = Cli::try_parse_from(["hostscope", "host", "--output", "json", "--plaintext"])
             .expect("after");
         for cli in [before, after] {
-            assert_eq!(cli.global.output, Output::Json);
+            assert_eq!(cli.global.output, Some(Output::Json));
             assert!(cli.global.plaintext);
         }
     }
 
     #[test]
+    fn fleet_flags_parse_and_default() {
+        let cli = Cli::try_parse_from(["hostscope", "ps"]).expect("defaults");
+        assert_eq!(cli.fleet.concurrency, 256);
+        assert_eq!(cli.fleet.timeout, Duration::from_secs(10));
+        assert_eq!(cli.fleet.retries, 1);
+        assert!(cli.targets.hosts.is_empty() && cli.targets.inventory.is_none());
+        assert!(cli.command.targets().is_some_and(|t| t.hosts.is_empty()));
+
+        let cli = Cli::try_parse_from([
+            "hostscope",
+            "--hosts",
+            "a,b",
+            "ps",
+            "--hosts",
+            "-",
+            "--select",
+            "role=web",
+            "--select",
+            "dc = fra1",
+            "--group",
+            "canary",
+            "--timeout",
+            "1m30s",
+            "--concurrency",
+            "8",
+            "--retries",
+            "0",
+        ])
+        .expect("fleet flags");
+        // Each side keeps its own values; `cli::targets` joins them.
+        assert_eq!(cli.targets.hosts, ["a,b"]);
+        let after = cli.command.targets().expect("ps takes targets");
+        assert_eq!(after.hosts, ["-"]);
+        assert_eq!(
+            after.select,
+            [
+                ("role".to_owned(), "web".to_owned()),
+                ("dc".to_owned(), "fra1".to_owned())
+            ]
+        );
+        assert_eq!(after.groups, ["canary"]);
+        assert_eq!(cli.fleet.timeout, Duration::from_secs(90));
+        assert_eq!((cli.fleet.concurrency, cli.fleet.retries), (8, 0));
+    }
+
+    #[test]
+    fn bad_fleet_flags_say_what_is_expected() {
+        let error = |args: &[&str]| {
+            let mut all = vec!["hostscope", "host"];
+            all.extend(args);
+            Cli::try_parse_from(all).expect_err("invalid").to_string()
+        };
+        assert!(error(&["--select", "role"]).contains("expected KEY=VALUE"));
+        assert!(error(&["--select", "=web"]).contains("expected KEY=VALUE"));
+        assert!(error(&["--timeout", "0s"]).contains("longer than 0"));
+        assert!(error(&["--timeout", "3 parsecs"]).contains("such as 500ms"));
+        assert!(error(&["--concurrency", "0"]).contains("at least 1"));
+    }
+
+    #[test]
     fn the_help_lists_every_field_and_status() {
-        use hostscope_client::proto::ProcessField;
+        use crate::proto::ProcessField;
         for name in ProcessField::short_names()
             .iter()
             .chain(&ProcessStatus::short_names())

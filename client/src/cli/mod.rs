@@ -1,25 +1,42 @@
-//! The `hostscope` command: resolves what the user typed into a
-//! connection, runs one subcommand, and prints its results.
+//! The `hostscope` command line, as a library so that tests can run it
+//! in-process: [`main`] for the binary, [`run_with`] for everyone else.
+//!
+//! It resolves what the user typed into TLS settings and target hosts,
+//! asks every host (one or a fleet), prints each host's results as they
+//! arrive, and ends with a summary and an exit status: 0 when every host
+//! answered, 2 when some failed, 1 on usage or local errors.
 
-pub mod args;
+mod args;
+mod csv;
+mod fanout;
 mod fields;
 mod format;
+mod inventory;
 mod output;
 mod ps;
 mod render;
 mod show;
 mod table;
+mod targets;
 
-use std::io::{self, BufWriter, Write};
-
-use anyhow::{Context, bail};
-use clap::{ArgMatches, parser::ValueSource};
-use hostscope_client::{
-    Client, TlsConfig,
-    pki::{self, CertRole},
+use std::{
+    ffi::OsString,
+    io::{self, BufWriter, IsTerminal, Read, Write},
+    process::ExitCode,
 };
 
-use args::{Cli, Command, Global, PkiCommand};
+use anyhow::{Context, bail};
+use clap::{ArgMatches, CommandFactory, FromArgMatches, parser::ValueSource};
+
+use self::{
+    args::{Cli, Command, Global, Output, PkiCommand},
+    fanout::{EXIT_ERROR, EXIT_OK, Io, Status},
+};
+use crate::{
+    TlsConfig,
+    fleet::Fleet,
+    pki::{self, CertRole},
+};
 
 /// The TLS file flags, by clap id, flag and environment variable.
 const TLS_FLAGS: [(&str, &str, &str); 3] = [
@@ -28,60 +45,180 @@ const TLS_FLAGS: [(&str, &str, &str); 3] = [
     ("key", "--key", "HOSTSCOPE_KEY"),
 ];
 
-/// Which of --ca, --cert and --key were typed on the command line rather
-/// than taken from the environment: `--plaintext` overrides the
-/// environment's TLS settings, but contradicts typed ones.
-pub fn typed_tls_flags(matches: &ArgMatches) -> Vec<&'static str> {
-    let mut typed = Vec::new();
-    let mut level = Some(matches);
-    while let Some(m) = level {
-        for (id, flag, _) in TLS_FLAGS {
-            if m.value_source(id) == Some(ValueSource::CommandLine) && !typed.contains(&flag) {
-                typed.push(flag);
-            }
-        }
-        level = m.subcommand().map(|(_, sub)| sub);
-    }
-    typed
+/// The `hostscope` binary: the process's arguments, stdin, stdout and
+/// stderr, with a progress bar when stderr is a terminal and tables cut to
+/// the terminal's width.
+pub fn main() -> ExitCode {
+    let stdout = io::stdout();
+    let mut out = BufWriter::new(stdout.lock());
+    let mut err = io::stderr();
+    let terminals = Terminals {
+        width: table::terminal_width(),
+        progress: err.is_terminal(),
+    };
+    let code = run_inner(
+        std::env::args_os().collect(),
+        &mut io::stdin().lock(),
+        &mut out,
+        &mut err,
+        terminals,
+    );
+    ExitCode::from(code)
 }
 
-/// Whether an error is stdout going away (`hostscope ps | head`), which
-/// ends the program quietly.
-pub fn is_broken_pipe(err: &anyhow::Error) -> bool {
-    err.chain().any(|cause| {
-        cause
-            .downcast_ref::<io::Error>()
-            .is_some_and(|e| e.kind() == io::ErrorKind::BrokenPipe)
-    })
+/// Runs `hostscope` with `args` (the program name first, as in
+/// `std::env::args_os`), reading `-` targets from `stdin`, printing results
+/// to `out` and the summary and errors to `err`; returns the exit code: 0
+/// when every host answered, 2 when some failed, 1 on usage or local
+/// errors. Help and version go to `out` and exit 0.
+///
+/// Builds its own multi-threaded Tokio runtime, so it must not be called
+/// from within one (use `spawn_blocking`). Draws no progress bar and cuts
+/// no table to a terminal's width: `out` and `err` are taken to be files.
+pub fn run_with(
+    args: Vec<OsString>,
+    stdin: &mut dyn Read,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> u8 {
+    let terminals = Terminals {
+        width: None,
+        progress: false,
+    };
+    run_inner(args, stdin, out, err, terminals)
+}
+
+/// What kind of places stdout and stderr are.
+#[derive(Debug, Clone, Copy)]
+struct Terminals {
+    /// stdout's width, when it is a terminal.
+    width: Option<usize>,
+    /// Whether stderr is a terminal, for the progress bar.
+    progress: bool,
+}
+
+fn run_inner(
+    args: Vec<OsString>,
+    stdin: &mut dyn Read,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+    terminals: Terminals,
+) -> u8 {
+    let matches = match Cli::command().try_get_matches_from(args) {
+        Ok(matches) => matches,
+        Err(e) => return clap_exit(&e, out, err),
+    };
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(e) => return clap_exit(&e, out, err),
+    };
+    let typed = Typed::from(&matches);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            let _ = writeln!(err, "error: cannot start the async runtime: {e}");
+            return EXIT_ERROR;
+        }
+    };
+    let mut io = Io {
+        out,
+        err,
+        stdin,
+        width: terminals.width,
+        progress: terminals.progress,
+    };
+    let mut result = runtime.block_on(run(cli, typed, &mut io));
+    if result.is_ok()
+        && let Err(e) = io.out.flush()
+    {
+        result = Err(e.into());
+    }
+    if let Err(e) = &result
+        && !fanout::is_broken_pipe(e)
+    {
+        let _ = writeln!(io.err, "error: {e:#}");
+    }
+    fanout::exit_code(&result)
+}
+
+/// Prints a clap error or request and says how to exit: help and version
+/// to `out` with 0, usage errors to `err` with 1 (not clap's 2, which
+/// means "some hosts failed" here).
+fn clap_exit(e: &clap::Error, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
+    use clap::error::ErrorKind;
+    let text = e.render().to_string();
+    match e.kind() {
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
+            let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
+            EXIT_OK
+        }
+        _ => {
+            let _ = err.write_all(text.as_bytes());
+            EXIT_ERROR
+        }
+    }
+}
+
+/// Which flags were typed on the command line rather than taken from the
+/// environment.
+#[derive(Debug, Default)]
+struct Typed {
+    /// Of --ca, --cert and --key: `--plaintext` overrides the environment's
+    /// TLS settings, but contradicts typed ones.
+    tls: Vec<&'static str>,
+    /// --host: a typed one joins --hosts and --inventory; HOSTSCOPE_HOST
+    /// only stands in when no target is given.
+    host: bool,
+}
+
+impl Typed {
+    fn from(matches: &ArgMatches) -> Typed {
+        let mut typed = Typed::default();
+        let mut level = Some(matches);
+        while let Some(m) = level {
+            let on_command_line = |id: &str| m.value_source(id) == Some(ValueSource::CommandLine);
+            for (id, flag, _) in TLS_FLAGS {
+                if on_command_line(id) && !typed.tls.contains(&flag) {
+                    typed.tls.push(flag);
+                }
+            }
+            typed.host |= on_command_line("host");
+            level = m.subcommand().map(|(_, sub)| sub);
+        }
+        typed
+    }
 }
 
 /// Runs the command the user asked for.
-pub async fn run(cli: Cli, typed_tls_flags: Vec<&'static str>) -> anyhow::Result<()> {
-    let stdout = io::stdout();
-    let mut out = BufWriter::new(stdout.lock());
+async fn run(cli: Cli, typed: Typed, io: &mut Io<'_>) -> anyhow::Result<Status> {
+    let command = match cli.command {
+        Command::Pki(command) => {
+            run_pki(command, io.out)?;
+            return Ok(Status::Answered);
+        }
+        command => command,
+    };
+    let tls = resolve_tls(&cli.global, &typed.tls)?;
+    let targets = cli.targets.join(command.targets())?;
+    let host = cli.global.host.as_deref();
+    let hosts = targets::resolve(&targets, host, typed.host, io.stdin)?;
+    let fleet = Fleet::new(hosts, tls, cli.fleet.options());
     let format = cli.global.output;
-    let global = &cli.global;
-    match cli.command {
-        Command::Pki(command) => run_pki(command, &mut out)?,
-        Command::Host => {
-            let client = connect(global, &typed_tls_flags).await?;
-            show::host(&client, &global.host, format, &mut out).await?;
-        }
-        Command::Ps(args) => {
-            let client = connect(global, &typed_tls_flags).await?;
-            ps::ps(&client, &global.host, args, format, &mut out).await?;
-        }
-        Command::Proc(args) => {
-            let client = connect(global, &typed_tls_flags).await?;
-            show::process(&client, &global.host, args, format, &mut out).await?;
-        }
-        Command::Nics => {
-            let client = connect(global, &typed_tls_flags).await?;
-            show::nics(&client, &global.host, format, &mut out).await?;
-        }
-    }
-    out.flush()?;
-    Ok(())
+    let table = format.unwrap_or(Output::Table);
+    let summary = match command {
+        Command::Host(_) => show::host(&fleet, table, io).await?,
+        Command::Ps(args) => ps::ps(&fleet, args, table, io).await?,
+        Command::Proc(args) => show::process(&fleet, args, table, io).await?,
+        Command::Nics(_) => show::nics(&fleet, table, io).await?,
+        Command::Inventory(args) => inventory::inventory(&fleet, args, format, io).await?,
+        Command::Pki(_) => bail!("pki needs no agent"),
+    };
+    io.out.flush()?;
+    fanout::report(&summary, io.err)?;
+    Ok(Status::of(&summary))
 }
 
 /// Turns the connection flags into TLS settings, or `None` for plaintext,
@@ -126,13 +263,7 @@ fn resolve_tls(global: &Global, typed: &[&str]) -> anyhow::Result<Option<TlsConf
     }
 }
 
-/// Connects to the agent named by --host, as the flags say.
-async fn connect(global: &Global, typed_tls_flags: &[&str]) -> anyhow::Result<Client> {
-    let tls = resolve_tls(global, typed_tls_flags)?;
-    Ok(Client::connect(&global.host, tls).await?)
-}
-
-fn run_pki(command: PkiCommand, out: &mut impl Write) -> anyhow::Result<()> {
+fn run_pki(command: PkiCommand, out: &mut dyn Write) -> anyhow::Result<()> {
     match command {
         PkiCommand::Init { dir, force } => {
             pki::init(&dir, force)?;
@@ -187,7 +318,7 @@ mod tests {
             .try_get_matches_from(args)
             .expect("valid arguments");
         let cli = Cli::from_arg_matches(&matches).expect("valid arguments");
-        (cli, typed_tls_flags(&matches))
+        (cli, Typed::from(&matches).tls)
     }
 
     #[test]
@@ -225,10 +356,73 @@ mod tests {
         );
     }
 
+    /// Runs the command line in-process with nothing on stdin.
+    fn run(args: &[&str]) -> (u8, String, String) {
+        let (mut out, mut err) = (Vec::new(), Vec::new());
+        let args = args.iter().map(OsString::from).collect();
+        let code = run_with(args, &mut &b""[..], &mut out, &mut err);
+        let text = |b: Vec<u8>| String::from_utf8_lossy(&b).into_owned();
+        (code, text(out), text(err))
+    }
+
     #[test]
-    fn broken_pipes_are_recognised_through_context() {
-        let e = anyhow::Error::from(io::Error::from(io::ErrorKind::BrokenPipe)).context("writing");
-        assert!(is_broken_pipe(&e));
-        assert!(!is_broken_pipe(&anyhow::anyhow!("no pipe here")));
+    fn usage_errors_exit_1_and_help_exits_0() {
+        let (code, out, err) = run(&["hostscope", "ps", "--fields", "pid,rss"]);
+        assert_eq!((code, out.as_str()), (1, ""));
+        assert!(err.contains("unknown field \"rss\""), "{err}");
+        let (code, _, err) = run(&["hostscope"]);
+        assert_eq!(code, 1, "a missing subcommand is a usage error: {err}");
+        let (code, _, err) = run(&["hostscope", "--timeout", "soon", "host"]);
+        assert_eq!(code, 1, "{err}");
+
+        let (code, out, err) = run(&["hostscope", "--help"]);
+        assert_eq!((code, err.as_str()), (0, ""));
+        for needle in [
+            "Exit status:",
+            "2  one or more hosts failed",
+            "--inventory fleet.toml",
+        ] {
+            assert!(out.contains(needle), "{needle} missing from --help");
+        }
+        let (code, out, _) = run(&["hostscope", "--version"]);
+        assert_eq!(code, 0);
+        assert!(out.starts_with("hostscope "), "{out}");
+    }
+
+    #[test]
+    fn local_errors_exit_1_before_any_host_is_asked() {
+        let (code, out, err) = run(&[
+            "hostscope",
+            "--plaintext",
+            "--inventory",
+            "/nonexistent/fleet.toml",
+            "host",
+        ]);
+        assert_eq!((code, out.as_str()), (1, ""));
+        assert!(
+            err.starts_with("error: reading /nonexistent/fleet.toml"),
+            "{err}"
+        );
+        let (code, _, err) = run(&["hostscope", "--plaintext", "--select", "a=b", "host"]);
+        assert_eq!(code, 1);
+        assert!(err.contains("--inventory FILE"), "{err}");
+    }
+
+    #[test]
+    fn out_dir_writes_only_json() {
+        let (code, _, err) = run(&[
+            "hostscope",
+            "--plaintext",
+            "inventory",
+            "--out-dir",
+            "/nonexistent/inv",
+            "-o",
+            "csv",
+        ]);
+        assert_eq!(code, 1);
+        assert_eq!(
+            err,
+            "error: --out-dir writes JSON files; drop --output csv\n"
+        );
     }
 }

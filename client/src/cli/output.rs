@@ -1,16 +1,19 @@
-//! JSON and NDJSON records: the API's field names, enums as lower-case
-//! names (the proto crate's `Serialize`), and the agent first, as "host".
+//! Records for JSON, NDJSON and CSV: the API's field names, enums as
+//! lower-case names (the proto crate's `Serialize`), and the host's name
+//! first, as "host"; and the [`Printer`] that writes each host's part in
+//! the format asked for.
 
 use std::io::{self, Write};
 
-use hostscope_client::{
-    Process,
-    proto::{EnumName, ProcessField},
-};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use super::args::Output;
+use super::{args::Output, csv::Sheet, fields::Column};
+use crate::{
+    Process,
+    fleet::HostSpec,
+    proto::{self, EnumName, ProcessField},
+};
 
 /// `value` as a JSON object whose first key is `"host"`.
 pub fn record(host: &str, value: &impl Serialize) -> io::Result<Value> {
@@ -40,68 +43,203 @@ pub fn process_record(host: &str, p: &Process, shown: &[ProcessField]) -> io::Re
     Ok(value)
 }
 
-/// Writes records as the output format wants them: NDJSON at once, one per
-/// line, flushed so that a reader sees each as it arrives; JSON collected
-/// and written as one document at the end.
-pub struct Records {
+/// The CSV template of a process listing with these columns: a process
+/// with every field and message present, its keys in the columns' order
+/// (the order the user gave in --fields), field errors last. Written out
+/// field by field, so that a field added to the API fails to compile here
+/// rather than silently missing from CSV headers.
+pub fn process_template(columns: &[Column]) -> io::Result<Value> {
+    let shown: Vec<ProcessField> = columns
+        .iter()
+        .filter_map(|c| match c {
+            Column::Field(f) => Some(*f),
+            Column::Pid => None,
+        })
+        .collect();
+    let template = proto::Process {
+        pid: 0,
+        ppid: Some(0),
+        name: Some(String::new()),
+        exe: Some(String::new()),
+        cmdline: Vec::new(),
+        status: Some(proto::ProcessStatus::Running as i32),
+        username: Some(String::new()),
+        uids: Some(proto::Ids::default()),
+        gids: Some(proto::Ids::default()),
+        terminal: Some(String::new()),
+        cwd: Some(String::new()),
+        nice: Some(0),
+        create_time: Some(0.0),
+        num_threads: Some(0),
+        num_fds: Some(0),
+        num_ctx_switches: Some(proto::CtxSwitches::default()),
+        cpu_times: Some(proto::CpuTimes::default()),
+        memory_info: Some(proto::MemoryInfo::default()),
+        io_counters: Some(proto::IoCounters::default()),
+        environ: Default::default(),
+        field_errors: vec![proto::FieldError::default()],
+    };
+    let Value::Object(mut record) = process_record("", &Process::new(template, &shown), &shown)?
+    else {
+        return Ok(Value::Null);
+    };
+    let mut ordered = Map::new();
+    let keys = ["host".to_owned()]
+        .into_iter()
+        .chain(columns.iter().map(|c| c.name()));
+    for key in keys {
+        if let Some(value) = record.shift_remove(&key) {
+            ordered.insert(key, value);
+        }
+    }
+    ordered.extend(record);
+    Ok(Value::Object(ordered))
+}
+
+/// An interface with every message present, for CSV templates.
+pub fn interface_template() -> proto::NetInterface {
+    proto::NetInterface {
+        name: String::new(),
+        addresses: vec![proto::NetAddress {
+            family: 0,
+            address: String::new(),
+            netmask: Some(String::new()),
+            broadcast: Some(String::new()),
+            ptp: Some(String::new()),
+        }],
+        stats: Some(proto::NetIfStats::default()),
+        io_counters: Some(proto::NetIoCounters::default()),
+    }
+}
+
+/// How a host is named above its part of a table: "web1 (10.0.0.11:7443)",
+/// or just the address for a host that has no other name.
+pub fn heading(host: &HostSpec) -> String {
+    if host.name == host.address {
+        host.address.clone()
+    } else {
+        format!("{} ({})", host.name, host.address)
+    }
+}
+
+/// Writes each host's part as the output format wants it: a table part
+/// under a `== NAME (ADDRESS)` line when several hosts are asked; NDJSON
+/// records at once, flushed per host by the caller; CSV rows under one
+/// header; JSON collected and written as one array at the end.
+pub struct Printer {
     format: Output,
+    /// More than one host: table parts get a heading line each.
+    several: bool,
+    /// A JSON answer of exactly one record prints as that object rather
+    /// than an array (`host` and `proc` asked of a single host).
+    lone_object: bool,
     collected: Vec<Value>,
+    sheet: Option<Sheet>,
+    parts: usize,
 }
 
-impl Records {
-    /// Records in `format` (table output never reaches here).
-    pub fn new(format: Output) -> Records {
-        Records {
+impl Printer {
+    /// A printer for `hosts` hosts; `template` is a record with every
+    /// column present, for the CSV header.
+    pub fn new(format: Output, hosts: usize, template: &Value) -> Printer {
+        Printer {
             format,
+            several: hosts > 1,
+            lone_object: false,
             collected: Vec::new(),
+            sheet: (format == Output::Csv).then(|| Sheet::new(template)),
+            parts: 0,
         }
     }
 
-    /// One record.
-    pub fn push(&mut self, out: &mut impl Write, value: Value) -> io::Result<()> {
-        match self.format {
-            Output::Ndjson => {
-                serde_json::to_writer(&mut *out, &value)?;
-                out.write_all(b"\n")?;
-                out.flush()
-            }
-            Output::Json | Output::Table => {
-                self.collected.push(value);
-                Ok(())
-            }
-        }
+    /// For commands with one record per host: asked of a single host,
+    /// JSON prints the record itself, as it did before fleets.
+    pub fn one_record_per_host(mut self) -> Printer {
+        self.lone_object = !self.several;
+        self
     }
 
-    /// Ends a list: JSON writes its array now.
-    pub fn finish_list(self, out: &mut impl Write) -> io::Result<()> {
+    /// Whether the output is a table, written by [`Printer::table`]; any
+    /// other format takes records through [`Printer::records`].
+    pub fn is_table(&self) -> bool {
+        self.format == Output::Table
+    }
+
+    /// One host's part of a table, headed by its name when there are
+    /// several hosts.
+    pub fn table(
+        &mut self,
+        out: &mut dyn Write,
+        host: &HostSpec,
+        write: impl FnOnce(&mut dyn Write) -> io::Result<()>,
+    ) -> io::Result<()> {
+        if self.several {
+            if self.parts > 0 {
+                writeln!(out)?;
+            }
+            writeln!(out, "== {}", heading(host))?;
+        }
+        self.parts += 1;
+        write(out)
+    }
+
+    /// One host's records.
+    pub fn records(
+        &mut self,
+        out: &mut dyn Write,
+        records: impl IntoIterator<Item = io::Result<Value>>,
+    ) -> io::Result<()> {
+        for record in records {
+            let record = record?;
+            match (self.format, &mut self.sheet) {
+                (Output::Ndjson, _) => {
+                    serde_json::to_writer(&mut *out, &record)?;
+                    out.write_all(b"\n")?;
+                }
+                (Output::Csv, Some(sheet)) => sheet.row(out, &record)?,
+                _ => self.collected.push(record),
+            }
+        }
+        Ok(())
+    }
+
+    /// Ends the output: JSON writes its array now, CSV at least its header.
+    pub fn finish(mut self, out: &mut dyn Write) -> io::Result<()> {
         match self.format {
-            Output::Ndjson => Ok(()),
-            Output::Json | Output::Table => write_pretty(out, &self.collected),
+            Output::Json if self.lone_object && self.collected.len() == 1 => {
+                write_pretty(out, &self.collected[0])
+            }
+            Output::Json => write_pretty(out, &self.collected),
+            Output::Csv => match &mut self.sheet {
+                Some(sheet) => sheet.finish(out),
+                None => Ok(()),
+            },
+            Output::Table | Output::Ndjson => Ok(()),
         }
     }
 }
 
-/// Writes one record on its own: a JSON document or an NDJSON line.
-pub fn single(out: &mut impl Write, format: Output, value: &Value) -> io::Result<()> {
-    match format {
-        Output::Ndjson => {
-            serde_json::to_writer(&mut *out, value)?;
-            out.write_all(b"\n")
-        }
-        Output::Json | Output::Table => write_pretty(out, value),
-    }
-}
-
-fn write_pretty(out: &mut impl Write, value: &impl Serialize) -> io::Result<()> {
+/// Writes `value` as indented JSON and a newline.
+pub fn write_pretty(out: &mut dyn Write, value: &impl Serialize) -> io::Result<()> {
     serde_json::to_writer_pretty(&mut *out, value)?;
     out.write_all(b"\n")
 }
 
 #[cfg(test)]
 mod tests {
-    use hostscope_client::proto;
+    use std::collections::BTreeMap;
 
     use super::*;
+
+    fn host(name: &str, address: &str) -> HostSpec {
+        HostSpec {
+            name: name.to_owned(),
+            address: address.to_owned(),
+            server_name: None,
+            labels: BTreeMap::new(),
+            groups: Vec::new(),
+        }
+    }
 
     #[test]
     fn host_comes_first_and_unrequested_lists_are_dropped() {
@@ -126,15 +264,92 @@ mod tests {
     #[test]
     fn ndjson_is_one_line_per_record() {
         let mut out = Vec::new();
-        let mut records = Records::new(Output::Ndjson);
+        let mut printer = Printer::new(Output::Ndjson, 2, &Value::Null);
         for n in 0..2 {
-            let v = record("h", &proto::PidExistsResponse { exists: n == 1 }).expect("json");
-            records.push(&mut out, v).expect("write");
+            let v = record("h", &proto::PidExistsResponse { exists: n == 1 });
+            printer.records(&mut out, [v]).expect("write");
         }
-        records.finish_list(&mut out).expect("finish");
+        printer.finish(&mut out).expect("finish");
         assert_eq!(
             String::from_utf8(out).expect("utf-8"),
             "{\"host\":\"h\",\"exists\":false}\n{\"host\":\"h\",\"exists\":true}\n"
+        );
+    }
+
+    #[test]
+    fn json_is_an_array_unless_one_host_has_one_record() {
+        let answer = || record("h", &proto::PidExistsResponse { exists: true });
+        let print = |printer: Printer, records: usize| {
+            let mut printer = printer;
+            let mut out = Vec::new();
+            for _ in 0..records {
+                printer.records(&mut out, [answer()]).expect("write");
+            }
+            printer.finish(&mut out).expect("finish");
+            String::from_utf8(out).expect("utf-8")
+        };
+        let one = print(
+            Printer::new(Output::Json, 1, &Value::Null).one_record_per_host(),
+            1,
+        );
+        assert!(one.starts_with("{\n  \"host\": \"h\""), "{one}");
+        let many = print(
+            Printer::new(Output::Json, 2, &Value::Null).one_record_per_host(),
+            2,
+        );
+        assert!(many.starts_with("[\n  {\n    \"host\": \"h\""), "{many}");
+        let listing = print(Printer::new(Output::Json, 1, &Value::Null), 1);
+        assert!(listing.starts_with("[\n"), "{listing}");
+        assert_eq!(
+            print(Printer::new(Output::Json, 1, &Value::Null), 0),
+            "[]\n"
+        );
+    }
+
+    #[test]
+    fn tables_get_a_heading_per_host_only_for_several_hosts() {
+        let write = |printer: &mut Printer, out: &mut Vec<u8>, h: &HostSpec| {
+            printer
+                .table(out, h, |out| writeln!(out, "body"))
+                .expect("write");
+        };
+        let (web1, bare) = (host("web1", "10.0.0.11:7443"), host("b:7443", "b:7443"));
+        let mut out = Vec::new();
+        let mut printer = Printer::new(Output::Table, 2, &Value::Null);
+        write(&mut printer, &mut out, &web1);
+        write(&mut printer, &mut out, &bare);
+        assert_eq!(
+            String::from_utf8(out).expect("utf-8"),
+            "== web1 (10.0.0.11:7443)\nbody\n\n== b:7443\nbody\n"
+        );
+        let mut out = Vec::new();
+        let mut printer = Printer::new(Output::Table, 1, &Value::Null);
+        write(&mut printer, &mut out, &web1);
+        assert_eq!(out, b"body\n");
+    }
+
+    #[test]
+    fn the_process_template_has_a_column_per_shown_field() {
+        let columns = [
+            Column::Field(ProcessField::Name),
+            Column::Pid,
+            Column::Field(ProcessField::MemoryInfo),
+        ];
+        let sheet = Sheet::new(&process_template(&columns).expect("template"));
+        assert_eq!(
+            sheet.header(),
+            [
+                "host",
+                "name",
+                "pid",
+                "memory_info.rss",
+                "memory_info.vms",
+                "memory_info.shared",
+                "memory_info.text",
+                "memory_info.data",
+                "field_errors.field",
+                "field_errors.kind"
+            ]
         );
     }
 }

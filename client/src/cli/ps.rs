@@ -1,19 +1,20 @@
 //! `hostscope ps`: a process listing that reads like `ps`.
 
-use std::io::Write;
-
-use hostscope_client::{
-    Client, Process,
-    proto::{ProcessField as F, ProcessFilter},
-};
 use tokio_stream::StreamExt;
 
 use super::{
     args::{Output, PsArgs},
+    fanout::Io,
     fields::Column,
     format, output,
+    output::Printer,
     render::{self, Style},
-    table::{self, Align, Table},
+    table::{Align, Table},
+};
+use crate::{
+    Client, Process,
+    fleet::{Fleet, Summary},
+    proto::{ProcessField as F, ProcessFilter},
 };
 
 /// What the default listing asks for: enough for USER PID PPID STATUS RSS
@@ -31,15 +32,15 @@ const DEFAULT_FIELDS: [F; 9] = [
     F::Cmdline,
 ];
 
-/// Lists processes: streamed as they arrive for NDJSON, collected and
-/// sorted by pid for a table.
+/// Lists processes on every host. Each host's listing is collected within
+/// its deadline, then printed: records in the agent's order, a table
+/// sorted by pid.
 pub async fn ps(
-    client: &Client,
-    host: &str,
+    fleet: &Fleet,
     args: PsArgs,
     format: Output,
-    out: &mut impl Write,
-) -> anyhow::Result<()> {
+    io: &mut Io<'_>,
+) -> anyhow::Result<Summary> {
     let filter = ProcessFilter {
         pids: args.pid,
         ppid: args.ppid,
@@ -51,28 +52,46 @@ pub async fn ps(
         Some(list) => (list.request(), list.fields()),
         None => (DEFAULT_FIELDS.to_vec(), DEFAULT_FIELDS.to_vec()),
     };
-    let mut processes = client.processes(&request, filter).await?;
-
-    if format != Output::Table {
-        let mut records = output::Records::new(format);
-        while let Some(p) = processes.next().await {
-            records.push(out, output::process_record(host, &p?, &shown)?)?;
+    let call = move |client: Client| {
+        let (request, filter) = (request.clone(), filter.clone());
+        async move {
+            let mut processes = client.processes(&request, filter).await?;
+            let mut all = Vec::new();
+            while let Some(p) = processes.next().await {
+                all.push(p?);
+            }
+            Ok(all)
         }
-        records.finish_list(out)?;
-        return Ok(());
-    }
-
-    let mut all = Vec::new();
-    while let Some(p) = processes.next().await {
-        all.push(p?);
-    }
-    all.sort_by_key(Process::pid);
-    let table = match &args.fields {
-        Some(list) => chosen_columns(&all, &list.with_pid()),
-        None => default_columns(&all),
     };
-    table.write(out, table::terminal_width())?;
-    Ok(())
+    let columns = args.fields.map(|list| list.with_pid());
+    let template = match &columns {
+        Some(columns) => output::process_template(columns)?,
+        None => {
+            let default = DEFAULT_FIELDS.iter().map(|f| Column::Field(*f));
+            let columns: Vec<Column> = std::iter::once(Column::Pid).chain(default).collect();
+            output::process_template(&columns)?
+        }
+    };
+    let mut printer = Printer::new(format, fleet.len(), &template);
+    let width = io.width;
+    let summary = io
+        .fan_out(fleet, call, |host, mut all: Vec<Process>, out| {
+            if !printer.is_table() {
+                let records = all
+                    .iter()
+                    .map(|p| output::process_record(&host.name, p, &shown));
+                return Ok(printer.records(out, records)?);
+            }
+            all.sort_by_key(Process::pid);
+            let table = match &columns {
+                Some(columns) => chosen_columns(&all, columns),
+                None => default_columns(&all),
+            };
+            Ok(printer.table(out, host, |out| table.write(out, width))?)
+        })
+        .await?;
+    printer.finish(io.out)?;
+    Ok(summary)
 }
 
 /// One column per field the user chose, headed by its name.
@@ -108,7 +127,7 @@ fn default_columns(processes: &[Process]) -> Table {
     ]);
     let now = format::now();
     for p in processes {
-        let or_why = |r: Result<String, hostscope_client::Error>| {
+        let or_why = |r: Result<String, crate::Error>| {
             r.unwrap_or_else(|e| render::unreadable(&e, Style::Cell))
         };
         table.push(vec![
@@ -128,7 +147,7 @@ fn default_columns(processes: &[Process]) -> Table {
 
 #[cfg(test)]
 mod tests {
-    use hostscope_client::proto;
+    use crate::proto;
 
     use super::*;
 

@@ -1,32 +1,43 @@
 //! `hostscope host`, `proc` and `nics`: one record, or one block per
 //! interface, as `field: value` lines.
 
-use std::io::Write;
-
-use hostscope_client::{
-    Client,
-    proto::{self, EnumName},
-};
+use std::io::{self, Write};
 
 use super::{
     args::{Output, ProcArgs},
+    fanout::Io,
     fields::{Column, FieldList},
     format, output,
+    output::Printer,
     render::{self, Style},
 };
+use crate::{
+    Client, Process,
+    fleet::{Fleet, Summary},
+    proto::{self, EnumName},
+};
 
-/// Shows the host and its agent.
-pub async fn host(
-    client: &Client,
-    endpoint: &str,
-    format: Output,
-    out: &mut impl Write,
-) -> anyhow::Result<()> {
-    let h = client.host().await?;
-    if format != Output::Table {
-        output::single(out, format, &output::record(endpoint, &h)?)?;
-        return Ok(());
-    }
+/// Shows each host and its agent.
+pub async fn host(fleet: &Fleet, format: Output, io: &mut Io<'_>) -> anyhow::Result<Summary> {
+    let call = |client: Client| async move { client.host().await };
+    let template = output::record("", &proto::Host::default())?;
+    let mut printer = Printer::new(format, fleet.len(), &template).one_record_per_host();
+    let summary = io
+        .fan_out(fleet, call, |host, h: proto::Host, out| {
+            if printer.is_table() {
+                printer.table(out, host, |out| write_host(out, &h))?;
+            } else {
+                printer.records(out, [output::record(&host.name, &h)])?;
+            }
+            Ok(())
+        })
+        .await?;
+    printer.finish(io.out)?;
+    Ok(summary)
+}
+
+/// The host as `key: value` lines.
+fn write_host(out: &mut dyn Write, h: &proto::Host) -> io::Result<()> {
     let names = |values: Vec<String>| values.join(", ");
     let process_fields = h
         .process_fields
@@ -62,22 +73,38 @@ pub async fn host(
     Ok(())
 }
 
-/// Shows one process, a line per field; fields the agent could not read
-/// say why.
+/// Shows one process on each host, a line per field; fields the agent
+/// could not read say why.
 pub async fn process(
-    client: &Client,
-    endpoint: &str,
+    fleet: &Fleet,
     args: ProcArgs,
     format: Output,
-    out: &mut impl Write,
-) -> anyhow::Result<()> {
+    io: &mut Io<'_>,
+) -> anyhow::Result<Summary> {
     let list = args.fields.unwrap_or_else(FieldList::all);
-    let p = client.process(args.pid, &list.request()).await?;
-    if format != Output::Table {
-        let record = output::process_record(endpoint, &p, &list.fields())?;
-        output::single(out, format, &record)?;
-        return Ok(());
-    }
+    let (pid, request, shown) = (args.pid, list.request(), list.fields());
+    let call = move |client: Client| {
+        let request = request.clone();
+        async move { client.process(pid, &request).await }
+    };
+    let template = output::process_template(&list.with_pid())?;
+    let mut printer = Printer::new(format, fleet.len(), &template).one_record_per_host();
+    let summary = io
+        .fan_out(fleet, call, |host, p: Process, out| {
+            if printer.is_table() {
+                printer.table(out, host, |out| write_process(out, &p, &list))?;
+            } else {
+                printer.records(out, [output::process_record(&host.name, &p, &shown)])?;
+            }
+            Ok(())
+        })
+        .await?;
+    printer.finish(io.out)?;
+    Ok(summary)
+}
+
+/// The process as `field: value` lines.
+fn write_process(out: &mut dyn Write, p: &Process, list: &FieldList) -> io::Result<()> {
     for column in list.with_pid() {
         // An agent that does not serve environments leaves them out of
         // "every field"; an empty line would read as an empty environment.
@@ -92,28 +119,38 @@ pub async fn process(
             out,
             "{}: {}",
             column.name(),
-            render::column(&p, column, Style::Line)
+            render::column(p, column, Style::Line)
         )?;
     }
     Ok(())
 }
 
-/// Shows every network interface as a block.
-pub async fn nics(
-    client: &Client,
-    endpoint: &str,
-    format: Output,
-    out: &mut impl Write,
-) -> anyhow::Result<()> {
-    let interfaces = client.net_interfaces().await?;
-    if format != Output::Table {
-        let mut records = output::Records::new(format);
-        for nic in &interfaces {
-            records.push(out, output::record(endpoint, nic)?)?;
-        }
-        records.finish_list(out)?;
-        return Ok(());
-    }
+/// Shows every network interface of each host, a block per interface.
+pub async fn nics(fleet: &Fleet, format: Output, io: &mut Io<'_>) -> anyhow::Result<Summary> {
+    let call = |client: Client| async move { client.net_interfaces().await };
+    let template = output::record("", &output::interface_template())?;
+    let mut printer = Printer::new(format, fleet.len(), &template);
+    let summary = io
+        .fan_out(
+            fleet,
+            call,
+            |host, interfaces: Vec<proto::NetInterface>, out| {
+                if printer.is_table() {
+                    printer.table(out, host, |out| write_nics(out, &interfaces))?;
+                } else {
+                    let records = interfaces.iter().map(|nic| output::record(&host.name, nic));
+                    printer.records(out, records)?;
+                }
+                Ok(())
+            },
+        )
+        .await?;
+    printer.finish(io.out)?;
+    Ok(summary)
+}
+
+/// Interfaces as blocks separated by blank lines.
+fn write_nics(out: &mut dyn Write, interfaces: &[proto::NetInterface]) -> io::Result<()> {
     for (i, nic) in interfaces.iter().enumerate() {
         if i > 0 {
             writeln!(out)?;
@@ -131,7 +168,7 @@ pub async fn nics(
 ///   inet  10.0.0.5 netmask 255.255.255.0 broadcast 10.0.0.255
 ///   rx: 1.2G, 934211 packets, 0 errors, 0 dropped
 /// ```
-fn write_nic(out: &mut impl Write, nic: &proto::NetInterface) -> std::io::Result<()> {
+fn write_nic(out: &mut dyn Write, nic: &proto::NetInterface) -> io::Result<()> {
     match &nic.stats {
         Some(s) => {
             let state = if s.isup { "up" } else { "down" };

@@ -54,7 +54,7 @@ impl Table {
 
     /// Writes the header line and every row, each cut to `max_width`
     /// characters when given (the terminal's width, as `ps` does).
-    pub fn write(&self, out: &mut impl Write, max_width: Option<usize>) -> io::Result<()> {
+    pub fn write(&self, out: &mut dyn Write, max_width: Option<usize>) -> io::Result<()> {
         let width = |s: &str| s.chars().count();
         let mut widths: Vec<usize> = self.headers.iter().map(|(h, _)| width(h)).collect();
         for row in &self.rows {

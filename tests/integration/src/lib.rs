@@ -1,6 +1,8 @@
 //! Helpers for the end-to-end tests: a throwaway PKI, a real agent on
 //! 127.0.0.1 with real mutual TLS, and real processes (zombies included).
 
+pub mod sim;
+
 use std::{
     net::SocketAddr,
     path::{Path, PathBuf},
@@ -11,7 +13,7 @@ use std::{
 use hostscope_agent::{
     backend,
     server::{Agent, Limits, TlsFiles},
-    service::{Inspector, Options},
+    service::{Inspector, Options, audit::Audit},
 };
 use hostscope_client::{
     Client, TlsConfig,
@@ -38,6 +40,7 @@ impl Pki {
         )
         .expect("issue agent cert");
         pki::issue(dir.path(), "client", CertRole::Client, &[]).expect("issue client cert");
+        pki::issue(dir.path(), "operator", CertRole::Client, &[]).expect("issue operator cert");
         Pki { dir }
     }
 
@@ -66,6 +69,17 @@ impl Pki {
             Some(&self.path("client-key.pem")),
         )
         .expect("client tls")
+    }
+
+    /// A client with the certificate named `operator` (the role is the
+    /// agent's to grant: see [`TestAgent::start_with_operator`]).
+    pub fn operator_tls(&self) -> TlsConfig {
+        TlsConfig::from_files(
+            &self.path("ca.pem"),
+            Some(&self.path("operator.pem")),
+            Some(&self.path("operator-key.pem")),
+        )
+        .expect("operator tls")
     }
 
     /// A client that trusts the agent but presents no certificate.
@@ -101,6 +115,29 @@ impl TestAgent {
         TestAgent::serve(pki, Some(tls), options).await
     }
 
+    /// An agent on which the certificate `operator` holds the operator
+    /// role, auditing signal requests to `audit_file`.
+    pub async fn start_with_operator(audit_file: &Path) -> TestAgent {
+        let pki = Pki::new();
+        let tls = pki.agent_tls().server_config().expect("server tls");
+        let options = Options {
+            policy: hostscope_agent::authz::Policy {
+                readers: None,
+                operators: vec!["operator".to_owned()],
+            },
+            ..Options::default()
+        };
+        let audit = Audit::to_file(audit_file).expect("audit file");
+        TestAgent::serve_inspector(pki, Some(tls), options, audit).await
+    }
+
+    /// A client with the operator certificate.
+    pub async fn operator(&self) -> Client {
+        Client::connect(&self.endpoint(), Some(self.pki.operator_tls()))
+            .await
+            .expect("connect")
+    }
+
     /// An agent that speaks plaintext HTTP/2 (as with --insecure-plaintext).
     pub async fn start_plaintext() -> TestAgent {
         TestAgent::serve(Pki::new(), None, Options::default()).await
@@ -111,10 +148,19 @@ impl TestAgent {
         tls: Option<Arc<rustls::ServerConfig>>,
         options: Options,
     ) -> TestAgent {
+        TestAgent::serve_inspector(pki, tls, options, Audit::log_only()).await
+    }
+
+    async fn serve_inspector(
+        pki: Pki,
+        tls: Option<Arc<rustls::ServerConfig>>,
+        options: Options,
+        audit: Audit,
+    ) -> TestAgent {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("local addr");
         let backend = backend::native("/proc".into(), "/sys".into()).expect("backend");
-        let inspector = Inspector::new(Arc::from(backend), options);
+        let inspector = Inspector::new(Arc::from(backend), options).with_audit(audit);
         let (tx, rx) = oneshot::channel::<()>();
         let agent = Agent::new(inspector, tls, Limits::default());
         let task = tokio::spawn(agent.serve(listener, async {

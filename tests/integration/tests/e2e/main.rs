@@ -10,6 +10,8 @@ use tokio_stream::StreamExt;
 use tonic::Code;
 use tonic_types::StatusExt;
 
+mod zombies;
+
 async fn list(
     client: &Client,
     fields: &[pb::ProcessField],
