@@ -10,6 +10,7 @@ use tokio_stream::StreamExt;
 use tonic::Code;
 use tonic_types::StatusExt;
 
+mod fleet;
 mod zombies;
 
 async fn list(

@@ -1,0 +1,193 @@
+//! A fleet of 50 simulated hosts, 8 of them broken in the ways real fleets
+//! break, asked through the `hostscope` CLI (in process).
+
+use std::{
+    collections::{BTreeMap, HashSet},
+    ffi::OsString,
+    time::{Duration, Instant},
+};
+
+use hostscope_integration::sim::{FleetSim, Kind, SimSpec};
+
+/// 42 good agents, 5 closed ports, 2 hosts that accept TCP and never
+/// answer, and 1 agent whose certificate comes from another CA.
+struct Fleet {
+    sim: Option<FleetSim>,
+    rt: tokio::runtime::Runtime,
+    _dir: tempfile::TempDir,
+}
+
+impl Fleet {
+    fn start() -> Fleet {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let spec = SimSpec {
+            agents: 43,
+            closed: 5,
+            silent: 2,
+            wrong_ca: 1,
+            dir: dir.path().join("sim"),
+        };
+        let sim = rt.block_on(FleetSim::start(spec)).expect("fleet sim");
+        assert_eq!(sim.hosts().len(), 50);
+        Fleet {
+            sim: Some(sim),
+            rt,
+            _dir: dir,
+        }
+    }
+
+    fn sim(&self) -> &FleetSim {
+        self.sim.as_ref().expect("running")
+    }
+
+    /// Runs `hostscope --inventory ... ARGS` in process: (exit code, stdout,
+    /// stderr).
+    fn hostscope(&self, args: &[&str]) -> (u8, String, String) {
+        let pki = self.sim().pki_dir();
+        let mut argv: Vec<OsString> = vec!["hostscope".into(), "--inventory".into()];
+        argv.push(self.sim().inventory().into());
+        for (flag, file) in [
+            ("--ca", "ca.pem"),
+            ("--cert", "client.pem"),
+            ("--key", "client-key.pem"),
+        ] {
+            argv.push(flag.into());
+            argv.push(pki.join(file).into());
+        }
+        argv.extend(args.iter().map(OsString::from));
+        let (mut out, mut err) = (Vec::new(), Vec::new());
+        let code = hostscope_client::cli::run_with(argv, &mut std::io::empty(), &mut out, &mut err);
+        (
+            code,
+            String::from_utf8(out).unwrap(),
+            String::from_utf8(err).unwrap(),
+        )
+    }
+
+    /// The inventory names of the hosts of `kind`.
+    fn names(&self, kind: Kind) -> HashSet<String> {
+        self.sim()
+            .hosts()
+            .iter()
+            .filter(|h| h.kind == kind)
+            .map(|h| h.name.clone())
+            .collect()
+    }
+}
+
+impl Drop for Fleet {
+    fn drop(&mut self) {
+        if let Some(sim) = self.sim.take() {
+            self.rt.block_on(sim.stop());
+        }
+    }
+}
+
+const TIMEOUT: Duration = Duration::from_secs(2);
+
+#[test]
+fn a_fleet_with_dead_hosts_answers_for_the_live_ones_and_names_the_rest() {
+    let fleet = Fleet::start();
+    let start = Instant::now();
+    let (code, out, err) = fleet.hostscope(&[
+        "ps",
+        "--fields",
+        "pid,name,status",
+        "--output",
+        "ndjson",
+        "--timeout",
+        "2s",
+    ]);
+    let elapsed = start.elapsed();
+    assert_eq!(code, 2, "some hosts failed: exit 2\n{err}");
+    // Bounded by the per-host deadline, not by the dead hosts piling up:
+    // one deadline, the retry's backoff, and a generous margin.
+    assert!(elapsed < TIMEOUT * 4, "took {elapsed:?}");
+
+    // ndjson: every line one record, each with its host.
+    let mut pids_by_host: BTreeMap<String, usize> = BTreeMap::new();
+    for line in out.lines() {
+        let record: serde_json::Value = serde_json::from_str(line).expect("ndjson line");
+        let host = record["host"].as_str().expect("host on every record");
+        assert!(
+            record["pid"].as_u64().is_some() && record["status"].is_string(),
+            "{record}"
+        );
+        *pids_by_host.entry(host.to_owned()).or_default() += 1;
+    }
+    let answered: HashSet<String> = pids_by_host.keys().cloned().collect();
+    assert_eq!(
+        answered,
+        fleet.names(Kind::Good),
+        "the 42 good hosts answered"
+    );
+    assert!(pids_by_host.values().all(|n| *n > 1));
+
+    // The summary: counts, then each failed host named with its error.
+    assert!(err.contains("42 ok, 8 failed (2 timed out)"), "{err}");
+    let failures: BTreeMap<String, String> = err
+        .lines()
+        .filter_map(|l| {
+            let (host, rest) = l.trim_start().split_once(" (")?;
+            let kind = rest.split_once("): ")?.1.split(':').next()?;
+            Some((host.to_owned(), kind.to_owned()))
+        })
+        .collect();
+    let expect = |kind: Kind, label: &str| {
+        for name in fleet.names(kind) {
+            assert_eq!(
+                failures.get(&name).map(String::as_str),
+                Some(label),
+                "{name}: {err}"
+            );
+        }
+    };
+    expect(Kind::Closed, "connection-refused");
+    expect(Kind::Silent, "timeout");
+    expect(Kind::WrongCa, "unknown-ca");
+    assert_eq!(failures.len(), 8, "{err}");
+}
+
+#[test]
+fn fleet_output_parses_as_csv_and_json_and_every_host_is_asked_once() {
+    let fleet = Fleet::start();
+
+    let (code, out, err) = fleet.hostscope(&[
+        "--select",
+        "kind=good",
+        "host",
+        "--output",
+        "csv",
+        "--timeout",
+        "2s",
+    ]);
+    assert_eq!(code, 0, "only good hosts selected: exit 0\n{err}");
+    let mut rows = out.lines();
+    let header: Vec<&str> = rows.next().expect("a header row").split(',').collect();
+    assert_eq!(header[0], "host");
+    let hostname = header
+        .iter()
+        .position(|c| *c == "hostname")
+        .expect("hostname column");
+    let rows: Vec<Vec<&str>> = rows.map(|r| r.split(',').collect()).collect();
+    assert_eq!(rows.len(), 42);
+    let hosts: HashSet<String> = rows.iter().map(|r| r[0].to_owned()).collect();
+    assert_eq!(hosts, fleet.names(Kind::Good));
+    assert!(rows.iter().all(|r| !r[hostname].is_empty()));
+
+    // The same host twice (by --hosts and the inventory) is asked once.
+    let good = fleet.sim().addresses(Kind::Good)[0].to_string();
+    let (code, out, err) = fleet.hostscope(&[
+        "--select",
+        "kind=good",
+        "--hosts",
+        &good,
+        "host",
+        "--output",
+        "json",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let records: Vec<serde_json::Value> = serde_json::from_str(&out).expect("one JSON array");
+    assert_eq!(records.len(), 42);
+}
