@@ -64,6 +64,42 @@ pub struct File {
     pub authz: AuthzSection,
     #[serde(default)]
     pub audit: AuditSection,
+    #[serde(default)]
+    pub watch: WatchSection,
+}
+
+/// Where process events come from, as configured.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum WatchModeSetting {
+    /// The kernel's process connector when the agent may open it, else polling.
+    #[default]
+    Auto,
+    /// Only the kernel's process connector (needs CAP_NET_ADMIN).
+    Netlink,
+    /// Diff the process table every poll interval.
+    Poll,
+}
+
+impl From<WatchModeSetting> for crate::backend::WatchMode {
+    fn from(setting: WatchModeSetting) -> Self {
+        match setting {
+            WatchModeSetting::Auto => crate::backend::WatchMode::Auto,
+            WatchModeSetting::Netlink => crate::backend::WatchMode::Kernel,
+            WatchModeSetting::Poll => crate::backend::WatchMode::Poll,
+        }
+    }
+}
+
+/// `[watch]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WatchSection {
+    pub mode: Option<WatchModeSetting>,
+    /// Seconds between table diffs in polling mode.
+    pub poll_interval_secs: Option<f64>,
+    pub max_watchers: Option<usize>,
+    pub max_watchers_per_client: Option<usize>,
 }
 
 /// `[authz]`: roles by client certificate identity (CN or SAN name).
@@ -179,6 +215,9 @@ pub struct Flags {
     /// Append an audit line (JSON) per signal request to FILE, besides the log.
     #[arg(long, value_name = "FILE")]
     pub audit_file: Option<PathBuf>,
+    /// Where process events come from [default: auto: netlink when allowed, else poll].
+    #[arg(long, value_enum)]
+    pub watch_mode: Option<WatchModeSetting>,
 }
 
 /// How the agent secures its connections.
@@ -282,6 +321,16 @@ impl Config {
             ));
         }
         let service_defaults = service::Options::default();
+        let watch_defaults = service::watch::WatchOptions::default();
+        if file
+            .watch
+            .poll_interval_secs
+            .is_some_and(|s| !(0.01..=3600.0).contains(&s))
+        {
+            return Err(Error::Invalid(
+                "[watch] poll_interval_secs must be between 0.01 and 3600".into(),
+            ));
+        }
         Ok(Config {
             listen,
             security,
@@ -300,6 +349,26 @@ impl Config {
                     .limits
                     .max_concurrent_scans
                     .unwrap_or(service_defaults.max_concurrent_scans),
+                watch: service::watch::WatchOptions {
+                    mode: flags
+                        .watch_mode
+                        .or(file.watch.mode)
+                        .unwrap_or_default()
+                        .into(),
+                    poll_interval: file
+                        .watch
+                        .poll_interval_secs
+                        .map_or(watch_defaults.poll_interval, Duration::from_secs_f64),
+                    max_watchers: file
+                        .watch
+                        .max_watchers
+                        .unwrap_or(watch_defaults.max_watchers),
+                    max_watchers_per_client: file
+                        .watch
+                        .max_watchers_per_client
+                        .unwrap_or(watch_defaults.max_watchers_per_client),
+                    ..watch_defaults
+                },
                 policy: Policy {
                     readers: file.authz.readers,
                     operators: file

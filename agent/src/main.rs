@@ -64,6 +64,17 @@ async fn run(flags: Flags) -> anyhow::Result<()> {
         tracing::info!(operators = ?config.service.policy.operators, "operators may signal processes");
     }
     let inspector = Inspector::new(Arc::from(backend), config.service.clone()).with_audit(audit);
+    match inspector.watch_mode() {
+        "netlink" => tracing::info!(
+            watch_mode = "netlink",
+            "process events from the kernel's process connector"
+        ),
+        mode => tracing::warn!(
+            watch_mode = mode,
+            "process events by polling the process table: processes shorter than the poll \
+             interval are missed and exit codes are unknown (netlink needs CAP_NET_ADMIN)"
+        ),
+    }
     Agent::new(inspector, tls, config.limits.clone())
         .serve(listener, shutdown_signal())
         .await?;

@@ -184,6 +184,13 @@ impl Agent {
                 .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
                 .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         };
+        // Watch streams never end by themselves: end them when shutdown
+        // begins, so that draining the calls in flight can finish.
+        let watches = self.inspector.clone();
+        let shutdown = async move {
+            shutdown.await;
+            watches.end_watches();
+        };
         let inspector = pb::host_inspector_server::HostInspectorServer::new(self.inspector)
             .max_decoding_message_size(self.limits.max_request_bytes)
             .max_encoding_message_size(service::MAX_MESSAGE_BYTES);

@@ -301,6 +301,23 @@ impl Client {
         Ok(self.answer(result, None).await?.interfaces)
     }
 
+    /// Live process events (WatchProcesses): started, exec, exited,
+    /// zombie, samples, and LAGGED when this watcher fell behind. The
+    /// stream ends when the agent shuts down; a pid in `request.filter.pids`
+    /// that is a zombie or gone fails a sampling watch here, as
+    /// [`Error::ZombieProcess`] or [`Error::NoSuchProcess`].
+    pub async fn watch(&self, request: proto::WatchProcessesRequest) -> Result<EventStream, Error> {
+        let pid = request
+            .filter
+            .as_ref()
+            .and_then(|f| (f.pids.len() == 1).then(|| f.pids[0]));
+        let result = self.inner.clone().watch_processes(request).await;
+        Ok(EventStream {
+            events: self.answer(result, pid).await?,
+            ctx: Arc::clone(&self.ctx),
+        })
+    }
+
     /// Every zombie on the host with its parent, grouped by parent, most
     /// zombies first (FindZombies).
     pub async fn find_zombies(&self) -> Result<proto::FindZombiesResponse, Error> {
@@ -331,6 +348,33 @@ impl Client {
         };
         let result = self.inner.clone().signal_process(request).await;
         self.answer(result, Some(pid)).await
+    }
+}
+
+/// The events of a watch, as the agent sends them: see [`Client::watch`].
+pub struct EventStream {
+    events: tonic::Streaming<proto::ProcessEvent>,
+    ctx: Arc<CallContext>,
+}
+
+impl std::fmt::Debug for EventStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EventStream")
+            .field("endpoint", &self.ctx.endpoint)
+            .finish()
+    }
+}
+
+impl Stream for EventStream {
+    type Item = Result<proto::ProcessEvent, Error>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.get_mut();
+        match ready!(Pin::new(&mut this.events).poll_next(cx)) {
+            Some(Ok(event)) => Poll::Ready(Some(Ok(event))),
+            Some(Err(status)) => Poll::Ready(Some(Err(from_status(status, &this.ctx, None)))),
+            None => Poll::Ready(None),
+        }
     }
 }
 

@@ -40,7 +40,7 @@ mod tls;
 
 pub use hostscope_proto as proto;
 
-pub use client::{Client, ProcessStream};
+pub use client::{Client, EventStream, ProcessStream};
 pub use error::{Error, RejectedBy};
 pub use process::Process;
 pub use tls::TlsConfig;

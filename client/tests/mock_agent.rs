@@ -128,6 +128,15 @@ impl proto::host_inspector_server::HostInspector for Mock {
     ) -> Result<Response<proto::SignalProcessResponse>, Status> {
         Err(Status::unimplemented("the stand-in agent signals nothing"))
     }
+
+    type WatchProcessesStream = tokio_stream::Empty<Result<proto::ProcessEvent, Status>>;
+
+    async fn watch_processes(
+        &self,
+        _: Request<proto::WatchProcessesRequest>,
+    ) -> Result<Response<Self::WatchProcessesStream>, Status> {
+        Err(Status::unimplemented("the stand-in agent watches nothing"))
+    }
 }
 
 /// A running stand-in agent; stops when dropped.

@@ -83,6 +83,7 @@ enum_name! {
     AddressFamily => "ADDRESS_FAMILY_",
     Duplex => "DUPLEX_",
     NetInterfaceField => "NET_INTERFACE_FIELD_",
+    ProcessEventKind => "PROCESS_EVENT_KIND_",
 }
 
 /// Serde helpers named by the generated `serialize_with` attributes: enum

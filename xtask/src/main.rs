@@ -24,6 +24,9 @@ Commands:
   bench procs        the agent's process collection against the floor (the
                      kernel's cost of the same /proc reads) with 2,000 extra
                      sleeping processes; prints medians and ratios
+  bench watch        delay from a process's exit to its EXITED event at a
+                     watching client over mTLS, against the agent's own
+                     event source; p50/p99 and agent CPU per 1,000 processes
   bench fleet        `hostscope host` and `hostscope ps` against a simulated
                      fleet of 1,000 agents, fresh processes (so fresh mTLS
                      connections) each run, against the floor of a TCP connect
@@ -279,8 +282,31 @@ fn bench(which: Option<&str>) -> Result<()> {
     match which {
         Some("procs") => bench_procs(),
         Some("fleet") => bench_fleet(),
-        _ => bail!("usage: cargo xtask bench procs|fleet"),
+        Some("watch") => bench_watch(),
+        _ => bail!("usage: cargo xtask bench procs|fleet|watch"),
     }
+}
+
+/// Exit-to-event delay of WatchProcesses against the agent's own event
+/// source, over 1,000 processes; see tests/integration/src/bin/hostscope-watch-bench.rs.
+fn bench_watch() -> Result<()> {
+    run(cargo().args([
+        "build",
+        "--release",
+        "-j2",
+        "-p",
+        "hostscope-agent",
+        "-p",
+        "hostscope-integration",
+        "--bin",
+        "hostscope-agent",
+        "--bin",
+        "hostscope-watch-bench",
+    ]))?;
+    let release = root().join("target/release");
+    run(Command::new(release.join("hostscope-watch-bench"))
+        .arg(release.join("hostscope-agent"))
+        .arg("1000"))
 }
 
 /// Extra processes present during a benchmark, killed on drop.

@@ -8,7 +8,7 @@
 //! fails to compile. Pure text parsers live in [`parse`], apart from the
 //! syscalls, and are tested on every machine.
 
-use std::{ops::ControlFlow, path::PathBuf};
+use std::{ops::ControlFlow, path::PathBuf, time::Duration};
 
 pub mod filter;
 pub mod parse;
@@ -69,6 +69,62 @@ pub trait Backend: Send + Sync + 'static {
     /// if the pid is reused in between.
     fn signal(&self, pid: u32, signal: i32, expected_create_time: Option<f64>)
     -> Result<(), Error>;
+
+    /// A source of process lifecycle events in `mode`. With
+    /// [`WatchMode::Auto`], the kernel's own event stream where the agent
+    /// may open it, else polling. `poll_interval` paces polling.
+    fn events(
+        &self,
+        mode: WatchMode,
+        poll_interval: Duration,
+    ) -> Result<Box<dyn EventSource>, Error>;
+}
+
+// === Process events ===
+
+/// Where process events come from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum WatchMode {
+    /// The kernel's event stream if available, else polling.
+    Auto,
+    /// The kernel's own events (Linux: the netlink process connector):
+    /// every fork, exec and exit, however short-lived the process.
+    Kernel,
+    /// Diffing the process table every interval: misses processes that
+    /// live less than an interval, and knows no exit codes.
+    Poll,
+}
+
+/// A process lifecycle event, as the kernel (or a table diff) reports it.
+/// Only whole processes: thread creation and exit are not reported.
+#[derive(Clone, Debug, PartialEq)]
+pub enum RawEvent {
+    /// `pid` was created by `ppid`.
+    Fork { pid: u32, ppid: u32, time: f64 },
+    /// `pid` replaced its program image.
+    Exec { pid: u32, time: f64 },
+    /// `pid` exited (it may now be a zombie until its parent reaps it).
+    /// `exit_code` is the code passed to exit(2), `signal` the signal that
+    /// ended it, where the source tells (polling does not).
+    Exit {
+        pid: u32,
+        exit_code: Option<i32>,
+        signal: Option<i32>,
+        time: f64,
+    },
+}
+
+/// A blocking stream of [`RawEvent`]s. `time` fields are seconds since
+/// the Unix epoch, when the event happened.
+pub trait EventSource: Send {
+    /// Which kind of source this is ([`WatchMode::Kernel`] or
+    /// [`WatchMode::Poll`]).
+    fn mode(&self) -> WatchMode;
+
+    /// Waits up to `timeout` for events and appends them to `out`; returns
+    /// with nothing appended when none came, so the caller can check
+    /// whether anyone still listens.
+    fn next(&mut self, timeout: Duration, out: &mut Vec<RawEvent>) -> Result<(), Error>;
 }
 
 // === Errors ===

@@ -2,9 +2,11 @@
 //! ordinary value the service turns into UNIMPLEMENTED, never a zero that
 //! looks like data.
 
-use std::ops::ControlFlow;
+use std::{ops::ControlFlow, time::Duration};
 
-use super::{Backend, Error, FieldSet, HostInfo, NetInterface, ProcessInfo};
+use super::{
+    Backend, Error, EventSource, FieldSet, HostInfo, NetInterface, ProcessInfo, WatchMode,
+};
 
 /// The backend of a platform the agent cannot read.
 pub struct Unsupported;
@@ -45,6 +47,16 @@ impl Backend for Unsupported {
     fn signal(&self, _pid: u32, _signal: i32, _expected: Option<f64>) -> Result<(), Error> {
         Err(Error::Unsupported {
             what: "signalling a process",
+        })
+    }
+
+    fn events(
+        &self,
+        _mode: WatchMode,
+        _poll_interval: Duration,
+    ) -> Result<Box<dyn EventSource>, Error> {
+        Err(Error::Unsupported {
+            what: "watching processes",
         })
     }
 }

@@ -204,6 +204,8 @@ pub fn host_to_pb(host: HostInfo) -> pb::Host {
             .map(|f| net_field_to_pb(f) as i32)
             .collect(),
         memory_total: host.memory_total,
+        // The service knows which event source it uses.
+        watch_mode: String::new(),
     }
 }
 

@@ -21,8 +21,10 @@ pub mod audit;
 pub mod convert;
 pub mod errors;
 pub mod signal;
+pub mod watch;
 
 use audit::Audit;
+use watch::{Hub, WatchOptions};
 
 /// Largest message the agent sends. gRPC clients accept 4 MiB by default;
 /// a batch stays below it however long the command lines.
@@ -42,6 +44,8 @@ pub struct Options {
     pub max_concurrent_scans: usize,
     /// Who may read, and who may signal.
     pub policy: Policy,
+    /// Where process events come from, and the watchers' limits.
+    pub watch: WatchOptions,
 }
 
 impl Default for Options {
@@ -50,6 +54,7 @@ impl Default for Options {
             environ: false,
             max_concurrent_scans: 4,
             policy: Policy::default(),
+            watch: WatchOptions::default(),
         }
     }
 }
@@ -61,17 +66,20 @@ pub struct Inspector {
     options: Options,
     scans: Arc<Semaphore>,
     audit: Arc<Audit>,
+    hub: Arc<Hub>,
 }
 
 impl Inspector {
     /// The service over `backend`, auditing signals to the log only.
     pub fn new(backend: Arc<dyn Backend>, options: Options) -> Inspector {
         let scans = Arc::new(Semaphore::new(options.max_concurrent_scans.max(1)));
+        let hub = Arc::new(Hub::new(Arc::clone(&backend), options.watch.clone()));
         Inspector {
             backend,
             options,
             scans,
             audit: Arc::new(Audit::log_only()),
+            hub,
         }
     }
 
@@ -79,6 +87,17 @@ impl Inspector {
     pub fn with_audit(mut self, audit: Audit) -> Inspector {
         self.audit = Arc::new(audit);
         self
+    }
+
+    /// Where WatchProcesses gets its events: "netlink" or "poll".
+    pub fn watch_mode(&self) -> &'static str {
+        self.hub.mode_name()
+    }
+
+    /// Ends every watch stream: at shutdown, so that the calls in flight
+    /// can drain.
+    pub fn end_watches(&self) {
+        self.hub.shut_down();
     }
 
     /// Refuses clients that hold no reader role.
@@ -237,7 +256,9 @@ impl pb::host_inspector_server::HostInspector for Inspector {
         if !self.options.environ {
             host.process_fields.remove(Field::Environ);
         }
-        Ok(Response::new(convert::host_to_pb(host)))
+        let mut host = convert::host_to_pb(host);
+        host.watch_mode = self.hub.mode_name().to_owned();
+        Ok(Response::new(host))
     }
 
     type ListProcessesStream = ReceiverStream<Result<pb::ProcessBatch, Status>>;
@@ -351,6 +372,18 @@ impl pb::host_inspector_server::HostInspector for Inspector {
             message: refusal.map(|(_, message)| message),
         });
         result.map(Response::new)
+    }
+
+    type WatchProcessesStream = ReceiverStream<Result<pb::ProcessEvent, Status>>;
+
+    async fn watch_processes(
+        &self,
+        request: Request<pb::WatchProcessesRequest>,
+    ) -> Result<Response<Self::WatchProcessesStream>, Status> {
+        self.authorize_read(&request)?;
+        let id = Identity::of(&request);
+        let stream = self.hub.watch(&id, request.into_inner()).await?;
+        Ok(Response::new(stream))
     }
 }
 

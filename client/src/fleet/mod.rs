@@ -27,8 +27,10 @@ use tokio_stream::{Stream, wrappers::ReceiverStream};
 use crate::{Client, Error, TlsConfig};
 
 pub mod inventory;
+mod watch;
 
 pub use inventory::{HostSpec, Inventory, InventoryError};
+pub use watch::WatchItem;
 
 /// How a fleet is asked.
 #[derive(Clone, Debug)]

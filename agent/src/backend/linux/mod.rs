@@ -23,6 +23,7 @@ use super::{
     },
 };
 
+mod events;
 mod net;
 mod process;
 mod sys;
@@ -233,6 +234,14 @@ impl Backend for Linux {
             None => sys::kill(pid, signal),
         }
         .map_err(refused)
+    }
+
+    fn events(
+        &self,
+        mode: super::WatchMode,
+        poll_interval: std::time::Duration,
+    ) -> Result<Box<dyn super::EventSource>, Error> {
+        events::open(self, mode, poll_interval)
     }
 }
 

@@ -338,3 +338,202 @@ pub(super) fn kill(pid: u32, signal: c_int) -> io::Result<()> {
     }
     Ok(())
 }
+
+// === Netlink ===
+
+/// A datagram socket of netlink `protocol`, close-on-exec, bound to the
+/// multicast `groups` (a bit mask) with a port the kernel picks.
+pub(super) fn netlink_socket(protocol: c_int, groups: u32) -> io::Result<OwnedFd> {
+    // SAFETY: socket takes plain integers and returns a new descriptor or -1.
+    let fd = unsafe {
+        libc::socket(
+            libc::AF_NETLINK,
+            libc::SOCK_DGRAM | libc::SOCK_CLOEXEC,
+            protocol,
+        )
+    };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `socket` just returned this descriptor, and nothing else owns it.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    let addr = netlink_address(groups);
+    // SAFETY: `addr` is a live sockaddr_nl and the length is its size.
+    let rc = unsafe {
+        libc::bind(
+            fd.as_raw_fd(),
+            (&raw const addr).cast::<libc::sockaddr>(),
+            socklen::<libc::sockaddr_nl>(),
+        )
+    };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(fd)
+}
+
+/// A netlink address: port 0 (the kernel's, or "pick one" in bind) and
+/// the multicast `groups`.
+fn netlink_address(groups: u32) -> libc::sockaddr_nl {
+    // SAFETY: sockaddr_nl is integers and padding, valid when zeroed (and
+    // its padding field is private, so zeroing is the way to build one).
+    let mut addr: libc::sockaddr_nl = unsafe { std::mem::zeroed() };
+    addr.nl_family = libc::AF_NETLINK as libc::sa_family_t;
+    addr.nl_groups = groups;
+    addr
+}
+
+fn socklen<T>() -> libc::socklen_t {
+    std::mem::size_of::<T>() as libc::socklen_t
+}
+
+/// Asks for a receive buffer of `bytes`: past `net.core.rmem_max` with
+/// `SO_RCVBUFFORCE` where the agent has CAP_NET_ADMIN, else up to that
+/// limit with `SO_RCVBUF`. Returns the size the kernel granted (it doubles
+/// the request to allow for its bookkeeping).
+pub(super) fn set_receive_buffer(socket: BorrowedFd<'_>, bytes: usize) -> io::Result<usize> {
+    let value = c_int::try_from(bytes).unwrap_or(c_int::MAX);
+    if set_int_option(socket, libc::SO_RCVBUFFORCE, value).is_err() {
+        set_int_option(socket, libc::SO_RCVBUF, value)?;
+    }
+    let mut granted: c_int = 0;
+    let mut len = socklen::<c_int>();
+    // SAFETY: `granted` and `len` are live locals, `len` holding the size
+    // of `granted`; the borrow keeps the descriptor open.
+    let rc = unsafe {
+        libc::getsockopt(
+            socket.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RCVBUF,
+            (&raw mut granted).cast(),
+            &mut len,
+        )
+    };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(usize::try_from(granted).unwrap_or(0))
+}
+
+fn set_int_option(socket: BorrowedFd<'_>, name: c_int, value: c_int) -> io::Result<()> {
+    // SAFETY: `value` is a live c_int and the length is its size; the
+    // borrow keeps the descriptor open.
+    let rc = unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            libc::SOL_SOCKET,
+            name,
+            (&raw const value).cast(),
+            socklen::<c_int>(),
+        )
+    };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Sends the datagram `message` to the kernel (netlink port 0).
+pub(super) fn netlink_send(socket: BorrowedFd<'_>, message: &[u8]) -> io::Result<()> {
+    let addr = netlink_address(0);
+    loop {
+        // SAFETY: `message` and `addr` are live for the call, with their
+        // lengths; the borrow keeps the descriptor open.
+        let rc = unsafe {
+            libc::sendto(
+                socket.as_raw_fd(),
+                message.as_ptr().cast(),
+                message.len(),
+                0,
+                (&raw const addr).cast::<libc::sockaddr>(),
+                socklen::<libc::sockaddr_nl>(),
+            )
+        };
+        if rc >= 0 {
+            return Ok(());
+        }
+        let err = io::Error::last_os_error();
+        if err.kind() != io::ErrorKind::Interrupted {
+            return Err(err);
+        }
+    }
+}
+
+/// One datagram taken off a netlink socket.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct Received {
+    /// The datagram's whole length, which exceeds the buffer when it was
+    /// cut short.
+    pub(super) len: usize,
+    /// The sender's netlink port: 0 for the kernel.
+    pub(super) sender: u32,
+}
+
+/// Takes the next datagram into `buf` without waiting: `WouldBlock` when
+/// there is none, and `ENOBUFS` once after the socket dropped datagrams
+/// because its receive buffer was full.
+pub(super) fn netlink_recv(socket: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<Received> {
+    let mut from = netlink_address(0);
+    let mut from_len = socklen::<libc::sockaddr_nl>();
+    // SAFETY: `buf` is writable for its length, `from` and `from_len` are
+    // live locals with `from_len` holding the size of `from`; the borrow
+    // keeps the descriptor open. MSG_TRUNC makes the result the datagram's
+    // whole length; only `buf.len()` bytes are written.
+    let n = unsafe {
+        libc::recvfrom(
+            socket.as_raw_fd(),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+            libc::MSG_DONTWAIT | libc::MSG_TRUNC,
+            (&raw mut from).cast::<libc::sockaddr>(),
+            &mut from_len,
+        )
+    };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(Received {
+        len: n as usize,
+        sender: from.nl_pid,
+    })
+}
+
+/// Waits up to `timeout` (rounded up to a millisecond) for `fd` to be
+/// readable; `false` when the time ran out or a signal interrupted.
+pub(super) fn wait_readable(fd: BorrowedFd<'_>, timeout: std::time::Duration) -> io::Result<bool> {
+    let ms = timeout
+        .as_nanos()
+        .div_ceil(1_000_000)
+        .min(c_int::MAX as u128) as c_int;
+    let mut pfd = libc::pollfd {
+        fd: fd.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: `pfd` is one live pollfd, and the count says one.
+    let rc = unsafe { libc::poll(&mut pfd, 1, ms) };
+    if rc < 0 {
+        let err = io::Error::last_os_error();
+        return match err.kind() {
+            io::ErrorKind::Interrupted => Ok(false),
+            _ => Err(err),
+        };
+    }
+    Ok(rc > 0)
+}
+
+/// `CLOCK_MONOTONIC` now: time since boot, not counting suspend, the clock
+/// of the process connector's timestamps.
+pub(super) fn monotonic_now() -> io::Result<std::time::Duration> {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a live, writable timespec.
+    if unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let secs = u64::try_from(ts.tv_sec).unwrap_or(0);
+    let nanos = u32::try_from(ts.tv_nsec).unwrap_or(0);
+    Ok(std::time::Duration::new(secs, nanos))
+}

@@ -16,6 +16,7 @@ use super::Error;
 pub mod cmdline;
 pub mod io;
 pub mod net;
+pub mod proc_event;
 pub mod stat;
 pub mod statm;
 pub mod status;

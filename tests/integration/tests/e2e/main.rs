@@ -11,6 +11,8 @@ use tonic::Code;
 use tonic_types::StatusExt;
 
 mod fleet;
+mod reap;
+mod watch;
 mod zombies;
 
 async fn list(

@@ -1,0 +1,711 @@
+//! Process events on Linux: the kernel's process connector, or polling.
+//!
+//! The connector (netlink `NETLINK_CONNECTOR`, group `CN_IDX_PROC`) reports
+//! every fork, exec and exit on the host as it happens, with exit codes,
+//! however short-lived the process. It needs the initial pid and user
+//! namespaces (its pids are the initial namespace's), and on older kernels
+//! CAP_NET_ADMIN (6.18 lets any user subscribe). Without them, polling
+//! diffs the procfs table every interval: it misses processes that live
+//! less than an interval, and knows no exit codes.
+//!
+//! The connector reports the exit of a process when its main thread
+//! exits: a process whose main thread ends before its other threads is
+//! reported as exited early, and when a thread other than the main one
+//! calls exec, the old main thread's exit comes just before the `Exec`.
+
+use std::{
+    collections::HashMap,
+    io,
+    os::fd::{AsFd, OwnedFd},
+    path::{Path, PathBuf},
+    sync::Mutex,
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+};
+
+use super::{Linux, process::Scan, sys};
+use crate::backend::{
+    Error, EventSource, Field, FieldSet, RawEvent, Status, WatchMode,
+    parse::proc_event::{Ack, CN_IDX_PROC, McastOp, mcast_message, parse_datagram},
+};
+
+/// Opens an event source in `mode`. [`WatchMode::Auto`] falls back to
+/// polling when the connector cannot be opened; the source's
+/// [`EventSource::mode`] says which it is.
+pub(super) fn open(
+    linux: &Linux,
+    mode: WatchMode,
+    poll_interval: Duration,
+) -> Result<Box<dyn EventSource>, Error> {
+    match mode {
+        WatchMode::Kernel => Ok(Box::new(Connector::open()?)),
+        WatchMode::Poll => Ok(Box::new(Poller::open(linux, poll_interval)?)),
+        WatchMode::Auto => match Connector::open() {
+            Ok(connector) => Ok(Box::new(connector)),
+            Err(error) => {
+                // The caller logs which mode is in use; this says why.
+                tracing::info!(%error, "the kernel's process events are unavailable");
+                Ok(Box::new(Poller::open(linux, poll_interval)?))
+            }
+        },
+    }
+}
+
+/// Seconds to add to `CLOCK_MONOTONIC` to get seconds since the Unix
+/// epoch, measured now.
+///
+/// Not `btime` of `/proc/stat`: it is whole seconds, so `btime` plus the
+/// connector's timestamps is off by up to a second (0.155 s on the
+/// machine this was written on), and it would not follow a step of the
+/// wall clock or a suspend. Both clocks are read back to back, which is
+/// good to a few microseconds.
+fn monotonic_to_epoch() -> Result<f64, Error> {
+    let monotonic = sys::monotonic_now().map_err(|e| io_error("clock_gettime(2)", e))?;
+    Ok(epoch_now() - monotonic.as_secs_f64())
+}
+
+/// Seconds since the Unix epoch.
+fn epoch_now() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
+fn io_error(what: &str, source: io::Error) -> Error {
+    super::process::io_error(Path::new(what), source)
+}
+
+// === impl Connector ===
+
+/// What the connector's errors name in place of a path.
+const CONNECTOR: &str = "netlink process connector";
+
+/// The receive buffer asked for. A burst of processes queues three events
+/// each, every one taking about 800 bytes of socket memory; a full buffer
+/// drops events (ENOBUFS). The kernel doubles the request, and 16 MiB
+/// holds about 20,000 events (6,700 processes) unread.
+const RECEIVE_BUFFER_BYTES: usize = 8 << 20;
+
+/// Room for one datagram: the kernel sends one event (under 100 bytes) per
+/// datagram, so a page is plenty.
+const DATAGRAM_BYTES: usize = 4096;
+
+/// The most datagrams one `next` reads, so a flood of events cannot keep
+/// it from returning (the rest wait in the socket for the next call).
+const MAX_DATAGRAMS_PER_NEXT: usize = 65_536;
+
+/// How long `open` waits for the kernel to acknowledge the subscription.
+/// The kernel answers while handling the request, before `send` returns,
+/// so this only matters when the answer never comes.
+const ACK_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// A subscription to the kernel's process connector.
+struct Connector {
+    socket: OwnedFd,
+    buf: Vec<u8>,
+    /// Events read while waiting for the subscription's acknowledgement,
+    /// returned by the first `next`.
+    early: Vec<RawEvent>,
+    /// How many times the socket reported dropped events (ENOBUFS). The
+    /// kernel does not say how many were lost each time.
+    overruns: u64,
+}
+
+impl Connector {
+    /// Opens a socket, subscribes it, and waits for the kernel to accept.
+    ///
+    /// Without CAP_NET_ADMIN older kernels refuse the bind or the
+    /// subscription with EPERM. Outside the initial pid or user namespace
+    /// the kernel ignores the request without an answer, which fails here
+    /// with `TimedOut`.
+    fn open() -> Result<Connector, Error> {
+        let fail = |source| io_error(CONNECTOR, source);
+        let socket = sys::netlink_socket(libc::NETLINK_CONNECTOR, CN_IDX_PROC).map_err(fail)?;
+        match sys::set_receive_buffer(socket.as_fd(), RECEIVE_BUFFER_BYTES) {
+            Ok(granted) => tracing::debug!(granted, "process connector receive buffer"),
+            Err(error) => tracing::warn!(%error, "cannot size the process connector's buffer"),
+        }
+        let mut connector = Connector {
+            socket,
+            buf: vec![0; DATAGRAM_BYTES],
+            early: Vec::new(),
+            overruns: 0,
+        };
+        // The kernel multicasts its answer to every subscriber, with the
+        // request's `ack` plus one: make it a number unlikely to be
+        // another subscriber's.
+        let nonce = std::process::id() ^ sys::monotonic_now().map_or(0, |t| t.subsec_nanos());
+        let request = mcast_message(McastOp::Listen, 0, nonce);
+        sys::netlink_send(connector.socket.as_fd(), &request).map_err(fail)?;
+        let answer = connector.await_ack(nonce.wrapping_add(1))?;
+        match answer {
+            Some(0) => Ok(connector),
+            Some(errno) => Err(fail(io::Error::from_raw_os_error(errno as i32))),
+            None => Err(fail(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "the kernel did not acknowledge the subscription \
+                 (is the agent outside the initial pid or user namespace?)",
+            ))),
+        }
+    }
+
+    /// Reads until the acknowledgement numbered `ack` comes or
+    /// [`ACK_TIMEOUT`] passes, keeping the events that come meanwhile.
+    /// Returns its errno, or `None` if it did not come.
+    fn await_ack(&mut self, ack: u32) -> Result<Option<u32>, Error> {
+        let deadline = Instant::now() + ACK_TIMEOUT;
+        let mut early = std::mem::take(&mut self.early);
+        let mut acks = Vec::new();
+        let answer = loop {
+            if let Some(mine) = acks.iter().find(|a: &&Ack| a.ack == ack) {
+                break Some(mine.err);
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break None;
+            }
+            if self.wait(left)? {
+                acks = self.read_available(&mut early)?;
+            }
+        };
+        self.early = early;
+        Ok(answer)
+    }
+
+    /// Waits up to `timeout` for a datagram.
+    fn wait(&self, timeout: Duration) -> Result<bool, Error> {
+        sys::wait_readable(self.socket.as_fd(), timeout).map_err(|e| io_error(CONNECTOR, e))
+    }
+
+    /// Reads every datagram waiting (up to [`MAX_DATAGRAMS_PER_NEXT`])
+    /// without blocking, appending their events to `out`; returns the
+    /// acknowledgements among them.
+    fn read_available(&mut self, out: &mut Vec<RawEvent>) -> Result<Vec<Ack>, Error> {
+        // Measured per batch rather than once, so a step of the wall
+        // clock shows in the next events' times.
+        let offset = monotonic_to_epoch()?;
+        let mut acks = Vec::new();
+        let mut overruns = 0;
+        for _ in 0..MAX_DATAGRAMS_PER_NEXT {
+            let received = match sys::netlink_recv(self.socket.as_fd(), &mut self.buf) {
+                Ok(received) => received,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => {
+                    overruns += 1;
+                    continue;
+                }
+                Err(e) => return Err(io_error(CONNECTOR, e)),
+            };
+            // Any local process may send to the agent's port: only the
+            // kernel's word counts.
+            if received.sender != 0 {
+                tracing::debug!(sender = received.sender, "ignoring a forged process event");
+                continue;
+            }
+            let Some(datagram) = self.buf.get(..received.len) else {
+                tracing::warn!(len = received.len, "skipping an oversized process event");
+                continue;
+            };
+            match parse_datagram(datagram, offset, out) {
+                Ok(found) => acks.extend(found),
+                Err(e) => {
+                    let error = e.at(PathBuf::from(CONNECTOR));
+                    tracing::warn!(%error, "skipping a malformed process event");
+                }
+            }
+        }
+        if overruns > 0 {
+            self.overruns += overruns;
+            tracing::warn!(
+                overruns = self.overruns,
+                "process events were lost: the connector's receive buffer overflowed"
+            );
+        }
+        Ok(acks)
+    }
+}
+
+impl EventSource for Connector {
+    fn mode(&self) -> WatchMode {
+        WatchMode::Kernel
+    }
+
+    fn next(&mut self, timeout: Duration, out: &mut Vec<RawEvent>) -> Result<(), Error> {
+        if !self.early.is_empty() {
+            out.append(&mut self.early);
+        } else if !self.wait(timeout)? {
+            return Ok(());
+        }
+        // Acknowledgements of other subscribers' requests say nothing here.
+        self.read_available(out).map(drop)
+    }
+}
+
+impl Drop for Connector {
+    /// Unsubscribes: older kernels count subscribers, and keep building an
+    /// event for every fork and exit on the host until the count drops.
+    fn drop(&mut self) {
+        let request = mcast_message(McastOp::Ignore, 0, 0);
+        if let Err(error) = sys::netlink_send(self.socket.as_fd(), &request) {
+            tracing::debug!(%error, "cannot unsubscribe from the process connector");
+        }
+    }
+}
+
+// === impl Poller ===
+
+/// What a scan keeps of a process.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct Seen {
+    ppid: u32,
+    zombie: bool,
+    /// Seconds since the epoch; tells a reused pid from the process it
+    /// had before.
+    start: Option<f64>,
+}
+
+/// Diffs the process table every interval.
+struct Poller {
+    /// A backend of its own: the source outlives the borrow it was opened
+    /// with.
+    linux: Linux,
+    interval: Duration,
+    /// When the next scan is due.
+    due: Instant,
+    table: HashMap<u32, Seen>,
+}
+
+impl Poller {
+    /// Scans once now, as the baseline the first interval is diffed with.
+    fn open(linux: &Linux, interval: Duration) -> Result<Poller, Error> {
+        let linux = Linux {
+            procfs: linux.procfs.clone(),
+            procfs_c: linux.procfs_c.clone(),
+            sysfs: linux.sysfs.clone(),
+            consts: linux.consts,
+            users: Mutex::new(HashMap::new()),
+        };
+        let table = scan(&linux)?;
+        Ok(Poller {
+            linux,
+            interval,
+            due: Instant::now() + interval,
+            table,
+        })
+    }
+}
+
+/// Every process with its parent, state and start time: only `stat` is
+/// read.
+fn scan(linux: &Linux) -> Result<HashMap<u32, Seen>, Error> {
+    let fields: FieldSet = [Field::Ppid, Field::Status, Field::CreateTime]
+        .into_iter()
+        .collect();
+    let mut table = HashMap::new();
+    Scan::new(linux, fields).each(&mut |p| {
+        let seen = Seen {
+            ppid: p.ppid.unwrap_or(0),
+            zombie: p.status == Some(Status::Zombie),
+            start: p.create_time,
+        };
+        table.insert(p.pid, seen);
+        std::ops::ControlFlow::Continue(())
+    })?;
+    Ok(table)
+}
+
+/// The events that turn table `before` into table `after`, at `time`:
+/// first the exits (processes gone, replaced by another with the same
+/// pid, or turned zombie), by pid; then the new processes, oldest first,
+/// each followed by its exit if it is already a zombie.
+fn diff(
+    before: &HashMap<u32, Seen>,
+    after: &HashMap<u32, Seen>,
+    time: f64,
+    out: &mut Vec<RawEvent>,
+) {
+    let exit = |pid| RawEvent::Exit {
+        pid,
+        exit_code: None,
+        signal: None,
+        time,
+    };
+    let mut exited = Vec::new();
+    let mut born = Vec::new();
+    for (&pid, old) in before {
+        match after.get(&pid) {
+            Some(new) if new.start != old.start => {
+                if !old.zombie {
+                    exited.push(pid);
+                }
+                born.push((pid, new));
+            }
+            Some(new) if new.zombie && !old.zombie => exited.push(pid),
+            Some(_) => {}
+            None if !old.zombie => exited.push(pid),
+            None => {}
+        }
+    }
+    born.extend(
+        after
+            .iter()
+            .filter(|(pid, _)| !before.contains_key(pid))
+            .map(|(&pid, new)| (pid, new)),
+    );
+    exited.sort_unstable();
+    born.sort_unstable_by(|(a, x), (b, y)| {
+        let (x, y) = (x.start.unwrap_or(0.0), y.start.unwrap_or(0.0));
+        x.total_cmp(&y).then(a.cmp(b))
+    });
+    out.extend(exited.into_iter().map(exit));
+    for (pid, new) in born {
+        out.push(RawEvent::Fork {
+            pid,
+            ppid: new.ppid,
+            time,
+        });
+        if new.zombie {
+            out.push(exit(pid));
+        }
+    }
+}
+
+impl EventSource for Poller {
+    fn mode(&self) -> WatchMode {
+        WatchMode::Poll
+    }
+
+    fn next(&mut self, timeout: Duration, out: &mut Vec<RawEvent>) -> Result<(), Error> {
+        let now = Instant::now();
+        if now < self.due {
+            std::thread::sleep((self.due - now).min(timeout));
+            if Instant::now() < self.due {
+                return Ok(());
+            }
+        }
+        let table = scan(&self.linux)?;
+        diff(&self.table, &table, epoch_now(), out);
+        self.table = table;
+        // Keep the beat; after a stall, start a new one rather than scan
+        // back to back to catch up.
+        self.due += self.interval;
+        let now = Instant::now();
+        if self.due < now {
+            self.due = now + self.interval;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::process::Command;
+
+    use super::*;
+
+    const CAP_NET_ADMIN: u32 = 12;
+    /// The inode numbers of the initial pid and user namespaces
+    /// (`PROC_PID_INIT_INO`, `PROC_USER_INIT_INO`).
+    const INIT_PID_NS: &str = "pid:[4026531836]";
+    const INIT_USER_NS: &str = "user:[4026531837]";
+
+    /// Why this test process cannot have the connector, or `None` if it
+    /// must.
+    fn no_connector_because() -> Option<String> {
+        let status = std::fs::read_to_string("/proc/self/status").unwrap();
+        let cap_eff = status
+            .lines()
+            .find_map(|l| l.strip_prefix("CapEff:"))
+            .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())
+            .unwrap();
+        if cap_eff & (1 << CAP_NET_ADMIN) == 0 {
+            return Some("the test process lacks CAP_NET_ADMIN (not root)".to_owned());
+        }
+        for (link, init) in [("pid", INIT_PID_NS), ("user", INIT_USER_NS)] {
+            let ns = std::fs::read_link(format!("/proc/self/ns/{link}")).unwrap();
+            if ns != Path::new(init) {
+                return Some(format!("the test runs in {}, not {init}", ns.display()));
+            }
+        }
+        None
+    }
+
+    fn live() -> Linux {
+        Linux::with_roots("/proc".into(), "/sys".into()).unwrap()
+    }
+
+    /// The connector, or `None` after saying on stderr why the test skips.
+    /// Fails when the test process has what the connector needs.
+    fn connector_or_skip(test: &str) -> Option<Box<dyn EventSource>> {
+        match open(&live(), WatchMode::Kernel, Duration::from_secs(1)) {
+            Ok(source) => Some(source),
+            Err(error) => match no_connector_because() {
+                Some(reason) => {
+                    eprintln!("{test}: SKIPPED: {reason}; the connector said: {error}");
+                    None
+                }
+                None => panic!("the connector failed with CAP_NET_ADMIN: {error}"),
+            },
+        }
+    }
+
+    /// Reads events for up to 10 s, until `done` says it has seen enough.
+    fn collect(source: &mut dyn EventSource, done: impl Fn(&[RawEvent]) -> bool) -> Vec<RawEvent> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut events = Vec::new();
+        while !done(&events) && Instant::now() < deadline {
+            source
+                .next(Duration::from_millis(100), &mut events)
+                .unwrap();
+        }
+        events
+    }
+
+    /// The pid and time of `event`.
+    fn pid_time(event: &RawEvent) -> (u32, f64) {
+        match event {
+            RawEvent::Fork { pid, time, .. }
+            | RawEvent::Exec { pid, time }
+            | RawEvent::Exit { pid, time, .. } => (*pid, *time),
+        }
+    }
+
+    /// The events of `pid`, in order.
+    fn of(events: &[RawEvent], pid: u32) -> Vec<RawEvent> {
+        events
+            .iter()
+            .filter(|e| pid_time(e).0 == pid)
+            .cloned()
+            .collect()
+    }
+
+    fn has_exit(events: &[RawEvent], pid: u32) -> bool {
+        of(events, pid)
+            .iter()
+            .any(|e| matches!(e, RawEvent::Exit { .. }))
+    }
+
+    #[test]
+    fn the_connector_reports_fork_exec_and_exit_codes() {
+        let Some(mut source) = connector_or_skip("the_connector_reports_fork_exec_and_exit_codes")
+        else {
+            return;
+        };
+        assert_eq!(source.mode(), WatchMode::Kernel);
+        let start = epoch_now();
+        let mut exit3 = Command::new("sh").args(["-c", "exit 3"]).spawn().unwrap();
+        let mut killed = Command::new("sleep").arg("10").spawn().unwrap();
+        killed.kill().unwrap();
+        assert_eq!(exit3.wait().unwrap().code(), Some(3));
+        killed.wait().unwrap();
+        let end = epoch_now();
+        let (a, b) = (exit3.id(), killed.id());
+
+        let events = collect(&mut *source, |seen| has_exit(seen, a) && has_exit(seen, b));
+        let me = std::process::id();
+        for (pid, exit_code, signal) in [(a, Some(3), None), (b, None, Some(9))] {
+            let mine = of(&events, pid);
+            let kinds: Vec<_> = mine
+                .iter()
+                .map(|e| match e {
+                    RawEvent::Fork { ppid, .. } => {
+                        assert_eq!(*ppid, me, "{mine:?}");
+                        "fork"
+                    }
+                    RawEvent::Exec { .. } => "exec",
+                    RawEvent::Exit {
+                        exit_code: code,
+                        signal: sig,
+                        ..
+                    } => {
+                        assert_eq!((*code, *sig), (exit_code, signal), "{mine:?}");
+                        "exit"
+                    }
+                })
+                .collect();
+            assert_eq!(kinds, ["fork", "exec", "exit"], "pid {pid}: {mine:?}");
+            // The kernel's clock, moved to the epoch, agrees with the wall
+            // clock read around the processes' lives.
+            for event in &mine {
+                let t = pid_time(event).1;
+                assert!(start - 0.01 <= t && t <= end + 0.01, "{start} {t} {end}");
+            }
+        }
+    }
+
+    #[test]
+    fn auto_picks_the_connector_where_it_can() {
+        let source = open(&live(), WatchMode::Auto, Duration::from_secs(1)).unwrap();
+        match no_connector_because() {
+            None => assert_eq!(source.mode(), WatchMode::Kernel),
+            Some(reason) => eprintln!(
+                "auto_picks_the_connector_where_it_can: {reason}; auto chose {:?}",
+                source.mode()
+            ),
+        }
+    }
+
+    #[test]
+    fn polling_sees_a_process_that_lives_a_few_intervals() {
+        let mut source = open(&live(), WatchMode::Poll, Duration::from_millis(50)).unwrap();
+        assert_eq!(source.mode(), WatchMode::Poll);
+        let mut child = Command::new("sleep").arg("0.3").spawn().unwrap();
+        let pid = child.id();
+        // Not reaped until the end: the exit shows as the turn to zombie.
+        let events = collect(&mut *source, |seen| has_exit(seen, pid));
+        child.wait().unwrap();
+        let mine = of(&events, pid);
+        assert!(
+            matches!(
+                mine.as_slice(),
+                [
+                    RawEvent::Fork { ppid, .. },
+                    RawEvent::Exit {
+                        exit_code: None,
+                        signal: None,
+                        ..
+                    }
+                ] if *ppid == std::process::id()
+            ),
+            "{mine:?}"
+        );
+    }
+
+    // === A fake procfs ===
+
+    /// A procfs tree with `/proc/stat` and one `stat` per process.
+    struct FakeProc {
+        dir: tempfile::TempDir,
+    }
+
+    impl FakeProc {
+        fn new() -> FakeProc {
+            let dir = tempfile::tempdir().unwrap();
+            std::fs::create_dir(dir.path().join("proc")).unwrap();
+            std::fs::write(dir.path().join("proc/stat"), "btime 1795625947\n").unwrap();
+            FakeProc { dir }
+        }
+
+        /// Writes the `stat` of `pid` (layout of proc(5); the other fields
+        /// are those of a sleeping shell).
+        fn set(&self, pid: u32, state: char, ppid: u32, start_ticks: u64) {
+            let dir = self.dir.path().join(format!("proc/{pid}"));
+            std::fs::create_dir_all(&dir).unwrap();
+            let stat = format!(
+                "{pid} (sh) {state} {ppid} {pid} {pid} 0 -1 4194560 100 0 0 0 1 1 0 0 20 0 1 0 \
+                 {start_ticks} 2990080 407 18446744073709551615 0 0 0 0 0 0 0 0 0 0 0 0 17 1 0 0\n"
+            );
+            std::fs::write(dir.join("stat"), stat).unwrap();
+        }
+
+        fn remove(&self, pid: u32) {
+            std::fs::remove_dir_all(self.dir.path().join(format!("proc/{pid}"))).unwrap();
+        }
+
+        fn backend(&self) -> Linux {
+            let root = self.dir.path();
+            Linux::with_consts(root.join("proc"), root.join("sys"), 100, 4096).unwrap()
+        }
+    }
+
+    /// The poller's next scan, due at once.
+    fn poll(source: &mut dyn EventSource) -> Vec<RawEvent> {
+        let mut events = Vec::new();
+        source.next(Duration::from_secs(5), &mut events).unwrap();
+        events
+    }
+
+    fn without_time(events: &[RawEvent]) -> Vec<RawEvent> {
+        events
+            .iter()
+            .cloned()
+            .map(|mut e| {
+                match &mut e {
+                    RawEvent::Fork { time, .. }
+                    | RawEvent::Exec { time, .. }
+                    | RawEvent::Exit { time, .. } => *time = 0.0,
+                }
+                e
+            })
+            .collect()
+    }
+
+    fn fork(pid: u32, ppid: u32) -> RawEvent {
+        RawEvent::Fork {
+            pid,
+            ppid,
+            time: 0.0,
+        }
+    }
+
+    fn exit(pid: u32) -> RawEvent {
+        RawEvent::Exit {
+            pid,
+            exit_code: None,
+            signal: None,
+            time: 0.0,
+        }
+    }
+
+    #[test]
+    fn polling_diffs_the_table() {
+        let proc = FakeProc::new();
+        proc.set(1, 'S', 0, 1);
+        proc.set(10, 'S', 1, 100);
+        proc.set(11, 'S', 10, 200);
+        proc.set(12, 'S', 10, 300);
+        let mut source = open(&proc.backend(), WatchMode::Poll, Duration::ZERO).unwrap();
+
+        // The baseline was taken at open: nothing has changed since.
+        assert_eq!(poll(&mut *source), vec![]);
+
+        // 10 exits and is reaped, 11 turns zombie, 13 and 14 start (14
+        // before 13), and 15 starts and dies within one interval.
+        proc.remove(10);
+        proc.set(11, 'Z', 1, 200);
+        proc.set(14, 'R', 12, 400);
+        proc.set(13, 'S', 1, 500);
+        proc.set(15, 'Z', 12, 600);
+        let before = epoch_now();
+        let events = poll(&mut *source);
+        let after = epoch_now();
+        assert!(
+            events
+                .iter()
+                .all(|e| (before..=after).contains(&pid_time(e).1))
+        );
+        assert_eq!(
+            without_time(&events),
+            vec![
+                exit(10),
+                exit(11),
+                fork(14, 12),
+                fork(13, 1),
+                fork(15, 12),
+                exit(15)
+            ]
+        );
+
+        // The zombie is reaped: it had already exited. Pid 12 is reused.
+        proc.remove(11);
+        proc.set(12, 'S', 1, 700);
+        assert_eq!(
+            without_time(&poll(&mut *source)),
+            vec![exit(12), fork(12, 1)]
+        );
+    }
+
+    #[test]
+    fn polling_waits_for_the_interval() {
+        let proc = FakeProc::new();
+        proc.set(1, 'S', 0, 1);
+        let mut source = open(&proc.backend(), WatchMode::Poll, Duration::from_secs(60)).unwrap();
+        proc.set(2, 'S', 1, 2);
+        let started = Instant::now();
+        let mut events = Vec::new();
+        source.next(Duration::from_millis(20), &mut events).unwrap();
+        assert_eq!(events, vec![]);
+        assert!(started.elapsed() >= Duration::from_millis(20));
+        assert!(started.elapsed() < Duration::from_secs(30));
+    }
+}
