@@ -33,6 +33,12 @@ Examples:
   grep -v '^#' hosts.txt | hostscope --hosts - ps --name 'nginx*' -o csv > nginx.csv
   hostscope --inventory fleet.toml inventory --out-dir inventory/
 
+  # Zombies fleet-wide, who leaks them, and a guarded sweep (needs the operator role):
+  hostscope --inventory fleet.toml zombies
+  hostscope --inventory fleet.toml zombies --reap            # the plan; nothing is sent
+  hostscope --inventory fleet.toml zombies --reap --yes
+  hostscope --host web1 signal 4321 TERM --expect-create-time 1767612345.67
+
 Targets:
   --host names one agent (127.0.0.1:7443 when no target is given). --hosts and --inventory
   name many; given together they are joined, and a host named twice (by address) is asked
@@ -119,6 +125,59 @@ Examples:
   hostscope --inventory fleet.toml inventory --out-dir inventory/
   hostscope --hosts web1,web2 inventory --top 3 -o ndjson
   hostscope --inventory fleet.toml inventory -o table";
+
+const ZOMBIES_EXAMPLES: &str = "\
+A zombie is a process that has exited and whose parent has not collected its exit status.
+It holds a pid and nothing else; only its parent can make it go, so the report names the
+parents: PPID, PARENT (name), USER, ZOMBIES (how many it holds), OLDEST (the oldest one's
+age: from its start, or from when it became a zombie where the platform tells), INIT (yes
+when the parent is pid 1, an init that does not reap) and COMMAND (the parent's command
+line).
+
+--reap plans a sweep, per host: SIGCHLD to each parent (a parent with a SIGCHLD handler then
+collects its children); after --grace, a second look; with --kill-parents, TERM to the
+parents that still hold zombies, and after another --grace, KILL to those that still do
+(their zombies then pass to init, which reaps them). pid 1 is never signalled, nor the
+agent itself. Every signal carries the parent's create_time from the report, so a pid that
+has been reused by another process since is never hit (\"parent changed, skipped\").
+Without --yes the plan is printed and nothing is sent. With it, the sweep looks a last time
+and reports per host how many zombies of the planned parents were reaped and how many
+remain. Signalling needs the operator role on the agent (hostscope-agent --operator NAME,
+NAME being your client certificate's name); every request lands in the agent's audit log.
+During a sweep each host gets --timeout for every query and round of signals, plus the
+grace periods.
+
+JSON, NDJSON and CSV give a record per parent (host, ppid, parent_name, parent_username,
+parent_is_init, zombies, oldest_age_seconds, zombie_pids, parent_create_time,
+parent_cmdline); with --reap, a record per host (dry_run, zombies, actions with their
+outcome: planned, sent, skipped or failed, left_alone, reaped, remaining).
+
+Examples:
+  hostscope zombies
+  hostscope --inventory fleet.toml zombies -o csv > zombies.csv
+  hostscope --inventory fleet.toml --select role=web zombies --reap
+  hostscope --inventory fleet.toml zombies --reap --yes --grace 2s
+  hostscope --host web1 zombies --ppid 4321 --reap --kill-parents --yes";
+
+const SIGNAL_EXAMPLES: &str = "\
+Signals: TERM, KILL, INT, HUP, CHLD, STOP, CONT, USR1, USR2, by name (with or without SIG,
+in any case) or by number. The agent refuses pid 0, pid 1 and itself, and a zombie (only
+its parent can reap it: signal the parent, e.g. with CHLD). --expect-create-time guards
+against pid reuse: the agent refuses when the pid now belongs to a process that started at
+another time. Take the value from `hostscope proc PID --fields create_time -o json`.
+
+Signalling needs the operator role on the agent (hostscope-agent --operator NAME, or
+[authz] operators = [\"NAME\"], NAME being your client certificate's name); every
+request, allowed or refused, is written to the agent's audit log. The targets must name
+exactly one host.
+
+Exit status: 0 the signal was sent; 2 the agent refused it or could not be reached; 1 a
+usage error.
+
+Examples:
+  hostscope --host web1 signal 4321 TERM
+  hostscope --host web1 signal 4321 KILL --expect-create-time 1767612345.67
+  hostscope --host web1 signal 1234 CHLD     # make a parent collect its zombie children";
 
 const PKI_EXAMPLES: &str = "\
 Examples:
@@ -270,6 +329,15 @@ pub enum Command {
     #[command(after_help = INVENTORY_EXAMPLES)]
     Inventory(InventoryArgs),
 
+    /// Find zombie processes and the parents that leak them; with --reap, plan (and with
+    /// --yes, carry out) a guarded sweep.
+    #[command(after_help = ZOMBIES_EXAMPLES)]
+    Zombies(ZombiesArgs),
+
+    /// Send a signal to one process on one host, like kill (needs the operator role).
+    #[command(after_help = SIGNAL_EXAMPLES)]
+    Signal(SignalArgs),
+
     /// Make a fleet CA and issue agent and client certificates (no openssl needed).
     #[command(subcommand, after_help = PKI_EXAMPLES)]
     Pki(PkiCommand),
@@ -283,6 +351,8 @@ impl Command {
             Command::Ps(args) => Some(&args.targets),
             Command::Proc(args) => Some(&args.targets),
             Command::Inventory(args) => Some(&args.targets),
+            Command::Zombies(args) => Some(&args.targets),
+            Command::Signal(args) => Some(&args.targets),
             Command::Pki(_) => None,
         }
     }
@@ -348,6 +418,54 @@ pub struct InventoryArgs {
     /// instead of printing the records; prints each file's path.
     #[arg(long, value_name = "DIR")]
     pub out_dir: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub targets: Targets,
+}
+
+#[derive(Debug, Args)]
+pub struct ZombiesArgs {
+    /// Plan a sweep: CHLD to each parent, then (with --kill-parents) TERM and KILL to those
+    /// that still hold zombies. Prints the plan and sends nothing unless --yes is given.
+    #[arg(long)]
+    pub reap: bool,
+
+    /// Carry out the plan of --reap.
+    #[arg(long, requires = "reap")]
+    pub yes: bool,
+
+    /// With --reap: TERM the parents that still hold zombies after --grace, and KILL those
+    /// that still do after another --grace.
+    #[arg(long, requires = "reap")]
+    pub kill_parents: bool,
+
+    /// With --reap: how long to wait after each round of signals before looking again
+    /// (500ms, 5s, 1m).
+    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_grace)]
+    pub grace: Duration,
+
+    /// Only the zombies of these parents, comma-separated pids (repeatable).
+    #[arg(long, value_name = "PID", value_delimiter = ',')]
+    pub ppid: Vec<u32>,
+
+    #[command(flatten)]
+    pub targets: Targets,
+}
+
+#[derive(Debug, Args)]
+pub struct SignalArgs {
+    /// The process id.
+    pub pid: u32,
+
+    /// The signal: TERM, KILL, INT, HUP, CHLD, STOP, CONT, USR1 or USR2 (SIGTERM, term and
+    /// 15 work too).
+    #[arg(value_parser = parse_signal)]
+    pub signal: String,
+
+    /// Send only if the process started at this time (seconds since the epoch, as
+    /// create_time shows it): a pid reused by another process is then refused.
+    #[arg(long, value_name = "SECONDS", value_parser = parse_create_time)]
+    pub expect_create_time: Option<f64>,
 
     #[command(flatten)]
     pub targets: Targets,
@@ -424,6 +542,47 @@ fn parse_timeout(s: &str) -> Result<Duration, String> {
         Ok(d) => Ok(d),
         Err(e) => Err(format!("{e}; expected a duration such as 500ms, 3s or 1m")),
     }
+}
+
+/// The signals the agent accepts by name. Numbers go to the agent as typed:
+/// they differ between platforms, and the agent knows its own.
+pub const SIGNAL_NAMES: [&str; 9] = [
+    "TERM", "KILL", "INT", "HUP", "CHLD", "STOP", "CONT", "USR1", "USR2",
+];
+
+/// Parses a signal by name ("TERM", "SIGTERM", "term") into its short
+/// upper-case name, or takes a number as it is.
+fn parse_signal(s: &str) -> Result<String, String> {
+    let t = s.trim();
+    if !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()) {
+        return Ok(t.to_owned());
+    }
+    let upper = t.to_ascii_uppercase();
+    let name = upper.strip_prefix("SIG").unwrap_or(&upper);
+    match SIGNAL_NAMES.iter().find(|n| **n == name) {
+        Some(n) => Ok((*n).to_owned()),
+        None => Err(format!(
+            "unknown or disallowed signal {s:?}; allowed: {}",
+            SIGNAL_NAMES.join(", ")
+        )),
+    }
+}
+
+/// Parses `--expect-create-time`: seconds since the epoch, as the API
+/// reports create_time.
+fn parse_create_time(s: &str) -> Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(t) if t.is_finite() && t >= 0.0 => Ok(t),
+        _ => Err(format!(
+            "expected seconds since the epoch, such as 1767612345.67, not {s:?}"
+        )),
+    }
+}
+
+/// Parses `--grace` in humantime's syntax; zero means "look again at once".
+fn parse_grace(s: &str) -> Result<Duration, String> {
+    humantime::parse_duration(s.trim())
+        .map_err(|e| format!("{e}; expected a duration such as 500ms, 5s or 1m"))
 }
 
 #[cfg(test)]
@@ -539,6 +698,57 @@ mod tests {
             e.to_string().contains("valid statuses: running, sleeping"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn zombie_sweeps_need_reap_for_yes_and_kill_parents() {
+        let parse = |args: &[&str]| {
+            let mut all = vec!["hostscope", "zombies"];
+            all.extend(args);
+            Cli::try_parse_from(all)
+        };
+        let cli = parse(&["--reap", "--yes", "--grace", "200ms", "--ppid", "7,8"]).expect("reap");
+        match cli.command {
+            Command::Zombies(z) => {
+                assert!(z.reap && z.yes && !z.kill_parents);
+                assert_eq!(z.grace, Duration::from_millis(200));
+                assert_eq!(z.ppid, [7, 8]);
+            }
+            other => panic!("parsed as {other:?}"),
+        }
+        match parse(&[]).expect("defaults").command {
+            Command::Zombies(z) => assert_eq!(z.grace, Duration::from_secs(5)),
+            other => panic!("parsed as {other:?}"),
+        }
+        assert!(parse(&["--yes"]).is_err());
+        assert!(parse(&["--kill-parents"]).is_err());
+        assert!(parse(&["--reap", "--grace", "soon"]).is_err());
+    }
+
+    #[test]
+    fn signals_are_checked_by_name_and_numbers_pass() {
+        let signal = |s: &str| match Cli::try_parse_from(["hostscope", "signal", "42", s])
+            .map_err(|e| e.to_string())?
+            .command
+        {
+            Command::Signal(args) => Ok(args.signal),
+            other => Err(format!("parsed as {other:?}")),
+        };
+        assert_eq!(signal("sigterm").as_deref(), Ok("TERM"));
+        assert_eq!(signal("Chld").as_deref(), Ok("CHLD"));
+        assert_eq!(signal("9").as_deref(), Ok("9"));
+        let e = signal("SEGV").expect_err("not allowed");
+        assert!(e.contains("allowed: TERM, KILL"), "{e}");
+        let e = Cli::try_parse_from([
+            "hostscope",
+            "signal",
+            "42",
+            "TERM",
+            "--expect-create-time",
+            "yesterday",
+        ])
+        .expect_err("not a number");
+        assert!(e.to_string().contains("seconds since the epoch"), "{e}");
     }
 
     #[test]

@@ -13,7 +13,7 @@ use tokio_stream::StreamExt;
 
 use crate::{
     Client, Error,
-    fleet::{Fleet, HostSpec, Summary},
+    fleet::{Failure, Fleet, HostSpec, Summary},
 };
 
 /// Every host answered.
@@ -116,6 +116,19 @@ impl Io<'_> {
     }
 }
 
+/// Counts a host that answered as failed after all: it answered, but
+/// refused what was asked of it (a signal without the operator role), so
+/// the summary names it and the exit status is 2.
+pub fn refused(summary: &mut Summary, host: &HostSpec, kind: &'static str, message: String) {
+    summary.ok = summary.ok.saturating_sub(1);
+    summary.failed.push(Failure {
+        host: host.name.clone(),
+        address: host.address.clone(),
+        kind,
+        message,
+    });
+}
+
 /// Reports the hosts that failed on stderr, after the results: for a
 /// single host just its error, as `error: ...`; for several the summary.
 pub fn report(summary: &Summary, err: &mut dyn Write) -> io::Result<()> {
@@ -209,8 +222,6 @@ impl Drop for Progress {
 
 #[cfg(test)]
 mod tests {
-    use crate::fleet::Failure;
-
     use super::*;
 
     fn failure(host: &str, address: &str, kind: &'static str, message: &str) -> Failure {

@@ -55,6 +55,31 @@ pub fn duration(seconds: f64) -> String {
     }
 }
 
+/// How long something has lasted, short and to the point, as a zombie's
+/// age reads in a table: "42s", "12m05s", "3h04m", "2d03h".
+pub fn age(seconds: f64) -> String {
+    let total = if seconds.is_finite() && seconds > 0.0 {
+        seconds as u64
+    } else {
+        0
+    };
+    let (days, hours, minutes, secs) = (
+        total / 86_400,
+        total % 86_400 / 3600,
+        total % 3600 / 60,
+        total % 60,
+    );
+    if days > 0 {
+        format!("{days}d{hours:02}h")
+    } else if hours > 0 {
+        format!("{hours}h{minutes:02}m")
+    } else if minutes > 0 {
+        format!("{minutes}m{secs:02}s")
+    } else {
+        format!("{secs}s")
+    }
+}
+
 /// Seconds since the epoch as a full local date and time,
 /// "2026-11-03 14:02:11", or the number itself if it is no date.
 pub fn datetime(epoch: f64) -> String {
@@ -165,6 +190,16 @@ mod tests {
         assert_eq!(duration(3.0 * 3600.0 + 240.0), "3:04");
         assert_eq!(duration(86_400.0 + 60.0), "1 day, 0:01");
         assert_eq!(duration(5.0 * 86_400.0), "5 days, 0:00");
+    }
+
+    #[test]
+    fn ages_are_short() {
+        assert_eq!(age(0.4), "0s");
+        assert_eq!(age(42.0), "42s");
+        assert_eq!(age(12.0 * 60.0 + 5.0), "12m05s");
+        assert_eq!(age(3.0 * 3600.0 + 240.0), "3h04m");
+        assert_eq!(age(2.0 * 86_400.0 + 3.0 * 3600.0), "2d03h");
+        assert_eq!(age(-5.0), "0s");
     }
 
     #[test]

@@ -16,8 +16,10 @@ mod output;
 mod ps;
 mod render;
 mod show;
+mod signal;
 mod table;
 mod targets;
+mod zombies;
 
 use std::{
     ffi::OsString,
@@ -205,7 +207,12 @@ async fn run(cli: Cli, typed: Typed, io: &mut Io<'_>) -> anyhow::Result<Status> 
     let targets = cli.targets.join(command.targets())?;
     let host = cli.global.host.as_deref();
     let hosts = targets::resolve(&targets, host, typed.host, io.stdin)?;
-    let fleet = Fleet::new(hosts, tls, cli.fleet.options());
+    let mut options = cli.fleet.options();
+    if let Command::Zombies(args) = &command {
+        // A sweep waits between its rounds of signals: its hosts need longer.
+        options.timeout = zombies::host_deadline(args, options.timeout);
+    }
+    let fleet = Fleet::new(hosts, tls, options);
     let format = cli.global.output;
     let table = format.unwrap_or(Output::Table);
     let summary = match command {
@@ -214,6 +221,10 @@ async fn run(cli: Cli, typed: Typed, io: &mut Io<'_>) -> anyhow::Result<Status> 
         Command::Proc(args) => show::process(&fleet, args, table, io).await?,
         Command::Nics(_) => show::nics(&fleet, table, io).await?,
         Command::Inventory(args) => inventory::inventory(&fleet, args, format, io).await?,
+        Command::Zombies(args) => {
+            zombies::zombies(&fleet, args, cli.fleet.timeout, table, io).await?
+        }
+        Command::Signal(args) => signal::signal(&fleet, args, table, io).await?,
         Command::Pki(_) => bail!("pki needs no agent"),
     };
     io.out.flush()?;
@@ -406,6 +417,25 @@ mod tests {
         let (code, _, err) = run(&["hostscope", "--plaintext", "--select", "a=b", "host"]);
         assert_eq!(code, 1);
         assert!(err.contains("--inventory FILE"), "{err}");
+    }
+
+    #[test]
+    fn signal_acts_on_one_host_only() {
+        let (code, out, err) = run(&[
+            "hostscope",
+            "--plaintext",
+            "--hosts",
+            "a,b",
+            "signal",
+            "42",
+            "TERM",
+        ]);
+        assert_eq!((code, out.as_str()), (1, ""));
+        assert_eq!(
+            err,
+            "error: signal acts on one host, and the targets name 2 (a:7443, b:7443): pick one \
+             with --host\n"
+        );
     }
 
     #[test]

@@ -153,7 +153,7 @@ async fn samples_show_a_busy_process_near_one_core_and_a_sleeper_near_zero() {
         samples
             .entry(e.pid)
             .or_default()
-            .push(e.sample.clone().expect("sample"));
+            .push(e.sample.expect("sample"));
         samples.values().all(|s| s.len() >= 3) && samples.len() == 2
     })
     .await;
