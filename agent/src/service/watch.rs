@@ -302,6 +302,8 @@ struct ZombieCheck {
     pid: u32,
     due: Instant,
     tries: u32,
+    /// What was known of the process when it exited.
+    known: Option<Known>,
 }
 
 struct Collector {
@@ -353,7 +355,7 @@ impl Collector {
                     let _ = self.tx.send(Arc::new(event));
                 }
             }
-            self.check_zombies(&mut checks, &known);
+            self.check_zombies(&mut checks);
         }
     }
 
@@ -412,30 +414,33 @@ impl Collector {
                 signal,
                 time,
             } => {
-                let k = known.get(&pid);
+                // Forgotten here, so the table holds only live processes.
+                let k = known.remove(&pid);
+                let event = pb::ProcessEvent {
+                    kind: pb::ProcessEventKind::Exited as i32,
+                    pid,
+                    time,
+                    ppid: k.as_ref().and_then(|k| k.ppid),
+                    name: k.as_ref().and_then(|k| k.name.clone()),
+                    username: k.as_ref().and_then(|k| k.username.clone()),
+                    exit_code,
+                    exit_signal: signal,
+                    ..Default::default()
+                };
                 checks.push(ZombieCheck {
                     pid,
                     due: Instant::now() + ZOMBIE_CHECKS[0],
                     tries: 0,
+                    known: k,
                 });
-                Some(pb::ProcessEvent {
-                    kind: pb::ProcessEventKind::Exited as i32,
-                    pid,
-                    time,
-                    ppid: k.and_then(|k| k.ppid),
-                    name: k.and_then(|k| k.name.clone()),
-                    username: k.and_then(|k| k.username.clone()),
-                    exit_code,
-                    exit_signal: signal,
-                    ..Default::default()
-                })
+                Some(event)
             }
         }
     }
 
     /// Runs the zombie checks that are due: a process found in state Z
     /// yields a ZOMBIE event; one that is gone was reaped.
-    fn check_zombies(&self, checks: &mut Vec<ZombieCheck>, known: &HashMap<u32, Known>) {
+    fn check_zombies(&self, checks: &mut Vec<ZombieCheck>) {
         let now_i = Instant::now();
         let fields: FieldSet = [Field::Status, Field::Ppid, Field::Name]
             .into_iter()
@@ -453,8 +458,8 @@ impl Collector {
                         ppid: p.ppid,
                         name: p
                             .name
-                            .or_else(|| known.get(&check.pid).and_then(|k| k.name.clone())),
-                        username: known.get(&check.pid).and_then(|k| k.username.clone()),
+                            .or_else(|| check.known.as_ref().and_then(|k| k.name.clone())),
+                        username: check.known.as_ref().and_then(|k| k.username.clone()),
                         ..Default::default()
                     }));
                     false
