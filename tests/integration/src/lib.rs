@@ -97,7 +97,7 @@ impl Default for Pki {
 /// A real agent serving this host's /proc on 127.0.0.1, stopped on drop.
 pub struct TestAgent {
     pub addr: SocketAddr,
-    pub pki: Pki,
+    pub pki: Arc<Pki>,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<Result<(), hostscope_agent::server::Error>>>,
 }
@@ -157,7 +157,44 @@ impl TestAgent {
         options: Options,
         audit: Audit,
     ) -> TestAgent {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        TestAgent::serve_at(
+            "127.0.0.1:0".parse().expect("address"),
+            Arc::new(pki),
+            tls,
+            options,
+            audit,
+        )
+        .await
+    }
+
+    /// Stops this agent, waits until it has, and starts a fresh one on the
+    /// same address with the same PKI: an agent restart, as clients see it.
+    pub async fn restart(mut self) -> TestAgent {
+        let stopped = self.stop();
+        stopped
+            .await
+            .expect("agent task")
+            .expect("agent stopped cleanly");
+        let tls = self.pki.agent_tls().server_config().expect("server tls");
+        let pki = Arc::clone(&self.pki);
+        TestAgent::serve_at(
+            self.addr,
+            pki,
+            Some(tls),
+            Options::default(),
+            Audit::log_only(),
+        )
+        .await
+    }
+
+    async fn serve_at(
+        addr: SocketAddr,
+        pki: Arc<Pki>,
+        tls: Option<Arc<rustls::ServerConfig>>,
+        options: Options,
+        audit: Audit,
+    ) -> TestAgent {
+        let listener = TcpListener::bind(addr).await.expect("bind");
         let addr = listener.local_addr().expect("local addr");
         let backend = backend::native("/proc".into(), "/sys".into()).expect("backend");
         let inspector = Inspector::new(Arc::from(backend), options).with_audit(audit);

@@ -356,3 +356,54 @@ async fn watches_are_limited_per_client_and_end_when_the_agent_stops() {
         .unwrap()
         .unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_fleet_watch_reconnects_when_an_agent_restarts() {
+    use hostscope_client::fleet::{Fleet, FleetOptions, Inventory, WatchItem};
+
+    let agent = TestAgent::start().await;
+    let hosts = Inventory::from_list(&agent.endpoint()).unwrap().hosts;
+    let fleet = Fleet::new(hosts, Some(agent.pki.client_tls()), FleetOptions::default());
+    let mut items = Box::pin(fleet.watch(descendants_of_me(&[pb::ProcessEventKind::Exited])));
+    async fn next(items: &mut (impl tokio_stream::Stream<Item = WatchItem> + Unpin)) -> WatchItem {
+        tokio::time::timeout(LIMIT, items.next())
+            .await
+            .expect("an item in time")
+            .expect("the watch goes on")
+    }
+    assert!(matches!(
+        next(&mut items).await,
+        WatchItem::Connected {
+            reconnected: false,
+            ..
+        }
+    ));
+
+    let agent = agent.restart().await;
+    match next(&mut items).await {
+        WatchItem::Interrupted { .. } => {}
+        other => panic!("expected an interruption, got {other:?}"),
+    }
+    // Reconnects by itself once the agent is back, and events flow again.
+    loop {
+        match next(&mut items).await {
+            WatchItem::Connected {
+                reconnected: true, ..
+            } => break,
+            WatchItem::Interrupted { .. } => {}
+            other => panic!("expected a reconnection, got {other:?}"),
+        }
+    }
+    let mut child = spawn("sh", &["-c", "exit 5"]);
+    let pid = child.id();
+    child.wait().unwrap();
+    loop {
+        if let WatchItem::Event { host, event } = next(&mut items).await
+            && event.pid == pid
+        {
+            assert_eq!(host.address, agent.endpoint());
+            assert_eq!(event.exit_code, Some(5));
+            break;
+        }
+    }
+}
