@@ -39,6 +39,9 @@ Examples:
   hostscope --inventory fleet.toml zombies --reap --yes
   hostscope --host web1 signal 4321 TERM --expect-create-time 1767612345.67
 
+  # Be told the moment nginx processes exit or turn into zombies, fleet-wide (Ctrl-C ends it):
+  hostscope --inventory fleet.toml watch --name 'nginx*' --events exited,zombie
+
 Targets:
   --host names one agent (127.0.0.1:7443 when no target is given). --hosts and --inventory
   name many; given together they are joined, and a host named twice (by address) is asked
@@ -338,6 +341,11 @@ pub enum Command {
     #[command(after_help = SIGNAL_EXAMPLES)]
     Signal(SignalArgs),
 
+    /// Follow processes as they start, exec, exit and turn into zombies, with optional
+    /// samples of their use; one line per event, from one host or a fleet, until Ctrl-C.
+    #[command(after_help = super::watch::EXAMPLES)]
+    Watch(super::watch::WatchArgs),
+
     /// Make a fleet CA and issue agent and client certificates (no openssl needed).
     #[command(subcommand, after_help = PKI_EXAMPLES)]
     Pki(PkiCommand),
@@ -353,6 +361,7 @@ impl Command {
             Command::Inventory(args) => Some(&args.targets),
             Command::Zombies(args) => Some(&args.targets),
             Command::Signal(args) => Some(&args.targets),
+            Command::Watch(args) => Some(&args.targets),
             Command::Pki(_) => None,
         }
     }

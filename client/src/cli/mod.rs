@@ -19,6 +19,7 @@ mod show;
 mod signal;
 mod table;
 mod targets;
+mod watch;
 mod zombies;
 
 use std::{
@@ -225,6 +226,9 @@ async fn run(cli: Cli, typed: Typed, io: &mut Io<'_>) -> anyhow::Result<Status> 
             zombies::zombies(&fleet, args, cli.fleet.timeout, table, io).await?
         }
         Command::Signal(args) => signal::signal(&fleet, args, table, io).await?,
+        // A watch has no summary of hosts that answered: it says how many
+        // events it saw, and which hosts failed as they fail.
+        Command::Watch(args) => return watch::watch(&fleet, args, format, io).await,
         Command::Pki(_) => bail!("pki needs no agent"),
     };
     io.out.flush()?;

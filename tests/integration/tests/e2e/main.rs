@@ -13,6 +13,7 @@ use tonic_types::StatusExt;
 mod fleet;
 mod reap;
 mod watch;
+mod watch_cli;
 mod zombies;
 
 async fn list(

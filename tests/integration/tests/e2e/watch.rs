@@ -380,18 +380,17 @@ async fn a_fleet_watch_reconnects_when_an_agent_restarts() {
     ));
 
     let agent = agent.restart().await;
-    match next(&mut items).await {
-        WatchItem::Interrupted { .. } => {}
-        other => panic!("expected an interruption, got {other:?}"),
-    }
-    // Reconnects by itself once the agent is back, and events flow again.
+    // Other tests' children come and go meanwhile: skip their events while
+    // waiting for the interruption and the reconnection.
+    let mut interrupted = false;
     loop {
         match next(&mut items).await {
+            WatchItem::Event { .. } => {}
+            WatchItem::Interrupted { .. } => interrupted = true,
             WatchItem::Connected {
                 reconnected: true, ..
-            } => break,
-            WatchItem::Interrupted { .. } => {}
-            other => panic!("expected a reconnection, got {other:?}"),
+            } if interrupted => break,
+            other => panic!("expected an interruption then a reconnection, got {other:?}"),
         }
     }
     let mut child = spawn("sh", &["-c", "exit 5"]);
