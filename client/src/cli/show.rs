@@ -64,6 +64,7 @@ fn write_host(out: &mut dyn Write, h: &proto::Host) -> io::Result<()> {
         ("memory_total", format::bytes(h.memory_total)),
         ("agent_version", h.agent_version.clone()),
         ("backend", h.backend.clone()),
+        ("watch_mode", h.watch_mode.clone()),
         ("process_fields", names(process_fields)),
         ("net_interface_fields", names(nic_fields)),
     ];
