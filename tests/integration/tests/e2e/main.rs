@@ -558,3 +558,60 @@ fn enum_names_are_lowercase_in_json() {
     assert_eq!(json["family"], "inet6");
     assert_eq!(pb::Duplex::Full.short_name(), "full");
 }
+
+/// Log lines written by this process, for tests that check what the agent
+/// logs. Installed once, as the process-wide subscriber.
+fn captured_logs() -> std::sync::Arc<std::sync::Mutex<Vec<u8>>> {
+    use std::sync::{Arc, Mutex, OnceLock};
+    static LOGS: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
+    LOGS.get_or_init(|| {
+        let logs = Arc::new(Mutex::new(Vec::new()));
+        let sink = Arc::clone(&logs);
+        let subscriber = tracing_subscriber::fmt()
+            .with_ansi(false)
+            .with_max_level(tracing::Level::WARN)
+            .with_writer(move || LogWriter(Arc::clone(&sink)))
+            .finish();
+        tracing::subscriber::set_global_default(subscriber).expect("first subscriber");
+        logs
+    })
+    .clone()
+}
+
+struct LogWriter(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for LogWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().expect("log buffer").extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn rejected_handshakes_are_logged_with_the_peer_and_the_reason() {
+    let logs = captured_logs();
+    let agent = TestAgent::start().await;
+    let stranger = match Client::connect(&agent.endpoint(), Some(agent.pki.anonymous_tls())).await {
+        Ok(client) => client.host().await.unwrap_err(),
+        Err(e) => e,
+    };
+    assert!(
+        matches!(stranger, Error::NoClientCertificate { .. }),
+        "{stranger:?}"
+    );
+    let wanted = |text: &str| {
+        text.lines().any(|l| {
+            l.contains("WARN")
+                && l.contains("rejected TLS handshake")
+                && l.contains("peer=127.0.0.1:")
+                && l.to_ascii_lowercase().contains("certificate")
+        })
+    };
+    hostscope_integration::wait_for(Duration::from_secs(10), || {
+        wanted(&String::from_utf8_lossy(&logs.lock().expect("log buffer")))
+    });
+}
