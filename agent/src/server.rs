@@ -205,25 +205,35 @@ impl Agent {
             .add_service(reflection().build_v1alpha()?)
             .add_service(inspector);
 
-        match self.tls {
+        let accepting = match self.tls {
             Some(tls) => {
-                let incoming = tls_incoming(listener, TlsAcceptor::from(tls), self.limits);
+                let (incoming, accepting) =
+                    tls_incoming(listener, TlsAcceptor::from(tls), self.limits);
                 router
                     .serve_with_incoming_shutdown(incoming, shutdown)
                     .await?;
+                accepting
             }
             None => {
-                let incoming = plain_incoming(listener);
+                let (incoming, accepting) = plain_incoming(listener);
                 router
                     .serve_with_incoming_shutdown(incoming, shutdown)
                     .await?;
+                accepting
             }
-        }
+        };
+        // The server has dropped its incoming stream, so the accept loop
+        // ends; waiting for it means the port is free when serve returns.
+        let _ = accepting.await;
         Ok(())
     }
 }
 
-type Incoming<IO> = ReceiverStream<Result<IO, std::io::Error>>;
+/// Accepted connections for tonic, and the task that accepts them.
+type Incoming<IO> = (
+    ReceiverStream<Result<IO, std::io::Error>>,
+    tokio::task::JoinHandle<()>,
+);
 
 /// Accepts connections and completes TLS handshakes off the accept path,
 /// bounded in number and time; failures are logged and never reach tonic.
@@ -234,7 +244,7 @@ fn tls_incoming(
 ) -> Incoming<tokio_rustls::server::TlsStream<TcpStream>> {
     let (tx, rx) = mpsc::channel(64);
     let handshakes = Arc::new(Semaphore::new(limits.max_handshakes));
-    tokio::spawn(accept_loop(listener, tx.clone(), move |tcp, peer| {
+    let accepting = tokio::spawn(accept_loop(listener, tx.clone(), move |tcp, peer| {
         let Ok(permit) = Arc::clone(&handshakes).try_acquire_owned() else {
             tracing::warn!(%peer, "refused connection: too many TLS handshakes in progress");
             return;
@@ -253,19 +263,19 @@ fn tls_incoming(
             }
         });
     }));
-    ReceiverStream::new(rx)
+    (ReceiverStream::new(rx), accepting)
 }
 
 fn plain_incoming(listener: TcpListener) -> Incoming<TcpStream> {
     let (tx, rx) = mpsc::channel(64);
     let sender = tx.clone();
-    tokio::spawn(accept_loop(listener, tx, move |tcp, _| {
+    let accepting = tokio::spawn(accept_loop(listener, tx, move |tcp, _| {
         let tx = sender.clone();
         tokio::spawn(async move {
             let _ = tx.send(Ok(tcp)).await;
         });
     }));
-    ReceiverStream::new(rx)
+    (ReceiverStream::new(rx), accepting)
 }
 
 /// Accepts until the server drops its end of `tx` (at shutdown).

@@ -194,7 +194,18 @@ impl TestAgent {
         options: Options,
         audit: Audit,
     ) -> TestAgent {
-        let listener = TcpListener::bind(addr).await.expect("bind");
+        // Rebinding a port just given up can briefly fail while the old
+        // agent's last sockets close: retry, within a bound.
+        let start = Instant::now();
+        let listener = loop {
+            match TcpListener::bind(addr).await {
+                Ok(listener) => break listener,
+                Err(_) if start.elapsed() < Duration::from_secs(10) => {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                Err(e) => panic!("binding {addr}: {e}"),
+            }
+        };
         let addr = listener.local_addr().expect("local addr");
         let backend = backend::native("/proc".into(), "/sys".into()).expect("backend");
         let inspector = Inspector::new(Arc::from(backend), options).with_audit(audit);
