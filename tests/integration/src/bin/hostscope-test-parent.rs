@@ -9,6 +9,9 @@
 //!
 //! `hostscope-test-parent leaking N`: the same children, never reaped.
 //!
+//! `hostscope-test-parent stubborn N`: leaking, and deaf to SIGTERM too, so
+//! that only SIGKILL ends it.
+//!
 //! Either prints `ready PID...` (the zombies' pids) on stdout once every
 //! child is a zombie, then sleeps; it exits by itself after 120 s.
 
@@ -35,10 +38,12 @@ fn is_zombie(pid: libc::pid_t) -> bool {
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let (mode, count) = match args.as_slice() {
-        [_, mode, n] if mode == "reaping" || mode == "leaking" => match n.parse::<usize>() {
-            Ok(n) if (1..=64).contains(&n) => (mode.clone(), n),
-            _ => usage(),
-        },
+        [_, mode, n] if ["reaping", "leaking", "stubborn"].contains(&mode.as_str()) => {
+            match n.parse::<usize>() {
+                Ok(n) if (1..=64).contains(&n) => (mode.clone(), n),
+                _ => usage(),
+            }
+        }
         _ => usage(),
     };
 
@@ -75,6 +80,13 @@ fn main() {
         }
     }
 
+    if mode == "stubborn" {
+        // SAFETY: SIG_IGN is a valid disposition for SIGTERM.
+        if unsafe { libc::signal(libc::SIGTERM, libc::SIG_IGN) } == libc::SIG_ERR {
+            fail("ignoring SIGTERM failed");
+        }
+    }
+
     let pids: Vec<String> = children.iter().map(|p| p.to_string()).collect();
     let mut out = std::io::stdout();
     let _ = writeln!(out, "ready {}", pids.join(" "));
@@ -83,7 +95,7 @@ fn main() {
 }
 
 fn usage() -> ! {
-    fail("usage: hostscope-test-parent (reaping|leaking) N")
+    fail("usage: hostscope-test-parent (reaping|leaking|stubborn) N")
 }
 
 fn fail(message: &str) -> ! {

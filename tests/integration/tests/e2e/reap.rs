@@ -339,6 +339,42 @@ async fn kill_parents_ends_a_parent_that_never_reaps_and_its_zombies_go() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn kill_parents_kills_a_parent_deaf_to_term() {
+    become_subreaper();
+    let dir = tempfile::tempdir().unwrap();
+    let agent = TestAgent::start_with_operator(&dir.path().join("audit.log")).await;
+    let mut parent = TestParent::spawn("stubborn", 2);
+    let ppid = parent.pid.to_string();
+    let reaper = reap_in_background(parent.zombies.clone());
+
+    let (code, out, err) = hostscope(
+        &agent,
+        "operator",
+        &[
+            "zombies",
+            "--ppid",
+            &ppid,
+            "--reap",
+            "--kill-parents",
+            "--yes",
+            "--grace",
+            "300ms",
+        ],
+    )
+    .await;
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains(&format!("TERM to pid {ppid}")), "{out}");
+    assert!(out.contains(&format!("KILL to pid {ppid}")), "{out}");
+    assert!(out.contains("reaped 2 of 2 zombies; 0 remain"), "{out}");
+    let status = wait_exit(&mut parent.child);
+    assert_eq!(status.signal(), Some(libc::SIGKILL), "{status:?}");
+    reaper.join().expect("the reaper thread");
+    let audit = audit_reasons(&dir.path().join("audit.log"));
+    let sent = ("sent".to_owned(), String::new());
+    assert_eq!(audit, vec![sent; 3], "CHLD, TERM and KILL were audited");
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_reader_is_told_in_plain_words_that_sweeps_need_the_operator_role() {
     let dir = tempfile::tempdir().unwrap();
     let audit = dir.path().join("audit.log");
