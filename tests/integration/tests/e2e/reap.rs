@@ -295,6 +295,24 @@ fn reap_in_background(pids: Vec<u32>) -> JoinHandle<Vec<u32>> {
     })
 }
 
+/// `zombies --ppid PPID --reap --kill-parents --yes --grace 300ms` as the
+/// operator; its stdout, once it has exited 0.
+async fn sweep_killing_parents(agent: &TestAgent, ppid: &str) -> String {
+    let args = [
+        "zombies",
+        "--ppid",
+        ppid,
+        "--reap",
+        "--kill-parents",
+        "--yes",
+        "--grace",
+        "300ms",
+    ];
+    let (code, out, err) = hostscope(agent, "operator", &args).await;
+    assert_eq!(code, 0, "{out}{err}");
+    out
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn kill_parents_ends_a_parent_that_never_reaps_and_its_zombies_go() {
     become_subreaper();
@@ -304,22 +322,7 @@ async fn kill_parents_ends_a_parent_that_never_reaps_and_its_zombies_go() {
     let ppid = parent.pid.to_string();
     let reaper = reap_in_background(parent.zombies.clone());
 
-    let (code, out, err) = hostscope(
-        &agent,
-        "operator",
-        &[
-            "zombies",
-            "--ppid",
-            &ppid,
-            "--reap",
-            "--kill-parents",
-            "--yes",
-            "--grace",
-            "300ms",
-        ],
-    )
-    .await;
-    assert_eq!(code, 0, "{out}{err}");
+    let out = sweep_killing_parents(&agent, &ppid).await;
     assert!(out.contains(&format!("CHLD to pid {ppid}")), "{out}");
     assert!(
         out.contains(&format!("after 300ms: TERM to pid {ppid} hostscope-test")),
@@ -347,22 +350,7 @@ async fn kill_parents_kills_a_parent_deaf_to_term() {
     let ppid = parent.pid.to_string();
     let reaper = reap_in_background(parent.zombies.clone());
 
-    let (code, out, err) = hostscope(
-        &agent,
-        "operator",
-        &[
-            "zombies",
-            "--ppid",
-            &ppid,
-            "--reap",
-            "--kill-parents",
-            "--yes",
-            "--grace",
-            "300ms",
-        ],
-    )
-    .await;
-    assert_eq!(code, 0, "{out}{err}");
+    let out = sweep_killing_parents(&agent, &ppid).await;
     assert!(out.contains(&format!("TERM to pid {ppid}")), "{out}");
     assert!(out.contains(&format!("KILL to pid {ppid}")), "{out}");
     assert!(out.contains("reaped 2 of 2 zombies; 0 remain"), "{out}");
