@@ -10,6 +10,7 @@
 
 use std::{ops::ControlFlow, path::PathBuf, time::Duration};
 
+pub mod decode;
 pub mod filter;
 pub mod parse;
 
