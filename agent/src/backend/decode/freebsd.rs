@@ -40,10 +40,10 @@ pub mod kinfo_proc {
     pub const COMM_LEN: usize = 20;
     /// `ki_tdev`: the terminal's `dev_t` (8 bytes since FreeBSD 12).
     pub const TDEV: usize = 560;
-    pub const NUMTHREADS: usize = 644;
+    pub const NUMTHREADS: usize = 596;
     /// `ki_rusage` and `ki_rusage_ch` (`struct rusage`).
-    pub const RUSAGE: usize = 656;
-    pub const RUSAGE_CH: usize = 800;
+    pub const RUSAGE: usize = 608;
+    pub const RUSAGE_CH: usize = 752;
 }
 
 /// Byte offsets in `struct rusage` (`sys/resource.h`).
@@ -124,6 +124,7 @@ pub fn kinfo_proc(r: Record<'_>, page_size: u64) -> Result<Kinfo, ParseError> {
             data: pages(k::DSIZE)? + pages(k::SSIZE)?,
         }),
         system: r.i64(k::FLAG)? & P_SYSTEM != 0,
+        partial: None,
     })
 }
 
@@ -249,15 +250,15 @@ mod tests {
             .put(389, &[0xfb]) // ki_nice: -5
             .put(447, b"sshd\0") // ki_comm
             .u64(560, u64::MAX) // ki_tdev: NODEV
-            .i32(644, 2) // ki_numthreads
-            .i64(656, 1) // ki_rusage.ru_utime.tv_sec
-            .i64(664, 250_000)
-            .i64(672, 0) // ki_rusage.ru_stime
-            .i64(680, 500_000)
-            .i64(656 + 128, 40) // ki_rusage.ru_nvcsw
-            .i64(656 + 136, 7) // ki_rusage.ru_nivcsw
-            .i64(800, 3) // ki_rusage_ch.ru_utime.tv_sec
-            .i64(816, 4); // ki_rusage_ch.ru_stime.tv_sec
+            .i32(596, 2) // ki_numthreads
+            .i64(608, 1) // ki_rusage.ru_utime.tv_sec
+            .i64(616, 250_000)
+            .i64(624, 0) // ki_rusage.ru_stime
+            .i64(632, 500_000)
+            .i64(608 + 128, 40) // ki_rusage.ru_nvcsw
+            .i64(608 + 136, 7) // ki_rusage.ru_nivcsw
+            .i64(752, 3) // ki_rusage_ch.ru_utime.tv_sec
+            .i64(768, 4); // ki_rusage_ch.ru_stime.tv_sec
         b
     }
 

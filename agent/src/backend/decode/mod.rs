@@ -15,15 +15,16 @@
 //! fixtures assume too.
 
 use super::{
-    CpuTimes, CtxSwitches, ErrorKind, Field, FieldSet, Ids, MemoryInfo, NetIoCounters, ProcessInfo,
-    Status,
+    AddressFamily, CpuTimes, CtxSwitches, ErrorKind, Field, FieldSet, Ids, MemoryInfo, NetAddress,
+    NetIoCounters, ProcessInfo, Status,
     parse::{
         ParseError,
-        net::{FLAG_NAMES, names_of},
+        net::{FLAG_NAMES, format_inet, format_inet6, format_mac, names_of},
     },
 };
 
 pub mod freebsd;
+pub mod kevent;
 pub mod macos;
 pub mod media;
 pub mod netbsd;
@@ -347,6 +348,135 @@ impl IfFlags {
     }
 }
 
+// === Socket addresses ===
+
+/// The address families the API reports, as the caller recognised them
+/// from `sa_family` (whose values differ between the BSDs: `AF_INET6` is
+/// 28 on FreeBSD, 24 on OpenBSD and NetBSD, 30 on macOS).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Family {
+    Inet,
+    Inet6,
+    /// `AF_LINK`: a `struct sockaddr_dl`.
+    Link,
+}
+
+/// A decoded socket address.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SockAddr {
+    Inet([u8; 4]),
+    Inet6 {
+        octets: [u8; 16],
+        scope_id: u32,
+    },
+    /// A link-level address: the interface's index and name and its
+    /// hardware address (empty for interfaces without one).
+    Link {
+        index: u16,
+        name: Vec<u8>,
+        mac: Vec<u8>,
+    },
+}
+
+/// Decodes a BSD socket address (`sa_len`, `sa_family`, then the
+/// family's fields) as `family`. Netmasks come truncated to their
+/// significant bytes and sometimes without a family, so missing bytes
+/// read as zero and the caller passes the family of the entry's address,
+/// as psutil does.
+///
+/// Layouts (`netinet/in.h`, `netinet6/in6.h`, `net/if_dl.h`):
+/// `sockaddr_in` has the address at 4; `sockaddr_in6` the address at 8
+/// and the scope id at 24; `sockaddr_dl` the index at 2, name and address
+/// lengths at 5 and 6, and the name then the address from 8.
+pub fn sockaddr(bytes: &[u8], family: Family) -> Option<SockAddr> {
+    let mut full = [0u8; 28];
+    let n = bytes.len().min(full.len());
+    full[..n].copy_from_slice(&bytes[..n]);
+    match family {
+        Family::Inet => Some(SockAddr::Inet(full[4..8].try_into().ok()?)),
+        Family::Inet6 => {
+            let mut octets: [u8; 16] = full[8..24].try_into().ok()?;
+            let mut scope_id = u32::from_ne_bytes(full[24..28].try_into().ok()?);
+            // KAME kernels (NetBSD, OpenBSD, older FreeBSD and macOS)
+            // embed a link-local address's interface in bytes 2-3; the
+            // scope id is where it belongs.
+            let link_local = octets[0] == 0xfe && octets[1] & 0xc0 == 0x80;
+            let embedded = u16::from_be_bytes([octets[2], octets[3]]);
+            if link_local && embedded != 0 {
+                if scope_id == 0 {
+                    scope_id = u32::from(embedded);
+                }
+                octets[2] = 0;
+                octets[3] = 0;
+            }
+            Some(SockAddr::Inet6 { octets, scope_id })
+        }
+        Family::Link => {
+            let nlen = usize::from(*bytes.get(5)?);
+            let alen = usize::from(*bytes.get(6)?);
+            let data = bytes.get(8..)?;
+            Some(SockAddr::Link {
+                index: u16::from_ne_bytes([*bytes.get(2)?, *bytes.get(3)?]),
+                name: data.get(..nlen)?.to_vec(),
+                mac: data.get(nlen..nlen + alen)?.to_vec(),
+            })
+        }
+    }
+}
+
+/// `IFF_BROADCAST` and `IFF_POINTOPOINT`, alike on Linux and the BSDs.
+const IFF_BROADCAST: u32 = 0x2;
+const IFF_POINTOPOINT: u32 = 0x10;
+
+/// An address of interface `ifname` as psutil reports it, from one
+/// `getifaddrs` entry: its address, netmask and broadcast or peer
+/// address (by the interface's `flags`), read as the address's family.
+/// `None` for link entries without a hardware address.
+pub fn net_address(
+    family: Family,
+    addr: &[u8],
+    netmask: Option<&[u8]>,
+    dstaddr: Option<&[u8]>,
+    flags: u32,
+    ifname: &str,
+) -> Option<NetAddress> {
+    let text = |sa: SockAddr| match sa {
+        SockAddr::Inet(octets) => Some(format_inet(octets)),
+        SockAddr::Inet6 { octets, scope_id } => Some(format_inet6(octets, scope_id, ifname)),
+        SockAddr::Link { mac, .. } => format_mac(&mac),
+    };
+    let decode = |bytes: &[u8]| sockaddr(bytes, family).and_then(text);
+    let (kind, address) = match family {
+        Family::Inet => (AddressFamily::Inet, decode(addr)?),
+        Family::Inet6 => (AddressFamily::Inet6, decode(addr)?),
+        // Link entries have no netmask or peer worth reporting.
+        Family::Link => {
+            return Some(NetAddress {
+                family: AddressFamily::Link,
+                address: decode(addr)?,
+                netmask: None,
+                broadcast: None,
+                ptp: None,
+            });
+        }
+    };
+    let other = dstaddr.and_then(decode);
+    let (broadcast, ptp) = if flags & IFF_BROADCAST != 0 {
+        (other, None)
+    } else if flags & IFF_POINTOPOINT != 0 {
+        (None, other)
+    } else {
+        (None, None)
+    };
+    Some(NetAddress {
+        family: kind,
+        address,
+        netmask: netmask.and_then(decode),
+        broadcast,
+        ptp,
+    })
+}
+
 // === Processes ===
 
 /// What a process table entry (`kinfo_proc`, `kinfo_proc2`,
@@ -373,6 +503,10 @@ pub struct Kinfo {
     /// A kernel process (`P_SYSTEM`): it has no executable, arguments or
     /// environment.
     pub system: bool,
+    /// Why fields this OS keeps in a second record are missing, when the
+    /// agent could not read that record (macOS answers EPERM for other
+    /// users' task info).
+    pub partial: Option<ErrorKind>,
 }
 
 impl Kinfo {
@@ -383,19 +517,11 @@ impl Kinfo {
 
     /// Copies the requested `fields` this record carries into `p`, and
     /// names those it does not carry in `p.field_errors` with `missing`
-    /// (unsupported, or zombie when a zombie's record lacks them). Fields
-    /// from other sources (exe, cmdline, cwd, fds, environ, username,
-    /// terminal) are left to the caller.
-    pub fn apply(&self, fields: FieldSet, p: &mut ProcessInfo) {
-        let zombie = self.is_zombie();
-        let missing = |p: &mut ProcessInfo, field| {
-            let kind = if zombie {
-                ErrorKind::ZombieProcess
-            } else {
-                ErrorKind::Unsupported
-            };
-            p.field_errors.push((field, kind));
-        };
+    /// (why the record lacks them: a zombie, a part the agent may not
+    /// read). Fields from other sources (exe, cmdline, cwd, fds, environ,
+    /// username, terminal) are left to the caller.
+    pub fn apply(&self, fields: FieldSet, missing: ErrorKind, p: &mut ProcessInfo) {
+        let missing = |p: &mut ProcessInfo, field| p.field_errors.push((field, missing));
         for field in fields.iter() {
             let present = match field {
                 Field::Ppid => {
@@ -571,22 +697,102 @@ mod tests {
             .into_iter()
             .collect();
         let mut p = ProcessInfo::new(7);
-        k.apply(fields, &mut p);
+        k.apply(fields, ErrorKind::Unsupported, &mut p);
         assert_eq!(p.ppid, Some(1));
         assert_eq!(p.name.as_deref(), Some("cron"));
         assert_eq!(p.nice, Some(0));
         assert_eq!(p.create_time, None, "not requested");
         assert_eq!(p.field_errors, [(Field::CpuTimes, ErrorKind::Unsupported)]);
 
-        let zombie = Kinfo {
-            status: Some(Status::Zombie),
-            ..k
-        };
         let mut p = ProcessInfo::new(7);
-        zombie.apply(fields, &mut p);
+        k.apply(fields, ErrorKind::ZombieProcess, &mut p);
         assert_eq!(
             p.field_errors,
             [(Field::CpuTimes, ErrorKind::ZombieProcess)]
+        );
+    }
+
+    /// A `sockaddr_in` of 192.0.2.10 (`sin_len` 16, `AF_INET` 2), a
+    /// netmask truncated to its significant bytes as routing messages
+    /// carry it, and a `sockaddr_in6` of fe80::1 with the KAME-embedded
+    /// scope 4.
+    #[test]
+    fn socket_addresses() {
+        let sin = [16, 2, 0, 0, 192, 0, 2, 10, 0, 0, 0, 0, 0, 0, 0, 0];
+        assert_eq!(
+            sockaddr(&sin, Family::Inet),
+            Some(SockAddr::Inet([192, 0, 2, 10]))
+        );
+        let mask = [7, 0, 0, 0, 255, 255, 255];
+        assert_eq!(
+            sockaddr(&mask, Family::Inet),
+            Some(SockAddr::Inet([255, 255, 255, 0]))
+        );
+        let mut sin6 = [0u8; 28];
+        sin6[0] = 28;
+        sin6[8..10].copy_from_slice(&[0xfe, 0x80]);
+        sin6[10..12].copy_from_slice(&[0, 4]);
+        sin6[23] = 1;
+        let mut octets = [0u8; 16];
+        octets[..2].copy_from_slice(&[0xfe, 0x80]);
+        octets[15] = 1;
+        assert_eq!(
+            sockaddr(&sin6, Family::Inet6),
+            Some(SockAddr::Inet6 {
+                octets,
+                scope_id: 4
+            })
+        );
+        // A sockaddr_dl of em0 (index 1, IFT_ETHER) with a MAC.
+        let mut dl = vec![20, 18, 1, 0, 6, 3, 6, 0];
+        dl.extend_from_slice(b"em0");
+        dl.extend_from_slice(&[0x02, 0, 0, 0, 0, 0x01]);
+        assert_eq!(
+            sockaddr(&dl, Family::Link),
+            Some(SockAddr::Link {
+                index: 1,
+                name: b"em0".to_vec(),
+                mac: vec![2, 0, 0, 0, 0, 1]
+            })
+        );
+        assert_eq!(sockaddr(&dl[..10], Family::Link), None);
+    }
+
+    #[test]
+    fn addresses_like_psutil() {
+        let sin = |o: [u8; 4]| vec![16, 2, 0, 0, o[0], o[1], o[2], o[3]];
+        let a = net_address(
+            Family::Inet,
+            &sin([198, 51, 100, 7]),
+            Some(&sin([255, 255, 255, 0])),
+            Some(&sin([198, 51, 100, 255])),
+            0x8843,
+            "em0",
+        )
+        .unwrap();
+        assert_eq!(a.address, "198.51.100.7");
+        assert_eq!(a.netmask.as_deref(), Some("255.255.255.0"));
+        assert_eq!(a.broadcast.as_deref(), Some("198.51.100.255"));
+        assert_eq!(a.ptp, None);
+        // A point-to-point link names its peer.
+        let tun = net_address(
+            Family::Inet,
+            &sin([203, 0, 113, 1]),
+            None,
+            Some(&sin([203, 0, 113, 2])),
+            0x8051,
+            "tun0",
+        )
+        .unwrap();
+        assert_eq!(
+            (tun.broadcast, tun.ptp.as_deref()),
+            (None, Some("203.0.113.2"))
+        );
+        // The loopback's link entry has no hardware address.
+        let lo = [20, 18, 2, 0, 24, 3, 0, 0, b'l', b'o', b'0'];
+        assert_eq!(
+            net_address(Family::Link, &lo, None, None, 0x8049, "lo0"),
+            None
         );
     }
 

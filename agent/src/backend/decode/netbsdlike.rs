@@ -133,6 +133,7 @@ pub fn kinfo(
             data: pages(dsize)? + pages(ssize)?,
         }),
         system: r.i32(l.flag)? & P_SYSTEM != 0,
+        partial: None,
     })
 }
 

@@ -134,34 +134,7 @@ impl Drop for Dir {
     }
 }
 
-// === Users and the host ===
-
-/// The login name of `uid` from the user database (`getpwuid_r`), `None`
-/// when the database has no such user.
-pub(super) fn user_name(uid: u32) -> io::Result<Option<String>> {
-    let mut buf: Vec<c_char> = vec![0; 1024];
-    loop {
-        // SAFETY: an all-zero passwd (null pointers, zero ids) is a valid
-        // value for getpwuid_r to overwrite.
-        let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
-        let mut result: *mut libc::passwd = std::ptr::null_mut();
-        // SAFETY: every pointer refers to a live local, and `buf.len()` is
-        // the size of the scratch buffer the strings are written to.
-        let rc =
-            unsafe { libc::getpwuid_r(uid, &mut pwd, buf.as_mut_ptr(), buf.len(), &mut result) };
-        match rc {
-            0 if result.is_null() => return Ok(None),
-            0 => {
-                // SAFETY: on success pw_name points to a NUL-terminated
-                // string inside `buf`, which is still alive.
-                let name = unsafe { CStr::from_ptr(pwd.pw_name) };
-                return Ok(Some(name.to_string_lossy().into_owned()));
-            }
-            libc::ERANGE if buf.len() < 1 << 20 => buf.resize(buf.len() * 2, 0),
-            err => return Err(io::Error::from_raw_os_error(err)),
-        }
-    }
-}
+// === The host ===
 
 /// What `uname(2)` says about the running kernel.
 pub(super) struct Uname {
