@@ -13,6 +13,8 @@ use std::{
 
 use anyhow::{Context, Result, bail};
 
+mod xcheck;
+
 const HELP: &str = "\
 cargo xtask <command>
 
@@ -37,6 +39,8 @@ Commands:
                      agents on 127.0.0.1 and an inventory file for them, in
                      target/fleet-sim unless --dir says otherwise
   install-hooks      a git pre-commit hook that runs fmt and clippy
+  xcheck [--target T]  clippy -D warnings for the BSDs and macOS (all five
+                     targets, or T), built here with the nightly toolchain
 ";
 
 fn main() -> ExitCode {
@@ -47,6 +51,7 @@ fn main() -> ExitCode {
         Some("bench") => bench(args.get(1).map(String::as_str)),
         Some("fleet-sim") => fleet_sim(&args[1..]),
         Some("install-hooks") => install_hooks(),
+        Some("xcheck") => xcheck::xcheck(&args[1..]),
         Some("-h" | "--help" | "help") | None => {
             print!("{HELP}");
             Ok(())

@@ -24,7 +24,7 @@ use super::{
     NetIfStats, NetInterface, ProcessInfo, RawEvent, WatchMode,
     bsd_sys::{self, IfAddr},
     decode::{
-        Family, IfData, IfDataLayout, IfFlags, Kinfo,
+        Family, IfData, IfDataLayout, IfFlags, Kinfo, Record,
         kevent::{Merge, NOTE_EXEC, NOTE_EXIT, NOTE_FORK, NOTE_TRACK, ProcEvent},
         media::MediaLayout,
         net_address, terminal_path,
@@ -262,6 +262,22 @@ pub(super) fn io_error(what: impl Into<String>, source: io::Error) -> Error {
         path: PathBuf::from(what.into()),
         source,
     }
+}
+
+/// Seconds since the epoch from a `struct timeval` the kernel returned
+/// for `what`; the width of `tv_usec` is the target's (4 bytes on macOS
+/// and NetBSD, 8 on FreeBSD and OpenBSD).
+pub(super) fn timeval(what: &'static str, bytes: &[u8]) -> Result<f64, Error> {
+    fn width<T>(_: &T) -> usize {
+        std::mem::size_of::<T>()
+    }
+    let probe = libc::timeval {
+        tv_sec: 0,
+        tv_usec: 0,
+    };
+    Record::new(what, bytes)
+        .timeval(0, width(&probe.tv_usec))
+        .map_err(parse_error(what))
 }
 
 /// A backend error for a record that did not decode.

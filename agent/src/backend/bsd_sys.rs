@@ -457,6 +457,26 @@ pub(super) fn pidinfo(pid: u32, flavor: c_int, size: usize, buf: &mut Vec<u8>) -
     Ok(())
 }
 
+/// How many bytes `proc_pidinfo(pid, flavor)` fills for a list flavor
+/// (`PROC_PIDLISTFDS`): asked first with no buffer, then read into room
+/// with some to spare, since the list may grow meanwhile.
+#[cfg(target_os = "macos")]
+pub(super) fn pidinfo_len(pid: u32, flavor: c_int) -> io::Result<usize> {
+    let pid_c = c_int::try_from(pid).map_err(|_| io::Error::from_raw_os_error(libc::ESRCH))?;
+    // SAFETY: a null buffer asks for the size the list needs.
+    let needed = unsafe { libc::proc_pidinfo(pid_c, flavor, 0, std::ptr::null_mut(), 0) };
+    if needed < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    if needed == 0 {
+        return Err(io::Error::from_raw_os_error(libc::ESRCH));
+    }
+    let size = usize::try_from(needed).unwrap_or(0) + 64 * 8;
+    let mut buf = Vec::new();
+    pidinfo(pid, flavor, size, &mut buf)?;
+    Ok(buf.len())
+}
+
 /// The executable of `pid` (`proc_pidpath`).
 #[cfg(target_os = "macos")]
 pub(super) fn pidpath(pid: u32) -> io::Result<Vec<u8>> {
@@ -477,8 +497,19 @@ pub(super) fn pidpath(pid: u32) -> io::Result<Vec<u8>> {
 /// absolute time into nanoseconds.
 #[cfg(target_os = "macos")]
 pub(super) fn timebase() -> (u32, u32) {
-    let mut info = libc::mach_timebase_info { numer: 0, denom: 0 };
-    // SAFETY: `info` is a live, writable structure.
-    let _ = unsafe { libc::mach_timebase_info(&mut info) };
+    /// `mach_timebase_info_data_t` (`mach/mach_time.h`), declared here as
+    /// the `libc` crate deprecated its Mach bindings.
+    #[repr(C)]
+    struct TimebaseInfo {
+        numer: u32,
+        denom: u32,
+    }
+    unsafe extern "C" {
+        fn mach_timebase_info(info: *mut TimebaseInfo) -> c_int;
+    }
+    let mut info = TimebaseInfo { numer: 0, denom: 0 };
+    // SAFETY: `info` is a live, writable structure of the layout the
+    // function fills.
+    let _ = unsafe { mach_timebase_info(&mut info) };
     (info.numer, info.denom)
 }

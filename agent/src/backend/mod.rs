@@ -17,25 +17,17 @@ pub mod parse;
 mod passwd;
 pub mod poll;
 
-#[cfg(any(
-    target_os = "freebsd",
-    target_os = "openbsd",
-    target_os = "netbsd",
-    target_os = "macos"
-))]
+#[cfg(any(target_os = "freebsd", target_os = "macos"))]
 mod bsd;
-#[cfg(any(
-    target_os = "freebsd",
-    target_os = "openbsd",
-    target_os = "netbsd",
-    target_os = "macos"
-))]
+#[cfg(any(target_os = "freebsd", target_os = "macos"))]
 mod bsd_sys;
 #[cfg(target_os = "freebsd")]
 pub mod freebsd;
 #[cfg(target_os = "linux")]
 pub mod linux;
-#[cfg(not(any(target_os = "linux", target_os = "freebsd")))]
+#[cfg(target_os = "macos")]
+pub mod macos;
+#[cfg(not(any(target_os = "linux", target_os = "freebsd", target_os = "macos")))]
 pub mod unsupported;
 
 pub use filter::Filter;
@@ -54,7 +46,13 @@ pub fn native(_procfs: PathBuf, _sysfs: PathBuf) -> Result<Box<dyn Backend>, Err
 }
 
 /// The backend for the OS this agent was built for.
-#[cfg(not(any(target_os = "linux", target_os = "freebsd")))]
+#[cfg(target_os = "macos")]
+pub fn native(_procfs: PathBuf, _sysfs: PathBuf) -> Result<Box<dyn Backend>, Error> {
+    Ok(Box::new(macos::backend()?))
+}
+
+/// The backend for the OS this agent was built for.
+#[cfg(not(any(target_os = "linux", target_os = "freebsd", target_os = "macos")))]
 pub fn native(_procfs: PathBuf, _sysfs: PathBuf) -> Result<Box<dyn Backend>, Error> {
     Ok(Box::new(unsupported::Unsupported))
 }

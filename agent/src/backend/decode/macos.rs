@@ -46,6 +46,30 @@ pub mod taskinfo {
     pub const THREADNUM: usize = 84;
 }
 
+/// `struct proc_taskallinfo` (`PROC_PIDTASKALLINFO`): a `proc_bsdinfo`
+/// then a `proc_taskinfo`.
+pub const TASKALLINFO_SIZE: usize = bsdinfo::SIZE + taskinfo::SIZE;
+
+/// `struct proc_vnodepathinfo` (`PROC_PIDVNODEPATHINFO`): the working
+/// directory's `vnode_info_path` first, its path after a 152-byte
+/// `vnode_info`, `MAXPATHLEN` bytes long.
+pub mod vnodepathinfo {
+    pub const SIZE: usize = 2352;
+    pub const CDIR_PATH: usize = 152;
+    pub const PATH_LEN: usize = 1024;
+}
+
+/// `struct proc_fdinfo`, the records of `PROC_PIDLISTFDS`.
+pub const FDINFO_SIZE: usize = 8;
+
+/// The working directory in a `proc_vnodepathinfo`.
+pub fn cwd(bytes: &[u8]) -> Result<String, ParseError> {
+    use vnodepathinfo as v;
+    Ok(lossy(
+        Record::new("proc_vnodepathinfo", bytes).cstr(v::CDIR_PATH, v::PATH_LEN)?,
+    ))
+}
+
 /// `PROC_FLAG_SYSTEM` of `pbi_flags`: a kernel process.
 pub const PROC_FLAG_SYSTEM: u32 = 0x1;
 /// `NODEV` as `e_tdev` holds it.
@@ -283,6 +307,14 @@ mod tests {
         assert!(k.is_zombie());
         assert_eq!(k.comm, b"syslogd");
         assert!(bsdinfo(&syslogd().0[..100]).is_err());
+    }
+
+    #[test]
+    fn working_directory() {
+        let mut b = Bytes::zeroed(2352);
+        b.put(152, b"/Users/example\0");
+        assert_eq!(cwd(&b.0).unwrap(), "/Users/example");
+        assert!(cwd(&b.0[..200]).is_err());
     }
 
     #[test]

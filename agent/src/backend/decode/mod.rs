@@ -19,6 +19,7 @@ use super::{
     NetIoCounters, ProcessInfo, Status,
     parse::{
         ParseError,
+        cmdline::parse_environ,
         net::{FLAG_NAMES, format_inet, format_inet6, format_mac, names_of},
     },
 };
@@ -194,6 +195,20 @@ pub fn nul_separated(bytes: &[u8]) -> Vec<String> {
         return Vec::new();
     }
     body.split(|b| *b == 0).map(super::parse::lossy).collect()
+}
+
+/// `KEY=value` strings (macOS's `KERN_PROCARGS2` environment, OpenBSD's
+/// `KERN_PROC_ENV` vector) as the API's pairs, read as Linux reads
+/// `/proc/<pid>/environ`.
+pub fn environ_of<S: AsRef<[u8]>>(vars: &[S]) -> Vec<(String, String)> {
+    let mut block = Vec::new();
+    for var in vars {
+        let var = var.as_ref();
+        // A NUL inside one string would end the block early.
+        block.extend_from_slice(until_nul(var));
+        block.push(0);
+    }
+    parse_environ(&block)
 }
 
 /// A terminal's path from the name `devname(3)` gives its device: `None`
@@ -661,6 +676,20 @@ mod tests {
         assert_eq!(nul_separated(b"a\0\0b\0"), ["a", "", "b"]);
         assert!(nul_separated(b"").is_empty());
         assert!(nul_separated(b"\0").is_empty());
+    }
+
+    #[test]
+    fn environment_strings() {
+        let vars = ["PATH=/bin", "EMPTY=", "=nokey", "NOEQUALS", "A=b=c"];
+        assert_eq!(
+            environ_of(&vars),
+            [
+                ("PATH".to_owned(), "/bin".to_owned()),
+                ("EMPTY".to_owned(), String::new()),
+                ("A".to_owned(), "b=c".to_owned())
+            ]
+        );
+        assert!(environ_of::<&str>(&[]).is_empty());
     }
 
     #[test]

@@ -15,7 +15,7 @@ use super::{
     bsd::{self, Bsd, Kernel, parse_error},
     bsd_sys,
     decode::{
-        IfDataLayout, IfFlags, Kinfo, Record,
+        IfDataLayout, IfFlags, Kinfo,
         freebsd::{self as layout, Files},
         media::{FREEBSD, MediaLayout},
         nul_separated, until_nul,
@@ -77,10 +77,7 @@ impl Kernel for Sysctl {
     }
 
     fn boot_time(&self) -> Result<f64, Error> {
-        let bytes = bsd::named_bytes("kern.boottime")?;
-        Record::new("kern.boottime", &bytes)
-            .timeval(0, 8)
-            .map_err(parse_error("sysctl kern.boottime"))
+        bsd::timeval("sysctl kern.boottime", &bsd::named_bytes("kern.boottime")?)
     }
 
     fn memory_total(&self) -> Result<u64, Error> {
