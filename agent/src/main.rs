@@ -69,6 +69,10 @@ async fn run(flags: Flags) -> anyhow::Result<()> {
             watch_mode = "netlink",
             "process events from the kernel's process connector"
         ),
+        "kqueue" => tracing::info!(
+            watch_mode = "kqueue",
+            "process events from kqueue, new processes found by polling the table"
+        ),
         mode => tracing::warn!(
             watch_mode = mode,
             "process events by polling the process table: processes shorter than the poll \

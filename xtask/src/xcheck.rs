@@ -4,7 +4,8 @@
 //! The `xcheck` script beside the workspace (`../shared/tools/xcheck`, or
 //! `$XCHECK`) builds each target's standard library from source with the
 //! nightly toolchain, so nothing but Rust is needed for the BSDs: ring's
-//! C code compiles with the host's gcc. The Apple targets need more: ring's
+//! C code compiles with the host's gcc (named explicitly for NetBSD, where
+//! cc-rs would look for a cross compiler). The Apple targets need more: ring's
 //! build script passes `-arch` and `-mmacosx-version-min`, which only
 //! clang takes, and cc-rs wants an SDK. Clang with `-ffreestanding` and
 //! ring's `RING_CORE_NOSTDLIBINC` needs no system headers but
@@ -100,6 +101,13 @@ pub(crate) fn xcheck(args: &[String]) -> Result<()> {
                 .env("CARGO_TARGET_DIR", &target_dir);
             if let (true, Some(sdk)) = (target.contains("apple"), sdk.as_deref()) {
                 apple_env(&mut cmd, target, sdk);
+            }
+            if target.contains("netbsd") {
+                // cc-rs looks for a `x86_64--netbsd-gcc` cross compiler; the
+                // host's compiles ring's C well enough to check against.
+                let var = target.replace('-', "_");
+                cmd.env(format!("CC_{var}"), "cc")
+                    .env(format!("AR_{var}"), "ar");
             }
             run(&mut cmd)?;
         }

@@ -55,8 +55,15 @@ pub trait Kernel: Clone + Send + Sync + 'static {
     /// macOS, which gives it only to the parent).
     const EXIT_STATUS: bool;
 
-    /// The process fields this kernel can supply.
-    fn process_fields(&self) -> FieldSet;
+    /// The process fields this kernel can supply: by default all but the
+    /// I/O counters, since the BSDs keep block operations
+    /// (`ru_inblock`), not the read and write calls and bytes the API
+    /// means.
+    fn process_fields(&self) -> FieldSet {
+        let mut fields = FieldSet::all();
+        fields.remove(Field::IoCounters);
+        fields
+    }
     /// The OS's name and version, such as "FreeBSD 14.1-RELEASE".
     fn os_release(&self) -> Result<String, Error>;
     /// Boot time in seconds since the epoch.
@@ -262,6 +269,86 @@ pub(super) fn io_error(what: impl Into<String>, source: io::Error) -> Error {
         path: PathBuf::from(what.into()),
         source,
     }
+}
+
+// === Reading sysctls ===
+
+/// `pid` as a sysctl name component; a pid beyond `int` is no process.
+pub(super) fn pid_arg(pid: u32) -> io::Result<libc::c_int> {
+    libc::c_int::try_from(pid).map_err(|_| io::Error::from_raw_os_error(libc::ESRCH))
+}
+
+/// The value of the sysctl `mib`, in a buffer of its own.
+pub(super) fn sysctl_vec(mib: &[libc::c_int]) -> io::Result<Vec<u8>> {
+    let mut buf = Vec::new();
+    bsd_sys::sysctl(mib, &mut buf)?;
+    Ok(buf)
+}
+
+/// The process table `fetched` (from `what`), decoded: the BSDs return
+/// one as a sysctl (macOS's libproc answers pid by pid).
+#[cfg(not(target_os = "macos"))]
+pub(super) fn table(
+    what: &str,
+    fetched: io::Result<Vec<u8>>,
+    decode: impl FnOnce(&[u8]) -> Result<Vec<Kinfo>, ParseError>,
+) -> Result<Vec<Kinfo>, Error> {
+    let buf = fetched.map_err(|e| io_error(what, e))?;
+    decode(&buf).map_err(parse_error(what))
+}
+
+/// Process `pid` from a table of it `fetched` (from `what`), decoded;
+/// `None` when the kernel says there is no such process.
+#[cfg(not(target_os = "macos"))]
+pub(super) fn single(
+    pid: u32,
+    what: &str,
+    fetched: io::Result<Vec<u8>>,
+    decode: impl FnOnce(&[u8]) -> Result<Vec<Kinfo>, ParseError>,
+) -> Result<Option<Kinfo>, Error> {
+    match fetched {
+        Err(e) if e.raw_os_error() == Some(libc::ESRCH) => Ok(None),
+        fetched => Ok(table(what, fetched, decode)?.pop().filter(|k| k.pid == pid)),
+    }
+}
+
+/// A table of `elem`-byte records from `KERN_PROC` (OpenBSD) or
+/// `KERN_PROC2` (NetBSD), `node`, selected by `op` and `arg`.
+#[cfg(any(target_os = "openbsd", target_os = "netbsd"))]
+pub(super) fn proc_records(
+    node: libc::c_int,
+    op: libc::c_int,
+    arg: libc::c_int,
+    elem: usize,
+) -> io::Result<Vec<u8>> {
+    let mut buf = Vec::new();
+    bsd_sys::sysctl_table(&[libc::CTL_KERN, node, op, arg], elem, &mut buf)?;
+    Ok(buf)
+}
+
+/// The descriptors `pid` holds, from the `KERN_FILE` (OpenBSD) or
+/// `KERN_FILE2` (NetBSD) table `node` of its files: `size`-byte records
+/// with the descriptor number at `fd`.
+#[cfg(any(target_os = "openbsd", target_os = "netbsd"))]
+pub(super) fn count_fds(node: libc::c_int, pid: u32, size: usize, fd: usize) -> io::Result<u32> {
+    let mib = [libc::CTL_KERN, node, libc::KERN_FILE_BYPID, pid_arg(pid)?];
+    let mut buf = Vec::new();
+    bsd_sys::sysctl_table(&mib, size, &mut buf)?;
+    super::decode::netbsdlike::count_fds("kinfo_file", &buf, size, fd).map_err(io::Error::other)
+}
+
+/// A number sysctl `mib` of whatever width (`what` names it).
+#[cfg(any(target_os = "openbsd", target_os = "netbsd"))]
+pub(super) fn sysctl_u64(mib: &[libc::c_int], what: &'static str) -> Result<u64, Error> {
+    let buf = sysctl_vec(mib).map_err(|e| io_error(what, e))?;
+    super::decode::unsigned(what, &buf).map_err(parse_error(what))
+}
+
+/// The boot time from the sysctl `mib` (`KERN_BOOTTIME`).
+#[cfg(any(target_os = "openbsd", target_os = "netbsd"))]
+pub(super) fn sysctl_boot_time(mib: &[libc::c_int]) -> Result<f64, Error> {
+    let what = "sysctl kern.boottime";
+    timeval(what, &sysctl_vec(mib).map_err(|e| io_error(what, e))?)
 }
 
 /// Seconds since the epoch from a `struct timeval` the kernel returned
@@ -603,3 +690,38 @@ pub(super) fn named_bytes(name: &'static str) -> Result<Vec<u8>, Error> {
         ))),
     }
 }
+
+// === Layout checks ===
+
+/// Compile-time checks that `$layout`'s counter offsets are those of the
+/// `libc` crate's `$ty` (a `struct if_data` or `if_data64`; the crate has
+/// none for NetBSD).
+#[cfg(not(target_os = "netbsd"))]
+macro_rules! assert_if_counters {
+    ($ty:ty, $layout:expr) => {
+        assert!(std::mem::size_of::<$ty>() == $layout.size);
+        assert!(std::mem::offset_of!($ty, ifi_mtu) == $layout.mtu.0);
+        assert!(std::mem::offset_of!($ty, ifi_baudrate) == $layout.counters[0]);
+        assert!(std::mem::offset_of!($ty, ifi_ipackets) == $layout.counters[1]);
+        assert!(std::mem::offset_of!($ty, ifi_ierrors) == $layout.counters[2]);
+        assert!(std::mem::offset_of!($ty, ifi_opackets) == $layout.counters[3]);
+        assert!(std::mem::offset_of!($ty, ifi_oerrors) == $layout.counters[4]);
+        assert!(std::mem::offset_of!($ty, ifi_ibytes) == $layout.counters[5]);
+        assert!(std::mem::offset_of!($ty, ifi_obytes) == $layout.counters[6]);
+        assert!(std::mem::offset_of!($ty, ifi_iqdrops) == $layout.counters[7]);
+    };
+}
+#[cfg(not(target_os = "netbsd"))]
+pub(super) use assert_if_counters;
+
+/// Compile-time checks that the `EVFILT_PROC` notes the event source uses
+/// are the `libc` crate's.
+macro_rules! assert_notes {
+    () => {
+        assert!($crate::backend::decode::kevent::NOTE_EXIT == libc::NOTE_EXIT);
+        assert!($crate::backend::decode::kevent::NOTE_FORK == libc::NOTE_FORK);
+        assert!($crate::backend::decode::kevent::NOTE_EXEC == libc::NOTE_EXEC);
+        assert!($crate::backend::decode::kevent::NOTE_CHILD == libc::NOTE_CHILD);
+    };
+}
+pub(super) use assert_notes;

@@ -17,9 +17,19 @@ pub mod parse;
 mod passwd;
 pub mod poll;
 
-#[cfg(any(target_os = "freebsd", target_os = "macos"))]
+#[cfg(any(
+    target_os = "freebsd",
+    target_os = "openbsd",
+    target_os = "netbsd",
+    target_os = "macos"
+))]
 mod bsd;
-#[cfg(any(target_os = "freebsd", target_os = "macos"))]
+#[cfg(any(
+    target_os = "freebsd",
+    target_os = "openbsd",
+    target_os = "netbsd",
+    target_os = "macos"
+))]
 mod bsd_sys;
 #[cfg(target_os = "freebsd")]
 pub mod freebsd;
@@ -27,7 +37,17 @@ pub mod freebsd;
 pub mod linux;
 #[cfg(target_os = "macos")]
 pub mod macos;
-#[cfg(not(any(target_os = "linux", target_os = "freebsd", target_os = "macos")))]
+#[cfg(target_os = "netbsd")]
+pub mod netbsd;
+#[cfg(target_os = "openbsd")]
+pub mod openbsd;
+#[cfg(not(any(
+    target_os = "linux",
+    target_os = "freebsd",
+    target_os = "openbsd",
+    target_os = "netbsd",
+    target_os = "macos"
+)))]
 pub mod unsupported;
 
 pub use filter::Filter;
@@ -40,21 +60,24 @@ pub fn native(procfs: PathBuf, sysfs: PathBuf) -> Result<Box<dyn Backend>, Error
 }
 
 /// The backend for the OS this agent was built for.
-#[cfg(target_os = "freebsd")]
+#[cfg(not(target_os = "linux"))]
 pub fn native(_procfs: PathBuf, _sysfs: PathBuf) -> Result<Box<dyn Backend>, Error> {
-    Ok(Box::new(freebsd::backend()?))
-}
-
-/// The backend for the OS this agent was built for.
-#[cfg(target_os = "macos")]
-pub fn native(_procfs: PathBuf, _sysfs: PathBuf) -> Result<Box<dyn Backend>, Error> {
-    Ok(Box::new(macos::backend()?))
-}
-
-/// The backend for the OS this agent was built for.
-#[cfg(not(any(target_os = "linux", target_os = "freebsd", target_os = "macos")))]
-pub fn native(_procfs: PathBuf, _sysfs: PathBuf) -> Result<Box<dyn Backend>, Error> {
-    Ok(Box::new(unsupported::Unsupported))
+    #[cfg(target_os = "freebsd")]
+    let backend = freebsd::backend()?;
+    #[cfg(target_os = "openbsd")]
+    let backend = openbsd::backend()?;
+    #[cfg(target_os = "netbsd")]
+    let backend = netbsd::backend()?;
+    #[cfg(target_os = "macos")]
+    let backend = macos::backend()?;
+    #[cfg(not(any(
+        target_os = "freebsd",
+        target_os = "openbsd",
+        target_os = "netbsd",
+        target_os = "macos"
+    )))]
+    let backend = unsupported::Unsupported;
+    Ok(Box::new(backend))
 }
 
 /// One OS family's view of processes and network interfaces.

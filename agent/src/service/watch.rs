@@ -94,10 +94,12 @@ impl Hub {
         }
     }
 
-    /// "netlink" or "poll", for GetHost and the start-up log.
+    /// "netlink" (Linux) or "kqueue" (the BSDs, macOS) or "poll", for
+    /// GetHost and the start-up log.
     pub fn mode_name(&self) -> &'static str {
         match self.mode {
-            backend::WatchMode::Kernel => "netlink",
+            backend::WatchMode::Kernel if cfg!(target_os = "linux") => "netlink",
+            backend::WatchMode::Kernel => "kqueue",
             backend::WatchMode::Poll => "poll",
             backend::WatchMode::Auto => "unavailable",
         }

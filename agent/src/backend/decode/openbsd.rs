@@ -94,8 +94,8 @@ pub fn count_threads(buf: &[u8]) -> Result<u32, ParseError> {
 }
 
 /// `struct kinfo_file` (`KERN_FILE_BYPID`): its size and `fd_fd`.
-pub const KINFO_FILE_SIZE: usize = 624;
-pub const KINFO_FILE_FD: usize = 532;
+pub const KINFO_FILE_SIZE: usize = 632;
+pub const KINFO_FILE_FD: usize = 380;
 
 /// Decodes what `KERN_PROC_ARGS` with `KERN_PROC_ARGV` or `KERN_PROC_ENV`
 /// returns: a NULL-terminated array of pointers, then the strings they

@@ -6,12 +6,15 @@ use std::mem::{offset_of, size_of};
 
 use libc::{if_data, ifmediareq, kinfo_file, kinfo_proc, rusage};
 
-use crate::backend::decode::{
-    freebsd::{
-        IF_DATA, KF_FD_TYPE_CWD, P_SYSTEM, kinfo_file as kf, kinfo_proc as kp, rusage as ru,
+use crate::backend::{
+    bsd::{assert_if_counters, assert_notes},
+    decode::{
+        freebsd::{
+            IF_DATA, KF_FD_TYPE_CWD, P_SYSTEM, kinfo_file as kf, kinfo_proc as kp, rusage as ru,
+        },
+        kevent,
+        media::IFMEDIAREQ_LEN,
     },
-    kevent,
-    media::IFMEDIAREQ_LEN,
 };
 
 const _: () = {
@@ -51,24 +54,12 @@ const _: () = {
     assert!(offset_of!(kinfo_file, kf_path) == kf::PATH);
     assert!(KF_FD_TYPE_CWD == libc::KF_FD_TYPE_CWD);
 
-    assert!(size_of::<if_data>() == IF_DATA.size);
+    assert_if_counters!(if_data, IF_DATA);
     assert!(matches!(IF_DATA.link_state, Some(o) if o == offset_of!(if_data, ifi_link_state)));
-    assert!(offset_of!(if_data, ifi_mtu) == IF_DATA.mtu.0);
-    assert!(offset_of!(if_data, ifi_baudrate) == IF_DATA.counters[0]);
-    assert!(offset_of!(if_data, ifi_ipackets) == IF_DATA.counters[1]);
-    assert!(offset_of!(if_data, ifi_ierrors) == IF_DATA.counters[2]);
-    assert!(offset_of!(if_data, ifi_opackets) == IF_DATA.counters[3]);
-    assert!(offset_of!(if_data, ifi_oerrors) == IF_DATA.counters[4]);
-    assert!(offset_of!(if_data, ifi_ibytes) == IF_DATA.counters[5]);
-    assert!(offset_of!(if_data, ifi_obytes) == IF_DATA.counters[6]);
-    assert!(offset_of!(if_data, ifi_iqdrops) == IF_DATA.counters[7]);
     assert!(matches!(IF_DATA.oqdrops, Some(o) if o == offset_of!(if_data, ifi_oqdrops)));
 
     assert!(size_of::<ifmediareq>() == IFMEDIAREQ_LEN);
     assert!(P_SYSTEM == libc::P_SYSTEM as i64);
-    assert!(kevent::NOTE_EXIT == libc::NOTE_EXIT);
-    assert!(kevent::NOTE_FORK == libc::NOTE_FORK);
-    assert!(kevent::NOTE_EXEC == libc::NOTE_EXEC);
+    assert_notes!();
     assert!(kevent::NOTE_TRACK == libc::NOTE_TRACK);
-    assert!(kevent::NOTE_CHILD == libc::NOTE_CHILD);
 };

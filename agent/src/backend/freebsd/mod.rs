@@ -11,9 +11,8 @@ use std::io;
 use libc::c_int;
 
 use super::{
-    Error, Field, FieldSet,
-    bsd::{self, Bsd, Kernel, parse_error},
-    bsd_sys,
+    Error, FieldSet,
+    bsd::{self, Bsd, Kernel},
     decode::{
         IfDataLayout, IfFlags, Kinfo,
         freebsd::{self as layout, Files},
@@ -43,12 +42,9 @@ pub struct Sysctl {
 }
 
 impl Sysctl {
-    /// `kern.proc.<op>.<pid>` into a fresh buffer.
+    /// `kern.proc.<op>.<pid>`.
     fn per_process(&self, op: c_int, pid: u32) -> io::Result<Vec<u8>> {
-        let pid = c_int::try_from(pid).map_err(|_| io::Error::from_raw_os_error(libc::ESRCH))?;
-        let mut buf = Vec::new();
-        bsd_sys::sysctl(&[libc::CTL_KERN, libc::KERN_PROC, op, pid], &mut buf)?;
-        Ok(buf)
+        bsd::sysctl_vec(&[libc::CTL_KERN, libc::KERN_PROC, op, bsd::pid_arg(pid)?])
     }
 
     fn files(&self, op: c_int, pid: u32) -> io::Result<Files> {
@@ -66,12 +62,6 @@ impl Kernel for Sysctl {
     const TRACK: bool = true;
     const EXIT_STATUS: bool = true;
 
-    fn process_fields(&self) -> FieldSet {
-        let mut fields = FieldSet::all();
-        fields.remove(Field::IoCounters);
-        fields
-    }
-
     fn os_release(&self) -> Result<String, Error> {
         Ok(format!("FreeBSD {}", bsd::named_string("kern.osrelease")?))
     }
@@ -85,21 +75,20 @@ impl Kernel for Sysctl {
     }
 
     fn processes(&self, _fields: FieldSet) -> Result<Vec<Kinfo>, Error> {
-        let mib = [libc::CTL_KERN, libc::KERN_PROC, libc::KERN_PROC_PROC];
-        let mut buf = Vec::new();
-        bsd_sys::sysctl(&mib, &mut buf).map_err(|e| bsd::io_error("sysctl kern.proc.proc", e))?;
-        layout::proc_table(&buf, self.page_size).map_err(parse_error("sysctl kern.proc.proc"))
+        bsd::table(
+            "sysctl kern.proc.proc",
+            bsd::sysctl_vec(&[libc::CTL_KERN, libc::KERN_PROC, libc::KERN_PROC_PROC]),
+            |buf| layout::proc_table(buf, self.page_size),
+        )
     }
 
     fn process(&self, pid: u32, _fields: FieldSet) -> Result<Option<Kinfo>, Error> {
-        let what = || format!("sysctl kern.proc.pid.{pid}");
-        let buf = match self.per_process(libc::KERN_PROC_PID, pid) {
-            Ok(buf) => buf,
-            Err(e) if e.raw_os_error() == Some(libc::ESRCH) => return Ok(None),
-            Err(e) => return Err(bsd::io_error(what(), e)),
-        };
-        let mut all = layout::proc_table(&buf, self.page_size).map_err(parse_error(what()))?;
-        Ok(all.pop().filter(|k| k.pid == pid))
+        bsd::single(
+            pid,
+            &format!("sysctl kern.proc.pid.{pid}"),
+            self.per_process(libc::KERN_PROC_PID, pid),
+            |buf| layout::proc_table(buf, self.page_size),
+        )
     }
 
     /// `kern.proc.pathname`; "" where the kernel knows no path (kernel

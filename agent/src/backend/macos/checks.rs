@@ -9,9 +9,9 @@ use libc::{
     proc_vnodepathinfo, timeval, vnode_info_path,
 };
 
-use crate::backend::decode::{
-    kevent,
-    macos::{
+use crate::backend::{
+    bsd::{assert_if_counters, assert_notes},
+    decode::macos::{
         FDINFO_SIZE, IF_DATA64, RTM_IFINFO2, TASKALLINFO_SIZE, bsdinfo as b, if_msghdr2 as m,
         taskinfo as t, vnodepathinfo as v,
     },
@@ -54,16 +54,7 @@ const _: () = {
     assert!(offset_of!(timeval, tv_usec) == 8);
     assert!(size_of::<libc::suseconds_t>() == 4);
 
-    assert!(size_of::<if_data64>() == IF_DATA64.size);
-    assert!(offset_of!(if_data64, ifi_mtu) == IF_DATA64.mtu.0);
-    assert!(offset_of!(if_data64, ifi_baudrate) == IF_DATA64.counters[0]);
-    assert!(offset_of!(if_data64, ifi_ipackets) == IF_DATA64.counters[1]);
-    assert!(offset_of!(if_data64, ifi_ierrors) == IF_DATA64.counters[2]);
-    assert!(offset_of!(if_data64, ifi_opackets) == IF_DATA64.counters[3]);
-    assert!(offset_of!(if_data64, ifi_oerrors) == IF_DATA64.counters[4]);
-    assert!(offset_of!(if_data64, ifi_ibytes) == IF_DATA64.counters[5]);
-    assert!(offset_of!(if_data64, ifi_obytes) == IF_DATA64.counters[6]);
-    assert!(offset_of!(if_data64, ifi_iqdrops) == IF_DATA64.counters[7]);
+    assert_if_counters!(if_data64, IF_DATA64);
     assert!(size_of::<if_msghdr2>() == m::SIZE);
     assert!(offset_of!(if_msghdr2, ifm_msglen) == m::MSGLEN);
     assert!(offset_of!(if_msghdr2, ifm_type) == m::TYPE);
@@ -72,8 +63,5 @@ const _: () = {
     assert!(offset_of!(libc::sockaddr_dl, sdl_data) == m::SDL_DATA);
     assert!(RTM_IFINFO2 as libc::c_int == libc::RTM_IFINFO2);
 
-    assert!(kevent::NOTE_EXIT == libc::NOTE_EXIT);
-    assert!(kevent::NOTE_FORK == libc::NOTE_FORK);
-    assert!(kevent::NOTE_EXEC == libc::NOTE_EXEC);
-    assert!(kevent::NOTE_CHILD == libc::NOTE_CHILD);
+    assert_notes!();
 };

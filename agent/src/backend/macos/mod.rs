@@ -13,8 +13,6 @@
 
 use std::{collections::HashMap, io};
 
-use libc::c_int;
-
 use super::{
     Error, ErrorKind, Field, FieldSet,
     bsd::{self, Bsd, Kernel, parse_error},
@@ -93,10 +91,8 @@ impl Libproc {
     /// processes the caller may not read (and for zombies), which is
     /// reported as EPERM.
     fn procargs(&self, pid: u32) -> io::Result<layout::ProcArgs> {
-        let pid = c_int::try_from(pid).map_err(|_| io::Error::from_raw_os_error(libc::ESRCH))?;
-        let mut buf = Vec::new();
-        match bsd_sys::sysctl(&[libc::CTL_KERN, libc::KERN_PROCARGS2, pid], &mut buf) {
-            Ok(()) => layout::procargs2(&buf).map_err(io::Error::other),
+        match bsd::sysctl_vec(&[libc::CTL_KERN, libc::KERN_PROCARGS2, bsd::pid_arg(pid)?]) {
+            Ok(buf) => layout::procargs2(&buf).map_err(io::Error::other),
             Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
                 Err(io::Error::from_raw_os_error(libc::EPERM))
             }
@@ -194,8 +190,7 @@ impl Kernel for Libproc {
     /// 32-bit ones on macOS, which wrap after 4 GiB).
     fn counters(&self) -> Result<HashMap<String, IfData>, Error> {
         let mib = [libc::CTL_NET, libc::PF_ROUTE, 0, 0, libc::NET_RT_IFLIST2, 0];
-        let mut buf = Vec::new();
-        bsd_sys::sysctl(&mib, &mut buf).map_err(|e| bsd::io_error("sysctl NET_RT_IFLIST2", e))?;
+        let buf = bsd::sysctl_vec(&mib).map_err(|e| bsd::io_error("sysctl NET_RT_IFLIST2", e))?;
         Ok(layout::iflist2(&buf)
             .map_err(parse_error("sysctl NET_RT_IFLIST2"))?
             .into_iter()
