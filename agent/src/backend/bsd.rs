@@ -194,6 +194,7 @@ impl<K: Kernel> Bsd<K> {
         let kind = match classify(&err) {
             Errno::Gone => return Ok(Flow::Vanished),
             Errno::Denied => ErrorKind::AccessDenied,
+            Errno::Replaced => ErrorKind::NoSuchProcess,
             Errno::Unsupported => ErrorKind::Unsupported,
             Errno::Other => {
                 return Err(io_error(
@@ -242,6 +243,9 @@ enum Errno {
     Gone,
     /// EPERM, EACCES: the agent may not read it.
     Denied,
+    /// EBUSY: the process is replacing its image (OpenBSD refuses to read
+    /// arguments during exec); what was asked of the old image is gone.
+    Replaced,
     /// The kernel does not offer this (EINVAL, ENOTSUP, EOPNOTSUPP,
     /// ENOSYS, ENOENT from a sysctl node the kernel lacks).
     Unsupported,
@@ -252,6 +256,7 @@ fn classify(err: &io::Error) -> Errno {
     match err.raw_os_error() {
         Some(libc::ESRCH) => Errno::Gone,
         Some(libc::EPERM | libc::EACCES) => Errno::Denied,
+        Some(libc::EBUSY) => Errno::Replaced,
         Some(libc::EINVAL | libc::ENOTSUP | libc::ENOSYS | libc::ENOENT) => Errno::Unsupported,
         _ => Errno::Other,
     }
