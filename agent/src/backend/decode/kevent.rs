@@ -14,12 +14,19 @@ use std::collections::HashSet;
 use super::wait_status;
 use crate::backend::RawEvent;
 
-/// `NOTE_*` bits of `EVFILT_PROC`, alike on every BSD and macOS.
+// `NOTE_*` bits of `EVFILT_PROC`, alike on every BSD and macOS.
+
+/// The process exited.
 pub const NOTE_EXIT: u32 = 0x8000_0000;
+/// The process forked.
 pub const NOTE_FORK: u32 = 0x4000_0000;
+/// The process exec'd.
 pub const NOTE_EXEC: u32 = 0x2000_0000;
+/// Follow the process's children (asked for, never reported).
 pub const NOTE_TRACK: u32 = 0x0000_0001;
+/// Following a child failed: the poll finds it instead.
 pub const NOTE_TRACKERR: u32 = 0x0000_0002;
+/// The event is about a tracked child; `data` is its parent.
 pub const NOTE_CHILD: u32 = 0x0000_0004;
 
 /// One `EVFILT_PROC` event as the kernel returned it.

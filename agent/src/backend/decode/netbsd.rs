@@ -93,8 +93,10 @@ pub fn proc_table(buf: &[u8], page_size: u64) -> Result<Vec<Kinfo>, ParseError> 
     Ok(all)
 }
 
-/// `struct kinfo_file` of `KERN_FILE2`: its size and `ki_fd`.
+/// `struct kinfo_file` of `KERN_FILE2`: its size, and the offset of
+/// `ki_fd`.
 pub const KINFO_FILE_SIZE: usize = 120;
+/// See [`KINFO_FILE_SIZE`].
 pub const KINFO_FILE_FD: usize = 108;
 
 /// `struct if_data` (`net/if.h`, 136 bytes): an `int` link state and

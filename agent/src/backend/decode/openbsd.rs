@@ -93,8 +93,10 @@ pub fn count_threads(buf: &[u8]) -> Result<u32, ParseError> {
     Ok(count)
 }
 
-/// `struct kinfo_file` (`KERN_FILE_BYPID`): its size and `fd_fd`.
+/// `struct kinfo_file` (`KERN_FILE_BYPID`): its size, and the offset of
+/// `fd_fd`.
 pub const KINFO_FILE_SIZE: usize = 632;
+/// See [`KINFO_FILE_SIZE`].
 pub const KINFO_FILE_FD: usize = 380;
 
 /// Decodes what `KERN_PROC_ARGS` with `KERN_PROC_ARGV` or `KERN_PROC_ENV`
