@@ -63,9 +63,8 @@ pub(super) fn open(
 /// machine this was written on), and it would not follow a step of the
 /// wall clock or a suspend. Both clocks are read back to back, which is
 /// good to a few microseconds.
-fn monotonic_to_epoch() -> Result<f64, Error> {
-    let monotonic = sys::monotonic_now().map_err(|e| io_error("clock_gettime(2)", e))?;
-    Ok(epoch_now() - monotonic.as_secs_f64())
+fn monotonic_to_epoch() -> f64 {
+    epoch_now() - sys::monotonic_now().as_secs_f64()
 }
 
 /// Seconds since the Unix epoch.
@@ -124,7 +123,7 @@ impl Connector {
     /// with `TimedOut`.
     fn open() -> Result<Connector, Error> {
         let fail = |source| io_error(CONNECTOR, source);
-        let socket = sys::netlink_socket(libc::NETLINK_CONNECTOR, CN_IDX_PROC).map_err(fail)?;
+        let socket = sys::netlink_socket(sys::NETLINK_CONNECTOR, CN_IDX_PROC).map_err(fail)?;
         match sys::set_receive_buffer(socket.as_fd(), RECEIVE_BUFFER_BYTES) {
             Ok(granted) => tracing::debug!(granted, "process connector receive buffer"),
             Err(error) => tracing::warn!(%error, "cannot size the process connector's buffer"),
@@ -138,7 +137,7 @@ impl Connector {
         // The kernel multicasts its answer to every subscriber, with the
         // request's `ack` plus one: make it a number unlikely to be
         // another subscriber's.
-        let nonce = std::process::id() ^ sys::monotonic_now().map_or(0, |t| t.subsec_nanos());
+        let nonce = std::process::id() ^ sys::monotonic_now().subsec_nanos();
         let request = mcast_message(McastOp::Listen, 0, nonce);
         sys::netlink_send(connector.socket.as_fd(), &request).map_err(fail)?;
         let answer = connector.await_ack(nonce.wrapping_add(1))?;
@@ -187,7 +186,7 @@ impl Connector {
     fn read_available(&mut self, out: &mut Vec<RawEvent>) -> Result<Vec<Ack>, Error> {
         // Measured per batch rather than once, so a step of the wall
         // clock shows in the next events' times.
-        let offset = monotonic_to_epoch()?;
+        let offset = monotonic_to_epoch();
         let mut acks = Vec::new();
         let mut overruns = 0;
         for _ in 0..MAX_DATAGRAMS_PER_NEXT {
@@ -195,7 +194,7 @@ impl Connector {
                 Ok(received) => received,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => {
+                Err(e) if sys::is_overrun(&e) => {
                     overruns += 1;
                     continue;
                 }
@@ -203,8 +202,8 @@ impl Connector {
             };
             // Any local process may send to the agent's port: only the
             // kernel's word counts.
-            if received.sender != 0 {
-                tracing::debug!(sender = received.sender, "ignoring a forged process event");
+            if received.sender != Some(0) {
+                tracing::debug!(sender = ?received.sender, "ignoring a forged process event");
                 continue;
             }
             let Some(datagram) = self.buf.get(..received.len) else {
