@@ -107,7 +107,9 @@ impl Default for Pki {
 
 /// A real agent serving this host's /proc on 127.0.0.1, stopped on drop.
 pub struct TestAgent {
+    /// Where it listens: 127.0.0.1 and a port of its own.
     pub addr: SocketAddr,
+    /// Its PKI, with the certificates of its clients.
     pub pki: Arc<Pki>,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<Result<(), hostscope_agent::server::Error>>>,
@@ -265,6 +267,7 @@ impl Drop for TestAgent {
 /// A real zombie: a forked child that has exited and that this process has
 /// not yet waited for. Reaped on drop.
 pub struct Zombie {
+    /// The zombie's pid.
     pub pid: u32,
 }
 
