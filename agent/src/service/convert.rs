@@ -1,10 +1,16 @@
-//! Backend values to and from `hostscope.v1` messages.
+//! Backend values to and from `hostscope.v1` messages: every message the
+//! service sends is built here, and every request value it reads is checked
+//! here.
+//!
+//! A value the agent does not know is absent on the wire, never a zero that
+//! looks like data.
 
 use hostscope_proto as pb;
 use hostscope_proto::EnumName;
 
+use super::ServiceError;
 use crate::backend::{
-    AddressFamily, Duplex, ErrorKind, Field, FieldSet, HostInfo, NetField, NetInterface,
+    AddressFamily, Duplex, ErrorKind, Field, FieldSet, Filter, HostInfo, NetField, NetInterface,
     ProcessInfo, Status,
 };
 
@@ -182,6 +188,45 @@ pub fn process_to_pb(p: ProcessInfo, fields: FieldSet) -> pb::Process {
     }
 }
 
+/// A pid from the request's `field`: any but 0, which names no process
+/// (kill(2) and friends read it as "my process group").
+pub fn pid_from_pb(field: &'static str, pid: u32) -> Result<u32, ServiceError> {
+    if pid == 0 {
+        return Err(ServiceError::invalid(
+            field,
+            "pid must be a positive process id; 0 is not a process",
+        ));
+    }
+    Ok(pid)
+}
+
+/// The backend filter for a request's filter: the one place where name
+/// globs, pids and statuses from the wire are checked.
+pub fn filter_from_pb(filter: pb::ProcessFilter) -> Result<Filter, ServiceError> {
+    let name = match filter.name.as_str() {
+        "" => None,
+        glob => Some(glob::Pattern::new(glob).map_err(|e| {
+            ServiceError::invalid("filter.name", format!("bad name glob {glob:?}: {e}"))
+        })?),
+    };
+    for &pid in &filter.pids {
+        pid_from_pb("filter.pids", pid)?;
+    }
+    let statuses = filter
+        .statuses
+        .iter()
+        .map(|s| status_from_pb(*s))
+        .collect::<Result<_, _>>()
+        .map_err(|e| ServiceError::invalid("filter.statuses", e))?;
+    Ok(Filter {
+        pids: filter.pids,
+        ppid: filter.ppid,
+        name,
+        username: Some(filter.username).filter(|u| !u.is_empty()),
+        statuses,
+    })
+}
+
 pub fn host_to_pb(host: HostInfo) -> pb::Host {
     pb::Host {
         hostname: host.hostname,
@@ -299,5 +344,63 @@ mod tests {
         assert_eq!(msg.name.as_deref(), Some("sh"));
         assert_eq!(msg.ppid, None);
         assert!(msg.field_errors.is_empty());
+    }
+
+    #[test]
+    fn bad_filters_are_invalid_arguments_naming_the_field() {
+        let cases = [
+            (
+                pb::ProcessFilter {
+                    name: "[abc".into(),
+                    ..Default::default()
+                },
+                "filter.name",
+                "[abc",
+            ),
+            (
+                pb::ProcessFilter {
+                    statuses: vec![99],
+                    ..Default::default()
+                },
+                "filter.statuses",
+                "99",
+            ),
+            (
+                pb::ProcessFilter {
+                    pids: vec![7, 0],
+                    ..Default::default()
+                },
+                "filter.pids",
+                "0 is not a process",
+            ),
+        ];
+        for (filter, want_field, said) in cases {
+            match filter_from_pb(filter) {
+                Err(ServiceError::InvalidArgument { field, message }) => {
+                    assert_eq!(field, want_field);
+                    assert!(message.contains(said), "{message}");
+                }
+                other => panic!("{want_field}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn a_filter_from_the_wire_keeps_every_condition() {
+        let filter = filter_from_pb(pb::ProcessFilter {
+            pids: vec![42],
+            ppid: Some(1),
+            name: "nginx*".into(),
+            username: "1000".into(),
+            statuses: vec![pb::ProcessStatus::Zombie as i32],
+        })
+        .expect("a good filter");
+        assert_eq!(filter.pids, [42]);
+        assert_eq!(filter.ppid, Some(1));
+        assert!(filter.name.is_some_and(|g| g.matches("nginx: worker")));
+        assert_eq!(filter.username.as_deref(), Some("1000"));
+        assert_eq!(filter.statuses, [Status::Zombie]);
+        let empty = filter_from_pb(pb::ProcessFilter::default()).expect("empty filter");
+        assert!(empty.name.is_none() && empty.username.is_none());
     }
 }

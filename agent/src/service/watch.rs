@@ -24,7 +24,7 @@ use tonic::Status;
 use crate::{
     authz::Identity,
     backend::{self, Backend, EventSource, Field, FieldSet, RawEvent, Status as ProcStatus},
-    service::errors,
+    service::{self, ServiceError},
 };
 
 /// How watching is set up and bounded.
@@ -114,36 +114,28 @@ impl Hub {
         &self,
         client: &Identity,
         request: pb::WatchProcessesRequest,
-    ) -> Result<ReceiverStream<Result<pb::ProcessEvent, Status>>, Status> {
+    ) -> Result<ReceiverStream<Result<pb::ProcessEvent, Status>>, ServiceError> {
         let filter = WatchFilter::new(&request)?;
         let sample = match request.sample_interval {
             None => None,
             Some(s) if (0.1..=86_400.0).contains(&s) => Some(Duration::from_secs_f64(s)),
             Some(s) => {
-                return Err(errors::invalid_argument(format!(
-                    "sample_interval must be between 0.1 and 86400 seconds, not {s}"
-                )));
+                return Err(ServiceError::invalid(
+                    "sample_interval",
+                    format!("sample_interval must be between 0.1 and 86400 seconds, not {s}"),
+                ));
             }
         };
         if sample.is_some() {
-            let backend = Arc::clone(&self.backend);
             let pids = filter.pids.clone();
-            tokio::task::spawn_blocking(move || check_sampleable(backend.as_ref(), &pids))
-                .await
-                .map_err(|e| Status::internal(format!("sampling check failed: {e}")))??;
+            service::blocking(&self.backend, move |b| check_sampleable(b, &pids)).await?;
         }
         let slot = self.take_slot(client)?;
         let events = self.subscribe()?;
 
         // The descendants known now; forks seen later extend the set.
         let mut tree = match request.descendants_of {
-            Some(root) => {
-                let backend = Arc::clone(&self.backend);
-                tokio::task::spawn_blocking(move || descendants(backend.as_ref(), root))
-                    .await
-                    .map_err(|e| Status::internal(format!("reading the process tree: {e}")))?
-                    .map_err(errors::from_backend)?
-            }
+            Some(root) => service::blocking(&self.backend, move |b| descendants(b, root)).await?,
             None => Tree::default(),
         };
 
@@ -199,21 +191,21 @@ impl Hub {
     }
 
     /// Counts a watcher against the limits, released when dropped.
-    fn take_slot(&self, client: &Identity) -> Result<Slot, Status> {
+    fn take_slot(&self, client: &Identity) -> Result<Slot, ServiceError> {
         let who = client.display().to_owned();
         let mut watchers = lock(&self.watchers);
         let total: usize = watchers.values().sum();
         if total >= self.options.max_watchers {
-            return Err(Status::resource_exhausted(format!(
-                "the agent already serves {total} watchers, its limit; try again later"
-            )));
+            return Err(ServiceError::AgentWatchLimit {
+                limit: self.options.max_watchers,
+            });
         }
         let mine = watchers.entry(who.clone()).or_default();
         if *mine >= self.options.max_watchers_per_client {
-            return Err(Status::resource_exhausted(format!(
-                "client {who:?} already has {mine} watchers, the limit per client; \
-                 close one or ask for more with fewer, wider filters"
-            )));
+            return Err(ServiceError::ClientWatchLimit {
+                client: who,
+                limit: self.options.max_watchers_per_client,
+            });
         }
         *mine += 1;
         Ok(Slot {
@@ -224,15 +216,14 @@ impl Hub {
 
     /// A receiver of the collector's events, starting the collector when
     /// nobody watched.
-    fn subscribe(&self) -> Result<broadcast::Receiver<Event>, Status> {
+    fn subscribe(&self) -> Result<broadcast::Receiver<Event>, ServiceError> {
         let mut channel = lock(&self.channel);
         if let Some(tx) = channel.as_ref() {
             return Ok(tx.subscribe());
         }
         let source = self
             .backend
-            .events(self.options.mode, self.options.poll_interval)
-            .map_err(errors::from_backend)?;
+            .events(self.options.mode, self.options.poll_interval)?;
         let (tx, rx) = broadcast::channel(self.options.broadcast_capacity.max(16));
         *channel = Some(tx.clone());
         let collector = Collector {
@@ -244,7 +235,7 @@ impl Hub {
         std::thread::Builder::new()
             .name("hostscope-events".into())
             .spawn(move || collector.run())
-            .map_err(|e| Status::internal(format!("starting the event collector: {e}")))?;
+            .map_err(|e| ServiceError::internal("starting the event collector", e))?;
         Ok(rx)
     }
 }
@@ -523,34 +514,41 @@ struct WatchFilter {
 }
 
 impl WatchFilter {
-    fn new(request: &pb::WatchProcessesRequest) -> Result<WatchFilter, Status> {
+    fn new(request: &pb::WatchProcessesRequest) -> Result<WatchFilter, ServiceError> {
         let filter = request.filter.clone().unwrap_or_default();
         if filter.pids.contains(&0) {
-            return Err(errors::invalid_argument("pid 0 is not a process"));
+            return Err(ServiceError::invalid(
+                "filter.pids",
+                "pid 0 is not a process",
+            ));
         }
         if filter.ppid.is_some() || !filter.statuses.is_empty() {
-            return Err(errors::invalid_argument(
+            return Err(ServiceError::invalid(
+                "filter",
                 "a watch filters by pids, name, username and descendants_of; \
                  ppid and statuses do not apply to events",
             ));
         }
-        let name =
-            match filter.name.as_str() {
-                "" => None,
-                glob => Some(glob::Pattern::new(glob).map_err(|e| {
-                    errors::invalid_argument(format!("bad name glob {glob:?}: {e}"))
-                })?),
-            };
+        let name = match filter.name.as_str() {
+            "" => None,
+            glob => Some(glob::Pattern::new(glob).map_err(|e| {
+                ServiceError::invalid("filter.name", format!("bad name glob {glob:?}: {e}"))
+            })?),
+        };
         let mut kinds = Vec::new();
         for k in &request.kinds {
             match pb::ProcessEventKind::try_from(*k) {
                 Ok(pb::ProcessEventKind::Unspecified) | Err(_) => {
-                    return Err(errors::invalid_argument(format!(
-                        "unknown event kind {k}; valid kinds: started, exec, exited, zombie, sample, lagged"
-                    )));
+                    return Err(ServiceError::invalid(
+                        "kinds",
+                        format!(
+                            "unknown event kind {k}; valid kinds: started, exec, exited, zombie, sample, lagged"
+                        ),
+                    ));
                 }
                 Ok(pb::ProcessEventKind::Sample) if request.sample_interval.is_none() => {
-                    return Err(errors::invalid_argument(
+                    return Err(ServiceError::invalid(
+                        "kinds",
                         "SAMPLE events need a sample_interval",
                     ));
                 }
@@ -663,18 +661,18 @@ fn descendants(b: &dyn Backend, root: u32) -> Result<Tree, backend::Error> {
 }
 
 /// Fails the call for listed pids that cannot be sampled.
-fn check_sampleable(b: &dyn Backend, pids: &[u32]) -> Result<(), Status> {
+fn check_sampleable(b: &dyn Backend, pids: &[u32]) -> Result<(), backend::Error> {
     let fields: FieldSet = [Field::Status, Field::Ppid, Field::Name]
         .into_iter()
         .collect();
     for &pid in pids {
-        let p = b.process(pid, fields).map_err(errors::from_backend)?;
+        let p = b.process(pid, fields)?;
         if p.status == Some(ProcStatus::Zombie) {
-            return Err(errors::from_backend(backend::Error::ZombieProcess {
+            return Err(backend::Error::ZombieProcess {
                 pid,
                 ppid: p.ppid,
                 name: p.name,
-            }));
+            });
         }
     }
     Ok(())
