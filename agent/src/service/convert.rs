@@ -8,7 +8,10 @@
 use hostscope_proto as pb;
 use hostscope_proto::EnumName;
 
-use super::ServiceError;
+use super::{
+    ServiceError,
+    watch::{Event, EventKind, sampler::Rates},
+};
 use crate::backend::{
     AddressFamily, Duplex, ErrorKind, Field, FieldSet, Filter, HostInfo, NetField, NetInterface,
     ProcessInfo, Status,
@@ -225,6 +228,113 @@ pub fn filter_from_pb(filter: pb::ProcessFilter) -> Result<Filter, ServiceError>
         username: Some(filter.username).filter(|u| !u.is_empty()),
         statuses,
     })
+}
+
+/// One zombie child of `ppid`, read with at least its name and create_time.
+pub fn zombie_to_pb(p: ProcessInfo, ppid: u32) -> pb::Zombie {
+    pb::Zombie {
+        pid: p.pid,
+        name: p.name.unwrap_or_default(),
+        ppid,
+        // Linux does not record when a process became a zombie.
+        zombie_since: None,
+        create_time: p.create_time.unwrap_or_default(),
+    }
+}
+
+/// A parent (absent when it exited since the scan) and its zombie
+/// children, oldest first.
+pub fn zombie_parent_to_pb(
+    ppid: u32,
+    parent: Option<pb::Process>,
+    mut zombies: Vec<ProcessInfo>,
+) -> pb::ZombieParent {
+    zombies.sort_by(|a, b| {
+        let age = |p: &ProcessInfo| p.create_time.unwrap_or(f64::INFINITY);
+        age(a).total_cmp(&age(b))
+    });
+    pb::ZombieParent {
+        parent,
+        ppid,
+        zombies: zombies.into_iter().map(|z| zombie_to_pb(z, ppid)).collect(),
+        parent_is_init: ppid == 1,
+    }
+}
+
+/// The FindZombies answer: the parents holding most zombies first.
+pub fn zombies_to_pb(mut parents: Vec<pb::ZombieParent>) -> pb::FindZombiesResponse {
+    parents.sort_by(|a, b| {
+        b.zombies
+            .len()
+            .cmp(&a.zombies.len())
+            .then(a.ppid.cmp(&b.ppid))
+    });
+    let total = parents.iter().map(|p| p.zombies.len() as u32).sum();
+    pb::FindZombiesResponse { parents, total }
+}
+
+/// The wire kind of an event.
+pub fn event_kind_to_pb(kind: EventKind) -> pb::ProcessEventKind {
+    match kind {
+        EventKind::Started => pb::ProcessEventKind::Started,
+        EventKind::Exec => pb::ProcessEventKind::Exec,
+        EventKind::Exited { .. } => pb::ProcessEventKind::Exited,
+        EventKind::Zombie => pb::ProcessEventKind::Zombie,
+    }
+}
+
+/// The message for a collector event, with what is known of its process.
+pub fn event_to_pb(event: &Event) -> pb::ProcessEvent {
+    let p = &event.process;
+    let (exit_code, exit_signal) = match event.kind {
+        EventKind::Exited { code, signal } => (code, signal),
+        _ => (None, None),
+    };
+    pb::ProcessEvent {
+        kind: event_kind_to_pb(event.kind) as i32,
+        pid: p.pid,
+        time: event.time,
+        ppid: p.ppid,
+        name: p.name.clone(),
+        cmdline: p.cmdline.clone().unwrap_or_default(),
+        username: p.username.clone(),
+        create_time: p.create_time,
+        exit_code,
+        exit_signal,
+        sample: None,
+        dropped: 0,
+    }
+}
+
+/// A SAMPLE event at `time` for `p` over its last interval.
+pub fn sample_to_pb(p: &ProcessInfo, rates: &Rates, time: f64) -> pb::ProcessEvent {
+    pb::ProcessEvent {
+        kind: pb::ProcessEventKind::Sample as i32,
+        pid: p.pid,
+        time,
+        name: p.name.clone(),
+        username: p.username.clone(),
+        create_time: p.create_time,
+        sample: Some(pb::ProcessSample {
+            cpu_percent: rates.cpu_percent.unwrap_or_default(),
+            rss: p.memory_info.map_or(0, |m| m.rss),
+            num_threads: p.num_threads.unwrap_or_default(),
+            num_fds: p.num_fds.unwrap_or_default(),
+            read_bytes_per_sec: rates.read_bytes_per_sec.unwrap_or_default(),
+            write_bytes_per_sec: rates.write_bytes_per_sec.unwrap_or_default(),
+        }),
+        ..Default::default()
+    }
+}
+
+/// A LAGGED event at `time`: the watcher lost `dropped` events.
+pub fn lagged_to_pb(dropped: u64, time: f64) -> pb::ProcessEvent {
+    pb::ProcessEvent {
+        kind: pb::ProcessEventKind::Lagged as i32,
+        time,
+        dropped,
+        ..Default::default()
+    }
 }
 
 pub fn host_to_pb(host: HostInfo) -> pb::Host {

@@ -4,7 +4,7 @@
 //! `spawn_blocking`; listings stream batches through a small bounded
 //! channel, so a slow client slows the scan instead of growing memory.
 
-use std::{ops::ControlFlow, sync::Arc};
+use std::{collections::BTreeMap, ops::ControlFlow, sync::Arc};
 
 use hostscope_proto as pb;
 use prost::Message;
@@ -248,12 +248,7 @@ impl pb::host_inspector_server::HostInspector for Inspector {
                 }
                 batches.push(to_message(info, fields, &refused))
             };
-            let scanned = if filter.pids.is_empty() {
-                backend.for_each_process(read, &mut visit)
-            } else {
-                visit_pids(backend.as_ref(), &filter.pids, read, &mut visit)
-            };
-            match scanned {
+            match scan(backend.as_ref(), &filter.pids, read, &mut visit) {
                 Ok(()) => batches.finish(),
                 Err(e) => batches.fail(e.into()),
             }
@@ -350,17 +345,16 @@ fn find_zombies(b: &dyn Backend) -> Result<pb::FindZombiesResponse, backend::Err
     let scan: FieldSet = [Field::Ppid, Field::Name, Field::Status, Field::CreateTime]
         .into_iter()
         .collect();
-    let mut by_parent: std::collections::BTreeMap<u32, Vec<pb::Zombie>> = Default::default();
+    let mut by_parent: BTreeMap<u32, Vec<ProcessInfo>> = BTreeMap::new();
     b.for_each_process(scan, &mut |p| {
         if p.status == Some(backend::Status::Zombie) {
-            let ppid = p.ppid.unwrap_or(0);
-            by_parent.entry(ppid).or_default().push(pb::Zombie {
-                pid: p.pid,
-                name: p.name.unwrap_or_default(),
-                ppid,
-                zombie_since: None,
-                create_time: p.create_time.unwrap_or_default(),
-            });
+            // Backends read the parent from the same record as the state,
+            // so a zombie without one is a backend fault, not a zombie of
+            // pid 0.
+            match p.ppid {
+                Some(ppid) => by_parent.entry(ppid).or_default().push(p),
+                None => tracing::warn!(pid = p.pid, "a zombie without a parent pid: left out"),
+            }
         }
         ControlFlow::Continue(())
     })?;
@@ -376,40 +370,31 @@ fn find_zombies(b: &dyn Backend) -> Result<pb::FindZombiesResponse, backend::Err
     ]
     .into_iter()
     .collect();
-    let mut total = 0;
     let mut parents = Vec::with_capacity(by_parent.len());
-    for (ppid, mut zombies) in by_parent {
-        zombies.sort_by(|a, b| a.create_time.total_cmp(&b.create_time));
-        total += zombies.len() as u32;
+    for (ppid, zombies) in by_parent {
         let parent = match b.process(ppid, parent_fields) {
             Ok(p) => Some(convert::process_to_pb(p, parent_fields)),
             // It exited after the scan: its zombies are being reparented.
             Err(backend::Error::NoSuchProcess { .. }) => None,
             Err(e) => return Err(e),
         };
-        parents.push(pb::ZombieParent {
-            parent,
-            ppid,
-            zombies,
-            parent_is_init: ppid == 1,
-        });
+        parents.push(convert::zombie_parent_to_pb(ppid, parent, zombies));
     }
-    parents.sort_by(|a, b| {
-        b.zombies
-            .len()
-            .cmp(&a.zombies.len())
-            .then(a.ppid.cmp(&b.ppid))
-    });
-    Ok(pb::FindZombiesResponse { parents, total })
+    Ok(convert::zombies_to_pb(parents))
 }
 
-/// Visits the listed pids only, skipping those that do not exist.
-fn visit_pids(
+/// Visits every process, or only the listed `pids` when there are some,
+/// skipping those that do not exist: a pid list is a handful of reads, not
+/// a scan of the whole table.
+fn scan(
     backend: &dyn Backend,
     pids: &[u32],
     fields: FieldSet,
     visit: &mut dyn FnMut(ProcessInfo) -> ControlFlow<()>,
 ) -> Result<(), backend::Error> {
+    if pids.is_empty() {
+        return backend.for_each_process(fields, visit);
+    }
     for &pid in pids {
         match backend.process(pid, fields) {
             Ok(info) => {
