@@ -1,10 +1,19 @@
-//! Backend values to and from `hostscope.v1` messages.
+//! Backend values to and from `hostscope.v1` messages: every message the
+//! service sends is built here, and every request value it reads is checked
+//! here.
+//!
+//! A value the agent does not know is absent on the wire, never a zero that
+//! looks like data.
 
 use hostscope_proto as pb;
 use hostscope_proto::EnumName;
 
+use super::{
+    ServiceError,
+    watch::{Event, EventKind, sampler::Rates},
+};
 use crate::backend::{
-    AddressFamily, Duplex, ErrorKind, Field, FieldSet, HostInfo, NetField, NetInterface,
+    AddressFamily, Duplex, ErrorKind, Field, FieldSet, Filter, HostInfo, NetField, NetInterface,
     ProcessInfo, Status,
 };
 
@@ -182,6 +191,152 @@ pub fn process_to_pb(p: ProcessInfo, fields: FieldSet) -> pb::Process {
     }
 }
 
+/// A pid from the request's `field`: any but 0, which names no process
+/// (kill(2) and friends read it as "my process group").
+pub fn pid_from_pb(field: &'static str, pid: u32) -> Result<u32, ServiceError> {
+    if pid == 0 {
+        return Err(ServiceError::invalid(
+            field,
+            "pid must be a positive process id; 0 is not a process",
+        ));
+    }
+    Ok(pid)
+}
+
+/// The backend filter for a request's filter: the one place where name
+/// globs, pids and statuses from the wire are checked.
+pub fn filter_from_pb(filter: pb::ProcessFilter) -> Result<Filter, ServiceError> {
+    let name = match filter.name.as_str() {
+        "" => None,
+        glob => Some(glob::Pattern::new(glob).map_err(|e| {
+            ServiceError::invalid("filter.name", format!("bad name glob {glob:?}: {e}"))
+        })?),
+    };
+    for &pid in &filter.pids {
+        pid_from_pb("filter.pids", pid)?;
+    }
+    let statuses = filter
+        .statuses
+        .iter()
+        .map(|s| status_from_pb(*s))
+        .collect::<Result<_, _>>()
+        .map_err(|e| ServiceError::invalid("filter.statuses", e))?;
+    Ok(Filter {
+        pids: filter.pids,
+        ppid: filter.ppid,
+        name,
+        username: Some(filter.username).filter(|u| !u.is_empty()),
+        statuses,
+    })
+}
+
+/// One zombie child of `ppid`, read with at least its name and create_time.
+pub fn zombie_to_pb(p: ProcessInfo, ppid: u32) -> pb::Zombie {
+    pb::Zombie {
+        pid: p.pid,
+        name: p.name.unwrap_or_default(),
+        ppid,
+        // Linux does not record when a process became a zombie.
+        zombie_since: None,
+        create_time: p.create_time.unwrap_or_default(),
+    }
+}
+
+/// A parent (absent when it exited since the scan) and its zombie
+/// children, oldest first.
+pub fn zombie_parent_to_pb(
+    ppid: u32,
+    parent: Option<pb::Process>,
+    mut zombies: Vec<ProcessInfo>,
+) -> pb::ZombieParent {
+    zombies.sort_by(|a, b| {
+        let age = |p: &ProcessInfo| p.create_time.unwrap_or(f64::INFINITY);
+        age(a).total_cmp(&age(b))
+    });
+    pb::ZombieParent {
+        parent,
+        ppid,
+        zombies: zombies.into_iter().map(|z| zombie_to_pb(z, ppid)).collect(),
+        parent_is_init: ppid == 1,
+    }
+}
+
+/// The FindZombies answer: the parents holding most zombies first.
+pub fn zombies_to_pb(mut parents: Vec<pb::ZombieParent>) -> pb::FindZombiesResponse {
+    parents.sort_by(|a, b| {
+        b.zombies
+            .len()
+            .cmp(&a.zombies.len())
+            .then(a.ppid.cmp(&b.ppid))
+    });
+    let total = parents.iter().map(|p| p.zombies.len() as u32).sum();
+    pb::FindZombiesResponse { parents, total }
+}
+
+/// The wire kind of an event.
+pub fn event_kind_to_pb(kind: EventKind) -> pb::ProcessEventKind {
+    match kind {
+        EventKind::Started => pb::ProcessEventKind::Started,
+        EventKind::Exec => pb::ProcessEventKind::Exec,
+        EventKind::Exited { .. } => pb::ProcessEventKind::Exited,
+        EventKind::Zombie => pb::ProcessEventKind::Zombie,
+    }
+}
+
+/// The message for a collector event, with what is known of its process.
+pub fn event_to_pb(event: &Event) -> pb::ProcessEvent {
+    let p = &event.process;
+    let (exit_code, exit_signal) = match event.kind {
+        EventKind::Exited { code, signal } => (code, signal),
+        _ => (None, None),
+    };
+    pb::ProcessEvent {
+        kind: event_kind_to_pb(event.kind) as i32,
+        pid: p.pid,
+        time: event.time,
+        ppid: p.ppid,
+        name: p.name.clone(),
+        cmdline: p.cmdline.clone().unwrap_or_default(),
+        username: p.username.clone(),
+        create_time: p.create_time,
+        exit_code,
+        exit_signal,
+        sample: None,
+        dropped: 0,
+    }
+}
+
+/// A SAMPLE event at `time` for `p` over its last interval.
+pub fn sample_to_pb(p: &ProcessInfo, rates: &Rates, time: f64) -> pb::ProcessEvent {
+    pb::ProcessEvent {
+        kind: pb::ProcessEventKind::Sample as i32,
+        pid: p.pid,
+        time,
+        name: p.name.clone(),
+        username: p.username.clone(),
+        create_time: p.create_time,
+        sample: Some(pb::ProcessSample {
+            cpu_percent: rates.cpu_percent.unwrap_or_default(),
+            rss: p.memory_info.map_or(0, |m| m.rss),
+            num_threads: p.num_threads.unwrap_or_default(),
+            num_fds: p.num_fds.unwrap_or_default(),
+            read_bytes_per_sec: rates.read_bytes_per_sec.unwrap_or_default(),
+            write_bytes_per_sec: rates.write_bytes_per_sec.unwrap_or_default(),
+        }),
+        ..Default::default()
+    }
+}
+
+/// A LAGGED event at `time`: the watcher lost `dropped` events.
+pub fn lagged_to_pb(dropped: u64, time: f64) -> pb::ProcessEvent {
+    pb::ProcessEvent {
+        kind: pb::ProcessEventKind::Lagged as i32,
+        time,
+        dropped,
+        ..Default::default()
+    }
+}
+
 pub fn host_to_pb(host: HostInfo) -> pb::Host {
     pb::Host {
         hostname: host.hostname,
@@ -299,5 +454,63 @@ mod tests {
         assert_eq!(msg.name.as_deref(), Some("sh"));
         assert_eq!(msg.ppid, None);
         assert!(msg.field_errors.is_empty());
+    }
+
+    #[test]
+    fn bad_filters_are_invalid_arguments_naming_the_field() {
+        let cases = [
+            (
+                pb::ProcessFilter {
+                    name: "[abc".into(),
+                    ..Default::default()
+                },
+                "filter.name",
+                "[abc",
+            ),
+            (
+                pb::ProcessFilter {
+                    statuses: vec![99],
+                    ..Default::default()
+                },
+                "filter.statuses",
+                "99",
+            ),
+            (
+                pb::ProcessFilter {
+                    pids: vec![7, 0],
+                    ..Default::default()
+                },
+                "filter.pids",
+                "0 is not a process",
+            ),
+        ];
+        for (filter, want_field, said) in cases {
+            match filter_from_pb(filter) {
+                Err(ServiceError::InvalidArgument { field, message }) => {
+                    assert_eq!(field, want_field);
+                    assert!(message.contains(said), "{message}");
+                }
+                other => panic!("{want_field}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn a_filter_from_the_wire_keeps_every_condition() {
+        let filter = filter_from_pb(pb::ProcessFilter {
+            pids: vec![42],
+            ppid: Some(1),
+            name: "nginx*".into(),
+            username: "1000".into(),
+            statuses: vec![pb::ProcessStatus::Zombie as i32],
+        })
+        .expect("a good filter");
+        assert_eq!(filter.pids, [42]);
+        assert_eq!(filter.ppid, Some(1));
+        assert!(filter.name.is_some_and(|g| g.matches("nginx: worker")));
+        assert_eq!(filter.username.as_deref(), Some("1000"));
+        assert_eq!(filter.statuses, [Status::Zombie]);
+        let empty = filter_from_pb(pb::ProcessFilter::default()).expect("empty filter");
+        assert!(empty.name.is_none() && empty.username.is_none());
     }
 }

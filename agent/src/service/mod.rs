@@ -4,7 +4,7 @@
 //! `spawn_blocking`; listings stream batches through a small bounded
 //! channel, so a slow client slows the scan instead of growing memory.
 
-use std::{ops::ControlFlow, sync::Arc};
+use std::{collections::BTreeMap, ops::ControlFlow, sync::Arc};
 
 use hostscope_proto as pb;
 use prost::Message;
@@ -14,7 +14,7 @@ use tonic::{Request, Response, Status};
 
 use crate::{
     authz::{Identity, Policy},
-    backend::{self, Backend, ErrorKind, Field, FieldSet, Filter, ProcessInfo},
+    backend::{self, Backend, ErrorKind, Field, FieldSet, ProcessInfo},
 };
 
 pub mod audit;
@@ -24,6 +24,7 @@ pub mod signal;
 pub mod watch;
 
 use audit::Audit;
+pub use errors::ServiceError;
 use watch::{Hub, WatchOptions};
 
 /// Largest message the agent sends. gRPC clients accept 4 MiB by default;
@@ -101,19 +102,14 @@ impl Inspector {
     }
 
     /// Refuses clients that hold no reader role.
-    fn authorize_read<T>(&self, request: &Request<T>) -> Result<(), Status> {
+    fn authorize_read<T>(&self, request: &Request<T>) -> Result<(), ServiceError> {
         let id = Identity::of(request);
         if self.options.policy.may_read(&id) {
             return Ok(());
         }
-        Err(errors::kind_status(
-            pb::ErrorKind::AccessDenied,
-            format!(
-                "client {:?} is not allowed to read: it is in neither [authz] readers nor operators",
-                id.display()
-            ),
-            [("client".to_owned(), id.display().to_owned())].into(),
-        ))
+        Err(ServiceError::ReadDenied {
+            client: id.display().to_owned(),
+        })
     }
 
     /// Everything SignalProcess checks, then the signal itself.
@@ -121,20 +117,14 @@ impl Inspector {
         &self,
         id: &Identity,
         request: &pb::SignalProcessRequest,
-    ) -> Result<pb::SignalProcessResponse, Status> {
+    ) -> Result<pb::SignalProcessResponse, ServiceError> {
         if !self.options.policy.may_operate(id) {
-            return Err(errors::kind_status(
-                pb::ErrorKind::OperatorRequired,
-                format!(
-                    "client {:?} may not signal processes: that needs the operator role \
-                     (agent flag --operator {:?}, or [authz] operators)",
-                    id.display(),
-                    id.display()
-                ),
-                [("client".to_owned(), id.display().to_owned())].into(),
-            ));
+            return Err(ServiceError::OperatorRequired {
+                client: id.display().to_owned(),
+            });
         }
-        let (name, number) = signal::parse(&request.signal).map_err(errors::invalid_argument)?;
+        let (name, number) =
+            signal::parse(&request.signal).map_err(|e| ServiceError::invalid("signal", e))?;
         let pid = request.pid;
         let why = match pid {
             0 => Some("pid 0 is no process (kill(2) would signal a whole process group)"),
@@ -143,11 +133,7 @@ impl Inspector {
             _ => None,
         };
         if let Some(why) = why {
-            return Err(errors::kind_status(
-                pb::ErrorKind::ProtectedProcess,
-                format!("refusing to signal pid {pid}: {why}"),
-                [("pid".to_owned(), pid.to_string())].into(),
-            ));
+            return Err(ServiceError::ProtectedProcess { pid, why });
         }
         let expected = request.expected_create_time;
         self.blocking(move |b| b.signal(pid, number, expected))
@@ -163,7 +149,7 @@ impl Inspector {
     /// by configuration. An empty selection means every field this agent
     /// serves; environ asked for by name on an agent that does not serve it
     /// is reported as ACCESS_DENIED rather than silently left out.
-    fn select(&self, fields: &[i32]) -> Result<(FieldSet, Vec<Field>), Status> {
+    fn select(&self, fields: &[i32]) -> Result<(FieldSet, Vec<Field>), ServiceError> {
         let mut set = if fields.is_empty() {
             let mut all = FieldSet::all();
             if !self.options.environ {
@@ -175,7 +161,7 @@ impl Inspector {
                 .iter()
                 .map(|f| convert::field_from_pb(*f))
                 .collect::<Result<FieldSet, _>>()
-                .map_err(errors::invalid_argument)?
+                .map_err(|e| ServiceError::invalid("fields", e))?
         };
         let mut refused = Vec::new();
         if !self.options.environ && set.contains(Field::Environ) {
@@ -186,17 +172,26 @@ impl Inspector {
     }
 
     /// Runs blocking backend work off the async runtime.
-    async fn blocking<T, F>(&self, work: F) -> Result<T, Status>
+    async fn blocking<T, F>(&self, work: F) -> Result<T, ServiceError>
     where
         T: Send + 'static,
-        F: FnOnce(&dyn Backend) -> Result<T, crate::backend::Error> + Send + 'static,
+        F: FnOnce(&dyn Backend) -> Result<T, backend::Error> + Send + 'static,
     {
-        let backend = Arc::clone(&self.backend);
-        tokio::task::spawn_blocking(move || work(backend.as_ref()))
-            .await
-            .map_err(|e| Status::internal(format!("backend task failed: {e}")))?
-            .map_err(errors::from_backend)
+        blocking(&self.backend, work).await
     }
+}
+
+/// Runs blocking backend work off the async runtime.
+async fn blocking<T, F>(backend: &Arc<dyn Backend>, work: F) -> Result<T, ServiceError>
+where
+    T: Send + 'static,
+    F: FnOnce(&dyn Backend) -> Result<T, backend::Error> + Send + 'static,
+{
+    let backend = Arc::clone(backend);
+    tokio::task::spawn_blocking(move || work(backend.as_ref()))
+        .await
+        .map_err(|e| ServiceError::internal("the backend task failed", e))?
+        .map_err(ServiceError::from)
 }
 
 /// A message for `info` with `fields`, plus the refused fields' errors.
@@ -208,41 +203,6 @@ fn to_message(info: ProcessInfo, fields: FieldSet, refused: &[Field]) -> pb::Pro
             kind: convert::error_kind_to_pb(ErrorKind::AccessDenied) as i32,
         }));
     msg
-}
-
-fn check_pid(pid: u32) -> Result<u32, Status> {
-    if pid == 0 {
-        return Err(errors::invalid_argument(
-            "pid must be a positive process id; 0 is not a process",
-        ));
-    }
-    Ok(pid)
-}
-
-fn filter_from_pb(filter: pb::ProcessFilter) -> Result<Filter, Status> {
-    let name = if filter.name.is_empty() {
-        None
-    } else {
-        Some(glob::Pattern::new(&filter.name).map_err(|e| {
-            errors::invalid_argument(format!("bad name glob {:?}: {e}", filter.name))
-        })?)
-    };
-    if filter.pids.contains(&0) {
-        check_pid(0)?;
-    }
-    let statuses = filter
-        .statuses
-        .iter()
-        .map(|s| convert::status_from_pb(*s))
-        .collect::<Result<_, _>>()
-        .map_err(errors::invalid_argument)?;
-    Ok(Filter {
-        pids: filter.pids,
-        ppid: filter.ppid,
-        name,
-        username: Some(filter.username).filter(|u| !u.is_empty()),
-        statuses,
-    })
 }
 
 #[tonic::async_trait]
@@ -270,11 +230,11 @@ impl pb::host_inspector_server::HostInspector for Inspector {
         self.authorize_read(&request)?;
         let request = request.into_inner();
         let (fields, refused) = self.select(&request.fields)?;
-        let filter = filter_from_pb(request.filter.unwrap_or_default())?;
+        let filter = convert::filter_from_pb(request.filter.unwrap_or_default())?;
         let permit = Arc::clone(&self.scans)
             .acquire_owned()
             .await
-            .map_err(|_| Status::unavailable("the agent is shutting down"))?;
+            .map_err(|_| ServiceError::ShuttingDown)?;
 
         let (tx, rx) = mpsc::channel(2);
         let backend = Arc::clone(&self.backend);
@@ -288,14 +248,9 @@ impl pb::host_inspector_server::HostInspector for Inspector {
                 }
                 batches.push(to_message(info, fields, &refused))
             };
-            let scanned = if filter.pids.is_empty() {
-                backend.for_each_process(read, &mut visit)
-            } else {
-                visit_pids(backend.as_ref(), &filter.pids, read, &mut visit)
-            };
-            match scanned {
+            match scan(backend.as_ref(), &filter.pids, read, &mut visit) {
                 Ok(()) => batches.finish(),
-                Err(e) => batches.fail(errors::from_backend(e)),
+                Err(e) => batches.fail(e.into()),
             }
         });
         Ok(Response::new(ReceiverStream::new(rx)))
@@ -307,7 +262,7 @@ impl pb::host_inspector_server::HostInspector for Inspector {
     ) -> Result<Response<pb::Process>, Status> {
         self.authorize_read(&request)?;
         let request = request.into_inner();
-        let pid = check_pid(request.pid)?;
+        let pid = convert::pid_from_pb("pid", request.pid)?;
         let (fields, refused) = self.select(&request.fields)?;
         let info = self.blocking(move |b| b.process(pid, fields)).await?;
         let mut msg = to_message(info, fields, &refused);
@@ -320,7 +275,7 @@ impl pb::host_inspector_server::HostInspector for Inspector {
         request: Request<pb::PidExistsRequest>,
     ) -> Result<Response<pb::PidExistsResponse>, Status> {
         self.authorize_read(&request)?;
-        let pid = check_pid(request.into_inner().pid)?;
+        let pid = convert::pid_from_pb("pid", request.into_inner().pid)?;
         let exists = self.blocking(move |b| b.pid_exists(pid)).await?;
         Ok(Response::new(pb::PidExistsResponse { exists }))
     }
@@ -353,13 +308,10 @@ impl pb::host_inspector_server::HostInspector for Inspector {
         let peer = request.remote_addr();
         let request = request.into_inner();
         let result = self.signal(&id, &request).await;
-        let refusal = result.as_ref().err().map(|status| {
-            use tonic_types::StatusExt;
-            let reason = status
-                .get_details_error_info()
-                .map_or_else(|| format!("{:?}", status.code()), |info| info.reason);
-            (reason, status.message().to_owned())
-        });
+        let refusal = result
+            .as_ref()
+            .err()
+            .map(|err| (err.reason().to_owned(), err.to_string()));
         self.audit.record(&audit::Entry {
             time: audit::Entry::now(),
             client: id.display(),
@@ -371,7 +323,7 @@ impl pb::host_inspector_server::HostInspector for Inspector {
             reason: refusal.as_ref().map(|(reason, _)| reason.clone()),
             message: refusal.map(|(_, message)| message),
         });
-        result.map(Response::new)
+        Ok(Response::new(result?))
     }
 
     type WatchProcessesStream = ReceiverStream<Result<pb::ProcessEvent, Status>>;
@@ -393,17 +345,16 @@ fn find_zombies(b: &dyn Backend) -> Result<pb::FindZombiesResponse, backend::Err
     let scan: FieldSet = [Field::Ppid, Field::Name, Field::Status, Field::CreateTime]
         .into_iter()
         .collect();
-    let mut by_parent: std::collections::BTreeMap<u32, Vec<pb::Zombie>> = Default::default();
+    let mut by_parent: BTreeMap<u32, Vec<ProcessInfo>> = BTreeMap::new();
     b.for_each_process(scan, &mut |p| {
         if p.status == Some(backend::Status::Zombie) {
-            let ppid = p.ppid.unwrap_or(0);
-            by_parent.entry(ppid).or_default().push(pb::Zombie {
-                pid: p.pid,
-                name: p.name.unwrap_or_default(),
-                ppid,
-                zombie_since: None,
-                create_time: p.create_time.unwrap_or_default(),
-            });
+            // Backends read the parent from the same record as the state,
+            // so a zombie without one is a backend fault, not a zombie of
+            // pid 0.
+            match p.ppid {
+                Some(ppid) => by_parent.entry(ppid).or_default().push(p),
+                None => tracing::warn!(pid = p.pid, "a zombie without a parent pid: left out"),
+            }
         }
         ControlFlow::Continue(())
     })?;
@@ -419,40 +370,31 @@ fn find_zombies(b: &dyn Backend) -> Result<pb::FindZombiesResponse, backend::Err
     ]
     .into_iter()
     .collect();
-    let mut total = 0;
     let mut parents = Vec::with_capacity(by_parent.len());
-    for (ppid, mut zombies) in by_parent {
-        zombies.sort_by(|a, b| a.create_time.total_cmp(&b.create_time));
-        total += zombies.len() as u32;
+    for (ppid, zombies) in by_parent {
         let parent = match b.process(ppid, parent_fields) {
             Ok(p) => Some(convert::process_to_pb(p, parent_fields)),
             // It exited after the scan: its zombies are being reparented.
             Err(backend::Error::NoSuchProcess { .. }) => None,
             Err(e) => return Err(e),
         };
-        parents.push(pb::ZombieParent {
-            parent,
-            ppid,
-            zombies,
-            parent_is_init: ppid == 1,
-        });
+        parents.push(convert::zombie_parent_to_pb(ppid, parent, zombies));
     }
-    parents.sort_by(|a, b| {
-        b.zombies
-            .len()
-            .cmp(&a.zombies.len())
-            .then(a.ppid.cmp(&b.ppid))
-    });
-    Ok(pb::FindZombiesResponse { parents, total })
+    Ok(convert::zombies_to_pb(parents))
 }
 
-/// Visits the listed pids only, skipping those that do not exist.
-fn visit_pids(
+/// Visits every process, or only the listed `pids` when there are some,
+/// skipping those that do not exist: a pid list is a handful of reads, not
+/// a scan of the whole table.
+fn scan(
     backend: &dyn Backend,
     pids: &[u32],
     fields: FieldSet,
     visit: &mut dyn FnMut(ProcessInfo) -> ControlFlow<()>,
-) -> Result<(), crate::backend::Error> {
+) -> Result<(), backend::Error> {
+    if pids.is_empty() {
+        return backend.for_each_process(fields, visit);
+    }
     for &pid in pids {
         match backend.process(pid, fields) {
             Ok(info) => {
@@ -460,7 +402,7 @@ fn visit_pids(
                     break;
                 }
             }
-            Err(crate::backend::Error::NoSuchProcess { .. }) => {}
+            Err(backend::Error::NoSuchProcess { .. }) => {}
             Err(e) => return Err(e),
         }
     }
@@ -502,6 +444,7 @@ impl Batcher {
         ControlFlow::Continue(())
     }
 
+    /// Sends the batch so far; breaks when the client has gone away.
     fn flush(&mut self) -> ControlFlow<()> {
         if self.batch.processes.is_empty() {
             return ControlFlow::Continue(());
@@ -514,12 +457,14 @@ impl Batcher {
         }
     }
 
+    /// Sends what is left at the end of the scan.
     fn finish(mut self) {
         let _ = self.flush();
     }
 
-    fn fail(self, status: Status) {
-        let _ = self.tx.blocking_send(Err(status));
+    /// Ends the stream with `err`.
+    fn fail(self, err: ServiceError) {
+        let _ = self.tx.blocking_send(Err(err.into()));
     }
 }
 
@@ -595,32 +540,5 @@ mod tests {
             seen += batch.processes.len();
         }
         assert_eq!(seen, sizes.len());
-    }
-
-    #[test]
-    fn bad_filters_are_invalid_arguments() {
-        let bad_glob = pb::ProcessFilter {
-            name: "[abc".into(),
-            ..Default::default()
-        };
-        let status = filter_from_pb(bad_glob).unwrap_err();
-        assert_eq!(status.code(), tonic::Code::InvalidArgument);
-        assert!(status.message().contains("[abc"), "{status:?}");
-
-        let bad_status = pb::ProcessFilter {
-            statuses: vec![99],
-            ..Default::default()
-        };
-        let status = filter_from_pb(bad_status).unwrap_err();
-        assert!(status.message().contains("99"), "{status:?}");
-
-        let pid_zero = pb::ProcessFilter {
-            pids: vec![0],
-            ..Default::default()
-        };
-        assert_eq!(
-            filter_from_pb(pid_zero).unwrap_err().code(),
-            tonic::Code::InvalidArgument
-        );
     }
 }
