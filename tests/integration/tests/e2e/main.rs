@@ -11,7 +11,9 @@ use tonic::Code;
 use tonic_types::StatusExt;
 
 mod fleet;
+mod privileges;
 mod reap;
+mod reload;
 mod watch;
 mod watch_cli;
 mod zombies;
