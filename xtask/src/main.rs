@@ -13,6 +13,8 @@ use std::{
 
 use anyhow::{Context, Result, bail};
 
+mod dist;
+
 const HELP: &str = "\
 cargo xtask <command>
 
@@ -37,6 +39,9 @@ Commands:
                      agents on 127.0.0.1 and an inventory file for them, in
                      target/fleet-sim unless --dir says otherwise
   install-hooks      a git pre-commit hook that runs fmt and clippy
+  dist               release binaries, and their shell completions and man
+                     pages in target/dist
+  deb                dist, then the Debian package (cargo-deb) in target/dist
 ";
 
 fn main() -> ExitCode {
@@ -47,6 +52,8 @@ fn main() -> ExitCode {
         Some("bench") => bench(args.get(1).map(String::as_str)),
         Some("fleet-sim") => fleet_sim(&args[1..]),
         Some("install-hooks") => install_hooks(),
+        Some("dist") => dist::dist().map(drop),
+        Some("deb") => dist::deb(),
         Some("-h" | "--help" | "help") | None => {
             print!("{HELP}");
             Ok(())
