@@ -11,7 +11,8 @@
 #
 # To package a binary built outside (as .ci/deploy does, where no base
 # image can be pulled), build with --build-arg AGENT_FROM=prebuilt: the
-# image then takes target/release/hostscope-agent from the context.
+# image then takes target/release/hostscope-agent from the context, file
+# capabilities included (setcap them on it first).
 ARG RUST_IMAGE=docker.io/library/rust:1.95-slim-bookworm
 ARG RUNTIME_IMAGE=gcr.io/distroless/cc-debian12:nonroot
 ARG AGENT_FROM=build
@@ -19,8 +20,17 @@ ARG AGENT_FROM=build
 FROM ${RUST_IMAGE} AS build
 WORKDIR /src
 COPY . .
+# The four capabilities as file capabilities: the container runs as a
+# non-root user, for whom capabilities added by the runtime are dropped at
+# exec unless the binary carries them (the DaemonSet's bounding set limits
+# them to the same four).
+# hadolint ignore=DL3008
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends libcap2-bin \
+    && rm -rf /var/lib/apt/lists/*
 RUN cargo build --release --locked -p hostscope-agent \
-    && install -D -m 0755 target/release/hostscope-agent /out/hostscope-agent
+    && install -D -m 0755 target/release/hostscope-agent /out/hostscope-agent \
+    && setcap cap_dac_read_search,cap_kill,cap_net_admin,cap_sys_ptrace=ep /out/hostscope-agent
 
 FROM scratch AS prebuilt
 COPY target/release/hostscope-agent /out/hostscope-agent
