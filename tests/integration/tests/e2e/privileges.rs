@@ -16,10 +16,9 @@
 //! capabilities (setpriv, from util-linux), and says so when it skips.
 
 use std::{
-    io::Write,
     os::unix::{fs::PermissionsExt, process::ExitStatusExt},
     path::Path,
-    process::{Child, ChildStdin, Command, Stdio},
+    process::{Child, Command},
     time::{Duration, Instant},
 };
 
@@ -62,39 +61,6 @@ struct RootSleeper {
 
 impl Drop for RootSleeper {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// A root shell that starts a `sh -c 'exit 7'` child for every line it
-/// reads; ended on drop.
-struct ExitSevens {
-    child: Child,
-    stdin: Option<ChildStdin>,
-}
-
-impl ExitSevens {
-    fn start() -> ExitSevens {
-        let mut child = Command::new("sh")
-            .args(["-c", "while read -r _; do sh -c 'exit 7'; done"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("spawn sh");
-        let stdin = child.stdin.take();
-        ExitSevens { child, stdin }
-    }
-
-    fn one_more(&mut self) {
-        let stdin = self.stdin.as_mut().expect("stdin open");
-        writeln!(stdin, "go").expect("write to sh");
-    }
-}
-
-impl Drop for ExitSevens {
-    fn drop(&mut self) {
-        drop(self.stdin.take());
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -267,29 +233,47 @@ async fn an_unprivileged_agent_with_four_capabilities_serves_every_rpc() {
     assert!(parent.exe.is_some(), "parent: {parent:?}");
     drop(zombie);
 
-    // WatchProcesses from the process connector: exit codes arrive.
-    let mut shell = ExitSevens::start();
+    // WatchProcesses from the process connector: exit codes arrive. Other
+    // tests start children of this process too: only ours count.
     let mut events = client
         .watch(pb::WatchProcessesRequest {
-            descendants_of: Some(shell.child.id()),
+            descendants_of: Some(std::process::id()),
             kinds: vec![pb::ProcessEventKind::Exited as i32],
             ..Default::default()
         })
         .await
         .expect("WatchProcesses");
     let deadline = tokio::time::Instant::now() + LIMIT;
+    let mut ours = Vec::new();
     let exited = loop {
         // The watch may open after the first child exits: one more child
-        // every 200ms until an exit arrives.
-        shell.one_more();
-        match tokio::time::timeout(Duration::from_millis(200), events.next()).await {
-            Ok(Some(event)) => break event.expect("event"),
-            Ok(None) => panic!("the watch ended:\n{}", agent.log()),
-            Err(_) => assert!(
-                tokio::time::Instant::now() < deadline,
-                "no exit event after {LIMIT:?}"
-            ),
+        // every 200ms until the exit of one arrives.
+        let mut child = Command::new("sh")
+            .args(["-c", "exit 7"])
+            .spawn()
+            .expect("spawn sh");
+        ours.push(child.id());
+        child.wait().expect("wait for sh");
+        let until = tokio::time::Instant::now() + Duration::from_millis(200);
+        let found = loop {
+            match tokio::time::timeout_at(until, events.next()).await {
+                Ok(Some(event)) => {
+                    let event = event.expect("event");
+                    if ours.contains(&event.pid) {
+                        break Some(event);
+                    }
+                }
+                Ok(None) => panic!("the watch ended:\n{}", agent.log()),
+                Err(_) => break None,
+            }
+        };
+        if let Some(event) = found {
+            break event;
         }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no exit event after {LIMIT:?}"
+        );
     };
     assert_eq!(exited.exit_code, Some(7), "{exited:?}");
 

@@ -120,6 +120,13 @@ async fn served_certificate(
     leaf.ok_or_else(|| std::io::Error::other("no certificate presented"))
 }
 
+/// Asserts that the agent at `addr` presents `pki`'s agent certificate to
+/// a new connection now; `when` says at which point of the test.
+async fn assert_served(addr: SocketAddr, pki: &Pki, when: &str) {
+    let served = served_certificate(addr, pki).await;
+    assert_eq!(served.ok(), Some(agent_leaf(pki)), "{when}");
+}
+
 /// Waits until the agent at `addr` presents `pki`'s agent certificate to a
 /// new connection.
 async fn wait_until_served(addr: SocketAddr, pki: &Pki) {
@@ -197,12 +204,7 @@ async fn new_handshakes_use_rotated_files_while_established_connections_continue
         .await
         .expect("connect");
     old_client.host().await.expect("served before the rotation");
-    assert_eq!(
-        served_certificate(agent.addr, &first)
-            .await
-            .expect("handshake"),
-        agent_leaf(&first)
-    );
+    assert_served(agent.addr, &first, "before the rotation").await;
 
     let second = Pki::new();
     live.install(&second);
@@ -257,13 +259,7 @@ async fn bad_new_files_are_refused_and_the_served_certificate_stays() {
         live.write(name, contents);
         let err = tls.reload().expect_err("a bad file is refused");
         assert!(err.to_string().contains(reason), "{name}: {err}");
-        assert_eq!(
-            served_certificate(agent.addr, &first)
-                .await
-                .expect("handshake"),
-            agent_leaf(&first),
-            "{name}: the old certificate is still served"
-        );
+        assert_served(agent.addr, &first, name).await;
         first_call(agent.addr, &first)
             .await
             .expect("the old fleet is still served");
@@ -304,12 +300,7 @@ async fn sighup_makes_the_agent_binary_serve_rotated_files() {
         .arg("--client-ca")
         .arg(&files.client_ca);
     let mut agent = AgentProcess::start(command);
-    assert_eq!(
-        served_certificate(agent.addr, &first)
-            .await
-            .expect("handshake"),
-        agent_leaf(&first)
-    );
+    assert_served(agent.addr, &first, "before the rotation").await;
 
     let second = Pki::new();
     live.install(&second);
