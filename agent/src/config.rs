@@ -56,6 +56,8 @@ pub struct File {
     pub procfs_path: Option<PathBuf>,
     pub sysfs_path: Option<PathBuf>,
     pub log_format: Option<LogFormat>,
+    /// Loopback address of the plaintext health endpoint (`--health-listen`).
+    pub health_listen: Option<SocketAddr>,
     #[serde(default)]
     pub process: ProcessSection,
     #[serde(default)]
@@ -175,7 +177,8 @@ Examples:
   hostscope-agent --listen 127.0.0.1:7443 --insecure-plaintext
 
 Flags override the file. The agent stops gracefully on SIGTERM or SIGINT,
-letting calls in flight finish."
+letting calls in flight finish. SIGHUP reloads the certificate, key and
+client CA; changed files are also picked up within 10 seconds."
 )]
 pub struct Flags {
     /// Address to listen on [default: 0.0.0.0:7443].
@@ -218,6 +221,11 @@ pub struct Flags {
     /// Where process events come from [default: auto: netlink when allowed, else poll].
     #[arg(long, value_enum)]
     pub watch_mode: Option<WatchModeSetting>,
+    /// Also serve the gRPC health service, in plaintext, on this loopback
+    /// address (e.g. 127.0.0.1:7444), for probes that have no client
+    /// certificate; `hostscope-agent health` asks it. Off by default.
+    #[arg(long, value_name = "ADDR")]
+    pub health_listen: Option<SocketAddr>,
 }
 
 /// How the agent secures its connections.
@@ -239,6 +247,8 @@ pub struct Config {
     pub limits: server::Limits,
     /// Where signal requests are audited besides the log.
     pub audit_file: Option<PathBuf>,
+    /// Loopback address of the plaintext health endpoint, if any.
+    pub health_listen: Option<SocketAddr>,
 }
 
 impl Config {
@@ -381,7 +391,21 @@ impl Config {
             },
             limits,
             audit_file: flags.audit_file.or(file.audit.file),
+            health_listen: loopback_health(flags.health_listen.or(file.health_listen))?,
         })
+    }
+}
+
+/// The health endpoint answers anyone without a certificate, so, like
+/// plaintext serving, it is allowed only on a loopback address.
+fn loopback_health(addr: Option<SocketAddr>) -> Result<Option<SocketAddr>, Error> {
+    match addr {
+        Some(addr) if !addr.ip().is_loopback() => Err(Error::Invalid(format!(
+            "refusing the health endpoint on {addr}: --health-listen serves plaintext, so it \
+             must be a loopback address such as 127.0.0.1:{port}",
+            port = addr.port()
+        ))),
+        addr => Ok(addr),
     }
 }
 
@@ -408,6 +432,22 @@ mod tests {
             File::default(),
         );
         assert!(matches!(ok.map(|c| c.security), Ok(Security::Plaintext)));
+    }
+
+    #[test]
+    fn the_health_endpoint_is_loopback_only() {
+        let tls = ["--cert", "a.pem", "--key", "k.pem", "--client-ca", "ca.pem"];
+        let with = |addr: &str| {
+            let mut args = tls.to_vec();
+            args.extend(["--health-listen", addr]);
+            Config::merge(flags(&args), File::default())
+        };
+        let err = with("192.0.2.1:7444").unwrap_err();
+        assert!(err.to_string().contains("loopback"), "{err}");
+        let ok = with("127.0.0.1:7444").unwrap();
+        assert_eq!(ok.health_listen, Some("127.0.0.1:7444".parse().unwrap()));
+        let none = Config::merge(flags(&tls), File::default()).unwrap();
+        assert_eq!(none.health_listen, None);
     }
 
     #[test]

@@ -6,19 +6,9 @@
 //! the peer's address and the reason, and so that a peer that never
 //! finishes its handshake is dropped after [`Limits::handshake_timeout`].
 
-use std::{
-    future::Future,
-    net::SocketAddr,
-    path::{Path, PathBuf},
-    sync::Arc,
-    time::Duration,
-};
+use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 
 use hostscope_proto as pb;
-use rustls::{
-    pki_types::{CertificateDer, PrivateKeyDer, pem::PemObject},
-    server::WebPkiClientVerifier,
-};
 use tokio::{
     io::{AsyncRead, AsyncWrite},
     net::{TcpListener, TcpStream},
@@ -33,16 +23,6 @@ use crate::service::{self, Inspector};
 /// Why the agent could not start or stopped serving.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("reading {}: {source}", path.display())]
-    Read {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("{}: {message}", path.display())]
-    Pem { path: PathBuf, message: String },
-    #[error("TLS configuration: {0}")]
-    Tls(String),
     #[error("server reflection: {0}")]
     Reflection(#[from] tonic_reflection::server::Error),
     #[error("serving: {0}")]
@@ -76,75 +56,9 @@ impl Default for Limits {
     }
 }
 
-/// The certificate and key the agent presents, and the fleet CA its clients'
-/// certificates must chain to.
-#[derive(Clone, Debug)]
-pub struct TlsFiles {
-    pub cert: PathBuf,
-    pub key: PathBuf,
-    pub client_ca: PathBuf,
-}
-
-impl TlsFiles {
-    /// A rustls server configuration that requires a client certificate
-    /// signed by the client CA, speaking HTTP/2 only.
-    pub fn server_config(&self) -> Result<Arc<rustls::ServerConfig>, Error> {
-        let certs = read_pem_certs(&self.cert)?;
-        let key = PrivateKeyDer::from_pem_slice(&read(&self.key)?).map_err(|e| Error::Pem {
-            path: self.key.clone(),
-            message: format!("no usable private key: {e}"),
-        })?;
-        let mut roots = rustls::RootCertStore::empty();
-        for ca in read_pem_certs(&self.client_ca)? {
-            roots.add(ca).map_err(|e| Error::Pem {
-                path: self.client_ca.clone(),
-                message: format!("not a usable CA certificate: {e}"),
-            })?;
-        }
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let verifier =
-            WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
-                .build()
-                .map_err(|e| Error::Tls(format!("client CA {}: {e}", self.client_ca.display())))?;
-        let mut config = rustls::ServerConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .map_err(|e| Error::Tls(e.to_string()))?
-            .with_client_cert_verifier(verifier)
-            .with_single_cert(certs, key)
-            .map_err(|e| {
-                Error::Tls(format!(
-                    "{} and {} do not make a usable identity: {e}",
-                    self.cert.display(),
-                    self.key.display()
-                ))
-            })?;
-        config.alpn_protocols = vec![b"h2".to_vec()];
-        Ok(Arc::new(config))
-    }
-}
-
-fn read(path: &Path) -> Result<Vec<u8>, Error> {
-    std::fs::read(path).map_err(|source| Error::Read {
-        path: path.to_owned(),
-        source,
-    })
-}
-
-fn read_pem_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, Error> {
-    let certs = CertificateDer::pem_slice_iter(&read(path)?)
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| Error::Pem {
-            path: path.to_owned(),
-            message: format!("bad PEM: {e}"),
-        })?;
-    if certs.is_empty() {
-        return Err(Error::Pem {
-            path: path.to_owned(),
-            message: "no certificate in the file".into(),
-        });
-    }
-    Ok(certs)
-}
+/// The agent's TLS files; they live in [`crate::tls`], which also reloads
+/// them.
+pub use crate::tls::TlsFiles;
 
 /// One agent: the inspector service with health and reflection beside it.
 pub struct Agent {

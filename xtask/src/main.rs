@@ -13,6 +13,8 @@ use std::{
 
 use anyhow::{Context, Result, bail};
 
+mod dist;
+
 const HELP: &str = "\
 cargo xtask <command> [options]
 
@@ -27,6 +29,9 @@ Commands:
   fleet-sim [ARGS]     real agents on 127.0.0.1 and an inventory file for them;
                        see `cargo xtask fleet-sim --help`
   install-hooks        a git pre-commit hook that runs fmt and clippy
+  dist                 release binaries, and their shell completions and man
+                       pages in target/dist
+  deb                  dist, then the Debian package (cargo-deb) in target/dist
   help [COMMAND]       this text, or a command's
 
 `cargo xtask COMMAND --help` prints a command's help without building
@@ -94,6 +99,21 @@ Options (passed on to hostscope-fleet-sim):
 TARGET is cargo's target directory (CARGO_TARGET_DIR, if set).
 ";
 
+const DIST_HELP: &str = "\
+cargo xtask dist
+
+Builds hostscope-agent and hostscope in release and writes their shell
+completions (bash, zsh, fish) and man pages to target/dist.
+";
+
+const DEB_HELP: &str = "\
+cargo xtask deb
+
+`cargo xtask dist`, then the Debian package of both binaries, the systemd
+unit, an example configuration, completions and man pages (cargo-deb) in
+target/dist.
+";
+
 const INSTALL_HOOKS_HELP: &str = "\
 cargo xtask install-hooks
 
@@ -112,6 +132,8 @@ enum Task {
     Bench(Bench),
     FleetSim(Vec<String>),
     InstallHooks,
+    Dist,
+    Deb,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -129,6 +151,8 @@ fn help_of(command: &str) -> Option<&'static str> {
         "bench" => BENCH_HELP,
         "fleet-sim" => FLEET_SIM_HELP,
         "install-hooks" => INSTALL_HOOKS_HELP,
+        "dist" => DIST_HELP,
+        "deb" => DEB_HELP,
         _ => return None,
     })
 }
@@ -176,14 +200,15 @@ fn parse(args: &[String]) -> Result<Task> {
             _ => bail!("which benchmark?\n\n{help}"),
         },
         "fleet-sim" => Task::FleetSim(rest.to_vec()),
-        "ci" | "install-hooks" => {
+        "ci" | "install-hooks" | "dist" | "deb" => {
             if let Some(arg) = rest.first() {
                 return Err(unexpected(arg));
             }
-            if command == "ci" {
-                Task::Ci
-            } else {
-                Task::InstallHooks
+            match command.as_str() {
+                "ci" => Task::Ci,
+                "dist" => Task::Dist,
+                "deb" => Task::Deb,
+                _ => Task::InstallHooks,
             }
         }
         _ => unreachable!("help_of knows every command"),
@@ -204,6 +229,8 @@ fn main() -> ExitCode {
         Task::Bench(Bench::Fleet) => bench_fleet(),
         Task::FleetSim(args) => fleet_sim(&args),
         Task::InstallHooks => install_hooks(),
+        Task::Dist => dist::dist().map(drop),
+        Task::Deb => dist::deb(),
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,
