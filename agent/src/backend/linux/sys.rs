@@ -372,6 +372,19 @@ mod tests {
         assert_eq!(all.bits(), 0xffff);
     }
 
+    /// rustix reads the auxiliary vector; the C library's sysconf must
+    /// agree, or every CPU time and memory size would be off.
+    #[test]
+    fn clock_ticks_and_page_size_agree_with_sysconf() {
+        let sysconf = |var| {
+            let value = nix::unistd::sysconf(var).unwrap().unwrap();
+            u64::try_from(value).unwrap()
+        };
+        assert_eq!(clock_ticks_per_second(), sysconf(SysconfVar::CLK_TCK));
+        assert_eq!(page_size(), sysconf(SysconfVar::PAGE_SIZE));
+        assert!(online_cpus().unwrap().unwrap() >= 1);
+    }
+
     #[test]
     fn pid_zero_and_pids_beyond_pid_t_are_no_process() {
         for pid in [0, u32::MAX, 1 << 31] {
