@@ -381,13 +381,16 @@ async fn accept_loop(
     tls: Option<TlsAcceptor>,
     gate: Arc<Gate>,
 ) {
+    let listen = listener
+        .local_addr()
+        .map_or_else(|_| "?".to_owned(), |addr| addr.to_string());
     let mut summary = tokio::time::interval(gate::LOG_INTERVAL);
     summary.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
             _ = summary.tick() => {
-                gate.rejections.log_interval();
+                gate.rejections.log_interval(&listen);
                 continue;
             }
             () = tx.closed() => break,
@@ -406,7 +409,7 @@ async fn accept_loop(
         }
     }
     gate.stop_handshakes();
-    gate.rejections.log_interval();
+    gate.rejections.log_interval(&listen);
 }
 
 /// Lets one accepted connection in, or turns it away.

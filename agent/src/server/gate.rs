@@ -146,10 +146,12 @@ impl RejectionLog {
         })
     }
 
-    /// Ends the interval and logs its summary line, if it has one.
-    pub(super) fn log_interval(&self) {
+    /// Ends the interval and logs its summary line, if it has one, naming
+    /// the address the agent listens on.
+    pub(super) fn log_interval(&self, listen: &str) {
         if let Some(summary) = self.end_interval() {
             tracing::warn!(
+                %listen,
                 interval = ?LOG_INTERVAL,
                 since_start = summary.totals.iter().sum::<u64>(),
                 "{summary}"

@@ -11,6 +11,7 @@ use tonic::Code;
 use tonic_types::StatusExt;
 
 mod fleet;
+mod hostile;
 mod reap;
 mod watch;
 mod watch_cli;
