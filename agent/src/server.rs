@@ -32,6 +32,7 @@ use tonic::transport::Server;
 use crate::service::{self, Inspector};
 
 mod conn;
+mod edge;
 mod gate;
 
 use conn::{Conn, Io, TrackCallsLayer};
@@ -320,6 +321,9 @@ impl Agent {
             .http2_keepalive_interval(Some(Duration::from_secs(30)))
             .http2_keepalive_timeout(Some(Duration::from_secs(20)))
             .layer(TrackCallsLayer)
+            .layer(edge::CheckRequestsLayer {
+                max_bytes: self.limits.max_request_bytes,
+            })
             .add_service(health_service)
             .add_service(reflection().build_v1()?)
             .add_service(reflection().build_v1alpha()?)

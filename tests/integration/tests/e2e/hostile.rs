@@ -582,6 +582,96 @@ async fn huge_signal_names_are_bounded_in_the_audit_file() {
     agent.answers().await;
 }
 
+/// Sends raw `body` as the request of `method` and returns the status code
+/// and message.
+async fn raw_call(
+    send: &mut h2::client::SendRequest<Bytes>,
+    method: &str,
+    body: Vec<u8>,
+) -> (String, String) {
+    let (response, mut request) = send
+        .send_request(grpc_request(method), false)
+        .expect("send request");
+    request
+        .send_data(Bytes::from(body), true)
+        .expect("send body");
+    let response = response.await.expect("response");
+    let (head, mut body) = response.into_parts();
+    let mut fields = head.headers;
+    if fields.get("grpc-status").is_none() {
+        while let Some(data) = body.data().await {
+            let data = data.expect("body");
+            let _ = body.flow_control().release_capacity(data.len());
+        }
+        fields = body
+            .trailers()
+            .await
+            .expect("trailers")
+            .expect("grpc trailers");
+    }
+    let text = |name: &str| {
+        fields
+            .get(name)
+            .map(|v| v.to_str().expect("ascii").to_owned())
+            .unwrap_or_default()
+    };
+    // grpc-message is percent-encoded; spaces are all these tests read.
+    (
+        text("grpc-status"),
+        text("grpc-message").replace("%20", " "),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn malformed_and_oversized_requests_are_invalid_arguments() {
+    let agent = Agent::start(Limits::default()).await;
+    let (mut send, _driver) = http2_client(&agent).await;
+    const INVALID_ARGUMENT: &str = "3";
+
+    // A varint that never ends.
+    let (code, message) = raw_call(&mut send, "GetProcess", vec![0, 0, 0, 0, 2, 0x08, 0xff]).await;
+    assert_eq!(code, INVALID_ARGUMENT, "{message}");
+    assert!(message.contains("malformed"), "{message}");
+
+    // More than the request limit.
+    let mut big = vec![0, 0, 2, 0, 0];
+    big.resize(5 + 128 * 1024, 0);
+    let (code, message) = raw_call(&mut send, "GetHost", big).await;
+    assert_eq!(code, INVALID_ARGUMENT, "{message}");
+    assert_eq!(
+        message,
+        "request too large: 131072 bytes, the limit is 65536 bytes"
+    );
+
+    // No message at all.
+    let (code, message) = raw_call(&mut send, "PidExists", Vec::new()).await;
+    assert_eq!(code, INVALID_ARGUMENT, "{message}");
+
+    // A huge string through the client library: too large as well.
+    let err = agent
+        .client()
+        .await
+        .signal(missing_pid(), &"A".repeat(100_000), None)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, hostscope_client::Error::InvalidArgument { message } if message.contains("too large")),
+        "{err:?}"
+    );
+
+    // A well-formed call on the same connection is answered.
+    let (code, message) = raw_call(
+        &mut send,
+        "PidExists",
+        grpc_frame(&pb::PidExistsRequest {
+            pid: std::process::id(),
+        })
+        .to_vec(),
+    )
+    .await;
+    assert_eq!(code, "0", "{message}");
+}
+
 // === Shutdown ===
 
 #[tokio::test(flavor = "multi_thread")]
