@@ -28,8 +28,6 @@
 
 #![warn(missing_docs)]
 
-#[cfg(feature = "cli")]
-pub mod cli;
 mod client;
 mod error;
 pub mod fleet;

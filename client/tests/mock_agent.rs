@@ -366,32 +366,16 @@ async fn a_closed_port_is_connection_refused() {
 
 // === the `hostscope` binary ===
 
-/// The command line end to end: real processes of the binary against the
-/// stand-in agent.
-#[cfg(feature = "cli")]
+/// The command line end to end against the stand-in agent, in-process
+/// (client/cli/tests/binary.rs runs the binary itself).
 mod cli {
     use super::*;
 
-    /// Runs `hostscope` with `args` (and no HOSTSCOPE_* variables from the
-    /// caller's environment); returns its exit code, stdout and stderr.
+    /// Runs `hostscope` with `args`; returns its exit code, stdout and
+    /// stderr.
     async fn hostscope(args: Vec<String>) -> (i32, String, String) {
-        tokio::task::spawn_blocking(move || {
-            let output = std::process::Command::new(env!("CARGO_BIN_EXE_hostscope"))
-                .args(&args)
-                .env_remove("HOSTSCOPE_HOST")
-                .env_remove("HOSTSCOPE_CA")
-                .env_remove("HOSTSCOPE_CERT")
-                .env_remove("HOSTSCOPE_KEY")
-                .output()
-                .expect("run hostscope");
-            (
-                output.status.code().unwrap_or(-1),
-                String::from_utf8_lossy(&output.stdout).into_owned(),
-                String::from_utf8_lossy(&output.stderr).into_owned(),
-            )
-        })
-        .await
-        .expect("join")
+        let (code, out, err) = run_with(args, "").await;
+        (i32::from(code), out, err)
     }
 
     fn args(list: &[&str]) -> Vec<String> {
@@ -547,8 +531,7 @@ mod cli {
                 .chain(args)
                 .map(std::ffi::OsString::from)
                 .collect();
-            let code =
-                hostscope_client::cli::run_with(args, &mut stdin.as_bytes(), &mut out, &mut err);
+            let code = hostscope_cli::run_with(args, &mut stdin.as_bytes(), &mut out, &mut err);
             let text = |b: Vec<u8>| String::from_utf8_lossy(&b).into_owned();
             (code, text(out), text(err))
         })

@@ -165,7 +165,7 @@ fn demo(release: bool) -> Result<()> {
         "-p",
         "hostscope-agent",
         "-p",
-        "hostscope-client",
+        "hostscope-cli",
         "--bins",
     ]);
     if release {
@@ -454,7 +454,7 @@ fn bench_fleet() -> Result<()> {
         "--release",
         "-j2",
         "-p",
-        "hostscope-client",
+        "hostscope-cli",
         "-p",
         "hostscope-integration",
         "--bin",

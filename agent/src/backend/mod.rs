@@ -12,6 +12,7 @@ use std::{ops::ControlFlow, path::PathBuf, time::Duration};
 
 pub mod filter;
 pub mod parse;
+pub mod poll;
 
 #[cfg(target_os = "linux")]
 pub mod linux;

@@ -14,18 +14,17 @@
 //! calls exec, the old main thread's exit comes just before the `Exec`.
 
 use std::{
-    collections::HashMap,
     io,
     os::fd::{AsFd, OwnedFd},
     path::{Path, PathBuf},
-    sync::Mutex,
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
-use super::{Linux, process::Scan, sys};
+use super::{Linux, sys};
 use crate::backend::{
-    Error, EventSource, Field, FieldSet, RawEvent, Status, WatchMode,
+    Error, EventSource, RawEvent, WatchMode,
     parse::proc_event::{Ack, CN_IDX_PROC, McastOp, mcast_message, parse_datagram},
+    poll::Poller,
 };
 
 /// Opens an event source in `mode`. [`WatchMode::Auto`] falls back to
@@ -38,13 +37,19 @@ pub(super) fn open(
 ) -> Result<Box<dyn EventSource>, Error> {
     match mode {
         WatchMode::Kernel => Ok(Box::new(Connector::open()?)),
-        WatchMode::Poll => Ok(Box::new(Poller::open(linux, poll_interval)?)),
+        WatchMode::Poll => Ok(Box::new(Poller::open(
+            linux.clone_for_poll(),
+            poll_interval,
+        )?)),
         WatchMode::Auto => match Connector::open() {
             Ok(connector) => Ok(Box::new(connector)),
             Err(error) => {
                 // The caller logs which mode is in use; this says why.
                 tracing::info!(%error, "the kernel's process events are unavailable");
-                Ok(Box::new(Poller::open(linux, poll_interval)?))
+                Ok(Box::new(Poller::open(
+                    linux.clone_for_poll(),
+                    poll_interval,
+                )?))
             }
         },
     }
@@ -249,151 +254,6 @@ impl Drop for Connector {
         if let Err(error) = sys::netlink_send(self.socket.as_fd(), &request) {
             tracing::debug!(%error, "cannot unsubscribe from the process connector");
         }
-    }
-}
-
-// === impl Poller ===
-
-/// What a scan keeps of a process.
-#[derive(Clone, Copy, Debug, PartialEq)]
-struct Seen {
-    ppid: u32,
-    zombie: bool,
-    /// Seconds since the epoch; tells a reused pid from the process it
-    /// had before.
-    start: Option<f64>,
-}
-
-/// Diffs the process table every interval.
-struct Poller {
-    /// A backend of its own: the source outlives the borrow it was opened
-    /// with.
-    linux: Linux,
-    interval: Duration,
-    /// When the next scan is due.
-    due: Instant,
-    table: HashMap<u32, Seen>,
-}
-
-impl Poller {
-    /// Scans once now, as the baseline the first interval is diffed with.
-    fn open(linux: &Linux, interval: Duration) -> Result<Poller, Error> {
-        let linux = Linux {
-            procfs: linux.procfs.clone(),
-            procfs_c: linux.procfs_c.clone(),
-            sysfs: linux.sysfs.clone(),
-            consts: linux.consts,
-            users: Mutex::new(HashMap::new()),
-        };
-        let table = scan(&linux)?;
-        Ok(Poller {
-            linux,
-            interval,
-            due: Instant::now() + interval,
-            table,
-        })
-    }
-}
-
-/// Every process with its parent, state and start time: only `stat` is
-/// read.
-fn scan(linux: &Linux) -> Result<HashMap<u32, Seen>, Error> {
-    let fields: FieldSet = [Field::Ppid, Field::Status, Field::CreateTime]
-        .into_iter()
-        .collect();
-    let mut table = HashMap::new();
-    Scan::new(linux, fields).each(&mut |p| {
-        let seen = Seen {
-            ppid: p.ppid.unwrap_or(0),
-            zombie: p.status == Some(Status::Zombie),
-            start: p.create_time,
-        };
-        table.insert(p.pid, seen);
-        std::ops::ControlFlow::Continue(())
-    })?;
-    Ok(table)
-}
-
-/// The events that turn table `before` into table `after`, at `time`:
-/// first the exits (processes gone, replaced by another with the same
-/// pid, or turned zombie), by pid; then the new processes, oldest first,
-/// each followed by its exit if it is already a zombie.
-fn diff(
-    before: &HashMap<u32, Seen>,
-    after: &HashMap<u32, Seen>,
-    time: f64,
-    out: &mut Vec<RawEvent>,
-) {
-    let exit = |pid| RawEvent::Exit {
-        pid,
-        exit_code: None,
-        signal: None,
-        time,
-    };
-    let mut exited = Vec::new();
-    let mut born = Vec::new();
-    for (&pid, old) in before {
-        match after.get(&pid) {
-            Some(new) if new.start != old.start => {
-                if !old.zombie {
-                    exited.push(pid);
-                }
-                born.push((pid, new));
-            }
-            Some(new) if new.zombie && !old.zombie => exited.push(pid),
-            Some(_) => {}
-            None if !old.zombie => exited.push(pid),
-            None => {}
-        }
-    }
-    born.extend(
-        after
-            .iter()
-            .filter(|(pid, _)| !before.contains_key(pid))
-            .map(|(&pid, new)| (pid, new)),
-    );
-    exited.sort_unstable();
-    born.sort_unstable_by(|(a, x), (b, y)| {
-        let (x, y) = (x.start.unwrap_or(0.0), y.start.unwrap_or(0.0));
-        x.total_cmp(&y).then(a.cmp(b))
-    });
-    out.extend(exited.into_iter().map(exit));
-    for (pid, new) in born {
-        out.push(RawEvent::Fork {
-            pid,
-            ppid: new.ppid,
-            time,
-        });
-        if new.zombie {
-            out.push(exit(pid));
-        }
-    }
-}
-
-impl EventSource for Poller {
-    fn mode(&self) -> WatchMode {
-        WatchMode::Poll
-    }
-
-    fn next(&mut self, timeout: Duration, out: &mut Vec<RawEvent>) -> Result<(), Error> {
-        let now = Instant::now();
-        if now < self.due {
-            std::thread::sleep((self.due - now).min(timeout));
-            if Instant::now() < self.due {
-                return Ok(());
-            }
-        }
-        let table = scan(&self.linux)?;
-        diff(&self.table, &table, epoch_now(), out);
-        self.table = table;
-        // Keep the beat; after a stall, start a new one rather than scan
-        // back to back to catch up.
-        self.due += self.interval;
-        let now = Instant::now();
-        if self.due < now {
-            self.due = now + self.interval;
-        }
-        Ok(())
     }
 }
 
@@ -608,26 +468,19 @@ mod tests {
         }
     }
 
-    /// The poller's next scan, due at once.
+    /// The poller's next scan, due at once, without the events' times
+    /// (which are the poller's, not the kernel's).
     fn poll(source: &mut dyn EventSource) -> Vec<RawEvent> {
         let mut events = Vec::new();
         source.next(Duration::from_secs(5), &mut events).unwrap();
+        for event in &mut events {
+            match event {
+                RawEvent::Fork { time, .. }
+                | RawEvent::Exec { time, .. }
+                | RawEvent::Exit { time, .. } => *time = 0.0,
+            }
+        }
         events
-    }
-
-    fn without_time(events: &[RawEvent]) -> Vec<RawEvent> {
-        events
-            .iter()
-            .cloned()
-            .map(|mut e| {
-                match &mut e {
-                    RawEvent::Fork { time, .. }
-                    | RawEvent::Exec { time, .. }
-                    | RawEvent::Exit { time, .. } => *time = 0.0,
-                }
-                e
-            })
-            .collect()
     }
 
     fn fork(pid: u32, ppid: u32) -> RawEvent {
@@ -647,65 +500,26 @@ mod tests {
         }
     }
 
+    /// The table semantics are tested in `backend::poll`; this checks that
+    /// the Linux poller reads parents, states and start times from the
+    /// procfs root it was given.
     #[test]
-    fn polling_diffs_the_table() {
+    fn polling_reads_the_procfs_root_it_was_given() {
         let proc = FakeProc::new();
         proc.set(1, 'S', 0, 1);
         proc.set(10, 'S', 1, 100);
-        proc.set(11, 'S', 10, 200);
-        proc.set(12, 'S', 10, 300);
+        proc.set(12, 'S', 1, 300);
         let mut source = open(&proc.backend(), WatchMode::Poll, Duration::ZERO).unwrap();
-
-        // The baseline was taken at open: nothing has changed since.
+        assert_eq!(source.mode(), WatchMode::Poll);
         assert_eq!(poll(&mut *source), vec![]);
 
-        // 10 exits and is reaped, 11 turns zombie, 13 and 14 start (14
-        // before 13), and 15 starts and dies within one interval.
+        // 10 exits and is reaped; 11 starts under 12 and turns zombie.
         proc.remove(10);
-        proc.set(11, 'Z', 1, 200);
-        proc.set(14, 'R', 12, 400);
-        proc.set(13, 'S', 1, 500);
-        proc.set(15, 'Z', 12, 600);
-        let before = epoch_now();
-        let events = poll(&mut *source);
-        let after = epoch_now();
-        assert!(
-            events
-                .iter()
-                .all(|e| (before..=after).contains(&pid_time(e).1))
-        );
-        assert_eq!(
-            without_time(&events),
-            vec![
-                exit(10),
-                exit(11),
-                fork(14, 12),
-                fork(13, 1),
-                fork(15, 12),
-                exit(15)
-            ]
-        );
+        proc.set(11, 'Z', 12, 400);
+        assert_eq!(poll(&mut *source), vec![exit(10), fork(11, 12), exit(11)]);
 
-        // The zombie is reaped: it had already exited. Pid 12 is reused.
-        proc.remove(11);
+        // Pid 12 is reused: only its start time tells.
         proc.set(12, 'S', 1, 700);
-        assert_eq!(
-            without_time(&poll(&mut *source)),
-            vec![exit(12), fork(12, 1)]
-        );
-    }
-
-    #[test]
-    fn polling_waits_for_the_interval() {
-        let proc = FakeProc::new();
-        proc.set(1, 'S', 0, 1);
-        let mut source = open(&proc.backend(), WatchMode::Poll, Duration::from_secs(60)).unwrap();
-        proc.set(2, 'S', 1, 2);
-        let started = Instant::now();
-        let mut events = Vec::new();
-        source.next(Duration::from_millis(20), &mut events).unwrap();
-        assert_eq!(events, vec![]);
-        assert!(started.elapsed() >= Duration::from_millis(20));
-        assert!(started.elapsed() < Duration::from_secs(30));
+        assert_eq!(poll(&mut *source), vec![exit(12), fork(12, 1)]);
     }
 }

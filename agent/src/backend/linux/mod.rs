@@ -103,6 +103,19 @@ impl Linux {
             .clone()
     }
 
+    /// A backend with the same roots and host constants for a polling
+    /// event source to own, so the source can outlive `self`. Its user
+    /// cache starts empty: polling never reads user names.
+    fn clone_for_poll(&self) -> Linux {
+        Linux {
+            procfs: self.procfs.clone(),
+            procfs_c: self.procfs_c.clone(),
+            sysfs: self.sysfs.clone(),
+            consts: self.consts,
+            users: Mutex::new(HashMap::new()),
+        }
+    }
+
     fn open_root(&self) -> Result<std::os::fd::OwnedFd, Error> {
         sys::open_dir_at(None, &self.procfs_c).map_err(|e| io_error(&self.procfs, e))
     }

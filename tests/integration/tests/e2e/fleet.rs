@@ -57,7 +57,7 @@ impl Fleet {
         }
         argv.extend(args.iter().map(OsString::from));
         let (mut out, mut err) = (Vec::new(), Vec::new());
-        let code = hostscope_client::cli::run_with(argv, &mut std::io::empty(), &mut out, &mut err);
+        let code = hostscope_cli::run_with(argv, &mut std::io::empty(), &mut out, &mut err);
         (
             code,
             String::from_utf8(out).unwrap(),

@@ -39,7 +39,7 @@ async fn hostscope(agent: &TestAgent, cert: &str, args: &[&str]) -> (u8, String,
     argv.extend(args.iter().map(OsString::from));
     tokio::task::spawn_blocking(move || {
         let (mut out, mut err) = (Vec::new(), Vec::new());
-        let code = hostscope_client::cli::run_with(argv, &mut std::io::empty(), &mut out, &mut err);
+        let code = hostscope_cli::run_with(argv, &mut std::io::empty(), &mut out, &mut err);
         let text = |b: Vec<u8>| String::from_utf8_lossy(&b).into_owned();
         (code, text(out), text(err))
     })

@@ -88,7 +88,7 @@ async fn watch_exits(
     let (tx, mut rx) = tokio::sync::oneshot::channel();
     std::thread::spawn(move || {
         let (mut out, mut err) = (Vec::new(), Vec::new());
-        let code = hostscope_client::cli::run_with(argv, &mut std::io::empty(), &mut out, &mut err);
+        let code = hostscope_cli::run_with(argv, &mut std::io::empty(), &mut out, &mut err);
         let text = |b: Vec<u8>| String::from_utf8_lossy(&b).into_owned();
         let _ = tx.send((code, text(out), text(err)));
     });

@@ -11,7 +11,7 @@ use std::{
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use tokio_stream::StreamExt;
 
-use crate::{
+use hostscope_client::{
     Client, Error,
     fleet::{Failure, Fleet, HostSpec, Summary},
 };

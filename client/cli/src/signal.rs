@@ -9,7 +9,7 @@ use super::{
     format, output,
     output::Printer,
 };
-use crate::{
+use hostscope_client::{
     Client, Error,
     fleet::{Fleet, HostSpec, Summary},
     proto::{self, ProcessField},

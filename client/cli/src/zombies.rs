@@ -26,7 +26,7 @@ use super::{
     render, signal,
     table::{Align, Table},
 };
-use crate::{
+use hostscope_client::{
     Client, Error, Process,
     fleet::{Fleet, HostSpec, Summary},
     proto::{FindZombiesResponse, SignalProcessResponse, ZombieParent},
@@ -869,7 +869,7 @@ fn write_sweep(out: &mut dyn Write, sweep: &Sweep, settings: &Settings) -> io::R
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::proto::{self, Zombie};
+    use hostscope_client::proto::{self, Zombie};
 
     fn group(ppid: u32, created: Option<f64>, zombies: &[(u32, f64)]) -> ZombieParent {
         ZombieParent {

@@ -2,7 +2,7 @@
 //! through the client's accessors so that a field the agent could not read
 //! says why instead of looking empty.
 
-use crate::{
+use hostscope_client::{
     Error, Process,
     proto::{self, EnumName, ProcessField as F, ProcessStatus},
 };

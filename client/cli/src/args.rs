@@ -4,8 +4,8 @@
 
 use std::{path::PathBuf, time::Duration};
 
-use crate::proto::{EnumName, ProcessStatus};
 use clap::{ArgGroup, Args, Parser, Subcommand, ValueEnum};
+use hostscope_client::proto::{EnumName, ProcessStatus};
 
 use super::fields::FieldList;
 
@@ -679,7 +679,7 @@ mod tests {
 
     #[test]
     fn the_help_lists_every_field_and_status() {
-        use crate::proto::ProcessField;
+        use hostscope_client::proto::ProcessField;
         for name in ProcessField::short_names()
             .iter()
             .chain(&ProcessStatus::short_names())

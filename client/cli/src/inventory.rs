@@ -21,7 +21,7 @@ use super::{
     output::Printer,
     table::{Align, Table},
 };
-use crate::{
+use hostscope_client::{
     Client, Error, Process,
     fleet::{Fleet, HostSpec, Summary},
     proto::{self, EnumName, ProcessField as F, ProcessFilter, ProcessStatus},

@@ -1,7 +1,7 @@
 //! Field lists as the user names them (psutil's names, plus "pid" and
 //! "all"), and what to ask the agent for.
 
-use crate::proto::{EnumName, ProcessField};
+use hostscope_client::proto::{EnumName, ProcessField};
 
 /// A column of a process listing: the pid, which is always returned, or a
 /// field the agent reads on request.

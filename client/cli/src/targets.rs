@@ -7,7 +7,7 @@ use std::{collections::BTreeMap, io::Read, path::Path};
 use anyhow::{Context, bail};
 
 use super::args::{FleetFlags, Targets};
-use crate::fleet::{FleetOptions, HostSpec, Inventory};
+use hostscope_client::fleet::{FleetOptions, HostSpec, Inventory};
 
 /// Where agents are asked when no target is given.
 pub const DEFAULT_HOST: &str = "127.0.0.1:7443";
@@ -159,7 +159,7 @@ mod tests {
     use clap::Parser;
 
     use super::*;
-    use crate::cli::args::Cli;
+    use crate::args::Cli;
 
     /// An inventory written with inline tables, the terse spelling of
     /// deploy/inventory.example.toml's `[[hosts]]` sections.

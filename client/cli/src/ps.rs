@@ -11,7 +11,7 @@ use super::{
     render::{self, Style},
     table::{Align, Table},
 };
-use crate::{
+use hostscope_client::{
     Client, Process,
     fleet::{Fleet, Summary},
     proto::{ProcessField as F, ProcessFilter},
@@ -127,7 +127,7 @@ fn default_columns(processes: &[Process]) -> Table {
     ]);
     let now = format::now();
     for p in processes {
-        let or_why = |r: Result<String, crate::Error>| {
+        let or_why = |r: Result<String, hostscope_client::Error>| {
             r.unwrap_or_else(|e| render::unreadable(&e, Style::Cell))
         };
         table.push(vec![
@@ -147,7 +147,7 @@ fn default_columns(processes: &[Process]) -> Table {
 
 #[cfg(test)]
 mod tests {
-    use crate::proto;
+    use hostscope_client::proto;
 
     use super::*;
 

@@ -24,7 +24,7 @@ use super::{
     fanout::{Io, Status},
     format, output,
 };
-use crate::{
+use hostscope_client::{
     Error,
     fleet::{Fleet, HostSpec, WatchItem},
     proto::{self, EnumName, ProcessEventKind as Kind},
@@ -544,7 +544,7 @@ mod tests {
     use clap::Parser;
 
     use super::*;
-    use crate::cli::args::{Cli, Command};
+    use crate::args::{Cli, Command};
 
     /// An event at 18:04:05.123 local time, give or take the zone.
     const TIME: f64 = 1_767_632_645.123;
@@ -737,7 +737,7 @@ mod tests {
     fn the_help_teaches_with_examples() {
         let args = ["hostscope", "watch", "--help"].map(std::ffi::OsString::from);
         let (mut out, mut err) = (Vec::new(), Vec::new());
-        let code = crate::cli::run_with(args.to_vec(), &mut std::io::empty(), &mut out, &mut err);
+        let code = crate::run_with(args.to_vec(), &mut std::io::empty(), &mut out, &mut err);
         let help = String::from_utf8(out).expect("utf-8");
         assert_eq!(code, 0, "{help}");
         for example in [

@@ -11,7 +11,7 @@ use super::{
     output::Printer,
     render::{self, Style},
 };
-use crate::{
+use hostscope_client::{
     Client, Process,
     fleet::{Fleet, Summary},
     proto::{self, EnumName},

@@ -6,6 +6,8 @@
 //! arrive, and ends with a summary and an exit status: 0 when every host
 //! answered, 2 when some failed, 1 on usage or local errors.
 
+#![warn(missing_docs)]
+
 mod args;
 mod csv;
 mod fanout;
@@ -35,7 +37,7 @@ use self::{
     args::{Cli, Command, Global, Output, PkiCommand},
     fanout::{EXIT_ERROR, EXIT_OK, Io, Status},
 };
-use crate::{
+use hostscope_client::{
     TlsConfig,
     fleet::Fleet,
     pki::{self, CertRole},

@@ -9,7 +9,7 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 use super::{args::Output, csv::Sheet, fields::Column};
-use crate::{
+use hostscope_client::{
     Process,
     fleet::HostSpec,
     proto::{self, EnumName, ProcessField},

@@ -1,7 +1,8 @@
 //! `hostscope`: ask hostscope agents, one or a fleet, about their hosts'
 //! processes and network interfaces, and make the fleet's certificates.
-//! Everything lives in [`hostscope_client::cli`].
+//! Everything lives in the [`hostscope_cli`] library, so that tests can run
+//! the same command line in-process.
 
 fn main() -> std::process::ExitCode {
-    hostscope_client::cli::main()
+    hostscope_cli::main()
 }
