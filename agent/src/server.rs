@@ -445,8 +445,11 @@ fn on_connection(
     let timeout = gate.limits.handshake_timeout;
     tokio::spawn(async move {
         let outcome = tokio::select! {
-            // Shed for a newer connection, or the agent is stopping.
-            _ = shed => Err((Rejection::Shed, "handshake table full".to_owned())),
+            shed = shed => match shed {
+                Ok(()) => Err((Rejection::Shed, "handshake table full".to_owned())),
+                // The agent is stopping: nothing to report.
+                Err(_) => return,
+            },
             done = tokio::time::timeout(timeout, acceptor.accept(tcp)) => match done {
                 Ok(Ok(tls)) => Ok(tls),
                 Ok(Err(e)) => Err((Rejection::Tls, e.to_string())),

@@ -207,7 +207,8 @@ pub(super) struct Handshakes {
 
 impl Handshakes {
     /// Admits a handshake from `peer`: its id, the receiver that resolves
-    /// when it is shed, and how many older handshakes were shed for it.
+    /// (with a value when shed for a newer handshake, with an error when the
+    /// agent stops) and how many older handshakes were shed for it.
     pub(super) fn admit(
         &mut self,
         peer: IpAddr,
@@ -223,7 +224,7 @@ impl Handshakes {
                 .map(|(id, _)| *id);
             match oldest {
                 Some(id) => {
-                    self.finish(id);
+                    self.shed(id);
                     shed += 1;
                 }
                 None => break,
@@ -232,7 +233,7 @@ impl Handshakes {
         while self.pending.len() >= max_total.max(1) {
             match self.pending.keys().next().copied() {
                 Some(id) => {
-                    self.finish(id);
+                    self.shed(id);
                     shed += 1;
                 }
                 None => break,
@@ -246,21 +247,31 @@ impl Handshakes {
         (id, rx, shed)
     }
 
-    /// Forgets handshake `id` (done, failed or shed); true if it was pending.
+    /// Drops handshake `id` for a newer one, telling its task so.
+    fn shed(&mut self, id: u64) {
+        if let Some(cancel) = self.remove(id) {
+            let _ = cancel.send(());
+        }
+    }
+
+    /// Forgets handshake `id` (done or failed); true if it was pending.
     pub(super) fn finish(&mut self, id: u64) -> bool {
-        let Some((peer, _cancel)) = self.pending.remove(&id) else {
-            return false;
-        };
+        self.remove(id).is_some()
+    }
+
+    /// Removes handshake `id`: the sender that cancels it, if it was pending.
+    fn remove(&mut self, id: u64) -> Option<oneshot::Sender<()>> {
+        let (peer, cancel) = self.pending.remove(&id)?;
         if let Some(n) = self.per_peer.get_mut(&peer) {
             *n -= 1;
             if *n == 0 {
                 self.per_peer.remove(&peer);
             }
         }
-        true
+        Some(cancel)
     }
 
-    /// Drops every pending handshake: the agent is stopping.
+    /// Drops every pending handshake, without a word: the agent is stopping.
     pub(super) fn clear(&mut self) {
         self.pending.clear();
         self.per_peer.clear();
@@ -427,7 +438,7 @@ mod tests {
         // A third handshake of A sheds A's oldest, not B's older one.
         let (_, _, shed) = table.admit(A, 4, 2);
         assert_eq!(shed, 1);
-        assert!(a0_shed.try_recv().is_err(), "A's oldest was shed");
+        assert_eq!(a0_shed.try_recv(), Ok(()), "A's oldest was shed");
         assert_eq!(
             b0_shed.try_recv(),
             Err(oneshot::error::TryRecvError::Empty),
@@ -439,9 +450,16 @@ mod tests {
         // The table is full in total: a newcomer sheds the oldest of all.
         let (_, _, shed) = table.admit(B, 3, 2);
         assert_eq!(shed, 1);
-        assert!(b0_shed.try_recv().is_err(), "the oldest of all was shed");
+        assert_eq!(b0_shed.try_recv(), Ok(()), "the oldest of all was shed");
         assert!(!table.finish(b0), "a shed handshake is no longer pending");
         assert_eq!(table.len(), 3);
+
+        // Stopping drops the rest without calling them shed.
+        table.clear();
+        assert_eq!(
+            a1_shed.try_recv(),
+            Err(oneshot::error::TryRecvError::Closed)
+        );
     }
 
     #[test]
