@@ -90,6 +90,7 @@ async fn run(flags: Flags) -> anyhow::Result<()> {
     // Exactly one crypto provider, chosen here, so that rustls never has to
     // guess between ring and another one pulled in by a dependency.
     let _ = rustls::crypto::ring::default_provider().install_default();
+    hostscope_agent::server::log_fd_limit(&config.limits);
 
     let backend = backend::native(config.procfs.clone(), config.sysfs.clone())
         .with_context(|| format!("opening procfs at {}", config.procfs.display()))?;

@@ -24,6 +24,7 @@ use tonic_types::StatusExt;
 
 mod child;
 mod fleet;
+mod hostile;
 mod mock_agent;
 mod privileges;
 mod reap;
