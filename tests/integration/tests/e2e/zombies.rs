@@ -26,7 +26,7 @@ async fn find_zombies_groups_a_real_zombie_under_its_parent() {
         .find(|z| z.pid == zombie.pid)
         .expect("the zombie is listed");
     assert_eq!(z.ppid, me);
-    assert!(z.create_time > 0.0 && z.zombie_since.is_none());
+    assert!(z.create_time.is_some_and(|t| t > 0.0) && z.zombie_since.is_none());
     let parent = group.parent.as_ref().expect("the parent is described");
     assert_eq!(parent.pid, me);
     let args: Vec<String> = std::env::args().collect();
