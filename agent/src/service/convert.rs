@@ -194,6 +194,19 @@ pub fn process_to_pb(p: ProcessInfo, fields: FieldSet) -> pb::Process {
     }
 }
 
+/// The message for `p` as [`process_to_pb`] makes it, with the `refused`
+/// fields (those the agent's configuration does not serve) named as
+/// ACCESS_DENIED rather than silently left out.
+pub fn process_to_pb_refusing(p: ProcessInfo, fields: FieldSet, refused: &[Field]) -> pb::Process {
+    let mut msg = process_to_pb(p, fields);
+    msg.field_errors
+        .extend(refused.iter().map(|f| pb::FieldError {
+            field: field_to_pb(*f) as i32,
+            kind: error_kind_to_pb(ErrorKind::AccessDenied) as i32,
+        }));
+    msg
+}
+
 /// A pid from the request's `field`: any but 0, which names no process
 /// (kill(2) and friends read it as "my process group").
 pub fn pid_from_pb(field: &'static str, pid: u32) -> Result<u32, ServiceError> {
@@ -340,8 +353,9 @@ pub fn lagged_to_pb(dropped: u64, time: f64) -> pb::ProcessEvent {
     }
 }
 
-/// The GetHost answer, but for the watch mode, which only the service knows.
-pub fn host_to_pb(host: HostInfo) -> pb::Host {
+/// The GetHost answer; `watch_mode` is where WatchProcesses gets its
+/// events, which the service knows rather than the backend.
+pub fn host_to_pb(host: HostInfo, watch_mode: &str) -> pb::Host {
     pb::Host {
         hostname: host.hostname,
         os: host.os,
@@ -363,8 +377,7 @@ pub fn host_to_pb(host: HostInfo) -> pb::Host {
             .map(|f| net_field_to_pb(f) as i32)
             .collect(),
         memory_total: host.memory_total,
-        // The service knows which event source it uses.
-        watch_mode: String::new(),
+        watch_mode: watch_mode.to_owned(),
     }
 }
 
@@ -446,6 +459,24 @@ mod tests {
         assert!(err.contains("99") && err.contains("cmdline"), "{err}");
         assert!(field_from_pb(0).is_err());
         assert!(status_from_pb(0).unwrap_err().contains("zombie"));
+    }
+
+    #[test]
+    fn refused_fields_are_named_access_denied() {
+        let p = ProcessInfo {
+            name: Some("sh".into()),
+            ..ProcessInfo::new(5)
+        };
+        let fields = [Field::Name].into_iter().collect();
+        let msg = process_to_pb_refusing(p, fields, &[Field::Environ]);
+        assert_eq!(msg.name.as_deref(), Some("sh"));
+        assert_eq!(
+            msg.field_errors,
+            [pb::FieldError {
+                field: pb::ProcessField::Environ as i32,
+                kind: pb::ErrorKind::AccessDenied as i32,
+            }]
+        );
     }
 
     #[test]
