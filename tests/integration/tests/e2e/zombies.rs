@@ -141,7 +141,7 @@ async fn signals_need_the_operator_role_a_live_process_and_its_create_time() {
             ("refused", "PROTECTED_PROCESS"),
             ("refused", "ZOMBIE_PROCESS"),
             ("refused", "PID_REUSED"),
-            ("refused", "InvalidArgument"),
+            ("refused", "INVALID_ARGUMENT"),
             ("refused", "NO_SUCH_PROCESS"),
             ("sent", ""),
         ]
