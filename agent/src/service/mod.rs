@@ -14,7 +14,7 @@ use tonic::{Request, Response, Status};
 
 use crate::{
     authz::{Identity, Policy},
-    backend::{self, Backend, ErrorKind, Field, FieldSet, ProcessInfo},
+    backend::{self, Backend, Field, FieldSet, ProcessInfo},
 };
 
 pub mod audit;
@@ -136,8 +136,7 @@ impl Inspector {
             return Err(ServiceError::ProtectedProcess { pid, why });
         }
         let expected = request.expected_create_time;
-        self.blocking(move |b| b.signal(pid, number, expected))
-            .await?;
+        blocking(&self.backend, move |b| b.signal(pid, number, expected)).await?;
         Ok(pb::SignalProcessResponse {
             pid,
             signal: name.to_owned(),
@@ -170,15 +169,6 @@ impl Inspector {
         }
         Ok((set, refused))
     }
-
-    /// Runs blocking backend work off the async runtime.
-    async fn blocking<T, F>(&self, work: F) -> Result<T, ServiceError>
-    where
-        T: Send + 'static,
-        F: FnOnce(&dyn Backend) -> Result<T, backend::Error> + Send + 'static,
-    {
-        blocking(&self.backend, work).await
-    }
 }
 
 /// Runs blocking backend work off the async runtime.
@@ -194,17 +184,6 @@ where
         .map_err(ServiceError::from)
 }
 
-/// A message for `info` with `fields`, plus the refused fields' errors.
-fn to_message(info: ProcessInfo, fields: FieldSet, refused: &[Field]) -> pb::Process {
-    let mut msg = convert::process_to_pb(info, fields);
-    msg.field_errors
-        .extend(refused.iter().map(|f| pb::FieldError {
-            field: convert::field_to_pb(*f) as i32,
-            kind: convert::error_kind_to_pb(ErrorKind::AccessDenied) as i32,
-        }));
-    msg
-}
-
 #[tonic::async_trait]
 impl pb::host_inspector_server::HostInspector for Inspector {
     async fn get_host(
@@ -212,13 +191,14 @@ impl pb::host_inspector_server::HostInspector for Inspector {
         request: Request<pb::GetHostRequest>,
     ) -> Result<Response<pb::Host>, Status> {
         self.authorize_read(&request)?;
-        let mut host = self.blocking(|b| b.host()).await?;
+        let mut host = blocking(&self.backend, |b| b.host()).await?;
         if !self.options.environ {
             host.process_fields.remove(Field::Environ);
         }
-        let mut host = convert::host_to_pb(host);
-        host.watch_mode = self.hub.mode_name().to_owned();
-        Ok(Response::new(host))
+        Ok(Response::new(convert::host_to_pb(
+            host,
+            self.hub.mode_name(),
+        )))
     }
 
     type ListProcessesStream = ReceiverStream<Result<pb::ProcessBatch, Status>>;
@@ -246,7 +226,7 @@ impl pb::host_inspector_server::HostInspector for Inspector {
                 if !filter.matches(&info) {
                     return ControlFlow::Continue(());
                 }
-                batches.push(to_message(info, fields, &refused))
+                batches.push(convert::process_to_pb_refusing(info, fields, &refused))
             };
             match scan(backend.as_ref(), &filter.pids, read, &mut visit) {
                 Ok(()) => batches.finish(),
@@ -264,8 +244,8 @@ impl pb::host_inspector_server::HostInspector for Inspector {
         let request = request.into_inner();
         let pid = convert::pid_from_pb("pid", request.pid)?;
         let (fields, refused) = self.select(&request.fields)?;
-        let info = self.blocking(move |b| b.process(pid, fields)).await?;
-        let mut msg = to_message(info, fields, &refused);
+        let info = blocking(&self.backend, move |b| b.process(pid, fields)).await?;
+        let mut msg = convert::process_to_pb_refusing(info, fields, &refused);
         fit(&mut msg, MAX_MESSAGE_BYTES);
         Ok(Response::new(msg))
     }
@@ -276,7 +256,7 @@ impl pb::host_inspector_server::HostInspector for Inspector {
     ) -> Result<Response<pb::PidExistsResponse>, Status> {
         self.authorize_read(&request)?;
         let pid = convert::pid_from_pb("pid", request.into_inner().pid)?;
-        let exists = self.blocking(move |b| b.pid_exists(pid)).await?;
+        let exists = blocking(&self.backend, move |b| b.pid_exists(pid)).await?;
         Ok(Response::new(pb::PidExistsResponse { exists }))
     }
 
@@ -285,7 +265,7 @@ impl pb::host_inspector_server::HostInspector for Inspector {
         request: Request<pb::ListNetInterfacesRequest>,
     ) -> Result<Response<pb::ListNetInterfacesResponse>, Status> {
         self.authorize_read(&request)?;
-        let nics = self.blocking(|b| b.net_interfaces()).await?;
+        let nics = blocking(&self.backend, |b| b.net_interfaces()).await?;
         Ok(Response::new(pb::ListNetInterfacesResponse {
             interfaces: nics.into_iter().map(convert::nic_to_pb).collect(),
         }))
@@ -296,7 +276,7 @@ impl pb::host_inspector_server::HostInspector for Inspector {
         request: Request<pb::FindZombiesRequest>,
     ) -> Result<Response<pb::FindZombiesResponse>, Status> {
         self.authorize_read(&request)?;
-        let zombies = self.blocking(find_zombies).await?;
+        let zombies = blocking(&self.backend, find_zombies).await?;
         Ok(Response::new(zombies))
     }
 

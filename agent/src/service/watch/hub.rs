@@ -339,9 +339,21 @@ mod tests {
     }
 
     #[tokio::test(flavor = "multi_thread")]
-    async fn a_child_of_this_test_is_seen_to_start_and_exit_and_shutdown_ends_the_stream() {
+    async fn a_child_of_this_user_is_seen_to_start_and_exit_and_shutdown_ends_the_stream() {
         let hub = hub(WatchOptions::default());
+        let uids: FieldSet = [Field::Uids].into_iter().collect();
+        let me = hub
+            .backend
+            .process(std::process::id(), uids)
+            .expect("this process")
+            .uids
+            .expect("its uids");
         let request = pb::WatchProcessesRequest {
+            // A user by uid, as `hostscope watch --user 1000` asks.
+            filter: Some(pb::ProcessFilter {
+                username: me.real.to_string(),
+                ..Default::default()
+            }),
             descendants_of: Some(std::process::id()),
             ..Default::default()
         };

@@ -176,17 +176,22 @@ async fn samples_show_a_busy_process_using_cpu_and_a_sleeper_none() {
             .push(e.sample.expect("sample"));
         let busy_ran = samples
             .get(&busy.id())
-            .is_some_and(|s| s.iter().any(|s| s.cpu_percent > 0.0));
+            .is_some_and(|s| s.iter().any(|s| s.cpu_percent.is_some_and(|c| c > 0.0)));
         busy_ran && samples.get(&sleeper.id()).is_some_and(|s| s.len() >= 3)
     })
     .await;
     let slept = &samples[&sleeper.id()];
     assert!(
-        slept[1..].iter().all(|s| s.cpu_percent == 0.0),
+        slept[1..].iter().all(|s| s.cpu_percent == Some(0.0)),
         "sleeper: {slept:?}"
     );
     let s = &slept[0];
-    assert!(s.rss > 0 && s.num_threads == 1 && s.num_fds >= 3, "{s:?}");
+    assert!(
+        s.rss.is_some_and(|rss| rss > 0)
+            && s.num_threads == Some(1)
+            && s.num_fds.is_some_and(|fds| fds >= 3),
+        "{s:?}"
+    );
 
     // The busy process's cpu_times grow from one look to the next.
     let before = cpu_seconds(&client, busy.id()).await;

@@ -29,7 +29,7 @@ async fn find_zombies_groups_a_real_zombie_under_its_parent() {
         .find(|z| z.pid == zombie.pid)
         .expect("the zombie is listed");
     assert_eq!(z.ppid, me);
-    assert!(z.create_time > 0.0 && z.zombie_since.is_none());
+    assert!(z.create_time.is_some_and(|t| t > 0.0) && z.zombie_since.is_none());
     let parent = group.parent.as_ref().expect("the parent is described");
     assert_eq!(parent.pid, me);
     let args: Vec<String> = std::env::args().collect();
@@ -141,7 +141,7 @@ async fn signals_need_the_operator_role_a_live_process_and_its_create_time() {
             ("refused", "PROTECTED_PROCESS"),
             ("refused", "ZOMBIE_PROCESS"),
             ("refused", "PID_REUSED"),
-            ("refused", "InvalidArgument"),
+            ("refused", "INVALID_ARGUMENT"),
             ("refused", "NO_SUCH_PROCESS"),
             ("sent", ""),
         ]
