@@ -14,6 +14,7 @@ use std::{
 use anyhow::{Context, Result, bail};
 
 mod dist;
+mod xcheck;
 
 const HELP: &str = "\
 cargo xtask <command> [options]
@@ -32,6 +33,8 @@ Commands:
   dist                 release binaries, and their shell completions and man
                        pages in target/dist
   deb                  dist, then the Debian package (cargo-deb) in target/dist
+  xcheck [--target T]  clippy -D warnings for FreeBSD, OpenBSD, NetBSD and macOS
+                       (x86_64 and aarch64) on this machine
   help [COMMAND]       this text, or a command's
 
 `cargo xtask COMMAND --help` prints a command's help without building
@@ -99,6 +102,16 @@ Options (passed on to hostscope-fleet-sim):
 TARGET is cargo's target directory (CARGO_TARGET_DIR, if set).
 ";
 
+const XCHECK_HELP: &str = "\
+cargo xtask xcheck [--target TARGET]
+
+Runs `clippy --workspace --all-targets -- -D warnings` for another OS on
+this Linux machine (../shared/tools/xcheck: the nightly toolchain builds std
+from source), for every target or the one named: x86_64-unknown-freebsd,
+x86_64-unknown-openbsd, x86_64-unknown-netbsd, x86_64-apple-darwin,
+aarch64-apple-darwin. Nothing links or runs.
+";
+
 const DIST_HELP: &str = "\
 cargo xtask dist
 
@@ -134,6 +147,7 @@ enum Task {
     InstallHooks,
     Dist,
     Deb,
+    Xcheck(Vec<String>),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -153,6 +167,7 @@ fn help_of(command: &str) -> Option<&'static str> {
         "install-hooks" => INSTALL_HOOKS_HELP,
         "dist" => DIST_HELP,
         "deb" => DEB_HELP,
+        "xcheck" => XCHECK_HELP,
         _ => return None,
     })
 }
@@ -200,6 +215,7 @@ fn parse(args: &[String]) -> Result<Task> {
             _ => bail!("which benchmark?\n\n{help}"),
         },
         "fleet-sim" => Task::FleetSim(rest.to_vec()),
+        "xcheck" => Task::Xcheck(rest.to_vec()),
         "ci" | "install-hooks" | "dist" | "deb" => {
             if let Some(arg) = rest.first() {
                 return Err(unexpected(arg));
@@ -231,6 +247,7 @@ fn main() -> ExitCode {
         Task::InstallHooks => install_hooks(),
         Task::Dist => dist::dist().map(drop),
         Task::Deb => dist::deb(),
+        Task::Xcheck(args) => xcheck::xcheck(&args),
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -10,13 +10,24 @@
 
 use std::{ops::ControlFlow, path::PathBuf, time::Duration};
 
+pub mod decode;
 pub mod filter;
 pub mod parse;
+#[cfg(unix)]
+mod passwd;
 pub mod poll;
 
+#[cfg(any(target_os = "freebsd", target_os = "macos"))]
+mod bsd;
+#[cfg(any(target_os = "freebsd", target_os = "macos"))]
+mod bsd_sys;
+#[cfg(target_os = "freebsd")]
+pub mod freebsd;
 #[cfg(target_os = "linux")]
 pub mod linux;
-#[cfg(not(target_os = "linux"))]
+#[cfg(target_os = "macos")]
+pub mod macos;
+#[cfg(not(any(target_os = "linux", target_os = "freebsd", target_os = "macos")))]
 pub mod unsupported;
 
 pub use filter::Filter;
@@ -29,7 +40,19 @@ pub fn native(procfs: PathBuf, sysfs: PathBuf) -> Result<Box<dyn Backend>, Error
 }
 
 /// The backend for the OS this agent was built for.
-#[cfg(not(target_os = "linux"))]
+#[cfg(target_os = "freebsd")]
+pub fn native(_procfs: PathBuf, _sysfs: PathBuf) -> Result<Box<dyn Backend>, Error> {
+    Ok(Box::new(freebsd::backend()?))
+}
+
+/// The backend for the OS this agent was built for.
+#[cfg(target_os = "macos")]
+pub fn native(_procfs: PathBuf, _sysfs: PathBuf) -> Result<Box<dyn Backend>, Error> {
+    Ok(Box::new(macos::backend()?))
+}
+
+/// The backend for the OS this agent was built for.
+#[cfg(not(any(target_os = "linux", target_os = "freebsd", target_os = "macos")))]
 pub fn native(_procfs: PathBuf, _sysfs: PathBuf) -> Result<Box<dyn Backend>, Error> {
     Ok(Box::new(unsupported::Unsupported))
 }
@@ -542,6 +565,40 @@ impl ProcessInfo {
             ..ProcessInfo::default()
         }
     }
+
+    /// The fields [`ProcessInfo::check_signal_target`] needs.
+    pub(crate) const SIGNAL_FIELDS: [Field; 4] =
+        [Field::Ppid, Field::Name, Field::Status, Field::CreateTime];
+
+    /// Whether this process, read with [`ProcessInfo::SIGNAL_FIELDS`], may
+    /// be signalled as the one a caller saw: not a zombie (only its parent
+    /// can act), and started at `expected_create_time` when given.
+    pub(crate) fn check_signal_target(
+        self,
+        expected_create_time: Option<f64>,
+    ) -> Result<(), Error> {
+        let pid = self.pid;
+        if self.status == Some(Status::Zombie) {
+            return Err(Error::ZombieProcess {
+                pid,
+                ppid: self.ppid,
+                name: self.name,
+            });
+        }
+        if let (Some(expected), Some(actual)) = (expected_create_time, self.create_time) {
+            // Both come from one kernel value (clock ticks on Linux, a
+            // microsecond timeval elsewhere): a millisecond is far below a
+            // tick and far above float noise.
+            if (expected - actual).abs() > 1e-3 {
+                return Err(Error::PidReused {
+                    pid,
+                    expected,
+                    actual,
+                });
+            }
+        }
+        Ok(())
+    }
 }
 
 // === Host ===
@@ -592,6 +649,19 @@ pub enum NetField {
     Flags,
     /// [`NetInterface::io_counters`].
     IoCounters,
+}
+
+impl NetField {
+    /// Every field, in declaration order.
+    pub const ALL: [NetField; 7] = [
+        NetField::Addresses,
+        NetField::Isup,
+        NetField::Duplex,
+        NetField::Speed,
+        NetField::Mtu,
+        NetField::Flags,
+        NetField::IoCounters,
+    ];
 }
 
 /// One network interface.

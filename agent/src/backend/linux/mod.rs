@@ -11,21 +11,20 @@
 #![forbid(unsafe_code)]
 
 use std::{
-    collections::HashMap,
     ffi::CString,
     ops::ControlFlow,
     os::unix::ffi::OsStrExt,
     path::{Path, PathBuf},
-    sync::Mutex,
 };
 
 use super::{
-    Backend, Error, Field, FieldSet, HostInfo, NetField, NetInterface, ProcessInfo,
+    Backend, Error, FieldSet, HostInfo, NetField, NetInterface, ProcessInfo,
     parse::{
         HostConsts,
         status::parse_status,
         system::{parse_boot_time, parse_mem_total, parse_pretty_name},
     },
+    passwd::UserNames,
 };
 
 mod events;
@@ -47,7 +46,7 @@ pub struct Linux {
     consts: HostConsts,
     /// Login names by uid: the user database is slow to ask (NSS may go
     /// over the network) and a fleet host runs few distinct users.
-    users: Mutex<HashMap<u32, String>>,
+    users: UserNames,
 }
 
 impl Linux {
@@ -89,24 +88,14 @@ impl Linux {
                 page_size,
                 boot_time,
             },
-            users: Mutex::new(HashMap::new()),
+            users: UserNames::default(),
         })
     }
 
     /// The login name of `uid`, or the uid in decimal when the user
     /// database has no such user or cannot be asked (as psutil does).
     fn username(&self, uid: u32) -> String {
-        let mut users = self
-            .users
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        users
-            .entry(uid)
-            .or_insert_with(|| match sys::user_name(uid) {
-                Ok(Some(name)) => name,
-                Ok(None) | Err(_) => uid.to_string(),
-            })
-            .clone()
+        self.users.name(uid)
     }
 
     /// A backend with the same roots and host constants for a polling
@@ -118,7 +107,7 @@ impl Linux {
             procfs_c: self.procfs_c.clone(),
             sysfs: self.sysfs.clone(),
             consts: self.consts,
-            users: Mutex::new(HashMap::new()),
+            users: UserNames::default(),
         }
     }
 
@@ -152,15 +141,7 @@ impl Backend for Linux {
             memory_total,
             backend: "linux-procfs",
             process_fields: FieldSet::all(),
-            net_interface_fields: vec![
-                NetField::Addresses,
-                NetField::Isup,
-                NetField::Duplex,
-                NetField::Speed,
-                NetField::Mtu,
-                NetField::Flags,
-                NetField::IoCounters,
-            ],
+            net_interface_fields: NetField::ALL.to_vec(),
         })
     }
 
@@ -230,26 +211,8 @@ impl Backend for Linux {
             Errno::Other => io_error(Path::new(&format!("{call} of pid {pid}")), err),
         };
         let pidfd = sys::pidfd_open(pid).map_err(|e| refused("pidfd_open(2)", e))?;
-        let fields = [Field::Ppid, Field::Name, Field::Status, Field::CreateTime];
-        let p = self.process(pid, fields.into_iter().collect())?;
-        if p.status == Some(super::Status::Zombie) {
-            return Err(Error::ZombieProcess {
-                pid,
-                ppid: p.ppid,
-                name: p.name,
-            });
-        }
-        if let (Some(expected), Some(actual)) = (expected_create_time, p.create_time) {
-            // Both come from the same clock-tick count; a millisecond is
-            // far below a tick and far above float noise.
-            if (expected - actual).abs() > 1e-3 {
-                return Err(Error::PidReused {
-                    pid,
-                    expected,
-                    actual,
-                });
-            }
-        }
+        self.process(pid, ProcessInfo::SIGNAL_FIELDS.into_iter().collect())?
+            .check_signal_target(expected_create_time)?;
         match &pidfd {
             Some(fd) => sys::pidfd_send_signal(fd.as_fd(), sig)
                 .map_err(|e| refused("pidfd_send_signal(2)", e)),

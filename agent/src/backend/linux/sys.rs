@@ -14,11 +14,7 @@ use std::{
     time::Duration,
 };
 
-use nix::{
-    ifaddrs::InterfaceAddress,
-    sys::socket::SockaddrStorage,
-    unistd::{SysconfVar, Uid, User},
-};
+use nix::{ifaddrs::InterfaceAddress, sys::socket::SockaddrStorage, unistd::SysconfVar};
 use rustix::{
     buffer::spare_capacity,
     event::{PollFd, PollFlags, Timespec},
@@ -115,13 +111,7 @@ pub(super) fn major_minor(dev: u64) -> (u32, u32) {
     (rustix::fs::major(dev), rustix::fs::minor(dev))
 }
 
-// === Users and the host ===
-
-/// The login name of `uid` from the user database (`getpwuid_r(3)`, so
-/// NSS sources such as LDAP count), `None` when it has no such user.
-pub(super) fn user_name(uid: u32) -> io::Result<Option<String>> {
-    Ok(User::from_uid(Uid::from_raw(uid))?.map(|user| user.name))
-}
+// === The host ===
 
 /// What `uname(2)` says about the running kernel.
 pub(super) struct Uname {
