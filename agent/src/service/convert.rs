@@ -215,6 +215,11 @@ pub fn filter_from_pb(filter: pb::ProcessFilter) -> Result<Filter, ServiceError>
     for &pid in &filter.pids {
         pid_from_pb("filter.pids", pid)?;
     }
+    // A pid asked for twice is read and answered once: 30,000 copies of one
+    // pid must not make 30,000 answers.
+    let mut seen = std::collections::HashSet::with_capacity(filter.pids.len());
+    let mut pids = filter.pids;
+    pids.retain(|pid| seen.insert(*pid));
     let statuses = filter
         .statuses
         .iter()
@@ -222,7 +227,7 @@ pub fn filter_from_pb(filter: pb::ProcessFilter) -> Result<Filter, ServiceError>
         .collect::<Result<_, _>>()
         .map_err(|e| ServiceError::invalid("filter.statuses", e))?;
     Ok(Filter {
-        pids: filter.pids,
+        pids,
         ppid: filter.ppid,
         name,
         username: Some(filter.username).filter(|u| !u.is_empty()),
@@ -512,5 +517,17 @@ mod tests {
         assert_eq!(filter.statuses, [Status::Zombie]);
         let empty = filter_from_pb(pb::ProcessFilter::default()).expect("empty filter");
         assert!(empty.name.is_none() && empty.username.is_none());
+    }
+
+    #[test]
+    fn repeated_pids_are_asked_once_in_their_first_order() {
+        let mut pids = vec![1; 30_000];
+        pids.extend([7, 1, 3, 7]);
+        let filter = filter_from_pb(pb::ProcessFilter {
+            pids,
+            ..Default::default()
+        })
+        .expect("a good filter");
+        assert_eq!(filter.pids, [1, 7, 3]);
     }
 }
