@@ -146,6 +146,7 @@ pub struct LimitsSection {
     pub shutdown_grace_secs: Option<u64>,
     pub max_concurrent_streams: Option<u32>,
     pub max_concurrent_scans: Option<usize>,
+    pub stream_stall_timeout_secs: Option<u64>,
 }
 
 /// Longest timeout the agent accepts, in seconds: a day. Longer ones are
@@ -166,27 +167,29 @@ where
     }
 }
 
+/// `value` seconds if set (between `min` and a day), else `default`.
+fn timeout(key: &str, value: Option<u64>, default: Duration, min: u64) -> Result<Duration, Error> {
+    let Some(secs) = value else {
+        return Ok(default);
+    };
+    if !(min..=MAX_TIMEOUT_SECS).contains(&secs) {
+        return Err(Error::Invalid(format!(
+            "[limits] {key} = {secs}: must be between {min} and {MAX_TIMEOUT_SECS} seconds{}",
+            if secs == 0 {
+                " (0 would time out at once)"
+            } else {
+                ""
+            }
+        )));
+    }
+    Ok(Duration::from_secs(secs))
+}
+
 impl LimitsSection {
     /// The limits this section sets over `defaults`, or what is wrong with
     /// it: a zero or absurd timeout, a zero count, a per-peer limit above
     /// its total.
     fn resolve(&self, defaults: server::Limits) -> Result<server::Limits, Error> {
-        let timeout = |key: &str, value: Option<u64>, default: Duration, min: u64| {
-            let Some(secs) = value else {
-                return Ok(default);
-            };
-            if !(min..=MAX_TIMEOUT_SECS).contains(&secs) {
-                return Err(Error::Invalid(format!(
-                    "[limits] {key} = {secs}: must be between {min} and {MAX_TIMEOUT_SECS} seconds{}",
-                    if secs == 0 {
-                        " (0 would time out at once)"
-                    } else {
-                        ""
-                    }
-                )));
-            }
-            Ok(Duration::from_secs(secs))
-        };
         let limits = server::Limits {
             request_timeout: timeout(
                 "request_timeout_secs",
@@ -474,6 +477,12 @@ impl Config {
                     .limits
                     .max_concurrent_scans
                     .unwrap_or(service_defaults.max_concurrent_scans),
+                stream_stall_timeout: timeout(
+                    "stream_stall_timeout_secs",
+                    file.limits.stream_stall_timeout_secs,
+                    service_defaults.stream_stall_timeout,
+                    1,
+                )?,
                 watch: service::watch::WatchOptions {
                     mode: flags
                         .watch_mode
@@ -710,6 +719,7 @@ mod tests {
             ("request_timeout_secs = 0", "request_timeout_secs"),
             ("handshake_timeout_secs = 0", "handshake_timeout_secs"),
             ("idle_timeout_secs = 0", "idle_timeout_secs"),
+            ("stream_stall_timeout_secs = 0", "stream_stall_timeout_secs"),
             (
                 "request_timeout_secs = 18446744073709551615",
                 "request_timeout_secs",

@@ -225,6 +225,7 @@ impl Agent {
             watches.end_watches();
             let _ = draining.send(());
         };
+        let audit = self.inspector.audit();
         let inspector = pb::host_inspector_server::HostInspectorServer::new(self.inspector)
             .max_decoding_message_size(self.limits.max_request_bytes)
             .max_encoding_message_size(service::MAX_MESSAGE_BYTES);
@@ -237,6 +238,7 @@ impl Agent {
             .layer(TrackCallsLayer)
             .layer(edge::CheckRequestsLayer {
                 max_bytes: self.limits.max_request_bytes,
+                audit,
             })
             .add_service(health_service)
             .add_service(reflection().build_v1()?)

@@ -6,10 +6,12 @@
 //! one request message, so this layer reads it (bounded by the request
 //! size limit), checks its framing and decodes it; what fails is answered
 //! here with INVALID_ARGUMENT and a message that says what is wrong, and
-//! what passes goes on to tonic unchanged.
+//! what passes goes on to tonic unchanged. A SignalProcess refused here is
+//! audited like one the service refuses.
 
 use std::{
     pin::Pin,
+    sync::Arc,
     task::{Context, Poll},
 };
 
@@ -19,6 +21,12 @@ use tonic::{
     Status,
     body::Body,
     codegen::{Bytes, http},
+    transport::server::{TcpConnectInfo, TlsConnectInfo},
+};
+
+use crate::{
+    authz::Identity,
+    service::audit::{self, Audit},
 };
 
 /// The path prefix of the methods checked here.
@@ -27,10 +35,12 @@ const SERVICE: &str = "/hostscope.v1.HostInspector/";
 const PREFIX: usize = 5;
 
 /// Checks the request message of every HostInspector call.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub(crate) struct CheckRequestsLayer {
     /// Largest request message in bytes.
     pub(crate) max_bytes: usize,
+    /// Where refused SignalProcess requests are audited.
+    pub(crate) audit: Arc<Audit>,
 }
 
 impl<S> tower_layer::Layer<S> for CheckRequestsLayer {
@@ -40,6 +50,7 @@ impl<S> tower_layer::Layer<S> for CheckRequestsLayer {
         CheckRequests {
             inner,
             max_bytes: self.max_bytes,
+            audit: Arc::clone(&self.audit),
         }
     }
 }
@@ -49,6 +60,7 @@ impl<S> tower_layer::Layer<S> for CheckRequestsLayer {
 pub(crate) struct CheckRequests<S> {
     inner: S,
     max_bytes: usize,
+    audit: Arc<Audit>,
 }
 
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
@@ -84,19 +96,52 @@ where
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let max_bytes = self.max_bytes;
+        let audit = Arc::clone(&self.audit);
         Box::pin(async move {
             let (parts, body) = request.into_parts();
-            let bytes = match read_bounded(body, PREFIX + max_bytes).await {
+            let checked = read_bounded(body, PREFIX + max_bytes)
+                .await
+                .and_then(|bytes| match check_message(&method, &bytes, max_bytes) {
+                    Ok(()) => Ok(bytes),
+                    Err(message) => Err(Status::invalid_argument(message)),
+                });
+            let bytes = match checked {
                 Ok(bytes) => bytes,
-                Err(status) => return Ok(status.into_http()),
+                Err(status) => {
+                    if method == "SignalProcess" && status.code() == tonic::Code::InvalidArgument {
+                        audit_refusal(&audit, &parts.extensions, &status);
+                    }
+                    return Ok(status.into_http());
+                }
             };
-            if let Err(message) = check_message(&method, &bytes, max_bytes) {
-                return Ok(Status::invalid_argument(message).into_http());
-            }
             let body = Body::new(Buffered(Some(bytes)));
             inner.call(http::Request::from_parts(parts, body)).await
         })
     }
+}
+
+/// Audits a SignalProcess request refused before it could be decoded: who
+/// sent it and why; its pid and signal are unknown (0 and "").
+fn audit_refusal(audit: &Audit, extensions: &http::Extensions, status: &Status) {
+    let tls = extensions.get::<TlsConnectInfo<TcpConnectInfo>>();
+    let tcp = tls
+        .map(TlsConnectInfo::get_ref)
+        .or_else(|| extensions.get::<TcpConnectInfo>());
+    let id = tls
+        .and_then(TlsConnectInfo::peer_certs)
+        .and_then(|certs| certs.first().map(Identity::from_certificate))
+        .unwrap_or_default();
+    audit.record(&audit::Entry {
+        time: audit::Entry::now(),
+        client: id.display(),
+        peer: tcp.and_then(TcpConnectInfo::remote_addr),
+        pid: 0,
+        signal: "",
+        expected_create_time: None,
+        outcome: "refused",
+        reason: Some("INVALID_ARGUMENT".to_owned()),
+        message: Some(status.message().to_owned()),
+    });
 }
 
 /// Reads a request body of at most `limit` bytes.

@@ -55,8 +55,10 @@ pub struct Entry<'a> {
     pub client: &'a str,
     /// The client's address.
     pub peer: Option<SocketAddr>,
+    /// The pid asked for; 0 when the request could not be decoded.
     pub pid: u32,
-    /// The signal as asked for; written bounded and escaped, with its
+    /// The signal as asked for ("" when the request could not be
+    /// decoded); written bounded and escaped, with its
     /// length when it was cut.
     #[serde(serialize_with = "signal")]
     pub signal: &'a str,

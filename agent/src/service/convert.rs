@@ -231,6 +231,11 @@ pub fn filter_from_pb(filter: pb::ProcessFilter) -> Result<Filter, ServiceError>
     for &pid in &filter.pids {
         pid_from_pb("filter.pids", pid)?;
     }
+    // A pid asked for twice is read and answered once: 30,000 copies of one
+    // pid must not make 30,000 answers.
+    let mut seen = std::collections::HashSet::with_capacity(filter.pids.len());
+    let mut pids = filter.pids;
+    pids.retain(|pid| seen.insert(*pid));
     let statuses = filter
         .statuses
         .iter()
@@ -238,7 +243,7 @@ pub fn filter_from_pb(filter: pb::ProcessFilter) -> Result<Filter, ServiceError>
         .collect::<Result<_, _>>()
         .map_err(|e| ServiceError::invalid("filter.statuses", e))?;
     Ok(Filter {
-        pids: filter.pids,
+        pids,
         ppid: filter.ppid,
         name,
         username: Some(filter.username).filter(|u| !u.is_empty()),
@@ -680,5 +685,17 @@ mod tests {
         let speed = |n| nic_to_pb(n).stats.expect("stats").speed;
         assert_eq!(speed(nic(0)), None);
         assert_eq!(speed(nic(1000)), Some(1000));
+    }
+
+    #[test]
+    fn repeated_pids_are_asked_once_in_their_first_order() {
+        let mut pids = vec![1; 30_000];
+        pids.extend([7, 1, 3, 7]);
+        let filter = filter_from_pb(pb::ProcessFilter {
+            pids,
+            ..Default::default()
+        })
+        .expect("a good filter");
+        assert_eq!(filter.pids, [1, 7, 3]);
     }
 }

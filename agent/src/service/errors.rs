@@ -27,6 +27,8 @@ const RESOURCE_EXHAUSTED: &str = "RESOURCE_EXHAUSTED";
 const INTERNAL: &str = "INTERNAL";
 /// The reason of a call refused because the agent is stopping.
 const SHUTTING_DOWN: &str = "SHUTTING_DOWN";
+/// The reason of a stream ended because its client stopped reading it.
+const STREAM_STALLED: &str = "STREAM_STALLED";
 
 /// Why a call failed, with what it was about.
 #[derive(Debug, thiserror::Error)]
@@ -105,6 +107,17 @@ pub enum ServiceError {
     /// The agent is stopping and takes no new work.
     #[error("the agent is shutting down")]
     ShuttingDown,
+
+    /// The client took none of a stream's data for the stall timeout: the
+    /// agent ended the stream rather than hold its data for ever.
+    #[error(
+        "the client took none of this stream's data for {after:?}: the agent ended the stream \
+         ([limits] stream_stall_timeout_secs)"
+    )]
+    StreamStalled {
+        /// The stall timeout.
+        after: std::time::Duration,
+    },
 }
 
 impl ServiceError {
@@ -153,6 +166,9 @@ impl ServiceError {
             }
             ServiceError::Internal { .. } => return (Code::Internal, INTERNAL),
             ServiceError::ShuttingDown => return (Code::Unavailable, SHUTTING_DOWN),
+            ServiceError::StreamStalled { .. } => {
+                return (Code::DeadlineExceeded, STREAM_STALLED);
+            }
         };
         let code = match kind {
             pb::ErrorKind::NoSuchProcess | pb::ErrorKind::ZombieProcess => Code::NotFound,
@@ -179,6 +195,9 @@ impl ServiceError {
             ServiceError::ClientWatchLimit { client, limit } => {
                 meta.put("client", client);
                 meta.put("limit", limit);
+            }
+            ServiceError::StreamStalled { after } => {
+                meta.put("stall_timeout_secs", after.as_secs_f64());
             }
             ServiceError::Internal { .. } | ServiceError::ShuttingDown => {}
         }

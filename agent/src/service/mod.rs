@@ -1,15 +1,17 @@
 //! The `hostscope.v1.HostInspector` service: request -> backend -> message.
 //!
 //! Handlers validate their input, then do the blocking procfs work in
-//! `spawn_blocking`; listings stream batches through a small bounded
-//! channel, so a slow client slows the scan instead of growing memory.
+//! `spawn_blocking`. A listing scans the table into batches while it holds
+//! one of the scan permits, gives the permit back, and only then sends:
+//! a client that reads slowly, or not at all, never keeps a permit from
+//! other clients, and an [`outbox`] ends its stream once it has taken
+//! nothing for the stall timeout.
 
-use std::{collections::BTreeMap, ops::ControlFlow, sync::Arc};
+use std::{collections::BTreeMap, ops::ControlFlow, sync::Arc, time::Duration};
 
 use hostscope_proto as pb;
 use prost::Message;
-use tokio::sync::{Semaphore, mpsc};
-use tokio_stream::wrappers::ReceiverStream;
+use tokio::sync::Semaphore;
 use tonic::{Request, Response, Status};
 
 use crate::{
@@ -20,11 +22,13 @@ use crate::{
 pub mod audit;
 pub mod convert;
 pub mod errors;
+pub mod outbox;
 pub mod signal;
 pub mod watch;
 
 use audit::Audit;
 pub use errors::ServiceError;
+use outbox::OutboxStream;
 use watch::{Hub, WatchOptions};
 
 /// Largest message the agent sends. gRPC clients accept 4 MiB by default;
@@ -47,6 +51,9 @@ pub struct Options {
     pub policy: Policy,
     /// Where process events come from, and the watchers' limits.
     pub watch: WatchOptions,
+    /// A stream whose client takes none of its data for this long is
+    /// ended (listings and watches alike).
+    pub stream_stall_timeout: Duration,
 }
 
 impl Default for Options {
@@ -56,6 +63,7 @@ impl Default for Options {
             max_concurrent_scans: 4,
             policy: Policy::default(),
             watch: WatchOptions::default(),
+            stream_stall_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -74,7 +82,12 @@ impl Inspector {
     /// The service over `backend`, auditing signals to the log only.
     pub fn new(backend: Arc<dyn Backend>, options: Options) -> Inspector {
         let scans = Arc::new(Semaphore::new(options.max_concurrent_scans.max(1)));
-        let hub = Arc::new(Hub::new(Arc::clone(&backend), options.watch.clone()));
+        let hub = Arc::new(Hub::new(
+            Arc::clone(&backend),
+            options.watch.clone(),
+            Arc::clone(&scans),
+            options.stream_stall_timeout,
+        ));
         Inspector {
             backend,
             options,
@@ -88,6 +101,12 @@ impl Inspector {
     pub fn with_audit(mut self, audit: Audit) -> Inspector {
         self.audit = Arc::new(audit);
         self
+    }
+
+    /// Where signal requests are audited: for requests refused before they
+    /// reach the service (a malformed SignalProcess message).
+    pub fn audit(&self) -> Arc<Audit> {
+        Arc::clone(&self.audit)
     }
 
     /// Where WatchProcesses gets its events: "netlink" or "poll".
@@ -125,6 +144,17 @@ impl Inspector {
         }
         let (name, number) =
             signal::parse(&request.signal).map_err(|e| ServiceError::invalid("signal", e))?;
+        // NaN compares false with everything: it would pass the pid-reuse
+        // guard it stands for.
+        if let Some(t) = request.expected_create_time.filter(|t| !t.is_finite()) {
+            return Err(ServiceError::invalid(
+                "expected_create_time",
+                format!(
+                    "expected_create_time must be a finite number of seconds since the epoch, \
+                     not {t}"
+                ),
+            ));
+        }
         let pid = request.pid;
         let why = match pid {
             0 => Some("pid 0 is no process (kill(2) would signal a whole process group)"),
@@ -201,7 +231,7 @@ impl pb::host_inspector_server::HostInspector for Inspector {
         )))
     }
 
-    type ListProcessesStream = ReceiverStream<Result<pb::ProcessBatch, Status>>;
+    type ListProcessesStream = OutboxStream<pb::ProcessBatch>;
 
     async fn list_processes(
         &self,
@@ -216,24 +246,48 @@ impl pb::host_inspector_server::HostInspector for Inspector {
             .await
             .map_err(|_| ServiceError::ShuttingDown)?;
 
-        let (tx, rx) = mpsc::channel(2);
+        let (outbox, stream) = outbox::outbox(2, self.options.stream_stall_timeout);
+        let gone = outbox.gone();
         let backend = Arc::clone(&self.backend);
-        tokio::task::spawn_blocking(move || {
-            let _permit = permit;
-            let read = fields.union(filter.needs());
-            let mut batches = Batcher::new(tx);
-            let mut visit = |info: ProcessInfo| {
-                if !filter.matches(&info) {
-                    return ControlFlow::Continue(());
+        tokio::spawn(async move {
+            // Scan with the permit, into batches...
+            let scanned = tokio::task::spawn_blocking(move || {
+                let _permit = permit;
+                let read = fields.union(filter.needs());
+                let mut batches = Batcher::default();
+                let mut visit = |info: ProcessInfo| {
+                    if gone() {
+                        return ControlFlow::Break(());
+                    }
+                    if filter.matches(&info) {
+                        batches.push(convert::process_to_pb_refusing(info, fields, &refused));
+                    }
+                    ControlFlow::Continue(())
+                };
+                let result = scan(backend.as_ref(), &filter.pids, read, &mut visit);
+                (batches.finish(), result.map_err(ServiceError::from))
+            })
+            .await;
+            let (batches, result) = scanned.unwrap_or_else(|e| {
+                (
+                    Vec::new(),
+                    Err(ServiceError::internal("the scan task failed", e)),
+                )
+            });
+            // ...then send them without it.
+            for batch in batches {
+                if outbox.send(Ok(batch)).await.is_err() {
+                    return;
                 }
-                batches.push(convert::process_to_pb_refusing(info, fields, &refused))
-            };
-            match scan(backend.as_ref(), &filter.pids, read, &mut visit) {
-                Ok(()) => batches.finish(),
-                Err(e) => batches.fail(e.into()),
             }
+            if let Err(e) = result {
+                if outbox.send(Err(e.into())).await.is_err() {
+                    return;
+                }
+            }
+            let _ = outbox.finish().await;
         });
-        Ok(Response::new(ReceiverStream::new(rx)))
+        Ok(Response::new(stream))
     }
 
     async fn get_process(
@@ -306,7 +360,7 @@ impl pb::host_inspector_server::HostInspector for Inspector {
         Ok(Response::new(result?))
     }
 
-    type WatchProcessesStream = ReceiverStream<Result<pb::ProcessEvent, Status>>;
+    type WatchProcessesStream = OutboxStream<pb::ProcessEvent>;
 
     async fn watch_processes(
         &self,
@@ -389,62 +443,45 @@ fn scan(
     Ok(())
 }
 
-/// Groups processes into batches bounded in count and encoded size, and
-/// sends them from the blocking scan to the response stream.
+/// Groups processes into batches bounded in count and encoded size.
+#[derive(Default)]
 struct Batcher {
-    tx: mpsc::Sender<Result<pb::ProcessBatch, Status>>,
+    done: Vec<pb::ProcessBatch>,
     batch: pb::ProcessBatch,
     bytes: usize,
 }
 
 impl Batcher {
-    fn new(tx: mpsc::Sender<Result<pb::ProcessBatch, Status>>) -> Batcher {
-        Batcher {
-            tx,
-            batch: pb::ProcessBatch::default(),
-            bytes: 0,
-        }
-    }
-
-    /// Adds a process; breaks when the client has gone away.
-    fn push(&mut self, mut process: pb::Process) -> ControlFlow<()> {
+    /// Adds a process.
+    fn push(&mut self, mut process: pb::Process) {
         // Room for the batch's own framing of this entry.
         const ENTRY_OVERHEAD: usize = 16;
         let limit = MAX_MESSAGE_BYTES - ENTRY_OVERHEAD;
         fit(&mut process, limit);
         let len = process.encoded_len() + ENTRY_OVERHEAD;
         if self.bytes + len > limit {
-            self.flush()?;
+            self.flush();
         }
         self.bytes += len;
         self.batch.processes.push(process);
         if self.bytes >= BATCH_BYTES || self.batch.processes.len() >= BATCH_PROCESSES {
-            self.flush()?;
+            self.flush();
         }
-        ControlFlow::Continue(())
     }
 
-    /// Sends the batch so far; breaks when the client has gone away.
-    fn flush(&mut self) -> ControlFlow<()> {
+    /// Closes the batch so far.
+    fn flush(&mut self) {
         if self.batch.processes.is_empty() {
-            return ControlFlow::Continue(());
+            return;
         }
         self.bytes = 0;
-        let batch = std::mem::take(&mut self.batch);
-        match self.tx.blocking_send(Ok(batch)) {
-            Ok(()) => ControlFlow::Continue(()),
-            Err(_) => ControlFlow::Break(()),
-        }
+        self.done.push(std::mem::take(&mut self.batch));
     }
 
-    /// Sends what is left at the end of the scan.
-    fn finish(mut self) {
-        let _ = self.flush();
-    }
-
-    /// Ends the stream with `err`.
-    fn fail(self, err: ServiceError) {
-        let _ = self.tx.blocking_send(Err(err.into()));
+    /// Every batch, the last one included.
+    fn finish(mut self) -> Vec<pb::ProcessBatch> {
+        self.flush();
+        self.done
     }
 }
 
@@ -493,8 +530,7 @@ mod tests {
 
     #[test]
     fn batches_stay_under_the_message_limit() {
-        let (tx, mut rx) = mpsc::channel(64);
-        let mut batcher = Batcher::new(tx);
+        let mut batcher = Batcher::default();
         // Small processes fill a batch part way; a huge one must then start
         // a batch of its own instead of overflowing this one.
         let sizes = [
@@ -510,12 +546,10 @@ mod tests {
                 cmdline: vec!["a".repeat(size)],
                 ..Default::default()
             };
-            assert!(batcher.push(p).is_continue());
+            batcher.push(p);
         }
-        batcher.finish();
         let mut seen = 0;
-        while let Ok(batch) = rx.try_recv() {
-            let batch = batch.expect("batch");
+        for batch in batcher.finish() {
             assert!(batch.encoded_len() <= MAX_MESSAGE_BYTES);
             seen += batch.processes.len();
         }

@@ -40,6 +40,11 @@ const DESCRIBED: [Field; 6] = [
     Field::CreateTime,
 ];
 
+/// What names a process that exec'd: read first, on its own, so that a
+/// process that exits right after its exec still gets its new name even
+/// when the fuller read fails.
+const NAMED: [Field; 1] = [Field::Name];
+
 /// What is remembered of a live process, to name it when it exits (by then
 /// /proc may have nothing left to read) and to filter its exit by user.
 const REMEMBERED: [Field; 4] = [Field::Ppid, Field::Name, Field::Username, Field::Uids];
@@ -75,7 +80,6 @@ impl Collector {
     /// Collects until nobody listens.
     pub fn run(mut self) {
         tracing::debug!(mode = ?self.source.mode(), "event collector started");
-        let described: FieldSet = DESCRIBED.into_iter().collect();
         let checked: FieldSet = CHECKED.into_iter().collect();
         let mut table = Table::read(self.backend.as_ref());
         let mut checks = ZombieChecks::default();
@@ -88,7 +92,7 @@ impl Collector {
             }
             let backend = self.backend.as_ref();
             for raw in raw.drain(..) {
-                let read = |pid| backend.process(pid, described).ok();
+                let read = |pid, fields| backend.process(pid, fields).ok();
                 let event = enrich(raw, read, &mut table, &mut checks, Instant::now());
                 // Sending fails only when nobody listens, which the loop
                 // checks next.
@@ -135,7 +139,8 @@ impl Table {
         table
     }
 
-    /// Remembers what identifies `p`.
+    /// Remembers what identifies `p`, a new process: whatever an earlier
+    /// holder of its pid left is replaced.
     fn remember(&mut self, p: &ProcessInfo) {
         let known = ProcessInfo {
             ppid: p.ppid,
@@ -147,6 +152,29 @@ impl Table {
         self.0.insert(p.pid, known);
     }
 
+    /// Updates what is known of `p` with what was read of it, keeping what
+    /// was not read: a failed read never erases a known parent, name or
+    /// user. Returns what is known now.
+    fn update(&mut self, p: &ProcessInfo) -> ProcessInfo {
+        let known = self
+            .0
+            .entry(p.pid)
+            .or_insert_with(|| ProcessInfo::new(p.pid));
+        if p.ppid.is_some() {
+            known.ppid = p.ppid;
+        }
+        if p.name.is_some() {
+            known.name.clone_from(&p.name);
+        }
+        if p.username.is_some() {
+            known.username.clone_from(&p.username);
+        }
+        if p.uids.is_some() {
+            known.uids = p.uids;
+        }
+        known.clone()
+    }
+
     /// Forgets `pid`, which exited, returning what was known of it.
     fn forget(&mut self, pid: u32) -> Option<ProcessInfo> {
         self.0.remove(&pid)
@@ -154,17 +182,19 @@ impl Table {
 }
 
 /// A raw event with what `read` (or else the table) says of the process;
-/// an exit also schedules its zombie checks.
+/// an exit also schedules its zombie checks. `read` reads the given fields
+/// of a pid, or None when it cannot.
 fn enrich(
     raw: RawEvent,
-    read: impl FnOnce(u32) -> Option<ProcessInfo>,
+    mut read: impl FnMut(u32, FieldSet) -> Option<ProcessInfo>,
     table: &mut Table,
     checks: &mut ZombieChecks,
     now: Instant,
 ) -> Event {
     match raw {
         RawEvent::Fork { pid, ppid, time } => {
-            let mut process = read(pid).unwrap_or_else(|| ProcessInfo::new(pid));
+            let described = DESCRIBED.into_iter().collect();
+            let mut process = read(pid, described).unwrap_or_else(|| ProcessInfo::new(pid));
             // The kernel's word: /proc may already show a reparented child.
             process.ppid = Some(ppid);
             table.remember(&process);
@@ -175,13 +205,18 @@ fn enrich(
             }
         }
         RawEvent::Exec { pid, time } => {
-            let process = match read(pid) {
-                Some(p) => {
-                    table.remember(&p);
-                    p
-                }
-                None => ProcessInfo::new(pid),
-            };
+            let name = read(pid, NAMED.into_iter().collect()).and_then(|p| p.name);
+            let described = DESCRIBED.into_iter().collect();
+            let mut process = read(pid, described).unwrap_or_else(|| ProcessInfo::new(pid));
+            if process.name.is_none() {
+                process.name = name;
+            }
+            // An exec changes the program, not the parent or the user: what
+            // the read missed of those, the fork recorded.
+            let known = table.update(&process);
+            process.ppid = process.ppid.or(known.ppid);
+            process.username = process.username.or(known.username);
+            process.uids = process.uids.or(known.uids);
             Event {
                 kind: EventKind::Exec,
                 time,
@@ -326,6 +361,11 @@ mod tests {
         }
     }
 
+    /// The exit of `pid`, when nothing of it can be read any more.
+    fn exit_unread(pid: u32, table: &mut Table, checks: &mut ZombieChecks) -> Event {
+        enrich(exit(pid), |_, _| None, table, checks, Instant::now())
+    }
+
     #[test]
     fn a_fork_is_described_with_the_kernels_parent_and_remembered() {
         let (mut table, mut checks) = (Table::default(), ZombieChecks::default());
@@ -336,7 +376,7 @@ mod tests {
         };
         let event = enrich(
             fork,
-            |_| Some(worker(42)),
+            |_, _| Some(worker(42)),
             &mut table,
             &mut checks,
             Instant::now(),
@@ -358,7 +398,7 @@ mod tests {
         let (mut table, mut checks) = (Table::default(), ZombieChecks::default());
         table.remember(&worker(42));
         let t0 = Instant::now();
-        let event = enrich(exit(42), |_| None, &mut table, &mut checks, t0);
+        let event = enrich(exit(42), |_, _| None, &mut table, &mut checks, t0);
         assert_eq!(
             event.kind,
             EventKind::Exited {
@@ -372,7 +412,7 @@ mod tests {
         assert_eq!(checks.wait(t0, IDLE_WAIT), ZOMBIE_CHECKS[0]);
 
         // An exit of a process never seen is still reported, by pid.
-        let event = enrich(exit(43), |_| None, &mut table, &mut checks, t0);
+        let event = enrich(exit(43), |_, _| None, &mut table, &mut checks, t0);
         assert_eq!(event.process, ProcessInfo::new(43));
     }
 
@@ -381,9 +421,52 @@ mod tests {
         let (mut table, mut checks) = (Table::default(), ZombieChecks::default());
         table.remember(&worker(42));
         let exec = RawEvent::Exec { pid: 42, time: 1.0 };
-        let event = enrich(exec, |_| None, &mut table, &mut checks, Instant::now());
-        assert_eq!(event.process, ProcessInfo::new(42));
+        let event = enrich(exec, |_, _| None, &mut table, &mut checks, Instant::now());
+        // The parent and user the fork recorded; the new name is unknown.
+        assert_eq!(event.process.ppid, Some(1));
+        assert_eq!(event.process.username.as_deref(), Some("www"));
+        assert_eq!(event.process.name, None);
         assert_eq!(table.0[&42].name.as_deref(), Some("worker"));
+
+        // Its exit still names it, with its parent and user.
+        let event = exit_unread(42, &mut table, &mut checks);
+        assert_eq!(event.process.ppid, Some(1));
+        assert_eq!(event.process.name.as_deref(), Some("worker"));
+        assert_eq!(event.process.username.as_deref(), Some("www"));
+    }
+
+    #[test]
+    fn an_exec_read_in_part_keeps_what_it_could_not_read_and_takes_the_new_name() {
+        let (mut table, mut checks) = (Table::default(), ZombieChecks::default());
+        table.remember(&worker(42));
+        let exec = RawEvent::Exec { pid: 42, time: 1.0 };
+        // The name alone could be read; the fuller read found the process
+        // gone.
+        let named: FieldSet = NAMED.into_iter().collect();
+        let read = |pid, fields| {
+            (fields == named).then(|| ProcessInfo {
+                name: Some("true".into()),
+                ..ProcessInfo::new(pid)
+            })
+        };
+        let event = enrich(exec, read, &mut table, &mut checks, Instant::now());
+        assert_eq!(event.process.name.as_deref(), Some("true"));
+        assert_eq!(event.process.ppid, Some(1));
+        let event = exit_unread(42, &mut table, &mut checks);
+        assert_eq!(event.process.name.as_deref(), Some("true"));
+        assert_eq!(event.process.username.as_deref(), Some("www"));
+        assert_eq!(event.process.uids.map(|u| u.real), Some(33));
+
+        // A read that returns a process with empty fields erases nothing.
+        table.remember(&worker(43));
+        let exec = RawEvent::Exec { pid: 43, time: 1.0 };
+        let empty = |pid, _| Some(ProcessInfo::new(pid));
+        enrich(exec, empty, &mut table, &mut checks, Instant::now());
+        let known = &table.0[&43];
+        assert_eq!(
+            (known.ppid, known.name.as_deref(), known.username.as_deref()),
+            (Some(1), Some("worker"), Some("www"))
+        );
     }
 
     #[test]

@@ -4,12 +4,11 @@
 use std::{
     collections::HashMap,
     sync::{Arc, Mutex},
+    time::Duration,
 };
 
 use hostscope_proto as pb;
-use tokio::sync::{broadcast, mpsc, watch};
-use tokio_stream::wrappers::ReceiverStream;
-use tonic::Status;
+use tokio::sync::{Semaphore, broadcast, watch};
 
 use super::{
     Channel, Event, WatchOptions,
@@ -22,7 +21,10 @@ use super::{
 use crate::{
     authz::Identity,
     backend::{self, Backend, Field, FieldSet, Status as ProcStatus},
-    service::{self, ServiceError, convert},
+    service::{
+        self, ServiceError, convert,
+        outbox::{self, Ended, Outbox, OutboxStream},
+    },
 };
 
 /// The shared collector and the watchers' bookkeeping.
@@ -37,12 +39,23 @@ pub struct Hub {
     stop: watch::Sender<bool>,
     /// Which source the collector uses, found out at start-up.
     mode: backend::WatchMode,
+    /// The agent's scan permits, which sample scans take like listings.
+    scans: Arc<Semaphore>,
+    /// How long a watcher's client may take none of its events.
+    stall: Duration,
 }
 
 impl Hub {
     /// A hub over `backend`; finds out which event source works (and so
-    /// which mode GetHost reports) by opening it once.
-    pub fn new(backend: Arc<dyn Backend>, options: WatchOptions) -> Hub {
+    /// which mode GetHost reports) by opening it once. Sample scans take a
+    /// permit of `scans`; a stream whose client takes no event for `stall`
+    /// is ended.
+    pub fn new(
+        backend: Arc<dyn Backend>,
+        options: WatchOptions,
+        scans: Arc<Semaphore>,
+        stall: Duration,
+    ) -> Hub {
         let mode = match backend.events(options.mode, options.poll_interval) {
             Ok(source) => source.mode(),
             Err(e) => {
@@ -57,6 +70,8 @@ impl Hub {
             watchers: Arc::default(),
             stop: watch::channel(false).0,
             mode,
+            scans,
+            stall,
         }
     }
 
@@ -80,7 +95,7 @@ impl Hub {
         &self,
         client: &Identity,
         request: pb::WatchProcessesRequest,
-    ) -> Result<ReceiverStream<Result<pb::ProcessEvent, Status>>, ServiceError> {
+    ) -> Result<OutboxStream<pb::ProcessEvent>, ServiceError> {
         let filter = WatchFilter::new(&request)?;
         let every = sampler::interval(request.sample_interval)?;
         if every.is_some() {
@@ -98,17 +113,25 @@ impl Hub {
         };
         let sampler = every
             .filter(|_| filter.wants(pb::ProcessEventKind::Sample))
-            .map(|every| Sampler::new(Arc::clone(&self.backend), every, &filter));
-        let (tx, rx) = mpsc::channel(self.options.watcher_buffer.max(1));
+            .map(|every| {
+                Sampler::new(
+                    Arc::clone(&self.backend),
+                    every,
+                    &filter,
+                    Arc::clone(&self.scans),
+                )
+            });
+        let (outbox, stream) = outbox::outbox(self.options.watcher_buffer, self.stall);
         let watcher = Watcher {
             filter,
             tree,
             sampler,
-            tx,
+            outbox,
+            client: client.display().to_owned(),
             _slot: slot,
         };
         tokio::spawn(watcher.run(events, self.stop.subscribe()));
-        Ok(ReceiverStream::new(rx))
+        Ok(stream)
     }
 
     /// Counts a watcher against the limits, released when dropped.
@@ -180,6 +203,12 @@ fn check_sampleable(b: &dyn Backend, pids: &[u32]) -> Result<(), backend::Error>
     Ok(())
 }
 
+/// Resolves once the agent shuts down.
+async fn stopped(stop: &mut watch::Receiver<bool>) {
+    // The guard `wait_for` returns is not Send: drop it here.
+    let _ = stop.wait_for(|stopped| *stopped).await;
+}
+
 /// One watcher's place against the limits, given back when it ends.
 struct Slot {
     watchers: Arc<Mutex<HashMap<String, usize>>>,
@@ -203,13 +232,15 @@ struct Watcher {
     filter: WatchFilter,
     tree: Option<Tree>,
     sampler: Option<Sampler>,
-    tx: mpsc::Sender<Result<pb::ProcessEvent, Status>>,
+    outbox: Outbox<pb::ProcessEvent>,
+    /// Who watches, for the log.
+    client: String,
     _slot: Slot,
 }
 
 impl Watcher {
-    /// Sends what the watcher asked for until the client leaves, the
-    /// collector stops or the agent shuts down.
+    /// Sends what the watcher asked for until the client leaves or stops
+    /// reading, the collector stops or the agent shuts down.
     async fn run(
         mut self,
         mut events: broadcast::Receiver<Arc<Event>>,
@@ -220,7 +251,7 @@ impl Watcher {
             // The baseline reading the first rates start from.
             sampler.sample(&self.filter, self.tree.as_ref()).await;
         }
-        loop {
+        'watching: loop {
             let tick = async {
                 match ticks.as_mut() {
                     Some(t) => t.tick().await,
@@ -228,11 +259,8 @@ impl Watcher {
                 }
             };
             let out = tokio::select! {
-                () = async {
-                    // The guard `wait_for` returns is not Send: drop it here.
-                    let _ = stop.wait_for(|stopped| *stopped).await;
-                } => break,
-                () = self.tx.closed() => break,
+                () = stopped(&mut stop) => break,
+                () = self.outbox.closed() => break,
                 received = events.recv() => match received {
                     Ok(event) => self.admit(&event).into_iter().collect(),
                     Err(broadcast::error::RecvError::Lagged(dropped)) => {
@@ -246,8 +274,19 @@ impl Watcher {
                 },
             };
             for event in out {
-                if self.tx.send(Ok(event)).await.is_err() {
-                    return;
+                // A client that does not read must not keep the watcher
+                // from stopping with the agent.
+                let sent = tokio::select! {
+                    sent = self.outbox.send(Ok(event)) => sent,
+                    () = stopped(&mut stop) => break 'watching,
+                };
+                match sent {
+                    Ok(()) => {}
+                    Err(Ended::Stalled) => {
+                        tracing::debug!(client = %self.client, "ended a watch whose client took no events");
+                        return;
+                    }
+                    Err(Ended::Gone) => return,
                 }
             }
         }
@@ -279,7 +318,12 @@ mod tests {
             poll_interval: Duration::from_millis(50),
             ..options
         };
-        Hub::new(Arc::from(testing::real()), options)
+        Hub::new(
+            Arc::from(testing::real()),
+            options,
+            Arc::new(Semaphore::new(4)),
+            Duration::from_secs(10),
+        )
     }
 
     fn client(name: &str) -> Identity {

@@ -12,6 +12,7 @@ use std::{
 };
 
 use hostscope_proto as pb;
+use tokio::sync::Semaphore;
 
 use super::{filter::WatchFilter, tree::Tree};
 use crate::{
@@ -101,6 +102,9 @@ pub fn rates(before: &Reading, after: &Reading) -> Option<Rates> {
 /// One watcher's sampler.
 pub struct Sampler {
     backend: Arc<dyn Backend>,
+    /// The agent's scan permits: a sample scan counts like a listing, so
+    /// that many watchers sampling often cannot take the machine.
+    scans: Arc<Semaphore>,
     every: Duration,
     /// What to read of each process: the measurements, and what the
     /// watcher's filter matches on.
@@ -109,8 +113,14 @@ pub struct Sampler {
 }
 
 impl Sampler {
-    /// A sampler every `every` for the processes `filter` selects.
-    pub fn new(backend: Arc<dyn Backend>, every: Duration, filter: &WatchFilter) -> Sampler {
+    /// A sampler every `every` for the processes `filter` selects, scanning
+    /// under a permit of `scans`.
+    pub fn new(
+        backend: Arc<dyn Backend>,
+        every: Duration,
+        filter: &WatchFilter,
+        scans: Arc<Semaphore>,
+    ) -> Sampler {
         let fields: FieldSet = [
             Field::Name,
             Field::Username,
@@ -126,6 +136,7 @@ impl Sampler {
         .collect();
         Sampler {
             backend,
+            scans,
             every,
             fields: fields.union(filter.needs()),
             previous: Readings::default(),
@@ -151,6 +162,10 @@ impl Sampler {
     ) -> Vec<pb::ProcessEvent> {
         let pids = filter.pids().to_vec();
         let fields = self.fields;
+        // Held for the scan only, never while the events are sent.
+        let Ok(_permit) = self.scans.acquire().await else {
+            return Vec::new();
+        };
         let scanned = service::blocking(&self.backend, move |b| {
             let mut found = Vec::new();
             service::scan(b, &pids, fields, &mut |p| {
@@ -343,5 +358,108 @@ mod tests {
             process(10, 1.5, Status::Running),
         )];
         assert!(readings.take(third, &filter, Some(&tree), 102.0).is_empty());
+    }
+
+    /// The real backend, noting how many scan permits were free at each
+    /// process read.
+    #[cfg(target_os = "linux")]
+    struct Observed {
+        inner: Box<dyn Backend>,
+        scans: Arc<Semaphore>,
+        free_at_reads: std::sync::Mutex<Vec<usize>>,
+    }
+
+    #[cfg(target_os = "linux")]
+    impl Backend for Observed {
+        fn host(&self) -> Result<crate::backend::HostInfo, crate::backend::Error> {
+            self.inner.host()
+        }
+
+        fn for_each_process(
+            &self,
+            fields: FieldSet,
+            visit: &mut dyn FnMut(ProcessInfo) -> std::ops::ControlFlow<()>,
+        ) -> Result<(), crate::backend::Error> {
+            self.free_at_reads
+                .lock()
+                .expect("lock")
+                .push(self.scans.available_permits());
+            self.inner.for_each_process(fields, visit)
+        }
+
+        fn process(
+            &self,
+            pid: u32,
+            fields: FieldSet,
+        ) -> Result<ProcessInfo, crate::backend::Error> {
+            self.free_at_reads
+                .lock()
+                .expect("lock")
+                .push(self.scans.available_permits());
+            self.inner.process(pid, fields)
+        }
+
+        fn pid_exists(&self, pid: u32) -> Result<bool, crate::backend::Error> {
+            self.inner.pid_exists(pid)
+        }
+
+        fn net_interfaces(
+            &self,
+        ) -> Result<Vec<crate::backend::NetInterface>, crate::backend::Error> {
+            self.inner.net_interfaces()
+        }
+
+        fn signal(
+            &self,
+            pid: u32,
+            signal: i32,
+            expected_create_time: Option<f64>,
+        ) -> Result<(), crate::backend::Error> {
+            self.inner.signal(pid, signal, expected_create_time)
+        }
+
+        fn events(
+            &self,
+            mode: crate::backend::WatchMode,
+            poll_interval: Duration,
+        ) -> Result<Box<dyn crate::backend::EventSource>, crate::backend::Error> {
+            self.inner.events(mode, poll_interval)
+        }
+    }
+
+    #[cfg(target_os = "linux")]
+    #[tokio::test]
+    async fn a_sample_scan_holds_a_scan_permit_and_gives_it_back() {
+        let scans = Arc::new(Semaphore::new(1));
+        let backend = Arc::new(Observed {
+            inner: super::super::testing::real(),
+            scans: Arc::clone(&scans),
+            free_at_reads: std::sync::Mutex::default(),
+        });
+        for pids in [vec![std::process::id()], Vec::new()] {
+            let request = pb::WatchProcessesRequest {
+                filter: Some(pb::ProcessFilter {
+                    pids,
+                    ..Default::default()
+                }),
+                sample_interval: Some(1.0),
+                ..Default::default()
+            };
+            let filter = WatchFilter::new(&request).expect("filter");
+            let mut sampler = Sampler::new(
+                Arc::clone(&backend) as Arc<dyn Backend>,
+                Duration::from_secs(1),
+                &filter,
+                Arc::clone(&scans),
+            );
+            sampler.sample(&filter, None).await;
+            assert_eq!(scans.available_permits(), 1, "the permit is given back");
+        }
+        let free = backend.free_at_reads.lock().expect("lock").clone();
+        assert!(!free.is_empty(), "nothing was read");
+        assert!(
+            free.iter().all(|&n| n == 0),
+            "reads without the permit: {free:?}"
+        );
     }
 }

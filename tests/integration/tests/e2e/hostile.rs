@@ -23,7 +23,7 @@ use hostscope_agent::{
     authz::Policy,
     backend,
     server::{self, Limits},
-    service::{Inspector, Options, audit::Audit},
+    service::{Inspector, Options, audit::Audit, watch::WatchOptions},
 };
 use hostscope_client::Client;
 use hostscope_integration::{Pki, missing_pid, wait_for};
@@ -99,6 +99,16 @@ impl Agent {
             let _ = tx.send(());
         }
         self.task.take().expect("agent already stopped")
+    }
+
+    /// Stops the agent and waits until it has, failing with `stuck` if it
+    /// does not in time.
+    async fn shut_down(&mut self, stuck: &str) {
+        tokio::time::timeout(EVENTUALLY, self.stop())
+            .await
+            .expect(stuck)
+            .expect("server task")
+            .expect("server stopped cleanly");
     }
 
     /// A TLS session from `source` with the fleet's client certificate,
@@ -416,34 +426,6 @@ fn grpc_frame(message: &impl prost::Message) -> Bytes {
     Bytes::from(frame)
 }
 
-/// Sends a unary call on `send` and returns its grpc-status.
-async fn unary_status(
-    send: &mut h2::client::SendRequest<Bytes>,
-    method: &str,
-    message: &impl prost::Message,
-) -> String {
-    let (response, mut body) = send
-        .send_request(grpc_request(method), false)
-        .expect("send request");
-    body.send_data(grpc_frame(message), true)
-        .expect("send message");
-    let response = response.await.expect("response");
-    let (head, mut body) = response.into_parts();
-    if let Some(status) = head.headers.get("grpc-status") {
-        return status.to_str().expect("ascii").to_owned();
-    }
-    while let Some(data) = body.data().await {
-        let data = data.expect("body");
-        let _ = body.flow_control().release_capacity(data.len());
-    }
-    let trailers = body
-        .trailers()
-        .await
-        .expect("trailers")
-        .expect("grpc trailers");
-    trailers["grpc-status"].to_str().expect("ascii").to_owned()
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn an_idle_connection_is_closed_but_one_with_a_call_open_is_not() {
     let agent = Agent::start(Limits {
@@ -490,26 +472,265 @@ async fn an_idle_connection_is_closed_but_one_with_a_call_open_is_not() {
     // The busy connection has been open longer than the idle one was, and
     // is still served.
     assert!(!busy_driver.is_finished(), "the busy connection was closed");
-    let status = unary_status(
-        &mut busy,
-        "PidExists",
-        &pb::PidExistsRequest {
-            pid: std::process::id(),
-        },
-    )
-    .await;
-    assert_eq!(status, "0");
+    let pid_exists = pb::PidExistsRequest {
+        pid: std::process::id(),
+    };
+    let (status, message) =
+        raw_call(&mut busy, "PidExists", grpc_frame(&pid_exists).to_vec()).await;
+    assert_eq!(status, "0", "{message}");
     drop(watch);
     drop(busy);
 }
 
-// === Huge strings ===
+// === Streams a client never reads ===
+
+/// An HTTP/2 client whose receive windows are 0, so that it takes none of
+/// its streams' data, until `open` is sent.
+struct Window0 {
+    send: h2::client::SendRequest<Bytes>,
+    open: Option<oneshot::Sender<()>>,
+    driver: JoinHandle<()>,
+}
+
+impl Window0 {
+    async fn connect(agent: &Agent) -> Window0 {
+        let tls = agent.tls().await;
+        let (send, mut connection) = h2::client::Builder::new()
+            .initial_window_size(0)
+            .handshake::<_, Bytes>(tls)
+            .await
+            .expect("HTTP/2 handshake");
+        let (open, opened) = oneshot::channel::<()>();
+        let driver = tokio::spawn(async move {
+            tokio::select! {
+                _ = &mut connection => return,
+                opened = opened => {
+                    if opened.is_ok() {
+                        connection
+                            .set_initial_window_size(1 << 20)
+                            .expect("open the windows");
+                    }
+                }
+            }
+            let _ = connection.await;
+        });
+        Window0 {
+            send,
+            open: Some(open),
+            driver,
+        }
+    }
+
+    /// Starts a call of `method` with `message`; its response headers.
+    async fn call(
+        &mut self,
+        method: &str,
+        message: &impl prost::Message,
+    ) -> h2::client::ResponseFuture {
+        let (response, mut request) = self
+            .send
+            .send_request(grpc_request(method), false)
+            .expect("send request");
+        request
+            .send_data(grpc_frame(message), true)
+            .expect("send request message");
+        response
+    }
+
+    /// From now on, takes the data of its streams.
+    fn open(&mut self) {
+        if let Some(open) = self.open.take() {
+            let _ = open.send(());
+        }
+    }
+}
+
+/// The grpc-status and grpc-message that end `response`, reading (and
+/// dropping) its data. grpc-message is percent-encoded: only its spaces
+/// are decoded, which is all these tests read.
+async fn final_status(response: http::Response<h2::RecvStream>) -> (String, String) {
+    let (head, mut body) = response.into_parts();
+    let mut fields = head.headers;
+    if fields.get("grpc-status").is_none() {
+        while let Some(data) = body.data().await {
+            let data = data.expect("body");
+            let _ = body.flow_control().release_capacity(data.len());
+        }
+        fields = body
+            .trailers()
+            .await
+            .expect("trailers")
+            .expect("grpc trailers");
+    }
+    let text = |name: &str| {
+        fields
+            .get(name)
+            .map(|v| v.to_str().expect("ascii").replace("%20", " "))
+            .unwrap_or_default()
+    };
+    (text("grpc-status"), text("grpc-message"))
+}
 
 #[tokio::test(flavor = "multi_thread")]
-async fn huge_signal_names_are_bounded_in_the_audit_file() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let path = dir.path().join("audit.log");
+async fn streams_a_client_never_reads_do_not_starve_other_clients() {
+    let agent = Agent::start(Limits::default()).await;
+    let scans = Options::default().max_concurrent_scans;
+    let mut stalled = Window0::connect(&agent).await;
+    // Twice as many listings as there are scan permits, none of them read.
+    let mut held = Vec::new();
+    for _ in 0..2 * scans {
+        held.push(
+            stalled
+                .call("ListProcesses", &pb::ListProcessesRequest::default())
+                .await,
+        );
+    }
+    // Their headers arrive (they are not flow-controlled): the agent has
+    // taken every one of them on.
+    let mut responses = Vec::new();
+    for response in held {
+        let response = tokio::time::timeout(EVENTUALLY, response)
+            .await
+            .expect("a stalled listing's headers")
+            .expect("response");
+        responses.push(response);
+    }
+
+    // Meanwhile a well-behaved client lists processes, again and again.
+    let client = agent.client().await;
+    for _ in 0..3 {
+        let listing = tokio::time::timeout(EVENTUALLY, async {
+            let stream = client
+                .processes(&[pb::ProcessField::Name], pb::ProcessFilter::default())
+                .await
+                .expect("listing");
+            tokio_stream::StreamExt::collect::<Vec<_>>(stream).await
+        })
+        .await
+        .expect("a listing starved by streams nobody reads");
+        let pids: Vec<u32> = listing
+            .into_iter()
+            .map(|p| p.expect("process").pid())
+            .collect();
+        assert!(pids.contains(&std::process::id()));
+    }
+    drop(responses);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_watch_whose_client_takes_nothing_is_ended_with_a_status_and_frees_its_slot() {
     let agent = Agent::start_with(
+        Limits::default(),
+        Options {
+            stream_stall_timeout: Duration::from_secs(1),
+            watch: WatchOptions {
+                max_watchers_per_client: 1,
+                watcher_buffer: 4,
+                ..WatchOptions::default()
+            },
+            ..Options::default()
+        },
+        Audit::log_only(),
+    )
+    .await;
+    let mut stalled = Window0::connect(&agent).await;
+    // Every process's events, none of them taken.
+    let response = stalled
+        .call("WatchProcesses", &pb::WatchProcessesRequest::default())
+        .await;
+    let response = tokio::time::timeout(EVENTUALLY, response)
+        .await
+        .expect("the watch's headers")
+        .expect("response");
+    assert!(
+        response.headers().get("grpc-status").is_none(),
+        "{:?}",
+        response.headers()
+    );
+
+    // Processes start and exit (some of them this test's own) until the
+    // watch is ended: then the client's only watcher slot is free again.
+    let client = agent.client().await;
+    let mut raw = pb::host_inspector_client::HostInspectorClient::new(client.channel());
+    let quiet = pb::WatchProcessesRequest {
+        filter: Some(pb::ProcessFilter {
+            name: "no-such-process-name-7c1e".into(),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let deadline = tokio::time::Instant::now() + EVENTUALLY;
+    let second = loop {
+        tokio::task::spawn_blocking(|| {
+            for _ in 0..4 {
+                let _ = std::process::Command::new("true").status();
+            }
+        })
+        .await
+        .expect("spawning true");
+        match raw.watch_processes(quiet.clone()).await {
+            Ok(stream) => break stream,
+            Err(status) => assert_eq!(status.code(), tonic::Code::ResourceExhausted, "{status:?}"),
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the stalled watch keeps its slot"
+        );
+    };
+
+    // Should the client read again, it learns why its watch ended.
+    stalled.open();
+    let (code, message) = tokio::time::timeout(EVENTUALLY, final_status(response))
+        .await
+        .expect("the ended watch's status");
+    assert_eq!(code, "4", "DEADLINE_EXCEEDED: {message}");
+    assert!(message.contains("took none of this stream"), "{message}");
+    drop(second);
+    drop(stalled.driver);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn shutdown_is_not_held_up_by_watches_nobody_reads() {
+    let mut agent = Agent::start(Limits {
+        shutdown_grace: Duration::from_secs(1),
+        ..Limits::default()
+    })
+    .await;
+    let mut stalled = Window0::connect(&agent).await;
+    let mut watches = Vec::new();
+    for _ in 0..3 {
+        let response = stalled
+            .call("WatchProcesses", &pb::WatchProcessesRequest::default())
+            .await;
+        watches.push(
+            tokio::time::timeout(EVENTUALLY, response)
+                .await
+                .expect("the watch's headers")
+                .expect("response"),
+        );
+    }
+    agent
+        .shut_down("shutdown waits for watches nobody reads")
+        .await;
+    drop(watches);
+}
+
+// === Bad values ===
+
+/// A child that sleeps, killed and reaped on drop.
+struct Sleeper(std::process::Child);
+
+impl Drop for Sleeper {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// An agent on which the certificate `operator` may signal, auditing to
+/// `path`.
+async fn operator_agent(path: &std::path::Path) -> Agent {
+    Agent::start_with(
         Limits::default(),
         Options {
             policy: Policy {
@@ -518,9 +739,115 @@ async fn huge_signal_names_are_bounded_in_the_audit_file() {
             },
             ..Options::default()
         },
-        Audit::to_file(&path).expect("audit file"),
+        Audit::to_file(path).expect("audit file"),
+    )
+    .await
+}
+
+/// The audit file's lines.
+fn audit_lines(path: &std::path::Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(path)
+        .expect("audit file")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON line"))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_non_finite_create_time_is_refused_and_nothing_is_signalled() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("audit.log");
+    let agent = operator_agent(&path).await;
+    let operator = Client::connect(&agent.addr.to_string(), Some(agent.pki.operator_tls()))
+        .await
+        .expect("operator connects");
+    let mut sleeper = Sleeper(
+        std::process::Command::new("sleep")
+            .arg("300")
+            .spawn()
+            .expect("spawn sleep"),
+    );
+    for bad in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
+        let err = operator
+            .signal(sleeper.0.id(), "KILL", Some(bad))
+            .await
+            .expect_err("a signal with a non-finite create_time");
+        assert!(
+            matches!(&err, hostscope_client::Error::InvalidArgument { message }
+                if message.contains("expected_create_time")),
+            "{bad}: {err:?}"
+        );
+    }
+    assert!(
+        sleeper.0.try_wait().expect("try_wait").is_none(),
+        "the process was signalled"
+    );
+    let refused: Vec<_> = audit_lines(&path)
+        .into_iter()
+        .filter(|l| l["reason"] == "INVALID_ARGUMENT")
+        .collect();
+    assert_eq!(refused.len(), 3, "{refused:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_signal_request_refused_before_decoding_is_audited() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("audit.log");
+    let agent = operator_agent(&path).await;
+    let (mut send, _driver) = http2_client(&agent).await;
+    // Field 2 (signal) as a string that is not UTF-8.
+    let (code, message) = raw_call(
+        &mut send,
+        "SignalProcess",
+        vec![0, 0, 0, 0, 3, 0x12, 1, 0xff],
     )
     .await;
+    assert_eq!(code, "3", "{message}");
+    let lines = audit_lines(&path);
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    let line = &lines[0];
+    assert_eq!(line["outcome"], "refused");
+    assert_eq!(line["reason"], "INVALID_ARGUMENT");
+    assert_eq!(line["client"], "client");
+    assert!(
+        line["message"]
+            .as_str()
+            .expect("message")
+            .contains("malformed SignalProcess"),
+        "{line}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_pid_asked_for_thirty_thousand_times_is_answered_once() {
+    let agent = Agent::start(Limits::default()).await;
+    let client = agent.client().await;
+    // Pid 1 takes one byte on the wire: 30,000 of them fit a request.
+    let stream = client
+        .processes(
+            &[pb::ProcessField::Name],
+            pb::ProcessFilter {
+                pids: vec![1; 30_000],
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("listing");
+    let listed: Vec<u32> = tokio_stream::StreamExt::collect::<Vec<_>>(stream)
+        .await
+        .into_iter()
+        .map(|p| p.expect("process").pid())
+        .collect();
+    assert_eq!(listed, [1]);
+}
+
+// === Huge strings ===
+
+#[tokio::test(flavor = "multi_thread")]
+async fn huge_signal_names_are_bounded_in_the_audit_file() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("audit.log");
+    let agent = operator_agent(&path).await;
     let reader = agent.client().await;
     let operator = Client::connect(&agent.addr.to_string(), Some(agent.pki.operator_tls()))
         .await
@@ -595,31 +922,7 @@ async fn raw_call(
     request
         .send_data(Bytes::from(body), true)
         .expect("send body");
-    let response = response.await.expect("response");
-    let (head, mut body) = response.into_parts();
-    let mut fields = head.headers;
-    if fields.get("grpc-status").is_none() {
-        while let Some(data) = body.data().await {
-            let data = data.expect("body");
-            let _ = body.flow_control().release_capacity(data.len());
-        }
-        fields = body
-            .trailers()
-            .await
-            .expect("trailers")
-            .expect("grpc trailers");
-    }
-    let text = |name: &str| {
-        fields
-            .get(name)
-            .map(|v| v.to_str().expect("ascii").to_owned())
-            .unwrap_or_default()
-    };
-    // grpc-message is percent-encoded; spaces are all these tests read.
-    (
-        text("grpc-status"),
-        text("grpc-message").replace("%20", " "),
-    )
+    final_status(response.await.expect("response")).await
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -687,12 +990,9 @@ async fn shutdown_closes_connections_still_busy_after_the_grace_period() {
     let (response, _request_body) = send
         .send_request(grpc_request("PidExists"), false)
         .expect("send request");
-    let server = agent.stop();
-    tokio::time::timeout(EVENTUALLY, server)
-        .await
-        .expect("the agent waits for a call that never ends")
-        .expect("server task")
-        .expect("server stopped cleanly");
+    agent
+        .shut_down("the agent waits for a call that never ends")
+        .await;
     tokio::time::timeout(EVENTUALLY, driver)
         .await
         .expect("the connection outlives the agent")
