@@ -5,9 +5,9 @@
 use std::{path::PathBuf, time::Duration};
 
 use clap::{ArgGroup, Args, Parser, Subcommand, ValueEnum};
-use hostscope_client::proto::{EnumName, ProcessStatus};
+use hostscope_client::proto::{EnumName, ProcessStatus, Signal};
 
-use super::fields::FieldList;
+use super::{duration, fields::FieldList};
 
 const ABOUT: &str = "Ask hostscope agents, on one host or a whole fleet, what psutil would tell \
                      you there: processes, their state and use, network interfaces and their \
@@ -544,35 +544,24 @@ fn parse_concurrency(s: &str) -> Result<usize, String> {
     }
 }
 
-/// Parses `--timeout` in humantime's syntax: 500ms, 3s, 1m30s.
+/// Parses `--timeout`: how long each host may take.
 fn parse_timeout(s: &str) -> Result<Duration, String> {
-    match humantime::parse_duration(s.trim()) {
-        Ok(d) if d.is_zero() => Err("the timeout must be longer than 0".to_owned()),
-        Ok(d) => Ok(d),
-        Err(e) => Err(format!("{e}; expected a duration such as 500ms, 3s or 1m")),
-    }
+    duration::parse_nonzero(s, "500ms, 3s or 1m", "the timeout must be longer than 0")
 }
 
-/// The signals the agent accepts by name. Numbers go to the agent as typed:
-/// they differ between platforms, and the agent knows its own.
-pub const SIGNAL_NAMES: [&str; 9] = [
-    "TERM", "KILL", "INT", "HUP", "CHLD", "STOP", "CONT", "USR1", "USR2",
-];
-
 /// Parses a signal by name ("TERM", "SIGTERM", "term") into its short
-/// upper-case name, or takes a number as it is.
+/// upper-case name, or takes a number as it is: numbers differ between
+/// platforms, and the agent knows its own.
 fn parse_signal(s: &str) -> Result<String, String> {
     let t = s.trim();
     if !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()) {
         return Ok(t.to_owned());
     }
-    let upper = t.to_ascii_uppercase();
-    let name = upper.strip_prefix("SIG").unwrap_or(&upper);
-    match SIGNAL_NAMES.iter().find(|n| **n == name) {
-        Some(n) => Ok((*n).to_owned()),
+    match Signal::sendable_from_name(t) {
+        Some(signal) => Ok(signal.name().to_owned()),
         None => Err(format!(
             "unknown or disallowed signal {s:?}; allowed: {}",
-            SIGNAL_NAMES.join(", ")
+            Signal::sendable_names()
         )),
     }
 }
@@ -588,10 +577,9 @@ fn parse_create_time(s: &str) -> Result<f64, String> {
     }
 }
 
-/// Parses `--grace` in humantime's syntax; zero means "look again at once".
+/// Parses `--grace`; zero means "look again at once".
 fn parse_grace(s: &str) -> Result<Duration, String> {
-    humantime::parse_duration(s.trim())
-        .map_err(|e| format!("{e}; expected a duration such as 500ms, 5s or 1m"))
+    duration::parse(s, "500ms, 5s or 1m")
 }
 
 #[cfg(test)]

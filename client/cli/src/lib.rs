@@ -10,6 +10,7 @@
 
 mod args;
 mod csv;
+mod duration;
 mod fanout;
 mod fields;
 mod format;

@@ -21,13 +21,14 @@ use tokio_stream::{Stream, StreamExt};
 
 use super::{
     args::{Output, Targets},
+    duration,
     fanout::{Io, Status},
     format, output,
 };
 use hostscope_client::{
     Error,
     fleet::{Fleet, HostSpec, WatchItem},
-    proto::{self, EnumName, ProcessEventKind as Kind},
+    proto::{self, EnumName, ProcessEventKind as Kind, Signal},
 };
 
 /// `hostscope watch --help`, after the flags.
@@ -66,24 +67,6 @@ const DEFAULT_KINDS: [Kind; 4] = [Kind::Started, Kind::Exec, Kind::Exited, Kind:
 /// The shortest and longest sample interval the API accepts.
 const SAMPLE_RANGE: (Duration, Duration) =
     (Duration::from_millis(100), Duration::from_secs(86_400));
-
-/// Signals by number where Linux, the BSDs and macOS agree. Others print
-/// as numbers: 7, 10 and 12, for instance, are different signals on Linux
-/// and on the BSDs, and the event does not say which platform sent it.
-const SIGNALS: [(i32, &str); 12] = [
-    (1, "SIGHUP"),
-    (2, "SIGINT"),
-    (3, "SIGQUIT"),
-    (4, "SIGILL"),
-    (5, "SIGTRAP"),
-    (6, "SIGABRT"),
-    (8, "SIGFPE"),
-    (9, "SIGKILL"),
-    (11, "SIGSEGV"),
-    (13, "SIGPIPE"),
-    (14, "SIGALRM"),
-    (15, "SIGTERM"),
-];
 
 /// What `hostscope watch` takes, as typed.
 #[derive(Debug, Args)]
@@ -146,10 +129,9 @@ fn parse_kind(s: &str) -> Result<Kind, String> {
     }
 }
 
-/// Parses `--sample` in humantime's syntax, within what the API accepts.
+/// Parses `--sample`, within what the API accepts.
 fn parse_sample(s: &str) -> Result<Duration, String> {
-    let d = humantime::parse_duration(s.trim())
-        .map_err(|e| format!("{e}; expected a duration such as 500ms, 1s or 1m"))?;
+    let d = duration::parse(s, "500ms, 1s or 1m")?;
     let (shortest, longest) = SAMPLE_RANGE;
     if d < shortest || d > longest {
         return Err(format!(
@@ -168,13 +150,9 @@ fn parse_count(s: &str) -> Result<u64, String> {
     }
 }
 
-/// Parses `--for` in humantime's syntax; zero would end before it began.
+/// Parses `--for`; zero would end before it began.
 fn parse_for(s: &str) -> Result<Duration, String> {
-    match humantime::parse_duration(s.trim()) {
-        Ok(d) if d.is_zero() => Err("the watch must last longer than 0".to_owned()),
-        Ok(d) => Ok(d),
-        Err(e) => Err(format!("{e}; expected a duration such as 30s, 10m or 1h")),
-    }
+    duration::parse_nonzero(s, "30s, 10m or 1h", "the watch must last longer than 0")
 }
 
 // === Plan ===
@@ -359,7 +337,7 @@ async fn follow(
                 if !was_open && tally.said.get(&host.address) == Some(&why) {
                     continue;
                 }
-                let retry_in = humantime::format_duration(retry_in);
+                let retry_in = duration::format(retry_in);
                 if was_open {
                     writeln!(
                         io.err,
@@ -503,8 +481,10 @@ fn details(event: &proto::ProcessEvent, kind: Option<Kind>) -> String {
 /// the agent could not tell (polling mode).
 fn exit(code: Option<i32>, signal: Option<i32>) -> String {
     match (code, signal) {
-        (_, Some(signal)) => match SIGNALS.iter().find(|(n, _)| *n == signal) {
-            Some((_, name)) => format!("killed by {name}"),
+        // Only numbers that Linux, the BSDs and macOS agree on are named:
+        // the event does not say which platform sent it.
+        (_, Some(signal)) => match Signal::from_portable_number(signal) {
+            Some(name) => format!("killed by SIG{name}"),
             None => format!("killed by signal {signal}"),
         },
         (Some(code), None) => format!("exit {code}"),
