@@ -122,6 +122,29 @@ pub fn resolve(
     Ok(inventory.hosts)
 }
 
+/// Refuses an address whose scheme contradicts the TLS settings before any
+/// host is dialled: `http://` with certificates, or `https://` with
+/// `--plaintext`. Such a mistake is the user's, not a host's failure.
+pub fn check_schemes(hosts: &[HostSpec], tls: bool) -> anyhow::Result<()> {
+    for host in hosts {
+        let address = host.address.trim();
+        if tls && address.starts_with("http://") {
+            bail!(
+                "{address} says http:// (plaintext), but TLS certificates are set (--ca, --cert \
+                 and --key, or HOSTSCOPE_CA, HOSTSCOPE_CERT and HOSTSCOPE_KEY): drop http:// to \
+                 use TLS, or pass --plaintext for an agent started with --insecure-plaintext"
+            );
+        }
+        if !tls && address.starts_with("https://") {
+            bail!(
+                "{address} says https://, but --plaintext turns TLS off: drop --plaintext and \
+                 give --ca, --cert and --key, or drop https://"
+            );
+        }
+    }
+    Ok(())
+}
+
 /// A host known only by its address.
 fn bare(address: &str) -> HostSpec {
     HostSpec {
@@ -322,7 +345,10 @@ mod tests {
         let e = error(&["--inventory", "-"], "[[hosts]]\nadress = \"a\"\n");
         assert!(e.starts_with("<stdin>:"), "{e}");
         let e = error(&["--inventory", "/nonexistent/fleet.toml"], "");
-        assert!(e.starts_with("reading /nonexistent/fleet.toml"), "{e}");
+        assert!(
+            e.starts_with("cannot read the inventory /nonexistent/fleet.toml: No such file"),
+            "{e}"
+        );
         assert!(error(&["--hosts", " , "], "").contains("no host to ask"));
     }
 }

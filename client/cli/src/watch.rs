@@ -20,7 +20,7 @@ use clap::Args;
 use tokio_stream::{Stream, StreamExt};
 
 use super::{
-    args::{Output, Targets},
+    args::{self, Output, Targets},
     duration,
     fanout::{Io, Status},
     format, output,
@@ -72,11 +72,11 @@ const SAMPLE_RANGE: (Duration, Duration) =
 #[derive(Debug, Args)]
 pub struct WatchArgs {
     /// Only these pids, comma-separated.
-    #[arg(long, value_name = "PID", value_delimiter = ',')]
+    #[arg(long, value_name = "PID", value_delimiter = ',', value_parser = args::parse_pid, allow_negative_numbers = true)]
     pub pid: Vec<u32>,
 
     /// Only processes whose name matches this shell glob ("nginx*").
-    #[arg(long, value_name = "GLOB")]
+    #[arg(long, value_name = "GLOB", value_parser = args::parse_glob)]
     pub name: Option<String>,
 
     /// Only processes of this user (name or uid).
@@ -85,7 +85,7 @@ pub struct WatchArgs {
 
     /// Only descendants of this pid (children, grandchildren, ...), followed through forks
     /// as they happen.
-    #[arg(long, value_name = "PID")]
+    #[arg(long, value_name = "PID", value_parser = args::parse_pid, allow_negative_numbers = true)]
     pub children_of: Option<u32>,
 
     /// The events to print, comma-separated: started, exec, exited, zombie, sample
@@ -95,7 +95,7 @@ pub struct WatchArgs {
 
     /// Also sample every matching live process this often (500ms, 1s, 1m): CPU, memory,
     /// threads, fds and I/O rates.
-    #[arg(long, value_name = "DURATION", value_parser = parse_sample)]
+    #[arg(long, value_name = "DURATION", value_parser = parse_sample, allow_hyphen_values = true)]
     pub sample: Option<Duration>,
 
     /// Stop after N events (lagged notices are not counted).
@@ -103,7 +103,7 @@ pub struct WatchArgs {
     pub count: Option<u64>,
 
     /// Stop after this long (30s, 10m, 1h).
-    #[arg(long = "for", value_name = "DURATION", value_parser = parse_for)]
+    #[arg(long = "for", value_name = "DURATION", value_parser = parse_for, allow_hyphen_values = true)]
     pub duration: Option<Duration>,
 
     #[command(flatten)]
