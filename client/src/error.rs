@@ -749,7 +749,7 @@ mod tests {
         let status = tonic::Status::with_error_details(
             Code::NotFound,
             "no such table",
-            ErrorDetails::with_error_info("ZOMBIE_PROCESS", "example.com", HashMap::new()),
+            ErrorDetails::with_error_info("ZOMBIE_PROCESS", "example.net", HashMap::new()),
         );
         let e = from_status(status, &ctx(), None);
         assert!(matches!(e, Error::NoSuchProcess { pid: None }), "{e:?}");

@@ -17,7 +17,7 @@ const EXAMPLES: &str = "\
 Examples:
   # A fleet CA, a certificate for the agent on web1 and one for you:
   hostscope pki init --dir pki
-  hostscope pki issue --dir pki --name web1 --server --san 10.0.0.5
+  hostscope pki issue --dir pki --name web1 --server --san 192.0.2.5
   hostscope pki issue --dir pki --name alice --client
 
   # Then, with the agent running on web1:
@@ -27,7 +27,7 @@ Examples:
   hostscope --host web1 nics --output json
 
   # Many hosts at once: a list, an inventory file, or host lines on stdin:
-  hostscope --hosts web1,web2:7443,10.0.0.7 host
+  hostscope --hosts web1,web2:7443,192.0.2.7 host
   hostscope --inventory fleet.toml --select role=web ps --status zombie
   hostscope --inventory fleet.toml --group canary --timeout 3s ps -o ndjson | jq .
   grep -v '^#' hosts.txt | hostscope --hosts - ps --name 'nginx*' -o csv > nginx.csv
@@ -50,7 +50,7 @@ Targets:
   every key:
     [[hosts]]
     name = \"web1\"
-    address = \"10.0.0.11:7443\"
+    address = \"192.0.2.11:7443\"
     labels = { role = \"web\", dc = \"fra1\" }
     groups = [\"canary\"]
 
@@ -121,7 +121,9 @@ Each record: the host's name, address, labels and groups; \"system\" (what `host
 shows); \"interfaces\" (every interface with addresses, link state, speed, duplex, MTU and
 counters); \"processes\": the total, counts by status, and the top processes by resident
 memory (pid, name, username, rss in bytes, cmdline). JSON is the default output; the table
-is one line per host.
+is one line per host: UPTIME is the time since boot (3h04m, 2d03h), UP/NICS the interfaces
+whose link is up of all interfaces, PROCS and ZOMBIES counts, LARGEST the process with the
+most resident memory.
 
 Examples:
   hostscope --inventory fleet.toml inventory > fleet.json
@@ -185,15 +187,16 @@ Examples:
 const PKI_EXAMPLES: &str = "\
 Examples:
   hostscope pki init --dir pki
-  hostscope pki issue --dir pki --name web1 --server --san web1.example.com --san 10.0.0.5
+  hostscope pki issue --dir pki --name web1 --server --san web1.example.net --san 192.0.2.5
   hostscope pki issue --dir pki --name alice --client";
 
 const PKI_ISSUE_EXAMPLES: &str = "\
 Writes DIR/NAME.pem and DIR/NAME-key.pem (mode 0600), valid for two years, signed by
-DIR/ca.pem and DIR/ca-key.pem. Issuing the same name again renews it.
+DIR/ca.pem and DIR/ca-key.pem. An existing certificate of that name is kept unless --force
+is given (to renew it).
 
 Examples:
-  hostscope pki issue --dir pki --name web1 --server --san web1.example.com --san 10.0.0.5
+  hostscope pki issue --dir pki --name web1 --server --san web1.example.net --san 192.0.2.5
   hostscope pki issue --dir pki --name 127.0.0.1 --server
   hostscope pki issue --dir pki --name alice --client";
 
@@ -514,6 +517,10 @@ pub enum PkiCommand {
         /// Another host name or IP address the certificate is valid for (repeatable).
         #[arg(long = "san", value_name = "HOST_OR_IP")]
         sans: Vec<String>,
+        /// Replace an existing certificate and key of this name (to renew it); the old
+        /// certificate stays valid until it expires.
+        #[arg(long)]
+        force: bool,
     },
 }
 

@@ -282,9 +282,30 @@ fn resolve_tls(global: &Global, typed: &[&str]) -> anyhow::Result<Option<TlsConf
     }
 }
 
+/// Fails when one of `files` exists and `force` is not set, naming the
+/// file and `what_to_do`.
+fn refuse_to_replace(
+    files: &[std::path::PathBuf],
+    force: bool,
+    what_to_do: &str,
+) -> anyhow::Result<()> {
+    match files.iter().find(|f| f.exists()) {
+        Some(existing) if !force => {
+            bail!("{} exists already: {what_to_do}", existing.display())
+        }
+        _ => Ok(()),
+    }
+}
+
 fn run_pki(command: PkiCommand, out: &mut dyn Write) -> anyhow::Result<()> {
     match command {
         PkiCommand::Init { dir, force } => {
+            refuse_to_replace(
+                &[pki::cert_path(&dir, "ca"), pki::key_path(&dir, "ca")],
+                force,
+                "a fleet CA is there, and replacing it makes every certificate it issued \
+                 untrusted; pass --force to replace it anyway",
+            )?;
             pki::init(&dir, force)?;
             writeln!(
                 out,
@@ -299,7 +320,13 @@ fn run_pki(command: PkiCommand, out: &mut dyn Write) -> anyhow::Result<()> {
             server,
             client: _,
             sans,
+            force,
         } => {
+            refuse_to_replace(
+                &[pki::cert_path(&dir, &name), pki::key_path(&dir, &name)],
+                force,
+                "pass --force to replace it (renewing the certificate), or choose another --name",
+            )?;
             let role = if server {
                 CertRole::Server
             } else {

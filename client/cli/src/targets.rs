@@ -187,9 +187,9 @@ mod tests {
     /// An inventory written with inline tables, the terse spelling of
     /// deploy/inventory.example.toml's `[[hosts]]` sections.
     const FLEET: &str = r#"hosts = [
-  { name = "web1", address = "10.0.0.11", labels = { role = "web", dc = "fra1" }, groups = ["canary"] },
-  { name = "web2", address = "10.0.0.12", labels = { role = "web", dc = "ams1" } },
-  { name = "db1", address = "10.0.0.21:7444", labels = { role = "db", dc = "fra1" } },
+  { name = "web1", address = "192.0.2.11", labels = { role = "web", dc = "fra1" }, groups = ["canary"] },
+  { name = "web2", address = "192.0.2.12", labels = { role = "web", dc = "ams1" } },
+  { name = "db1", address = "192.0.2.21:7444", labels = { role = "db", dc = "fra1" } },
 ]
 "#;
 
@@ -245,7 +245,7 @@ mod tests {
                 "--select",
                 "dc=fra1",
                 "--hosts",
-                "10.0.0.11:7443,c",
+                "192.0.2.11:7443,c",
                 "--hosts",
                 "-",
                 "--host",
@@ -257,21 +257,21 @@ mod tests {
         assert_eq!(
             got,
             pairs(&[
-                ("web1", "10.0.0.11:7443"),
-                ("db1", "10.0.0.21:7444"),
+                ("web1", "192.0.2.11:7443"),
+                ("db1", "192.0.2.21:7444"),
                 ("d:7443", "d:7443"),
                 ("c:7443", "c:7443"),
                 ("e:9000", "e:9000"),
             ])
         );
         let got = hosts(&["--inventory", "-", "--group", "canary"], FLEET).expect("stdin");
-        assert_eq!(got, pairs(&[("web1", "10.0.0.11:7443")]));
+        assert_eq!(got, pairs(&[("web1", "192.0.2.11:7443")]));
         // The environment's HOSTSCOPE_HOST does not join a fleet.
         let mut targets = Targets::default();
         targets.hosts.push("a".to_owned());
         let resolved = resolve(&targets, Some("env"), false, &mut &b""[..]).expect("list");
         assert_eq!(resolved.len(), 1);
-        assert_eq!(got, pairs(&[("web1", "10.0.0.11:7443")]));
+        assert_eq!(got, pairs(&[("web1", "192.0.2.11:7443")]));
         let got = hosts(
             &[
                 "--inventory",
@@ -284,7 +284,7 @@ mod tests {
             "",
         )
         .expect("two labels");
-        assert_eq!(got, pairs(&[("web2", "10.0.0.12:7443")]));
+        assert_eq!(got, pairs(&[("web2", "192.0.2.12:7443")]));
     }
 
     #[test]

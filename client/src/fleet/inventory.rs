@@ -5,7 +5,7 @@
 //! ```toml
 //! [[hosts]]
 //! name = "web1"                      # optional; defaults to the address
-//! address = "10.0.0.11:7443"         # host:port; the port defaults to 7443
+//! address = "192.0.2.11:7443"         # host:port; the port defaults to 7443
 //! server_name = "web1.example.net"   # optional; the name in its certificate
 //! labels = { role = "web", dc = "fra1" }
 //! groups = ["web"]
@@ -265,18 +265,18 @@ mod tests {
     const SAMPLE: &str = r#"
 [[hosts]]
 name = "web1"
-address = "10.0.0.11"
+address = "192.0.2.11"
 server_name = "web1.example.net"
 labels = { role = "web", dc = "fra1" }
 groups = ["web"]
 
 [[hosts]]
 name = "db1"
-address = "10.0.0.21:7444"
+address = "192.0.2.21:7444"
 labels = { role = "db", dc = "fra1" }
 
 [[hosts]]
-address = "[fd00::5]:7443"
+address = "[2001:db8::5]:7443"
 
 [groups]
 canary = ["web1", "db1"]
@@ -287,10 +287,10 @@ canary = ["web1", "db1"]
         let inv = Inventory::parse(SAMPLE, "fleet.toml").unwrap();
         assert_eq!(inv.hosts.len(), 3);
         let web1 = &inv.hosts[0];
-        assert_eq!(web1.address, "10.0.0.11:7443");
+        assert_eq!(web1.address, "192.0.2.11:7443");
         assert_eq!(web1.server_name.as_deref(), Some("web1.example.net"));
         assert_eq!(web1.groups, ["web", "canary"]);
-        assert_eq!(inv.hosts[2].name, "[fd00::5]:7443");
+        assert_eq!(inv.hosts[2].name, "[2001:db8::5]:7443");
 
         let fra_db = inv.select(
             &[("role".into(), "db".into()), ("dc".into(), "fra1".into())],
