@@ -7,8 +7,14 @@ use std::time::Duration;
 /// Parses a duration flag; a value that is no duration gets an error that
 /// shows `examples` ("500ms, 3s or 1m") of what the flag expects.
 pub fn parse(text: &str, examples: &str) -> Result<Duration, String> {
-    humantime::parse_duration(text.trim())
-        .map_err(|e| format!("{e}; expected a duration such as {examples}"))
+    let text = text.trim();
+    if text.starts_with('-') {
+        return Err(format!(
+            "{text} is negative; expected a duration such as {examples}"
+        ));
+    }
+    humantime::parse_duration(text)
+        .map_err(|e| format!("{text:?} is no duration ({e}); expected one such as {examples}"))
 }
 
 /// [`parse`] for a flag where zero makes no sense; `zero` says why.
@@ -34,9 +40,10 @@ mod tests {
         assert_eq!(parse("200ms", "x"), Ok(Duration::from_millis(200)));
         assert_eq!(parse("0s", "x"), Ok(Duration::ZERO));
         let e = parse("3 parsecs", "500ms, 3s or 1m").expect_err("no duration");
-        assert!(
-            e.ends_with("; expected a duration such as 500ms, 3s or 1m"),
-            "{e}"
+        assert!(e.ends_with("; expected one such as 500ms, 3s or 1m"), "{e}");
+        assert_eq!(
+            parse("-1s", "500ms, 3s or 1m"),
+            Err("-1s is negative; expected a duration such as 500ms, 3s or 1m".to_owned())
         );
         assert!(parse("", "x").is_err());
         assert_eq!(

@@ -20,7 +20,7 @@ use clap::Args;
 use tokio_stream::{Stream, StreamExt};
 
 use super::{
-    args::{Output, Targets},
+    args::{self, Output, Targets},
     duration,
     fanout::{Io, Status},
     format, output,
@@ -72,11 +72,11 @@ const SAMPLE_RANGE: (Duration, Duration) =
 #[derive(Debug, Args)]
 pub struct WatchArgs {
     /// Only these pids, comma-separated.
-    #[arg(long, value_name = "PID", value_delimiter = ',')]
+    #[arg(long, value_name = "PID", value_delimiter = ',', value_parser = args::parse_pid, allow_negative_numbers = true)]
     pub pid: Vec<u32>,
 
     /// Only processes whose name matches this shell glob ("nginx*").
-    #[arg(long, value_name = "GLOB")]
+    #[arg(long, value_name = "GLOB", value_parser = args::parse_glob)]
     pub name: Option<String>,
 
     /// Only processes of this user (name or uid).
@@ -85,7 +85,7 @@ pub struct WatchArgs {
 
     /// Only descendants of this pid (children, grandchildren, ...), followed through forks
     /// as they happen.
-    #[arg(long, value_name = "PID")]
+    #[arg(long, value_name = "PID", value_parser = args::parse_pid, allow_negative_numbers = true)]
     pub children_of: Option<u32>,
 
     /// The events to print, comma-separated: started, exec, exited, zombie, sample
@@ -95,7 +95,7 @@ pub struct WatchArgs {
 
     /// Also sample every matching live process this often (500ms, 1s, 1m): CPU, memory,
     /// threads, fds and I/O rates.
-    #[arg(long, value_name = "DURATION", value_parser = parse_sample)]
+    #[arg(long, value_name = "DURATION", value_parser = parse_sample, allow_hyphen_values = true)]
     pub sample: Option<Duration>,
 
     /// Stop after N events (lagged notices are not counted).
@@ -103,7 +103,7 @@ pub struct WatchArgs {
     pub count: Option<u64>,
 
     /// Stop after this long (30s, 10m, 1h).
-    #[arg(long = "for", value_name = "DURATION", value_parser = parse_for)]
+    #[arg(long = "for", value_name = "DURATION", value_parser = parse_for, allow_hyphen_values = true)]
     pub duration: Option<Duration>,
 
     #[command(flatten)]
@@ -277,6 +277,9 @@ struct Tally {
     said: HashMap<String, String>,
     /// Hosts that refused the watch for good.
     failed: HashSet<String>,
+    /// The names of hosts that reported trouble, by address, so that those
+    /// never watched can be named at the end.
+    names: HashMap<String, String>,
 }
 
 /// Prints `items` until `stop` resolves, `plan`'s count or duration is
@@ -332,6 +335,7 @@ async fn follow(
                 if hosts.total == 1 && !tally.connected.contains(&host.address) {
                     return give_up(io.err, error.as_ref());
                 }
+                tally.names.insert(host.address.clone(), host.name.clone());
                 let was_open = tally.open.remove(&host.address);
                 let why = error.map_or_else(|| "agent shut down".to_owned(), |e| e.to_string());
                 if !was_open && tally.said.get(&host.address) == Some(&why) {
@@ -355,19 +359,44 @@ async fn follow(
                 }
                 writeln!(io.err, "{}: {error}", host.name)?;
                 tally.failed.insert(host.address.clone());
+                tally.names.insert(host.address.clone(), host.name.clone());
                 if tally.failed.len() >= hosts.total {
                     break;
                 }
             }
         }
     }
-    writeln!(
-        io.err,
-        "{} from {}",
-        plural(tally.events, "event"),
-        plural(hosts.total as u64, "host")
-    )?;
-    if tally.failed.is_empty() {
+    let watched = tally.connected.len();
+    let never = hosts.total.saturating_sub(watched);
+    if never == 0 {
+        writeln!(
+            io.err,
+            "{} from {}",
+            plural(tally.events, "event"),
+            plural(hosts.total as u64, "host")
+        )?;
+    } else {
+        // A host that was never watched is no host watched: it counts as
+        // failed, by name where it said what went wrong.
+        let mut names: Vec<&str> = tally
+            .names
+            .iter()
+            .filter(|(address, _)| !tally.connected.contains(*address))
+            .map(|(_, name)| name.as_str())
+            .collect();
+        names.sort_unstable();
+        let named = match names.is_empty() {
+            true => String::new(),
+            false => format!(" ({})", names.join(", ")),
+        };
+        writeln!(
+            io.err,
+            "{} from {watched} of {}; {never} never watched{named}",
+            plural(tally.events, "event"),
+            plural(hosts.total as u64, "host"),
+        )?;
+    }
+    if tally.failed.is_empty() && never == 0 {
         Ok(Status::Answered)
     } else {
         Ok(Status::SomeFailed)
@@ -879,7 +908,7 @@ mod tests {
              there?; retrying in 2s\n\
              web1: reconnected\n\
              web2: invalid argument: bad glob\n\
-             1 event from 2 hosts\n"
+             1 event from 1 of 2 hosts; 1 never watched (web2)\n"
         );
     }
 
@@ -921,22 +950,62 @@ mod tests {
             err.starts_with("b: b:7443 refused the connection: is hostscope-agent running and listening there?; retrying in 500ms\n"),
             "{err}"
         );
-        assert!(err.ends_with("0 events from 2 hosts\n"), "{err}");
+        assert!(
+            err.ends_with("0 events from 0 of 2 hosts; 2 never watched (b, c)\n"),
+            "{err}"
+        );
     }
 
     #[test]
     fn the_signal_and_for_end_the_watch() {
-        let nothing = || endless(Vec::new());
-        let ended = (
-            Status::Answered,
-            String::new(),
-            "0 events from 1 host\n".to_owned(),
+        // Stopped before any host was watched: nothing was watched.
+        let (status, out, err) = run(endless(Vec::new()), async {}, &[], 1);
+        assert_eq!(
+            (status, out.as_str(), err.as_str()),
+            (
+                Status::SomeFailed,
+                "",
+                "0 events from 0 of 1 host; 1 never watched\n"
+            )
         );
-        assert_eq!(run(nothing(), async {}, &[], 1), ended);
+        let web1 = host("web1");
+        let watched = endless(vec![WatchItem::Connected {
+            host: web1,
+            reconnected: false,
+        }]);
         let for_a_while = ["--for", "20ms"];
         assert_eq!(
-            run(nothing(), std::future::pending(), &for_a_while, 1),
-            ended
+            run(watched, std::future::pending(), &for_a_while, 1),
+            (
+                Status::Answered,
+                String::new(),
+                "0 events from 1 host\n".to_owned()
+            )
+        );
+    }
+
+    #[test]
+    fn a_host_never_watched_is_not_counted_and_fails_the_watch() {
+        let (web1, web2, web3) = (host("web1"), host("web2"), host("web3"));
+        let connected = |h: &Arc<HostSpec>| WatchItem::Connected {
+            host: Arc::clone(h),
+            reconnected: false,
+        };
+        let items = vec![
+            connected(&web1),
+            connected(&web2),
+            WatchItem::Interrupted {
+                host: Arc::clone(&web3),
+                error: Some(refused(&web3)),
+                retry_in: Duration::from_millis(500),
+            },
+            exited(&web1, 10),
+        ];
+        let (status, _, err) = run(endless(items), std::future::pending(), &["--count", "1"], 3);
+        assert_eq!(status, Status::SomeFailed, "{err}");
+        assert!(
+            err.ends_with("1 event from 2 of 3 hosts; 1 never watched (web3)\n"),
+            "{err}"
         );
     }
 }

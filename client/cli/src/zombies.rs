@@ -878,12 +878,12 @@ reaped 0 of 5 zombies; 5 remain
   CHLD to pid 4321 p4321 (2 zombies): sent
   left alone: pid 1 p1 (1 zombie): pid 1 is init: it is never signalled; its zombies stay until it reaps them
   left alone: pid 55 ? (1 zombie): the parent has exited: its zombies pass to init or a subreaper
-could not count what was reaped: looking again after the signals: timed out: looking again: no answer within 10s
+could not count what was reaped: looking again after the signals: looking again: no answer within 10s
 "#
         );
         assert_eq!(
             json,
-            r#"{"host":"web1","dry_run":false,"grace_seconds":1.5,"zombies":5,"actions":[{"step":1,"signal":"CHLD","pid":4321,"name":"p4321","create_time":900.0,"zombies":2,"outcome":"sent"}],"left_alone":[{"pid":1,"name":"p1","zombies":1,"reason":"pid 1 is init: it is never signalled; its zombies stay until it reaps them"},{"pid":55,"name":"?","zombies":1,"reason":"the parent has exited: its zombies pass to init or a subreaper"}],"error":"looking again after the signals: timed out: looking again: no answer within 10s"}"#
+            r#"{"host":"web1","dry_run":false,"grace_seconds":1.5,"zombies":5,"actions":[{"step":1,"signal":"CHLD","pid":4321,"name":"p4321","create_time":900.0,"zombies":2,"outcome":"sent"}],"left_alone":[{"pid":1,"name":"p1","zombies":1,"reason":"pid 1 is init: it is never signalled; its zombies stay until it reaps them"},{"pid":55,"name":"?","zombies":1,"reason":"the parent has exited: its zombies pass to init or a subreaper"}],"error":"looking again after the signals: looking again: no answer within 10s"}"#
         );
         assert_eq!(failure.map(|(label, _)| label), Some("timeout"));
     }

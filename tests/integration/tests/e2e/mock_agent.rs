@@ -554,7 +554,7 @@ mod cli {
         assert_eq!(
             lines[1],
             format!(
-                "  {0}: connection-refused: {0} refused the connection: is hostscope-agent \
+                "  {0}: connection-refused: refused the connection: is hostscope-agent \
                  running and listening there?",
                 fleet.closed
             )
@@ -686,7 +686,7 @@ mod cli {
         )
         .await;
         assert_eq!((code, out.as_str()), (1, ""));
-        assert!(err.starts_with("error: <stdin>:1: "), "{err}");
+        assert!(err.starts_with("error: <stdin>:3: "), "{err}");
         assert!(err.contains("port"), "{err}");
     }
 }
