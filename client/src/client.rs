@@ -433,7 +433,7 @@ mod tests {
         let cases = [
             ("web1", target("web1", 7443, None)),
             ("web1:9000", target("web1", 9000, None)),
-            ("10.0.0.5", target("10.0.0.5", 7443, None)),
+            ("192.0.2.5", target("192.0.2.5", 7443, None)),
             ("[::1]:7000", target("::1", 7000, None)),
             ("[fe80::1]", target("fe80::1", 7443, None)),
             ("::1", target("::1", 7443, None)),

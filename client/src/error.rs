@@ -25,6 +25,21 @@ pub enum RejectedBy {
     Client,
 }
 
+/// What an endpoint that did not speak as this client expected turned out
+/// to speak.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Peer {
+    /// TLS, while this client spoke plaintext (`--plaintext`).
+    Tls,
+    /// Plaintext HTTP/2, while this client spoke TLS: an agent started
+    /// with `--insecure-plaintext`.
+    PlaintextHttp2,
+    /// HTTP/1: a web server or proxy, not an agent.
+    Http1,
+    /// Something that is neither TLS nor HTTP/2, or hung up.
+    Other,
+}
+
 /// Everything that can go wrong talking to an agent, in psutil's terms where
 /// psutil has one (`NoSuchProcess`, `ZombieProcess`, `AccessDenied`) and in
 /// plain words for transport and TLS failures.
@@ -67,9 +82,10 @@ pub enum Error {
     },
 
     /// Something took too long: a call's deadline or the connect timeout.
-    #[error("timed out: {message}")]
+    #[error("{message}")]
     Timeout {
-        /// What timed out.
+        /// What timed out and after how long, in words that say it timed
+        /// out ("no answer from web1:7443 within 10s").
         message: String,
     },
 
@@ -163,14 +179,27 @@ pub enum Error {
         name: String,
     },
 
-    /// One side speaks TLS and the other plaintext: a plaintext client
-    /// talking to a TLS agent, or a TLS client talking to an agent started
-    /// with `--insecure-plaintext`.
-    #[error(
-        "{endpoint} and this client disagree about TLS: one side speaks plaintext \
-         (agent --insecure-plaintext, client --plaintext) and the other TLS"
-    )]
+    /// One side speaks TLS and the other plaintext, or what answers is no
+    /// gRPC server at all: a plaintext client talking to a TLS agent, a
+    /// TLS client talking to an agent started with `--insecure-plaintext`,
+    /// or either talking to another kind of server.
+    #[error("{}", not_tls_text(.endpoint, *.peer))]
     NotTls {
+        /// The endpoint, as `host:port`.
+        endpoint: String,
+        /// What the endpoint turned out to speak.
+        peer: Peer,
+    },
+
+    /// The agent refused this client's certificate because it is not meant
+    /// for clients: its extended key usage does not allow client
+    /// authentication (an agent's certificate given as `--cert`).
+    #[error(
+        "the agent at {endpoint} refused this client's certificate: it is not a client \
+         certificate (its extended key usage does not allow client authentication; is it an \
+         agent's?): issue one with `hostscope pki issue --client` and pass it as --cert"
+    )]
+    NotAClientCertificate {
         /// The endpoint, as `host:port`.
         endpoint: String,
     },
@@ -264,6 +293,7 @@ impl Error {
             Error::UnknownCa { .. } => "unknown-ca",
             Error::NameMismatch { .. } => "name-mismatch",
             Error::NotTls { .. } => "not-tls",
+            Error::NotAClientCertificate { .. } => "not-a-client-certificate",
             Error::Transport { .. } => "transport",
             Error::Status(status) if status.code() == Code::Unavailable => "unavailable",
             Error::Status(_) => "status",
@@ -317,7 +347,7 @@ impl Error {
                 message: format!("{field} of a process"),
             },
             K::Timeout => Error::Timeout {
-                message: format!("reading {field} of process {pid}"),
+                message: format!("reading {field} of process {pid} timed out on the agent"),
             },
             // Call-level kinds that no field error carries.
             K::Unspecified | K::OperatorRequired | K::PidReused | K::ProtectedProcess => {
@@ -341,6 +371,28 @@ fn zombie_text(pid: u32, ppid: Option<u32>, name: Option<&str>) -> String {
         None => "its parent has".to_owned(),
     };
     format!("process {pid}{name} is a zombie: it has exited and {parent} not reaped it")
+}
+
+fn not_tls_text(endpoint: &str, peer: Peer) -> String {
+    match peer {
+        Peer::Tls => format!(
+            "{endpoint} speaks TLS and this client was told to speak plaintext (--plaintext): \
+             drop --plaintext and pass --ca, --cert and --key"
+        ),
+        Peer::PlaintextHttp2 => format!(
+            "{endpoint} speaks plaintext (an agent started with --insecure-plaintext) and this \
+             client TLS: pass --plaintext, or start the agent with --cert, --key and --client-ca"
+        ),
+        Peer::Http1 => format!(
+            "{endpoint} answered in HTTP/1, so it is no hostscope agent (a web server or \
+             proxy?): check the address and port"
+        ),
+        Peer::Other => format!(
+            "{endpoint} does not speak gRPC as a hostscope agent does (neither TLS nor \
+             HTTP/2): check the address and port, and whether the agent uses TLS (--plaintext \
+             only for an agent started with --insecure-plaintext)"
+        ),
+    }
 }
 
 fn unknown_ca_text(endpoint: &str, side: RejectedBy) -> String {
@@ -388,7 +440,9 @@ pub(crate) fn from_status(status: tonic::Status, ctx: &CallContext, pid: Option<
             },
             proto::ErrorKind::AccessDenied => Error::AccessDenied { pid, message },
             proto::ErrorKind::Unsupported => Error::Unsupported { message },
-            proto::ErrorKind::Timeout => Error::Timeout { message },
+            proto::ErrorKind::Timeout => Error::Timeout {
+                message: format!("the agent timed out: {message}"),
+            },
             proto::ErrorKind::OperatorRequired => Error::OperatorRequired { message },
             proto::ErrorKind::PidReused => Error::PidReused {
                 pid: pid.unwrap_or_default(),
@@ -414,7 +468,7 @@ pub(crate) fn from_status(status: tonic::Status, ctx: &CallContext, pid: Option<
             message: status.message().to_owned(),
         },
         Code::DeadlineExceeded => Error::Timeout {
-            message: status.message().to_owned(),
+            message: format!("the call timed out: {}", status.message()),
         },
         // Transport and TLS failures surface as these codes, with the real
         // cause somewhere in the source chain or the message.
@@ -481,6 +535,11 @@ pub(crate) fn classify_transport(text: &str, ctx: &CallContext) -> Option<Error>
     if has(&["certificaterequired", "certificate required"]) {
         return Some(Error::NoClientCertificate { endpoint });
     }
+    // rustls sends this alert for a certificate whose extended key usage
+    // does not fit its use: a server certificate presented by a client.
+    if has(&["alert: unsupportedcertificate"]) {
+        return Some(Error::NotAClientCertificate { endpoint });
+    }
     if has(&[
         "alert: unknownca",
         "alert: badcertificate",
@@ -516,7 +575,11 @@ pub(crate) fn classify_transport(text: &str, ctx: &CallContext) -> Option<Error>
         "invalid preface",
         "http2 error: connection error detected: frame",
     ]) {
-        return Some(Error::NotTls { endpoint });
+        // Which of them it is, the text cannot tell: the probe looks.
+        return Some(Error::NotTls {
+            endpoint,
+            peer: Peer::Other,
+        });
     }
     // A plaintext client's preface makes a TLS agent hang up (or answer
     // with a TLS alert that is no HTTP/2 frame) before the first call
@@ -529,7 +592,10 @@ pub(crate) fn classify_transport(text: &str, ctx: &CallContext) -> Option<Error>
             "early eof",
         ])
     {
-        return Some(Error::NotTls { endpoint });
+        return Some(Error::NotTls {
+            endpoint,
+            peer: Peer::Other,
+        });
     }
     if has(&["connection refused"]) {
         return Some(Error::ConnectionRefused { endpoint });
@@ -683,7 +749,7 @@ mod tests {
         let status = tonic::Status::with_error_details(
             Code::NotFound,
             "no such table",
-            ErrorDetails::with_error_info("ZOMBIE_PROCESS", "example.com", HashMap::new()),
+            ErrorDetails::with_error_info("ZOMBIE_PROCESS", "example.net", HashMap::new()),
         );
         let e = from_status(status, &ctx(), None);
         assert!(matches!(e, Error::NoSuchProcess { pid: None }), "{e:?}");
@@ -697,6 +763,18 @@ mod tests {
             None,
         );
         assert!(matches!(e, Error::NoClientCertificate { .. }), "{e:?}");
+
+        // An agent's certificate presented as the client's.
+        let e = from_status(
+            transport_status(
+                Code::Unknown,
+                "received fatal alert: UnsupportedCertificate",
+            ),
+            &ctx(),
+            None,
+        );
+        assert!(matches!(e, Error::NotAClientCertificate { .. }), "{e:?}");
+        assert!(e.to_string().contains("pki issue --client"), "{e}");
 
         for alert in ["UnknownCA", "BadCertificate"] {
             let text = format!("received fatal alert: {alert}");
@@ -754,6 +832,12 @@ mod tests {
         );
         assert!(matches!(e, Some(Error::Resolve { .. })), "{e:?}");
         assert!(classify_transport("something else entirely", &c).is_none());
+        // Said once: the label names the kind, the text says it timed out.
+        let e = classify_transport("handshake timed out", &c).expect("timeout");
+        assert_eq!(
+            e.to_string(),
+            "connecting to web1:7443: handshake timed out"
+        );
     }
 
     #[test]

@@ -24,7 +24,8 @@
 //! Errors follow psutil: [`Error::NoSuchProcess`], [`Error::ZombieProcess`]
 //! (a refinement of it, see [`Error::is_not_found`]), [`Error::AccessDenied`];
 //! transport and TLS failures say what failed in plain words. [`pki`] makes a
-//! fleet CA and its certificates.
+//! fleet CA and its certificates; [`sweep`] plans and carries out guarded
+//! zombie sweeps.
 
 #![warn(missing_docs)]
 
@@ -34,12 +35,13 @@ pub mod fleet;
 pub mod pki;
 mod probe;
 mod process;
+pub mod sweep;
 mod tls;
 
 pub use hostscope_proto as proto;
 
 pub use client::{Client, EventStream, ProcessStream};
-pub use error::{Error, RejectedBy};
+pub use error::{Error, Peer, RejectedBy};
 pub use process::Process;
 pub use tls::TlsConfig;
 

@@ -72,8 +72,8 @@ pub fn init(dir: &Path, force: bool) -> Result<(), Error> {
         for existing in [&cert_file, &key_file] {
             if existing.exists() {
                 return Err(pki_error(format!(
-                    "{} exists already: a fleet CA is there; replacing it (force) makes every \
-                     certificate it issued untrusted",
+                    "{} exists already: a fleet CA is there, and replacing it (init with force \
+                     set) makes every certificate it issued untrusted",
                     existing.display()
                 )));
             }

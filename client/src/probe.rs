@@ -21,7 +21,7 @@ use rustls::{ClientConfig, ClientConnection, pki_types::ServerName};
 
 use crate::{
     Error,
-    error::{CallContext, chain_text, classify_transport},
+    error::{CallContext, Peer, chain_text, classify_transport},
 };
 
 /// How long the probe waits to connect, and for each answer.
@@ -50,8 +50,8 @@ enum Outcome {
     Answered,
     /// The conversation failed, with this text.
     Failed(String),
-    /// A plaintext HTTP/2 preface got something that is no HTTP/2.
-    NotHttp2,
+    /// What answered speaks something other than this client.
+    Speaks(Peer),
 }
 
 impl Probe {
@@ -64,46 +64,88 @@ impl Probe {
     }
 
     /// `err`, or a clearer error when `err` is a transport failure whose
-    /// text names no cause and the probe finds one.
+    /// text names no cause, or a disagreement about TLS whose other side
+    /// is not known yet, and the probe finds more.
     pub(crate) async fn explain(&self, err: Error, ctx: &CallContext) -> Error {
-        if !matches!(err, Error::Transport { .. }) {
+        let vague = matches!(
+            err,
+            Error::Transport { .. }
+                | Error::NotTls {
+                    peer: Peer::Other,
+                    ..
+                }
+        );
+        if !vague {
             return err;
         }
-        let probe = self.clone();
-        let outcome = match tokio::task::spawn_blocking(move || probe.attempt()).await {
-            Ok(outcome) => outcome,
-            Err(_) => return err,
+        let (probe, look_ctx) = (self.clone(), ctx.clone());
+        match tokio::task::spawn_blocking(move || probe.look(&look_ctx)).await {
+            Ok(Some(clearer)) => clearer,
+            Ok(None) | Err(_) => err,
+        }
+    }
+
+    /// Repeats the conversation and says what went wrong, when it finds
+    /// out. Blocking: run it off the async threads.
+    fn look(&self, ctx: &CallContext) -> Option<Error> {
+        let not_tls = |peer| Error::NotTls {
+            endpoint: ctx.endpoint.clone(),
+            peer,
         };
-        match outcome {
-            Outcome::Answered => err,
-            Outcome::NotHttp2 => Error::NotTls {
-                endpoint: ctx.endpoint.clone(),
+        match self.attempt() {
+            Outcome::Answered => None,
+            Outcome::Speaks(peer) => Some(not_tls(peer)),
+            Outcome::Failed(text) => match classify_transport(&text, ctx) {
+                // A TLS handshake that met no TLS: look at what did answer.
+                Some(Error::NotTls {
+                    peer: Peer::Other, ..
+                }) => Some(not_tls(match self.sniff() {
+                    Outcome::Speaks(peer) => peer,
+                    Outcome::Answered => Peer::PlaintextHttp2,
+                    Outcome::Failed(_) => Peer::Other,
+                })),
+                clearer => clearer,
             },
-            Outcome::Failed(text) => classify_transport(&text, ctx).unwrap_or(err),
         }
     }
 
     /// Connects, says what an HTTP/2 client says first, and reads the
     /// answer. Blocking: run it off the async threads.
     fn attempt(&self) -> Outcome {
-        let addr = match self.authority.to_socket_addrs().map(|mut a| a.next()) {
-            Ok(Some(addr)) => addr,
-            Ok(None) => return Outcome::Failed("dns error: no address".to_owned()),
-            Err(e) => return Outcome::Failed(format!("dns error: {e}")),
-        };
-        let mut tcp = match TcpStream::connect_timeout(&addr, PROBE_TIMEOUT) {
+        let mut tcp = match self.connect() {
             Ok(tcp) => tcp,
-            Err(e) => return Outcome::Failed(e.to_string()),
+            Err(outcome) => return outcome,
         };
-        if tcp.set_read_timeout(Some(PROBE_TIMEOUT)).is_err()
-            || tcp.set_write_timeout(Some(PROBE_TIMEOUT)).is_err()
-        {
-            return Outcome::Answered;
-        }
         match &self.tls {
             Some((config, name)) => tls_attempt(&mut tcp, config.clone(), name.clone()),
             None => plaintext_attempt(&mut tcp),
         }
+    }
+
+    /// What the endpoint speaks, told by its answer to a plaintext HTTP/2
+    /// preface; [`Outcome::Answered`] when that is HTTP/2.
+    fn sniff(&self) -> Outcome {
+        match self.connect() {
+            Ok(mut tcp) => plaintext_attempt(&mut tcp),
+            Err(outcome) => outcome,
+        }
+    }
+
+    /// A TCP connection with timeouts, or the outcome that stops the probe.
+    fn connect(&self) -> Result<TcpStream, Outcome> {
+        let addr = match self.authority.to_socket_addrs().map(|mut a| a.next()) {
+            Ok(Some(addr)) => addr,
+            Ok(None) => return Err(Outcome::Failed("dns error: no address".to_owned())),
+            Err(e) => return Err(Outcome::Failed(format!("dns error: {e}"))),
+        };
+        let tcp = TcpStream::connect_timeout(&addr, PROBE_TIMEOUT)
+            .map_err(|e| Outcome::Failed(e.to_string()))?;
+        if tcp.set_read_timeout(Some(PROBE_TIMEOUT)).is_err()
+            || tcp.set_write_timeout(Some(PROBE_TIMEOUT)).is_err()
+        {
+            return Err(Outcome::Answered);
+        }
+        Ok(tcp)
     }
 }
 
@@ -141,25 +183,47 @@ fn tls_attempt(
 }
 
 /// The preface in plaintext: an HTTP/2 server answers with a SETTINGS
-/// frame; a TLS server with an alert record, or by hanging up.
+/// frame; a TLS server with an alert record, or by hanging up; an HTTP/1
+/// server with a status line.
 fn plaintext_attempt(tcp: &mut TcpStream) -> Outcome {
     if tcp.write_all(H2_PREFACE).is_err() {
-        return Outcome::NotHttp2;
+        return Outcome::Speaks(Peer::Other);
     }
-    // A frame header: 3 bytes of length, then the type.
-    let mut header = [0u8; 9];
-    match tcp.read_exact(&mut header) {
-        Ok(()) if header[3] == H2_SETTINGS => Outcome::Answered,
-        Ok(()) => Outcome::NotHttp2,
-        Err(e)
-            if matches!(
-                e.kind(),
-                io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-            ) =>
-        {
-            Outcome::Answered
+    // Enough for a frame header (3 bytes of length, then the type), a TLS
+    // record header, or "HTTP/1.1".
+    let mut answer = [0u8; 9];
+    let mut read = 0;
+    while read < answer.len() {
+        match tcp.read(&mut answer[read..]) {
+            Ok(0) => break,
+            Ok(n) => read += n,
+            Err(e)
+                if read == 0
+                    && matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                    ) =>
+            {
+                // Silence is what an HTTP/2 server waiting for more gives.
+                return Outcome::Answered;
+            }
+            Err(_) => break,
         }
-        Err(_) => Outcome::NotHttp2,
+    }
+    match peer_of(&answer[..read]) {
+        None => Outcome::Answered,
+        Some(peer) => Outcome::Speaks(peer),
+    }
+}
+
+/// What the first bytes a server sent say it speaks; `None` for HTTP/2.
+fn peer_of(answer: &[u8]) -> Option<Peer> {
+    match answer {
+        [_, _, _, H2_SETTINGS, ..] if answer.len() == 9 => None,
+        // A TLS record: handshake (22) or alert (21), version 3.x.
+        [21 | 22, 3, ..] => Some(Peer::Tls),
+        _ if answer.starts_with(b"HTTP/") => Some(Peer::Http1),
+        _ => Some(Peer::Other),
     }
 }
 
@@ -289,7 +353,67 @@ mod tests {
     async fn plaintext_to_a_tls_server_is_not_tls() {
         let dir = fleet();
         let err = plaintext_verdict(&mtls_server(dir.path())).await;
-        assert!(matches!(err, Error::NotTls { .. }), "{err:?}");
+        assert_eq!(peer(&err), Some(Peer::Tls), "{err:?}");
+        assert!(err.to_string().contains("drop --plaintext"), "{err}");
+    }
+
+    /// A server that answers anything with an HTTP/1.1 error, as a web
+    /// server or proxy on the agent's port would.
+    fn http1_server() -> String {
+        serve(|mut tcp| {
+            let mut request = [0u8; 24];
+            if tcp.read_exact(&mut request).is_ok() {
+                let _ = tcp.write_all(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n");
+            }
+        })
+    }
+
+    /// Whom a disagreement about TLS found at the other end.
+    fn peer(err: &Error) -> Option<Peer> {
+        match err {
+            Error::NotTls { peer, .. } => Some(*peer),
+            _ => None,
+        }
+    }
+
+    /// What a TLS probe makes of a TLS handshake at `endpoint` that met
+    /// no TLS.
+    async fn tls_verdict(endpoint: &str) -> Error {
+        let dir = fleet();
+        let corrupt = Error::NotTls {
+            endpoint: endpoint.to_owned(),
+            peer: Peer::Other,
+        };
+        tls_probe(endpoint, dir.path())
+            .explain(corrupt, &ctx(endpoint, true))
+            .await
+    }
+
+    #[tokio::test]
+    async fn an_http1_server_is_no_agent_for_either_kind_of_client() {
+        let endpoint = http1_server();
+        let err = plaintext_verdict(&endpoint).await;
+        assert_eq!(peer(&err), Some(Peer::Http1), "{err:?}");
+        assert!(err.to_string().contains("no hostscope agent"), "{err}");
+        let err = tls_verdict(&endpoint).await;
+        assert_eq!(peer(&err), Some(Peer::Http1), "{err:?}");
+    }
+
+    #[tokio::test]
+    async fn a_tls_client_at_a_plaintext_agent_is_told_to_use_plaintext() {
+        let endpoint = h2c_server();
+        let err = tls_verdict(&endpoint).await;
+        assert_eq!(peer(&err), Some(Peer::PlaintextHttp2), "{err:?}");
+        assert!(err.to_string().contains("pass --plaintext"), "{err}");
+    }
+
+    #[test]
+    fn first_bytes_tell_what_a_server_speaks() {
+        assert_eq!(peer_of(b"\x00\x00\x00\x04\x00\x00\x00\x00\x00"), None);
+        assert_eq!(peer_of(b"\x15\x03\x03\x00\x02\x02\x32"), Some(Peer::Tls));
+        assert_eq!(peer_of(b"HTTP/1.0 "), Some(Peer::Http1));
+        assert_eq!(peer_of(b""), Some(Peer::Other));
+        assert_eq!(peer_of(b"SSH-2.0-x"), Some(Peer::Other));
     }
 
     #[tokio::test]

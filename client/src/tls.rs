@@ -8,8 +8,9 @@ use std::{
 };
 
 use rustls::{
-    ClientConfig, RootCertStore,
+    ClientConfig, InconsistentKeys, RootCertStore,
     pki_types::{CertificateDer, PrivateKeyDer, pem::PemObject},
+    sign::CertifiedKey,
 };
 
 use crate::Error;
@@ -61,6 +62,13 @@ impl TlsConfig {
                 check_certificates(&cert_pem, &cert.display().to_string())?;
                 let key_pem = read(key)?;
                 check_key(&key_pem, &key.display().to_string())?;
+                check_pair(
+                    &cert_pem,
+                    &key_pem,
+                    &cert.display().to_string(),
+                    &key.display().to_string(),
+                )?;
+                check_client_usage(&cert_pem, &cert.display().to_string())?;
                 Some((cert_pem, key_pem))
             }
             (None, None) => None,
@@ -89,6 +97,7 @@ impl TlsConfig {
         if let Some((cert, key)) = &self.identity {
             check_certificates(cert, "the client certificate")?;
             check_key(key, "the client key")?;
+            check_pair(cert, key, "the client certificate", "the client key")?;
         }
         Ok(())
     }
@@ -161,6 +170,61 @@ fn check_key(pem: &[u8], what: &str) -> Result<(), Error> {
     Ok(())
 }
 
+/// Fails unless the key in `key_pem` is the private key of the first
+/// certificate in `cert_pem`. rustls would only say "keys may not be
+/// consistent: KeyMismatch", and only when connecting.
+fn check_pair(cert_pem: &[u8], key_pem: &[u8], cert: &str, key: &str) -> Result<(), Error> {
+    let unusable = |e: &dyn std::fmt::Display| Error::Tls {
+        message: format!("{cert} and {key}: unusable as a certificate and key: {e}"),
+    };
+    let chain = CertificateDer::pem_slice_iter(cert_pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| unusable(&e))?;
+    let private = PrivateKeyDer::from_pem_slice(key_pem).map_err(|e| unusable(&e))?;
+    let provider = rustls::crypto::ring::default_provider();
+    match CertifiedKey::from_der(chain, private, &provider) {
+        Ok(_) => Ok(()),
+        Err(rustls::Error::InconsistentKeys(InconsistentKeys::KeyMismatch)) => Err(Error::Tls {
+            message: format!(
+                "{key} is not the private key of {cert}: they come from different `pki issue` \
+                 runs (or names); pass the NAME-key.pem written together with NAME.pem"
+            ),
+        }),
+        Err(e) => Err(unusable(&e)),
+    }
+}
+
+/// Fails when the first certificate in `pem` says, by its extended key
+/// usage, that it is not for clients (an agent's certificate): agents
+/// refuse it, and the handshake's alert would only say
+/// "UnsupportedCertificate". A certificate without that extension may
+/// serve any purpose and passes.
+fn check_client_usage(pem: &[u8], what: &str) -> Result<(), Error> {
+    use x509_parser::prelude::FromDer;
+    let Some(Ok(der)) = CertificateDer::pem_slice_iter(pem).next() else {
+        return Ok(());
+    };
+    let Ok((_, cert)) = x509_parser::certificate::X509Certificate::from_der(&der) else {
+        // rustls parses it again when connecting and says what is wrong.
+        return Ok(());
+    };
+    match cert.extended_key_usage() {
+        Ok(Some(usage)) if !usage.value.client_auth && !usage.value.any => Err(Error::Tls {
+            message: format!(
+                "{what} is not a client certificate: its extended key usage does not allow \
+                 client authentication{}, so agents refuse it; pass a certificate made with \
+                 `hostscope pki issue --client`",
+                if usage.value.server_auth {
+                    " (it is a server certificate, for an agent)"
+                } else {
+                    ""
+                }
+            ),
+        }),
+        _ => Ok(()),
+    }
+}
+
 /// Installs ring as rustls's process-wide crypto provider, once, so that
 /// library users need not. If the application installed one already, that
 /// one stays.
@@ -202,5 +266,55 @@ mod tests {
         // A certificate is not a key.
         let e = TlsConfig::from_files(&ca, Some(&ca), Some(&ca)).expect_err("cert as key");
         assert!(e.to_string().contains("private key"), "{e}");
+    }
+
+    #[test]
+    fn a_key_of_another_certificate_is_named_in_plain_words() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        crate::pki::init(dir.path(), false).expect("init");
+        for name in ["alice", "bob"] {
+            crate::pki::issue(dir.path(), name, crate::pki::CertRole::Client, &[]).expect("issue");
+        }
+        let path = |f: &str| dir.path().join(f);
+        let e = TlsConfig::from_files(
+            &path("ca.pem"),
+            Some(&path("alice.pem")),
+            Some(&path("bob-key.pem")),
+        )
+        .expect_err("bob's key is not alice's");
+        let text = e.to_string();
+        assert!(
+            text.contains("bob-key.pem is not the private key of")
+                && text.contains("alice.pem")
+                && !text.contains("KeyMismatch"),
+            "{text}"
+        );
+        TlsConfig::from_files(
+            &path("ca.pem"),
+            Some(&path("alice.pem")),
+            Some(&path("alice-key.pem")),
+        )
+        .expect("alice's own key");
+    }
+
+    #[test]
+    fn an_agent_certificate_is_refused_as_the_client_certificate() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        crate::pki::init(dir.path(), false).expect("init");
+        crate::pki::issue(dir.path(), "web1", crate::pki::CertRole::Server, &[]).expect("issue");
+        let path = |f: &str| dir.path().join(f);
+        let e = TlsConfig::from_files(
+            &path("ca.pem"),
+            Some(&path("web1.pem")),
+            Some(&path("web1-key.pem")),
+        )
+        .expect_err("a server certificate");
+        let text = e.to_string();
+        assert!(
+            text.contains("web1.pem is not a client certificate")
+                && text.contains("server certificate")
+                && text.contains("pki issue --client"),
+            "{text}"
+        );
     }
 }

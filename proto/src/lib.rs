@@ -11,6 +11,10 @@ mod generated {
 
 pub use generated::*;
 
+mod signal;
+
+pub use signal::Signal;
+
 /// The encoded `FileDescriptorSet` of every hostscope proto file, for
 /// `tonic-reflection`.
 pub const FILE_DESCRIPTOR_SET: &[u8] =

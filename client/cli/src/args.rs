@@ -5,9 +5,9 @@
 use std::{path::PathBuf, time::Duration};
 
 use clap::{ArgGroup, Args, Parser, Subcommand, ValueEnum};
-use hostscope_client::proto::{EnumName, ProcessStatus};
+use hostscope_client::proto::{EnumName, ProcessStatus, Signal};
 
-use super::fields::FieldList;
+use super::{duration, fields::FieldList};
 
 const ABOUT: &str = "Ask hostscope agents, on one host or a whole fleet, what psutil would tell \
                      you there: processes, their state and use, network interfaces and their \
@@ -17,7 +17,7 @@ const EXAMPLES: &str = "\
 Examples:
   # A fleet CA, a certificate for the agent on web1 and one for you:
   hostscope pki init --dir pki
-  hostscope pki issue --dir pki --name web1 --server --san 10.0.0.5
+  hostscope pki issue --dir pki --name web1 --server --san 192.0.2.5
   hostscope pki issue --dir pki --name alice --client
 
   # Then, with the agent running on web1:
@@ -27,7 +27,7 @@ Examples:
   hostscope --host web1 nics --output json
 
   # Many hosts at once: a list, an inventory file, or host lines on stdin:
-  hostscope --hosts web1,web2:7443,10.0.0.7 host
+  hostscope --hosts web1,web2:7443,192.0.2.7 host
   hostscope --inventory fleet.toml --select role=web ps --status zombie
   hostscope --inventory fleet.toml --group canary --timeout 3s ps -o ndjson | jq .
   grep -v '^#' hosts.txt | hostscope --hosts - ps --name 'nginx*' -o csv > nginx.csv
@@ -50,7 +50,7 @@ Targets:
   every key:
     [[hosts]]
     name = \"web1\"
-    address = \"10.0.0.11:7443\"
+    address = \"192.0.2.11:7443\"
     labels = { role = \"web\", dc = \"fra1\" }
     groups = [\"canary\"]
 
@@ -121,7 +121,9 @@ Each record: the host's name, address, labels and groups; \"system\" (what `host
 shows); \"interfaces\" (every interface with addresses, link state, speed, duplex, MTU and
 counters); \"processes\": the total, counts by status, and the top processes by resident
 memory (pid, name, username, rss in bytes, cmdline). JSON is the default output; the table
-is one line per host.
+is one line per host: UPTIME is the time since boot (3h04m, 2d03h), UP/NICS the interfaces
+whose link is up of all interfaces, PROCS and ZOMBIES counts, LARGEST the process with the
+most resident memory.
 
 Examples:
   hostscope --inventory fleet.toml inventory > fleet.json
@@ -182,18 +184,25 @@ Examples:
   hostscope --host web1 signal 4321 KILL --expect-create-time 1767612345.67
   hostscope --host web1 signal 1234 CHLD     # make a parent collect its zombie children";
 
+const COMPLETIONS_EXAMPLES: &str = "\
+Examples (the Debian package installs them already):
+  hostscope completions bash > ~/.local/share/bash-completion/completions/hostscope
+  hostscope completions zsh > ~/.zfunc/_hostscope
+  hostscope completions fish > ~/.config/fish/completions/hostscope.fish";
+
 const PKI_EXAMPLES: &str = "\
 Examples:
   hostscope pki init --dir pki
-  hostscope pki issue --dir pki --name web1 --server --san web1.example.com --san 10.0.0.5
+  hostscope pki issue --dir pki --name web1 --server --san web1.example.net --san 192.0.2.5
   hostscope pki issue --dir pki --name alice --client";
 
 const PKI_ISSUE_EXAMPLES: &str = "\
 Writes DIR/NAME.pem and DIR/NAME-key.pem (mode 0600), valid for two years, signed by
-DIR/ca.pem and DIR/ca-key.pem. Issuing the same name again renews it.
+DIR/ca.pem and DIR/ca-key.pem. An existing certificate of that name is kept unless --force
+is given (to renew it).
 
 Examples:
-  hostscope pki issue --dir pki --name web1 --server --san web1.example.com --san 10.0.0.5
+  hostscope pki issue --dir pki --name web1 --server --san web1.example.net --san 192.0.2.5
   hostscope pki issue --dir pki --name 127.0.0.1 --server
   hostscope pki issue --dir pki --name alice --client";
 
@@ -286,7 +295,7 @@ pub struct FleetFlags {
 
     /// How long each host may take, connect, TLS handshake, retries and call together
     /// (500ms, 3s, 1m).
-    #[arg(long, global = true, value_name = "DURATION", default_value = "10s", value_parser = parse_timeout)]
+    #[arg(long, global = true, value_name = "DURATION", default_value = "10s", value_parser = parse_timeout, allow_hyphen_values = true)]
     pub timeout: Duration,
 
     /// How many more times to try a host that was unreachable.
@@ -349,6 +358,20 @@ pub enum Command {
     /// Make a fleet CA and issue agent and client certificates (no openssl needed).
     #[command(subcommand, after_help = PKI_EXAMPLES)]
     Pki(PkiCommand),
+
+    /// Print the completion script for SHELL (bash, zsh, fish, elvish, powershell).
+    #[command(after_help = COMPLETIONS_EXAMPLES)]
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+
+    /// Write the man pages (hostscope.1 and one per subcommand) into DIR; packaging uses it.
+    #[command(hide = true)]
+    Manpages {
+        #[arg(value_name = "DIR")]
+        dir: PathBuf,
+    },
 }
 
 impl Command {
@@ -362,7 +385,7 @@ impl Command {
             Command::Zombies(args) => Some(&args.targets),
             Command::Signal(args) => Some(&args.targets),
             Command::Watch(args) => Some(&args.targets),
-            Command::Pki(_) => None,
+            Command::Pki(_) | Command::Completions { .. } | Command::Manpages { .. } => None,
         }
     }
 }
@@ -381,7 +404,7 @@ pub struct PsArgs {
     pub fields: Option<FieldList>,
 
     /// Only processes whose name matches this shell glob ("nginx*").
-    #[arg(long, value_name = "GLOB")]
+    #[arg(long, value_name = "GLOB", value_parser = parse_glob)]
     pub name: Option<String>,
 
     /// Only processes of this user (name or uid).
@@ -393,11 +416,12 @@ pub struct PsArgs {
     pub status: Vec<ProcessStatus>,
 
     /// Only these pids, comma-separated.
-    #[arg(long, value_name = "PID", value_delimiter = ',')]
+    #[arg(long, value_name = "PID", value_delimiter = ',', value_parser = parse_pid, allow_negative_numbers = true)]
     pub pid: Vec<u32>,
 
-    /// Only children of this pid.
-    #[arg(long, value_name = "PID")]
+    /// Only children of this pid (0: the processes without a parent, such as init and
+    /// kthreadd).
+    #[arg(long, value_name = "PID", value_parser = parse_ppid, allow_negative_numbers = true)]
     pub ppid: Option<u32>,
 
     #[command(flatten)]
@@ -407,6 +431,7 @@ pub struct PsArgs {
 #[derive(Debug, Args)]
 pub struct ProcArgs {
     /// The process id.
+    #[arg(value_parser = parse_pid, allow_negative_numbers = true)]
     pub pid: u32,
 
     /// Fields to fetch and show, comma-separated psutil names, or "all" (the default).
@@ -450,11 +475,11 @@ pub struct ZombiesArgs {
 
     /// With --reap: how long to wait after each round of signals before looking again
     /// (500ms, 5s, 1m).
-    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_grace)]
+    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_grace, allow_hyphen_values = true)]
     pub grace: Duration,
 
     /// Only the zombies of these parents, comma-separated pids (repeatable).
-    #[arg(long, value_name = "PID", value_delimiter = ',')]
+    #[arg(long, value_name = "PID", value_delimiter = ',', value_parser = parse_pid, allow_negative_numbers = true)]
     pub ppid: Vec<u32>,
 
     #[command(flatten)]
@@ -464,11 +489,12 @@ pub struct ZombiesArgs {
 #[derive(Debug, Args)]
 pub struct SignalArgs {
     /// The process id.
+    #[arg(value_parser = parse_pid, allow_negative_numbers = true)]
     pub pid: u32,
 
     /// The signal: TERM, KILL, INT, HUP, CHLD, STOP, CONT, USR1 or USR2 (SIGTERM, term and
     /// 15 work too).
-    #[arg(value_parser = parse_signal)]
+    #[arg(value_parser = parse_signal, allow_negative_numbers = true)]
     pub signal: String,
 
     /// Send only if the process started at this time (seconds since the epoch, as
@@ -511,6 +537,10 @@ pub enum PkiCommand {
         /// Another host name or IP address the certificate is valid for (repeatable).
         #[arg(long = "san", value_name = "HOST_OR_IP")]
         sans: Vec<String>,
+        /// Replace an existing certificate and key of this name (to renew it); the old
+        /// certificate stays valid until it expires.
+        #[arg(long)]
+        force: bool,
     },
 }
 
@@ -544,35 +574,80 @@ fn parse_concurrency(s: &str) -> Result<usize, String> {
     }
 }
 
-/// Parses `--timeout` in humantime's syntax: 500ms, 3s, 1m30s.
+/// Parses `--timeout`: how long each host may take.
 fn parse_timeout(s: &str) -> Result<Duration, String> {
-    match humantime::parse_duration(s.trim()) {
-        Ok(d) if d.is_zero() => Err("the timeout must be longer than 0".to_owned()),
-        Ok(d) => Ok(d),
-        Err(e) => Err(format!("{e}; expected a duration such as 500ms, 3s or 1m")),
+    duration::parse_nonzero(s, "500ms, 3s or 1m", "the timeout must be longer than 0")
+}
+
+/// Parses a signal by name ("TERM", "SIGTERM", "term") into its short
+/// upper-case name, or takes a number as it is: numbers differ between
+/// platforms, and the agent knows its own.
+fn parse_signal(s: &str) -> Result<String, String> {
+    let t = s.trim();
+    if let Ok(number) = t.parse::<i64>() {
+        return match number {
+            1.. => Ok(number.to_string()),
+            0 => Err(
+                "signal 0 sends nothing (kill -0 only asks whether a process exists): \
+                      name a signal such as TERM, or see a process with `hostscope proc PID`"
+                    .to_owned(),
+            ),
+            _ => Err(format!(
+                "{t} is no signal: signal numbers are positive, and the signal comes after the \
+                 pid without a dash (`signal PID {}`)",
+                t.trim_start_matches('-')
+            )),
+        };
+    }
+    match Signal::sendable_from_name(t) {
+        Some(signal) => Ok(signal.name().to_owned()),
+        None => Err(format!(
+            "unknown or disallowed signal {s:?}; allowed: {}",
+            Signal::sendable_names()
+        )),
     }
 }
 
-/// The signals the agent accepts by name. Numbers go to the agent as typed:
-/// they differ between platforms, and the agent knows its own.
-pub const SIGNAL_NAMES: [&str; 9] = [
-    "TERM", "KILL", "INT", "HUP", "CHLD", "STOP", "CONT", "USR1", "USR2",
-];
+/// The largest process id a pid flag takes.
+const PID_MAX: u32 = u32::MAX;
 
-/// Parses a signal by name ("TERM", "SIGTERM", "term") into its short
-/// upper-case name, or takes a number as it is.
-fn parse_signal(s: &str) -> Result<String, String> {
+/// Parses a process id: a whole number from 1 on. Negative numbers reach
+/// here (rather than being taken for flags) so that they get this message.
+pub fn parse_pid(s: &str) -> Result<u32, String> {
     let t = s.trim();
-    if !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()) {
-        return Ok(t.to_owned());
+    match t.parse::<i128>() {
+        Ok(0) => Err("0 is no process id: pids start at 1".to_owned()),
+        Ok(n) if n < 0 => Err(format!(
+            "{t} is no process id: pids are whole numbers from 1 to {PID_MAX}"
+        )),
+        Ok(n) => {
+            u32::try_from(n).map_err(|_| format!("{t} is no process id: pids go up to {PID_MAX}"))
+        }
+        Err(_) => Err(format!(
+            "expected a process id (a whole number from 1 to {PID_MAX}), not {s:?}"
+        )),
     }
-    let upper = t.to_ascii_uppercase();
-    let name = upper.strip_prefix("SIG").unwrap_or(&upper);
-    match SIGNAL_NAMES.iter().find(|n| **n == name) {
-        Some(n) => Ok((*n).to_owned()),
-        None => Err(format!(
-            "unknown or disallowed signal {s:?}; allowed: {}",
-            SIGNAL_NAMES.join(", ")
+}
+
+/// Parses `ps --ppid`: a process id, or 0 for the processes that have no
+/// parent (init and the kernel's threads).
+fn parse_ppid(s: &str) -> Result<u32, String> {
+    match s.trim() {
+        "0" => Ok(0),
+        _ => parse_pid(s).map_err(|e| format!("{e}, or 0 for processes without a parent")),
+    }
+}
+
+/// Checks a `--name` glob as the agent will read it, so that a mistyped
+/// one is a usage error here rather than a failure on every host.
+pub fn parse_glob(s: &str) -> Result<String, String> {
+    match glob::Pattern::new(s) {
+        Ok(_) => Ok(s.to_owned()),
+        Err(e) => Err(format!(
+            "{s:?} is no valid glob: {} at character {}; to match '[', ']', '*' or '?' \
+             literally, put it in brackets: '[[]', '[*]'",
+            e.msg,
+            e.pos + 1
         )),
     }
 }
@@ -588,10 +663,9 @@ fn parse_create_time(s: &str) -> Result<f64, String> {
     }
 }
 
-/// Parses `--grace` in humantime's syntax; zero means "look again at once".
+/// Parses `--grace`; zero means "look again at once".
 fn parse_grace(s: &str) -> Result<Duration, String> {
-    humantime::parse_duration(s.trim())
-        .map_err(|e| format!("{e}; expected a duration such as 500ms, 5s or 1m"))
+    duration::parse(s, "500ms, 5s or 1m")
 }
 
 #[cfg(test)]

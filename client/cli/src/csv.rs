@@ -93,6 +93,17 @@ fn leaves(value: &Value, path: &mut Vec<String>, columns: &mut Vec<Vec<String>>)
 /// `addresses.netmask`) keep their positions.
 fn cell(value: &Value, path: &[&str]) -> String {
     match (value, path.split_first()) {
+        // A process's field errors, `[{"field": "cwd", "kind":
+        // "access_denied"}]`, read best as `cwd=access_denied`.
+        (Value::Object(map), Some((&"field_errors", []))) => match map.get("field_errors") {
+            Some(Value::Array(errors)) => errors
+                .iter()
+                .map(|e| format!("{}={}", scalar(&e["field"]), scalar(&e["kind"])))
+                .collect::<Vec<_>>()
+                .join(" "),
+            Some(other) => scalar(other),
+            None => String::new(),
+        },
         (Value::Array(items), None) => items.iter().map(scalar).collect::<Vec<_>>().join(" "),
         (Value::Array(items), Some(_)) => items
             .iter()
@@ -195,7 +206,7 @@ mod tests {
             "memory_info": {"rss": 4096, "vms": 8192},
             "environ": {"HOME": "/root", "LANG": "C"},
             "addresses": [
-                {"family": "inet", "address": "10.0.0.5", "netmask": "255.0.0.0"},
+                {"family": "inet", "address": "192.0.2.5", "netmask": "255.255.255.0"},
                 {"family": "inet6", "address": "fe80::1"},
             ],
         });
@@ -211,7 +222,7 @@ mod tests {
         assert_eq!(
             lines[1],
             "web1,7,\"sh -c echo \"\"a,b\"\"\",4096,8192,HOME=/root LANG=C,inet inet6,\
-             10.0.0.5 fe80::1,255.0.0.0 -"
+             192.0.2.5 fe80::1,255.255.255.0 -"
         );
         assert_eq!(lines[2], "web2,8,,,,,,,");
     }
@@ -223,5 +234,23 @@ mod tests {
         sheet.finish(&mut out).expect("finish");
         sheet.finish(&mut out).expect("finish twice");
         assert_eq!(out, b"host,name\n");
+    }
+
+    #[test]
+    fn field_errors_are_one_column_of_pairs() {
+        let mut sheet = Sheet::new(&json!({"host": "", "pid": 0, "field_errors": []}));
+        assert_eq!(sheet.header(), ["host", "pid", "field_errors"]);
+        let failing = json!({"host": "web1", "pid": 7, "field_errors": [
+            {"field": "cwd", "kind": "access_denied"},
+            {"field": "exe", "kind": "zombie_process"},
+        ]});
+        let fine = json!({"host": "web1", "pid": 8});
+        let mut out = Vec::new();
+        sheet.row(&mut out, &failing).expect("row");
+        sheet.row(&mut out, &fine).expect("row");
+        assert_eq!(
+            String::from_utf8(out).expect("utf-8"),
+            "host,pid,field_errors\nweb1,7,cwd=access_denied exe=zombie_process\nweb1,8,\n"
+        );
     }
 }

@@ -142,7 +142,7 @@ pub fn report(summary: &Summary, err: &mut dyn Write) -> io::Result<()> {
 }
 
 /// `42 ok, 8 failed (2 timed out) in 3.2s`, then a line per failed host,
-/// by name: `  web7 (10.0.0.17:7443): connection-refused: <message>`.
+/// by name: `  web7 (192.0.2.17:7443): connection-refused: <message>`.
 pub fn summary_text(summary: &Summary) -> String {
     let mut text = format!("{} ok, {} failed", summary.ok, summary.failed.len());
     if summary.timed_out > 0 {
@@ -157,7 +157,12 @@ pub fn summary_text(summary: &Summary) -> String {
         } else {
             format!("{} ({})", f.host, f.address)
         };
-        text.push_str(&format!("  {who}: {}: {}\n", f.kind, f.message));
+        // Most messages start with the address, which `who` has just said.
+        let message = f
+            .message
+            .strip_prefix(f.address.as_str())
+            .map_or(f.message.as_str(), str::trim_start);
+        text.push_str(&format!("  {who}: {}: {message}\n", f.kind));
     }
     text
 }
@@ -250,9 +255,9 @@ mod tests {
             vec![
                 failure(
                     "web7",
-                    "10.0.0.17:7443",
+                    "192.0.2.17:7443",
                     "connection-refused",
-                    "10.0.0.17:7443 refused the connection",
+                    "192.0.2.17:7443 refused the connection",
                 ),
                 failure(
                     "b:7443",
@@ -267,8 +272,7 @@ mod tests {
         assert_eq!(
             summary_text(&s),
             "42 ok, 2 failed (1 timed out) in 3.2s\n  b:7443: timeout: no answer from b:7443 \
-             within 3s\n  web7 (10.0.0.17:7443): connection-refused: 10.0.0.17:7443 refused \
-             the connection\n"
+             within 3s\n  web7 (192.0.2.17:7443): connection-refused: refused the connection\n"
         );
         assert_eq!(
             summary_text(&summary(3, vec![], 0, 850)),

@@ -295,15 +295,16 @@ fn table_headers() -> Table {
         header("KERNEL", Align::Left),
         header("CPUS", Align::Right),
         header("MEMORY", Align::Right),
-        header("UP", Align::Right),
-        header("NICS", Align::Right),
+        header("UPTIME", Align::Right),
+        header("UP/NICS", Align::Right),
         header("PROCS", Align::Right),
         header("ZOMBIES", Align::Right),
         header("LARGEST", Align::Left),
     ])
 }
 
-/// One host as a table row; NICS counts interfaces up of all.
+/// One host as a table row: UPTIME since boot as an age ("3h04m",
+/// "2d03h"), UP/NICS the interfaces whose link is up, of all.
 fn row(host: &HostSpec, census: &Census) -> Vec<String> {
     let system = &census.system;
     let up = census
@@ -330,7 +331,7 @@ fn row(host: &HostSpec, census: &Census) -> Vec<String> {
         system.kernel.clone(),
         system.cpu_count.to_string(),
         format::bytes(system.memory_total),
-        format::duration(format::now() - system.boot_time),
+        format::age(format::now() - system.boot_time),
         format!("{up}/{}", census.interfaces.len()),
         census.processes.total.to_string(),
         census.processes.count(ProcessStatus::Zombie).to_string(),

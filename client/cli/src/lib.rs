@@ -10,6 +10,7 @@
 
 mod args;
 mod csv;
+mod duration;
 mod fanout;
 mod fields;
 mod format;
@@ -204,12 +205,22 @@ async fn run(cli: Cli, typed: Typed, io: &mut Io<'_>) -> anyhow::Result<Status> 
             run_pki(command, io.out)?;
             return Ok(Status::Answered);
         }
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "hostscope", io.out);
+            return Ok(Status::Answered);
+        }
+        Command::Manpages { dir } => {
+            clap_mangen::generate_to(Cli::command(), &dir)
+                .with_context(|| format!("writing man pages into {}", dir.display()))?;
+            return Ok(Status::Answered);
+        }
         command => command,
     };
     let tls = resolve_tls(&cli.global, &typed.tls)?;
     let targets = cli.targets.join(command.targets())?;
     let host = cli.global.host.as_deref();
     let hosts = targets::resolve(&targets, host, typed.host, io.stdin)?;
+    targets::check_schemes(&hosts, tls.is_some())?;
     let mut options = cli.fleet.options();
     if let Command::Zombies(args) = &command {
         // A sweep waits between its rounds of signals: its hosts need longer.
@@ -231,7 +242,9 @@ async fn run(cli: Cli, typed: Typed, io: &mut Io<'_>) -> anyhow::Result<Status> 
         // A watch has no summary of hosts that answered: it says how many
         // events it saw, and which hosts failed as they fail.
         Command::Watch(args) => return watch::watch(&fleet, args, format, io).await,
-        Command::Pki(_) => bail!("pki needs no agent"),
+        Command::Pki(_) | Command::Completions { .. } | Command::Manpages { .. } => {
+            bail!("this command needs no agent")
+        }
     };
     io.out.flush()?;
     fanout::report(&summary, io.err)?;
@@ -280,9 +293,30 @@ fn resolve_tls(global: &Global, typed: &[&str]) -> anyhow::Result<Option<TlsConf
     }
 }
 
+/// Fails when one of `files` exists and `force` is not set, naming the
+/// file and `what_to_do`.
+fn refuse_to_replace(
+    files: &[std::path::PathBuf],
+    force: bool,
+    what_to_do: &str,
+) -> anyhow::Result<()> {
+    match files.iter().find(|f| f.exists()) {
+        Some(existing) if !force => {
+            bail!("{} exists already: {what_to_do}", existing.display())
+        }
+        _ => Ok(()),
+    }
+}
+
 fn run_pki(command: PkiCommand, out: &mut dyn Write) -> anyhow::Result<()> {
     match command {
         PkiCommand::Init { dir, force } => {
+            refuse_to_replace(
+                &[pki::cert_path(&dir, "ca"), pki::key_path(&dir, "ca")],
+                force,
+                "a fleet CA is there, and replacing it makes every certificate it issued \
+                 untrusted; pass --force to replace it anyway",
+            )?;
             pki::init(&dir, force)?;
             writeln!(
                 out,
@@ -297,7 +331,13 @@ fn run_pki(command: PkiCommand, out: &mut dyn Write) -> anyhow::Result<()> {
             server,
             client: _,
             sans,
+            force,
         } => {
+            refuse_to_replace(
+                &[pki::cert_path(&dir, &name), pki::key_path(&dir, &name)],
+                force,
+                "pass --force to replace it (renewing the certificate), or choose another --name",
+            )?;
             let role = if server {
                 CertRole::Server
             } else {
@@ -326,7 +366,7 @@ fn run_pki(command: PkiCommand, out: &mut dyn Write) -> anyhow::Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use clap::{CommandFactory, FromArgMatches};
+    use clap::{CommandFactory, FromArgMatches, Parser};
 
     use super::*;
 
@@ -383,6 +423,28 @@ mod tests {
     }
 
     #[test]
+    fn completions_and_man_pages_cover_every_subcommand() {
+        let (code, out, err) = run(&["hostscope", "completions", "bash"]);
+        assert_eq!(code, 0, "{err}");
+        assert!(out.contains("_hostscope()"), "{out}");
+        for sub in ["ps", "zombies", "watch", "pki", "completions"] {
+            assert!(
+                out.contains(&format!("hostscope,{sub})")),
+                "no {sub} in {out}"
+            );
+        }
+
+        let dir = tempfile::tempdir().expect("tempdir");
+        let target = dir.path().to_str().expect("utf-8 path");
+        let (code, _, err) = run(&["hostscope", "manpages", target]);
+        assert_eq!(code, 0, "{err}");
+        let page = std::fs::read_to_string(dir.path().join("hostscope.1")).expect("hostscope.1");
+        assert!(page.starts_with(".ie"), "{page}");
+        assert!(page.contains("hostscope\\-ps(1)"), "{page}");
+        assert!(dir.path().join("hostscope-zombies.1").exists());
+    }
+
+    #[test]
     fn usage_errors_exit_1_and_help_exits_0() {
         let (code, out, err) = run(&["hostscope", "ps", "--fields", "pid,rss"]);
         assert_eq!((code, out.as_str()), (1, ""));
@@ -417,7 +479,7 @@ mod tests {
         ]);
         assert_eq!((code, out.as_str()), (1, ""));
         assert!(
-            err.starts_with("error: reading /nonexistent/fleet.toml"),
+            err == "error: cannot read the inventory /nonexistent/fleet.toml: No such file or directory (os error 2)\n",
             "{err}"
         );
         let (code, _, err) = run(&["hostscope", "--plaintext", "--select", "a=b", "host"]);
@@ -460,5 +522,96 @@ mod tests {
             err,
             "error: --out-dir writes JSON files; drop --output csv\n"
         );
+    }
+
+    /// Usage mistakes exit 1, said in words that name the cause, before any
+    /// host is dialled: the targets here are documentation addresses that
+    /// nothing answers, so reaching a host would show as a failure (2).
+    #[test]
+    fn usage_mistakes_exit_1_and_name_the_cause() {
+        let cases: [(&[&str], &str); 10] = [
+            (&["proc", "0"], "0 is no process id: pids start at 1"),
+            (
+                &["proc", "-1"],
+                "-1 is no process id: pids are whole numbers from 1",
+            ),
+            (&["ps", "--name", "["], "\"[\" is no valid glob"),
+            (
+                &["watch", "--name", "a[", "--count", "1"],
+                "is no valid glob",
+            ),
+            (&["signal", "42", "0"], "signal 0 sends nothing"),
+            (&["watch", "--pid", "0"], "0 is no process id"),
+            (&["zombies", "--ppid", "-3"], "-3 is no process id"),
+            (&["--timeout", "-1s", "host"], "-1s is negative"),
+            (
+                &["host", "--host", "https://192.0.2.1"],
+                "says https://, but --plaintext",
+            ),
+            (&["watch", "--children-of", "-2"], "-2 is no process id"),
+        ];
+        for (args, needle) in cases {
+            let mut all = vec!["hostscope", "--plaintext", "--host", "192.0.2.1:7443"];
+            all.extend(args);
+            let (code, out, err) = run(&all);
+            assert_eq!((code, out.as_str()), (1, ""), "{args:?}: {err}");
+            assert!(
+                err.contains(needle),
+                "{args:?}: {needle} missing from {err}"
+            );
+            assert!(!err.contains("unexpected argument"), "{args:?}: {err}");
+        }
+        // No pid range that starts at 0.
+        let (_, _, err) = run(&["hostscope", "proc", "x"]);
+        assert!(
+            err.contains("from 1 to 4294967295") && !err.contains("0.."),
+            "{err}"
+        );
+        // ps --ppid 0 means "no parent", and parses.
+        let cli = Cli::try_parse_from(["hostscope", "ps", "--ppid", "0"]).expect("ppid 0");
+        assert!(matches!(cli.command, Command::Ps(ps) if ps.ppid == Some(0)));
+    }
+
+    #[test]
+    fn tls_files_that_cannot_work_are_a_local_error() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        pki::init(dir.path(), false).expect("init");
+        pki::issue(dir.path(), "alice", CertRole::Client, &[]).expect("alice");
+        pki::issue(dir.path(), "bob", CertRole::Client, &[]).expect("bob");
+        pki::issue(dir.path(), "web1", CertRole::Server, &[]).expect("web1");
+        let path = |f: &str| dir.path().join(f).display().to_string();
+        let tls = |cert: &str, key: &str, host: &str| {
+            let (ca, cert, key) = (path("ca.pem"), path(cert), path(key));
+            let args = [
+                "hostscope",
+                "--ca",
+                &ca,
+                "--cert",
+                &cert,
+                "--key",
+                &key,
+                "--host",
+                host,
+                "host",
+            ];
+            run(&args)
+        };
+        let (code, _, err) = tls("alice.pem", "bob-key.pem", "192.0.2.1");
+        assert_eq!(code, 1, "{err}");
+        assert!(
+            err.contains("bob-key.pem is not the private key of"),
+            "{err}"
+        );
+        assert!(!err.contains("KeyMismatch"), "{err}");
+        let (code, _, err) = tls("web1.pem", "web1-key.pem", "192.0.2.1");
+        assert_eq!(code, 1, "{err}");
+        assert!(err.contains("is not a client certificate"), "{err}");
+        let (code, _, err) = tls("alice.pem", "alice-key.pem", "http://192.0.2.1:7443");
+        assert_eq!(code, 1, "{err}");
+        assert!(
+            err.contains("says http:// (plaintext), but TLS certificates are set"),
+            "{err}"
+        );
+        assert_eq!(err.matches("error:").count(), 1, "said once: {err}");
     }
 }

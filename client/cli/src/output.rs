@@ -35,7 +35,12 @@ pub fn process_record(host: &str, p: &Process, shown: &[ProcessField]) -> io::Re
     let mut value = record(host, p.proto())?;
     if let Value::Object(map) = &mut value {
         for f in ProcessField::values() {
-            if !shown.contains(f) || p.field_error(*f).is_some() {
+            // An agent that does not serve environments sends none and
+            // names no error; `{}` would read as an empty environment.
+            let environ_withheld = *f == ProcessField::Environ
+                && p.proto().environ.is_empty()
+                && p.field_error(*f).is_none();
+            if !shown.contains(f) || p.field_error(*f).is_some() || environ_withheld {
                 map.shift_remove(&f.short_name());
             }
         }
@@ -93,6 +98,11 @@ pub fn process_template(columns: &[Column]) -> io::Result<Value> {
         }
     }
     ordered.extend(record);
+    // An empty list: field errors are one column of `field=kind` pairs
+    // (see `csv`), not a pair of columns that are empty on most rows.
+    if let Some(errors) = ordered.get_mut("field_errors") {
+        *errors = Value::Array(Vec::new());
+    }
     Ok(Value::Object(ordered))
 }
 
@@ -107,12 +117,15 @@ pub fn interface_template() -> proto::NetInterface {
             broadcast: Some(String::new()),
             ptp: Some(String::new()),
         }],
-        stats: Some(proto::NetIfStats::default()),
+        stats: Some(proto::NetIfStats {
+            speed: Some(0),
+            ..Default::default()
+        }),
         io_counters: Some(proto::NetIoCounters::default()),
     }
 }
 
-/// How a host is named above its part of a table: "web1 (10.0.0.11:7443)",
+/// How a host is named above its part of a table: "web1 (192.0.2.11:7443)",
 /// or just the address for a host that has no other name.
 pub fn heading(host: &HostSpec) -> String {
     if host.name == host.address {
@@ -209,6 +222,9 @@ impl Printer {
             Output::Json if self.lone_object && self.collected.len() == 1 => {
                 write_pretty(out, &self.collected[0])
             }
+            // The single host failed: its error goes to stderr, and an
+            // empty array would read as an answer.
+            Output::Json if self.lone_object && self.collected.is_empty() => Ok(()),
             Output::Json => write_pretty(out, &self.collected),
             Output::Csv => match &mut self.sheet {
                 Some(sheet) => sheet.finish(out),
@@ -313,14 +329,14 @@ mod tests {
                 .table(out, h, |out| writeln!(out, "body"))
                 .expect("write");
         };
-        let (web1, bare) = (host("web1", "10.0.0.11:7443"), host("b:7443", "b:7443"));
+        let (web1, bare) = (host("web1", "192.0.2.11:7443"), host("b:7443", "b:7443"));
         let mut out = Vec::new();
         let mut printer = Printer::new(Output::Table, 2, &Value::Null);
         write(&mut printer, &mut out, &web1);
         write(&mut printer, &mut out, &bare);
         assert_eq!(
             String::from_utf8(out).expect("utf-8"),
-            "== web1 (10.0.0.11:7443)\nbody\n\n== b:7443\nbody\n"
+            "== web1 (192.0.2.11:7443)\nbody\n\n== b:7443\nbody\n"
         );
         let mut out = Vec::new();
         let mut printer = Printer::new(Output::Table, 1, &Value::Null);
@@ -347,9 +363,43 @@ mod tests {
                 "memory_info.shared",
                 "memory_info.text",
                 "memory_info.data",
-                "field_errors.field",
-                "field_errors.kind"
+                "field_errors"
             ]
         );
+    }
+
+    #[test]
+    fn a_withheld_environment_is_left_out_not_shown_empty() {
+        let all = ProcessField::values().to_vec();
+        let p = Process::new(
+            proto::Process {
+                pid: 7,
+                name: Some("sh".to_owned()),
+                ..Default::default()
+            },
+            &all,
+        );
+        let record = process_record("web1", &p, &all).expect("record");
+        assert!(record.get("environ").is_none(), "{record}");
+        assert_eq!(record["name"], "sh");
+        let mut with_env = p.proto().clone();
+        with_env.environ.insert("LANG".to_owned(), "C".to_owned());
+        let record = process_record("web1", &Process::new(with_env, &all), &all).expect("record");
+        assert_eq!(record["environ"]["LANG"], "C");
+    }
+
+    #[test]
+    fn a_single_host_that_failed_prints_no_json() {
+        let template = serde_json::json!({"host": ""});
+        let printer = Printer::new(Output::Json, 1, &template).one_record_per_host();
+        let mut out = Vec::new();
+        printer.finish(&mut out).expect("finish");
+        assert!(out.is_empty(), "{}", String::from_utf8_lossy(&out));
+        // A listing of no processes is still an empty array.
+        let mut out = Vec::new();
+        Printer::new(Output::Json, 1, &template)
+            .finish(&mut out)
+            .expect("finish");
+        assert_eq!(out, b"[]\n");
     }
 }

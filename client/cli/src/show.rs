@@ -166,7 +166,7 @@ fn write_nics(out: &mut dyn Write, interfaces: &[proto::NetInterface]) -> io::Re
 /// ```text
 /// eth0: up, 1000 Mbps, full duplex, mtu 1500
 ///   flags: up,broadcast,running,multicast
-///   inet  10.0.0.5 netmask 255.255.255.0 broadcast 10.0.0.255
+///   inet  192.0.2.5 netmask 255.255.255.0 broadcast 192.0.2.255
 ///   rx: 1.2G, 934211 packets, 0 errors, 0 dropped
 /// ```
 fn write_nic(out: &mut dyn Write, nic: &proto::NetInterface) -> io::Result<()> {
@@ -174,8 +174,8 @@ fn write_nic(out: &mut dyn Write, nic: &proto::NetInterface) -> io::Result<()> {
         Some(s) => {
             let state = if s.isup { "up" } else { "down" };
             let speed = match s.speed {
-                0 => "speed unknown".to_owned(),
-                mbps => format!("{mbps} Mbps"),
+                None => "speed unknown".to_owned(),
+                Some(mbps) => format!("{mbps} Mbps"),
             };
             let duplex =
                 proto::Duplex::from_wire(s.duplex).map_or("unknown".to_owned(), |d| d.short_name());
@@ -244,7 +244,7 @@ mod tests {
             stats: Some(proto::NetIfStats {
                 isup: true,
                 duplex: proto::Duplex::Unknown as i32,
-                speed: 0,
+                speed: None,
                 mtu: 65536,
                 flags: "up,loopback,running".to_owned(),
             }),

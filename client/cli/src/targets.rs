@@ -122,6 +122,29 @@ pub fn resolve(
     Ok(inventory.hosts)
 }
 
+/// Refuses an address whose scheme contradicts the TLS settings before any
+/// host is dialled: `http://` with certificates, or `https://` with
+/// `--plaintext`. Such a mistake is the user's, not a host's failure.
+pub fn check_schemes(hosts: &[HostSpec], tls: bool) -> anyhow::Result<()> {
+    for host in hosts {
+        let address = host.address.trim();
+        if tls && address.starts_with("http://") {
+            bail!(
+                "{address} says http:// (plaintext), but TLS certificates are set (--ca, --cert \
+                 and --key, or HOSTSCOPE_CA, HOSTSCOPE_CERT and HOSTSCOPE_KEY): drop http:// to \
+                 use TLS, or pass --plaintext for an agent started with --insecure-plaintext"
+            );
+        }
+        if !tls && address.starts_with("https://") {
+            bail!(
+                "{address} says https://, but --plaintext turns TLS off: drop --plaintext and \
+                 give --ca, --cert and --key, or drop https://"
+            );
+        }
+    }
+    Ok(())
+}
+
 /// A host known only by its address.
 fn bare(address: &str) -> HostSpec {
     HostSpec {
@@ -164,9 +187,9 @@ mod tests {
     /// An inventory written with inline tables, the terse spelling of
     /// deploy/inventory.example.toml's `[[hosts]]` sections.
     const FLEET: &str = r#"hosts = [
-  { name = "web1", address = "10.0.0.11", labels = { role = "web", dc = "fra1" }, groups = ["canary"] },
-  { name = "web2", address = "10.0.0.12", labels = { role = "web", dc = "ams1" } },
-  { name = "db1", address = "10.0.0.21:7444", labels = { role = "db", dc = "fra1" } },
+  { name = "web1", address = "192.0.2.11", labels = { role = "web", dc = "fra1" }, groups = ["canary"] },
+  { name = "web2", address = "192.0.2.12", labels = { role = "web", dc = "ams1" } },
+  { name = "db1", address = "192.0.2.21:7444", labels = { role = "db", dc = "fra1" } },
 ]
 "#;
 
@@ -222,7 +245,7 @@ mod tests {
                 "--select",
                 "dc=fra1",
                 "--hosts",
-                "10.0.0.11:7443,c",
+                "192.0.2.11:7443,c",
                 "--hosts",
                 "-",
                 "--host",
@@ -234,21 +257,21 @@ mod tests {
         assert_eq!(
             got,
             pairs(&[
-                ("web1", "10.0.0.11:7443"),
-                ("db1", "10.0.0.21:7444"),
+                ("web1", "192.0.2.11:7443"),
+                ("db1", "192.0.2.21:7444"),
                 ("d:7443", "d:7443"),
                 ("c:7443", "c:7443"),
                 ("e:9000", "e:9000"),
             ])
         );
         let got = hosts(&["--inventory", "-", "--group", "canary"], FLEET).expect("stdin");
-        assert_eq!(got, pairs(&[("web1", "10.0.0.11:7443")]));
+        assert_eq!(got, pairs(&[("web1", "192.0.2.11:7443")]));
         // The environment's HOSTSCOPE_HOST does not join a fleet.
         let mut targets = Targets::default();
         targets.hosts.push("a".to_owned());
         let resolved = resolve(&targets, Some("env"), false, &mut &b""[..]).expect("list");
         assert_eq!(resolved.len(), 1);
-        assert_eq!(got, pairs(&[("web1", "10.0.0.11:7443")]));
+        assert_eq!(got, pairs(&[("web1", "192.0.2.11:7443")]));
         let got = hosts(
             &[
                 "--inventory",
@@ -261,7 +284,7 @@ mod tests {
             "",
         )
         .expect("two labels");
-        assert_eq!(got, pairs(&[("web2", "10.0.0.12:7443")]));
+        assert_eq!(got, pairs(&[("web2", "192.0.2.12:7443")]));
     }
 
     #[test]
@@ -322,7 +345,10 @@ mod tests {
         let e = error(&["--inventory", "-"], "[[hosts]]\nadress = \"a\"\n");
         assert!(e.starts_with("<stdin>:"), "{e}");
         let e = error(&["--inventory", "/nonexistent/fleet.toml"], "");
-        assert!(e.starts_with("reading /nonexistent/fleet.toml"), "{e}");
+        assert!(
+            e.starts_with("cannot read the inventory /nonexistent/fleet.toml: No such file"),
+            "{e}"
+        );
         assert!(error(&["--hosts", " , "], "").contains("no host to ask"));
     }
 }

@@ -20,14 +20,15 @@ use clap::Args;
 use tokio_stream::{Stream, StreamExt};
 
 use super::{
-    args::{Output, Targets},
+    args::{self, Output, Targets},
+    duration,
     fanout::{Io, Status},
     format, output,
 };
 use hostscope_client::{
     Error,
     fleet::{Fleet, HostSpec, WatchItem},
-    proto::{self, EnumName, ProcessEventKind as Kind},
+    proto::{self, EnumName, ProcessEventKind as Kind, Signal},
 };
 
 /// `hostscope watch --help`, after the flags.
@@ -67,33 +68,15 @@ const DEFAULT_KINDS: [Kind; 4] = [Kind::Started, Kind::Exec, Kind::Exited, Kind:
 const SAMPLE_RANGE: (Duration, Duration) =
     (Duration::from_millis(100), Duration::from_secs(86_400));
 
-/// Signals by number where Linux, the BSDs and macOS agree. Others print
-/// as numbers: 7, 10 and 12, for instance, are different signals on Linux
-/// and on the BSDs, and the event does not say which platform sent it.
-const SIGNALS: [(i32, &str); 12] = [
-    (1, "SIGHUP"),
-    (2, "SIGINT"),
-    (3, "SIGQUIT"),
-    (4, "SIGILL"),
-    (5, "SIGTRAP"),
-    (6, "SIGABRT"),
-    (8, "SIGFPE"),
-    (9, "SIGKILL"),
-    (11, "SIGSEGV"),
-    (13, "SIGPIPE"),
-    (14, "SIGALRM"),
-    (15, "SIGTERM"),
-];
-
 /// What `hostscope watch` takes, as typed.
 #[derive(Debug, Args)]
 pub struct WatchArgs {
     /// Only these pids, comma-separated.
-    #[arg(long, value_name = "PID", value_delimiter = ',')]
+    #[arg(long, value_name = "PID", value_delimiter = ',', value_parser = args::parse_pid, allow_negative_numbers = true)]
     pub pid: Vec<u32>,
 
     /// Only processes whose name matches this shell glob ("nginx*").
-    #[arg(long, value_name = "GLOB")]
+    #[arg(long, value_name = "GLOB", value_parser = args::parse_glob)]
     pub name: Option<String>,
 
     /// Only processes of this user (name or uid).
@@ -102,7 +85,7 @@ pub struct WatchArgs {
 
     /// Only descendants of this pid (children, grandchildren, ...), followed through forks
     /// as they happen.
-    #[arg(long, value_name = "PID")]
+    #[arg(long, value_name = "PID", value_parser = args::parse_pid, allow_negative_numbers = true)]
     pub children_of: Option<u32>,
 
     /// The events to print, comma-separated: started, exec, exited, zombie, sample
@@ -112,7 +95,7 @@ pub struct WatchArgs {
 
     /// Also sample every matching live process this often (500ms, 1s, 1m): CPU, memory,
     /// threads, fds and I/O rates.
-    #[arg(long, value_name = "DURATION", value_parser = parse_sample)]
+    #[arg(long, value_name = "DURATION", value_parser = parse_sample, allow_hyphen_values = true)]
     pub sample: Option<Duration>,
 
     /// Stop after N events (lagged notices are not counted).
@@ -120,7 +103,7 @@ pub struct WatchArgs {
     pub count: Option<u64>,
 
     /// Stop after this long (30s, 10m, 1h).
-    #[arg(long = "for", value_name = "DURATION", value_parser = parse_for)]
+    #[arg(long = "for", value_name = "DURATION", value_parser = parse_for, allow_hyphen_values = true)]
     pub duration: Option<Duration>,
 
     #[command(flatten)]
@@ -146,10 +129,9 @@ fn parse_kind(s: &str) -> Result<Kind, String> {
     }
 }
 
-/// Parses `--sample` in humantime's syntax, within what the API accepts.
+/// Parses `--sample`, within what the API accepts.
 fn parse_sample(s: &str) -> Result<Duration, String> {
-    let d = humantime::parse_duration(s.trim())
-        .map_err(|e| format!("{e}; expected a duration such as 500ms, 1s or 1m"))?;
+    let d = duration::parse(s, "500ms, 1s or 1m")?;
     let (shortest, longest) = SAMPLE_RANGE;
     if d < shortest || d > longest {
         return Err(format!(
@@ -168,13 +150,9 @@ fn parse_count(s: &str) -> Result<u64, String> {
     }
 }
 
-/// Parses `--for` in humantime's syntax; zero would end before it began.
+/// Parses `--for`; zero would end before it began.
 fn parse_for(s: &str) -> Result<Duration, String> {
-    match humantime::parse_duration(s.trim()) {
-        Ok(d) if d.is_zero() => Err("the watch must last longer than 0".to_owned()),
-        Ok(d) => Ok(d),
-        Err(e) => Err(format!("{e}; expected a duration such as 30s, 10m or 1h")),
-    }
+    duration::parse_nonzero(s, "30s, 10m or 1h", "the watch must last longer than 0")
 }
 
 // === Plan ===
@@ -299,6 +277,9 @@ struct Tally {
     said: HashMap<String, String>,
     /// Hosts that refused the watch for good.
     failed: HashSet<String>,
+    /// The names of hosts that reported trouble, by address, so that those
+    /// never watched can be named at the end.
+    names: HashMap<String, String>,
 }
 
 /// Prints `items` until `stop` resolves, `plan`'s count or duration is
@@ -354,12 +335,13 @@ async fn follow(
                 if hosts.total == 1 && !tally.connected.contains(&host.address) {
                     return give_up(io.err, error.as_ref());
                 }
+                tally.names.insert(host.address.clone(), host.name.clone());
                 let was_open = tally.open.remove(&host.address);
                 let why = error.map_or_else(|| "agent shut down".to_owned(), |e| e.to_string());
                 if !was_open && tally.said.get(&host.address) == Some(&why) {
                     continue;
                 }
-                let retry_in = humantime::format_duration(retry_in);
+                let retry_in = duration::format(retry_in);
                 if was_open {
                     writeln!(
                         io.err,
@@ -377,19 +359,44 @@ async fn follow(
                 }
                 writeln!(io.err, "{}: {error}", host.name)?;
                 tally.failed.insert(host.address.clone());
+                tally.names.insert(host.address.clone(), host.name.clone());
                 if tally.failed.len() >= hosts.total {
                     break;
                 }
             }
         }
     }
-    writeln!(
-        io.err,
-        "{} from {}",
-        plural(tally.events, "event"),
-        plural(hosts.total as u64, "host")
-    )?;
-    if tally.failed.is_empty() {
+    let watched = tally.connected.len();
+    let never = hosts.total.saturating_sub(watched);
+    if never == 0 {
+        writeln!(
+            io.err,
+            "{} from {}",
+            plural(tally.events, "event"),
+            plural(hosts.total as u64, "host")
+        )?;
+    } else {
+        // A host that was never watched is no host watched: it counts as
+        // failed, by name where it said what went wrong.
+        let mut names: Vec<&str> = tally
+            .names
+            .iter()
+            .filter(|(address, _)| !tally.connected.contains(*address))
+            .map(|(_, name)| name.as_str())
+            .collect();
+        names.sort_unstable();
+        let named = match names.is_empty() {
+            true => String::new(),
+            false => format!(" ({})", names.join(", ")),
+        };
+        writeln!(
+            io.err,
+            "{} from {watched} of {}; {never} never watched{named}",
+            plural(tally.events, "event"),
+            plural(hosts.total as u64, "host"),
+        )?;
+    }
+    if tally.failed.is_empty() && never == 0 {
         Ok(Status::Answered)
     } else {
         Ok(Status::SomeFailed)
@@ -481,13 +488,13 @@ fn details(event: &proto::ProcessEvent, kind: Option<Kind>) -> String {
         Some(Kind::Zombie) => format!("ppid={ppid} — its parent has not reaped it"),
         Some(Kind::Sample) => match &event.sample {
             Some(s) => format!(
-                "cpu {:.1}% rss {} threads {} fds {} read {} write {}",
-                s.cpu_percent,
-                format::bytes(s.rss),
-                s.num_threads,
-                s.num_fds,
-                rate(s.read_bytes_per_sec),
-                rate(s.write_bytes_per_sec)
+                "cpu {} rss {} threads {} fds {} read {} write {}",
+                known(s.cpu_percent.map(|c| format!("{c:.1}%"))),
+                known(s.rss.map(format::bytes)),
+                known(s.num_threads),
+                known(s.num_fds),
+                known(s.read_bytes_per_sec.map(rate)),
+                known(s.write_bytes_per_sec.map(rate))
             ),
             None => "no measurements".to_owned(),
         },
@@ -503,13 +510,20 @@ fn details(event: &proto::ProcessEvent, kind: Option<Kind>) -> String {
 /// the agent could not tell (polling mode).
 fn exit(code: Option<i32>, signal: Option<i32>) -> String {
     match (code, signal) {
-        (_, Some(signal)) => match SIGNALS.iter().find(|(n, _)| *n == signal) {
-            Some((_, name)) => format!("killed by {name}"),
+        // Only numbers that Linux, the BSDs and macOS agree on are named:
+        // the event does not say which platform sent it.
+        (_, Some(signal)) => match Signal::from_portable_number(signal) {
+            Some(name) => format!("killed by SIG{name}"),
             None => format!("killed by signal {signal}"),
         },
         (Some(code), None) => format!("exit {code}"),
         (None, None) => "exit ?".to_owned(),
     }
+}
+
+/// A measurement, or "?" where the agent could not read it.
+fn known(value: Option<impl std::fmt::Display>) -> String {
+    value.map_or_else(|| "?".to_owned(), |v| v.to_string())
 }
 
 /// Bytes per second as "1.2K/s".
@@ -616,16 +630,16 @@ mod tests {
 
         let mut sample = event(Kind::Sample, 4321, "busy");
         sample.sample = Some(proto::ProcessSample {
-            cpu_percent: 98.66,
-            rss: 12 * 1024 * 1024,
-            num_threads: 1,
-            num_fds: 4,
-            read_bytes_per_sec: 0.0,
-            write_bytes_per_sec: 1228.8,
+            cpu_percent: Some(98.66),
+            rss: Some(12 * 1024 * 1024),
+            num_threads: Some(1),
+            num_fds: None,
+            read_bytes_per_sec: Some(0.0),
+            write_bytes_per_sec: Some(1228.8),
         });
         assert_eq!(
             shown(&sample, None),
-            "  sample     4321  busy             cpu 98.7% rss 12M threads 1 fds 4 read 0B/s \
+            "  sample     4321  busy             cpu 98.7% rss 12M threads 1 fds ? read 0B/s \
              write 1.2K/s"
         );
 
@@ -894,7 +908,7 @@ mod tests {
              there?; retrying in 2s\n\
              web1: reconnected\n\
              web2: invalid argument: bad glob\n\
-             1 event from 2 hosts\n"
+             1 event from 1 of 2 hosts; 1 never watched (web2)\n"
         );
     }
 
@@ -936,22 +950,62 @@ mod tests {
             err.starts_with("b: b:7443 refused the connection: is hostscope-agent running and listening there?; retrying in 500ms\n"),
             "{err}"
         );
-        assert!(err.ends_with("0 events from 2 hosts\n"), "{err}");
+        assert!(
+            err.ends_with("0 events from 0 of 2 hosts; 2 never watched (b, c)\n"),
+            "{err}"
+        );
     }
 
     #[test]
     fn the_signal_and_for_end_the_watch() {
-        let nothing = || endless(Vec::new());
-        let ended = (
-            Status::Answered,
-            String::new(),
-            "0 events from 1 host\n".to_owned(),
+        // Stopped before any host was watched: nothing was watched.
+        let (status, out, err) = run(endless(Vec::new()), async {}, &[], 1);
+        assert_eq!(
+            (status, out.as_str(), err.as_str()),
+            (
+                Status::SomeFailed,
+                "",
+                "0 events from 0 of 1 host; 1 never watched\n"
+            )
         );
-        assert_eq!(run(nothing(), async {}, &[], 1), ended);
+        let web1 = host("web1");
+        let watched = endless(vec![WatchItem::Connected {
+            host: web1,
+            reconnected: false,
+        }]);
         let for_a_while = ["--for", "20ms"];
         assert_eq!(
-            run(nothing(), std::future::pending(), &for_a_while, 1),
-            ended
+            run(watched, std::future::pending(), &for_a_while, 1),
+            (
+                Status::Answered,
+                String::new(),
+                "0 events from 1 host\n".to_owned()
+            )
+        );
+    }
+
+    #[test]
+    fn a_host_never_watched_is_not_counted_and_fails_the_watch() {
+        let (web1, web2, web3) = (host("web1"), host("web2"), host("web3"));
+        let connected = |h: &Arc<HostSpec>| WatchItem::Connected {
+            host: Arc::clone(h),
+            reconnected: false,
+        };
+        let items = vec![
+            connected(&web1),
+            connected(&web2),
+            WatchItem::Interrupted {
+                host: Arc::clone(&web3),
+                error: Some(refused(&web3)),
+                retry_in: Duration::from_millis(500),
+            },
+            exited(&web1, 10),
+        ];
+        let (status, _, err) = run(endless(items), std::future::pending(), &["--count", "1"], 3);
+        assert_eq!(status, Status::SomeFailed, "{err}");
+        assert!(
+            err.ends_with("1 event from 2 of 3 hosts; 1 never watched (web3)\n"),
+            "{err}"
         );
     }
 }

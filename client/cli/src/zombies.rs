@@ -2,24 +2,21 @@
 //! `--reap`, a guarded sweep that nudges those parents with SIGCHLD and,
 //! when asked, ends the ones that still will not reap.
 //!
-//! A zombie cannot be signalled away: it has exited already, and only its
-//! parent can collect it. So everything here is about parents. Every
-//! signal carries the parent's create_time from the report the plan was
-//! made from, so that a parent that exited and whose pid another process
-//! took since is never hit.
+//! The plan and the sweep are [`hostscope_client::sweep`]'s; this module
+//! runs them on every host and prints the report, the plans and what came
+//! of each signal.
 
 use std::{
-    future::Future,
     io::{self, Write},
     sync::Arc,
     time::Duration,
 };
 
 use serde::Serialize;
-use tokio::task::JoinSet;
 
 use super::{
     args::{Output, ZombiesArgs},
+    duration,
     fanout::{self, Io},
     format,
     output::Printer,
@@ -29,7 +26,8 @@ use super::{
 use hostscope_client::{
     Client, Error, Process,
     fleet::{Fleet, HostSpec, Summary},
-    proto::{FindZombiesResponse, SignalProcessResponse, ZombieParent},
+    proto::{FindZombiesResponse, ZombieParent},
+    sweep::{self, Action, Failure, LeftAlone, Options, Outcome, Plan, Report, Skip, Step, Sweep},
 };
 
 /// Finds the zombies on every host and prints them by parent; with
@@ -43,58 +41,32 @@ pub async fn zombies(
     format: Output,
     io: &mut Io<'_>,
 ) -> anyhow::Result<Summary> {
-    let settings = Settings {
-        reap: args.reap,
-        yes: args.yes,
+    let options = options(&args, timeout);
+    if args.reap {
+        reap(fleet, options, args.yes, format, io).await
+    } else {
+        report(fleet, options.only, format, io).await
+    }
+}
+
+/// How long one host may take: a whole sweep when one is carried out (see
+/// [`Options::deadline`]); a plan or a report is one query, which
+/// `timeout` covers as for any command.
+pub fn host_deadline(args: &ZombiesArgs, timeout: Duration) -> Duration {
+    if args.reap && args.yes {
+        options(args, timeout).deadline()
+    } else {
+        timeout
+    }
+}
+
+/// The sweep the flags ask for.
+fn options(args: &ZombiesArgs, timeout: Duration) -> Options {
+    Options {
         kill_parents: args.kill_parents,
         grace: args.grace,
         step_timeout: timeout,
-        only: args.ppid,
-    };
-    if settings.reap {
-        reap(fleet, Arc::new(settings), format, io).await
-    } else {
-        report(fleet, settings.only, format, io).await
-    }
-}
-
-/// How long one host may take for a whole sweep: `timeout` for connecting,
-/// for the first query, for each round of signals and the query after it,
-/// and once more to spare, plus the grace periods. A plan or a report is
-/// one query, which `timeout` covers as for any command.
-pub fn host_deadline(args: &ZombiesArgs, timeout: Duration) -> Duration {
-    if !(args.reap && args.yes) {
-        return timeout;
-    }
-    let steps = Settings::steps_for(args.kill_parents).len() as u32;
-    timeout.saturating_mul(3 + 2 * steps) + args.grace.saturating_mul(steps)
-}
-
-/// What the user asked for, shared by every host's task.
-#[derive(Debug, Clone)]
-struct Settings {
-    reap: bool,
-    yes: bool,
-    kill_parents: bool,
-    /// The wait after each round of signals before looking again.
-    grace: Duration,
-    /// How long each query or round of signals may take.
-    step_timeout: Duration,
-    /// Only the zombies of these parents; all when empty.
-    only: Vec<u32>,
-}
-
-impl Settings {
-    fn steps(&self) -> &'static [Step] {
-        Settings::steps_for(self.kill_parents)
-    }
-
-    fn steps_for(kill_parents: bool) -> &'static [Step] {
-        if kill_parents {
-            &[Step::Chld, Step::Term, Step::Kill]
-        } else {
-            &[Step::Chld]
-        }
+        only: args.ppid.clone(),
     }
 }
 
@@ -109,7 +81,7 @@ async fn report(
 ) -> anyhow::Result<Summary> {
     let call = move |client: Client| {
         let only = only.clone();
-        async move { Ok(keep(client.find_zombies().await?, &only)) }
+        async move { Ok(sweep::only_parents(client.find_zombies().await?, &only)) }
     };
     let template = serde_json::to_value(ParentRecord::template())?;
     let mut printer = Printer::new(format, fleet.len(), &template);
@@ -136,15 +108,6 @@ async fn report(
         .await?;
     printer.finish(io.out)?;
     Ok(summary)
-}
-
-/// The report keeping only the parents in `only` (all when it is empty).
-fn keep(mut found: FindZombiesResponse, only: &[u32]) -> FindZombiesResponse {
-    if !only.is_empty() {
-        found.parents.retain(|group| only.contains(&group.ppid));
-        found.total = found.parents.iter().map(|g| g.zombies.len() as u32).sum();
-    }
-    found
 }
 
 /// One parent that holds zombies, as JSON, NDJSON and CSV show it.
@@ -212,7 +175,7 @@ fn oldest_age(group: &ZombieParent, now: f64) -> f64 {
     let oldest = group
         .zombies
         .iter()
-        .map(|z| z.zombie_since.unwrap_or(z.create_time))
+        .filter_map(|z| z.zombie_since.or(z.create_time))
         .fold(f64::INFINITY, f64::min);
     if oldest.is_finite() {
         (now - oldest).max(0.0)
@@ -257,256 +220,51 @@ fn zombies_text(n: usize) -> String {
     }
 }
 
-// === The plan ===
-
-/// One round of signals, in the order a sweep sends them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Step {
-    /// A parent with a SIGCHLD handler collects its exited children.
-    Chld,
-    /// Asks a parent that still will not reap to end.
-    Term,
-    /// Ends one that ignored TERM.
-    Kill,
-}
-
-impl Step {
-    fn signal(self) -> &'static str {
-        match self {
-            Step::Chld => "CHLD",
-            Step::Term => "TERM",
-            Step::Kill => "KILL",
-        }
-    }
-
-    /// Its place in the sweep, from 1.
-    fn number(self) -> u8 {
-        match self {
-            Step::Chld => 1,
-            Step::Term => 2,
-            Step::Kill => 3,
-        }
-    }
-}
-
-/// A parent the sweep may signal, with what tells it apart from a later
-/// process with its pid.
-#[derive(Debug, Clone)]
-struct Target {
-    pid: u32,
-    /// Seconds since the epoch, as the report gave it.
-    create_time: f64,
-    name: String,
-    /// The zombies it held when the plan was made.
-    zombies: Vec<u32>,
-}
-
-/// A parent the sweep leaves alone, and why.
-#[derive(Debug, Clone, Serialize)]
-struct LeftAlone {
-    pid: u32,
-    name: String,
-    zombies: usize,
-    reason: &'static str,
-}
-
-/// Which parents a sweep signals and which it leaves alone.
-#[derive(Debug, Default)]
-struct Plan {
-    targets: Vec<Target>,
-    left_alone: Vec<LeftAlone>,
-}
-
-impl Plan {
-    /// The plan for a host's report: every parent but pid 1, pid 0, one
-    /// that has exited already, and one whose start time is unknown (its
-    /// signals could not be guarded against pid reuse).
-    fn of(found: &FindZombiesResponse) -> Plan {
-        let mut plan = Plan::default();
-        for group in &found.parents {
-            let name = parent_name(group);
-            let created = group.parent.as_ref().and_then(|p| p.create_time);
-            let reason = match (group.ppid, &group.parent, created) {
-                (1, _, _) => {
-                    "pid 1 is init: it is never signalled; its zombies stay until it reaps them"
-                }
-                _ if group.parent_is_init => "its parent is init: it is never signalled",
-                (0, _, _) => "no parent process (ppid 0): nothing to signal",
-                (_, None, _) => "the parent has exited: its zombies pass to init or a subreaper",
-                (_, Some(_), None) => {
-                    "the parent's start time is unknown, so a reused pid could not be ruled out"
-                }
-                (pid, Some(_), Some(create_time)) => {
-                    plan.targets.push(Target {
-                        pid,
-                        create_time,
-                        name,
-                        zombies: group.zombies.iter().map(|z| z.pid).collect(),
-                    });
-                    continue;
-                }
-            };
-            plan.left_alone.push(LeftAlone {
-                pid: group.ppid,
-                name,
-                zombies: group.zombies.len(),
-                reason,
-            });
-        }
-        plan
-    }
-
-    /// Zombies of the parents the sweep may signal.
-    fn zombies(&self) -> usize {
-        self.targets.iter().map(|t| t.zombies.len()).sum()
-    }
-}
-
-fn parent_name(group: &ZombieParent) -> String {
-    group
-        .parent
-        .as_ref()
-        .and_then(|p| p.name.clone())
-        .unwrap_or_else(|| "?".to_owned())
-}
-
-/// The zombies `target` holds in `found`. A parent with the pid but
-/// another start time is another process and holds none of them; one
-/// whose start time the agent could no longer read is taken to be the
-/// same, so that its zombies are not counted as reaped.
-fn held(found: &FindZombiesResponse, target: &Target) -> Vec<u32> {
-    found
-        .parents
-        .iter()
-        .filter(|g| g.ppid == target.pid)
-        .filter(|g| {
-            g.parent
-                .as_ref()
-                .and_then(|p| p.create_time)
-                .is_none_or(|t| same_start(t, target.create_time))
-        })
-        .flat_map(|g| g.zombies.iter().map(|z| z.pid))
-        .collect()
-}
-
-/// Start times as the API reports them are the same: both come from one
-/// clock-tick count, so a millisecond is far below a tick and far above
-/// float noise (the agent compares the same way).
-fn same_start(a: f64, b: f64) -> bool {
-    (a - b).abs() <= 1e-3
-}
-
 // === The sweep ===
 
-/// One signal of a sweep, planned or sent, as every format shows it.
-#[derive(Debug, Clone, Serialize)]
-struct Action {
-    /// 1 for CHLD, 2 for TERM, 3 for KILL.
-    step: u8,
-    signal: &'static str,
-    pid: u32,
-    name: String,
-    /// The create_time the signal carries, so that a reused pid is refused.
-    create_time: f64,
-    /// The zombies the parent held when the step began.
-    zombies: usize,
-    /// planned, sent, skipped or failed.
-    outcome: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    detail: Option<String>,
+/// One host's sweep: the plan alone without `--yes`, else what came of
+/// carrying it out.
+#[derive(Debug)]
+enum HostSweep {
+    /// Nothing was sent.
+    Planned(Plan),
+    /// The plan was carried out.
+    Done(Report),
 }
 
-/// One host's sweep: the report it started from, the plan, what was done
-/// and how it ended.
-#[derive(Debug, Default)]
-struct Sweep {
-    before: FindZombiesResponse,
-    plan: Plan,
-    dry_run: bool,
-    actions: Vec<Action>,
-    /// The last look, after the signals; `None` for a plan, or when that
-    /// look failed (see `failure`).
-    after: Option<FindZombiesResponse>,
-    /// Why the host counts as failed: the error's label and plain words.
-    failure: Option<(&'static str, String)>,
-}
-
-impl Sweep {
-    /// Zombies of the planned parents that they still hold after the
-    /// sweep, when it looked.
-    fn remaining(&self) -> Option<usize> {
-        let after = self.after.as_ref()?;
-        Some(
-            self.plan
-                .targets
-                .iter()
-                .map(|t| {
-                    let now = held(after, t);
-                    t.zombies.iter().filter(|z| now.contains(z)).count()
-                })
-                .sum(),
-        )
-    }
-
-    fn reaped(&self) -> Option<usize> {
-        Some(self.plan.zombies().saturating_sub(self.remaining()?))
-    }
-
-    /// Records the first failure; it is what the summary says of the host.
-    fn fail(&mut self, label: &'static str, text: String) {
-        if self.failure.is_none() {
-            self.failure = Some((label, text));
+impl HostSweep {
+    fn plan(&self) -> &Plan {
+        match self {
+            HostSweep::Planned(plan) => plan,
+            HostSweep::Done(report) => &report.plan,
         }
     }
 
-    /// Records what came of one signal, in plain words; true when it was
-    /// sent. Skips are no failure: the parent changed or went away by
-    /// itself, or is one the agent protects.
-    fn record(
-        &mut self,
-        step: Step,
-        target: &Target,
-        zombies: usize,
-        result: Result<SignalProcessResponse, Error>,
-    ) -> bool {
-        let (outcome, detail) = match result {
-            Ok(_) => ("sent", None),
-            Err(Error::PidReused { .. }) => (
-                "skipped",
-                Some("parent changed, skipped: its pid now belongs to another process".to_owned()),
+    fn report(&self) -> Option<&Report> {
+        match self {
+            HostSweep::Planned(_) => None,
+            HostSweep::Done(report) => Some(report),
+        }
+    }
+
+    /// Why the host counts as failed: the error's label and plain words.
+    fn failure(&self) -> Option<(&'static str, String)> {
+        Some(match self.report()?.failure()? {
+            Failure::Signal {
+                error: Error::OperatorRequired { message },
+                ..
+            } => ("operator-required", signal::operator_required(message)),
+            Failure::Signal { action, error } => (
+                error.label(),
+                format!(
+                    "{} to pid {} failed: {}",
+                    action.step.signal(),
+                    action.pid,
+                    signal::plain(error)
+                ),
             ),
-            Err(Error::ProtectedProcess { message, .. }) => {
-                ("skipped", Some(format!("skipped: {message}")))
-            }
-            Err(Error::NoSuchProcess { .. } | Error::ZombieProcess { .. }) => (
-                "skipped",
-                Some("the parent has exited by itself, skipped".to_owned()),
-            ),
-            Err(Error::OperatorRequired { message }) => {
-                self.fail("operator-required", signal::operator_required(&message));
-                (
-                    "failed",
-                    Some("refused: signalling needs the operator role".to_owned()),
-                )
-            }
-            Err(e) => {
-                let text = signal::plain(&e);
-                let failure = format!("{} to pid {} failed: {text}", step.signal(), target.pid);
-                self.fail(e.label(), failure);
-                ("failed", Some(text))
-            }
-        };
-        self.actions.push(Action {
-            step: step.number(),
-            signal: step.signal(),
-            pid: target.pid,
-            name: target.name.clone(),
-            create_time: target.create_time,
-            zombies,
-            outcome,
-            detail,
-        });
-        outcome == "sent"
+            Failure::LookAgain(e) => (e.label(), format!("looking again after the signals: {e}")),
+        })
     }
 }
 
@@ -514,29 +272,37 @@ impl Sweep {
 /// `--yes` carries it out and prints what came of it.
 async fn reap(
     fleet: &Fleet,
-    settings: Arc<Settings>,
+    options: Options,
+    yes: bool,
     format: Output,
     io: &mut Io<'_>,
 ) -> anyhow::Result<Summary> {
-    let shared = Arc::clone(&settings);
+    let options = Arc::new(options);
+    let shared = Arc::clone(&options);
     let call = move |client: Client| {
-        let settings = Arc::clone(&shared);
-        async move { sweep(client, &settings).await }
+        let options = Arc::clone(&shared);
+        async move {
+            let plan = Plan::look(&client, &options).await?;
+            Ok(match yes {
+                true => HostSweep::Done(Sweep::new(client, plan, &options).run().await),
+                false => HostSweep::Planned(plan),
+            })
+        }
     };
     let template = SweepRecord::template()?;
     let mut printer = Printer::new(format, fleet.len(), &template);
     let mut failed: Vec<(HostSpec, &'static str, String)> = Vec::new();
     let several = fleet.len() > 1;
     let mut summary = io
-        .fan_out(fleet, call, |host, sweep: Sweep, out| {
+        .fan_out(fleet, call, |host, sweep: HostSweep, out| {
             if printer.is_table() {
-                printer.table(out, host, |out| write_sweep(out, &sweep, &settings))?;
+                printer.table(out, host, |out| write_sweep(out, &sweep, &options))?;
             } else {
-                let record = serde_json::to_value(SweepRecord::of(&host.name, &sweep, &settings))
+                let record = serde_json::to_value(SweepRecord::of(&host.name, &sweep, &options))
                     .map_err(io::Error::from);
                 printer.records(out, [record])?;
             }
-            if let Some((label, text)) = sweep.failure {
+            if let Some((label, text)) = sweep.failure() {
                 // A fleet's summary names the host already.
                 let text = match several {
                     true => text,
@@ -548,7 +314,7 @@ async fn reap(
         })
         .await?;
     printer.finish(io.out)?;
-    if !settings.yes && format == Output::Table {
+    if !yes && format == Output::Table {
         writeln!(
             io.out,
             "\nnothing was sent: this is the plan; add --yes to carry it out"
@@ -560,141 +326,95 @@ async fn reap(
     Ok(summary)
 }
 
-/// One host's sweep. Only the first look can fail the host as a whole:
-/// once signals may have been sent, everything is recorded in the sweep,
-/// so that what was done is always reported.
-async fn sweep(client: Client, settings: &Settings) -> Result<Sweep, Error> {
-    let limit = settings.step_timeout;
-    let before = keep(
-        within(limit, "finding zombies", client.find_zombies()).await?,
-        &settings.only,
-    );
-    let mut sweep = Sweep {
-        plan: Plan::of(&before),
-        before,
-        dry_run: !settings.yes,
-        ..Sweep::default()
-    };
-    if sweep.dry_run {
-        for &step in settings.steps() {
-            for target in &sweep.plan.targets {
-                sweep.actions.push(Action {
-                    step: step.number(),
-                    signal: step.signal(),
-                    pid: target.pid,
-                    name: target.name.clone(),
-                    create_time: target.create_time,
-                    zombies: target.zombies.len(),
-                    outcome: "planned",
-                    detail: (step != Step::Chld)
-                        .then(|| "only if it still holds zombies".to_owned()),
-                });
-            }
-        }
-        return Ok(sweep);
-    }
-
-    let mut live = sweep.plan.targets.clone();
-    let mut latest: Option<FindZombiesResponse> = None;
-    let mut sent_any = false;
-    for &step in settings.steps() {
-        if let Some(found) = &latest {
-            live.retain(|t| !held(found, t).is_empty());
-        }
-        if live.is_empty() {
-            break;
-        }
-        let results = signal_all(&client, &live, step, limit).await;
-        let mut sent = Vec::new();
-        for (target, result) in live.iter().zip(results) {
-            let zombies = latest
-                .as_ref()
-                .map_or(target.zombies.len(), |found| held(found, target).len());
-            if sweep.record(step, target, zombies, result) {
-                sent.push(target.clone());
-            }
-        }
-        live = sent;
-        // Without the operator role every further signal is refused too.
-        let refused = matches!(sweep.failure, Some(("operator-required", _)));
-        if live.is_empty() || refused {
-            break;
-        }
-        sent_any = true;
-        tokio::time::sleep(settings.grace).await;
-        match within(limit, "looking again", client.find_zombies()).await {
-            Ok(found) => latest = Some(keep(found, &settings.only)),
-            Err(e) => {
-                sweep.fail(e.label(), format!("looking again after the signals: {e}"));
-                return Ok(sweep);
-            }
-        }
-    }
-    sweep.after = match latest {
-        Some(found) => Some(found),
-        // Nothing was sent, so nothing changed by our hand.
-        None if !sent_any => Some(sweep.before.clone()),
-        None => None,
-    };
-    Ok(sweep)
-}
-
-/// Sends `step`'s signal to every target at once, each with its
-/// create_time and within `limit`; the results in the targets' order.
-async fn signal_all(
-    client: &Client,
-    targets: &[Target],
-    step: Step,
-    limit: Duration,
-) -> Vec<Result<SignalProcessResponse, Error>> {
-    let mut tasks = JoinSet::new();
-    for (i, target) in targets.iter().enumerate() {
-        let (client, pid, created) = (client.clone(), target.pid, target.create_time);
-        tasks.spawn(async move {
-            let what = format!("sending {} to pid {pid}", step.signal());
-            let call = client.signal(pid, step.signal(), Some(created));
-            (i, within(limit, &what, call).await)
-        });
-    }
-    let mut results: Vec<Option<Result<SignalProcessResponse, Error>>> =
-        targets.iter().map(|_| None).collect();
-    while let Some(joined) = tasks.join_next().await {
-        if let Ok((i, result)) = joined
-            && let Some(slot) = results.get_mut(i)
-        {
-            *slot = Some(result);
-        }
-    }
-    results
-        .into_iter()
-        .map(|r| {
-            r.unwrap_or_else(|| {
-                Err(Error::Status(tonic::Status::internal(
-                    "the task sending the signal failed; it may or may not have been sent",
-                )))
-            })
-        })
-        .collect()
-}
-
-/// `call`, or a timeout error naming `what` after `limit`.
-async fn within<T>(
-    limit: Duration,
-    what: &str,
-    call: impl Future<Output = Result<T, Error>>,
-) -> Result<T, Error> {
-    match tokio::time::timeout(limit, call).await {
-        Ok(result) => result,
-        Err(_) => Err(Error::Timeout {
-            message: format!(
-                "{what}: no answer within {}",
-                humantime::format_duration(limit)
-            ),
-        }),
-    }
-}
-
 // === Printing a sweep ===
+
+/// One signal of a sweep, planned or sent, as every format shows it.
+#[derive(Debug, Serialize)]
+struct ActionRecord<'a> {
+    /// 1 for CHLD, 2 for TERM, 3 for KILL.
+    step: u8,
+    signal: &'static str,
+    pid: u32,
+    name: &'a str,
+    /// The create_time the signal carries, so that a reused pid is refused.
+    create_time: f64,
+    /// The zombies the parent held when the step began.
+    zombies: usize,
+    /// planned, sent, skipped or failed.
+    outcome: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    detail: Option<String>,
+}
+
+impl<'a> ActionRecord<'a> {
+    /// A signal of a plan: every round but the first only goes to parents
+    /// that still hold zombies by then.
+    fn planned(step: Step, target: &'a sweep::Target) -> ActionRecord<'a> {
+        ActionRecord {
+            step: step.number(),
+            signal: step.signal().name(),
+            pid: target.pid,
+            name: &target.name,
+            create_time: target.create_time,
+            zombies: target.zombies.len(),
+            outcome: "planned",
+            detail: (step != Step::Chld).then(|| "only if it still holds zombies".to_owned()),
+        }
+    }
+
+    /// A signal of a sweep, and what came of it in plain words.
+    fn of(action: &'a Action) -> ActionRecord<'a> {
+        let (outcome, detail) = match &action.outcome {
+            Outcome::Sent => ("sent", None),
+            Outcome::Skipped(Skip::PidReused) => (
+                "skipped",
+                Some("parent changed, skipped: its pid now belongs to another process".to_owned()),
+            ),
+            Outcome::Skipped(Skip::Protected { message }) => {
+                ("skipped", Some(format!("skipped: {message}")))
+            }
+            Outcome::Skipped(Skip::ParentGone) => (
+                "skipped",
+                Some("the parent has exited by itself, skipped".to_owned()),
+            ),
+            Outcome::Failed(Error::OperatorRequired { .. }) => (
+                "failed",
+                Some("refused: signalling needs the operator role".to_owned()),
+            ),
+            Outcome::Failed(e) => ("failed", Some(signal::plain(e))),
+        };
+        ActionRecord {
+            step: action.step.number(),
+            signal: action.step.signal().name(),
+            pid: action.pid,
+            name: &action.name,
+            create_time: action.create_time,
+            zombies: action.zombies,
+            outcome,
+            detail,
+        }
+    }
+}
+
+/// A parent the sweep leaves alone, and why, as every format shows it.
+#[derive(Debug, Serialize)]
+struct LeftAloneRecord<'a> {
+    pid: u32,
+    name: &'a str,
+    zombies: usize,
+    reason: String,
+}
+
+impl<'a> LeftAloneRecord<'a> {
+    fn of(alone: &'a LeftAlone) -> LeftAloneRecord<'a> {
+        LeftAloneRecord {
+            pid: alone.pid,
+            name: &alone.name,
+            zombies: alone.zombies,
+            reason: alone.reason.to_string(),
+        }
+    }
+}
 
 /// One host's sweep as JSON, NDJSON and CSV show it.
 #[derive(Debug, Serialize)]
@@ -705,66 +425,75 @@ struct SweepRecord<'a> {
     grace_seconds: f64,
     /// Zombies of the parents the sweep may signal, before it.
     zombies: usize,
-    actions: &'a [Action],
-    left_alone: &'a [LeftAlone],
+    actions: Vec<ActionRecord<'a>>,
+    left_alone: Vec<LeftAloneRecord<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     reaped: Option<usize>,
     #[serde(skip_serializing_if = "Option::is_none")]
     remaining: Option<usize>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    error: Option<&'a str>,
+    error: Option<String>,
 }
 
 impl<'a> SweepRecord<'a> {
-    fn of(host: &'a str, sweep: &'a Sweep, settings: &Settings) -> SweepRecord<'a> {
+    fn of(host: &'a str, sweep: &'a HostSweep, options: &Options) -> SweepRecord<'a> {
+        let plan = sweep.plan();
+        let actions = match sweep {
+            HostSweep::Planned(plan) => plan
+                .signals(options)
+                .map(|(step, target)| ActionRecord::planned(step, target))
+                .collect(),
+            HostSweep::Done(report) => report.actions.iter().map(ActionRecord::of).collect(),
+        };
+        let report = sweep.report();
         SweepRecord {
             host,
-            dry_run: sweep.dry_run,
-            grace_seconds: settings.grace.as_secs_f64(),
-            zombies: sweep.plan.zombies(),
-            actions: &sweep.actions,
-            left_alone: &sweep.plan.left_alone,
-            reaped: sweep.reaped(),
-            remaining: sweep.remaining(),
-            error: sweep.failure.as_ref().map(|(_, text)| text.as_str()),
+            dry_run: report.is_none(),
+            grace_seconds: options.grace.as_secs_f64(),
+            zombies: plan.zombies(),
+            actions,
+            left_alone: plan.left_alone.iter().map(LeftAloneRecord::of).collect(),
+            reaped: report.and_then(Report::reaped),
+            remaining: report.and_then(Report::remaining),
+            error: sweep.failure().map(|(_, text)| text),
         }
     }
 
     /// A record with every column present, for the CSV header.
     fn template() -> serde_json::Result<serde_json::Value> {
-        let actions = [Action {
+        let actions = vec![ActionRecord {
             step: 0,
             signal: "",
             pid: 0,
-            name: String::new(),
+            name: "",
             create_time: 0.0,
             zombies: 0,
             outcome: "",
             detail: Some(String::new()),
         }];
-        let left_alone = [LeftAlone {
+        let left_alone = vec![LeftAloneRecord {
             pid: 0,
-            name: String::new(),
+            name: "",
             zombies: 0,
-            reason: "",
+            reason: String::new(),
         }];
         serde_json::to_value(SweepRecord {
             host: "",
             dry_run: false,
             grace_seconds: 0.0,
             zombies: 0,
-            actions: &actions,
-            left_alone: &left_alone,
+            actions,
+            left_alone,
             reaped: Some(0),
             remaining: Some(0),
-            error: Some(""),
+            error: Some(String::new()),
         })
     }
 }
 
 /// The plan for people: the signals in order, the parents of the first
 /// step listed, the later steps only for those that still hold zombies.
-fn write_plan(out: &mut dyn Write, plan: &Plan, settings: &Settings) -> io::Result<()> {
+fn write_plan(out: &mut dyn Write, plan: &Plan, options: &Options) -> io::Result<()> {
     if plan.targets.is_empty() {
         return writeln!(out, "  nothing to signal");
     }
@@ -781,8 +510,8 @@ fn write_plan(out: &mut dyn Write, plan: &Plan, settings: &Settings) -> io::Resu
             zombies_text(t.zombies.len())
         )?;
     }
-    let grace = humantime::format_duration(settings.grace);
-    if settings.kill_parents {
+    let grace = duration::format(options.grace);
+    if options.kill_parents {
         writeln!(
             out,
             "  2. after {grace}: TERM to each of them that still holds zombies"
@@ -806,8 +535,9 @@ fn write_plan(out: &mut dyn Write, plan: &Plan, settings: &Settings) -> io::Resu
 
 /// A sweep for people: the plan, or each signal and what came of it, then
 /// the count.
-fn write_sweep(out: &mut dyn Write, sweep: &Sweep, settings: &Settings) -> io::Result<()> {
-    let before = &sweep.before;
+fn write_sweep(out: &mut dyn Write, sweep: &HostSweep, options: &Options) -> io::Result<()> {
+    let plan = sweep.plan();
+    let before = &plan.found;
     if before.parents.is_empty() {
         return writeln!(out, "no zombies");
     }
@@ -816,33 +546,36 @@ fn write_sweep(out: &mut dyn Write, sweep: &Sweep, settings: &Settings) -> io::R
         n => format!("{n} parents"),
     };
     let total = zombies_text(before.total as usize);
-    let grace = humantime::format_duration(settings.grace);
-    if sweep.dry_run {
-        writeln!(out, "{total} under {parents}; the plan:")?;
-        write_plan(out, &sweep.plan, settings)?;
-    } else {
-        writeln!(out, "{total} under {parents}")?;
-        for a in &sweep.actions {
-            let wait = if a.step > 1 {
-                format!("after {grace}: ")
-            } else {
-                String::new()
-            };
-            let outcome = match (a.outcome, &a.detail) {
-                (_, Some(detail)) => detail.clone(),
-                (outcome, None) => outcome.to_owned(),
-            };
-            writeln!(
-                out,
-                "  {wait}{} to pid {} {} ({}): {outcome}",
-                a.signal,
-                a.pid,
-                a.name,
-                zombies_text(a.zombies)
-            )?;
+    let report = match sweep {
+        HostSweep::Planned(plan) => {
+            writeln!(out, "{total} under {parents}; the plan:")?;
+            write_plan(out, plan, options)?;
+            None
         }
-    }
-    for alone in &sweep.plan.left_alone {
+        HostSweep::Done(report) => {
+            writeln!(out, "{total} under {parents}")?;
+            let grace = duration::format(options.grace);
+            for action in &report.actions {
+                let a = ActionRecord::of(action);
+                let wait = if a.step > 1 {
+                    format!("after {grace}: ")
+                } else {
+                    String::new()
+                };
+                let outcome = a.detail.as_deref().unwrap_or(a.outcome);
+                writeln!(
+                    out,
+                    "  {wait}{} to pid {} {} ({}): {outcome}",
+                    a.signal,
+                    a.pid,
+                    a.name,
+                    zombies_text(a.zombies)
+                )?;
+            }
+            Some(report)
+        }
+    };
+    for alone in &plan.left_alone {
         writeln!(
             out,
             "  left alone: pid {} {} ({}): {}",
@@ -852,14 +585,14 @@ fn write_sweep(out: &mut dyn Write, sweep: &Sweep, settings: &Settings) -> io::R
             alone.reason
         )?;
     }
-    if sweep.dry_run {
+    let Some(report) = report else {
         return Ok(());
-    }
-    match (sweep.reaped(), sweep.remaining(), &sweep.failure) {
+    };
+    match (report.reaped(), report.remaining(), sweep.failure()) {
         (Some(reaped), Some(remaining), _) => writeln!(
             out,
             "reaped {reaped} of {}; {remaining} remain",
-            zombies_text(sweep.plan.zombies())
+            zombies_text(plan.zombies())
         ),
         (_, _, Some((_, why))) => writeln!(out, "could not count what was reaped: {why}"),
         _ => Ok(()),
@@ -869,7 +602,10 @@ fn write_sweep(out: &mut dyn Write, sweep: &Sweep, settings: &Settings) -> io::R
 #[cfg(test)]
 mod tests {
     use super::*;
-    use hostscope_client::proto::{self, Zombie};
+    use hostscope_client::{
+        proto::{self, Zombie},
+        sweep::report_of as found,
+    };
 
     fn group(ppid: u32, created: Option<f64>, zombies: &[(u32, f64)]) -> ZombieParent {
         ZombieParent {
@@ -886,27 +622,20 @@ mod tests {
                 .iter()
                 .map(|(pid, t)| Zombie {
                     pid: *pid,
-                    name: "child".to_owned(),
+                    name: Some("child".to_owned()),
                     ppid,
                     zombie_since: None,
-                    create_time: *t,
+                    create_time: Some(*t),
                 })
                 .collect(),
             parent_is_init: ppid == 1,
         }
     }
 
-    fn found(parents: Vec<ZombieParent>) -> FindZombiesResponse {
-        let total = parents.iter().map(|g| g.zombies.len() as u32).sum();
-        FindZombiesResponse { parents, total }
-    }
-
-    fn settings(yes: bool, kill_parents: bool) -> Settings {
-        Settings {
-            reap: true,
-            yes,
+    fn options(kill_parents: bool) -> Options {
+        Options {
             kill_parents,
-            grace: Duration::from_secs(5),
+            grace: Duration::from_millis(1500),
             step_timeout: Duration::from_secs(10),
             only: Vec::new(),
         }
@@ -946,126 +675,217 @@ mod tests {
         assert_eq!(header.iter().collect::<Vec<_>>(), keys);
     }
 
-    #[test]
-    fn the_plan_leaves_init_exited_and_unguardable_parents_alone() {
-        let mut unknown_start = group(77, Some(5.0), &[(20, 1.0)]);
-        if let Some(p) = unknown_start.parent.as_mut() {
-            p.create_time = None;
-        }
-        let report = found(vec![
+    /// Parents of every kind: four to signal, init, and one that exited.
+    fn before() -> FindZombiesResponse {
+        found(vec![
             group(4321, Some(900.0), &[(10, 1.0), (11, 2.0)]),
+            group(99, Some(800.0), &[(20, 1.0)]),
+            group(77, Some(700.0), &[(21, 1.0)]),
+            group(66, Some(600.0), &[(22, 1.0)]),
             group(1, Some(1.0), &[(12, 1.0)]),
             group(55, None, &[(13, 1.0)]),
-            unknown_start,
-        ]);
-        let plan = Plan::of(&report);
-        let targets: Vec<(u32, f64, usize)> = plan
-            .targets
-            .iter()
-            .map(|t| (t.pid, t.create_time, t.zombies.len()))
-            .collect();
-        assert_eq!(targets, [(4321, 900.0, 2)]);
-        let alone: Vec<u32> = plan.left_alone.iter().map(|a| a.pid).collect();
-        assert_eq!(alone, [1, 55, 77]);
-        assert!(plan.left_alone[0].reason.contains("never signalled"));
-        assert_eq!(plan.zombies(), 2);
+        ])
     }
 
-    #[test]
-    fn a_reused_parent_pid_holds_none_of_the_zombies() {
-        let target =
-            Plan::of(&found(vec![group(50, Some(900.0), &[(10, 1.0)])])).targets[0].clone();
-        assert_eq!(
-            held(&found(vec![group(50, Some(900.0), &[(10, 1.0)])]), &target),
-            [10]
-        );
-        assert!(held(&found(vec![group(50, Some(950.0), &[(10, 1.0)])]), &target).is_empty());
-        assert!(held(&found(vec![]), &target).is_empty());
-        // A parent the agent could not describe any more keeps its zombies
-        // counted: they are not reaped until they are gone.
-        assert_eq!(
-            held(&found(vec![group(50, None, &[(10, 1.0)])]), &target),
-            [10]
-        );
+    fn action(plan: &Plan, step: Step, at: usize, zombies: usize, outcome: Outcome) -> Action {
+        let t = &plan.targets[at];
+        Action {
+            step,
+            pid: t.pid,
+            name: t.name.clone(),
+            create_time: t.create_time,
+            zombies,
+            outcome,
+        }
+    }
+
+    /// The sweep as people, JSON and the host's failure show it.
+    fn shown(
+        sweep: &HostSweep,
+        options: &Options,
+    ) -> (String, String, Option<(&'static str, String)>) {
+        let mut out = Vec::new();
+        write_sweep(&mut out, sweep, options).expect("write");
+        let json = serde_json::to_string(&SweepRecord::of("web1", sweep, options)).expect("json");
+        (
+            String::from_utf8(out).expect("utf-8"),
+            json,
+            sweep.failure(),
+        )
     }
 
     #[test]
     fn a_plan_says_what_would_be_sent_and_in_which_order() {
-        let before = found(vec![
-            group(4321, Some(900.0), &[(10, 1.0), (11, 2.0)]),
-            group(1, Some(1.0), &[(12, 1.0)]),
-        ]);
-        let sweep = Sweep {
-            plan: Plan::of(&before),
-            before,
-            dry_run: true,
-            ..Sweep::default()
-        };
-        let mut out = Vec::new();
-        write_sweep(&mut out, &sweep, &settings(false, true)).expect("write");
-        let text = String::from_utf8(out).expect("utf-8");
+        let sweep = HostSweep::Planned(Plan::of(before()));
+        let (text, json, failure) = shown(&sweep, &options(true));
         assert_eq!(
             text,
-            "3 zombies under 2 parents; the plan:\n  \
-             1. CHLD to each parent, so that one with a SIGCHLD handler collects its zombies:\n       \
-             pid 4321 p4321 (2 zombies)\n  \
-             2. after 5s: TERM to each of them that still holds zombies\n  \
-             3. after another 5s: KILL to each of them that still does\n  \
-             4. after another 5s: look again and count the zombies reaped\n  \
-             left alone: pid 1 p1 (1 zombie): pid 1 is init: it is never signalled; its \
-             zombies stay until it reaps them\n"
+            r#"7 zombies under 6 parents; the plan:
+  1. CHLD to each parent, so that one with a SIGCHLD handler collects its zombies:
+       pid 4321 p4321 (2 zombies)
+       pid 99 p99 (1 zombie)
+       pid 77 p77 (1 zombie)
+       pid 66 p66 (1 zombie)
+  2. after 1s 500ms: TERM to each of them that still holds zombies
+  3. after another 1s 500ms: KILL to each of them that still does
+  4. after another 1s 500ms: look again and count the zombies reaped
+  left alone: pid 1 p1 (1 zombie): pid 1 is init: it is never signalled; its zombies stay until it reaps them
+  left alone: pid 55 ? (1 zombie): the parent has exited: its zombies pass to init or a subreaper
+"#
+        );
+        assert_eq!(
+            json,
+            r#"{"host":"web1","dry_run":true,"grace_seconds":1.5,"zombies":5,"actions":[{"step":1,"signal":"CHLD","pid":4321,"name":"p4321","create_time":900.0,"zombies":2,"outcome":"planned"},{"step":1,"signal":"CHLD","pid":99,"name":"p99","create_time":800.0,"zombies":1,"outcome":"planned"},{"step":1,"signal":"CHLD","pid":77,"name":"p77","create_time":700.0,"zombies":1,"outcome":"planned"},{"step":1,"signal":"CHLD","pid":66,"name":"p66","create_time":600.0,"zombies":1,"outcome":"planned"},{"step":2,"signal":"TERM","pid":4321,"name":"p4321","create_time":900.0,"zombies":2,"outcome":"planned","detail":"only if it still holds zombies"},{"step":2,"signal":"TERM","pid":99,"name":"p99","create_time":800.0,"zombies":1,"outcome":"planned","detail":"only if it still holds zombies"},{"step":2,"signal":"TERM","pid":77,"name":"p77","create_time":700.0,"zombies":1,"outcome":"planned","detail":"only if it still holds zombies"},{"step":2,"signal":"TERM","pid":66,"name":"p66","create_time":600.0,"zombies":1,"outcome":"planned","detail":"only if it still holds zombies"},{"step":3,"signal":"KILL","pid":4321,"name":"p4321","create_time":900.0,"zombies":2,"outcome":"planned","detail":"only if it still holds zombies"},{"step":3,"signal":"KILL","pid":99,"name":"p99","create_time":800.0,"zombies":1,"outcome":"planned","detail":"only if it still holds zombies"},{"step":3,"signal":"KILL","pid":77,"name":"p77","create_time":700.0,"zombies":1,"outcome":"planned","detail":"only if it still holds zombies"},{"step":3,"signal":"KILL","pid":66,"name":"p66","create_time":600.0,"zombies":1,"outcome":"planned","detail":"only if it still holds zombies"}],"left_alone":[{"pid":1,"name":"p1","zombies":1,"reason":"pid 1 is init: it is never signalled; its zombies stay until it reaps them"},{"pid":55,"name":"?","zombies":1,"reason":"the parent has exited: its zombies pass to init or a subreaper"}]}"#
+        );
+        assert!(failure.is_none());
+
+        let init_only = found(vec![group(1, Some(1.0), &[(12, 1.0)])]);
+        let (text, json, _) = shown(&HostSweep::Planned(Plan::of(init_only)), &options(false));
+        assert_eq!(
+            text,
+            r#"1 zombie under 1 parent; the plan:
+  nothing to signal
+  left alone: pid 1 p1 (1 zombie): pid 1 is init: it is never signalled; its zombies stay until it reaps them
+"#
+        );
+        assert_eq!(
+            json,
+            r#"{"host":"web1","dry_run":true,"grace_seconds":1.5,"zombies":0,"actions":[],"left_alone":[{"pid":1,"name":"p1","zombies":1,"reason":"pid 1 is init: it is never signalled; its zombies stay until it reaps them"}]}"#
         );
     }
 
     #[test]
-    fn a_sweep_counts_only_the_planned_parents_zombies() {
-        let before = found(vec![
-            group(4321, Some(900.0), &[(10, 1.0), (11, 2.0)]),
-            group(99, Some(800.0), &[(20, 1.0)]),
+    fn a_sweep_shows_each_outcome_and_counts_only_the_planned_parents_zombies() {
+        let plan = Plan::of(before());
+        let actions = vec![
+            action(&plan, Step::Chld, 0, 2, Outcome::Sent),
+            action(&plan, Step::Chld, 1, 1, Outcome::Skipped(Skip::PidReused)),
+            action(
+                &plan,
+                Step::Chld,
+                2,
+                1,
+                Outcome::Skipped(Skip::Protected {
+                    message: "refusing to signal pid 77: that is the agent itself".to_owned(),
+                }),
+            ),
+            action(&plan, Step::Chld, 3, 1, Outcome::Skipped(Skip::ParentGone)),
+            action(
+                &plan,
+                Step::Term,
+                0,
+                1,
+                Outcome::Failed(Error::AccessDenied {
+                    pid: Some(4321),
+                    message: "operation not permitted".to_owned(),
+                }),
+            ),
+            action(&plan, Step::Kill, 0, 1, Outcome::Sent),
+        ];
+        // 4321 reaped one and made a new zombie; init's is not counted.
+        let after = found(vec![
+            group(4321, Some(900.0), &[(11, 2.0), (30, 3.0)]),
             group(1, Some(1.0), &[(12, 1.0)]),
         ]);
-        let mut sweep = Sweep {
-            plan: Plan::of(&before),
-            before,
-            ..Sweep::default()
-        };
-        let (first, second) = (sweep.plan.targets[0].clone(), sweep.plan.targets[1].clone());
-        assert!(sweep.record(Step::Chld, &first, 2, Ok(SignalProcessResponse::default())));
-        let reused = Err(Error::PidReused {
-            pid: 99,
-            message: "another process".to_owned(),
+        let sweep = HostSweep::Done(Report {
+            plan,
+            actions,
+            after: Some(after),
+            look_again: None,
         });
-        assert!(!sweep.record(Step::Chld, &second, 1, reused));
-        assert!(sweep.failure.is_none(), "a skip is no failure");
-        // 4321 reaped one and made a new zombie; init's is not counted.
-        sweep.after = Some(found(vec![
-            group(4321, Some(900.0), &[(11, 2.0), (30, 3.0)]),
-            group(99, Some(800.0), &[(20, 1.0)]),
-            group(1, Some(1.0), &[(12, 1.0)]),
-        ]));
-        assert_eq!((sweep.reaped(), sweep.remaining()), (Some(1), Some(2)));
-        let mut out = Vec::new();
-        write_sweep(&mut out, &sweep, &settings(true, false)).expect("write");
-        let text = String::from_utf8(out).expect("utf-8");
-        assert!(
-            text.contains("CHLD to pid 99 p99 (1 zombie): parent changed, skipped"),
-            "{text}"
+        let (text, json, failure) = shown(&sweep, &options(true));
+        assert_eq!(
+            text,
+            r#"7 zombies under 6 parents
+  CHLD to pid 4321 p4321 (2 zombies): sent
+  CHLD to pid 99 p99 (1 zombie): parent changed, skipped: its pid now belongs to another process
+  CHLD to pid 77 p77 (1 zombie): skipped: refusing to signal pid 77: that is the agent itself
+  CHLD to pid 66 p66 (1 zombie): the parent has exited by itself, skipped
+  after 1s 500ms: TERM to pid 4321 p4321 (1 zombie): the agent may not signal that process (it must run as the process's user, or as root): operation not permitted
+  after 1s 500ms: KILL to pid 4321 p4321 (1 zombie): sent
+  left alone: pid 1 p1 (1 zombie): pid 1 is init: it is never signalled; its zombies stay until it reaps them
+  left alone: pid 55 ? (1 zombie): the parent has exited: its zombies pass to init or a subreaper
+reaped 4 of 5 zombies; 1 remain
+"#
         );
-        assert!(
-            text.ends_with("reaped 1 of 3 zombies; 2 remain\n"),
-            "{text}"
+        assert_eq!(
+            json,
+            r#"{"host":"web1","dry_run":false,"grace_seconds":1.5,"zombies":5,"actions":[{"step":1,"signal":"CHLD","pid":4321,"name":"p4321","create_time":900.0,"zombies":2,"outcome":"sent"},{"step":1,"signal":"CHLD","pid":99,"name":"p99","create_time":800.0,"zombies":1,"outcome":"skipped","detail":"parent changed, skipped: its pid now belongs to another process"},{"step":1,"signal":"CHLD","pid":77,"name":"p77","create_time":700.0,"zombies":1,"outcome":"skipped","detail":"skipped: refusing to signal pid 77: that is the agent itself"},{"step":1,"signal":"CHLD","pid":66,"name":"p66","create_time":600.0,"zombies":1,"outcome":"skipped","detail":"the parent has exited by itself, skipped"},{"step":2,"signal":"TERM","pid":4321,"name":"p4321","create_time":900.0,"zombies":1,"outcome":"failed","detail":"the agent may not signal that process (it must run as the process's user, or as root): operation not permitted"},{"step":3,"signal":"KILL","pid":4321,"name":"p4321","create_time":900.0,"zombies":1,"outcome":"sent"}],"left_alone":[{"pid":1,"name":"p1","zombies":1,"reason":"pid 1 is init: it is never signalled; its zombies stay until it reaps them"},{"pid":55,"name":"?","zombies":1,"reason":"the parent has exited: its zombies pass to init or a subreaper"}],"reaped":4,"remaining":1,"error":"TERM to pid 4321 failed: the agent may not signal that process (it must run as the process's user, or as root): operation not permitted"}"#
         );
+        assert_eq!(
+            failure,
+            Some((
+                "access-denied",
+                "TERM to pid 4321 failed: the agent may not signal that process (it must run as \
+                 the process's user, or as root): operation not permitted"
+                    .to_owned()
+            ))
+        );
+    }
 
-        let refused = Err(Error::OperatorRequired {
-            message: "client \"bob\" may not signal".to_owned(),
+    #[test]
+    fn a_refusal_for_want_of_the_operator_role_says_what_to_do() {
+        let plan = Plan::of(before());
+        let refused = Outcome::Failed(Error::OperatorRequired {
+            message: "client \"bob\" may not".to_owned(),
         });
-        assert!(!sweep.record(Step::Chld, &first, 2, refused));
-        let (label, text) = sweep.failure.clone().expect("a failure");
+        let actions = vec![action(&plan, Step::Chld, 0, 2, refused)];
+        let after = Some(plan.found.clone());
+        let sweep = HostSweep::Done(Report {
+            plan,
+            actions,
+            after,
+            look_again: None,
+        });
+        let (text, json, failure) = shown(&sweep, &options(false));
+        assert_eq!(
+            text,
+            r#"7 zombies under 6 parents
+  CHLD to pid 4321 p4321 (2 zombies): refused: signalling needs the operator role
+  left alone: pid 1 p1 (1 zombie): pid 1 is init: it is never signalled; its zombies stay until it reaps them
+  left alone: pid 55 ? (1 zombie): the parent has exited: its zombies pass to init or a subreaper
+reaped 0 of 5 zombies; 5 remain
+"#
+        );
+        assert_eq!(
+            json,
+            r#"{"host":"web1","dry_run":false,"grace_seconds":1.5,"zombies":5,"actions":[{"step":1,"signal":"CHLD","pid":4321,"name":"p4321","create_time":900.0,"zombies":2,"outcome":"failed","detail":"refused: signalling needs the operator role"}],"left_alone":[{"pid":1,"name":"p1","zombies":1,"reason":"pid 1 is init: it is never signalled; its zombies stay until it reaps them"},{"pid":55,"name":"?","zombies":1,"reason":"the parent has exited: its zombies pass to init or a subreaper"}],"reaped":0,"remaining":5,"error":"the agent refused: signalling needs the operator role — start the agent with --operator <your certificate's name> (or list it in [authz] operators); the agent said: client \"bob\" may not"}"#
+        );
+        let (label, text) = failure.expect("a failure");
         assert_eq!(label, "operator-required");
         assert!(
             text.contains("--operator") && text.contains("\"bob\""),
             "{text}"
         );
+    }
+
+    #[test]
+    fn a_failed_look_again_says_the_count_is_unknown() {
+        let plan = Plan::of(before());
+        let actions = vec![action(&plan, Step::Chld, 0, 2, Outcome::Sent)];
+        let sweep = HostSweep::Done(Report {
+            plan,
+            actions,
+            after: None,
+            look_again: Some(Error::Timeout {
+                message: "looking again: no answer within 10s".to_owned(),
+            }),
+        });
+        let (text, json, failure) = shown(&sweep, &options(false));
+        assert_eq!(
+            text,
+            r#"7 zombies under 6 parents
+  CHLD to pid 4321 p4321 (2 zombies): sent
+  left alone: pid 1 p1 (1 zombie): pid 1 is init: it is never signalled; its zombies stay until it reaps them
+  left alone: pid 55 ? (1 zombie): the parent has exited: its zombies pass to init or a subreaper
+could not count what was reaped: looking again after the signals: looking again: no answer within 10s
+"#
+        );
+        assert_eq!(
+            json,
+            r#"{"host":"web1","dry_run":false,"grace_seconds":1.5,"zombies":5,"actions":[{"step":1,"signal":"CHLD","pid":4321,"name":"p4321","create_time":900.0,"zombies":2,"outcome":"sent"}],"left_alone":[{"pid":1,"name":"p1","zombies":1,"reason":"pid 1 is init: it is never signalled; its zombies stay until it reaps them"},{"pid":55,"name":"?","zombies":1,"reason":"the parent has exited: its zombies pass to init or a subreaper"}],"error":"looking again after the signals: looking again: no answer within 10s"}"#
+        );
+        assert_eq!(failure.map(|(label, _)| label), Some("timeout"));
     }
 
     #[test]

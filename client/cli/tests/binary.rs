@@ -38,6 +38,10 @@ fn pki_writes_a_ca_and_certificates_and_refuses_to_overwrite_the_ca() {
         err.starts_with("error: ") && err.contains("exists already"),
         "{err}"
     );
+    assert!(
+        err.contains("pass --force") && !err.contains("(force)"),
+        "{err}"
+    );
 
     let (code, out, err) = hostscope(&[
         "pki",
@@ -61,6 +65,23 @@ fn pki_writes_a_ca_and_certificates_and_refuses_to_overwrite_the_ca() {
         out.starts_with("wrote a client certificate for alice: "),
         "{out}"
     );
+
+    // A second issue of the same name keeps the first unless --force.
+    let cert = dir.path().join("pki").join("alice.pem");
+    let first = std::fs::read(&cert).expect("alice.pem");
+    let (code, out, err) = hostscope(&["pki", "issue", "--dir", d, "--name", "alice", "--client"]);
+    assert_eq!((code, out.as_str()), (1, ""), "{err}");
+    assert!(
+        err.contains("alice.pem exists already: pass --force to replace it"),
+        "{err}"
+    );
+    assert_eq!(std::fs::read(&cert).expect("alice.pem"), first, "kept");
+    let args = [
+        "pki", "issue", "--dir", d, "--name", "alice", "--client", "--force",
+    ];
+    let (code, _, err) = hostscope(&args);
+    assert_eq!(code, 0, "{err}");
+    assert_ne!(std::fs::read(&cert).expect("alice.pem"), first, "renewed");
     for file in [
         "ca.pem",
         "ca-key.pem",

@@ -5,7 +5,7 @@
 //! ```toml
 //! [[hosts]]
 //! name = "web1"                      # optional; defaults to the address
-//! address = "10.0.0.11:7443"         # host:port; the port defaults to 7443
+//! address = "192.0.2.11:7443"         # host:port; the port defaults to 7443
 //! server_name = "web1.example.net"   # optional; the name in its certificate
 //! labels = { role = "web", dc = "fra1" }
 //! groups = ["web"]
@@ -69,8 +69,9 @@ pub enum InventoryError {
         /// What is wrong.
         message: String,
     },
-    /// The file could not be read.
-    #[error("reading {path}: {source}")]
+    /// The file could not be read. The cause is this error's source, not
+    /// part of its text, so that a chain printed whole says it once.
+    #[error("cannot read the inventory {path}")]
     Read {
         /// The file.
         path: String,
@@ -100,7 +101,9 @@ struct File {
 #[serde(deny_unknown_fields)]
 struct Entry {
     name: Option<String>,
-    address: String,
+    /// Spanned, so that a bad address is reported on its own line rather
+    /// than on its table's header.
+    address: toml::Spanned<String>,
     server_name: Option<String>,
     #[serde(default)]
     labels: BTreeMap<String, String>,
@@ -132,7 +135,8 @@ impl Inventory {
         for spanned in file.hosts {
             let span = spanned.span();
             let entry = spanned.into_inner();
-            let address = canonical(&entry.address).map_err(|m| at(Some(span.clone()), m))?;
+            let address = canonical(entry.address.get_ref())
+                .map_err(|m| at(Some(entry.address.span()), m))?;
             let name = entry.name.unwrap_or_else(|| address.clone());
             if name.trim().is_empty() {
                 return Err(at(Some(span), "a host's name must not be empty".into()));
@@ -237,7 +241,13 @@ impl Inventory {
 fn canonical(address: &str) -> Result<String, String> {
     Target::parse(address)
         .map(|t| t.authority())
-        .map_err(|e| e.to_string())
+        .map_err(|e| match e {
+            // "endpoint "a:x": the port must be ...": here it is an address.
+            crate::Error::InvalidArgument { message } => {
+                message.replacen("endpoint ", "address ", 1)
+            }
+            other => other.to_string(),
+        })
 }
 
 fn line_of(text: &str, offset: usize) -> usize {
@@ -255,18 +265,18 @@ mod tests {
     const SAMPLE: &str = r#"
 [[hosts]]
 name = "web1"
-address = "10.0.0.11"
+address = "192.0.2.11"
 server_name = "web1.example.net"
 labels = { role = "web", dc = "fra1" }
 groups = ["web"]
 
 [[hosts]]
 name = "db1"
-address = "10.0.0.21:7444"
+address = "192.0.2.21:7444"
 labels = { role = "db", dc = "fra1" }
 
 [[hosts]]
-address = "[fd00::5]:7443"
+address = "[2001:db8::5]:7443"
 
 [groups]
 canary = ["web1", "db1"]
@@ -277,10 +287,10 @@ canary = ["web1", "db1"]
         let inv = Inventory::parse(SAMPLE, "fleet.toml").unwrap();
         assert_eq!(inv.hosts.len(), 3);
         let web1 = &inv.hosts[0];
-        assert_eq!(web1.address, "10.0.0.11:7443");
+        assert_eq!(web1.address, "192.0.2.11:7443");
         assert_eq!(web1.server_name.as_deref(), Some("web1.example.net"));
         assert_eq!(web1.groups, ["web", "canary"]);
-        assert_eq!(inv.hosts[2].name, "[fd00::5]:7443");
+        assert_eq!(inv.hosts[2].name, "[2001:db8::5]:7443");
 
         let fra_db = inv.select(
             &[("role".into(), "db".into()), ("dc".into(), "fra1".into())],
@@ -312,7 +322,13 @@ canary = ["web1", "db1"]
         );
 
         let e = error("[[hosts]]\naddress = \"a\"\n\n[[hosts]]\naddress = \"b:99999\"\n");
-        assert!(e.starts_with("fleet.toml:4:") && e.contains("port"), "{e}");
+        assert!(e.starts_with("fleet.toml:5:") && e.contains("port"), "{e}");
+        // The line of the address itself, not of its table's header.
+        let e = error("[[hosts]]\nname = \"a\"\naddress = \"a:99999\"\n");
+        assert_eq!(
+            e,
+            "fleet.toml:3: address \"a:99999\": the port must be a number from 1 to 65535"
+        );
 
         let e = error("[[hosts]]\naddress = \"a\"\nadress = \"b\"\n");
         assert!(

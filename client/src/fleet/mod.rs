@@ -234,7 +234,7 @@ impl Inner {
 }
 
 /// A duration as people write it: `10s`, `500ms`, `1.5s`.
-fn humanize(d: Duration) -> String {
+pub(crate) fn humanize(d: Duration) -> String {
     if d.subsec_millis() == 0 {
         format!("{}s", d.as_secs())
     } else if d < Duration::from_secs(1) {

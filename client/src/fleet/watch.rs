@@ -87,8 +87,9 @@ impl Inner {
                 Ok(opened) => opened,
                 Err(_) => Err(Error::Timeout {
                     message: format!(
-                        "no watch from {} within {:?}",
-                        host.address, self.options.timeout
+                        "no watch from {} within {}",
+                        host.address,
+                        super::humanize(self.options.timeout)
                     ),
                 }),
             };

@@ -4,6 +4,11 @@
 //! a sysfs root, both given by the caller (`/proc` and `/sys` in
 //! production, fixture trees in tests). Interface addresses and flags come
 //! from `getifaddrs(3)`, which always describes the live system.
+//!
+//! The system calls go through `rustix` and `nix` (see `sys`), so the
+//! backend needs no `unsafe` of its own, and the compiler holds it to that.
+
+#![forbid(unsafe_code)]
 
 use std::{
     ffi::CString,
@@ -49,13 +54,14 @@ impl Linux {
     /// link settings from `sysfs` (normally `/sys`). Reads the boot time
     /// now, so a wrong root fails here rather than on every call.
     pub fn with_roots(procfs: PathBuf, sysfs: PathBuf) -> Result<Linux, Error> {
-        let clk_tck = sys::sysconf(libc::_SC_CLK_TCK).filter(|t| *t > 0);
-        let page_size = sys::sysconf(libc::_SC_PAGESIZE).filter(|p| *p > 0);
-        let (Some(clk_tck), Some(page_size)) = (clk_tck, page_size) else {
+        let (clk_tck, page_size) = (sys::clock_ticks_per_second(), sys::page_size());
+        // Both come from the kernel's auxiliary vector; a zero would turn
+        // every time and size into nonsense, so refuse it here.
+        if clk_tck == 0 || page_size == 0 {
             return Err(Error::Unsupported {
-                what: "sysconf(_SC_CLK_TCK, _SC_PAGESIZE)",
+                what: "a clock tick rate and page size (AT_CLKTCK, AT_PAGESZ)",
             });
-        };
+        }
         Linux::with_consts(procfs, sysfs, clk_tck, page_size)
     }
 
@@ -116,14 +122,14 @@ fn read(path: &Path) -> Result<Vec<u8>, Error> {
 
 impl Backend for Linux {
     fn host(&self) -> Result<HostInfo, Error> {
-        let uts = sys::uname().map_err(|e| io_error(Path::new("uname(2)"), e))?;
+        let uts = sys::uname();
         let meminfo = self.procfs.join("meminfo");
         let memory_total = parse_mem_total(&read(&meminfo)?).map_err(|e| e.at(meminfo))?;
-        let cpu_count = sys::sysconf(libc::_SC_NPROCESSORS_ONLN)
+        const ONLINE_CPUS: &str = "sysconf(_SC_NPROCESSORS_ONLN)";
+        let cpu_count = sys::online_cpus()
+            .map_err(|e| io_error(Path::new(ONLINE_CPUS), e))?
             .and_then(|n| u32::try_from(n).ok())
-            .ok_or(Error::Unsupported {
-                what: "sysconf(_SC_NPROCESSORS_ONLN)",
-            })?;
+            .ok_or(Error::Unsupported { what: ONLINE_CPUS })?;
         Ok(HostInfo {
             hostname: uts.nodename,
             os: "linux".to_owned(),
@@ -190,26 +196,28 @@ impl Backend for Linux {
     ) -> Result<(), Error> {
         use std::os::fd::AsFd;
 
-        let refused = |err: std::io::Error| match classify(&err) {
+        // Every signal the service accepts has a name; the others
+        // (real-time signals) are refused before anything is looked up.
+        let sig = rustix::process::Signal::from_named_raw(signal).ok_or(Error::Unsupported {
+            what: "sending a signal without a name (a real-time signal)",
+        })?;
+        // `call` names the syscall that failed, for errors of no API kind.
+        let refused = |call: &str, err: std::io::Error| match classify(&err) {
             Errno::Missing => Error::NoSuchProcess { pid },
             Errno::Denied => Error::AccessDenied {
                 pid: Some(pid),
                 path: PathBuf::from(format!("signal {signal} to pid {pid}")),
             },
-            Errno::Other => io_error(Path::new("pidfd_open(2)"), err),
+            Errno::Other => io_error(Path::new(&format!("{call} of pid {pid}")), err),
         };
-        let pidfd = match sys::pidfd_open(pid) {
-            Ok(fd) => Some(fd),
-            Err(err) if err.raw_os_error() == Some(libc::ENOSYS) => None,
-            Err(err) => return Err(refused(err)),
-        };
+        let pidfd = sys::pidfd_open(pid).map_err(|e| refused("pidfd_open(2)", e))?;
         self.process(pid, ProcessInfo::SIGNAL_FIELDS.into_iter().collect())?
             .check_signal_target(expected_create_time)?;
         match &pidfd {
-            Some(fd) => sys::pidfd_send_signal(fd.as_fd(), signal),
-            None => sys::kill(pid, signal),
+            Some(fd) => sys::pidfd_send_signal(fd.as_fd(), sig)
+                .map_err(|e| refused("pidfd_send_signal(2)", e)),
+            None => sys::kill(pid, sig).map_err(|e| refused("kill(2)", e)),
         }
-        .map_err(refused)
     }
 
     fn events(
