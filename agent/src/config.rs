@@ -689,6 +689,21 @@ mod tests {
             "no operator by default"
         );
         assert!(matches!(config.security, Security::MutualTls(_)));
+        // Its [limits] section names every limit, with its default.
+        let (shipped, defaults) = (&config.limits, server::Limits::default());
+        assert_eq!(
+            format!("{shipped:?}"),
+            format!("{defaults:?}"),
+            "deploy/agent.example.toml's limits are not the defaults"
+        );
+        let service = service::Options::default();
+        assert_eq!(
+            (
+                config.service.stream_stall_timeout,
+                config.service.max_concurrent_scans
+            ),
+            (service.stream_stall_timeout, service.max_concurrent_scans)
+        );
     }
 
     #[test]

@@ -302,7 +302,8 @@ impl Client {
     }
 
     /// Live process events (WatchProcesses): started, exec, exited,
-    /// zombie, samples, and LAGGED when this watcher fell behind. The
+    /// zombie, samples, and LAGGED when events were lost (this watcher
+    /// fell behind, or the agent's kernel event buffer overflowed). The
     /// stream ends when the agent shuts down; a pid in `request.filter.pids`
     /// that is a zombie or gone fails a sampling watch here, as
     /// [`Error::ZombieProcess`] or [`Error::NoSuchProcess`].

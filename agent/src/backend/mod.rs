@@ -187,6 +187,13 @@ pub trait EventSource: Send {
     /// with nothing appended when none came, so the caller can check
     /// whether anyone still listens.
     fn next(&mut self, timeout: Duration, out: &mut Vec<RawEvent>) -> Result<(), Error>;
+
+    /// How many times since the last call the source lost events it cannot
+    /// name (Linux: the connector's receive buffer overflowed), each time
+    /// at least one; 0 for a source that cannot lose events.
+    fn take_lost(&mut self) -> u64 {
+        0
+    }
 }
 
 // === Errors ===

@@ -301,6 +301,7 @@ pub fn event_kind_to_pb(kind: EventKind) -> pb::ProcessEventKind {
         EventKind::Exec => pb::ProcessEventKind::Exec,
         EventKind::Exited { .. } => pb::ProcessEventKind::Exited,
         EventKind::Zombie => pb::ProcessEventKind::Zombie,
+        EventKind::Lost { .. } => pb::ProcessEventKind::Lagged,
     }
 }
 

@@ -37,8 +37,8 @@ Events: started (a process was created: its parent, user and command line), exec
 replaced its program: the new command line), exited (its exit code, or the signal that
 ended it), zombie (it exited and its parent has not reaped it), sample (every --sample
 interval, for each matching live process: CPU, memory, threads, fds and I/O rates). A
-lagged line says that this watcher fell behind and how many events it lost; the watch
-goes on.
+lagged line says that events were lost, and at least how many: this watcher fell behind,
+or the kernel's event buffer overflowed on the agent. The watch goes on.
 
 Each line: when it happened (local time, with milliseconds), the host (when more than one
 is watched), the event, the pid, the name and the details. -o ndjson prints one JSON object
@@ -498,10 +498,7 @@ fn details(event: &proto::ProcessEvent, kind: Option<Kind>) -> String {
             ),
             None => "no measurements".to_owned(),
         },
-        Some(Kind::Lagged) => format!(
-            "this watcher fell behind: {} lost",
-            plural(event.dropped, "event")
-        ),
+        Some(Kind::Lagged) => format!("events lost: at least {}", plural(event.dropped, "event")),
         Some(Kind::Unspecified) | None => String::new(),
     }
 }
@@ -651,7 +648,7 @@ mod tests {
         };
         assert_eq!(
             shown(&lagged, None),
-            "  lagged        -  -                this watcher fell behind: 12 events lost"
+            "  lagged        -  -                events lost: at least 12 events"
         );
     }
 

@@ -140,6 +140,8 @@ struct Connector {
     /// How many times the socket reported dropped events (ENOBUFS). The
     /// kernel does not say how many were lost each time.
     overruns: u64,
+    /// The overruns not yet taken by [`EventSource::take_lost`].
+    lost: u64,
 }
 
 impl Connector {
@@ -150,9 +152,15 @@ impl Connector {
     /// the kernel ignores the request without an answer, which fails here
     /// with `TimedOut`.
     fn open() -> Result<Connector, Error> {
+        Connector::open_with_buffer(RECEIVE_BUFFER_BYTES)
+    }
+
+    /// [`Connector::open`] with a receive buffer of `bytes` (which the
+    /// kernel doubles), so that tests can make it overflow.
+    fn open_with_buffer(bytes: usize) -> Result<Connector, Error> {
         let fail = |source| io_error(CONNECTOR, source);
         let socket = sys::netlink_socket(sys::NETLINK_CONNECTOR, CN_IDX_PROC).map_err(fail)?;
-        match sys::set_receive_buffer(socket.as_fd(), RECEIVE_BUFFER_BYTES) {
+        match sys::set_receive_buffer(socket.as_fd(), bytes) {
             Ok(granted) => tracing::debug!(granted, "process connector receive buffer"),
             Err(error) => tracing::warn!(%error, "cannot size the process connector's buffer"),
         }
@@ -161,6 +169,7 @@ impl Connector {
             buf: vec![0; DATAGRAM_BYTES],
             early: Vec::new(),
             overruns: 0,
+            lost: 0,
         };
         // The kernel multicasts its answer to every subscriber, with the
         // request's `ack` plus one: make it a number unlikely to be
@@ -248,6 +257,7 @@ impl Connector {
         }
         if overruns > 0 {
             self.overruns += overruns;
+            self.lost += overruns;
             tracing::warn!(
                 overruns = self.overruns,
                 "process events were lost: the connector's receive buffer overflowed"
@@ -270,6 +280,10 @@ impl EventSource for Connector {
         }
         // Acknowledgements of other subscribers' requests say nothing here.
         self.read_available(out).map(drop)
+    }
+
+    fn take_lost(&mut self) -> u64 {
+        std::mem::take(&mut self.lost)
     }
 }
 
@@ -325,7 +339,15 @@ mod tests {
     /// The connector, or `None` after saying on stderr why the test skips.
     /// Fails when the test process has what the connector needs.
     fn connector_or_skip(test: &str) -> Option<Box<dyn EventSource>> {
-        match open(&live(), WatchMode::Kernel, Duration::from_secs(1)) {
+        opened_or_skip(test, || {
+            open(&live(), WatchMode::Kernel, Duration::from_secs(1))
+        })
+    }
+
+    /// What `open` opened, or `None` after saying on stderr why the test
+    /// skips. Fails when the test process has what the connector needs.
+    fn opened_or_skip<T>(test: &str, open: impl FnOnce() -> Result<T, Error>) -> Option<T> {
+        match open() {
             Ok(source) => Some(source),
             Err(error) => match no_connector_because() {
                 Some(reason) => {
@@ -378,6 +400,30 @@ mod tests {
         of(events, pid)
             .iter()
             .any(|e| matches!(e, RawEvent::Exit { .. }))
+    }
+
+    #[test]
+    fn an_overflowing_connector_says_it_lost_events() {
+        // The smallest buffer the kernel allows holds a few events: a
+        // burst of processes that nobody reads overflows it.
+        let Some(mut source) =
+            opened_or_skip("an_overflowing_connector_says_it_lost_events", || {
+                Connector::open_with_buffer(1)
+            })
+        else {
+            return;
+        };
+        let mut burst = KillOnDrop::spawn(Command::new("sh").args([
+            "-c",
+            "for i in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16; do /bin/true; done",
+        ]));
+        assert!(burst.wait().unwrap().success());
+        assert_eq!(source.take_lost(), 0, "nothing read yet");
+        let mut events = Vec::new();
+        source.next(Duration::from_secs(5), &mut events).unwrap();
+        let lost = source.take_lost();
+        assert!(lost > 0, "no loss reported after {} events", events.len());
+        assert_eq!(source.take_lost(), 0, "taken once");
     }
 
     #[test]

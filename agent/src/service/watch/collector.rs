@@ -22,12 +22,15 @@ use crate::backend::{Backend, EventSource, Field, FieldSet, ProcessInfo, RawEven
 /// anyone still listens.
 const IDLE_WAIT: Duration = Duration::from_millis(200);
 
-/// Delays of the zombie checks after an exit.
-const ZOMBIE_CHECKS: [Duration; 4] = [
-    Duration::from_millis(2),
-    Duration::from_millis(20),
-    Duration::from_millis(200),
-    Duration::from_secs(2),
+/// Delays of the zombie checks after an exit, each after the last. Every
+/// exited process is a zombie until its parent reaps it, which a parent
+/// that waits for its children does within microseconds: the first check
+/// comes late enough that such a child is gone by then, so that only a
+/// child its parent leaves unreaped is reported.
+const ZOMBIE_CHECKS: [Duration; 3] = [
+    Duration::from_millis(250),
+    Duration::from_secs(1),
+    Duration::from_secs(3),
 ];
 
 /// What is read of a process that started or exec'd.
@@ -89,6 +92,9 @@ impl Collector {
             if let Err(e) = self.source.next(wait, &mut raw) {
                 tracing::warn!(error = %e, "reading process events failed; retrying");
                 std::thread::sleep(IDLE_WAIT);
+            }
+            if let Some(lost) = lost(self.source.take_lost(), super::now()) {
+                let _ = self.tx.send(Arc::new(lost));
             }
             let backend = self.backend.as_ref();
             for raw in raw.drain(..) {
@@ -242,6 +248,15 @@ fn enrich(
             }
         }
     }
+}
+
+/// The event saying that the source lost `at_least` events, if it did.
+pub(super) fn lost(at_least: u64, time: f64) -> Option<Event> {
+    (at_least > 0).then(|| Event {
+        kind: EventKind::Lost { at_least },
+        time,
+        process: ProcessInfo::new(0),
+    })
 }
 
 /// A check, soon after an exit, of whether the process is left a zombie.
@@ -498,6 +513,36 @@ mod tests {
         }
         assert_eq!(reads, ZOMBIE_CHECKS.len());
         assert!(checks.0.is_empty());
+    }
+
+    #[test]
+    fn a_child_its_parent_reaps_soon_is_not_reported() {
+        // The parent reaps 100 ms after the exit: until then the child is
+        // a zombie, as every exited process is for a moment.
+        let t0 = Instant::now();
+        let reaped = t0 + Duration::from_millis(100);
+        let mut checks = ZombieChecks::default();
+        checks.schedule(42, None, t0);
+        let mut t = t0;
+        while !checks.0.is_empty() && t < t0 + Duration::from_secs(10) {
+            t += Duration::from_millis(1);
+            let found = checks.run(t, 0.0, |pid| {
+                (t < reaped).then(|| ProcessInfo {
+                    status: Some(Status::Zombie),
+                    ..ProcessInfo::new(pid)
+                })
+            });
+            assert!(found.is_empty(), "{found:?} at {:?}", t - t0);
+        }
+        assert!(checks.0.is_empty());
+    }
+
+    #[test]
+    fn a_lost_count_becomes_one_event_for_everyone() {
+        assert!(lost(0, 1.0).is_none());
+        let event = lost(3, 1.0).unwrap();
+        assert_eq!(event.kind, EventKind::Lost { at_least: 3 });
+        assert_eq!(event.time, 1.0);
     }
 
     #[test]

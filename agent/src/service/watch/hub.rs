@@ -11,7 +11,7 @@ use hostscope_proto as pb;
 use tokio::sync::{Semaphore, broadcast, watch};
 
 use super::{
-    Channel, Event, WatchOptions,
+    Channel, Event, EventKind, WatchOptions,
     collector::Collector,
     filter::WatchFilter,
     lock,
@@ -297,6 +297,9 @@ impl Watcher {
     /// The message for a collector event, if it is for this watcher. The
     /// tree follows every event, so that no fork below it is missed.
     fn admit(&mut self, event: &Event) -> Option<pb::ProcessEvent> {
+        if let EventKind::Lost { at_least } = event.kind {
+            return Some(convert::lagged_to_pb(at_least, event.time));
+        }
         let inside = self.tree.as_mut().is_none_or(|tree| tree.follow(event));
         (inside && self.filter.admits(event)).then(|| convert::event_to_pb(event))
     }
@@ -370,6 +373,31 @@ mod tests {
         }
         hub.watch(&client("a"), request()).await.expect("a again");
         drop(a2);
+    }
+
+    #[tokio::test]
+    async fn lost_kernel_events_reach_every_watcher_as_lagged() {
+        let hub = hub(WatchOptions::default());
+        // A filter and a tree that no process event passes.
+        let request = pb::WatchProcessesRequest {
+            filter: Some(pb::ProcessFilter {
+                name: "no-process-is-called-this".into(),
+                ..Default::default()
+            }),
+            descendants_of: Some(std::process::id()),
+            ..Default::default()
+        };
+        let mut stream = hub.watch(&client("a"), request).await.expect("watch");
+        let lost = super::super::collector::lost(7, 2.5).expect("an event");
+        let tx = lock(&hub.channel).clone().expect("the collector runs");
+        tx.send(Arc::new(lost)).expect("a watcher listens");
+        let event = tokio::time::timeout(LIMIT, stream.next())
+            .await
+            .expect("in time")
+            .expect("stream open")
+            .expect("event");
+        assert_eq!(event.kind, pb::ProcessEventKind::Lagged as i32);
+        assert_eq!((event.dropped, event.time), (7, 2.5));
     }
 
     #[tokio::test]

@@ -89,6 +89,13 @@ pub enum EventKind {
     },
     /// It exited and its parent has not collected it.
     Zombie,
+    /// Not an event of one process: the source lost events it cannot name
+    /// (the kernel's buffer overflowed), at least this many. Every watcher
+    /// gets it, as LAGGED.
+    Lost {
+        /// The fewest events lost.
+        at_least: u64,
+    },
 }
 
 /// The running collector's sender, shared by the hub (which subscribes new
