@@ -134,7 +134,9 @@ fn run_inner(
         err,
         stdin,
         width: terminals.width,
-        progress: terminals.progress,
+        progress: terminals.progress && !cli.global.quiet,
+        no_headers: cli.global.no_headers,
+        quiet: cli.global.quiet,
     };
     let mut result = runtime.block_on(run(cli, typed, &mut io));
     if result.is_ok()
@@ -236,7 +238,7 @@ async fn run(cli: Cli, typed: Typed, io: &mut Io<'_>) -> anyhow::Result<Status> 
         Command::Pki(_) => bail!("pki needs no agent"),
     };
     io.out.flush()?;
-    fanout::report(&summary, io.err)?;
+    fanout::report(&summary, io.quiet, io.err)?;
     Ok(Status::of(&summary))
 }
 
@@ -580,5 +582,19 @@ mod tests {
             "{err}"
         );
         assert_eq!(err.matches("error:").count(), 1, "said once: {err}");
+    }
+
+    #[test]
+    fn output_names_take_any_case_and_quiet_and_no_headers_parse() {
+        let cli = Cli::try_parse_from(["hostscope", "-o", "JSON", "-q", "--no-headers", "host"])
+            .expect("flags");
+        assert_eq!(cli.global.output, Some(Output::Json));
+        assert!(cli.global.quiet && cli.global.no_headers);
+        let cli = Cli::try_parse_from(["hostscope", "ps", "--output", "Csv", "--sort", "-pid"])
+            .expect("flags");
+        assert_eq!(cli.global.output, Some(Output::Csv));
+        let (code, _, err) = run(&["hostscope", "ps", "--sort", "rss"]);
+        assert_eq!(code, 1);
+        assert!(err.contains("cannot sort by \"rss\""), "{err}");
     }
 }

@@ -230,8 +230,12 @@ async fn a_parent_with_a_sigchld_handler_is_listed_planned_and_reaped() {
     );
 
     // The plan: printed, nothing sent.
-    let (code, out, err) =
-        hostscope(&agent, "operator", &["zombies", "--ppid", &ppid, "--reap"]).await;
+    let (code, out, err) = hostscope(
+        &agent,
+        "operator",
+        &["zombies", "--ppid", &ppid, "--reap", "--min-age", "200ms"],
+    )
+    .await;
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("1. CHLD to each parent"), "{out}");
     assert!(out.contains(&format!("pid {ppid} hostscope-test")), "{out}");
@@ -244,7 +248,15 @@ async fn a_parent_with_a_sigchld_handler_is_listed_planned_and_reaped() {
         &agent,
         "operator",
         &[
-            "zombies", "--ppid", &ppid, "--reap", "--yes", "--grace", "200ms",
+            "zombies",
+            "--ppid",
+            &ppid,
+            "--reap",
+            "--yes",
+            "--grace",
+            "200ms",
+            "--min-age",
+            "200ms",
         ],
     )
     .await;
@@ -307,6 +319,8 @@ async fn sweep_killing_parents(agent: &TestAgent, ppid: &str) -> String {
         "--yes",
         "--grace",
         "300ms",
+        "--min-age",
+        "200ms",
     ];
     let (code, out, err) = hostscope(agent, "operator", &args).await;
     assert_eq!(code, 0, "{out}{err}");
@@ -374,7 +388,15 @@ async fn a_reader_is_told_in_plain_words_that_sweeps_need_the_operator_role() {
         &agent,
         "client",
         &[
-            "zombies", "--ppid", &ppid, "--reap", "--yes", "--grace", "100ms",
+            "zombies",
+            "--ppid",
+            &ppid,
+            "--reap",
+            "--yes",
+            "--grace",
+            "100ms",
+            "--min-age",
+            "100ms",
         ],
     )
     .await;
