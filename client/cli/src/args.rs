@@ -253,6 +253,11 @@ pub struct Global {
     #[arg(long, global = true, value_name = "NAME")]
     pub tls_server_name: Option<String>,
 
+    /// Use this context of the profile file ($XDG_CONFIG_HOME/hostscope/config.toml):
+    /// its certificates, and its inventory or host when no target is given.
+    #[arg(long, global = true, env = "HOSTSCOPE_CONTEXT", value_name = "NAME")]
+    pub context: Option<String>,
+
     /// Talk plaintext HTTP/2 to agents started with --insecure-plaintext.
     #[arg(long, global = true)]
     pub plaintext: bool,

@@ -10,6 +10,7 @@ use tokio_stream::StreamExt;
 use tonic::Code;
 use tonic_types::StatusExt;
 
+mod cli_polish;
 mod fleet;
 mod reap;
 mod watch;

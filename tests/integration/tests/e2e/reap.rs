@@ -25,7 +25,11 @@ const LIMIT: Duration = Duration::from_secs(20);
 
 /// Runs `hostscope --host AGENT --ca .. --cert CERT.pem --key CERT-key.pem
 /// ARGS` in process, off the async runtime: (exit code, stdout, stderr).
-async fn hostscope(agent: &TestAgent, cert: &str, args: &[&str]) -> (u8, String, String) {
+pub(crate) async fn hostscope(
+    agent: &TestAgent,
+    cert: &str,
+    args: &[&str],
+) -> (u8, String, String) {
     let mut argv: Vec<OsString> = vec!["hostscope".into(), "--host".into()];
     argv.push(agent.endpoint().into());
     for (flag, file) in [
