@@ -19,11 +19,11 @@
 
 use std::{
     collections::BTreeMap,
-    ops::Range,
     path::{Path, PathBuf},
 };
 
 use anyhow::{Context as _, bail};
+use hostscope_client::fleet::inventory::line_of;
 use serde::Deserialize;
 
 /// What one level of the file (the top or a context) names.
@@ -90,7 +90,7 @@ impl Profile {
             anyhow::anyhow!(
                 "{}:{}: {}",
                 path.display(),
-                line_of(text, e.span()),
+                line_of(text, e.span().map_or(0, |s| s.start)),
                 e.message()
             )
         })?;
@@ -159,15 +159,6 @@ fn resolve(dir: &Path, path: &Path) -> PathBuf {
         return Path::new(&home).join(rest);
     }
     dir.join(path)
-}
-
-fn line_of(text: &str, span: Option<Range<usize>>) -> usize {
-    let offset = span.map_or(0, |s| s.start).min(text.len());
-    text.as_bytes()[..offset]
-        .iter()
-        .filter(|b| **b == b'\n')
-        .count()
-        + 1
 }
 
 #[cfg(test)]
