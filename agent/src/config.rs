@@ -56,6 +56,8 @@ pub struct File {
     pub procfs_path: Option<PathBuf>,
     pub sysfs_path: Option<PathBuf>,
     pub log_format: Option<LogFormat>,
+    /// Loopback address of the plaintext health endpoint (`--health-listen`).
+    pub health_listen: Option<SocketAddr>,
     #[serde(default)]
     pub process: ProcessSection,
     #[serde(default)]
@@ -130,15 +132,139 @@ pub struct ProcessSection {
     pub environ: Option<bool>,
 }
 
-/// `[limits]`
+/// `[limits]`: see [`server::Limits`] for what each bounds.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LimitsSection {
     pub request_timeout_secs: Option<u64>,
     pub handshake_timeout_secs: Option<u64>,
     pub max_handshakes: Option<usize>,
+    pub max_handshakes_per_peer: Option<usize>,
+    pub max_connections: Option<usize>,
+    pub max_connections_per_peer: Option<usize>,
+    pub idle_timeout_secs: Option<u64>,
+    pub shutdown_grace_secs: Option<u64>,
     pub max_concurrent_streams: Option<u32>,
     pub max_concurrent_scans: Option<usize>,
+    pub stream_stall_timeout_secs: Option<u64>,
+}
+
+/// Longest timeout the agent accepts, in seconds: a day. Longer ones are
+/// mistakes (and overflow deadlines).
+const MAX_TIMEOUT_SECS: u64 = 86_400;
+
+/// `value` if set (and not zero), else `default`.
+fn count<T>(key: &str, value: Option<T>, default: T) -> Result<T, Error>
+where
+    T: Copy + Default + PartialEq,
+{
+    match value {
+        Some(n) if n == T::default() => Err(Error::Invalid(format!(
+            "[limits] {key} = 0: must be at least 1"
+        ))),
+        Some(n) => Ok(n),
+        None => Ok(default),
+    }
+}
+
+/// `value` seconds if set (between `min` and a day), else `default`.
+fn timeout(key: &str, value: Option<u64>, default: Duration, min: u64) -> Result<Duration, Error> {
+    let Some(secs) = value else {
+        return Ok(default);
+    };
+    if !(min..=MAX_TIMEOUT_SECS).contains(&secs) {
+        return Err(Error::Invalid(format!(
+            "[limits] {key} = {secs}: must be between {min} and {MAX_TIMEOUT_SECS} seconds{}",
+            if secs == 0 {
+                " (0 would time out at once)"
+            } else {
+                ""
+            }
+        )));
+    }
+    Ok(Duration::from_secs(secs))
+}
+
+impl LimitsSection {
+    /// The limits this section sets over `defaults`, or what is wrong with
+    /// it: a zero or absurd timeout, a zero count, a per-peer limit above
+    /// its total.
+    fn resolve(&self, defaults: server::Limits) -> Result<server::Limits, Error> {
+        let limits = server::Limits {
+            request_timeout: timeout(
+                "request_timeout_secs",
+                self.request_timeout_secs,
+                defaults.request_timeout,
+                1,
+            )?,
+            handshake_timeout: timeout(
+                "handshake_timeout_secs",
+                self.handshake_timeout_secs,
+                defaults.handshake_timeout,
+                1,
+            )?,
+            idle_timeout: timeout(
+                "idle_timeout_secs",
+                self.idle_timeout_secs,
+                defaults.idle_timeout,
+                1,
+            )?,
+            shutdown_grace: timeout(
+                "shutdown_grace_secs",
+                self.shutdown_grace_secs,
+                defaults.shutdown_grace,
+                0,
+            )?,
+            max_handshakes: count(
+                "max_handshakes",
+                self.max_handshakes,
+                defaults.max_handshakes,
+            )?,
+            max_handshakes_per_peer: count(
+                "max_handshakes_per_peer",
+                self.max_handshakes_per_peer,
+                defaults.max_handshakes_per_peer,
+            )?,
+            max_connections: count(
+                "max_connections",
+                self.max_connections,
+                defaults.max_connections,
+            )?,
+            max_connections_per_peer: count(
+                "max_connections_per_peer",
+                self.max_connections_per_peer,
+                defaults.max_connections_per_peer,
+            )?,
+            max_concurrent_streams: count(
+                "max_concurrent_streams",
+                self.max_concurrent_streams,
+                defaults.max_concurrent_streams,
+            )?,
+            max_request_bytes: defaults.max_request_bytes,
+        };
+        count("max_concurrent_scans", self.max_concurrent_scans, 1)?;
+        for (per_peer, per_peer_value, total, total_value) in [
+            (
+                "max_handshakes_per_peer",
+                limits.max_handshakes_per_peer,
+                "max_handshakes",
+                limits.max_handshakes,
+            ),
+            (
+                "max_connections_per_peer",
+                limits.max_connections_per_peer,
+                "max_connections",
+                limits.max_connections,
+            ),
+        ] {
+            if per_peer_value > total_value {
+                return Err(Error::Invalid(format!(
+                    "[limits] {per_peer} ({per_peer_value}) is above {total} ({total_value})"
+                )));
+            }
+        }
+        Ok(limits)
+    }
 }
 
 impl File {
@@ -175,7 +301,8 @@ Examples:
   hostscope-agent --listen 127.0.0.1:7443 --insecure-plaintext
 
 Flags override the file. The agent stops gracefully on SIGTERM or SIGINT,
-letting calls in flight finish."
+letting calls in flight finish. SIGHUP reloads the certificate, key and
+client CA; changed files are also picked up within 10 seconds."
 )]
 pub struct Flags {
     /// Address to listen on [default: 0.0.0.0:7443].
@@ -218,6 +345,11 @@ pub struct Flags {
     /// Where process events come from [default: auto: netlink when allowed, else poll].
     #[arg(long, value_enum)]
     pub watch_mode: Option<WatchModeSetting>,
+    /// Also serve the gRPC health service, in plaintext, on this loopback
+    /// address (e.g. 127.0.0.1:7444), for probes that have no client
+    /// certificate; `hostscope-agent health` asks it. Off by default.
+    #[arg(long, value_name = "ADDR")]
+    pub health_listen: Option<SocketAddr>,
 }
 
 /// How the agent secures its connections.
@@ -239,6 +371,8 @@ pub struct Config {
     pub limits: server::Limits,
     /// Where signal requests are audited besides the log.
     pub audit_file: Option<PathBuf>,
+    /// Loopback address of the plaintext health endpoint, if any.
+    pub health_listen: Option<SocketAddr>,
 }
 
 impl Config {
@@ -248,7 +382,23 @@ impl Config {
             Some(path) => File::load(path)?,
             None => File::default(),
         };
-        Config::merge(flags, file)
+        // Linux reads procfs and sysfs where they are by default; other
+        // platforms only where the user pointed.
+        let check_procfs =
+            cfg!(target_os = "linux") || flags.procfs_path.is_some() || file.procfs_path.is_some();
+        let check_sysfs =
+            cfg!(target_os = "linux") || flags.sysfs_path.is_some() || file.sysfs_path.is_some();
+        let config = Config::merge(flags, file)?;
+        if check_procfs {
+            check_dir(&config.procfs, "procfs", "--procfs-path")?;
+        }
+        if check_sysfs {
+            check_dir(&config.sysfs, "sysfs", "--sysfs-path")?;
+        }
+        if let Security::MutualTls(files) = &config.security {
+            check_client_ca(&files.client_ca)?;
+        }
+        Ok(config)
     }
 
     fn merge(flags: Flags, file: File) -> Result<Config, Error> {
@@ -297,29 +447,7 @@ impl Config {
             }
         };
 
-        let defaults = server::Limits::default();
-        let secs = |v: Option<u64>, default: Duration| v.map_or(default, Duration::from_secs);
-        let limits = server::Limits {
-            request_timeout: secs(file.limits.request_timeout_secs, defaults.request_timeout),
-            handshake_timeout: secs(
-                file.limits.handshake_timeout_secs,
-                defaults.handshake_timeout,
-            ),
-            max_handshakes: file
-                .limits
-                .max_handshakes
-                .unwrap_or(defaults.max_handshakes),
-            max_concurrent_streams: file
-                .limits
-                .max_concurrent_streams
-                .unwrap_or(defaults.max_concurrent_streams),
-            max_request_bytes: defaults.max_request_bytes,
-        };
-        if limits.max_handshakes == 0 || limits.max_concurrent_streams == 0 {
-            return Err(Error::Invalid(
-                "[limits] max_handshakes and max_concurrent_streams must be at least 1".into(),
-            ));
-        }
+        let limits = file.limits.resolve(server::Limits::default())?;
         let service_defaults = service::Options::default();
         let watch_defaults = service::watch::WatchOptions::default();
         if file
@@ -349,6 +477,12 @@ impl Config {
                     .limits
                     .max_concurrent_scans
                     .unwrap_or(service_defaults.max_concurrent_scans),
+                stream_stall_timeout: timeout(
+                    "stream_stall_timeout_secs",
+                    file.limits.stream_stall_timeout_secs,
+                    service_defaults.stream_stall_timeout,
+                    1,
+                )?,
                 watch: service::watch::WatchOptions {
                     mode: flags
                         .watch_mode
@@ -381,8 +515,75 @@ impl Config {
             },
             limits,
             audit_file: flags.audit_file.or(file.audit.file),
+            health_listen: loopback_health(flags.health_listen.or(file.health_listen))?,
         })
     }
+}
+
+/// The health endpoint answers anyone without a certificate, so, like
+/// plaintext serving, it is allowed only on a loopback address.
+fn loopback_health(addr: Option<SocketAddr>) -> Result<Option<SocketAddr>, Error> {
+    match addr {
+        Some(addr) if !addr.ip().is_loopback() => Err(Error::Invalid(format!(
+            "refusing the health endpoint on {addr}: --health-listen serves plaintext, so it \
+             must be a loopback address such as 127.0.0.1:{port}",
+            port = addr.port()
+        ))),
+        addr => Ok(addr),
+    }
+}
+
+/// Refuses a `path` for `what` (procfs, sysfs) that is not a directory.
+fn check_dir(path: &Path, what: &str, flag: &str) -> Result<(), Error> {
+    let problem = match std::fs::metadata(path) {
+        Ok(meta) if meta.is_dir() => return Ok(()),
+        Ok(_) => "is not a directory".to_owned(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => "does not exist".to_owned(),
+        Err(e) => format!("cannot be read: {e}"),
+    };
+    Err(Error::Invalid(format!(
+        "{what} path {} {problem}: point {flag} (or {}_path in the file) at where {what} is mounted",
+        path.display(),
+        what
+    )))
+}
+
+/// Refuses a client CA file that holds anything but CA certificates. A
+/// client or agent certificate given there by mistake is accepted by
+/// rustls as a trust anchor, and the agent would then refuse every client.
+pub fn check_client_ca(path: &Path) -> Result<(), Error> {
+    use rustls::pki_types::{CertificateDer, pem::PemObject};
+    use x509_parser::prelude::FromDer;
+
+    let pem = std::fs::read(path).map_err(|source| Error::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    let invalid = |message: String| Error::Parse {
+        path: path.to_owned(),
+        message,
+    };
+    let certs = CertificateDer::pem_slice_iter(&pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| invalid(format!("bad PEM: {e}")))?;
+    if certs.is_empty() {
+        return Err(invalid("no certificate in the file (--client-ca)".into()));
+    }
+    for (n, der) in certs.iter().enumerate() {
+        let (_, cert) = x509_parser::certificate::X509Certificate::from_der(der)
+            .map_err(|e| invalid(format!("certificate {} does not parse: {e}", n + 1)))?;
+        let is_ca = matches!(cert.basic_constraints(), Ok(Some(bc)) if bc.value.ca);
+        if !is_ca {
+            return Err(invalid(format!(
+                "certificate {} ({}) is not a CA certificate (its basicConstraints do not say \
+                 CA:TRUE): --client-ca needs the CA that signs client certificates (ca.pem \
+                 of `hostscope pki`), not a client or agent certificate",
+                n + 1,
+                cert.subject()
+            )));
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -408,6 +609,22 @@ mod tests {
             File::default(),
         );
         assert!(matches!(ok.map(|c| c.security), Ok(Security::Plaintext)));
+    }
+
+    #[test]
+    fn the_health_endpoint_is_loopback_only() {
+        let tls = ["--cert", "a.pem", "--key", "k.pem", "--client-ca", "ca.pem"];
+        let with = |addr: &str| {
+            let mut args = tls.to_vec();
+            args.extend(["--health-listen", addr]);
+            Config::merge(flags(&args), File::default())
+        };
+        let err = with("192.0.2.1:7444").unwrap_err();
+        assert!(err.to_string().contains("loopback"), "{err}");
+        let ok = with("127.0.0.1:7444").unwrap();
+        assert_eq!(ok.health_listen, Some("127.0.0.1:7444".parse().unwrap()));
+        let none = Config::merge(flags(&tls), File::default()).unwrap();
+        assert_eq!(none.health_listen, None);
     }
 
     #[test]
@@ -485,5 +702,156 @@ mod tests {
             "{err}"
         );
         assert!(err.contains("listen_addr"), "{err}");
+    }
+
+    fn limits(toml_text: &str) -> Result<server::Limits, Error> {
+        let file: File = toml::from_str(toml_text).unwrap();
+        Config::merge(
+            flags(&["--listen", "127.0.0.1:1", "--insecure-plaintext"]),
+            file,
+        )
+        .map(|c| c.limits)
+    }
+
+    #[test]
+    fn zero_and_absurd_limits_are_refused_with_the_key() {
+        for (text, key) in [
+            ("request_timeout_secs = 0", "request_timeout_secs"),
+            ("handshake_timeout_secs = 0", "handshake_timeout_secs"),
+            ("idle_timeout_secs = 0", "idle_timeout_secs"),
+            ("stream_stall_timeout_secs = 0", "stream_stall_timeout_secs"),
+            (
+                "request_timeout_secs = 18446744073709551615",
+                "request_timeout_secs",
+            ),
+            ("max_handshakes = 0", "max_handshakes"),
+            ("max_connections_per_peer = 0", "max_connections_per_peer"),
+            ("max_concurrent_streams = 0", "max_concurrent_streams"),
+            ("max_concurrent_scans = 0", "max_concurrent_scans"),
+        ] {
+            let err = limits(&format!("[limits]\n{text}\n"))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(key), "{text}: {err}");
+        }
+        let err = limits("[limits]\nrequest_timeout_secs = 0\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("at once"), "{err}");
+        let err = limits("[limits]\nmax_handshakes = 8\nmax_handshakes_per_peer = 9\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("max_handshakes_per_peer (9) is above max_handshakes (8)"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn limits_from_the_file_and_their_defaults() {
+        let defaults = limits("").unwrap();
+        assert_eq!(defaults.handshake_timeout, Duration::from_secs(5));
+        assert!(defaults.max_handshakes_per_peer <= defaults.max_handshakes);
+        assert!(defaults.max_connections_per_peer <= defaults.max_connections);
+        let set = limits(
+            "[limits]\nhandshake_timeout_secs = 2\nidle_timeout_secs = 30\n\
+             shutdown_grace_secs = 0\nmax_connections = 10\nmax_connections_per_peer = 10\n",
+        )
+        .unwrap();
+        assert_eq!(set.handshake_timeout, Duration::from_secs(2));
+        assert_eq!(set.idle_timeout, Duration::from_secs(30));
+        assert_eq!(set.shutdown_grace, Duration::ZERO, "no grace is allowed");
+        assert_eq!(
+            (set.max_connections, set.max_connections_per_peer),
+            (10, 10)
+        );
+    }
+
+    #[test]
+    fn missing_procfs_and_sysfs_paths_are_start_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("nowhere");
+        let missing = missing.to_str().unwrap();
+        let plain = ["--listen", "127.0.0.1:1", "--insecure-plaintext"];
+
+        let args: Vec<&str> = plain
+            .iter()
+            .copied()
+            .chain(["--sysfs-path", missing])
+            .collect();
+        let err = Config::resolve(flags(&args)).unwrap_err().to_string();
+        assert!(
+            err.contains("sysfs path")
+                && err.contains("does not exist")
+                && err.contains("--sysfs-path"),
+            "{err}"
+        );
+
+        let file = dir.path().join("file");
+        std::fs::write(&file, "").unwrap();
+        let args: Vec<&str> = plain
+            .iter()
+            .copied()
+            .chain(["--procfs-path", file.to_str().unwrap()])
+            .collect();
+        let err = Config::resolve(flags(&args)).unwrap_err().to_string();
+        assert!(
+            err.contains("procfs path") && err.contains("is not a directory"),
+            "{err}"
+        );
+
+        let args: Vec<&str> = plain
+            .iter()
+            .copied()
+            .chain(["--procfs-path", "/proc", "--sysfs-path", "/sys"])
+            .collect();
+        Config::resolve(flags(&args)).expect("the host's own procfs and sysfs");
+    }
+
+    #[test]
+    fn a_leaf_certificate_as_client_ca_is_refused() {
+        use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+        let dir = tempfile::tempdir().unwrap();
+        let ca_key = KeyPair::generate().unwrap();
+        let mut ca_params = CertificateParams::new(vec![]).unwrap();
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let ca = ca_params.self_signed(&ca_key).unwrap();
+        let leaf_key = KeyPair::generate().unwrap();
+        let mut leaf_params = CertificateParams::new(vec!["client.example.net".into()]).unwrap();
+        leaf_params.is_ca = IsCa::NoCa;
+        let issuer = Issuer::new(ca_params, ca_key);
+        let leaf = leaf_params.signed_by(&leaf_key, &issuer).unwrap();
+
+        let ca_path = dir.path().join("ca.pem");
+        std::fs::write(&ca_path, ca.pem()).unwrap();
+        check_client_ca(&ca_path).expect("a CA certificate");
+
+        let leaf_path = dir.path().join("client.pem");
+        std::fs::write(&leaf_path, leaf.pem()).unwrap();
+        let err = check_client_ca(&leaf_path).unwrap_err().to_string();
+        assert!(
+            err.contains("client.pem") && err.contains("not a CA certificate"),
+            "{err}"
+        );
+
+        // A bundle with one leaf among CAs is refused as well.
+        let bundle = dir.path().join("bundle.pem");
+        std::fs::write(&bundle, format!("{}{}", ca.pem(), leaf.pem())).unwrap();
+        let err = check_client_ca(&bundle).unwrap_err().to_string();
+        assert!(err.contains("certificate 2"), "{err}");
+
+        // Through the whole configuration, as at start.
+        let leaf_path = leaf_path.to_str().unwrap();
+        let err = Config::resolve(flags(&[
+            "--cert",
+            leaf_path,
+            "--key",
+            leaf_path,
+            "--client-ca",
+            leaf_path,
+        ]))
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("not a CA certificate"), "{err}");
     }
 }

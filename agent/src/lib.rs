@@ -4,10 +4,14 @@
 //! [`backend`] reads the kernel into plain Rust values; [`service`] turns
 //! requests into backend calls and values into `hostscope.v1` messages;
 //! [`server`] serves the service with mutual TLS, health and reflection;
-//! [`config`] resolves flags and the TOML file.
+//! [`config`] resolves flags and the TOML file; [`tls`] loads the
+//! certificate files and reloads them while serving; [`health`] is the
+//! plaintext loopback health endpoint for probes.
 
 pub mod authz;
 pub mod backend;
 pub mod config;
+pub mod health;
 pub mod server;
 pub mod service;
+pub mod tls;

@@ -1,28 +1,87 @@
 //! `hostscope-agent`: serves this host's processes and network interfaces.
 
-use std::sync::Arc;
+use std::{path::PathBuf, process::ExitCode, sync::Arc};
 
 use anyhow::Context;
-use clap::Parser;
+use clap::{CommandFactory, Parser, Subcommand};
 use hostscope_agent::{
     backend,
     config::{Config, Flags, LogFormat, Security},
+    health::{self, HealthArgs},
     server::Agent,
     service::{Inspector, audit::Audit},
+    tls::{self, ReloadableTls},
 };
+use tokio::sync::watch;
 use tracing_subscriber::EnvFilter;
 
+// The command line: the serving flags (whose help texts come with them), or
+// one of the subcommands.
+#[derive(Debug, Parser)]
+#[command(args_conflicts_with_subcommands = true)]
+struct Cli {
+    #[command(flatten)]
+    flags: Flags,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Ask a running agent's health endpoint (see --health-listen) whether
+    /// it serves: prints the status and exits 0 for SERVING, 1 otherwise.
+    /// For container probes and host monitoring.
+    Health(HealthArgs),
+    /// Print the completion script for SHELL (bash, zsh, fish, elvish,
+    /// powershell) to standard output.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Write the man pages (hostscope-agent.1 and one per subcommand) into
+    /// DIR; packaging uses it.
+    #[command(hide = true)]
+    Manpages {
+        #[arg(value_name = "DIR")]
+        dir: PathBuf,
+    },
+}
+
 #[tokio::main]
-async fn main() -> std::process::ExitCode {
-    let flags = Flags::parse();
-    match run(flags).await {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(e) => {
-            tracing::error!("{e:#}");
-            eprintln!("hostscope-agent: {e:#}");
-            std::process::ExitCode::FAILURE
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        None => run(cli.flags).await.map(|()| ExitCode::SUCCESS),
+        Some(Command::Health(args)) => check_health(&args).await,
+        Some(Command::Completions { shell }) => {
+            clap_complete::generate(
+                shell,
+                &mut Cli::command(),
+                "hostscope-agent",
+                &mut std::io::stdout(),
+            );
+            Ok(ExitCode::SUCCESS)
         }
-    }
+        Some(Command::Manpages { dir }) => clap_mangen::generate_to(Cli::command(), &dir)
+            .with_context(|| format!("writing man pages into {}", dir.display()))
+            .map(|()| ExitCode::SUCCESS),
+    };
+    result.unwrap_or_else(|e| {
+        tracing::error!("{e:#}");
+        eprintln!("hostscope-agent: {e:#}");
+        ExitCode::FAILURE
+    })
+}
+
+/// `hostscope-agent health`: one line on stdout, the exit code for probes.
+async fn check_health(args: &HealthArgs) -> anyhow::Result<ExitCode> {
+    let status = health::check(args).await?;
+    println!("{}", status.as_str_name());
+    Ok(if status == health::ServingStatus::Serving {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 async fn run(flags: Flags) -> anyhow::Result<()> {
@@ -31,11 +90,15 @@ async fn run(flags: Flags) -> anyhow::Result<()> {
     // Exactly one crypto provider, chosen here, so that rustls never has to
     // guess between ring and another one pulled in by a dependency.
     let _ = rustls::crypto::ring::default_provider().install_default();
+    hostscope_agent::server::log_fd_limit(&config.limits);
 
     let backend = backend::native(config.procfs.clone(), config.sysfs.clone())
         .with_context(|| format!("opening procfs at {}", config.procfs.display()))?;
+    // Installed before anything can take a while, so that an early SIGHUP
+    // (a certificate rotation racing the start) does not kill the agent.
+    let hangups = hangups();
     let tls = match &config.security {
-        Security::MutualTls(files) => Some(files.server_config()?),
+        Security::MutualTls(files) => Some(Arc::new(files.load()?)),
         Security::Plaintext => None,
     };
     let listener = tokio::net::TcpListener::bind(config.listen)
@@ -69,17 +132,108 @@ async fn run(flags: Flags) -> anyhow::Result<()> {
             watch_mode = "netlink",
             "process events from the kernel's process connector"
         ),
+        "kqueue" => tracing::info!(
+            watch_mode = "kqueue",
+            "process events from kqueue, new processes found by polling the table"
+        ),
         mode => tracing::warn!(
             watch_mode = mode,
             "process events by polling the process table: processes shorter than the poll \
              interval are missed and exit codes are unknown (netlink needs CAP_NET_ADMIN)"
         ),
     }
-    Agent::new(inspector, tls, config.limits.clone())
-        .serve(listener, shutdown_signal())
-        .await?;
+
+    let (stop, stopping) = watch::channel(());
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        let _ = stop.send(());
+    });
+    let health = match config.health_listen {
+        Some(addr) => {
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("listening for health checks on {addr}"))?;
+            tracing::info!(health_listen = %addr, "plaintext health endpoint serving");
+            Some(tokio::spawn(health::serve(
+                listener,
+                stopped(stopping.clone()),
+            )))
+        }
+        None => None,
+    };
+    tokio::spawn(keep_tls_current(tls.clone(), hangups));
+    Agent::new(
+        inspector,
+        tls.map(|tls| tls.server_config()),
+        config.limits.clone(),
+    )
+    .serve(listener, stopped(stopping))
+    .await?;
+    if let Some(health) = health {
+        health
+            .await
+            .context("health endpoint task")?
+            .context("health endpoint")?;
+    }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Resolves once shutdown has begun.
+async fn stopped(mut stopping: watch::Receiver<()>) {
+    // An error means the sender is gone, which also means stop.
+    let _ = stopping.changed().await;
+}
+
+/// SIGHUP, where the platform has it. `None` if it cannot be watched: the
+/// certificate files are still polled.
+#[cfg(unix)]
+fn hangups() -> Option<tokio::signal::unix::Signal> {
+    use tokio::signal::unix::{SignalKind, signal};
+    signal(SignalKind::hangup())
+        .inspect_err(
+            |e| tracing::warn!(error = %e, "cannot watch SIGHUP; TLS files are only polled"),
+        )
+        .ok()
+}
+
+#[cfg(not(unix))]
+fn hangups() -> Option<()> {
+    None
+}
+
+/// Reloads the TLS files on SIGHUP and whenever they change on disk. With
+/// plaintext there is nothing to reload, but SIGHUP is still caught so that
+/// it does not end the agent.
+#[cfg(unix)]
+async fn keep_tls_current(
+    tls: Option<Arc<ReloadableTls>>,
+    hangups: Option<tokio::signal::unix::Signal>,
+) {
+    let on_hangup = async {
+        let Some(mut hangups) = hangups else {
+            return;
+        };
+        while hangups.recv().await.is_some() {
+            match &tls {
+                Some(tls) => tls.reload_and_log("SIGHUP"),
+                None => tracing::info!("SIGHUP: serving plaintext, no TLS files to reload"),
+            }
+        }
+    };
+    let polling = async {
+        if let Some(tls) = &tls {
+            tls.watch_files(tls::RELOAD_POLL).await;
+        }
+    };
+    tokio::join!(on_hangup, polling);
+}
+
+#[cfg(not(unix))]
+async fn keep_tls_current(tls: Option<Arc<ReloadableTls>>, _hangups: Option<()>) {
+    if let Some(tls) = tls {
+        tls.watch_files(tls::RELOAD_POLL).await;
+    }
 }
 
 fn init_logging(format: LogFormat) {

@@ -3,46 +3,34 @@
 //! The agent accepts TLS itself rather than through tonic's built-in
 //! acceptor, so that a rejected handshake (no client certificate, a
 //! certificate from another CA, a plaintext client) is logged at WARN with
-//! the peer's address and the reason, and so that a peer that never
-//! finishes its handshake is dropped after [`Limits::handshake_timeout`].
+//! the peer's address and the reason, and so that the handshakes and
+//! connections a peer may hold are bounded (see [`gate`]). Each connection
+//! then has deadlines of its own: for its HTTP/2 preface, and for idleness
+//! (see [`conn`]). Rejections are logged a few a time, then counted.
 
-use std::{
-    future::Future,
-    net::SocketAddr,
-    path::{Path, PathBuf},
-    sync::Arc,
-    time::Duration,
-};
+use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 
 use hostscope_proto as pb;
-use rustls::{
-    pki_types::{CertificateDer, PrivateKeyDer, pem::PemObject},
-    server::WebPkiClientVerifier,
-};
 use tokio::{
-    io::{AsyncRead, AsyncWrite},
     net::{TcpListener, TcpStream},
-    sync::{Semaphore, mpsc},
+    sync::{mpsc, oneshot},
 };
 use tokio_rustls::TlsAcceptor;
 use tokio_stream::wrappers::ReceiverStream;
-use tonic::transport::{Server, server::Connected};
+use tonic::transport::Server;
 
 use crate::service::{self, Inspector};
+
+mod conn;
+mod edge;
+mod gate;
+
+use conn::{Conn, Io, TrackCallsLayer};
+use gate::{Gate, Rejection};
 
 /// Why the agent could not start or stopped serving.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("reading {}: {source}", path.display())]
-    Read {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("{}: {message}", path.display())]
-    Pem { path: PathBuf, message: String },
-    #[error("TLS configuration: {0}")]
-    Tls(String),
     #[error("server reflection: {0}")]
     Reflection(#[from] tonic_reflection::server::Error),
     #[error("serving: {0}")]
@@ -54,10 +42,24 @@ pub enum Error {
 pub struct Limits {
     /// Longest a unary call may run (a client's shorter `grpc-timeout` wins).
     pub request_timeout: Duration,
-    /// Longest a TLS handshake may take before the connection is dropped.
+    /// Longest a TLS handshake may take before the connection is dropped;
+    /// the HTTP/2 preface must then follow within the same time again.
     pub handshake_timeout: Duration,
-    /// TLS handshakes in progress at once; further connections are refused.
+    /// TLS handshakes in progress at once. A new connection beyond it takes
+    /// the place of the oldest pending handshake.
     pub max_handshakes: usize,
+    /// TLS handshakes in progress at once from one peer address (an IPv6
+    /// peer counts by its /64); beyond it, that peer's oldest is dropped.
+    pub max_handshakes_per_peer: usize,
+    /// Open connections (TLS done) at once; further ones are refused.
+    pub max_connections: usize,
+    /// Open connections at once from one peer address.
+    pub max_connections_per_peer: usize,
+    /// A connection that carries no call for this long is closed.
+    pub idle_timeout: Duration,
+    /// At shutdown, how long calls in flight may take to finish before
+    /// their connections are closed.
+    pub shutdown_grace: Duration,
     /// Concurrent HTTP/2 streams (calls) per connection.
     pub max_concurrent_streams: u32,
     /// Largest request message in bytes.
@@ -68,82 +70,112 @@ impl Default for Limits {
     fn default() -> Self {
         Limits {
             request_timeout: Duration::from_secs(60),
-            handshake_timeout: Duration::from_secs(10),
+            handshake_timeout: Duration::from_secs(5),
             max_handshakes: 256,
+            max_handshakes_per_peer: 32,
+            max_connections: 1024,
+            max_connections_per_peer: 64,
+            idle_timeout: Duration::from_secs(300),
+            shutdown_grace: Duration::from_secs(10),
             max_concurrent_streams: 64,
             max_request_bytes: 64 * 1024,
         }
     }
 }
 
-/// The certificate and key the agent presents, and the fleet CA its clients'
-/// certificates must chain to.
-#[derive(Clone, Debug)]
-pub struct TlsFiles {
-    pub cert: PathBuf,
-    pub key: PathBuf,
-    pub client_ca: PathBuf,
-}
-
-impl TlsFiles {
-    /// A rustls server configuration that requires a client certificate
-    /// signed by the client CA, speaking HTTP/2 only.
-    pub fn server_config(&self) -> Result<Arc<rustls::ServerConfig>, Error> {
-        let certs = read_pem_certs(&self.cert)?;
-        let key = PrivateKeyDer::from_pem_slice(&read(&self.key)?).map_err(|e| Error::Pem {
-            path: self.key.clone(),
-            message: format!("no usable private key: {e}"),
-        })?;
-        let mut roots = rustls::RootCertStore::empty();
-        for ca in read_pem_certs(&self.client_ca)? {
-            roots.add(ca).map_err(|e| Error::Pem {
-                path: self.client_ca.clone(),
-                message: format!("not a usable CA certificate: {e}"),
-            })?;
-        }
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let verifier =
-            WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
-                .build()
-                .map_err(|e| Error::Tls(format!("client CA {}: {e}", self.client_ca.display())))?;
-        let mut config = rustls::ServerConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .map_err(|e| Error::Tls(e.to_string()))?
-            .with_client_cert_verifier(verifier)
-            .with_single_cert(certs, key)
-            .map_err(|e| {
-                Error::Tls(format!(
-                    "{} and {} do not make a usable identity: {e}",
-                    self.cert.display(),
-                    self.key.display()
-                ))
-            })?;
-        config.alpn_protocols = vec![b"h2".to_vec()];
-        Ok(Arc::new(config))
+impl Limits {
+    /// File descriptors the agent may need at these limits: one per
+    /// handshake and per connection, and some for /proc, netlink, the
+    /// audit file and the listener.
+    pub fn descriptors_needed(&self) -> u64 {
+        (self.max_handshakes as u64)
+            .saturating_add(self.max_connections as u64)
+            .saturating_add(64)
     }
 }
 
-fn read(path: &Path) -> Result<Vec<u8>, Error> {
-    std::fs::read(path).map_err(|source| Error::Read {
-        path: path.to_owned(),
-        source,
+/// The soft limit on open files before and after [`raise_fd_limit`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FdLimit {
+    pub before: u64,
+    pub after: u64,
+}
+
+/// Raises this process's soft limit on open files (RLIMIT_NOFILE) to its
+/// hard limit: the default soft limit (often 1024) would cap the agent's
+/// connections well below what [`Limits`] allow.
+#[cfg(unix)]
+pub fn raise_fd_limit() -> std::io::Result<FdLimit> {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: `limit` is a valid, writable rlimit.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    let before = limit.rlim_cur;
+    if limit.rlim_cur == limit.rlim_max {
+        return Ok(FdLimit {
+            before: rlim_u64(before),
+            after: rlim_u64(before),
+        });
+    }
+    #[allow(unused_mut)]
+    let mut target = limit.rlim_max;
+    // macOS refuses a soft limit above OPEN_MAX (an unlimited hard limit
+    // included): 10240 in `sys/syslimits.h`, which the libc crate lacks.
+    #[cfg(target_os = "macos")]
+    {
+        const OPEN_MAX: libc::rlim_t = 10240;
+        target = target.min(OPEN_MAX);
+    }
+    limit.rlim_cur = target;
+    // SAFETY: `limit` is a valid rlimit whose soft limit is within its hard.
+    if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &limit) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(FdLimit {
+        before: rlim_u64(before),
+        after: rlim_u64(target),
     })
 }
 
-fn read_pem_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, Error> {
-    let certs = CertificateDer::pem_slice_iter(&read(path)?)
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| Error::Pem {
-            path: path.to_owned(),
-            message: format!("bad PEM: {e}"),
-        })?;
-    if certs.is_empty() {
-        return Err(Error::Pem {
-            path: path.to_owned(),
-            message: "no certificate in the file".into(),
-        });
+/// An rlimit value as u64: `rlim_t` is u64 on Linux and macOS but i64 on
+/// FreeBSD, where no limit is negative.
+#[cfg(unix)]
+#[allow(clippy::unnecessary_cast)]
+fn rlim_u64(value: libc::rlim_t) -> u64 {
+    value as u64
+}
+
+/// The agent's TLS files; they live in [`crate::tls`], which also reloads
+/// them.
+pub use crate::tls::TlsFiles;
+
+/// Raises the open-files limit (see [`raise_fd_limit`]) and says in the
+/// log what it is, and whether it falls short of what `limits` may use.
+pub fn log_fd_limit(limits: &Limits) {
+    #[cfg(unix)]
+    match raise_fd_limit() {
+        Ok(FdLimit { before, after }) => {
+            if after != before {
+                tracing::info!(before, after, "raised the open-files limit (RLIMIT_NOFILE)");
+            }
+            let needed = limits.descriptors_needed();
+            if after < needed {
+                tracing::warn!(
+                    limit = after,
+                    needed,
+                    "the open-files limit is below what [limits] max_handshakes and \
+                     max_connections allow: raise the hard limit (LimitNOFILE= in systemd)"
+                );
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "cannot raise the open-files limit"),
     }
-    Ok(certs)
+    #[cfg(not(unix))]
+    let _ = limits;
 }
 
 /// One agent: the inspector service with health and reflection beside it.
@@ -168,8 +200,9 @@ impl Agent {
         }
     }
 
-    /// Serves on `listener` until `shutdown` completes, then lets in-flight
-    /// calls finish.
+    /// Serves on `listener` until `shutdown` completes, then lets calls in
+    /// flight finish for up to [`Limits::shutdown_grace`] before closing
+    /// the connections that still carry one.
     pub async fn serve(
         self,
         listener: TcpListener,
@@ -187,10 +220,13 @@ impl Agent {
         // Watch streams never end by themselves: end them when shutdown
         // begins, so that draining the calls in flight can finish.
         let watches = self.inspector.clone();
+        let (draining, drain_started) = oneshot::channel();
         let shutdown = async move {
             shutdown.await;
             watches.end_watches();
+            let _ = draining.send(());
         };
+        let audit = self.inspector.audit();
         let inspector = pb::host_inspector_server::HostInspectorServer::new(self.inspector)
             .max_decoding_message_size(self.limits.max_request_bytes)
             .max_encoding_message_size(service::MAX_MESSAGE_BYTES);
@@ -200,28 +236,43 @@ impl Agent {
             .max_concurrent_streams(self.limits.max_concurrent_streams)
             .http2_keepalive_interval(Some(Duration::from_secs(30)))
             .http2_keepalive_timeout(Some(Duration::from_secs(20)))
+            .layer(TrackCallsLayer)
+            .layer(edge::CheckRequestsLayer {
+                max_bytes: self.limits.max_request_bytes,
+                audit,
+            })
             .add_service(health_service)
             .add_service(reflection().build_v1()?)
             .add_service(reflection().build_v1alpha()?)
             .add_service(inspector);
 
-        let accepting = match self.tls {
-            Some(tls) => {
-                let (incoming, accepting) =
-                    tls_incoming(listener, TlsAcceptor::from(tls), self.limits);
-                router
-                    .serve_with_incoming_shutdown(incoming, shutdown)
-                    .await?;
-                accepting
-            }
-            None => {
-                let (incoming, accepting) = plain_incoming(listener);
-                router
-                    .serve_with_incoming_shutdown(incoming, shutdown)
-                    .await?;
-                accepting
+        let gate = Arc::new(Gate::new(self.limits.clone()));
+        let (incoming, accepting) =
+            incoming(listener, self.tls.map(TlsAcceptor::from), Arc::clone(&gate));
+        let serving = router.serve_with_incoming_shutdown(incoming, shutdown);
+        tokio::pin!(serving);
+        let grace = self.limits.shutdown_grace;
+        let over = async {
+            match drain_started.await {
+                Ok(()) => tokio::time::sleep(grace).await,
+                Err(_) => std::future::pending().await,
             }
         };
+        let served = tokio::select! {
+            served = &mut serving => served,
+            () = over => {
+                // Calls that still run (a client that stopped reading its
+                // stream, say) would hold the agent up for ever.
+                let closed = gate.close_all();
+                tracing::warn!(
+                    connections = closed,
+                    ?grace,
+                    "shutdown grace period over: closing connections with calls in flight"
+                );
+                serving.await
+            }
+        };
+        served?;
         // The server has dropped its incoming stream, so the accept loop
         // ends; waiting for it means the port is free when serve returns.
         let _ = accepting.await;
@@ -230,71 +281,45 @@ impl Agent {
 }
 
 /// Accepted connections for tonic, and the task that accepts them.
-type Incoming<IO> = (
-    ReceiverStream<Result<IO, std::io::Error>>,
+type Incoming = (
+    ReceiverStream<Result<Conn, std::io::Error>>,
     tokio::task::JoinHandle<()>,
 );
 
-/// Accepts connections and completes TLS handshakes off the accept path,
-/// bounded in number and time; failures are logged and never reach tonic.
-fn tls_incoming(
-    listener: TcpListener,
-    acceptor: TlsAcceptor,
-    limits: Limits,
-) -> Incoming<tokio_rustls::server::TlsStream<TcpStream>> {
+/// Accepts connections, completes TLS handshakes (when `tls` is set) off
+/// the accept path, and hands tonic the connections the gate lets in.
+fn incoming(listener: TcpListener, tls: Option<TlsAcceptor>, gate: Arc<Gate>) -> Incoming {
     let (tx, rx) = mpsc::channel(64);
-    let handshakes = Arc::new(Semaphore::new(limits.max_handshakes));
-    let accepting = tokio::spawn(accept_loop(listener, tx.clone(), move |tcp, peer| {
-        let Ok(permit) = Arc::clone(&handshakes).try_acquire_owned() else {
-            tracing::warn!(%peer, "refused connection: too many TLS handshakes in progress");
-            return;
-        };
-        let acceptor = acceptor.clone();
-        let tx = tx.clone();
-        let timeout = limits.handshake_timeout;
-        tokio::spawn(async move {
-            let _permit = permit;
-            match tokio::time::timeout(timeout, acceptor.accept(tcp)).await {
-                Ok(Ok(tls)) => {
-                    let _ = tx.send(Ok(tls)).await;
-                }
-                Ok(Err(e)) => tracing::warn!(%peer, reason = %e, "rejected TLS handshake"),
-                Err(_) => tracing::warn!(%peer, ?timeout, "dropped TLS handshake: timed out"),
-            }
-        });
-    }));
+    let accepting = tokio::spawn(accept_loop(listener, tx, tls, gate));
     (ReceiverStream::new(rx), accepting)
 }
 
-fn plain_incoming(listener: TcpListener) -> Incoming<TcpStream> {
-    let (tx, rx) = mpsc::channel(64);
-    let sender = tx.clone();
-    let accepting = tokio::spawn(accept_loop(listener, tx, move |tcp, _| {
-        let tx = sender.clone();
-        tokio::spawn(async move {
-            let _ = tx.send(Ok(tcp)).await;
-        });
-    }));
-    (ReceiverStream::new(rx), accepting)
-}
-
-/// Accepts until the server drops its end of `tx` (at shutdown).
-async fn accept_loop<IO>(
+/// Accepts until the server drops its end of `tx` (at shutdown), and logs
+/// the interval's summary of rejections meanwhile.
+async fn accept_loop(
     listener: TcpListener,
-    tx: mpsc::Sender<Result<IO, std::io::Error>>,
-    mut on_connection: impl FnMut(TcpStream, SocketAddr),
-) where
-    IO: AsyncRead + AsyncWrite + Connected,
-{
+    tx: mpsc::Sender<Result<Conn, std::io::Error>>,
+    tls: Option<TlsAcceptor>,
+    gate: Arc<Gate>,
+) {
+    let listen = listener
+        .local_addr()
+        .map_or_else(|_| "?".to_owned(), |addr| addr.to_string());
+    let mut summary = tokio::time::interval(gate::LOG_INTERVAL);
+    summary.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
-            () = tx.closed() => return,
+            _ = summary.tick() => {
+                gate.rejections.log_interval(&listen);
+                continue;
+            }
+            () = tx.closed() => break,
         };
         match accepted {
             Ok((tcp, peer)) => {
                 let _ = tcp.set_nodelay(true);
-                on_connection(tcp, peer);
+                on_connection(tcp, peer, tls.as_ref(), &gate, &tx);
             }
             Err(e) => {
                 // Out of file descriptors and the like: back off briefly
@@ -303,5 +328,97 @@ async fn accept_loop<IO>(
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
         }
+    }
+    gate.stop_handshakes();
+    gate.rejections.log_interval(&listen);
+}
+
+/// Lets one accepted connection in, or turns it away.
+fn on_connection(
+    tcp: TcpStream,
+    peer: SocketAddr,
+    tls: Option<&TlsAcceptor>,
+    gate: &Arc<Gate>,
+    tx: &mpsc::Sender<Result<Conn, std::io::Error>>,
+) {
+    // A peer at its connection limit is refused before a handshake is
+    // spent on it.
+    if !gate.has_room(peer) {
+        gate.rejections
+            .reject(Rejection::OverLimit, peer, &"too many connections");
+        return;
+    }
+    let tx = tx.clone();
+    let Some(acceptor) = tls.cloned() else {
+        if let Some(conn) = Conn::open(Io::Plain(tcp), peer, gate) {
+            tokio::spawn(async move {
+                let _ = tx.send(Ok(conn)).await;
+            });
+        }
+        return;
+    };
+    let (id, shed) = gate.begin_handshake(peer);
+    let gate = Arc::clone(gate);
+    let timeout = gate.limits.handshake_timeout;
+    tokio::spawn(async move {
+        let outcome = tokio::select! {
+            shed = shed => match shed {
+                Ok(()) => Err((Rejection::Shed, "handshake table full".to_owned())),
+                // The agent is stopping: nothing to report.
+                Err(_) => return,
+            },
+            done = tokio::time::timeout(timeout, acceptor.accept(tcp)) => match done {
+                Ok(Ok(tls)) => Ok(tls),
+                Ok(Err(e)) => Err((Rejection::Tls, e.to_string())),
+                Err(_) => Err((
+                    Rejection::HandshakeTimeout,
+                    format!("no complete handshake within {timeout:?}"),
+                )),
+            },
+        };
+        gate.end_handshake(id);
+        match outcome {
+            Ok(tls) => {
+                if let Some(conn) = Conn::open(Io::Tls(Box::new(tls)), peer, &gate) {
+                    let _ = tx.send(Ok(conn)).await;
+                }
+            }
+            Err((kind, reason)) => gate.rejections.reject(kind, peer, &reason),
+        }
+    });
+}
+
+#[cfg(all(test, target_os = "linux"))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_open_files_soft_limit_is_raised_to_the_hard_limit() {
+        let mut limit = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: `limit` is a valid, writable rlimit.
+        assert_eq!(
+            unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) },
+            0
+        );
+        let hard = limit.rlim_max;
+        // Lower the soft limit (never below what this test binary needs),
+        // then raise it again.
+        let lowered = hard.min(512);
+        limit.rlim_cur = lowered;
+        // SAFETY: a valid rlimit with its soft limit within its hard.
+        assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &limit) }, 0);
+        let raised = raise_fd_limit().expect("raise");
+        assert_eq!(raised.before, rlim_u64(lowered));
+        assert_eq!(raised.after, rlim_u64(hard));
+        // SAFETY: as above.
+        assert_eq!(
+            unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) },
+            0
+        );
+        assert_eq!(limit.rlim_cur, hard);
+        assert!(Limits::default().descriptors_needed() > 1024);
     }
 }

@@ -10,13 +10,44 @@
 
 use std::{ops::ControlFlow, path::PathBuf, time::Duration};
 
+pub mod decode;
 pub mod filter;
 pub mod parse;
+#[cfg(unix)]
+mod passwd;
 pub mod poll;
 
+#[cfg(any(
+    target_os = "freebsd",
+    target_os = "openbsd",
+    target_os = "netbsd",
+    target_os = "macos"
+))]
+mod bsd;
+#[cfg(any(
+    target_os = "freebsd",
+    target_os = "openbsd",
+    target_os = "netbsd",
+    target_os = "macos"
+))]
+mod bsd_sys;
+#[cfg(target_os = "freebsd")]
+pub mod freebsd;
 #[cfg(target_os = "linux")]
 pub mod linux;
-#[cfg(not(target_os = "linux"))]
+#[cfg(target_os = "macos")]
+pub mod macos;
+#[cfg(target_os = "netbsd")]
+pub mod netbsd;
+#[cfg(target_os = "openbsd")]
+pub mod openbsd;
+#[cfg(not(any(
+    target_os = "linux",
+    target_os = "freebsd",
+    target_os = "openbsd",
+    target_os = "netbsd",
+    target_os = "macos"
+)))]
 pub mod unsupported;
 
 pub use filter::Filter;
@@ -31,7 +62,22 @@ pub fn native(procfs: PathBuf, sysfs: PathBuf) -> Result<Box<dyn Backend>, Error
 /// The backend for the OS this agent was built for.
 #[cfg(not(target_os = "linux"))]
 pub fn native(_procfs: PathBuf, _sysfs: PathBuf) -> Result<Box<dyn Backend>, Error> {
-    Ok(Box::new(unsupported::Unsupported))
+    #[cfg(target_os = "freebsd")]
+    let backend = freebsd::backend()?;
+    #[cfg(target_os = "openbsd")]
+    let backend = openbsd::backend()?;
+    #[cfg(target_os = "netbsd")]
+    let backend = netbsd::backend()?;
+    #[cfg(target_os = "macos")]
+    let backend = macos::backend()?;
+    #[cfg(not(any(
+        target_os = "freebsd",
+        target_os = "openbsd",
+        target_os = "netbsd",
+        target_os = "macos"
+    )))]
+    let backend = unsupported::Unsupported;
+    Ok(Box::new(backend))
 }
 
 /// One OS family's view of processes and network interfaces.
@@ -101,16 +147,31 @@ pub enum WatchMode {
 #[derive(Clone, Debug, PartialEq)]
 pub enum RawEvent {
     /// `pid` was created by `ppid`.
-    Fork { pid: u32, ppid: u32, time: f64 },
-    /// `pid` replaced its program image.
-    Exec { pid: u32, time: f64 },
-    /// `pid` exited (it may now be a zombie until its parent reaps it).
-    /// `exit_code` is the code passed to exit(2), `signal` the signal that
-    /// ended it, where the source tells (polling does not).
-    Exit {
+    Fork {
+        /// The new process.
         pid: u32,
+        /// The process that created it.
+        ppid: u32,
+        /// Seconds since the Unix epoch.
+        time: f64,
+    },
+    /// `pid` replaced its program image.
+    Exec {
+        /// The process that called exec.
+        pid: u32,
+        /// Seconds since the Unix epoch.
+        time: f64,
+    },
+    /// `pid` exited (it may now be a zombie until its parent reaps it).
+    Exit {
+        /// The process that exited.
+        pid: u32,
+        /// The code passed to exit(2), where the source tells (polling
+        /// does not).
         exit_code: Option<i32>,
+        /// The signal that ended it, where the source tells.
         signal: Option<i32>,
+        /// Seconds since the Unix epoch.
         time: f64,
     },
 }
@@ -133,38 +194,68 @@ pub trait EventSource: Send {
 /// Why a backend call failed. Each variant says what it was reading.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// No process has this pid (any more).
     #[error("no such process (pid {pid})")]
-    NoSuchProcess { pid: u32 },
+    NoSuchProcess {
+        /// The pid asked for.
+        pid: u32,
+    },
+    /// The process has exited and waits for its parent to reap it, so
+    /// only the parent can act on it.
     #[error("process {pid} is a zombie")]
     ZombieProcess {
+        /// The zombie.
         pid: u32,
+        /// Its parent, the process to act on instead, where known.
         ppid: Option<u32>,
+        /// Its name, where known.
         name: Option<String>,
     },
+    /// The agent may not read or do this.
     #[error("access denied reading {}", path.display())]
-    AccessDenied { pid: Option<u32>, path: PathBuf },
+    AccessDenied {
+        /// The process concerned, if one is.
+        pid: Option<u32>,
+        /// What was refused: a file, or a description of the act.
+        path: PathBuf,
+    },
+    /// The pid now names another process than the caller meant.
     #[error(
         "pid {pid} now belongs to another process: it started at {actual}, \
          not at the expected {expected} (seconds since the epoch)"
     )]
     PidReused {
+        /// The pid asked for.
         pid: u32,
+        /// The start time the caller knew, in seconds since the epoch.
         expected: f64,
+        /// The start time of the process with the pid now.
         actual: f64,
     },
+    /// This platform or backend cannot answer.
     #[error("{what} is not supported on this platform")]
-    Unsupported { what: &'static str },
+    Unsupported {
+        /// What was asked for.
+        what: &'static str,
+    },
+    /// A system call or a read failed.
     #[error("reading {}: {source}", path.display())]
     Io {
+        /// The file read, or the call made (such as `pidfd_open(2) of pid
+        /// 42`).
         path: PathBuf,
+        /// The operating system's error.
         #[source]
         source: std::io::Error,
     },
+    /// A kernel record did not have the expected form.
     #[error("{}:{line}: {message}", path.display())]
     Parse {
+        /// The file the record came from.
         path: PathBuf,
         /// 1-based line of the file, 0 when the file is one record.
         line: usize,
+        /// What was wrong, quoting the offending text.
         message: String,
     },
 }
@@ -186,10 +277,15 @@ impl Error {
 /// The API's error kinds (DESIGN.md: zombie is a refinement of not-found).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum ErrorKind {
+    /// No process has the pid.
     NoSuchProcess,
+    /// The process is a zombie: a refinement of [`ErrorKind::NoSuchProcess`].
     ZombieProcess,
+    /// The agent may not read or do this.
     AccessDenied,
+    /// The platform cannot supply this.
     Unsupported,
+    /// The call ran out of time.
     Timeout,
     /// The caller's view of a process is stale: its pid was reused.
     PidReused,
@@ -202,24 +298,43 @@ pub enum ErrorKind {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 #[repr(u8)]
 pub enum Field {
+    /// [`ProcessInfo::ppid`].
     Ppid,
+    /// [`ProcessInfo::name`].
     Name,
+    /// [`ProcessInfo::exe`].
     Exe,
+    /// [`ProcessInfo::cmdline`].
     Cmdline,
+    /// [`ProcessInfo::status`].
     Status,
+    /// [`ProcessInfo::username`].
     Username,
+    /// [`ProcessInfo::uids`].
     Uids,
+    /// [`ProcessInfo::gids`].
     Gids,
+    /// [`ProcessInfo::terminal`].
     Terminal,
+    /// [`ProcessInfo::cwd`].
     Cwd,
+    /// [`ProcessInfo::nice`].
     Nice,
+    /// [`ProcessInfo::create_time`].
     CreateTime,
+    /// [`ProcessInfo::num_threads`].
     NumThreads,
+    /// [`ProcessInfo::num_fds`].
     NumFds,
+    /// [`ProcessInfo::num_ctx_switches`].
     NumCtxSwitches,
+    /// [`ProcessInfo::cpu_times`].
     CpuTimes,
+    /// [`ProcessInfo::memory_info`].
     MemoryInfo,
+    /// [`ProcessInfo::io_counters`].
     IoCounters,
+    /// [`ProcessInfo::environ`].
     Environ,
 }
 
@@ -261,6 +376,7 @@ impl FieldSet {
         Field::ALL.into_iter().collect()
     }
 
+    /// Whether `field` is in the set.
     pub fn contains(self, field: Field) -> bool {
         self.0 & Self::bit(field) != 0
     }
@@ -270,18 +386,22 @@ impl FieldSet {
         fields.iter().any(|f| self.contains(*f))
     }
 
+    /// Adds `field`.
     pub fn insert(&mut self, field: Field) {
         self.0 |= Self::bit(field);
     }
 
+    /// Takes `field` out.
     pub fn remove(&mut self, field: Field) {
         self.0 &= !Self::bit(field);
     }
 
+    /// The fields in either set.
     pub fn union(self, other: FieldSet) -> FieldSet {
         FieldSet(self.0 | other.0)
     }
 
+    /// Whether the set has no field: a listing of pids only.
     pub fn is_empty(self) -> bool {
         self.0 == 0
     }
@@ -315,61 +435,96 @@ impl std::fmt::Debug for FieldSet {
 /// Process states, as psutil names them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Status {
+    /// On a CPU or ready to run (Linux `R`).
     Running,
+    /// Waiting, interruptibly (Linux `S`).
     Sleeping,
+    /// Waiting uninterruptibly, usually for I/O (Linux `D`).
     DiskSleep,
+    /// Stopped by a signal (Linux `T`).
     Stopped,
+    /// Stopped by a debugger (Linux `t`).
     TracingStop,
+    /// Exited, not yet reaped by its parent (Linux `Z`).
     Zombie,
+    /// Being torn down (Linux `X`, and `x` on kernels 2.6.33 to 3.13).
     Dead,
+    /// Woken by a fatal signal only (Linux `K`, kernels 2.6.33 to 3.13).
     WakeKill,
+    /// Waking up (Linux `W`, kernels 2.6.33 to 3.13).
     Waking,
+    /// A parked kernel thread (Linux `P`).
     Parked,
+    /// An idle kernel thread (Linux `I`).
     Idle,
+    /// Blocked on a lock (FreeBSD).
     Locked,
+    /// Waiting for an interrupt (FreeBSD).
     Waiting,
+    /// Suspended (NetBSD).
     Suspended,
 }
 
 /// Real, effective and saved ids.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Ids {
+    /// Who started the process.
     pub real: u32,
+    /// What permission checks use.
     pub effective: u32,
+    /// What the process may switch back to.
     pub saved: u32,
 }
 
+/// Context switches since the process started.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct CtxSwitches {
+    /// Times the process gave up the CPU (to wait).
     pub voluntary: u64,
+    /// Times the scheduler took the CPU away.
     pub involuntary: u64,
 }
 
 /// CPU time in seconds.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct CpuTimes {
+    /// In user mode.
     pub user: f64,
+    /// In the kernel on the process's behalf.
     pub system: f64,
+    /// User time of reaped children.
     pub children_user: f64,
+    /// System time of reaped children.
     pub children_system: f64,
+    /// Waiting for block I/O (Linux delay accounting; 0 elsewhere).
     pub iowait: f64,
 }
 
 /// Memory in bytes.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct MemoryInfo {
+    /// Resident set size: memory in RAM.
     pub rss: u64,
+    /// Virtual memory size: everything mapped.
     pub vms: u64,
+    /// Resident memory that may be shared with other processes.
     pub shared: u64,
+    /// Program code.
     pub text: u64,
+    /// Data and stack.
     pub data: u64,
 }
 
+/// The process's I/O since it started.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct IoCounters {
+    /// Read calls.
     pub read_count: u64,
+    /// Write calls.
     pub write_count: u64,
+    /// Bytes fetched from storage.
     pub read_bytes: u64,
+    /// Bytes sent to storage.
     pub write_bytes: u64,
 }
 
@@ -378,30 +533,50 @@ pub struct IoCounters {
 /// `field_errors`.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct ProcessInfo {
+    /// The process id; always present.
     pub pid: u32,
+    /// The parent's pid; 0 for the kernel's own first processes.
     pub ppid: Option<u32>,
+    /// The short name, as psutil gives it (widened from the command line
+    /// where the kernel truncated it).
     pub name: Option<String>,
-    /// Empty for kernel threads.
+    /// The executable's path. Empty for kernel threads.
     pub exe: Option<String>,
-    /// Empty for kernel threads and zombies.
+    /// The arguments. Empty for kernel threads and zombies.
     pub cmdline: Option<Vec<String>>,
+    /// The scheduler state.
     pub status: Option<Status>,
+    /// The login name of the real user, or the uid in decimal.
     pub username: Option<String>,
+    /// User ids.
     pub uids: Option<Ids>,
+    /// Group ids.
     pub gids: Option<Ids>,
-    /// `Some(None)`: read, and the process has no controlling terminal.
+    /// The controlling terminal's path. `Some(None)`: read, and the
+    /// process has none.
     pub terminal: Option<Option<String>>,
+    /// The working directory.
     pub cwd: Option<String>,
+    /// The nice value, -20 (first served) to 19.
     pub nice: Option<i32>,
     /// Seconds since the Unix epoch.
     pub create_time: Option<f64>,
+    /// Threads in the process.
     pub num_threads: Option<u32>,
+    /// Open file descriptors.
     pub num_fds: Option<u32>,
+    /// Context switches.
     pub num_ctx_switches: Option<CtxSwitches>,
+    /// CPU time in seconds.
     pub cpu_times: Option<CpuTimes>,
+    /// Memory in bytes.
     pub memory_info: Option<MemoryInfo>,
+    /// I/O counters.
     pub io_counters: Option<IoCounters>,
+    /// The environment, as (name, value) pairs; read only where the
+    /// agent's configuration allows, since it holds secrets.
     pub environ: Option<Vec<(String, String)>>,
+    /// The requested fields that could not be read, and why.
     pub field_errors: Vec<(Field, ErrorKind)>,
 }
 
@@ -413,6 +588,40 @@ impl ProcessInfo {
             ..ProcessInfo::default()
         }
     }
+
+    /// The fields [`ProcessInfo::check_signal_target`] needs.
+    pub(crate) const SIGNAL_FIELDS: [Field; 4] =
+        [Field::Ppid, Field::Name, Field::Status, Field::CreateTime];
+
+    /// Whether this process, read with [`ProcessInfo::SIGNAL_FIELDS`], may
+    /// be signalled as the one a caller saw: not a zombie (only its parent
+    /// can act), and started at `expected_create_time` when given.
+    pub(crate) fn check_signal_target(
+        self,
+        expected_create_time: Option<f64>,
+    ) -> Result<(), Error> {
+        let pid = self.pid;
+        if self.status == Some(Status::Zombie) {
+            return Err(Error::ZombieProcess {
+                pid,
+                ppid: self.ppid,
+                name: self.name,
+            });
+        }
+        if let (Some(expected), Some(actual)) = (expected_create_time, self.create_time) {
+            // Both come from one kernel value (clock ticks on Linux, a
+            // microsecond timeval elsewhere): a millisecond is far below a
+            // tick and far above float noise.
+            if (expected - actual).abs() > 1e-3 {
+                return Err(Error::PidReused {
+                    pid,
+                    expected,
+                    actual,
+                });
+            }
+        }
+        Ok(())
+    }
 }
 
 // === Host ===
@@ -420,17 +629,21 @@ impl ProcessInfo {
 /// Facts about the host, and what this backend supplies.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct HostInfo {
+    /// The node name (uname).
     pub hostname: String,
     /// "linux", "freebsd", "macos", ...
     pub os: String,
     /// Distribution and version where known.
     pub os_release: String,
+    /// The kernel's release, such as "6.8.12-1-amd64".
     pub kernel: String,
+    /// The machine, such as "x86_64" or "aarch64".
     pub arch: String,
     /// Seconds since the Unix epoch.
     pub boot_time: f64,
+    /// CPUs online, not limited by the agent's affinity or cgroup.
     pub cpu_count: u32,
-    /// Bytes.
+    /// Physical memory, in bytes.
     pub memory_total: u64,
     /// Backend name, such as "linux-procfs".
     pub backend: &'static str,
@@ -445,50 +658,91 @@ pub struct HostInfo {
 /// A field of [`NetInterface`] that a backend may or may not supply.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum NetField {
+    /// [`NetInterface::addresses`].
     Addresses,
+    /// [`NetIfStats::isup`].
     Isup,
+    /// [`NetIfStats::duplex`].
     Duplex,
+    /// [`NetIfStats::speed`].
     Speed,
+    /// [`NetIfStats::mtu`].
     Mtu,
+    /// [`NetIfStats::flags`].
     Flags,
+    /// [`NetInterface::io_counters`].
     IoCounters,
 }
 
+impl NetField {
+    /// Every field, in declaration order.
+    pub const ALL: [NetField; 7] = [
+        NetField::Addresses,
+        NetField::Isup,
+        NetField::Duplex,
+        NetField::Speed,
+        NetField::Mtu,
+        NetField::Flags,
+        NetField::IoCounters,
+    ];
+}
+
+/// One network interface.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct NetInterface {
+    /// The interface's name, such as "eth0".
     pub name: String,
+    /// Its addresses, by family: inet, inet6, link.
     pub addresses: Vec<NetAddress>,
+    /// Link state; `None` when the interface vanished while it was read.
     pub stats: Option<NetIfStats>,
+    /// Traffic counters, where the platform keeps them.
     pub io_counters: Option<NetIoCounters>,
 }
 
+/// The family of a [`NetAddress`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum AddressFamily {
+    /// IPv4 (AF_INET).
     Inet,
+    /// IPv6 (AF_INET6).
     Inet6,
     /// AF_PACKET / AF_LINK: the address is a MAC.
     Link,
 }
 
+/// One address of an interface, as text.
 #[derive(Clone, Debug, PartialEq)]
 pub struct NetAddress {
+    /// The address family.
     pub family: AddressFamily,
+    /// The address; an IPv6 link-local one carries its `%interface`.
     pub address: String,
+    /// The netmask, in the address's own notation.
     pub netmask: Option<String>,
+    /// The broadcast address, on broadcast links.
     pub broadcast: Option<String>,
+    /// The peer's address, on point-to-point links.
     pub ptp: Option<String>,
 }
 
+/// A link's duplex mode.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Duplex {
+    /// Sends and receives at once.
     Full,
+    /// Sends or receives.
     Half,
+    /// Not reported (virtual links, links down).
     Unknown,
 }
 
+/// A link's state and settings.
 #[derive(Clone, Debug, PartialEq)]
 pub struct NetIfStats {
+    /// Whether the interface is up (IFF_UP).
     pub isup: bool,
+    /// The duplex mode.
     pub duplex: Duplex,
     /// Megabits per second; 0 when unknown.
     pub speed: u32,
@@ -501,12 +755,20 @@ pub struct NetIfStats {
 /// Traffic counters since boot.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct NetIoCounters {
+    /// Bytes sent.
     pub bytes_sent: u64,
+    /// Bytes received.
     pub bytes_recv: u64,
+    /// Packets sent.
     pub packets_sent: u64,
+    /// Packets received.
     pub packets_recv: u64,
+    /// Errors while receiving.
     pub errin: u64,
+    /// Errors while sending.
     pub errout: u64,
+    /// Incoming packets dropped.
     pub dropin: u64,
+    /// Outgoing packets dropped.
     pub dropout: u64,
 }

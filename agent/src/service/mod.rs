@@ -1,29 +1,34 @@
 //! The `hostscope.v1.HostInspector` service: request -> backend -> message.
 //!
 //! Handlers validate their input, then do the blocking procfs work in
-//! `spawn_blocking`; listings stream batches through a small bounded
-//! channel, so a slow client slows the scan instead of growing memory.
+//! `spawn_blocking`. A listing scans the table into batches while it holds
+//! one of the scan permits, gives the permit back, and only then sends:
+//! a client that reads slowly, or not at all, never keeps a permit from
+//! other clients, and an [`outbox`] ends its stream once it has taken
+//! nothing for the stall timeout.
 
-use std::{ops::ControlFlow, sync::Arc};
+use std::{collections::BTreeMap, ops::ControlFlow, sync::Arc, time::Duration};
 
 use hostscope_proto as pb;
 use prost::Message;
-use tokio::sync::{Semaphore, mpsc};
-use tokio_stream::wrappers::ReceiverStream;
+use tokio::sync::Semaphore;
 use tonic::{Request, Response, Status};
 
 use crate::{
     authz::{Identity, Policy},
-    backend::{self, Backend, ErrorKind, Field, FieldSet, Filter, ProcessInfo},
+    backend::{self, Backend, Field, FieldSet, ProcessInfo},
 };
 
 pub mod audit;
 pub mod convert;
 pub mod errors;
+pub mod outbox;
 pub mod signal;
 pub mod watch;
 
 use audit::Audit;
+pub use errors::ServiceError;
+use outbox::OutboxStream;
 use watch::{Hub, WatchOptions};
 
 /// Largest message the agent sends. gRPC clients accept 4 MiB by default;
@@ -46,6 +51,9 @@ pub struct Options {
     pub policy: Policy,
     /// Where process events come from, and the watchers' limits.
     pub watch: WatchOptions,
+    /// A stream whose client takes none of its data for this long is
+    /// ended (listings and watches alike).
+    pub stream_stall_timeout: Duration,
 }
 
 impl Default for Options {
@@ -55,6 +63,7 @@ impl Default for Options {
             max_concurrent_scans: 4,
             policy: Policy::default(),
             watch: WatchOptions::default(),
+            stream_stall_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -73,7 +82,12 @@ impl Inspector {
     /// The service over `backend`, auditing signals to the log only.
     pub fn new(backend: Arc<dyn Backend>, options: Options) -> Inspector {
         let scans = Arc::new(Semaphore::new(options.max_concurrent_scans.max(1)));
-        let hub = Arc::new(Hub::new(Arc::clone(&backend), options.watch.clone()));
+        let hub = Arc::new(Hub::new(
+            Arc::clone(&backend),
+            options.watch.clone(),
+            Arc::clone(&scans),
+            options.stream_stall_timeout,
+        ));
         Inspector {
             backend,
             options,
@@ -89,6 +103,12 @@ impl Inspector {
         self
     }
 
+    /// Where signal requests are audited: for requests refused before they
+    /// reach the service (a malformed SignalProcess message).
+    pub fn audit(&self) -> Arc<Audit> {
+        Arc::clone(&self.audit)
+    }
+
     /// Where WatchProcesses gets its events: "netlink" or "poll".
     pub fn watch_mode(&self) -> &'static str {
         self.hub.mode_name()
@@ -101,19 +121,14 @@ impl Inspector {
     }
 
     /// Refuses clients that hold no reader role.
-    fn authorize_read<T>(&self, request: &Request<T>) -> Result<(), Status> {
+    fn authorize_read<T>(&self, request: &Request<T>) -> Result<(), ServiceError> {
         let id = Identity::of(request);
         if self.options.policy.may_read(&id) {
             return Ok(());
         }
-        Err(errors::kind_status(
-            pb::ErrorKind::AccessDenied,
-            format!(
-                "client {:?} is not allowed to read: it is in neither [authz] readers nor operators",
-                id.display()
-            ),
-            [("client".to_owned(), id.display().to_owned())].into(),
-        ))
+        Err(ServiceError::ReadDenied {
+            client: id.display().to_owned(),
+        })
     }
 
     /// Everything SignalProcess checks, then the signal itself.
@@ -121,20 +136,25 @@ impl Inspector {
         &self,
         id: &Identity,
         request: &pb::SignalProcessRequest,
-    ) -> Result<pb::SignalProcessResponse, Status> {
+    ) -> Result<pb::SignalProcessResponse, ServiceError> {
         if !self.options.policy.may_operate(id) {
-            return Err(errors::kind_status(
-                pb::ErrorKind::OperatorRequired,
+            return Err(ServiceError::OperatorRequired {
+                client: id.display().to_owned(),
+            });
+        }
+        let (name, number) =
+            signal::parse(&request.signal).map_err(|e| ServiceError::invalid("signal", e))?;
+        // NaN compares false with everything: it would pass the pid-reuse
+        // guard it stands for.
+        if let Some(t) = request.expected_create_time.filter(|t| !t.is_finite()) {
+            return Err(ServiceError::invalid(
+                "expected_create_time",
                 format!(
-                    "client {:?} may not signal processes: that needs the operator role \
-                     (agent flag --operator {:?}, or [authz] operators)",
-                    id.display(),
-                    id.display()
+                    "expected_create_time must be a finite number of seconds since the epoch, \
+                     not {t}"
                 ),
-                [("client".to_owned(), id.display().to_owned())].into(),
             ));
         }
-        let (name, number) = signal::parse(&request.signal).map_err(errors::invalid_argument)?;
         let pid = request.pid;
         let why = match pid {
             0 => Some("pid 0 is no process (kill(2) would signal a whole process group)"),
@@ -143,15 +163,10 @@ impl Inspector {
             _ => None,
         };
         if let Some(why) = why {
-            return Err(errors::kind_status(
-                pb::ErrorKind::ProtectedProcess,
-                format!("refusing to signal pid {pid}: {why}"),
-                [("pid".to_owned(), pid.to_string())].into(),
-            ));
+            return Err(ServiceError::ProtectedProcess { pid, why });
         }
         let expected = request.expected_create_time;
-        self.blocking(move |b| b.signal(pid, number, expected))
-            .await?;
+        blocking(&self.backend, move |b| b.signal(pid, number, expected)).await?;
         Ok(pb::SignalProcessResponse {
             pid,
             signal: name.to_owned(),
@@ -163,7 +178,7 @@ impl Inspector {
     /// by configuration. An empty selection means every field this agent
     /// serves; environ asked for by name on an agent that does not serve it
     /// is reported as ACCESS_DENIED rather than silently left out.
-    fn select(&self, fields: &[i32]) -> Result<(FieldSet, Vec<Field>), Status> {
+    fn select(&self, fields: &[i32]) -> Result<(FieldSet, Vec<Field>), ServiceError> {
         let mut set = if fields.is_empty() {
             let mut all = FieldSet::all();
             if !self.options.environ {
@@ -175,7 +190,7 @@ impl Inspector {
                 .iter()
                 .map(|f| convert::field_from_pb(*f))
                 .collect::<Result<FieldSet, _>>()
-                .map_err(errors::invalid_argument)?
+                .map_err(|e| ServiceError::invalid("fields", e))?
         };
         let mut refused = Vec::new();
         if !self.options.environ && set.contains(Field::Environ) {
@@ -184,65 +199,19 @@ impl Inspector {
         }
         Ok((set, refused))
     }
-
-    /// Runs blocking backend work off the async runtime.
-    async fn blocking<T, F>(&self, work: F) -> Result<T, Status>
-    where
-        T: Send + 'static,
-        F: FnOnce(&dyn Backend) -> Result<T, crate::backend::Error> + Send + 'static,
-    {
-        let backend = Arc::clone(&self.backend);
-        tokio::task::spawn_blocking(move || work(backend.as_ref()))
-            .await
-            .map_err(|e| Status::internal(format!("backend task failed: {e}")))?
-            .map_err(errors::from_backend)
-    }
 }
 
-/// A message for `info` with `fields`, plus the refused fields' errors.
-fn to_message(info: ProcessInfo, fields: FieldSet, refused: &[Field]) -> pb::Process {
-    let mut msg = convert::process_to_pb(info, fields);
-    msg.field_errors
-        .extend(refused.iter().map(|f| pb::FieldError {
-            field: convert::field_to_pb(*f) as i32,
-            kind: convert::error_kind_to_pb(ErrorKind::AccessDenied) as i32,
-        }));
-    msg
-}
-
-fn check_pid(pid: u32) -> Result<u32, Status> {
-    if pid == 0 {
-        return Err(errors::invalid_argument(
-            "pid must be a positive process id; 0 is not a process",
-        ));
-    }
-    Ok(pid)
-}
-
-fn filter_from_pb(filter: pb::ProcessFilter) -> Result<Filter, Status> {
-    let name = if filter.name.is_empty() {
-        None
-    } else {
-        Some(glob::Pattern::new(&filter.name).map_err(|e| {
-            errors::invalid_argument(format!("bad name glob {:?}: {e}", filter.name))
-        })?)
-    };
-    if filter.pids.contains(&0) {
-        check_pid(0)?;
-    }
-    let statuses = filter
-        .statuses
-        .iter()
-        .map(|s| convert::status_from_pb(*s))
-        .collect::<Result<_, _>>()
-        .map_err(errors::invalid_argument)?;
-    Ok(Filter {
-        pids: filter.pids,
-        ppid: filter.ppid,
-        name,
-        username: Some(filter.username).filter(|u| !u.is_empty()),
-        statuses,
-    })
+/// Runs blocking backend work off the async runtime.
+async fn blocking<T, F>(backend: &Arc<dyn Backend>, work: F) -> Result<T, ServiceError>
+where
+    T: Send + 'static,
+    F: FnOnce(&dyn Backend) -> Result<T, backend::Error> + Send + 'static,
+{
+    let backend = Arc::clone(backend);
+    tokio::task::spawn_blocking(move || work(backend.as_ref()))
+        .await
+        .map_err(|e| ServiceError::internal("the backend task failed", e))?
+        .map_err(ServiceError::from)
 }
 
 #[tonic::async_trait]
@@ -252,16 +221,17 @@ impl pb::host_inspector_server::HostInspector for Inspector {
         request: Request<pb::GetHostRequest>,
     ) -> Result<Response<pb::Host>, Status> {
         self.authorize_read(&request)?;
-        let mut host = self.blocking(|b| b.host()).await?;
+        let mut host = blocking(&self.backend, |b| b.host()).await?;
         if !self.options.environ {
             host.process_fields.remove(Field::Environ);
         }
-        let mut host = convert::host_to_pb(host);
-        host.watch_mode = self.hub.mode_name().to_owned();
-        Ok(Response::new(host))
+        Ok(Response::new(convert::host_to_pb(
+            host,
+            self.hub.mode_name(),
+        )))
     }
 
-    type ListProcessesStream = ReceiverStream<Result<pb::ProcessBatch, Status>>;
+    type ListProcessesStream = OutboxStream<pb::ProcessBatch>;
 
     async fn list_processes(
         &self,
@@ -270,35 +240,54 @@ impl pb::host_inspector_server::HostInspector for Inspector {
         self.authorize_read(&request)?;
         let request = request.into_inner();
         let (fields, refused) = self.select(&request.fields)?;
-        let filter = filter_from_pb(request.filter.unwrap_or_default())?;
+        let filter = convert::filter_from_pb(request.filter.unwrap_or_default())?;
         let permit = Arc::clone(&self.scans)
             .acquire_owned()
             .await
-            .map_err(|_| Status::unavailable("the agent is shutting down"))?;
+            .map_err(|_| ServiceError::ShuttingDown)?;
 
-        let (tx, rx) = mpsc::channel(2);
+        let (outbox, stream) = outbox::outbox(2, self.options.stream_stall_timeout);
+        let gone = outbox.gone();
         let backend = Arc::clone(&self.backend);
-        tokio::task::spawn_blocking(move || {
-            let _permit = permit;
-            let read = fields.union(filter.needs());
-            let mut batches = Batcher::new(tx);
-            let mut visit = |info: ProcessInfo| {
-                if !filter.matches(&info) {
-                    return ControlFlow::Continue(());
+        tokio::spawn(async move {
+            // Scan with the permit, into batches...
+            let scanned = tokio::task::spawn_blocking(move || {
+                let _permit = permit;
+                let read = fields.union(filter.needs());
+                let mut batches = Batcher::default();
+                let mut visit = |info: ProcessInfo| {
+                    if gone() {
+                        return ControlFlow::Break(());
+                    }
+                    if filter.matches(&info) {
+                        batches.push(convert::process_to_pb_refusing(info, fields, &refused));
+                    }
+                    ControlFlow::Continue(())
+                };
+                let result = scan(backend.as_ref(), &filter.pids, read, &mut visit);
+                (batches.finish(), result.map_err(ServiceError::from))
+            })
+            .await;
+            let (batches, result) = scanned.unwrap_or_else(|e| {
+                (
+                    Vec::new(),
+                    Err(ServiceError::internal("the scan task failed", e)),
+                )
+            });
+            // ...then send them without it.
+            for batch in batches {
+                if outbox.send(Ok(batch)).await.is_err() {
+                    return;
                 }
-                batches.push(to_message(info, fields, &refused))
-            };
-            let scanned = if filter.pids.is_empty() {
-                backend.for_each_process(read, &mut visit)
-            } else {
-                visit_pids(backend.as_ref(), &filter.pids, read, &mut visit)
-            };
-            match scanned {
-                Ok(()) => batches.finish(),
-                Err(e) => batches.fail(errors::from_backend(e)),
             }
+            if let Err(e) = result {
+                if outbox.send(Err(e.into())).await.is_err() {
+                    return;
+                }
+            }
+            let _ = outbox.finish().await;
         });
-        Ok(Response::new(ReceiverStream::new(rx)))
+        Ok(Response::new(stream))
     }
 
     async fn get_process(
@@ -307,10 +296,10 @@ impl pb::host_inspector_server::HostInspector for Inspector {
     ) -> Result<Response<pb::Process>, Status> {
         self.authorize_read(&request)?;
         let request = request.into_inner();
-        let pid = check_pid(request.pid)?;
+        let pid = convert::pid_from_pb("pid", request.pid)?;
         let (fields, refused) = self.select(&request.fields)?;
-        let info = self.blocking(move |b| b.process(pid, fields)).await?;
-        let mut msg = to_message(info, fields, &refused);
+        let info = blocking(&self.backend, move |b| b.process(pid, fields)).await?;
+        let mut msg = convert::process_to_pb_refusing(info, fields, &refused);
         fit(&mut msg, MAX_MESSAGE_BYTES);
         Ok(Response::new(msg))
     }
@@ -320,8 +309,8 @@ impl pb::host_inspector_server::HostInspector for Inspector {
         request: Request<pb::PidExistsRequest>,
     ) -> Result<Response<pb::PidExistsResponse>, Status> {
         self.authorize_read(&request)?;
-        let pid = check_pid(request.into_inner().pid)?;
-        let exists = self.blocking(move |b| b.pid_exists(pid)).await?;
+        let pid = convert::pid_from_pb("pid", request.into_inner().pid)?;
+        let exists = blocking(&self.backend, move |b| b.pid_exists(pid)).await?;
         Ok(Response::new(pb::PidExistsResponse { exists }))
     }
 
@@ -330,7 +319,7 @@ impl pb::host_inspector_server::HostInspector for Inspector {
         request: Request<pb::ListNetInterfacesRequest>,
     ) -> Result<Response<pb::ListNetInterfacesResponse>, Status> {
         self.authorize_read(&request)?;
-        let nics = self.blocking(|b| b.net_interfaces()).await?;
+        let nics = blocking(&self.backend, |b| b.net_interfaces()).await?;
         Ok(Response::new(pb::ListNetInterfacesResponse {
             interfaces: nics.into_iter().map(convert::nic_to_pb).collect(),
         }))
@@ -341,7 +330,7 @@ impl pb::host_inspector_server::HostInspector for Inspector {
         request: Request<pb::FindZombiesRequest>,
     ) -> Result<Response<pb::FindZombiesResponse>, Status> {
         self.authorize_read(&request)?;
-        let zombies = self.blocking(find_zombies).await?;
+        let zombies = blocking(&self.backend, find_zombies).await?;
         Ok(Response::new(zombies))
     }
 
@@ -353,13 +342,10 @@ impl pb::host_inspector_server::HostInspector for Inspector {
         let peer = request.remote_addr();
         let request = request.into_inner();
         let result = self.signal(&id, &request).await;
-        let refusal = result.as_ref().err().map(|status| {
-            use tonic_types::StatusExt;
-            let reason = status
-                .get_details_error_info()
-                .map_or_else(|| format!("{:?}", status.code()), |info| info.reason);
-            (reason, status.message().to_owned())
-        });
+        let refusal = result
+            .as_ref()
+            .err()
+            .map(|err| (err.reason().to_owned(), err.to_string()));
         self.audit.record(&audit::Entry {
             time: audit::Entry::now(),
             client: id.display(),
@@ -371,10 +357,10 @@ impl pb::host_inspector_server::HostInspector for Inspector {
             reason: refusal.as_ref().map(|(reason, _)| reason.clone()),
             message: refusal.map(|(_, message)| message),
         });
-        result.map(Response::new)
+        Ok(Response::new(result?))
     }
 
-    type WatchProcessesStream = ReceiverStream<Result<pb::ProcessEvent, Status>>;
+    type WatchProcessesStream = OutboxStream<pb::ProcessEvent>;
 
     async fn watch_processes(
         &self,
@@ -393,17 +379,16 @@ fn find_zombies(b: &dyn Backend) -> Result<pb::FindZombiesResponse, backend::Err
     let scan: FieldSet = [Field::Ppid, Field::Name, Field::Status, Field::CreateTime]
         .into_iter()
         .collect();
-    let mut by_parent: std::collections::BTreeMap<u32, Vec<pb::Zombie>> = Default::default();
+    let mut by_parent: BTreeMap<u32, Vec<ProcessInfo>> = BTreeMap::new();
     b.for_each_process(scan, &mut |p| {
         if p.status == Some(backend::Status::Zombie) {
-            let ppid = p.ppid.unwrap_or(0);
-            by_parent.entry(ppid).or_default().push(pb::Zombie {
-                pid: p.pid,
-                name: p.name.unwrap_or_default(),
-                ppid,
-                zombie_since: None,
-                create_time: p.create_time.unwrap_or_default(),
-            });
+            // Backends read the parent from the same record as the state,
+            // so a zombie without one is a backend fault, not a zombie of
+            // pid 0.
+            match p.ppid {
+                Some(ppid) => by_parent.entry(ppid).or_default().push(p),
+                None => tracing::warn!(pid = p.pid, "a zombie without a parent pid: left out"),
+            }
         }
         ControlFlow::Continue(())
     })?;
@@ -419,40 +404,31 @@ fn find_zombies(b: &dyn Backend) -> Result<pb::FindZombiesResponse, backend::Err
     ]
     .into_iter()
     .collect();
-    let mut total = 0;
     let mut parents = Vec::with_capacity(by_parent.len());
-    for (ppid, mut zombies) in by_parent {
-        zombies.sort_by(|a, b| a.create_time.total_cmp(&b.create_time));
-        total += zombies.len() as u32;
+    for (ppid, zombies) in by_parent {
         let parent = match b.process(ppid, parent_fields) {
             Ok(p) => Some(convert::process_to_pb(p, parent_fields)),
             // It exited after the scan: its zombies are being reparented.
             Err(backend::Error::NoSuchProcess { .. }) => None,
             Err(e) => return Err(e),
         };
-        parents.push(pb::ZombieParent {
-            parent,
-            ppid,
-            zombies,
-            parent_is_init: ppid == 1,
-        });
+        parents.push(convert::zombie_parent_to_pb(ppid, parent, zombies));
     }
-    parents.sort_by(|a, b| {
-        b.zombies
-            .len()
-            .cmp(&a.zombies.len())
-            .then(a.ppid.cmp(&b.ppid))
-    });
-    Ok(pb::FindZombiesResponse { parents, total })
+    Ok(convert::zombies_to_pb(parents))
 }
 
-/// Visits the listed pids only, skipping those that do not exist.
-fn visit_pids(
+/// Visits every process, or only the listed `pids` when there are some,
+/// skipping those that do not exist: a pid list is a handful of reads, not
+/// a scan of the whole table.
+fn scan(
     backend: &dyn Backend,
     pids: &[u32],
     fields: FieldSet,
     visit: &mut dyn FnMut(ProcessInfo) -> ControlFlow<()>,
-) -> Result<(), crate::backend::Error> {
+) -> Result<(), backend::Error> {
+    if pids.is_empty() {
+        return backend.for_each_process(fields, visit);
+    }
     for &pid in pids {
         match backend.process(pid, fields) {
             Ok(info) => {
@@ -460,66 +436,52 @@ fn visit_pids(
                     break;
                 }
             }
-            Err(crate::backend::Error::NoSuchProcess { .. }) => {}
+            Err(backend::Error::NoSuchProcess { .. }) => {}
             Err(e) => return Err(e),
         }
     }
     Ok(())
 }
 
-/// Groups processes into batches bounded in count and encoded size, and
-/// sends them from the blocking scan to the response stream.
+/// Groups processes into batches bounded in count and encoded size.
+#[derive(Default)]
 struct Batcher {
-    tx: mpsc::Sender<Result<pb::ProcessBatch, Status>>,
+    done: Vec<pb::ProcessBatch>,
     batch: pb::ProcessBatch,
     bytes: usize,
 }
 
 impl Batcher {
-    fn new(tx: mpsc::Sender<Result<pb::ProcessBatch, Status>>) -> Batcher {
-        Batcher {
-            tx,
-            batch: pb::ProcessBatch::default(),
-            bytes: 0,
-        }
-    }
-
-    /// Adds a process; breaks when the client has gone away.
-    fn push(&mut self, mut process: pb::Process) -> ControlFlow<()> {
+    /// Adds a process.
+    fn push(&mut self, mut process: pb::Process) {
         // Room for the batch's own framing of this entry.
         const ENTRY_OVERHEAD: usize = 16;
         let limit = MAX_MESSAGE_BYTES - ENTRY_OVERHEAD;
         fit(&mut process, limit);
         let len = process.encoded_len() + ENTRY_OVERHEAD;
         if self.bytes + len > limit {
-            self.flush()?;
+            self.flush();
         }
         self.bytes += len;
         self.batch.processes.push(process);
         if self.bytes >= BATCH_BYTES || self.batch.processes.len() >= BATCH_PROCESSES {
-            self.flush()?;
+            self.flush();
         }
-        ControlFlow::Continue(())
     }
 
-    fn flush(&mut self) -> ControlFlow<()> {
+    /// Closes the batch so far.
+    fn flush(&mut self) {
         if self.batch.processes.is_empty() {
-            return ControlFlow::Continue(());
+            return;
         }
         self.bytes = 0;
-        let batch = std::mem::take(&mut self.batch);
-        match self.tx.blocking_send(Ok(batch)) {
-            Ok(()) => ControlFlow::Continue(()),
-            Err(_) => ControlFlow::Break(()),
-        }
+        self.done.push(std::mem::take(&mut self.batch));
     }
 
-    fn finish(mut self) {
-        let _ = self.flush();
-    }
-
-    fn fail(self, status: Status) {
-        let _ = self.tx.blocking_send(Err(status));
+    /// Every batch, the last one included.
+    fn finish(mut self) -> Vec<pb::ProcessBatch> {
+        self.flush();
+        self.done
     }
 }
 
@@ -568,8 +530,7 @@ mod tests {
 
     #[test]
     fn batches_stay_under_the_message_limit() {
-        let (tx, mut rx) = mpsc::channel(64);
-        let mut batcher = Batcher::new(tx);
+        let mut batcher = Batcher::default();
         // Small processes fill a batch part way; a huge one must then start
         // a batch of its own instead of overflowing this one.
         let sizes = [
@@ -585,42 +546,13 @@ mod tests {
                 cmdline: vec!["a".repeat(size)],
                 ..Default::default()
             };
-            assert!(batcher.push(p).is_continue());
+            batcher.push(p);
         }
-        batcher.finish();
         let mut seen = 0;
-        while let Ok(batch) = rx.try_recv() {
-            let batch = batch.expect("batch");
+        for batch in batcher.finish() {
             assert!(batch.encoded_len() <= MAX_MESSAGE_BYTES);
             seen += batch.processes.len();
         }
         assert_eq!(seen, sizes.len());
-    }
-
-    #[test]
-    fn bad_filters_are_invalid_arguments() {
-        let bad_glob = pb::ProcessFilter {
-            name: "[abc".into(),
-            ..Default::default()
-        };
-        let status = filter_from_pb(bad_glob).unwrap_err();
-        assert_eq!(status.code(), tonic::Code::InvalidArgument);
-        assert!(status.message().contains("[abc"), "{status:?}");
-
-        let bad_status = pb::ProcessFilter {
-            statuses: vec![99],
-            ..Default::default()
-        };
-        let status = filter_from_pb(bad_status).unwrap_err();
-        assert!(status.message().contains("99"), "{status:?}");
-
-        let pid_zero = pb::ProcessFilter {
-            pids: vec![0],
-            ..Default::default()
-        };
-        assert_eq!(
-            filter_from_pb(pid_zero).unwrap_err().code(),
-            tonic::Code::InvalidArgument
-        );
     }
 }

@@ -20,8 +20,11 @@ pub fn parse(text: &str) -> Result<(&'static str, c_int), String> {
             .iter()
             .map(|s| format!("{s} ({})", s.number()))
             .collect();
+        // The text is the client's: a long one is quoted only in part,
+        // with its length.
         format!(
-            "unknown or disallowed signal {text:?}; allowed: {}",
+            "unknown or disallowed signal \"{}\"; allowed: {}",
+            super::audit::bounded(text, 32),
             names.join(", ")
         )
     })
@@ -52,5 +55,15 @@ mod tests {
                 "{bad}: {err}"
             );
         }
+    }
+
+    #[test]
+    fn a_huge_name_is_quoted_in_part_with_its_length() {
+        let huge = "A".repeat(65_000);
+        let err = parse(&huge).unwrap_err();
+        assert!(err.len() < 400, "{} bytes", err.len());
+        assert!(err.contains("...[65000 bytes]"), "{err}");
+        let err = parse("KILL\u{202e}").unwrap_err();
+        assert!(err.contains("KILL\\u{202e}"), "{err}");
     }
 }

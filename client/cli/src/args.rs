@@ -192,6 +192,12 @@ Examples:
   hostscope --host web1 signal 4321 KILL --expect-create-time 1767612345.67
   hostscope --host web1 signal 1234 CHLD     # make a parent collect its zombie children";
 
+const COMPLETIONS_EXAMPLES: &str = "\
+Examples (the Debian package installs them already):
+  hostscope completions bash > ~/.local/share/bash-completion/completions/hostscope
+  hostscope completions zsh > ~/.zfunc/_hostscope
+  hostscope completions fish > ~/.config/fish/completions/hostscope.fish";
+
 const PKI_EXAMPLES: &str = "\
 Examples:
   hostscope pki init --dir pki
@@ -381,6 +387,20 @@ pub enum Command {
     /// Make a fleet CA and issue agent and client certificates (no openssl needed).
     #[command(subcommand, after_help = PKI_EXAMPLES)]
     Pki(PkiCommand),
+
+    /// Print the completion script for SHELL (bash, zsh, fish, elvish, powershell).
+    #[command(after_help = COMPLETIONS_EXAMPLES)]
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+
+    /// Write the man pages (hostscope.1 and one per subcommand) into DIR; packaging uses it.
+    #[command(hide = true)]
+    Manpages {
+        #[arg(value_name = "DIR")]
+        dir: PathBuf,
+    },
 }
 
 impl Command {
@@ -394,7 +414,7 @@ impl Command {
             Command::Zombies(args) => Some(&args.targets),
             Command::Signal(args) => Some(&args.targets),
             Command::Watch(args) => Some(&args.targets),
-            Command::Pki(_) => None,
+            Command::Pki(_) | Command::Completions { .. } | Command::Manpages { .. } => None,
         }
     }
 }

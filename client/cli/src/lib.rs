@@ -208,6 +208,15 @@ async fn run(cli: Cli, typed: Typed, io: &mut Io<'_>) -> anyhow::Result<Status> 
             run_pki(command, io.out)?;
             return Ok(Status::Answered);
         }
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "hostscope", io.out);
+            return Ok(Status::Answered);
+        }
+        Command::Manpages { dir } => {
+            clap_mangen::generate_to(Cli::command(), &dir)
+                .with_context(|| format!("writing man pages into {}", dir.display()))?;
+            return Ok(Status::Answered);
+        }
         command => command,
     };
     let mut global = cli.global;
@@ -243,7 +252,9 @@ async fn run(cli: Cli, typed: Typed, io: &mut Io<'_>) -> anyhow::Result<Status> 
         // A watch has no summary of hosts that answered: it says how many
         // events it saw, and which hosts failed as they fail.
         Command::Watch(args) => return watch::watch(&fleet, args, format, io).await,
-        Command::Pki(_) => bail!("pki needs no agent"),
+        Command::Pki(_) | Command::Completions { .. } | Command::Manpages { .. } => {
+            bail!("this command needs no agent")
+        }
     };
     io.out.flush()?;
     fanout::report(&summary, io.quiet, io.err)?;
@@ -436,6 +447,28 @@ mod tests {
         let code = run_with(args, &mut &b""[..], &mut out, &mut err);
         let text = |b: Vec<u8>| String::from_utf8_lossy(&b).into_owned();
         (code, text(out), text(err))
+    }
+
+    #[test]
+    fn completions_and_man_pages_cover_every_subcommand() {
+        let (code, out, err) = run(&["hostscope", "completions", "bash"]);
+        assert_eq!(code, 0, "{err}");
+        assert!(out.contains("_hostscope()"), "{out}");
+        for sub in ["ps", "zombies", "watch", "pki", "completions"] {
+            assert!(
+                out.contains(&format!("hostscope,{sub})")),
+                "no {sub} in {out}"
+            );
+        }
+
+        let dir = tempfile::tempdir().expect("tempdir");
+        let target = dir.path().to_str().expect("utf-8 path");
+        let (code, _, err) = run(&["hostscope", "manpages", target]);
+        assert_eq!(code, 0, "{err}");
+        let page = std::fs::read_to_string(dir.path().join("hostscope.1")).expect("hostscope.1");
+        assert!(page.starts_with(".ie"), "{page}");
+        assert!(page.contains("hostscope\\-ps(1)"), "{page}");
+        assert!(dir.path().join("hostscope-zombies.1").exists());
     }
 
     #[test]

@@ -117,7 +117,10 @@ pub fn interface_template() -> proto::NetInterface {
             broadcast: Some(String::new()),
             ptp: Some(String::new()),
         }],
-        stats: Some(proto::NetIfStats::default()),
+        stats: Some(proto::NetIfStats {
+            speed: Some(0),
+            ..Default::default()
+        }),
         io_counters: Some(proto::NetIoCounters::default()),
     }
 }

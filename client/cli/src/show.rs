@@ -177,8 +177,8 @@ fn write_nic(out: &mut dyn Write, nic: &proto::NetInterface) -> io::Result<()> {
         Some(s) => {
             let state = if s.isup { "up" } else { "down" };
             let speed = match s.speed {
-                0 => "speed unknown".to_owned(),
-                mbps => format!("{mbps} Mbps"),
+                None => "speed unknown".to_owned(),
+                Some(mbps) => format!("{mbps} Mbps"),
             };
             let duplex =
                 proto::Duplex::from_wire(s.duplex).map_or("unknown".to_owned(), |d| d.short_name());
@@ -247,7 +247,7 @@ mod tests {
             stats: Some(proto::NetIfStats {
                 isup: true,
                 duplex: proto::Duplex::Unknown as i32,
-                speed: 0,
+                speed: None,
                 mtu: 65536,
                 flags: "up,loopback,running".to_owned(),
             }),

@@ -490,13 +490,13 @@ fn details(event: &proto::ProcessEvent, kind: Option<Kind>) -> String {
         Some(Kind::Zombie) => format!("ppid={ppid} — its parent has not reaped it"),
         Some(Kind::Sample) => match &event.sample {
             Some(s) => format!(
-                "cpu {:.1}% rss {} threads {} fds {} read {} write {}",
-                s.cpu_percent,
-                format::bytes(s.rss),
-                s.num_threads,
-                s.num_fds,
-                rate(s.read_bytes_per_sec),
-                rate(s.write_bytes_per_sec)
+                "cpu {} rss {} threads {} fds {} read {} write {}",
+                known(s.cpu_percent.map(|c| format!("{c:.1}%"))),
+                known(s.rss.map(format::bytes)),
+                known(s.num_threads),
+                known(s.num_fds),
+                known(s.read_bytes_per_sec.map(rate)),
+                known(s.write_bytes_per_sec.map(rate))
             ),
             None => "no measurements".to_owned(),
         },
@@ -521,6 +521,11 @@ fn exit(code: Option<i32>, signal: Option<i32>) -> String {
         (Some(code), None) => format!("exit {code}"),
         (None, None) => "exit ?".to_owned(),
     }
+}
+
+/// A measurement, or "?" where the agent could not read it.
+fn known(value: Option<impl std::fmt::Display>) -> String {
+    value.map_or_else(|| "?".to_owned(), |v| v.to_string())
 }
 
 /// Bytes per second as "1.2K/s".
@@ -627,16 +632,16 @@ mod tests {
 
         let mut sample = event(Kind::Sample, 4321, "busy");
         sample.sample = Some(proto::ProcessSample {
-            cpu_percent: 98.66,
-            rss: 12 * 1024 * 1024,
-            num_threads: 1,
-            num_fds: 4,
-            read_bytes_per_sec: 0.0,
-            write_bytes_per_sec: 1228.8,
+            cpu_percent: Some(98.66),
+            rss: Some(12 * 1024 * 1024),
+            num_threads: Some(1),
+            num_fds: None,
+            read_bytes_per_sec: Some(0.0),
+            write_bytes_per_sec: Some(1228.8),
         });
         assert_eq!(
             shown(&sample, None),
-            "  sample     4321  busy             cpu 98.7% rss 12M threads 1 fds 4 read 0B/s \
+            "  sample     4321  busy             cpu 98.7% rss 12M threads 1 fds ? read 0B/s \
              write 1.2K/s"
         );
 

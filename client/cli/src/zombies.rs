@@ -175,7 +175,7 @@ fn oldest_age(group: &ZombieParent, now: f64) -> f64 {
     let oldest = group
         .zombies
         .iter()
-        .map(|z| z.zombie_since.unwrap_or(z.create_time))
+        .filter_map(|z| z.zombie_since.or(z.create_time))
         .fold(f64::INFINITY, f64::min);
     if oldest.is_finite() {
         (now - oldest).max(0.0)
@@ -646,10 +646,10 @@ mod tests {
                 .iter()
                 .map(|(pid, t)| Zombie {
                     pid: *pid,
-                    name: "child".to_owned(),
+                    name: Some("child".to_owned()),
                     ppid,
                     zombie_since: None,
-                    create_time: *t,
+                    create_time: Some(*t),
                 })
                 .collect(),
             parent_is_init: ppid == 1,

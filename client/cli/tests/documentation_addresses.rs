@@ -63,10 +63,11 @@ fn the_check_finds_private_addresses() {
 fn examples_use_documentation_addresses() {
     let crate_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
     let mut paths = Vec::new();
-    // The command line (help texts, tests) and the client library.
+    // The command line (help texts, tests), the client library and the
+    // end-to-end tests.
     files(&crate_dir.join("src"), &mut paths);
     files(&crate_dir.join("../src"), &mut paths);
-    files(&crate_dir.join("../tests"), &mut paths);
+    files(&crate_dir.join("../../tests/integration"), &mut paths);
     paths.push(crate_dir.join("../../deploy/inventory.example.toml"));
     let mut offenders = Vec::new();
     for path in &paths {

@@ -1,9 +1,12 @@
 //! Helpers for the end-to-end tests: a throwaway PKI, a real agent on
-//! 127.0.0.1 with real mutual TLS, and real processes (zombies included).
+//! 127.0.0.1 with real mutual TLS, real processes (zombies included) that
+//! die with the test, and the `hostscope` command line run in process.
 
+pub mod child;
 pub mod sim;
 
 use std::{
+    ffi::OsString,
     net::SocketAddr,
     path::{Path, PathBuf},
     sync::Arc,
@@ -21,8 +24,23 @@ use hostscope_client::{
 };
 use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
 
-/// A fleet CA with an agent certificate for 127.0.0.1/localhost and a
-/// client certificate, in a temporary directory.
+/// Writes a test PKI into `dir`: a fleet CA (`ca.pem`, replacing one
+/// there), a server certificate `agent.pem` valid for 127.0.0.1 and
+/// localhost, and a client certificate `NAME.pem` for each of `clients`,
+/// each with its `-key.pem`.
+pub fn write_pki(dir: &Path, clients: &[&str]) -> Result<(), hostscope_client::Error> {
+    pki::init(dir, true)?;
+    let sans = ["127.0.0.1".to_owned(), "localhost".to_owned()];
+    pki::issue(dir, "agent", CertRole::Server, &sans)?;
+    for name in clients {
+        pki::issue(dir, name, CertRole::Client, &[])?;
+    }
+    Ok(())
+}
+
+/// A fleet CA with an agent certificate for 127.0.0.1/localhost and the
+/// client certificates `client` and `operator` (see [`write_pki`]), in a
+/// temporary directory.
 pub struct Pki {
     dir: tempfile::TempDir,
 }
@@ -31,23 +49,16 @@ impl Pki {
     /// A CA, an agent certificate `agent` and a client certificate `client`.
     pub fn new() -> Pki {
         let dir = tempfile::tempdir().expect("tempdir");
-        pki::init(dir.path(), false).expect("pki init");
-        pki::issue(
-            dir.path(),
-            "agent",
-            CertRole::Server,
-            &["127.0.0.1".to_owned(), "localhost".to_owned()],
-        )
-        .expect("issue agent cert");
-        pki::issue(dir.path(), "client", CertRole::Client, &[]).expect("issue client cert");
-        pki::issue(dir.path(), "operator", CertRole::Client, &[]).expect("issue operator cert");
+        write_pki(dir.path(), &["client", "operator"]).expect("the test PKI");
         Pki { dir }
     }
 
+    /// The file `file` of this PKI (`ca.pem`, `client-key.pem`, ...).
     pub fn path(&self, file: &str) -> PathBuf {
         self.dir.path().join(file)
     }
 
+    /// The directory that holds the PKI.
     pub fn dir(&self) -> &Path {
         self.dir.path()
     }
@@ -96,7 +107,9 @@ impl Default for Pki {
 
 /// A real agent serving this host's /proc on 127.0.0.1, stopped on drop.
 pub struct TestAgent {
+    /// Where it listens: 127.0.0.1 and a port of its own.
     pub addr: SocketAddr,
+    /// Its PKI, with the certificates of its clients.
     pub pki: Arc<Pki>,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<Result<(), hostscope_agent::server::Error>>>,
@@ -254,6 +267,7 @@ impl Drop for TestAgent {
 /// A real zombie: a forked child that has exited and that this process has
 /// not yet waited for. Reaped on drop.
 pub struct Zombie {
+    /// The zombie's pid.
     pub pid: u32,
 }
 
@@ -309,4 +323,69 @@ pub fn missing_pid() -> u32 {
         .and_then(|s| s.trim().parse().ok())
         .unwrap_or(4_194_304);
     max + 1
+}
+
+// === the command line ===
+
+/// What one in-process run of the `hostscope` command line did.
+#[derive(Debug)]
+pub struct CliRun {
+    /// The exit code: 0 when every host answered, 2 when some failed, 1 on
+    /// usage or local errors.
+    pub code: u8,
+    /// What it printed to stdout.
+    pub out: String,
+    /// What it printed to stderr.
+    pub err: String,
+}
+
+/// The environment variables the command line reads.
+const CLI_ENV: [&str; 4] = [
+    "HOSTSCOPE_HOST",
+    "HOSTSCOPE_CA",
+    "HOSTSCOPE_CERT",
+    "HOSTSCOPE_KEY",
+];
+
+/// Runs `hostscope ARGS` in this process, reading `stdin` where it reads
+/// standard input.
+///
+/// It builds a Tokio runtime of its own, so call it from a plain thread
+/// (or [`hostscope_async`]), never from async code. It reads this
+/// process's environment, which a test cannot change safely while other
+/// tests run: the run panics if a `HOSTSCOPE_*` variable is set rather
+/// than answer for a command line the test did not write.
+pub fn hostscope<I, S>(args: I, stdin: &str) -> CliRun
+where
+    I: IntoIterator<Item = S>,
+    S: Into<OsString>,
+{
+    let set: Vec<&str> = CLI_ENV
+        .into_iter()
+        .filter(|name| std::env::var_os(name).is_some())
+        .collect();
+    assert!(
+        set.is_empty(),
+        "{} set in the environment: the tests run `hostscope` in process, where it would \
+         read them; unset them to run the tests",
+        set.join(", ")
+    );
+    let argv: Vec<OsString> = std::iter::once(OsString::from("hostscope"))
+        .chain(args.into_iter().map(Into::into))
+        .collect();
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    let code = hostscope_cli::run_with(argv, &mut stdin.as_bytes(), &mut out, &mut err);
+    let text = |bytes: Vec<u8>| String::from_utf8_lossy(&bytes).into_owned();
+    CliRun {
+        code,
+        out: text(out),
+        err: text(err),
+    }
+}
+
+/// [`hostscope`] for async tests: runs it on Tokio's blocking pool.
+pub async fn hostscope_async(args: Vec<OsString>, stdin: String) -> CliRun {
+    tokio::task::spawn_blocking(move || hostscope(args, &stdin))
+        .await
+        .expect("the command line's thread")
 }

@@ -4,23 +4,27 @@
 //! a sysfs root, both given by the caller (`/proc` and `/sys` in
 //! production, fixture trees in tests). Interface addresses and flags come
 //! from `getifaddrs(3)`, which always describes the live system.
+//!
+//! The system calls go through `rustix` and `nix` (see `sys`), so the
+//! backend needs no `unsafe` of its own, and the compiler holds it to that.
+
+#![forbid(unsafe_code)]
 
 use std::{
-    collections::HashMap,
     ffi::CString,
     ops::ControlFlow,
     os::unix::ffi::OsStrExt,
     path::{Path, PathBuf},
-    sync::Mutex,
 };
 
 use super::{
-    Backend, Error, Field, FieldSet, HostInfo, NetField, NetInterface, ProcessInfo,
+    Backend, Error, FieldSet, HostInfo, NetField, NetInterface, ProcessInfo,
     parse::{
         HostConsts,
         status::parse_status,
         system::{parse_boot_time, parse_mem_total, parse_pretty_name},
     },
+    passwd::UserNames,
 };
 
 mod events;
@@ -42,7 +46,7 @@ pub struct Linux {
     consts: HostConsts,
     /// Login names by uid: the user database is slow to ask (NSS may go
     /// over the network) and a fleet host runs few distinct users.
-    users: Mutex<HashMap<u32, String>>,
+    users: UserNames,
 }
 
 impl Linux {
@@ -50,13 +54,14 @@ impl Linux {
     /// link settings from `sysfs` (normally `/sys`). Reads the boot time
     /// now, so a wrong root fails here rather than on every call.
     pub fn with_roots(procfs: PathBuf, sysfs: PathBuf) -> Result<Linux, Error> {
-        let clk_tck = sys::sysconf(libc::_SC_CLK_TCK).filter(|t| *t > 0);
-        let page_size = sys::sysconf(libc::_SC_PAGESIZE).filter(|p| *p > 0);
-        let (Some(clk_tck), Some(page_size)) = (clk_tck, page_size) else {
+        let (clk_tck, page_size) = (sys::clock_ticks_per_second(), sys::page_size());
+        // Both come from the kernel's auxiliary vector; a zero would turn
+        // every time and size into nonsense, so refuse it here.
+        if clk_tck == 0 || page_size == 0 {
             return Err(Error::Unsupported {
-                what: "sysconf(_SC_CLK_TCK, _SC_PAGESIZE)",
+                what: "a clock tick rate and page size (AT_CLKTCK, AT_PAGESZ)",
             });
-        };
+        }
         Linux::with_consts(procfs, sysfs, clk_tck, page_size)
     }
 
@@ -83,24 +88,14 @@ impl Linux {
                 page_size,
                 boot_time,
             },
-            users: Mutex::new(HashMap::new()),
+            users: UserNames::default(),
         })
     }
 
     /// The login name of `uid`, or the uid in decimal when the user
     /// database has no such user or cannot be asked (as psutil does).
     fn username(&self, uid: u32) -> String {
-        let mut users = self
-            .users
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        users
-            .entry(uid)
-            .or_insert_with(|| match sys::user_name(uid) {
-                Ok(Some(name)) => name,
-                Ok(None) | Err(_) => uid.to_string(),
-            })
-            .clone()
+        self.users.name(uid)
     }
 
     /// A backend with the same roots and host constants for a polling
@@ -112,7 +107,7 @@ impl Linux {
             procfs_c: self.procfs_c.clone(),
             sysfs: self.sysfs.clone(),
             consts: self.consts,
-            users: Mutex::new(HashMap::new()),
+            users: UserNames::default(),
         }
     }
 
@@ -127,14 +122,14 @@ fn read(path: &Path) -> Result<Vec<u8>, Error> {
 
 impl Backend for Linux {
     fn host(&self) -> Result<HostInfo, Error> {
-        let uts = sys::uname().map_err(|e| io_error(Path::new("uname(2)"), e))?;
+        let uts = sys::uname();
         let meminfo = self.procfs.join("meminfo");
         let memory_total = parse_mem_total(&read(&meminfo)?).map_err(|e| e.at(meminfo))?;
-        let cpu_count = sys::sysconf(libc::_SC_NPROCESSORS_ONLN)
+        const ONLINE_CPUS: &str = "sysconf(_SC_NPROCESSORS_ONLN)";
+        let cpu_count = sys::online_cpus()
+            .map_err(|e| io_error(Path::new(ONLINE_CPUS), e))?
             .and_then(|n| u32::try_from(n).ok())
-            .ok_or(Error::Unsupported {
-                what: "sysconf(_SC_NPROCESSORS_ONLN)",
-            })?;
+            .ok_or(Error::Unsupported { what: ONLINE_CPUS })?;
         Ok(HostInfo {
             hostname: uts.nodename,
             os: "linux".to_owned(),
@@ -146,15 +141,7 @@ impl Backend for Linux {
             memory_total,
             backend: "linux-procfs",
             process_fields: FieldSet::all(),
-            net_interface_fields: vec![
-                NetField::Addresses,
-                NetField::Isup,
-                NetField::Duplex,
-                NetField::Speed,
-                NetField::Mtu,
-                NetField::Flags,
-                NetField::IoCounters,
-            ],
+            net_interface_fields: NetField::ALL.to_vec(),
         })
     }
 
@@ -209,44 +196,28 @@ impl Backend for Linux {
     ) -> Result<(), Error> {
         use std::os::fd::AsFd;
 
-        let refused = |err: std::io::Error| match classify(&err) {
+        // Every signal the service accepts has a name; the others
+        // (real-time signals) are refused before anything is looked up.
+        let sig = rustix::process::Signal::from_named_raw(signal).ok_or(Error::Unsupported {
+            what: "sending a signal without a name (a real-time signal)",
+        })?;
+        // `call` names the syscall that failed, for errors of no API kind.
+        let refused = |call: &str, err: std::io::Error| match classify(&err) {
             Errno::Missing => Error::NoSuchProcess { pid },
             Errno::Denied => Error::AccessDenied {
                 pid: Some(pid),
                 path: PathBuf::from(format!("signal {signal} to pid {pid}")),
             },
-            Errno::Other => io_error(Path::new("pidfd_open(2)"), err),
+            Errno::Other => io_error(Path::new(&format!("{call} of pid {pid}")), err),
         };
-        let pidfd = match sys::pidfd_open(pid) {
-            Ok(fd) => Some(fd),
-            Err(err) if err.raw_os_error() == Some(libc::ENOSYS) => None,
-            Err(err) => return Err(refused(err)),
-        };
-        let fields = [Field::Ppid, Field::Name, Field::Status, Field::CreateTime];
-        let p = self.process(pid, fields.into_iter().collect())?;
-        if p.status == Some(super::Status::Zombie) {
-            return Err(Error::ZombieProcess {
-                pid,
-                ppid: p.ppid,
-                name: p.name,
-            });
-        }
-        if let (Some(expected), Some(actual)) = (expected_create_time, p.create_time) {
-            // Both come from the same clock-tick count; a millisecond is
-            // far below a tick and far above float noise.
-            if (expected - actual).abs() > 1e-3 {
-                return Err(Error::PidReused {
-                    pid,
-                    expected,
-                    actual,
-                });
-            }
-        }
+        let pidfd = sys::pidfd_open(pid).map_err(|e| refused("pidfd_open(2)", e))?;
+        self.process(pid, ProcessInfo::SIGNAL_FIELDS.into_iter().collect())?
+            .check_signal_target(expected_create_time)?;
         match &pidfd {
-            Some(fd) => sys::pidfd_send_signal(fd.as_fd(), signal),
-            None => sys::kill(pid, signal),
+            Some(fd) => sys::pidfd_send_signal(fd.as_fd(), sig)
+                .map_err(|e| refused("pidfd_send_signal(2)", e)),
+            None => sys::kill(pid, sig).map_err(|e| refused("kill(2)", e)),
         }
-        .map_err(refused)
     }
 
     fn events(

@@ -141,10 +141,12 @@ pub(super) enum Errno {
     Other,
 }
 
+/// The class of `err`'s errno.
 pub(super) fn classify(err: &io::Error) -> Errno {
-    match err.raw_os_error() {
-        Some(libc::EACCES | libc::EPERM) => Errno::Denied,
-        Some(libc::ENOENT | libc::ESRCH) => Errno::Missing,
+    use rustix::io::Errno as E;
+    match E::from_io_error(err) {
+        Some(E::ACCESS | E::PERM) => Errno::Denied,
+        Some(E::NOENT | E::SRCH) => Errno::Missing,
         _ => Errno::Other,
     }
 }
@@ -256,7 +258,10 @@ pub(super) struct Scan<'a> {
     /// The current file's contents. One buffer serves every file: each is
     /// parsed into the output before the next one is read.
     text: FileBuf,
+    /// The target of the last link read.
     link: Vec<u8>,
+    /// Entries of the last `fd` directory listed.
+    fd_entries: sys::DirBuf,
     /// Character devices of `/dev` by (major, minor), read the first time
     /// a terminal's name does not follow from its number.
     ttys: Option<HashMap<(u32, u32), String>>,
@@ -281,6 +286,7 @@ impl<'a> Scan<'a> {
             need: Need::of(fields),
             text: FileBuf::default(),
             link: Vec::new(),
+            fd_entries: sys::DirBuf::default(),
             ttys: None,
             #[cfg(test)]
             opened: Vec::new(),
@@ -293,16 +299,15 @@ impl<'a> Scan<'a> {
         visit: &mut dyn FnMut(ProcessInfo) -> ControlFlow<()>,
     ) -> Result<(), Error> {
         let root = self.linux.procfs.as_path();
-        let mut dir = sys::open_dir_at(None, &self.linux.procfs_c)
-            .and_then(sys::Dir::from_fd)
+        let dir = sys::open_dir_at(None, &self.linux.procfs_c)
             .map_err(|source| io_error(root, source))?;
-        while let Some(entry) = dir.next_name() {
-            let pid = match entry {
-                Ok(name) => parse_pid(name),
-                Err(source) => return Err(io_error(root, source)),
-            };
+        // Each pid's directory is opened relative to the one being listed.
+        let mut entries = sys::DirBuf::default();
+        let mut listing = entries.list(dir.as_fd());
+        while let Some(entry) = listing.next_with(parse_pid) {
+            let pid = entry.map_err(|source| io_error(root, source))?;
             let Some(pid) = pid else { continue };
-            match self.read(dir.fd(), pid, false) {
+            match self.read(dir.as_fd(), pid, false) {
                 Ok(Some(process)) => {
                     if visit(process).is_break() {
                         break;
@@ -494,17 +499,16 @@ impl<'a> Scan<'a> {
     fn read_fds(&mut self, proc: &mut Pid<'_>, p: &mut ProcessInfo) -> Result<Flow, Error> {
         #[cfg(test)]
         self.opened.push((proc.pid, PidFile::Fd));
-        let listed = sys::open_dir_at(Some(proc.dir), PidFile::Fd.name())
-            .and_then(sys::Dir::from_fd)
-            .and_then(|mut dir| {
-                let mut count = 0;
-                while let Some(name) = dir.next_name() {
-                    // Descriptors are numbers; this skips `.`, `..` and the
-                    // placeholder a fixture tree needs to keep an empty dir.
-                    count += u32::from(!name?.starts_with(b"."));
-                }
-                Ok(count)
-            });
+        let listed = sys::open_dir_at(Some(proc.dir), PidFile::Fd.name()).and_then(|dir| {
+            let mut listing = self.fd_entries.list(dir.as_fd());
+            let mut count = 0;
+            // Descriptors are numbers; this skips `.`, `..` and the
+            // placeholder a fixture tree needs to keep an empty dir.
+            while let Some(is_fd) = listing.next_with(|name| !name.starts_with(b".")) {
+                count += u32::from(is_fd?);
+            }
+            Ok(count)
+        });
         match listed {
             Ok(count) => {
                 p.num_fds = Some(count);
@@ -548,7 +552,11 @@ impl<'a> Scan<'a> {
                         return Ok(Flow::Continue);
                     }
                     // ESRCH from a live process: it is exiting right now.
-                    _ if err.raw_os_error() == Some(libc::ESRCH) => ErrorKind::NoSuchProcess,
+                    _ if rustix::io::Errno::from_io_error(&err)
+                        == Some(rustix::io::Errno::SRCH) =>
+                    {
+                        ErrorKind::NoSuchProcess
+                    }
                     // The kernel does not provide this file (io without
                     // CONFIG_TASK_IO_ACCOUNTING, a trimmed fixture tree).
                     _ => ErrorKind::Unsupported,
@@ -627,7 +635,7 @@ fn dev_char_devices() -> HashMap<(u32, u32), String> {
             }
             let dev = meta.rdev();
             let path = entry.path().to_string_lossy().into_owned();
-            Some(((libc::major(dev), libc::minor(dev)), path))
+            Some((sys::major_minor(dev), path))
         })
         .collect()
 }
@@ -695,15 +703,16 @@ mod tests {
 
     #[test]
     fn errno_classes() {
+        use rustix::io::Errno as E;
         let cases = [
-            (libc::EACCES, Errno::Denied),
-            (libc::EPERM, Errno::Denied),
-            (libc::ENOENT, Errno::Missing),
-            (libc::ESRCH, Errno::Missing),
-            (libc::EIO, Errno::Other),
+            (E::ACCESS, Errno::Denied),
+            (E::PERM, Errno::Denied),
+            (E::NOENT, Errno::Missing),
+            (E::SRCH, Errno::Missing),
+            (E::IO, Errno::Other),
         ];
         for (errno, class) in cases {
-            let err = io::Error::from_raw_os_error(errno);
+            let err = io::Error::from(errno);
             assert_eq!(classify(&err), class, "{err}");
         }
         assert_eq!(classify(&io::Error::other("no errno")), Errno::Other);

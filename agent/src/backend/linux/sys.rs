@@ -1,167 +1,117 @@
-//! Thin wrappers over the syscalls and libc calls of the Linux backend.
+//! Thin wrappers over the Linux backend's system calls.
 //!
-//! All of the backend's `unsafe` lives here; each wrapper turns raw
-//! pointers and return codes into owned values and `io::Result`s, and
-//! knows nothing of procfs layouts or the API's types.
+//! The calls go through `rustix` (raw syscalls with owned descriptors and
+//! typed flags), and through `nix` for what only the C library answers:
+//! the user database (NSS), `getifaddrs(3)` and `sysconf(3)`. Neither
+//! needs `unsafe` here. Each wrapper turns results into owned values and
+//! `io::Result`s, and knows nothing of procfs layouts or the API's types.
 
 use std::{
-    ffi::{CStr, c_char, c_int},
+    ffi::CStr,
     fs::File,
     io,
-    os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd},
-    ptr::NonNull,
+    os::fd::{BorrowedFd, OwnedFd},
+    time::Duration,
 };
+
+use nix::{ifaddrs::InterfaceAddress, sys::socket::SockaddrStorage, unistd::SysconfVar};
+use rustix::{
+    buffer::spare_capacity,
+    event::{PollFd, PollFlags, Timespec},
+    fs::{CWD, Mode, OFlags, RawDir},
+    io::{Errno, retry_on_intr},
+    net::{
+        AddressFamily, Protocol, RecvFlags, SendFlags, SocketFlags, SocketType,
+        netlink::SocketAddrNetlink, sockopt,
+    },
+    process::{Pid, PidfdFlags, Signal},
+    time::ClockId,
+};
+
+// === Files and directories ===
 
 /// Opens the directory `name`, relative to `dir` (or to the working
 /// directory when `dir` is `None`), for lookups with the `*at` calls.
 pub(super) fn open_dir_at(dir: Option<BorrowedFd<'_>>, name: &CStr) -> io::Result<OwnedFd> {
-    open_at(
-        dir,
+    let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
+    Ok(rustix::fs::openat(
+        dir.unwrap_or(CWD),
         name,
-        libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC,
-    )
+        flags,
+        Mode::empty(),
+    )?)
 }
 
 /// Opens the file `name` relative to `dir` for reading.
 pub(super) fn open_file_at(dir: BorrowedFd<'_>, name: &CStr) -> io::Result<File> {
-    open_at(
-        Some(dir),
-        name,
-        libc::O_RDONLY | libc::O_CLOEXEC | libc::O_NOCTTY,
-    )
-    .map(File::from)
-}
-
-fn open_at(dir: Option<BorrowedFd<'_>>, name: &CStr, flags: c_int) -> io::Result<OwnedFd> {
-    let dirfd = dir.map_or(libc::AT_FDCWD, |d| d.as_raw_fd());
-    // SAFETY: `name` is a NUL-terminated string that outlives the call, and
-    // `dirfd` is AT_FDCWD or a descriptor the borrow keeps open.
-    let fd = unsafe { libc::openat(dirfd, name.as_ptr(), flags) };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: `openat` just returned this descriptor, and nothing else owns it.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+    let flags = OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOCTTY;
+    Ok(rustix::fs::openat(dir, name, flags, Mode::empty())?.into())
 }
 
 /// Reads the target of the symbolic link `name` relative to `dir` into
-/// `buf` (cleared first), growing it until the target fits.
+/// `buf` (cleared first), growing it until the target fits. Once `buf`
+/// has grown to the longest target, this allocates nothing.
 pub(super) fn read_link_at(dir: BorrowedFd<'_>, name: &CStr, buf: &mut Vec<u8>) -> io::Result<()> {
     buf.clear();
     if buf.capacity() < 256 {
         buf.reserve(256);
     }
     loop {
-        let cap = buf.capacity();
-        // SAFETY: the pointer and `cap` describe `buf`'s allocation, which
-        // readlinkat only writes to; `name` is NUL-terminated.
-        let n = unsafe {
-            libc::readlinkat(
-                dir.as_raw_fd(),
-                name.as_ptr(),
-                buf.as_mut_ptr().cast::<c_char>(),
-                cap,
-            )
-        };
-        if n < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        let n = n as usize;
-        if n < cap {
-            // SAFETY: readlinkat initialised the first `n` bytes.
-            unsafe { buf.set_len(n) };
+        let room = buf.capacity();
+        // Fills the spare capacity and sets the length to what was read.
+        let n = rustix::fs::readlinkat_raw(dir, name, spare_capacity(buf))?;
+        if n < room {
             return Ok(());
         }
-        // The target may have been truncated: try again with more room.
-        buf.reserve(cap * 2);
+        // A target that fills the buffer may have been cut short: try
+        // again with more room.
+        buf.clear();
+        buf.reserve(room * 2);
     }
 }
 
-// === impl Dir ===
+/// The buffer `getdents64(2)` fills: 32 KiB, as glibc's `opendir` uses,
+/// so listing `/proc` takes as few calls as `readdir(3)` would.
+const DIR_BUFFER_BYTES: usize = 32 << 10;
 
-/// An open directory being listed, with `readdir(3)`.
-pub(super) struct Dir(NonNull<libc::DIR>);
+/// Room for directory entries, kept across listings so that listing a
+/// directory allocates nothing after the first time.
+#[derive(Default)]
+pub(super) struct DirBuf(Vec<u8>);
 
-impl Dir {
-    /// Lists the directory open as `fd`, taking ownership of it.
-    pub(super) fn from_fd(fd: OwnedFd) -> io::Result<Dir> {
-        let raw: RawFd = fd.as_raw_fd();
-        // SAFETY: `raw` is an open directory descriptor; on success the
-        // DIR owns it (so ownership leaves `fd` below), on failure it does
-        // not and `fd` still closes it.
-        let dir = unsafe { libc::fdopendir(raw) };
-        match NonNull::new(dir) {
-            Some(dir) => {
-                std::mem::forget(fd);
-                Ok(Dir(dir))
-            }
-            None => Err(io::Error::last_os_error()),
+impl DirBuf {
+    /// Lists the directory open as `dir` from its current position (the
+    /// start, for a directory just opened). Lookups with the `*at` calls
+    /// relative to `dir` do not move the listing.
+    pub(super) fn list<'a>(&'a mut self, dir: BorrowedFd<'a>) -> Listing<'a> {
+        if self.0.capacity() < DIR_BUFFER_BYTES {
+            self.0.reserve(DIR_BUFFER_BYTES);
         }
-    }
-
-    /// The directory's descriptor, for `*at` lookups inside it. Lookups do
-    /// not move the listing's position.
-    pub(super) fn fd(&self) -> BorrowedFd<'_> {
-        // SAFETY: `self.0` is a live DIR; its descriptor stays open until
-        // `closedir` in `drop`, which the borrow of `self` precludes.
-        unsafe { BorrowedFd::borrow_raw(libc::dirfd(self.0.as_ptr())) }
-    }
-
-    /// The next entry's name, `.` and `..` included; `None` at the end.
-    pub(super) fn next_name(&mut self) -> Option<io::Result<&[u8]>> {
-        // SAFETY: readdir reports errors only through errno, so it is
-        // cleared first; `__errno_location` is the calling thread's errno.
-        unsafe { *libc::__errno_location() = 0 };
-        // SAFETY: `self.0` is a live DIR, used by this thread only (`Dir`
-        // is neither Send nor Sync).
-        let entry = unsafe { libc::readdir(self.0.as_ptr()) };
-        if entry.is_null() {
-            let err = io::Error::last_os_error();
-            return (err.raw_os_error() != Some(0)).then_some(Err(err));
-        }
-        // SAFETY: a non-null entry is valid, with a NUL-terminated name,
-        // until the next readdir or closedir, both of which need `&mut self`
-        // and so end this borrow first.
-        let name = unsafe { CStr::from_ptr((*entry).d_name.as_ptr()) };
-        Some(Ok(name.to_bytes()))
+        Listing(RawDir::new(dir, self.0.spare_capacity_mut()))
     }
 }
 
-impl Drop for Dir {
-    fn drop(&mut self) {
-        // SAFETY: `self.0` came from fdopendir and is closed only here.
-        unsafe { libc::closedir(self.0.as_ptr()) };
+/// A directory being listed, with `getdents64(2)` into a [`DirBuf`].
+pub(super) struct Listing<'a>(RawDir<'a, BorrowedFd<'a>>);
+
+impl Listing<'_> {
+    /// `what` of the next entry's name (`.` and `..` included); `None` at
+    /// the end. The name lives in the listing's buffer only until the next
+    /// call, hence the function rather than a borrowed name.
+    pub(super) fn next_with<T>(&mut self, what: impl FnOnce(&[u8]) -> T) -> Option<io::Result<T>> {
+        Some(match self.0.next()? {
+            Ok(entry) => Ok(what(entry.file_name().to_bytes())),
+            Err(errno) => Err(errno.into()),
+        })
     }
 }
 
-// === Users and the host ===
-
-/// The login name of `uid` from the user database (`getpwuid_r`), `None`
-/// when the database has no such user.
-pub(super) fn user_name(uid: u32) -> io::Result<Option<String>> {
-    let mut buf: Vec<c_char> = vec![0; 1024];
-    loop {
-        // SAFETY: an all-zero passwd (null pointers, zero ids) is a valid
-        // value for getpwuid_r to overwrite.
-        let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
-        let mut result: *mut libc::passwd = std::ptr::null_mut();
-        // SAFETY: every pointer refers to a live local, and `buf.len()` is
-        // the size of the scratch buffer the strings are written to.
-        let rc =
-            unsafe { libc::getpwuid_r(uid, &mut pwd, buf.as_mut_ptr(), buf.len(), &mut result) };
-        match rc {
-            0 if result.is_null() => return Ok(None),
-            0 => {
-                // SAFETY: on success pw_name points to a NUL-terminated
-                // string inside `buf`, which is still alive.
-                let name = unsafe { CStr::from_ptr(pwd.pw_name) };
-                return Ok(Some(name.to_string_lossy().into_owned()));
-            }
-            libc::ERANGE if buf.len() < 1 << 20 => buf.resize(buf.len() * 2, 0),
-            err => return Err(io::Error::from_raw_os_error(err)),
-        }
-    }
+/// The (major, minor) numbers of the device number `dev`.
+pub(super) fn major_minor(dev: u64) -> (u32, u32) {
+    (rustix::fs::major(dev), rustix::fs::minor(dev))
 }
+
+// === The host ===
 
 /// What `uname(2)` says about the running kernel.
 pub(super) struct Uname {
@@ -171,33 +121,32 @@ pub(super) struct Uname {
 }
 
 /// The node name, kernel release and machine of the running kernel.
-pub(super) fn uname() -> io::Result<Uname> {
-    // SAFETY: utsname is plain arrays of c_char, valid when zeroed.
-    let mut uts: libc::utsname = unsafe { std::mem::zeroed() };
-    // SAFETY: `uts` is a live, writable utsname.
-    if unsafe { libc::uname(&mut uts) } != 0 {
-        return Err(io::Error::last_os_error());
+pub(super) fn uname() -> Uname {
+    let uts = rustix::system::uname();
+    let text = |field: &CStr| field.to_string_lossy().into_owned();
+    Uname {
+        nodename: text(uts.nodename()),
+        release: text(uts.release()),
+        machine: text(uts.machine()),
     }
-    let text = |field: &[c_char]| {
-        let bytes: Vec<u8> = field
-            .iter()
-            .take_while(|c| **c != 0)
-            .map(|c| *c as u8)
-            .collect();
-        String::from_utf8_lossy(&bytes).into_owned()
-    };
-    Ok(Uname {
-        nodename: text(&uts.nodename),
-        release: text(&uts.release),
-        machine: text(&uts.machine),
-    })
 }
 
-/// A `sysconf(3)` value; `None` when the system has no limit or no answer.
-pub(super) fn sysconf(name: c_int) -> Option<u64> {
-    // SAFETY: sysconf only reads its integer argument.
-    let value = unsafe { libc::sysconf(name) };
-    u64::try_from(value).ok()
+/// Clock ticks per second, the unit of procfs CPU times (`_SC_CLK_TCK`).
+pub(super) fn clock_ticks_per_second() -> u64 {
+    rustix::param::clock_ticks_per_second()
+}
+
+/// The page size in bytes (`_SC_PAGESIZE`).
+pub(super) fn page_size() -> u64 {
+    rustix::param::page_size() as u64
+}
+
+/// How many CPUs are online (`sysconf(_SC_NPROCESSORS_ONLN)`), as psutil's
+/// `cpu_count()` counts them: not limited by this process's affinity or
+/// cgroup. `None` when the C library has no answer.
+pub(super) fn online_cpus() -> io::Result<Option<u64>> {
+    let count = nix::unistd::sysconf(SysconfVar::_NPROCESSORS_ONLN)?;
+    Ok(count.and_then(|n| u64::try_from(n).ok()))
 }
 
 // === getifaddrs ===
@@ -214,7 +163,26 @@ pub(super) enum SockAddr {
     Packet(Vec<u8>),
 }
 
-/// One `getifaddrs(3)` entry, copied out of libc's list.
+impl SockAddr {
+    /// The address in `sa`, `None` for a family the backend does not
+    /// report.
+    fn of(sa: &SockaddrStorage) -> Option<SockAddr> {
+        if let Some(sin) = sa.as_sockaddr_in() {
+            return Some(SockAddr::Inet(sin.ip().octets()));
+        }
+        if let Some(sin6) = sa.as_sockaddr_in6() {
+            return Some(SockAddr::Inet6 {
+                octets: sin6.ip().octets(),
+                scope_id: sin6.scope_id(),
+            });
+        }
+        let sll: &libc::sockaddr_ll = sa.as_link_addr()?.as_ref();
+        let len = usize::from(sll.sll_halen).min(sll.sll_addr.len());
+        Some(SockAddr::Packet(sll.sll_addr[..len].to_vec()))
+    }
+}
+
+/// One `getifaddrs(3)` entry.
 #[derive(Clone, Debug)]
 pub(super) struct IfAddr {
     pub(super) name: String,
@@ -227,164 +195,84 @@ pub(super) struct IfAddr {
     pub(super) ifu: Option<SockAddr>,
 }
 
+impl IfAddr {
+    fn of(entry: &InterfaceAddress) -> IfAddr {
+        let addr = |sa: &Option<SockaddrStorage>| sa.as_ref().and_then(SockAddr::of);
+        // nix files `ifa_ifu` under the peer when IFF_POINTOPOINT is set,
+        // else under the broadcast address when IFF_BROADCAST is: one of
+        // the two, never both.
+        let ifu = entry.broadcast.as_ref().or(entry.destination.as_ref());
+        IfAddr {
+            name: entry.interface_name.clone(),
+            // The flags fit SIOCGIFFLAGS's 16 bits, all of which nix
+            // knows on Linux (a test checks), so none is dropped.
+            flags: u32::try_from(entry.flags.bits()).unwrap_or(0),
+            addr: addr(&entry.address),
+            netmask: addr(&entry.netmask),
+            ifu: ifu.and_then(SockAddr::of),
+        }
+    }
+}
+
 /// Every entry of `getifaddrs(3)`: the live system's interfaces, in the
-/// agent's network namespace.
+/// agent's network namespace. glibc gives each netmask and broadcast
+/// address the family of the entry's address, so each is read as its own.
 pub(super) fn interface_addresses() -> io::Result<Vec<IfAddr>> {
-    let mut head: *mut libc::ifaddrs = std::ptr::null_mut();
-    // SAFETY: `head` is a live out-pointer.
-    if unsafe { libc::getifaddrs(&mut head) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    let mut out = Vec::new();
-    let mut cursor = head;
-    while let Some(ifa) = NonNull::new(cursor) {
-        // SAFETY: every node of the list stays valid until freeifaddrs.
-        let ifa = unsafe { ifa.as_ref() };
-        let family = sockaddr_family(ifa.ifa_addr);
-        out.push(IfAddr {
-            // SAFETY: ifa_name is a NUL-terminated string in the list.
-            name: unsafe { CStr::from_ptr(ifa.ifa_name) }
-                .to_string_lossy()
-                .into_owned(),
-            flags: ifa.ifa_flags,
-            addr: family.and_then(|f| sockaddr(ifa.ifa_addr, f)),
-            netmask: family.and_then(|f| sockaddr(ifa.ifa_netmask, f)),
-            ifu: family.and_then(|f| sockaddr(ifa.ifa_ifu, f)),
-        });
-        cursor = ifa.ifa_next;
-    }
-    // SAFETY: `head` came from getifaddrs, and nothing borrowed from the
-    // list outlives this point.
-    unsafe { libc::freeifaddrs(head) };
-    Ok(out)
+    Ok(nix::ifaddrs::getifaddrs()?
+        .map(|entry| IfAddr::of(&entry))
+        .collect())
 }
 
-fn sockaddr_family(sa: *const libc::sockaddr) -> Option<c_int> {
-    // SAFETY: a non-null sockaddr from getifaddrs starts with sa_family.
-    NonNull::new(sa.cast_mut()).map(|sa| c_int::from(unsafe { sa.as_ref() }.sa_family))
-}
+// === Processes ===
 
-/// Copies the sockaddr at `sa`, read as `family` (psutil reads netmasks
-/// and broadcast addresses by the family of the entry's address).
-fn sockaddr(sa: *const libc::sockaddr, family: c_int) -> Option<SockAddr> {
-    if sa.is_null() {
-        return None;
-    }
-    // SAFETY (all three arms): glibc allocates each address of an entry of
-    // family `family` as that family's full sockaddr structure;
-    // read_unaligned copes with any alignment.
-    match family {
-        libc::AF_INET => {
-            let sin = unsafe { sa.cast::<libc::sockaddr_in>().read_unaligned() };
-            Some(SockAddr::Inet(sin.sin_addr.s_addr.to_ne_bytes()))
-        }
-        libc::AF_INET6 => {
-            let sin6 = unsafe { sa.cast::<libc::sockaddr_in6>().read_unaligned() };
-            Some(SockAddr::Inet6 {
-                octets: sin6.sin6_addr.s6_addr,
-                scope_id: sin6.sin6_scope_id,
-            })
-        }
-        libc::AF_PACKET => {
-            let sll = unsafe { sa.cast::<libc::sockaddr_ll>().read_unaligned() };
-            let len = usize::from(sll.sll_halen).min(sll.sll_addr.len());
-            Some(SockAddr::Packet(sll.sll_addr[..len].to_vec()))
-        }
-        _ => None,
-    }
+/// `pid` for rustix: `None` for 0 (which kill(2) reads as "my process
+/// group") and for numbers beyond `pid_t`, neither of which is a process.
+fn pid_of(pid: u32) -> io::Result<Pid> {
+    i32::try_from(pid)
+        .ok()
+        .and_then(Pid::from_raw)
+        .ok_or_else(|| Errno::SRCH.into())
 }
 
 /// A descriptor for the process `pid` (pidfd_open(2), Linux 5.3). It keeps
 /// naming that process after it exits, so a signal sent through it can
-/// never reach a process that reused the pid.
-pub(super) fn pidfd_open(pid: u32) -> io::Result<OwnedFd> {
-    let pid = libc::pid_t::try_from(pid).map_err(|_| io::Error::from_raw_os_error(libc::ESRCH))?;
-    // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor
-    // or -1; it touches no memory of ours.
-    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
+/// never reach a process that reused the pid. `None` when the kernel has
+/// no pidfds (ENOSYS).
+pub(super) fn pidfd_open(pid: u32) -> io::Result<Option<OwnedFd>> {
+    match rustix::process::pidfd_open(pid_of(pid)?, PidfdFlags::empty()) {
+        Ok(fd) => Ok(Some(fd)),
+        Err(Errno::NOSYS) => Ok(None),
+        Err(errno) => Err(errno.into()),
     }
-    let fd = RawFd::try_from(fd).map_err(|_| io::Error::from_raw_os_error(libc::EBADF))?;
-    // SAFETY: the kernel just returned this descriptor, and nothing else owns it.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
 /// Sends `signal` to the process `pidfd` names (pidfd_send_signal(2)).
-pub(super) fn pidfd_send_signal(pidfd: BorrowedFd<'_>, signal: c_int) -> io::Result<()> {
-    // SAFETY: a null siginfo asks the kernel to fill it in as kill(2) does;
-    // the descriptor is kept open by the borrow.
-    let rc = unsafe {
-        libc::syscall(
-            libc::SYS_pidfd_send_signal,
-            pidfd.as_raw_fd(),
-            signal,
-            std::ptr::null::<libc::siginfo_t>(),
-            0,
-        )
-    };
-    if rc < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
+pub(super) fn pidfd_send_signal(pidfd: BorrowedFd<'_>, signal: Signal) -> io::Result<()> {
+    Ok(rustix::process::pidfd_send_signal(pidfd, signal)?)
 }
 
 /// Sends `signal` to `pid` (kill(2)), for kernels without pidfds.
-pub(super) fn kill(pid: u32, signal: c_int) -> io::Result<()> {
-    let pid = libc::pid_t::try_from(pid).map_err(|_| io::Error::from_raw_os_error(libc::ESRCH))?;
-    // SAFETY: kill takes plain integers.
-    if unsafe { libc::kill(pid, signal) } < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
+pub(super) fn kill(pid: u32, signal: Signal) -> io::Result<()> {
+    Ok(rustix::process::kill_process(pid_of(pid)?, signal)?)
 }
 
 // === Netlink ===
 
+/// The netlink protocol of the kernel's connector (`NETLINK_CONNECTOR`).
+pub(super) const NETLINK_CONNECTOR: Protocol = rustix::net::netlink::CONNECTOR;
+
 /// A datagram socket of netlink `protocol`, close-on-exec, bound to the
 /// multicast `groups` (a bit mask) with a port the kernel picks.
-pub(super) fn netlink_socket(protocol: c_int, groups: u32) -> io::Result<OwnedFd> {
-    // SAFETY: socket takes plain integers and returns a new descriptor or -1.
-    let fd = unsafe {
-        libc::socket(
-            libc::AF_NETLINK,
-            libc::SOCK_DGRAM | libc::SOCK_CLOEXEC,
-            protocol,
-        )
-    };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: `socket` just returned this descriptor, and nothing else owns it.
-    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-    let addr = netlink_address(groups);
-    // SAFETY: `addr` is a live sockaddr_nl and the length is its size.
-    let rc = unsafe {
-        libc::bind(
-            fd.as_raw_fd(),
-            (&raw const addr).cast::<libc::sockaddr>(),
-            socklen::<libc::sockaddr_nl>(),
-        )
-    };
-    if rc < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(fd)
-}
-
-/// A netlink address: port 0 (the kernel's, or "pick one" in bind) and
-/// the multicast `groups`.
-fn netlink_address(groups: u32) -> libc::sockaddr_nl {
-    // SAFETY: sockaddr_nl is integers and padding, valid when zeroed (and
-    // its padding field is private, so zeroing is the way to build one).
-    let mut addr: libc::sockaddr_nl = unsafe { std::mem::zeroed() };
-    addr.nl_family = libc::AF_NETLINK as libc::sa_family_t;
-    addr.nl_groups = groups;
-    addr
-}
-
-fn socklen<T>() -> libc::socklen_t {
-    std::mem::size_of::<T>() as libc::socklen_t
+pub(super) fn netlink_socket(protocol: Protocol, groups: u32) -> io::Result<OwnedFd> {
+    let socket = rustix::net::socket_with(
+        AddressFamily::NETLINK,
+        SocketType::DGRAM,
+        SocketFlags::CLOEXEC,
+        Some(protocol),
+    )?;
+    // Port 0 in bind asks the kernel to pick one.
+    rustix::net::bind(&socket, &SocketAddrNetlink::new(0, groups))?;
+    Ok(socket)
 }
 
 /// Asks for a receive buffer of `bytes`: past `net.core.rmem_max` with
@@ -392,71 +280,18 @@ fn socklen<T>() -> libc::socklen_t {
 /// limit with `SO_RCVBUF`. Returns the size the kernel granted (it doubles
 /// the request to allow for its bookkeeping).
 pub(super) fn set_receive_buffer(socket: BorrowedFd<'_>, bytes: usize) -> io::Result<usize> {
-    let value = c_int::try_from(bytes).unwrap_or(c_int::MAX);
-    if set_int_option(socket, libc::SO_RCVBUFFORCE, value).is_err() {
-        set_int_option(socket, libc::SO_RCVBUF, value)?;
+    let bytes = bytes.min(i32::MAX as usize);
+    if sockopt::set_socket_recv_buffer_size_force(socket, bytes).is_err() {
+        sockopt::set_socket_recv_buffer_size(socket, bytes)?;
     }
-    let mut granted: c_int = 0;
-    let mut len = socklen::<c_int>();
-    // SAFETY: `granted` and `len` are live locals, `len` holding the size
-    // of `granted`; the borrow keeps the descriptor open.
-    let rc = unsafe {
-        libc::getsockopt(
-            socket.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_RCVBUF,
-            (&raw mut granted).cast(),
-            &mut len,
-        )
-    };
-    if rc < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(usize::try_from(granted).unwrap_or(0))
-}
-
-fn set_int_option(socket: BorrowedFd<'_>, name: c_int, value: c_int) -> io::Result<()> {
-    // SAFETY: `value` is a live c_int and the length is its size; the
-    // borrow keeps the descriptor open.
-    let rc = unsafe {
-        libc::setsockopt(
-            socket.as_raw_fd(),
-            libc::SOL_SOCKET,
-            name,
-            (&raw const value).cast(),
-            socklen::<c_int>(),
-        )
-    };
-    if rc < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
+    Ok(sockopt::socket_recv_buffer_size(socket)?)
 }
 
 /// Sends the datagram `message` to the kernel (netlink port 0).
 pub(super) fn netlink_send(socket: BorrowedFd<'_>, message: &[u8]) -> io::Result<()> {
-    let addr = netlink_address(0);
-    loop {
-        // SAFETY: `message` and `addr` are live for the call, with their
-        // lengths; the borrow keeps the descriptor open.
-        let rc = unsafe {
-            libc::sendto(
-                socket.as_raw_fd(),
-                message.as_ptr().cast(),
-                message.len(),
-                0,
-                (&raw const addr).cast::<libc::sockaddr>(),
-                socklen::<libc::sockaddr_nl>(),
-            )
-        };
-        if rc >= 0 {
-            return Ok(());
-        }
-        let err = io::Error::last_os_error();
-        if err.kind() != io::ErrorKind::Interrupted {
-            return Err(err);
-        }
-    }
+    let kernel = SocketAddrNetlink::new(0, 0);
+    retry_on_intr(|| rustix::net::sendto(socket, message, SendFlags::empty(), &kernel))?;
+    Ok(())
 }
 
 /// One datagram taken off a netlink socket.
@@ -465,75 +300,139 @@ pub(super) struct Received {
     /// The datagram's whole length, which exceeds the buffer when it was
     /// cut short.
     pub(super) len: usize,
-    /// The sender's netlink port: 0 for the kernel.
-    pub(super) sender: u32,
+    /// The sender's netlink port (0 for the kernel); `None` when the
+    /// socket did not report a netlink address.
+    pub(super) sender: Option<u32>,
 }
 
 /// Takes the next datagram into `buf` without waiting: `WouldBlock` when
 /// there is none, and `ENOBUFS` once after the socket dropped datagrams
 /// because its receive buffer was full.
 pub(super) fn netlink_recv(socket: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<Received> {
-    let mut from = netlink_address(0);
-    let mut from_len = socklen::<libc::sockaddr_nl>();
-    // SAFETY: `buf` is writable for its length, `from` and `from_len` are
-    // live locals with `from_len` holding the size of `from`; the borrow
-    // keeps the descriptor open. MSG_TRUNC makes the result the datagram's
-    // whole length; only `buf.len()` bytes are written.
-    let n = unsafe {
-        libc::recvfrom(
-            socket.as_raw_fd(),
-            buf.as_mut_ptr().cast(),
-            buf.len(),
-            libc::MSG_DONTWAIT | libc::MSG_TRUNC,
-            (&raw mut from).cast::<libc::sockaddr>(),
-            &mut from_len,
-        )
-    };
-    if n < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(Received {
-        len: n as usize,
-        sender: from.nl_pid,
-    })
+    // MSG_TRUNC makes the second length the datagram's whole length; only
+    // `buf.len()` bytes are written.
+    let (_, len, from) =
+        rustix::net::recvfrom(socket, buf, RecvFlags::DONTWAIT | RecvFlags::TRUNC)?;
+    let sender = from
+        .and_then(|addr| SocketAddrNetlink::try_from(addr).ok())
+        .map(|addr| addr.pid());
+    Ok(Received { len, sender })
 }
 
-/// Waits up to `timeout` (rounded up to a millisecond) for `fd` to be
-/// readable; `false` when the time ran out or a signal interrupted.
-pub(super) fn wait_readable(fd: BorrowedFd<'_>, timeout: std::time::Duration) -> io::Result<bool> {
-    let ms = timeout
-        .as_nanos()
-        .div_ceil(1_000_000)
-        .min(c_int::MAX as u128) as c_int;
-    let mut pfd = libc::pollfd {
-        fd: fd.as_raw_fd(),
-        events: libc::POLLIN,
-        revents: 0,
-    };
-    // SAFETY: `pfd` is one live pollfd, and the count says one.
-    let rc = unsafe { libc::poll(&mut pfd, 1, ms) };
-    if rc < 0 {
-        let err = io::Error::last_os_error();
-        return match err.kind() {
-            io::ErrorKind::Interrupted => Ok(false),
-            _ => Err(err),
-        };
+/// The socket errno that says datagrams were dropped (`ENOBUFS`).
+pub(super) fn is_overrun(err: &io::Error) -> bool {
+    Errno::from_io_error(err) == Some(Errno::NOBUFS)
+}
+
+/// Waits up to `timeout` for `fd` to be readable; `false` when the time
+/// ran out or a signal interrupted.
+pub(super) fn wait_readable(fd: BorrowedFd<'_>, timeout: Duration) -> io::Result<bool> {
+    // A timeout past what a timespec holds is as good as forever.
+    let timeout = Timespec::try_from(timeout).unwrap_or(Timespec {
+        tv_sec: i64::MAX,
+        tv_nsec: 0,
+    });
+    let mut fds = [PollFd::new(&fd, PollFlags::IN)];
+    match rustix::event::poll(&mut fds, Some(&timeout)) {
+        Ok(ready) => Ok(ready > 0),
+        Err(Errno::INTR) => Ok(false),
+        Err(errno) => Err(errno.into()),
     }
-    Ok(rc > 0)
 }
 
 /// `CLOCK_MONOTONIC` now: time since boot, not counting suspend, the clock
 /// of the process connector's timestamps.
-pub(super) fn monotonic_now() -> io::Result<std::time::Duration> {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `ts` is a live, writable timespec.
-    if unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) } != 0 {
-        return Err(io::Error::last_os_error());
+pub(super) fn monotonic_now() -> Duration {
+    let now = rustix::time::clock_gettime(ClockId::Monotonic);
+    // Time since boot is never negative, so the conversion cannot fail.
+    Duration::try_from(now).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::fd::AsFd;
+
+    use super::*;
+
+    /// `flag_names` reads the 16 `IFF_*` bits of SIOCGIFFLAGS: nix must
+    /// keep them all.
+    #[test]
+    fn nix_keeps_every_siocgifflags_bit() {
+        let all = nix::net::if_::InterfaceFlags::from_bits_truncate(0xffff);
+        assert_eq!(all.bits(), 0xffff);
     }
-    let secs = u64::try_from(ts.tv_sec).unwrap_or(0);
-    let nanos = u32::try_from(ts.tv_nsec).unwrap_or(0);
-    Ok(std::time::Duration::new(secs, nanos))
+
+    /// rustix reads the auxiliary vector; the C library's sysconf must
+    /// agree, or every CPU time and memory size would be off.
+    #[test]
+    fn clock_ticks_and_page_size_agree_with_sysconf() {
+        let sysconf = |var| {
+            let value = nix::unistd::sysconf(var).unwrap().unwrap();
+            u64::try_from(value).unwrap()
+        };
+        assert_eq!(clock_ticks_per_second(), sysconf(SysconfVar::CLK_TCK));
+        assert_eq!(page_size(), sysconf(SysconfVar::PAGE_SIZE));
+        assert!(online_cpus().unwrap().unwrap() >= 1);
+    }
+
+    #[test]
+    fn pid_zero_and_pids_beyond_pid_t_are_no_process() {
+        for pid in [0, u32::MAX, 1 << 31] {
+            let err = pid_of(pid).unwrap_err();
+            assert_eq!(Errno::from_io_error(&err), Some(Errno::SRCH), "{pid}");
+        }
+        assert_eq!(pid_of(1).unwrap(), Pid::INIT);
+    }
+
+    #[test]
+    fn a_link_target_longer_than_the_buffer_is_read_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = "x".repeat(700);
+        std::os::unix::fs::symlink(&target, dir.path().join("link")).unwrap();
+        let fd = File::open(dir.path()).unwrap();
+        let mut buf = Vec::new();
+        read_link_at(fd.as_fd(), c"link", &mut buf).unwrap();
+        assert_eq!(buf, target.as_bytes());
+        // Reused, the buffer reads a shorter target without stale bytes.
+        std::os::unix::fs::symlink("short", dir.path().join("short")).unwrap();
+        read_link_at(fd.as_fd(), c"short", &mut buf).unwrap();
+        assert_eq!(buf, b"short");
+    }
+
+    #[test]
+    fn a_listing_names_every_entry_and_its_buffer_is_reused() {
+        let dir = tempfile::tempdir().unwrap();
+        // More names than one getdents64 call returns.
+        let count = 3000;
+        for i in 0..count {
+            std::fs::write(dir.path().join(format!("entry-{i:04}")), "").unwrap();
+        }
+        let path = std::ffi::CString::new(dir.path().as_os_str().as_encoded_bytes()).unwrap();
+        let mut buf = DirBuf::default();
+        let mut first_buffer = None;
+        for _ in 0..2 {
+            let fd = open_dir_at(None, &path).unwrap();
+            let mut names = Vec::new();
+            let mut listing = buf.list(fd.as_fd());
+            while let Some(name) = listing.next_with(|name| name.to_vec()) {
+                names.push(String::from_utf8(name.unwrap()).unwrap());
+            }
+            names.sort();
+            assert_eq!(names.len(), count + 2, "with . and ..");
+            assert_eq!(names[..2], [".", ".."]);
+            assert_eq!(names[2], "entry-0000");
+            assert_eq!(names[count + 1], format!("entry-{:04}", count - 1));
+            // The second listing fills the very buffer the first did.
+            assert_eq!(*first_buffer.get_or_insert(buf.0.as_ptr()), buf.0.as_ptr());
+        }
+    }
+
+    #[test]
+    fn errors_keep_their_errno() {
+        let root = open_dir_at(None, c"/").unwrap();
+        let err = open_file_at(root.as_fd(), c"no such file, surely").unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::NotFound);
+        let err = open_dir_at(Some(root.as_fd()), c"proc/self/stat").unwrap_err();
+        assert_eq!(Errno::from_io_error(&err), Some(Errno::NOTDIR));
+    }
 }

@@ -4,8 +4,9 @@
 use std::{
     collections::BTreeMap,
     ops::ControlFlow,
+    ops::{Deref, DerefMut},
     path::{Path, PathBuf},
-    process::Command,
+    process::{Child, Command},
     time::{Duration, Instant},
 };
 
@@ -14,6 +15,40 @@ use crate::backend::{
     AddressFamily, Backend, CpuTimes, CtxSwitches, Duplex, Error, ErrorKind, Field, FieldSet, Ids,
     IoCounters, MemoryInfo, ProcessInfo, Status,
 };
+
+// === Child processes ===
+
+/// A child process that is killed and reaped when the test ends, pass or
+/// fail. Until then it may exit and stay a zombie.
+pub(super) struct KillOnDrop(Child);
+
+impl KillOnDrop {
+    pub(super) fn spawn(command: &mut Command) -> KillOnDrop {
+        KillOnDrop(command.spawn().expect("spawn a test child"))
+    }
+}
+
+impl Deref for KillOnDrop {
+    type Target = Child;
+
+    fn deref(&self) -> &Child {
+        &self.0
+    }
+}
+
+impl DerefMut for KillOnDrop {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.0
+    }
+}
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        // Fails harmlessly when the child was already reaped.
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
 
 // === Fixture tree ===
 
@@ -392,7 +427,7 @@ fn wait_for_zombie(pid: u32) {
 #[test]
 fn real_zombie() {
     // A child that has exited and is not yet waited for is a zombie.
-    let mut child = Command::new("true").spawn().unwrap();
+    let mut child = KillOnDrop::spawn(&mut Command::new("true"));
     let pid = child.id();
     wait_for_zombie(pid);
     let backend = real();
@@ -420,6 +455,45 @@ fn real_zombie() {
         backend.process(pid, FieldSet::all()),
         Err(Error::NoSuchProcess { .. })
     ));
+}
+
+/// Signals go to the very process checked: refused for an unnamed
+/// signal, a zombie, a stale start time and pid 0, delivered otherwise.
+#[test]
+fn real_signal() {
+    const SIGTERM: i32 = 15;
+    let backend = real();
+    let mut child = KillOnDrop::spawn(Command::new("sleep").arg("600"));
+    let pid = child.id();
+    let created = backend
+        .process(pid, [Field::CreateTime].into_iter().collect())
+        .unwrap()
+        .create_time
+        .unwrap();
+
+    // SIGRTMIN+6 would end `sleep` if it were sent.
+    let err = backend.signal(pid, 40, None).unwrap_err();
+    assert!(matches!(err, Error::Unsupported { .. }), "{err}");
+    let err = backend
+        .signal(pid, SIGTERM, Some(created - 100.0))
+        .unwrap_err();
+    assert!(matches!(err, Error::PidReused { .. }), "{err}");
+    // Pid 0 is no process (kill(2) would read it as this process group).
+    let err = backend.signal(0, SIGTERM, None).unwrap_err();
+    assert!(matches!(err, Error::NoSuchProcess { pid: 0 }), "{err}");
+    assert_eq!(child.try_wait().unwrap(), None, "refusals sent nothing");
+
+    backend.signal(pid, SIGTERM, Some(created)).unwrap();
+    wait_for_zombie(pid);
+    let err = backend.signal(pid, SIGTERM, None).unwrap_err();
+    assert!(
+        matches!(err, Error::ZombieProcess { ppid: Some(ppid), .. } if ppid == std::process::id()),
+        "{err}"
+    );
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(child.wait().unwrap().signal(), Some(SIGTERM));
+    let err = backend.signal(pid, SIGTERM, None).unwrap_err();
+    assert!(matches!(err, Error::NoSuchProcess { .. }), "{err}");
 }
 
 #[test]

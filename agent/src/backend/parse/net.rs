@@ -46,7 +46,7 @@ pub fn parse_net_dev(bytes: &[u8]) -> Result<Vec<(String, NetIoCounters)>, Parse
 /// psutil's names, in psutil's order. These are Linux's values (the BSDs
 /// number them differently), kept here rather than taken from `libc` so
 /// that the table is the same on every build machine.
-const FLAG_NAMES: [(u32, &str); 16] = [
+pub(crate) const FLAG_NAMES: [(u32, &str); 16] = [
     (0x1, "up"),
     (0x2, "broadcast"),
     (0x4, "debug"),
@@ -76,8 +76,16 @@ pub const IFF_POINTOPOINT: u32 = 0x10;
 /// comma-separated. Bits above the 16 that `SIOCGIFFLAGS` carries
 /// (`lower_up`, `dormant`, `echo`) are left out, as psutil never sees them.
 pub fn flag_names(flags: u32) -> String {
-    let names: Vec<&str> = FLAG_NAMES
+    names_of(flags, &[&FLAG_NAMES])
+}
+
+/// The names of the bits of `flags` set in `tables` (pieces of one
+/// table, in order), comma-separated: the BSDs share Linux's first ten
+/// `IFF_*` values and names and differ above.
+pub(crate) fn names_of(flags: u32, tables: &[&[(u32, &str)]]) -> String {
+    let names: Vec<&str> = tables
         .iter()
+        .flat_map(|table| table.iter())
         .filter(|(bit, _)| flags & bit != 0)
         .map(|(_, name)| *name)
         .collect();

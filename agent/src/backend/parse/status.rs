@@ -128,7 +128,7 @@ nonvoluntary_ctxt_switches:	2
         let no_uid: Vec<u8> = SAMPLE
             .split(|b| *b == b'\n')
             .filter(|l| !l.starts_with(b"Uid:"))
-            .flat_map(|l| l.iter().copied().chain([b'\n']))
+            .flat_map(|l| l.iter().copied().chain(*b"\n"))
             .collect();
         let err = parse_status(&no_uid).unwrap_err();
         assert!(err.message.contains("Uid"), "{err}");

@@ -24,11 +24,7 @@ use std::{
 
 use anyhow::{Context, Result, bail};
 use hostscope_agent::backend::{self, RawEvent, WatchMode};
-use hostscope_client::{
-    Client, TlsConfig,
-    pki::{self, CertRole},
-    proto as pb,
-};
+use hostscope_client::{Client, TlsConfig, proto as pb};
 use tokio_stream::StreamExt;
 
 fn now() -> f64 {
@@ -121,9 +117,7 @@ impl Drop for Agent {
 async fn end_to_end(agent_bin: PathBuf, n: usize) -> Result<(Vec<f64>, f64)> {
     let dir = tempfile::tempdir()?;
     let d = dir.path();
-    pki::init(d, false)?;
-    pki::issue(d, "agent", CertRole::Server, &["127.0.0.1".to_owned()])?;
-    pki::issue(d, "bench", CertRole::Client, &[])?;
+    hostscope_integration::write_pki(d, &["bench"])?;
     let addr = TcpListener::bind("127.0.0.1:0")?.local_addr()?;
     let agent = Agent(
         Command::new(&agent_bin)

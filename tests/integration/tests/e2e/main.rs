@@ -1,18 +1,37 @@
 //! End to end: a real agent over real mutual TLS on 127.0.0.1, reading this
-//! host's real /proc, queried by the client crate.
+//! host's real /proc, queried by the client crate and the command line.
+//!
+//! The workspace's only integration test binary: every module below is a
+//! part of it, so the helpers and the dependencies link once.
 
-use std::{collections::HashSet, time::Duration};
+use std::{
+    collections::HashSet,
+    process::{Command, Stdio},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, Ordering},
+    },
+    thread::JoinHandle,
+    time::Duration,
+};
 
 use hostscope_client::{Client, Error, proto as pb};
-use hostscope_integration::{TestAgent, Zombie, missing_pid};
+use hostscope_integration::{TestAgent, Zombie, child::ChildGroup, missing_pid};
 use hostscope_proto::EnumName;
 use tokio_stream::StreamExt;
 use tonic::Code;
 use tonic_types::StatusExt;
 
+mod child;
 mod cli_polish;
 mod fleet;
+mod hostile;
+mod mock_agent;
+mod privileges;
 mod reap;
+mod reload;
+mod sim;
+mod tidy;
 mod watch;
 mod watch_cli;
 mod zombies;
@@ -473,35 +492,82 @@ async fn health_and_reflection_are_served() {
     );
 }
 
+/// `true`, started 50 at a time and reaped, over and over on a thread of
+/// its own until dropped; the pids it has started.
+struct Burst {
+    pids: Arc<Mutex<HashSet<u32>>>,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Burst {
+    fn start() -> Burst {
+        let pids = Arc::new(Mutex::new(HashSet::new()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (started, stopped) = (Arc::clone(&pids), Arc::clone(&stop));
+        let thread = std::thread::spawn(move || {
+            while !stopped.load(Ordering::Relaxed) {
+                let mut batch: Vec<ChildGroup> = (0..50)
+                    .map(|_| {
+                        ChildGroup::spawn(Command::new("true").stdin(Stdio::null()))
+                            .expect("spawn true")
+                    })
+                    .collect();
+                let ids = batch.iter().map(ChildGroup::id);
+                started.lock().expect("pid set").extend(ids);
+                for child in &mut batch {
+                    assert!(child.wait(Duration::from_secs(30)).success());
+                }
+            }
+        });
+        Burst {
+            pids,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    /// How many of `pids` this burst started.
+    fn started_among(&self, pids: impl IntoIterator<Item = u32>) -> usize {
+        let started = self.pids.lock().expect("pid set");
+        pids.into_iter().filter(|p| started.contains(p)).count()
+    }
+}
+
+impl Drop for Burst {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let joined = thread.join();
+            if !std::thread::panicking() {
+                joined.expect("the burst thread");
+            }
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn survives_a_burst_of_short_lived_processes_during_listings() {
     let agent = TestAgent::start().await;
     let client = agent.client().await;
-    let burst = std::thread::spawn(|| {
-        let mut children = Vec::new();
-        for _ in 0..500 {
-            match std::process::Command::new("true").spawn() {
-                Ok(child) => children.push(child),
-                Err(e) => panic!("spawning true: {e}"),
-            }
-            if children.len() >= 50 {
-                for mut c in children.drain(..) {
-                    c.wait().unwrap();
-                }
+    let burst = Burst::start();
+    // List until three listings have each caught processes of the burst
+    // (running, or exited and not yet reaped): listings that ran while
+    // processes came and went under them.
+    let listings = async {
+        let mut caught = 0;
+        while caught < 3 {
+            let procs = list(&client, &[], pb::ProcessFilter::default()).await;
+            assert!(procs.iter().any(|p| p.pid() == std::process::id()));
+            if burst.started_among(procs.iter().map(|p| p.pid())) > 0 {
+                caught += 1;
             }
         }
-        for mut c in children {
-            c.wait().unwrap();
-        }
-    });
-    let mut listings = 0;
-    while !burst.is_finished() || listings == 0 {
-        let procs = list(&client, &[], pb::ProcessFilter::default()).await;
-        assert!(procs.iter().any(|p| p.pid() == std::process::id()));
-        listings += 1;
-    }
-    burst.join().unwrap();
-    assert!(listings >= 1);
+    };
+    tokio::time::timeout(Duration::from_secs(120), listings)
+        .await
+        .expect("three listings caught the burst's processes");
+    drop(burst);
     let host = client.host().await.unwrap();
     assert!(!host.hostname.is_empty());
 }
@@ -537,7 +603,10 @@ async fn a_closed_port_is_connection_refused() {
     let err = Client::connect(&addr.to_string(), Some(pki.client_tls()))
         .await
         .expect_err("nothing listens there");
-    assert!(matches!(err, Error::ConnectionRefused { .. }), "{err:?}");
+    assert!(
+        matches!(&err, Error::ConnectionRefused { endpoint } if *endpoint == addr.to_string()),
+        "{err:?}"
+    );
     assert!(err.to_string().contains(&addr.to_string()), "{err}");
 }
 

@@ -8,17 +8,18 @@
 //! that other tests (or other people) own.
 
 use std::{
+    collections::HashSet,
     ffi::OsString,
     io::{BufRead, BufReader},
     os::unix::process::ExitStatusExt,
     path::Path,
-    process::{Child, Command, ExitStatus, Stdio},
-    thread::JoinHandle,
-    time::{Duration, Instant},
+    process::{ChildStdin, Command, Stdio},
+    sync::mpsc,
+    time::Duration,
 };
 
 use hostscope_client::proto as pb;
-use hostscope_integration::TestAgent;
+use hostscope_integration::{CliRun, TestAgent, child::ChildGroup, hostscope_async};
 
 /// How long anything here may take to happen before the test fails.
 const LIMIT: Duration = Duration::from_secs(20);
@@ -30,8 +31,7 @@ pub(crate) async fn hostscope(
     cert: &str,
     args: &[&str],
 ) -> (u8, String, String) {
-    let mut argv: Vec<OsString> = vec!["hostscope".into(), "--host".into()];
-    argv.push(agent.endpoint().into());
+    let mut argv: Vec<OsString> = vec!["--host".into(), agent.endpoint().into()];
     for (flag, file) in [
         ("--ca", "ca.pem".to_owned()),
         ("--cert", format!("{cert}.pem")),
@@ -41,52 +41,69 @@ pub(crate) async fn hostscope(
         argv.push(agent.pki.path(&file).into());
     }
     argv.extend(args.iter().map(OsString::from));
-    tokio::task::spawn_blocking(move || {
-        let (mut out, mut err) = (Vec::new(), Vec::new());
-        let code = hostscope_cli::run_with(argv, &mut std::io::empty(), &mut out, &mut err);
-        let text = |b: Vec<u8>| String::from_utf8_lossy(&b).into_owned();
-        (code, text(out), text(err))
-    })
-    .await
-    .expect("the CLI thread")
+    let CliRun { code, out, err } = hostscope_async(argv, String::new()).await;
+    (code, out, err)
 }
 
-/// A `hostscope-test-parent` and the zombies it holds; killed and waited
-/// for on drop if still running.
+/// A parent holding real zombies, under a keeper that reaps them once the
+/// parent is gone (`hostscope-test-parent`, which says how). Dropping it
+/// closes the keeper's stdin, so that it ends the parent and reaps
+/// everything; the keeper's process group is killed in any case.
 struct TestParent {
-    child: Child,
+    /// The parent's pid.
     pid: u32,
     zombies: Vec<u32>,
+    /// The keeper's lines after `ready`.
+    lines: mpsc::Receiver<String>,
+    stdin: Option<ChildStdin>,
+    keeper: ChildGroup,
+}
+
+/// How the parent ended and which orphaned zombies the keeper reaped, as
+/// the keeper reported them.
+struct Ended {
+    /// `signal N` or `code N`.
+    how: String,
+    reaped: HashSet<u32>,
 }
 
 impl TestParent {
     /// Starts `hostscope-test-parent MODE N` and waits for its `ready`
-    /// line, which it prints once every child is a zombie (or exits within
-    /// its own bound of 10 s, which closes stdout).
+    /// line, which the parent prints once every child is a zombie.
     fn spawn(mode: &str, n: usize) -> TestParent {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_hostscope-test-parent"))
-            .args([mode, &n.to_string()])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("spawn hostscope-test-parent");
-        let mut line = String::new();
-        let stdout = child.stdout.take().expect("piped stdout");
-        BufReader::new(stdout)
-            .read_line(&mut line)
-            .expect("read the ready line");
-        let zombies: Vec<u32> = line
+        let mut keeper = ChildGroup::spawn(
+            Command::new(env!("CARGO_BIN_EXE_hostscope-test-parent"))
+                .args([mode, &n.to_string()])
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped()),
+        )
+        .expect("spawn hostscope-test-parent");
+        let stdin = keeper.take_stdin();
+        let stdout = keeper.take_stdout().expect("piped stdout");
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let line = lines.recv_timeout(LIMIT).expect("the ready line");
+        let pids: Vec<u32> = line
             .strip_prefix("ready ")
             .unwrap_or_else(|| panic!("not a ready line: {line:?}"))
             .split_whitespace()
             .map(|pid| pid.parse().expect("a pid"))
             .collect();
+        let (&pid, zombies) = pids.split_first().expect("the parent's pid");
         assert_eq!(zombies.len(), n, "{line}");
-        let pid = child.id();
         TestParent {
-            child,
             pid,
-            zombies,
+            zombies: zombies.to_vec(),
+            lines,
+            stdin,
+            keeper,
         }
     }
 
@@ -94,23 +111,40 @@ impl TestParent {
     fn zombies_now(&self) -> Vec<u32> {
         zombie_children(self.pid)
     }
+
+    /// Waits (within [`LIMIT`]) until the keeper has reported the parent's
+    /// end and reaped every one of its zombies.
+    fn ended(&self) -> Ended {
+        let mut how = None;
+        let mut reaped = HashSet::new();
+        while how.is_none() || !self.zombies.iter().all(|z| reaped.contains(z)) {
+            let line = self.lines.recv_timeout(LIMIT).unwrap_or_else(|e| {
+                panic!("the keeper said no more ({e}); parent ended {how:?}, reaped {reaped:?}")
+            });
+            let words: Vec<&str> = line.split_whitespace().collect();
+            match words[..] {
+                ["exited", pid, kind, n] if pid == self.pid.to_string() => {
+                    how = Some(format!("{kind} {n}"));
+                }
+                ["reaped", pid] => {
+                    reaped.insert(pid.parse().expect("a pid"));
+                }
+                _ => panic!("unexpected line from the keeper: {line:?}"),
+            }
+        }
+        Ended {
+            how: how.unwrap_or_default(),
+            reaped,
+        }
+    }
 }
 
 impl Drop for TestParent {
     fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-        // Its zombies passed to this process if it is a subreaper (see
-        // below), by the time the parent could be waited for; reap them
-        // by pid so that they do not linger for the rest of the run.
-        for &pid in &self.zombies {
-            let mut status = 0;
-            // SAFETY: a non-blocking wait for one known pid; `status` is a
-            // valid out pointer. ECHILD (not ours) is fine.
-            unsafe { libc::waitpid(pid as libc::pid_t, &mut status, libc::WNOHANG) };
-        }
+        drop(self.stdin.take());
+        // The keeper ends by itself once everything is reaped; should it
+        // not, the guard kills its group.
+        let _ = self.keeper.wait_timeout(LIMIT);
     }
 }
 
@@ -148,22 +182,6 @@ fn zombie_children(ppid: u32) -> Vec<u32> {
 fn sorted(mut pids: Vec<u32>) -> Vec<u32> {
     pids.sort_unstable();
     pids
-}
-
-/// Waits for `child` to end, within [`LIMIT`].
-fn wait_exit(child: &mut Child) -> ExitStatus {
-    let start = Instant::now();
-    loop {
-        if let Some(status) = child.try_wait().expect("try_wait") {
-            return status;
-        }
-        if start.elapsed() > LIMIT {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("pid {} did not end within {LIMIT:?}", child.id());
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
 }
 
 /// The agent's create_time of `pid`, as `signal --expect-create-time`
@@ -274,43 +292,6 @@ async fn a_parent_with_a_sigchld_handler_is_listed_planned_and_reaped() {
     assert_eq!(audit_reasons(&audit), [("sent".to_owned(), String::new())]);
 }
 
-/// Makes this process the reaper of its orphaned descendants, as init is
-/// for everyone else's, so that a killed parent's zombies come here.
-fn become_subreaper() {
-    // SAFETY: PR_SET_CHILD_SUBREAPER takes a plain integer flag and
-    // touches no memory of ours.
-    let rc = unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
-    assert_eq!(rc, 0, "prctl: {}", std::io::Error::last_os_error());
-}
-
-/// Reaps `pids` as they become this process's children, and nothing else
-/// (never `waitpid(-1)`: other tests' children are theirs to wait for).
-/// Ends when each is reaped or gone, or after [`LIMIT`]; returns those it
-/// reaped.
-fn reap_in_background(pids: Vec<u32>) -> JoinHandle<Vec<u32>> {
-    std::thread::spawn(move || {
-        let start = Instant::now();
-        let mut left = pids;
-        let mut reaped = Vec::new();
-        while !left.is_empty() && start.elapsed() < LIMIT {
-            left.retain(|&pid| {
-                let mut status = 0;
-                // SAFETY: waits without blocking for one pid that this
-                // test knows; `status` is a valid out pointer.
-                let rc = unsafe { libc::waitpid(pid as libc::pid_t, &mut status, libc::WNOHANG) };
-                if rc == pid as libc::pid_t {
-                    reaped.push(pid);
-                    return false;
-                }
-                // Not (yet) our child: keep waiting while it exists.
-                Path::new(&format!("/proc/{pid}")).exists()
-            });
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        reaped
-    })
-}
-
 /// `zombies --ppid PPID --reap --kill-parents --yes --grace 300ms` as the
 /// operator; its stdout, once it has exited 0.
 async fn sweep_killing_parents(agent: &TestAgent, ppid: &str) -> String {
@@ -333,12 +314,10 @@ async fn sweep_killing_parents(agent: &TestAgent, ppid: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn kill_parents_ends_a_parent_that_never_reaps_and_its_zombies_go() {
-    become_subreaper();
     let dir = tempfile::tempdir().unwrap();
     let agent = TestAgent::start_with_operator(&dir.path().join("audit.log")).await;
-    let mut parent = TestParent::spawn("leaking", 3);
+    let parent = TestParent::spawn("leaking", 3);
     let ppid = parent.pid.to_string();
-    let reaper = reap_in_background(parent.zombies.clone());
 
     let out = sweep_killing_parents(&agent, &ppid).await;
     assert!(out.contains(&format!("CHLD to pid {ppid}")), "{out}");
@@ -348,33 +327,27 @@ async fn kill_parents_ends_a_parent_that_never_reaps_and_its_zombies_go() {
     );
     assert!(out.contains("reaped 3 of 3 zombies; 0 remain"), "{out}");
 
-    let status = wait_exit(&mut parent.child);
-    assert_eq!(status.signal(), Some(libc::SIGTERM), "{status:?}");
-    let reaped = reaper.join().expect("the reaper thread");
-    for pid in parent.zombies.iter().chain([&parent.pid]) {
-        assert!(
-            !Path::new(&format!("/proc/{pid}")).exists(),
-            "pid {pid} is still there (reaped here: {reaped:?})"
-        );
-    }
+    // The parent died of the TERM, and its zombies, orphaned, passed to
+    // the keeper and were reaped.
+    let ended = parent.ended();
+    assert_eq!(ended.how, format!("signal {}", libc::SIGTERM));
+    assert_eq!(ended.reaped, parent.zombies.iter().copied().collect());
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn kill_parents_kills_a_parent_deaf_to_term() {
-    become_subreaper();
     let dir = tempfile::tempdir().unwrap();
     let agent = TestAgent::start_with_operator(&dir.path().join("audit.log")).await;
-    let mut parent = TestParent::spawn("stubborn", 2);
+    let parent = TestParent::spawn("stubborn", 2);
     let ppid = parent.pid.to_string();
-    let reaper = reap_in_background(parent.zombies.clone());
 
     let out = sweep_killing_parents(&agent, &ppid).await;
     assert!(out.contains(&format!("TERM to pid {ppid}")), "{out}");
     assert!(out.contains(&format!("KILL to pid {ppid}")), "{out}");
     assert!(out.contains("reaped 2 of 2 zombies; 0 remain"), "{out}");
-    let status = wait_exit(&mut parent.child);
-    assert_eq!(status.signal(), Some(libc::SIGKILL), "{status:?}");
-    reaper.join().expect("the reaper thread");
+    let ended = parent.ended();
+    assert_eq!(ended.how, format!("signal {}", libc::SIGKILL));
+    assert_eq!(ended.reaped, parent.zombies.iter().copied().collect());
     let audit = audit_reasons(&dir.path().join("audit.log"));
     let sent = ("sent".to_owned(), String::new());
     assert_eq!(audit, vec![sent; 3], "CHLD, TERM and KILL were audited");
@@ -448,11 +421,8 @@ async fn signal_explains_refusals_and_sends_a_good_one() {
         "{err}"
     );
 
-    let mut sleeper = Command::new("sleep")
-        .arg("60")
-        .stdin(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut sleeper =
+        ChildGroup::spawn(Command::new("sleep").arg("60").stdin(Stdio::null())).unwrap();
     let pid = sleeper.id().to_string();
     let created = create_time(&agent, sleeper.id()).await;
 
@@ -493,6 +463,6 @@ async fn signal_explains_refusals_and_sends_a_good_one() {
     .await;
     assert_eq!((code, err.as_str()), (0, ""));
     assert_eq!(out, format!("sent TERM ({}) to pid {pid}\n", libc::SIGTERM));
-    let status = wait_exit(&mut sleeper);
+    let status = sleeper.wait(LIMIT);
     assert_eq!(status.signal(), Some(libc::SIGTERM), "{status:?}");
 }

@@ -3,13 +3,15 @@
 use std::{
     collections::{HashMap, HashSet},
     os::unix::process::ExitStatusExt,
-    process::{Child, Command, Stdio},
+    process::{Command, Stdio},
     time::{Duration, Instant},
 };
 
 use hostscope_agent::{backend::WatchMode, service::Options, service::watch::WatchOptions};
-use hostscope_client::{Error, EventStream, proto as pb};
-use hostscope_integration::{TestAgent, Zombie, missing_pid};
+use hostscope_client::{Client, Error, EventStream, proto as pb};
+use hostscope_integration::{
+    TestAgent, Zombie, child::ChildGroup, missing_pid, proc_state, wait_for,
+};
 use tokio_stream::StreamExt;
 
 const LIMIT: Duration = Duration::from_secs(30);
@@ -46,11 +48,8 @@ async fn collect_until(
     }
 }
 
-fn spawn(program: &str, args: &[&str]) -> Child {
-    Command::new(program)
-        .args(args)
-        .stdin(Stdio::null())
-        .spawn()
+fn spawn(program: &str, args: &[&str]) -> ChildGroup {
+    ChildGroup::spawn(Command::new(program).args(args).stdin(Stdio::null()))
         .unwrap_or_else(|e| panic!("spawning {program}: {e}"))
 }
 
@@ -67,12 +66,12 @@ fn burst() -> HashMap<u32, (Option<i32>, Option<i32>)> {
         } else {
             let mut child = spawn("sleep", &["30"]);
             expected.insert(child.id(), (None, Some(libc::SIGKILL)));
-            child.kill().unwrap();
+            assert_eq!(child.kill().signal(), Some(libc::SIGKILL));
             children.push(child);
         }
     }
     for mut child in children {
-        let status = child.wait().unwrap();
+        let status = child.wait(LIMIT);
         assert!(status.code() == Some(3) || status.signal() == Some(libc::SIGKILL));
     }
     expected
@@ -131,12 +130,31 @@ async fn a_process_that_becomes_a_zombie_is_reported_with_its_parent() {
     assert_eq!(event.ppid, Some(std::process::id()));
 }
 
+/// user + system CPU seconds of `pid`, by GetProcess.
+async fn cpu_seconds(client: &Client, pid: u32) -> f64 {
+    let process = client
+        .process(pid, &[pb::ProcessField::CpuTimes])
+        .await
+        .expect("the process");
+    let times = process.cpu_times().expect("its cpu_times");
+    times.user + times.system
+}
+
 #[tokio::test(flavor = "multi_thread")]
-async fn samples_show_a_busy_process_near_one_core_and_a_sleeper_near_zero() {
+async fn samples_show_a_busy_process_using_cpu_and_a_sleeper_none() {
     let agent = TestAgent::start().await;
     let client = agent.client().await;
-    let mut busy = spawn("sh", &["-c", "while :; do :; done"]);
-    let mut sleeper = spawn("sleep", &["30"]);
+    let busy = spawn(env!("CARGO_BIN_EXE_hostscope-test-parent"), &["busy"]);
+    let sleeper = spawn("sleep", &["30"]);
+    // Once asleep, the sleeper's start-up is behind it: from then on it
+    // uses no CPU at all, however busy the machine.
+    let sleeper_pid = sleeper.id();
+    tokio::task::spawn_blocking(move || {
+        wait_for(LIMIT, || proc_state(sleeper_pid) == Some('S'));
+    })
+    .await
+    .expect("the sleeper sleeps");
+
     let request = pb::WatchProcessesRequest {
         filter: Some(pb::ProcessFilter {
             pids: vec![busy.id(), sleeper.id()],
@@ -148,34 +166,43 @@ async fn samples_show_a_busy_process_near_one_core_and_a_sleeper_near_zero() {
     };
     let mut events = client.watch(request).await.unwrap();
     let mut samples: HashMap<u32, Vec<pb::ProcessSample>> = HashMap::new();
+    // However little of a core the machine leaves it, a process that
+    // never sleeps gets some CPU in half a second.
     collect_until(&mut events, |e| {
         assert_eq!(kind(e), pb::ProcessEventKind::Sample);
         samples
             .entry(e.pid)
             .or_default()
             .push(e.sample.expect("sample"));
-        samples.values().all(|s| s.len() >= 3) && samples.len() == 2
+        let busy_ran = samples
+            .get(&busy.id())
+            .is_some_and(|s| s.iter().any(|s| s.cpu_percent.is_some_and(|c| c > 0.0)));
+        busy_ran && samples.get(&sleeper.id()).is_some_and(|s| s.len() >= 3)
     })
     .await;
-    let best = |pid: u32| {
-        samples[&pid]
-            .iter()
-            .map(|s| s.cpu_percent)
-            .fold(0.0, f64::max)
-    };
-    // "Near": the machine's other work shares the two cores.
-    assert!(best(busy.id()) > 50.0, "busy: {:?}", samples[&busy.id()]);
+    let slept = &samples[&sleeper.id()];
     assert!(
-        best(sleeper.id()) < 5.0,
-        "sleeper: {:?}",
-        samples[&sleeper.id()]
+        slept[1..].iter().all(|s| s.cpu_percent == Some(0.0)),
+        "sleeper: {slept:?}"
     );
-    let s = &samples[&sleeper.id()][0];
-    assert!(s.rss > 0 && s.num_threads == 1 && s.num_fds >= 3, "{s:?}");
-    busy.kill().unwrap();
-    sleeper.kill().unwrap();
-    busy.wait().unwrap();
-    sleeper.wait().unwrap();
+    let s = &slept[0];
+    assert!(
+        s.rss.is_some_and(|rss| rss > 0)
+            && s.num_threads == Some(1)
+            && s.num_fds.is_some_and(|fds| fds >= 3),
+        "{s:?}"
+    );
+
+    // The busy process's cpu_times grow from one look to the next.
+    let before = cpu_seconds(&client, busy.id()).await;
+    let grown = async {
+        while cpu_seconds(&client, busy.id()).await <= before {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    tokio::time::timeout(LIMIT, grown)
+        .await
+        .expect("the busy process's cpu_times grow");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -250,13 +277,13 @@ async fn a_watcher_that_never_reads_lags_and_the_others_get_everything() {
     // windows and buffers quickly.
     let arg = "x".repeat(8 * 1024);
     let pids: HashSet<u32> = tokio::task::spawn_blocking(move || {
-        let mut children: Vec<Child> = (0..300)
+        let mut children: Vec<ChildGroup> = (0..300)
             .map(|_| spawn("sh", &["-c", "exit 0", &arg]))
             .collect();
         children
             .iter_mut()
             .map(|c| {
-                c.wait().unwrap();
+                assert!(c.wait(LIMIT).success());
                 c.id()
             })
             .collect()
@@ -291,7 +318,7 @@ async fn a_watcher_that_never_reads_lags_and_the_others_get_everything() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn polling_sees_a_process_that_lives_three_intervals() {
+async fn polling_reports_a_process_that_starts_and_exits() {
     let agent = TestAgent::start_with(Options {
         watch: WatchOptions {
             mode: WatchMode::Poll,
@@ -304,24 +331,49 @@ async fn polling_sees_a_process_that_lives_three_intervals() {
     let client = agent.client().await;
     assert_eq!(client.host().await.unwrap().watch_mode, "poll");
     let mut events = client.watch(descendants_of_me(&[])).await.unwrap();
-    // Let the collector take its first table before the process starts.
-    tokio::time::sleep(Duration::from_millis(250)).await;
-    let mut child = spawn("sleep", &["0.3"]);
+
+    // Polling reports what changed between two scans, and a process that
+    // was there at the first scan never "starts". Any event at all means
+    // the first scan is done: start short-lived processes until one comes.
+    let mut canaries = Vec::new();
+    let deadline = tokio::time::Instant::now() + LIMIT;
+    loop {
+        canaries.push(spawn("sleep", &["0.3"]));
+        let next = tokio::time::timeout(Duration::from_secs(1), events.next()).await;
+        if let Ok(event) = next {
+            event.expect("stream open").expect("event");
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no event within {LIMIT:?}"
+        );
+    }
+
+    // A process that lives until the poller has seen it start.
+    let mut child = spawn("sleep", &["60"]);
     let pid = child.id();
     let mut kinds = Vec::new();
     collect_until(&mut events, |e| {
         if e.pid == pid {
             kinds.push(kind(e));
         }
-        kinds.contains(&pb::ProcessEventKind::Exited)
+        !kinds.is_empty()
+    })
+    .await;
+    assert_eq!(kinds, [pb::ProcessEventKind::Started]);
+    assert_eq!(child.kill().signal(), Some(libc::SIGKILL));
+    collect_until(&mut events, |e| {
+        if e.pid == pid {
+            kinds.push(kind(e));
+        }
+        kinds.len() > 1
     })
     .await;
     assert_eq!(
-        kinds.first(),
-        Some(&pb::ProcessEventKind::Started),
-        "{kinds:?}"
+        kinds,
+        [pb::ProcessEventKind::Started, pb::ProcessEventKind::Exited]
     );
-    child.wait().unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -395,7 +447,7 @@ async fn a_fleet_watch_reconnects_when_an_agent_restarts() {
     }
     let mut child = spawn("sh", &["-c", "exit 5"]);
     let pid = child.id();
-    child.wait().unwrap();
+    assert_eq!(child.wait(LIMIT).code(), Some(5));
     loop {
         if let WatchItem::Event { host, event } = next(&mut items).await
             && event.pid == pid

@@ -9,31 +9,33 @@
 use std::{
     ffi::OsString,
     io::Write,
-    process::{Child, ChildStdin, Command, Stdio},
+    process::{ChildStdin, Command, Stdio},
     time::Duration,
 };
 
-use hostscope_integration::TestAgent;
+use hostscope_integration::{CliRun, TestAgent, child::ChildGroup, hostscope};
 
 /// How long the CLI may take to see its events before the test fails.
 const LIMIT: Duration = Duration::from_secs(20);
 
 /// A shell that starts a `sh -c 'exit 7'` child for every line it reads;
-/// ended (stdin closed, then killed and reaped) on drop.
+/// it ends when its stdin closes, and is killed with its children on drop
+/// in any case.
 struct ExitSevens {
-    child: Child,
-    stdin: Option<ChildStdin>,
+    child: ChildGroup,
+    stdin: ChildStdin,
 }
 
 impl ExitSevens {
     fn start() -> ExitSevens {
-        let mut child = Command::new("sh")
-            .args(["-c", "while read -r _; do sh -c 'exit 7'; done"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("spawn sh");
-        let stdin = child.stdin.take();
+        let mut child = ChildGroup::spawn(
+            Command::new("sh")
+                .args(["-c", "while read -r _; do sh -c 'exit 7'; done"])
+                .stdin(Stdio::piped())
+                .stdout(Stdio::null()),
+        )
+        .expect("spawn sh");
+        let stdin = child.take_stdin().expect("piped stdin");
         ExitSevens { child, stdin }
     }
 
@@ -43,31 +45,21 @@ impl ExitSevens {
 
     /// Has the shell start one more child that exits with 7.
     fn one_more(&mut self) {
-        let stdin = self.stdin.as_mut().expect("stdin open");
-        writeln!(stdin, "go").expect("write to sh");
-    }
-}
-
-impl Drop for ExitSevens {
-    fn drop(&mut self) {
-        drop(self.stdin.take());
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        writeln!(self.stdin, "go").expect("write to sh");
     }
 }
 
 /// Runs `hostscope --host AGENT --ca .. --cert .. --key .. watch
 /// --children-of SHELL ARGS` in process on a thread of its own, and has
 /// `shell` start a child that exits with 7 every 200ms until the CLI is
-/// done: a fixed number of children could all exit before the watch is
-/// open. Returns (exit code, stdout, stderr).
+/// done: the test cannot see when the watch is open, and the exits before
+/// that are simply not counted. Returns (exit code, stdout, stderr).
 async fn watch_exits(
     agent: &TestAgent,
     shell: &mut ExitSevens,
     args: &[&str],
 ) -> (u8, String, String) {
-    let mut argv: Vec<OsString> =
-        vec!["hostscope".into(), "--host".into(), agent.endpoint().into()];
+    let mut argv: Vec<OsString> = vec!["--host".into(), agent.endpoint().into()];
     for (flag, file) in [
         ("--ca", "ca.pem"),
         ("--cert", "client.pem"),
@@ -82,19 +74,15 @@ async fn watch_exits(
     // --for bounds the CLI itself, should the events never come.
     argv.extend(["--for", "20s"].map(OsString::from));
 
-    // A plain thread, not spawn_blocking: `run_with` builds its own
+    // A plain thread, not spawn_blocking: the command line builds its own
     // runtime, and a thread that outlives a failed test cannot hold up
     // this runtime's shutdown.
     let (tx, mut rx) = tokio::sync::oneshot::channel();
     std::thread::spawn(move || {
-        let (mut out, mut err) = (Vec::new(), Vec::new());
-        let code = hostscope_cli::run_with(argv, &mut std::io::empty(), &mut out, &mut err);
-        let text = |b: Vec<u8>| String::from_utf8_lossy(&b).into_owned();
-        let _ = tx.send((code, text(out), text(err)));
+        let CliRun { code, out, err } = hostscope(argv, "");
+        let _ = tx.send((code, out, err));
     });
     let deadline = tokio::time::Instant::now() + LIMIT + Duration::from_secs(5);
-    // A short wait first, for the watch to open.
-    tokio::time::sleep(Duration::from_millis(300)).await;
     loop {
         shell.one_more();
         let tick = tokio::time::sleep(Duration::from_millis(200));

@@ -1,10 +1,13 @@
 //! Zombie sweeps: FindZombies, and SignalProcess guarded by role, protected
 //! pids and create_time, every request audited.
 
-use std::process::{Command, Stdio};
+use std::{
+    process::{Command, Stdio},
+    time::Duration,
+};
 
 use hostscope_client::{Error, proto as pb};
-use hostscope_integration::{TestAgent, Zombie, missing_pid};
+use hostscope_integration::{TestAgent, Zombie, child::ChildGroup, missing_pid};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn find_zombies_groups_a_real_zombie_under_its_parent() {
@@ -26,7 +29,7 @@ async fn find_zombies_groups_a_real_zombie_under_its_parent() {
         .find(|z| z.pid == zombie.pid)
         .expect("the zombie is listed");
     assert_eq!(z.ppid, me);
-    assert!(z.create_time > 0.0 && z.zombie_since.is_none());
+    assert!(z.create_time.is_some_and(|t| t > 0.0) && z.zombie_since.is_none());
     let parent = group.parent.as_ref().expect("the parent is described");
     assert_eq!(parent.pid, me);
     let args: Vec<String> = std::env::args().collect();
@@ -52,11 +55,8 @@ async fn signals_need_the_operator_role_a_live_process_and_its_create_time() {
     let operator = agent.operator().await;
     let me = std::process::id();
 
-    let mut sleeper = Command::new("sleep")
-        .arg("60")
-        .stdin(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut sleeper =
+        ChildGroup::spawn(Command::new("sleep").arg("60").stdin(Stdio::null())).unwrap();
     let pid = sleeper.id();
     let created = operator
         .process(pid, &[pb::ProcessField::CreateTime])
@@ -117,7 +117,7 @@ async fn signals_need_the_operator_role_a_live_process_and_its_create_time() {
         (sent.pid, sent.signal.as_str(), sent.signal_number),
         (pid, "TERM", libc::SIGTERM)
     );
-    let status = sleeper.wait().unwrap();
+    let status = sleeper.wait(Duration::from_secs(30));
     use std::os::unix::process::ExitStatusExt;
     assert_eq!(status.signal(), Some(libc::SIGTERM));
 
@@ -141,7 +141,7 @@ async fn signals_need_the_operator_role_a_live_process_and_its_create_time() {
             ("refused", "PROTECTED_PROCESS"),
             ("refused", "ZOMBIE_PROCESS"),
             ("refused", "PID_REUSED"),
-            ("refused", "InvalidArgument"),
+            ("refused", "INVALID_ARGUMENT"),
             ("refused", "NO_SUCH_PROCESS"),
             ("sent", ""),
         ]

@@ -1,15 +1,16 @@
 //! The client against a stand-in agent: a real tonic server over real
 //! (m)TLS on 127.0.0.1, answering from canned data. It checks what the
-//! client makes of real handshakes, real rejections and real rich errors;
-//! the end-to-end tests against the real agent live in tests/integration.
+//! client and the command line make of real handshakes, real rejections
+//! and real rich errors, with answers that a real agent's host would not
+//! give the same way twice.
 
 use std::{collections::HashMap, net::SocketAddr, path::Path, pin::Pin};
 
 use hostscope_client::{
-    Client, Error, RejectedBy, TlsConfig,
-    pki::{self, CertRole},
+    Client, Error, RejectedBy,
     proto::{self, host_inspector_server::HostInspectorServer},
 };
+use hostscope_integration::{CliRun, Pki, hostscope_async};
 use tokio::{net::TcpListener, sync::oneshot};
 use tokio_stream::{Stream, StreamExt, wrappers::TcpListenerStream};
 use tonic::{
@@ -175,38 +176,11 @@ impl Agent {
     }
 }
 
-/// A fleet PKI in a temporary directory: a CA, an agent certificate for
-/// 127.0.0.1 and a client certificate "alice".
-fn fleet() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().expect("tempdir");
-    pki::init(dir.path(), false).expect("pki init");
-    pki::issue(
-        dir.path(),
-        "agent",
-        CertRole::Server,
-        &["127.0.0.1".to_owned()],
-    )
-    .expect("agent cert");
-    pki::issue(dir.path(), "alice", CertRole::Client, &[]).expect("client cert");
-    dir
-}
-
-fn tls(dir: &Path, with_identity: bool) -> TlsConfig {
-    let (cert, key) = (dir.join("alice.pem"), dir.join("alice-key.pem"));
-    let identity = with_identity.then_some((cert.as_path(), key.as_path()));
-    TlsConfig::from_files(
-        &dir.join("ca.pem"),
-        identity.map(|i| i.0),
-        identity.map(|i| i.1),
-    )
-    .expect("client TLS config")
-}
-
 #[tokio::test]
 async fn calls_over_mutual_tls() {
-    let pki = fleet();
-    let agent = Agent::start(Some(pki.path())).await;
-    let client = Client::connect(&agent.endpoint(), Some(tls(pki.path(), true)))
+    let pki = Pki::new();
+    let agent = Agent::start(Some(pki.dir())).await;
+    let client = Client::connect(&agent.endpoint(), Some(pki.client_tls()))
         .await
         .expect("connect");
 
@@ -252,11 +226,11 @@ async fn calls_over_mutual_tls() {
 
 #[tokio::test]
 async fn a_client_without_a_certificate_is_told_so() {
-    let pki = fleet();
-    let agent = Agent::start(Some(pki.path())).await;
+    let pki = Pki::new();
+    let agent = Agent::start(Some(pki.dir())).await;
     // TLS 1.3: the handshake completes from the client's view; the agent's
     // refusal arrives with the first call.
-    let result = match Client::connect(&agent.endpoint(), Some(tls(pki.path(), false))).await {
+    let result = match Client::connect(&agent.endpoint(), Some(pki.anonymous_tls())).await {
         Ok(client) => client.host().await.map(drop),
         Err(e) => Err(e),
     };
@@ -266,13 +240,13 @@ async fn a_client_without_a_certificate_is_told_so() {
 
 #[tokio::test]
 async fn a_client_certificate_from_another_ca_is_told_so() {
-    let pki = fleet();
-    let other = fleet();
-    let agent = Agent::start(Some(pki.path())).await;
-    let mut config = tls(pki.path(), true);
+    let pki = Pki::new();
+    let other = Pki::new();
+    let agent = Agent::start(Some(pki.dir())).await;
+    let mut config = pki.client_tls();
     config.identity = Some((
-        std::fs::read(other.path().join("alice.pem")).expect("read"),
-        std::fs::read(other.path().join("alice-key.pem")).expect("read"),
+        std::fs::read(other.path("client.pem")).expect("read"),
+        std::fs::read(other.path("client-key.pem")).expect("read"),
     ));
     let result = match Client::connect(&agent.endpoint(), Some(config)).await {
         Ok(client) => client.host().await.map(drop),
@@ -293,10 +267,10 @@ async fn a_client_certificate_from_another_ca_is_told_so() {
 
 #[tokio::test]
 async fn an_agent_from_another_ca_is_refused_at_connect() {
-    let pki = fleet();
-    let other = fleet();
-    let agent = Agent::start(Some(other.path())).await;
-    let e = Client::connect(&agent.endpoint(), Some(tls(pki.path(), true)))
+    let pki = Pki::new();
+    let other = Pki::new();
+    let agent = Agent::start(Some(other.dir())).await;
+    let e = Client::connect(&agent.endpoint(), Some(pki.client_tls()))
         .await
         .expect_err("foreign agent");
     assert!(
@@ -313,9 +287,9 @@ async fn an_agent_from_another_ca_is_refused_at_connect() {
 
 #[tokio::test]
 async fn a_name_mismatch_is_refused_at_connect() {
-    let pki = fleet();
-    let agent = Agent::start(Some(pki.path())).await;
-    let mut config = tls(pki.path(), true);
+    let pki = Pki::new();
+    let agent = Agent::start(Some(pki.dir())).await;
+    let mut config = pki.client_tls();
     config.server_name = Some("web9.example".to_owned());
     let e = Client::connect(&agent.endpoint(), Some(config))
         .await
@@ -328,8 +302,8 @@ async fn a_name_mismatch_is_refused_at_connect() {
 
 #[tokio::test]
 async fn tls_and_plaintext_do_not_mix() {
-    let pki = fleet();
-    let tls_agent = Agent::start(Some(pki.path())).await;
+    let pki = Pki::new();
+    let tls_agent = Agent::start(Some(pki.dir())).await;
     let result = match Client::connect(&tls_agent.endpoint(), None).await {
         Ok(client) => client.host().await.map(drop),
         Err(e) => Err(e),
@@ -338,7 +312,7 @@ async fn tls_and_plaintext_do_not_mix() {
     assert!(matches!(e, Error::NotTls { .. }), "{e:?}");
 
     let plain_agent = Agent::start(None).await;
-    let e = Client::connect(&plain_agent.endpoint(), Some(tls(pki.path(), true)))
+    let e = Client::connect(&plain_agent.endpoint(), Some(pki.client_tls()))
         .await
         .expect_err("TLS client, plaintext agent");
     assert!(matches!(e, Error::NotTls { .. }), "{e:?}");
@@ -350,32 +324,23 @@ async fn tls_and_plaintext_do_not_mix() {
     assert_eq!(client.host().await.expect("host").hostname, "mock");
 }
 
-#[tokio::test]
-async fn a_closed_port_is_connection_refused() {
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let endpoint = listener.local_addr().expect("addr").to_string();
-    drop(listener);
-    let e = Client::connect(&endpoint, None)
-        .await
-        .expect_err("nothing listens");
-    assert!(
-        matches!(&e, Error::ConnectionRefused { endpoint: ep } if *ep == endpoint),
-        "{e:?}"
-    );
-}
+// === the command line ===
 
-// === the `hostscope` binary ===
-
-/// The command line end to end against the stand-in agent, in-process
-/// (client/cli/tests/binary.rs runs the binary itself).
+/// The command line end to end, in process, against the stand-in agent.
 mod cli {
     use super::*;
 
-    /// Runs `hostscope` with `args`; returns its exit code, stdout and
-    /// stderr.
-    async fn hostscope(args: Vec<String>) -> (i32, String, String) {
-        let (code, out, err) = run_with(args, "").await;
-        (i32::from(code), out, err)
+    /// Runs `hostscope ARGS` in process with `stdin`; returns its exit
+    /// code, stdout and stderr.
+    async fn run_with(args: Vec<String>, stdin: &str) -> (u8, String, String) {
+        let args = args.into_iter().map(Into::into).collect();
+        let CliRun { code, out, err } = hostscope_async(args, stdin.to_owned()).await;
+        (code, out, err)
+    }
+
+    /// Runs `hostscope ARGS` in process with nothing on stdin.
+    async fn hostscope(args: Vec<String>) -> (u8, String, String) {
+        run_with(args, "").await
     }
 
     fn args(list: &[&str]) -> Vec<String> {
@@ -519,30 +484,12 @@ mod cli {
         );
     }
 
-    // === many hosts, in-process through `cli::run_with` ===
-
-    /// Runs the command line in-process with `stdin`; returns its exit
-    /// code, stdout and stderr.
-    async fn run_with(args: Vec<String>, stdin: &str) -> (u8, String, String) {
-        let stdin = stdin.to_owned();
-        tokio::task::spawn_blocking(move || {
-            let (mut out, mut err) = (Vec::new(), Vec::new());
-            let args = std::iter::once("hostscope".to_owned())
-                .chain(args)
-                .map(std::ffi::OsString::from)
-                .collect();
-            let code = hostscope_cli::run_with(args, &mut stdin.as_bytes(), &mut out, &mut err);
-            let text = |b: Vec<u8>| String::from_utf8_lossy(&b).into_owned();
-            (code, text(out), text(err))
-        })
-        .await
-        .expect("join")
-    }
+    // === many hosts ===
 
     /// Two stand-in agents over mTLS and a closed port, and the flags
     /// that reach them with the fleet's PKI.
     struct ThreeHosts {
-        _pki: tempfile::TempDir,
+        _pki: Pki,
         _agents: [Agent; 2],
         good: [String; 2],
         closed: String,
@@ -550,22 +497,22 @@ mod cli {
     }
 
     async fn three_hosts() -> ThreeHosts {
-        let pki = fleet();
+        let pki = Pki::new();
         let agents = [
-            Agent::start(Some(pki.path())).await,
-            Agent::start(Some(pki.path())).await,
+            Agent::start(Some(pki.dir())).await,
+            Agent::start(Some(pki.dir())).await,
         ];
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let closed = listener.local_addr().expect("addr").to_string();
         drop(listener);
-        let file = |name: &str| pki.path().join(name).display().to_string();
+        let file = |name: &str| pki.path(name).display().to_string();
         let tls = vec![
             "--ca".to_owned(),
             file("ca.pem"),
             "--cert".to_owned(),
-            file("alice.pem"),
+            file("client.pem"),
             "--key".to_owned(),
-            file("alice-key.pem"),
+            file("client-key.pem"),
         ];
         ThreeHosts {
             good: [agents[0].endpoint(), agents[1].endpoint()],

@@ -1,0 +1,732 @@
+//! What the FreeBSD, OpenBSD, NetBSD and macOS backends share: one
+//! [`Backend`] built on a [`Kernel`], which each OS module implements with
+//! its own sysctl names and record layouts.
+//!
+//! The kernels agree on the shape of the work: a process table from one
+//! sysctl (or libproc call), per-process queries for the executable,
+//! arguments, environment, working directory and descriptors,
+//! `getifaddrs(3)` with `AF_LINK` entries carrying `if_data`,
+//! `SIOCGIFMEDIA` for link speed and duplex, `kill(2)`, and kqueue's
+//! `EVFILT_PROC` for process events. The syscalls are in
+//! [`super::bsd_sys`], the decoding in [`super::decode`].
+
+use std::{
+    collections::HashMap,
+    io,
+    ops::ControlFlow,
+    path::PathBuf,
+    sync::Arc,
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
+
+use super::{
+    Backend, Duplex, Error, ErrorKind, EventSource, Field, FieldSet, HostInfo, NetField,
+    NetIfStats, NetInterface, ProcessInfo, RawEvent, WatchMode,
+    bsd_sys::{self, IfAddr},
+    decode::{
+        Family, IfData, IfDataLayout, IfFlags, Kinfo, Record,
+        kevent::{Merge, NOTE_EXEC, NOTE_EXIT, NOTE_FORK, NOTE_TRACK, ProcEvent},
+        media::MediaLayout,
+        net_address, terminal_path,
+    },
+    parse::ParseError,
+    passwd::UserNames,
+    poll::Poller,
+};
+
+/// One OS's way of reading processes and host facts. Methods that read
+/// one process answer `Err` with the `io::Error` of the failed call, which
+/// the backend classifies; `what` names the call for messages.
+pub trait Kernel: Clone + Send + Sync + 'static {
+    /// The backend's name in GetHost ("freebsd-sysctl").
+    const BACKEND: &'static str;
+    /// The OS's name in GetHost ("freebsd").
+    const OS: &'static str;
+    /// The interface flags' names.
+    const FLAGS: IfFlags;
+    /// Where the media word keeps speed and duplex.
+    const MEDIA: MediaLayout;
+    /// The `if_data` an `AF_LINK` entry points to, where the counters come
+    /// from there (macOS reads them elsewhere, see [`Kernel::counters`]).
+    const IF_DATA: Option<IfDataLayout>;
+    /// Whether `EVFILT_PROC` takes `NOTE_TRACK` (not on macOS).
+    const TRACK: bool;
+    /// Whether `NOTE_EXIT` carries the exit status for any process (not on
+    /// macOS, which gives it only to the parent).
+    const EXIT_STATUS: bool;
+
+    /// The process fields this kernel can supply: by default all but the
+    /// I/O counters, since the BSDs keep block operations
+    /// (`ru_inblock`), not the read and write calls and bytes the API
+    /// means.
+    fn process_fields(&self) -> FieldSet {
+        let mut fields = FieldSet::all();
+        fields.remove(Field::IoCounters);
+        fields
+    }
+    /// The OS's name and version, such as "FreeBSD 14.1-RELEASE".
+    fn os_release(&self) -> Result<String, Error>;
+    /// Boot time in seconds since the epoch.
+    fn boot_time(&self) -> Result<f64, Error>;
+    /// Physical memory in bytes.
+    fn memory_total(&self) -> Result<u64, Error>;
+
+    /// Every process; `fields` says which parts are wanted, for kernels
+    /// where some cost another call per process.
+    fn processes(&self, fields: FieldSet) -> Result<Vec<Kinfo>, Error>;
+    /// One process, `None` if there is no such pid.
+    fn process(&self, pid: u32, fields: FieldSet) -> Result<Option<Kinfo>, Error>;
+
+    fn exe(&self, pid: u32) -> io::Result<String>;
+    fn cmdline(&self, pid: u32) -> io::Result<Vec<String>>;
+    fn environ(&self, pid: u32) -> io::Result<Vec<(String, String)>>;
+    fn cwd(&self, pid: u32) -> io::Result<String>;
+    fn num_fds(&self, pid: u32) -> io::Result<u32>;
+
+    /// The interfaces' counters by name where they do not come with the
+    /// `AF_LINK` entries.
+    fn counters(&self) -> Result<HashMap<String, IfData>, Error> {
+        Ok(HashMap::new())
+    }
+}
+
+/// `IFF_UP`, alike everywhere.
+const IFF_UP: u32 = 0x1;
+
+// === impl Bsd ===
+
+/// The backend of a BSD kernel or macOS.
+#[derive(Clone)]
+pub struct Bsd<K: Kernel> {
+    kernel: K,
+    /// Shared by the clones a polling event source owns.
+    users: Arc<UserNames>,
+}
+
+impl<K: Kernel> Bsd<K> {
+    pub(super) fn new(kernel: K) -> Bsd<K> {
+        Bsd {
+            kernel,
+            users: Arc::default(),
+        }
+    }
+
+    /// The full record of the process `k` describes, with `fields` read;
+    /// `None` when it vanished while being read.
+    fn fill(&self, k: &Kinfo, fields: FieldSet) -> Result<Option<ProcessInfo>, Error> {
+        let supported = self.kernel.process_fields();
+        let mut p = ProcessInfo::new(k.pid);
+        let mut wanted = FieldSet::EMPTY;
+        for field in fields.iter() {
+            if supported.contains(field) {
+                wanted.insert(field);
+            } else {
+                p.field_errors.push((field, ErrorKind::Unsupported));
+            }
+        }
+        let zombie = k.is_zombie();
+        let missing = if zombie {
+            ErrorKind::ZombieProcess
+        } else {
+            k.partial.unwrap_or(ErrorKind::Unsupported)
+        };
+        k.apply(wanted, missing, &mut p);
+        if wanted.contains(Field::Username) {
+            match k.uids {
+                Some(uids) => p.username = Some(self.users.name(uids.real)),
+                None => p.field_errors.push((Field::Username, missing)),
+            }
+        }
+        if wanted.contains(Field::Terminal) {
+            p.terminal = Some(
+                k.tdev
+                    .and_then(bsd_sys::devname)
+                    .and_then(|name| terminal_path(&name)),
+            );
+        }
+        for field in [
+            Field::Exe,
+            Field::Cmdline,
+            Field::Environ,
+            Field::Cwd,
+            Field::NumFds,
+        ] {
+            if !wanted.contains(field) {
+                continue;
+            }
+            if zombie || k.system {
+                // Zombies and kernel processes have no image, arguments or
+                // environment: empty values, as on Linux and in psutil.
+                match field {
+                    Field::Cmdline => p.cmdline = Some(Vec::new()),
+                    Field::Exe if k.system => p.exe = Some(String::new()),
+                    Field::Environ if k.system => p.environ = Some(Vec::new()),
+                    _ if zombie => p.field_errors.push((field, ErrorKind::ZombieProcess)),
+                    _ => {
+                        if let Flow::Vanished = self.read_one(k.pid, field, &mut p)? {
+                            return Ok(None);
+                        }
+                    }
+                }
+                continue;
+            }
+            if let Flow::Vanished = self.read_one(k.pid, field, &mut p)? {
+                return Ok(None);
+            }
+        }
+        Ok(Some(p))
+    }
+
+    /// Reads `field` of `pid` with its own call.
+    fn read_one(&self, pid: u32, field: Field, p: &mut ProcessInfo) -> Result<Flow, Error> {
+        let k = &self.kernel;
+        let result = match field {
+            Field::Exe => k.exe(pid).map(|v| p.exe = Some(v)),
+            Field::Cmdline => k.cmdline(pid).map(|v| p.cmdline = Some(v)),
+            Field::Environ => k.environ(pid).map(|v| p.environ = Some(v)),
+            Field::Cwd => k.cwd(pid).map(|v| p.cwd = Some(v)),
+            Field::NumFds => k.num_fds(pid).map(|v| p.num_fds = Some(v)),
+            _ => Ok(()),
+        };
+        let Err(err) = result else {
+            return Ok(Flow::Continue);
+        };
+        let kind = match classify(&err) {
+            Errno::Gone => return Ok(Flow::Vanished),
+            Errno::Denied => ErrorKind::AccessDenied,
+            Errno::Replaced => ErrorKind::NoSuchProcess,
+            Errno::Unsupported => ErrorKind::Unsupported,
+            Errno::Other => {
+                return Err(io_error(
+                    format!("reading {field:?} of pid {pid} ({})", K::BACKEND),
+                    err,
+                ));
+            }
+        };
+        p.field_errors.push((field, kind));
+        Ok(Flow::Continue)
+    }
+
+    /// The interfaces' link state: speed and duplex from `SIOCGIFMEDIA`,
+    /// the speed from the baud rate where the media word names none.
+    fn stats(&self, name: &str, flags: u32, data: Option<&IfData>) -> NetIfStats {
+        let media = bsd_sys::media(name).ok();
+        let speed = media
+            .and_then(|(_, active)| K::MEDIA.speed(active))
+            .or_else(|| data.map(IfData::speed_mbps))
+            .unwrap_or(0);
+        let mut duplex = media.map_or(Duplex::Unknown, |(status, active)| {
+            K::MEDIA.duplex(status, active)
+        });
+        // OpenBSD's link state says the duplex where the media word does
+        // not (LINK_STATE_HALF_DUPLEX 5, LINK_STATE_FULL_DUPLEX 6).
+        if duplex == Duplex::Unknown && K::OS == "openbsd" {
+            duplex = match data.map(|d| d.link_state) {
+                Some(5) => Duplex::Half,
+                Some(6) => Duplex::Full,
+                _ => Duplex::Unknown,
+            };
+        }
+        NetIfStats {
+            isup: flags & IFF_UP != 0,
+            duplex,
+            speed,
+            mtu: data.map_or(0, |d| d.mtu),
+            flags: K::FLAGS.names(flags),
+        }
+    }
+}
+
+/// What a failed per-process call means.
+enum Errno {
+    /// ESRCH: the process is gone.
+    Gone,
+    /// EPERM, EACCES: the agent may not read it.
+    Denied,
+    /// EBUSY: the process is replacing its image (OpenBSD refuses to read
+    /// arguments during exec); what was asked of the old image is gone.
+    Replaced,
+    /// The kernel does not offer this (EINVAL, ENOTSUP, EOPNOTSUPP,
+    /// ENOSYS, ENOENT from a sysctl node the kernel lacks).
+    Unsupported,
+    Other,
+}
+
+fn classify(err: &io::Error) -> Errno {
+    match err.raw_os_error() {
+        Some(libc::ESRCH) => Errno::Gone,
+        Some(libc::EPERM | libc::EACCES) => Errno::Denied,
+        Some(libc::EBUSY) => Errno::Replaced,
+        Some(libc::EINVAL | libc::ENOTSUP | libc::ENOSYS | libc::ENOENT) => Errno::Unsupported,
+        _ => Errno::Other,
+    }
+}
+
+/// Whether a process is still there after reading one of its fields.
+enum Flow {
+    Continue,
+    Vanished,
+}
+
+/// A backend error for a failed call `what`.
+pub(super) fn io_error(what: impl Into<String>, source: io::Error) -> Error {
+    Error::Io {
+        path: PathBuf::from(what.into()),
+        source,
+    }
+}
+
+// === Reading sysctls ===
+
+/// `pid` as a sysctl name component; a pid beyond `int` is no process.
+pub(super) fn pid_arg(pid: u32) -> io::Result<libc::c_int> {
+    libc::c_int::try_from(pid).map_err(|_| io::Error::from_raw_os_error(libc::ESRCH))
+}
+
+/// The value of the sysctl `mib`, in a buffer of its own.
+pub(super) fn sysctl_vec(mib: &[libc::c_int]) -> io::Result<Vec<u8>> {
+    let mut buf = Vec::new();
+    bsd_sys::sysctl(mib, &mut buf)?;
+    Ok(buf)
+}
+
+/// The process table `fetched` (from `what`), decoded: the BSDs return
+/// one as a sysctl (macOS's libproc answers pid by pid).
+#[cfg(not(target_os = "macos"))]
+pub(super) fn table(
+    what: &str,
+    fetched: io::Result<Vec<u8>>,
+    decode: impl FnOnce(&[u8]) -> Result<Vec<Kinfo>, ParseError>,
+) -> Result<Vec<Kinfo>, Error> {
+    let buf = fetched.map_err(|e| io_error(what, e))?;
+    decode(&buf).map_err(parse_error(what))
+}
+
+/// Process `pid` from a table of it `fetched` (from `what`), decoded;
+/// `None` when the kernel says there is no such process.
+#[cfg(not(target_os = "macos"))]
+pub(super) fn single(
+    pid: u32,
+    what: &str,
+    fetched: io::Result<Vec<u8>>,
+    decode: impl FnOnce(&[u8]) -> Result<Vec<Kinfo>, ParseError>,
+) -> Result<Option<Kinfo>, Error> {
+    match fetched {
+        Err(e) if e.raw_os_error() == Some(libc::ESRCH) => Ok(None),
+        fetched => Ok(table(what, fetched, decode)?.pop().filter(|k| k.pid == pid)),
+    }
+}
+
+/// A table of `elem`-byte records from `KERN_PROC` (OpenBSD) or
+/// `KERN_PROC2` (NetBSD), `node`, selected by `op` and `arg`.
+#[cfg(any(target_os = "openbsd", target_os = "netbsd"))]
+pub(super) fn proc_records(
+    node: libc::c_int,
+    op: libc::c_int,
+    arg: libc::c_int,
+    elem: usize,
+) -> io::Result<Vec<u8>> {
+    let mut buf = Vec::new();
+    bsd_sys::sysctl_table(&[libc::CTL_KERN, node, op, arg], elem, &mut buf)?;
+    Ok(buf)
+}
+
+/// The descriptors `pid` holds, from the `KERN_FILE` (OpenBSD) or
+/// `KERN_FILE2` (NetBSD) table `node` of its files: `size`-byte records
+/// with the descriptor number at `fd`.
+#[cfg(any(target_os = "openbsd", target_os = "netbsd"))]
+pub(super) fn count_fds(node: libc::c_int, pid: u32, size: usize, fd: usize) -> io::Result<u32> {
+    let mib = [libc::CTL_KERN, node, libc::KERN_FILE_BYPID, pid_arg(pid)?];
+    let mut buf = Vec::new();
+    bsd_sys::sysctl_table(&mib, size, &mut buf)?;
+    super::decode::netbsdlike::count_fds("kinfo_file", &buf, size, fd).map_err(io::Error::other)
+}
+
+/// A number sysctl `mib` of whatever width (`what` names it).
+#[cfg(any(target_os = "openbsd", target_os = "netbsd"))]
+pub(super) fn sysctl_u64(mib: &[libc::c_int], what: &'static str) -> Result<u64, Error> {
+    let buf = sysctl_vec(mib).map_err(|e| io_error(what, e))?;
+    super::decode::unsigned(what, &buf).map_err(parse_error(what))
+}
+
+/// The boot time from the sysctl `mib` (`KERN_BOOTTIME`).
+#[cfg(any(target_os = "openbsd", target_os = "netbsd"))]
+pub(super) fn sysctl_boot_time(mib: &[libc::c_int]) -> Result<f64, Error> {
+    let what = "sysctl kern.boottime";
+    timeval(what, &sysctl_vec(mib).map_err(|e| io_error(what, e))?)
+}
+
+/// Seconds since the epoch from a `struct timeval` the kernel returned
+/// for `what`; the width of `tv_usec` is the target's (4 bytes on macOS
+/// and NetBSD, 8 on FreeBSD and OpenBSD).
+pub(super) fn timeval(what: &'static str, bytes: &[u8]) -> Result<f64, Error> {
+    fn width<T>(_: &T) -> usize {
+        std::mem::size_of::<T>()
+    }
+    let probe = libc::timeval {
+        tv_sec: 0,
+        tv_usec: 0,
+    };
+    Record::new(what, bytes)
+        .timeval(0, width(&probe.tv_usec))
+        .map_err(parse_error(what))
+}
+
+/// A backend error for a record that did not decode.
+pub(super) fn parse_error(what: impl Into<String>) -> impl FnOnce(ParseError) -> Error {
+    let what = what.into();
+    move |e| e.at(PathBuf::from(what))
+}
+
+impl<K: Kernel> Backend for Bsd<K> {
+    fn host(&self) -> Result<HostInfo, Error> {
+        let uts = rustix::system::uname();
+        let text = |s: &std::ffi::CStr| s.to_string_lossy().into_owned();
+        let cpu_count = bsd_sys::sysconf(libc::_SC_NPROCESSORS_ONLN)
+            .and_then(|n| u32::try_from(n).ok())
+            .ok_or(Error::Unsupported {
+                what: "sysconf(_SC_NPROCESSORS_ONLN)",
+            })?;
+        Ok(HostInfo {
+            hostname: text(uts.nodename()),
+            os: K::OS.to_owned(),
+            os_release: self.kernel.os_release()?,
+            kernel: text(uts.release()),
+            arch: text(uts.machine()),
+            boot_time: self.kernel.boot_time()?,
+            cpu_count,
+            memory_total: self.kernel.memory_total()?,
+            backend: K::BACKEND,
+            process_fields: self.kernel.process_fields(),
+            // Speed and duplex are unknown (0, unknown) where the driver
+            // does not answer SIOCGIFMEDIA, as psutil reports them.
+            net_interface_fields: NetField::ALL.to_vec(),
+        })
+    }
+
+    fn for_each_process(
+        &self,
+        fields: FieldSet,
+        visit: &mut dyn FnMut(ProcessInfo) -> ControlFlow<()>,
+    ) -> Result<(), Error> {
+        for k in self.kernel.processes(fields)? {
+            if let Some(p) = self.fill(&k, fields)? {
+                if visit(p).is_break() {
+                    break;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn process(&self, pid: u32, fields: FieldSet) -> Result<ProcessInfo, Error> {
+        let k = self
+            .kernel
+            .process(pid, fields)?
+            .ok_or(Error::NoSuchProcess { pid })?;
+        self.fill(&k, fields)?.ok_or(Error::NoSuchProcess { pid })
+    }
+
+    fn pid_exists(&self, pid: u32) -> Result<bool, Error> {
+        Ok(self.kernel.process(pid, FieldSet::EMPTY)?.is_some())
+    }
+
+    fn net_interfaces(&self) -> Result<Vec<NetInterface>, Error> {
+        let data_len = K::IF_DATA.as_ref().map_or(0, |l| l.size);
+        let entries =
+            bsd_sys::interface_addresses(data_len).map_err(|e| io_error("getifaddrs(3)", e))?;
+        let mut counters = self.kernel.counters()?;
+        let mut order: Vec<String> = Vec::new();
+        let mut by_name: HashMap<String, (NetInterface, u32, Option<IfData>)> = HashMap::new();
+        for entry in entries {
+            let slot = by_name.entry(entry.name.clone()).or_insert_with(|| {
+                order.push(entry.name.clone());
+                let nic = NetInterface {
+                    name: entry.name.clone(),
+                    ..NetInterface::default()
+                };
+                (nic, entry.flags, counters.remove(&entry.name))
+            });
+            let family = entry.addr.as_deref().and_then(family_of);
+            if family == Some(Family::Link) {
+                if let (Some(layout), Some(data)) = (K::IF_DATA.as_ref(), entry.data.as_deref()) {
+                    let decoded = layout
+                        .decode(data)
+                        .map_err(parse_error(format!("if_data of {}", entry.name)))?;
+                    slot.2 = Some(decoded);
+                }
+            }
+            if let Some(address) = address_of(&entry, family) {
+                slot.0.addresses.push(address);
+            }
+        }
+        Ok(order
+            .into_iter()
+            .filter_map(|name| by_name.remove(&name))
+            .map(|(mut nic, flags, data)| {
+                nic.stats = Some(self.stats(&nic.name, flags, data.as_ref()));
+                nic.io_counters = data.map(|d| d.counters);
+                nic
+            })
+            .collect())
+    }
+
+    /// Checks, right before `kill(2)`, that `pid` is not a zombie and
+    /// started at `expected_create_time`. These kernels offer no handle
+    /// that pins a process (FreeBSD's process descriptors exist only for
+    /// children made with `pdfork`), so a window remains between the check
+    /// and the signal: the process would have to exit, and its pid be
+    /// reused after wrapping the whole pid space, within microseconds.
+    fn signal(
+        &self,
+        pid: u32,
+        signal: i32,
+        expected_create_time: Option<f64>,
+    ) -> Result<(), Error> {
+        self.process(pid, ProcessInfo::SIGNAL_FIELDS.into_iter().collect())?
+            .check_signal_target(expected_create_time)?;
+        bsd_sys::kill(pid, signal).map_err(|err| match classify(&err) {
+            Errno::Gone => Error::NoSuchProcess { pid },
+            Errno::Denied => Error::AccessDenied {
+                pid: Some(pid),
+                path: PathBuf::from(format!("signal {signal} to pid {pid}")),
+            },
+            _ => io_error("kill(2)", err),
+        })
+    }
+
+    fn events(
+        &self,
+        mode: WatchMode,
+        poll_interval: Duration,
+    ) -> Result<Box<dyn EventSource>, Error> {
+        let poll = || -> Result<Box<dyn EventSource>, Error> {
+            Ok(Box::new(Poller::open(self.clone(), poll_interval)?))
+        };
+        match mode {
+            WatchMode::Poll => poll(),
+            WatchMode::Kernel => Ok(Box::new(Kqueue::open(self, poll_interval)?)),
+            WatchMode::Auto => match Kqueue::open(self, poll_interval) {
+                Ok(source) => Ok(Box::new(source)),
+                Err(error) => {
+                    tracing::info!(%error, "kqueue process events are unavailable");
+                    poll()
+                }
+            },
+        }
+    }
+}
+
+/// The family of a socket address from its `sa_family` byte.
+fn family_of(sa: &[u8]) -> Option<Family> {
+    match libc::c_int::from(*sa.get(1)?) {
+        libc::AF_INET => Some(Family::Inet),
+        libc::AF_INET6 => Some(Family::Inet6),
+        libc::AF_LINK => Some(Family::Link),
+        _ => None,
+    }
+}
+
+/// The address an entry holds, if of a family the API reports.
+fn address_of(entry: &IfAddr, family: Option<Family>) -> Option<super::NetAddress> {
+    net_address(
+        family?,
+        entry.addr.as_deref()?,
+        entry.netmask.as_deref(),
+        entry.dstaddr.as_deref(),
+        entry.flags,
+        &entry.name,
+    )
+}
+
+// === impl Kqueue ===
+
+/// Process events from kqueue for every process known, with the polling
+/// diff finding the new ones (and those kqueue may not watch).
+struct Kqueue<K: Kernel> {
+    queue: bsd_sys::Kqueue,
+    poller: Poller<Bsd<K>>,
+    merge: Merge,
+    /// How long one wait on the queue lasts at most, so the poll keeps
+    /// its beat.
+    slice: Duration,
+    fflags: u32,
+    received: Vec<ProcEvent>,
+}
+
+impl<K: Kernel> Kqueue<K> {
+    /// Opens a queue and registers every process there is now. Processes
+    /// the agent may not watch are left to the poll; a queue that can
+    /// watch none is an error, so [`WatchMode::Auto`] polls instead.
+    fn open(bsd: &Bsd<K>, interval: Duration) -> Result<Kqueue<K>, Error> {
+        let queue = bsd_sys::Kqueue::new().map_err(|e| io_error("kqueue(2)", e))?;
+        let mut fflags = NOTE_EXIT | NOTE_FORK | NOTE_EXEC;
+        if K::TRACK {
+            fflags |= NOTE_TRACK;
+        }
+        let poller = Poller::open(bsd.clone(), interval)?;
+        let source = Kqueue {
+            queue,
+            poller,
+            merge: Merge::new(K::EXIT_STATUS),
+            slice: interval.max(Duration::from_millis(10)),
+            fflags,
+            received: Vec::new(),
+        };
+        let mut pids = Vec::new();
+        bsd.for_each_process(FieldSet::EMPTY, &mut |p| {
+            pids.push(p.pid);
+            ControlFlow::Continue(())
+        })?;
+        let (watched, last_error) = source.watch(&pids);
+        if watched == 0 {
+            let err = last_error
+                .unwrap_or_else(|| io::Error::new(io::ErrorKind::NotFound, "no process to watch"));
+            return Err(io_error("kevent(2) EVFILT_PROC", err));
+        }
+        tracing::debug!(watched, of = pids.len(), "kqueue watches processes");
+        Ok(source)
+    }
+
+    /// Registers `pids`; returns how many it watches and the last error
+    /// other than a process gone meanwhile.
+    fn watch(&self, pids: &[u32]) -> (usize, Option<io::Error>) {
+        let mut watched = 0;
+        let mut last_error = None;
+        for &pid in pids {
+            match self.queue.watch(pid, self.fflags) {
+                Ok(()) => watched += 1,
+                Err(e) if e.raw_os_error() == Some(libc::ESRCH) => {}
+                Err(e) => last_error = Some(e),
+            }
+        }
+        (watched, last_error)
+    }
+
+    fn drain(&mut self, timeout: Duration, out: &mut Vec<RawEvent>) -> Result<(), Error> {
+        self.received.clear();
+        self.queue
+            .wait(timeout, &mut self.received)
+            .map_err(|e| io_error("kevent(2)", e))?;
+        let time = epoch_now();
+        for event in self.received.drain(..) {
+            self.merge.kernel(event, time, out);
+        }
+        Ok(())
+    }
+}
+
+impl<K: Kernel> EventSource for Kqueue<K> {
+    fn mode(&self) -> WatchMode {
+        WatchMode::Kernel
+    }
+
+    fn next(&mut self, timeout: Duration, out: &mut Vec<RawEvent>) -> Result<(), Error> {
+        self.drain(timeout.min(self.slice), out)?;
+        // What came while waiting is taken in before the poll scans, so
+        // the poll's view is the later one.
+        self.drain(Duration::ZERO, out)?;
+        let mut polled = Vec::new();
+        self.poller.next(Duration::ZERO, &mut polled)?;
+        if !polled.is_empty() {
+            let mut new = Vec::new();
+            self.merge.polled(polled, out, &mut new);
+            self.watch(&new);
+        }
+        Ok(())
+    }
+}
+
+fn epoch_now() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
+// === Named sysctls (FreeBSD, macOS) ===
+
+/// The value of the sysctl `name`, through the `sysctl` crate, which
+/// resolves names on FreeBSD and macOS (OpenBSD and NetBSD have numbers
+/// only).
+#[cfg(any(target_os = "freebsd", target_os = "macos"))]
+pub(super) fn named(name: &'static str) -> Result<sysctl::CtlValue, Error> {
+    use sysctl::Sysctl;
+    sysctl::Ctl::new(name)
+        .and_then(|ctl| ctl.value())
+        .map_err(|e| io_error(format!("sysctl {name}"), io::Error::other(e)))
+}
+
+/// An integer sysctl, whatever its width.
+#[cfg(any(target_os = "freebsd", target_os = "macos"))]
+pub(super) fn named_u64(name: &'static str) -> Result<u64, Error> {
+    use sysctl::CtlValue as V;
+    let value = named(name)?;
+    let n: Option<u64> = match value {
+        V::Int(v) | V::S32(v) => u64::try_from(v).ok(),
+        V::Uint(v) | V::U32(v) => Some(u64::from(v)),
+        V::Long(v) | V::S64(v) => u64::try_from(v).ok(),
+        V::Ulong(v) | V::U64(v) => Some(v),
+        _ => None,
+    };
+    n.ok_or_else(|| ParseError::new(0, format!("not an unsigned integer: {value:?}")))
+        .map_err(parse_error(format!("sysctl {name}")))
+}
+
+/// A string sysctl.
+#[cfg(any(target_os = "freebsd", target_os = "macos"))]
+pub(super) fn named_string(name: &'static str) -> Result<String, Error> {
+    match named(name)? {
+        sysctl::CtlValue::String(s) => Ok(s),
+        other => Err(parse_error(format!("sysctl {name}"))(ParseError::new(
+            0,
+            format!("not a string: {other:?}"),
+        ))),
+    }
+}
+
+/// A structure sysctl, as bytes.
+#[cfg(any(target_os = "freebsd", target_os = "macos"))]
+pub(super) fn named_bytes(name: &'static str) -> Result<Vec<u8>, Error> {
+    match named(name)? {
+        sysctl::CtlValue::Struct(b) | sysctl::CtlValue::Node(b) => Ok(b),
+        other => Err(parse_error(format!("sysctl {name}"))(ParseError::new(
+            0,
+            format!("not a structure: {other:?}"),
+        ))),
+    }
+}
+
+// === Layout checks ===
+
+/// Compile-time checks that `$layout`'s counter offsets are those of the
+/// `libc` crate's `$ty` (a `struct if_data` or `if_data64`; the crate has
+/// none for NetBSD).
+#[cfg(not(target_os = "netbsd"))]
+macro_rules! assert_if_counters {
+    ($ty:ty, $layout:expr) => {
+        assert!(std::mem::size_of::<$ty>() == $layout.size);
+        assert!(std::mem::offset_of!($ty, ifi_mtu) == $layout.mtu.0);
+        assert!(std::mem::offset_of!($ty, ifi_baudrate) == $layout.counters[0]);
+        assert!(std::mem::offset_of!($ty, ifi_ipackets) == $layout.counters[1]);
+        assert!(std::mem::offset_of!($ty, ifi_ierrors) == $layout.counters[2]);
+        assert!(std::mem::offset_of!($ty, ifi_opackets) == $layout.counters[3]);
+        assert!(std::mem::offset_of!($ty, ifi_oerrors) == $layout.counters[4]);
+        assert!(std::mem::offset_of!($ty, ifi_ibytes) == $layout.counters[5]);
+        assert!(std::mem::offset_of!($ty, ifi_obytes) == $layout.counters[6]);
+        assert!(std::mem::offset_of!($ty, ifi_iqdrops) == $layout.counters[7]);
+    };
+}
+#[cfg(not(target_os = "netbsd"))]
+pub(super) use assert_if_counters;
+
+/// Compile-time checks that the `EVFILT_PROC` notes the event source uses
+/// are the `libc` crate's.
+macro_rules! assert_notes {
+    () => {
+        assert!($crate::backend::decode::kevent::NOTE_EXIT == libc::NOTE_EXIT);
+        assert!($crate::backend::decode::kevent::NOTE_FORK == libc::NOTE_FORK);
+        assert!($crate::backend::decode::kevent::NOTE_EXEC == libc::NOTE_EXEC);
+        assert!($crate::backend::decode::kevent::NOTE_CHILD == libc::NOTE_CHILD);
+    };
+}
+pub(super) use assert_notes;

@@ -1,0 +1,404 @@
+//! macOS's records: libproc's `struct proc_bsdinfo` and `struct
+//! proc_taskinfo` (`sys/proc_info.h`), the `KERN_PROCARGS2` blob
+//! (`kern_sysctl.c`), and the `RTM_IFINFO2` routing messages with `struct
+//! if_data64` (`net/if.h`, `net/if_var.h`). Offsets are those of x86_64
+//! and arm64, checked against the `libc` crate when the macOS backend is
+//! built.
+
+use super::{IfData, IfDataLayout, Kinfo, Record, timeval_secs, until_nul};
+use crate::backend::{
+    CpuTimes, MemoryInfo, Status,
+    parse::{ParseError, lossy},
+};
+
+/// Byte offsets in `struct proc_bsdinfo` (136 bytes).
+pub mod bsdinfo {
+    pub const SIZE: usize = 136;
+    pub const FLAGS: usize = 0;
+    pub const STATUS: usize = 4;
+    pub const PID: usize = 12;
+    pub const PPID: usize = 16;
+    pub const UID: usize = 20;
+    pub const GID: usize = 24;
+    pub const RUID: usize = 28;
+    pub const RGID: usize = 32;
+    pub const SVUID: usize = 36;
+    pub const SVGID: usize = 40;
+    /// `pbi_comm`: `MAXCOMLEN` (16) bytes.
+    pub const COMM: usize = 48;
+    /// `pbi_name`: 2 * `MAXCOMLEN` bytes, the longer name.
+    pub const NAME: usize = 64;
+    pub const TDEV: usize = 108;
+    pub const NICE: usize = 116;
+    pub const START_SEC: usize = 120;
+    pub const START_USEC: usize = 128;
+}
+
+/// Byte offsets in `struct proc_taskinfo` (96 bytes), which follows the
+/// `proc_bsdinfo` in `struct proc_taskallinfo`.
+pub mod taskinfo {
+    pub const SIZE: usize = 96;
+    pub const VIRTUAL_SIZE: usize = 0;
+    pub const RESIDENT_SIZE: usize = 8;
+    /// `pti_total_user` and `pti_total_system`: Mach absolute time units.
+    pub const TOTAL_USER: usize = 16;
+    pub const TOTAL_SYSTEM: usize = 24;
+    pub const THREADNUM: usize = 84;
+}
+
+/// `struct proc_taskallinfo` (`PROC_PIDTASKALLINFO`): a `proc_bsdinfo`
+/// then a `proc_taskinfo`.
+pub const TASKALLINFO_SIZE: usize = bsdinfo::SIZE + taskinfo::SIZE;
+
+/// `struct proc_vnodepathinfo` (`PROC_PIDVNODEPATHINFO`): the working
+/// directory's `vnode_info_path` first, its path after a 152-byte
+/// `vnode_info`, `MAXPATHLEN` bytes long.
+pub mod vnodepathinfo {
+    pub const SIZE: usize = 2352;
+    pub const CDIR_PATH: usize = 152;
+    pub const PATH_LEN: usize = 1024;
+}
+
+/// `struct proc_fdinfo`, the records of `PROC_PIDLISTFDS`.
+pub const FDINFO_SIZE: usize = 8;
+
+/// The working directory in a `proc_vnodepathinfo`.
+pub fn cwd(bytes: &[u8]) -> Result<String, ParseError> {
+    use vnodepathinfo as v;
+    Ok(lossy(
+        Record::new("proc_vnodepathinfo", bytes).cstr(v::CDIR_PATH, v::PATH_LEN)?,
+    ))
+}
+
+/// `PROC_FLAG_SYSTEM` of `pbi_flags`: a kernel process.
+pub const PROC_FLAG_SYSTEM: u32 = 0x1;
+/// `NODEV` as `e_tdev` holds it.
+pub const NODEV: u32 = u32::MAX;
+
+/// psutil's mapping of `pbi_status` (`sys/proc.h`: SIDL 1, SRUN 2,
+/// SSLEEP 3, SSTOP 4, SZOMB 5).
+pub fn status(code: u32) -> Option<Status> {
+    Some(match code {
+        1 => Status::Idle,
+        2 => Status::Running,
+        3 => Status::Sleeping,
+        4 => Status::Stopped,
+        5 => Status::Zombie,
+        _ => return None,
+    })
+}
+
+/// Decodes a `proc_bsdinfo` (`PROC_PIDTBSDINFO`, which answers for
+/// zombies too, or the first part of `PROC_PIDTASKALLINFO`). The name is
+/// `pbi_name` (up to 32 bytes) where the kernel filled it, else
+/// `pbi_comm` (up to 16).
+pub fn bsdinfo(bytes: &[u8]) -> Result<Kinfo, ParseError> {
+    use bsdinfo as b;
+    let r = Record::new("proc_bsdinfo", bytes);
+    let name = r.cstr(b::NAME, 32)?;
+    let comm = if name.is_empty() {
+        r.cstr(b::COMM, 16)?
+    } else {
+        name
+    };
+    let tdev = r.u32(b::TDEV)?;
+    Ok(Kinfo {
+        pid: r.u32(b::PID)?,
+        ppid: r.u32(b::PPID)?,
+        status: status(r.u32(b::STATUS)?),
+        comm: comm.to_vec(),
+        uids: Some(r.ids([b::RUID, b::UID, b::SVUID])?),
+        gids: Some(r.ids([b::RGID, b::GID, b::SVGID])?),
+        tdev: (tdev != NODEV).then_some(u64::from(tdev)),
+        nice: Some(r.i32(b::NICE)?),
+        create_time: Some(timeval_secs(r.i64(b::START_SEC)?, r.i64(b::START_USEC)?)),
+        system: r.u32(b::FLAGS)? & PROC_FLAG_SYSTEM != 0,
+        ..Kinfo::default()
+    })
+}
+
+/// Mach absolute time units per nanosecond, from `mach_timebase_info`:
+/// 1/1 on Intel, 125/3 on Apple silicon.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Timebase {
+    pub numer: u32,
+    pub denom: u32,
+}
+
+impl Timebase {
+    /// `ticks` of Mach absolute time in seconds.
+    pub fn secs(self, ticks: u64) -> f64 {
+        if self.denom == 0 {
+            return 0.0;
+        }
+        ticks as f64 * f64::from(self.numer) / f64::from(self.denom) / 1e9
+    }
+}
+
+/// Adds what a `proc_taskinfo` says to `k`: memory, CPU times and
+/// threads. Shared, text and data sizes are not in the record and stay
+/// 0; the context switch count is a single total, which the API cannot
+/// split, so it is not reported.
+pub fn add_taskinfo(k: &mut Kinfo, bytes: &[u8], timebase: Timebase) -> Result<(), ParseError> {
+    use taskinfo as t;
+    let r = Record::new("proc_taskinfo", bytes);
+    k.memory_info = Some(MemoryInfo {
+        rss: r.u64(t::RESIDENT_SIZE)?,
+        vms: r.u64(t::VIRTUAL_SIZE)?,
+        ..MemoryInfo::default()
+    });
+    k.cpu_times = Some(CpuTimes {
+        user: timebase.secs(r.u64(t::TOTAL_USER)?),
+        system: timebase.secs(r.u64(t::TOTAL_SYSTEM)?),
+        ..CpuTimes::default()
+    });
+    k.num_threads = Some(r.id(t::THREADNUM)?);
+    Ok(())
+}
+
+/// What `KERN_PROCARGS2` holds: the executable path the kernel recorded
+/// at exec, the arguments, and the environment.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ProcArgs {
+    pub exec_path: String,
+    pub args: Vec<String>,
+    /// `KEY=value` strings as the process started with them.
+    pub env: Vec<Vec<u8>>,
+}
+
+/// Decodes a `KERN_PROCARGS2` buffer: an `int` argc, the executable path
+/// and its NUL, NUL padding up to a word boundary, `argc` NUL-terminated
+/// arguments, then the environment strings up to an empty string or the
+/// end. A buffer cut short (a process rewriting its own memory) gives
+/// what it holds.
+pub fn procargs2(buf: &[u8]) -> Result<ProcArgs, ParseError> {
+    let argc = Record::new("KERN_PROCARGS2", buf).i32(0)?;
+    let argc = usize::try_from(argc)
+        .map_err(|_| ParseError::new(0, format!("KERN_PROCARGS2: argc {argc}")))?;
+    let rest = &buf[4..];
+    let exec_path = until_nul(rest);
+    let mut rest = &rest[exec_path.len()..];
+    // Skip the path's NUL and the padding after it.
+    while let [0, tail @ ..] = rest {
+        rest = tail;
+    }
+    let mut strings = rest.split(|b| *b == 0);
+    let args = strings.by_ref().take(argc).map(lossy).collect();
+    let env = strings
+        .take_while(|s| !s.is_empty())
+        .map(<[u8]>::to_vec)
+        .collect();
+    Ok(ProcArgs {
+        exec_path: lossy(exec_path),
+        args,
+        env,
+    })
+}
+
+/// `struct if_data64` (128 bytes): no link state and no output drops.
+pub const IF_DATA64: IfDataLayout = IfDataLayout {
+    what: "if_data64",
+    size: 128,
+    link_state: None,
+    mtu: (8, 4),
+    counter_width: 8,
+    counters: [16, 24, 32, 40, 48, 64, 72, 96],
+    oqdrops: None,
+};
+
+/// Byte offsets in `struct if_msghdr2` (160 bytes) and the `struct
+/// sockaddr_dl` after it.
+pub mod if_msghdr2 {
+    pub const MSGLEN: usize = 0;
+    pub const TYPE: usize = 3;
+    pub const DATA: usize = 32;
+    pub const SIZE: usize = 160;
+    /// `sdl_nlen` and `sdl_data` (where the name starts) in `sockaddr_dl`.
+    pub const SDL_NLEN: usize = 5;
+    pub const SDL_DATA: usize = 8;
+}
+
+/// `RTM_IFINFO2`: an interface's 64-bit statistics.
+pub const RTM_IFINFO2: u8 = 0x12;
+
+/// The interfaces' counters from a `NET_RT_IFLIST2` buffer: messages of
+/// `ifm_msglen` bytes back to back; each `RTM_IFINFO2` one carries an
+/// `if_data64` and, after its header, the interface's link address whose
+/// `sdl_data` starts with the name.
+pub fn iflist2(buf: &[u8]) -> Result<Vec<(String, IfData)>, ParseError> {
+    use if_msghdr2 as m;
+    let mut out = Vec::new();
+    let mut rest = buf;
+    while !rest.is_empty() {
+        let r = Record::new("if_msghdr2", rest);
+        let len = usize::from(r.u16(m::MSGLEN)?);
+        if len < 4 || len > rest.len() {
+            return Err(ParseError::new(
+                0,
+                format!(
+                    "NET_RT_IFLIST2: ifm_msglen {len} with {} bytes left",
+                    rest.len()
+                ),
+            ));
+        }
+        let msg = Record::new("if_msghdr2", &rest[..len]);
+        if msg.u8(m::TYPE)? == RTM_IFINFO2 {
+            let data = IF_DATA64.decode(msg.field(m::DATA, IF_DATA64.size)?)?;
+            let nlen = usize::from(msg.u8(m::SIZE + m::SDL_NLEN)?);
+            let name = msg.field(m::SIZE + m::SDL_DATA, nlen)?;
+            out.push((lossy(name), data));
+        }
+        rest = &rest[len..];
+    }
+    Ok(out)
+}
+
+/// macOS's `IFF_*` flags (`net/if.h`): NetBSD's.
+pub const FLAGS: super::IfFlags = super::netbsd::FLAGS;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::decode::fixture::Bytes;
+
+    /// A `proc_bsdinfo` of launchd's child `syslogd` as
+    /// `sys/proc_info.h` lays it out.
+    fn syslogd() -> Bytes {
+        let mut b = Bytes::zeroed(136);
+        b.u32(4, 3) // pbi_status: SSLEEP
+            .u32(12, 321) // pbi_pid
+            .u32(16, 1) // pbi_ppid
+            .u32(20, 0) // pbi_uid
+            .u32(24, 0) // pbi_gid
+            .u32(28, 0) // pbi_ruid
+            .u32(32, 0) // pbi_rgid
+            .u32(36, 0) // pbi_svuid
+            .u32(40, 0) // pbi_svgid
+            .put(48, b"syslogd\0") // pbi_comm
+            .put(64, b"syslogd\0") // pbi_name
+            .u32(108, u32::MAX) // e_tdev: NODEV
+            .i32(116, 0) // pbi_nice
+            .u64(120, 1_700_000_000) // pbi_start_tvsec
+            .u64(128, 750_000); // pbi_start_tvusec
+        b
+    }
+
+    #[test]
+    fn bsdinfo_fields() {
+        let k = bsdinfo(&syslogd().0).unwrap();
+        assert_eq!((k.pid, k.ppid), (321, 1));
+        assert_eq!(k.status, Some(Status::Sleeping));
+        assert_eq!(k.comm, b"syslogd");
+        assert_eq!(k.tdev, None);
+        assert_eq!(k.create_time, Some(1_700_000_000.75));
+        assert_eq!(k.cpu_times, None);
+        // A long name is in pbi_name; pbi_comm holds its first 16 bytes.
+        let mut long = syslogd();
+        long.put(48, b"com.apple.Webkit")
+            .put(64, b"com.apple.WebKit.Networking\0");
+        assert_eq!(
+            bsdinfo(&long.0).unwrap().comm,
+            b"com.apple.WebKit.Networking"
+        );
+        // A zombie's name may be only in pbi_comm.
+        let mut zombie = syslogd();
+        zombie.u32(4, 5).put(64, &[0; 32]);
+        let k = bsdinfo(&zombie.0).unwrap();
+        assert!(k.is_zombie());
+        assert_eq!(k.comm, b"syslogd");
+        assert!(bsdinfo(&syslogd().0[..100]).is_err());
+    }
+
+    #[test]
+    fn working_directory() {
+        let mut b = Bytes::zeroed(2352);
+        b.put(152, b"/Users/example\0");
+        assert_eq!(cwd(&b.0).unwrap(), "/Users/example");
+        assert!(cwd(&b.0[..200]).is_err());
+    }
+
+    #[test]
+    fn taskinfo_times() {
+        let mut t = Bytes::zeroed(96);
+        t.u64(0, 400 << 20) // pti_virtual_size
+            .u64(8, 12 << 20) // pti_resident_size
+            .u64(16, 3_000_000_000) // pti_total_user (ticks)
+            .u64(24, 24_000_000) // pti_total_system
+            .i32(84, 4); // pti_threadnum
+        let mut k = bsdinfo(&syslogd().0).unwrap();
+        // Apple silicon: 125/3 ns per tick, so 3e9 ticks are 125 s.
+        add_taskinfo(
+            &mut k,
+            &t.0,
+            Timebase {
+                numer: 125,
+                denom: 3,
+            },
+        )
+        .unwrap();
+        let cpu = k.cpu_times.unwrap();
+        assert!((cpu.user - 125.0).abs() < 1e-9, "{cpu:?}");
+        assert!((cpu.system - 1.0).abs() < 1e-9, "{cpu:?}");
+        assert_eq!(k.num_threads, Some(4));
+        let mem = k.memory_info.unwrap();
+        assert_eq!((mem.rss, mem.vms), (12 << 20, 400 << 20));
+        // Intel: one tick per nanosecond.
+        assert_eq!(Timebase { numer: 1, denom: 1 }.secs(1_500_000_000), 1.5);
+        assert_eq!(Timebase { numer: 1, denom: 0 }.secs(5), 0.0);
+    }
+
+    /// `KERN_PROCARGS2` of `/bin/sleep 30` started with two environment
+    /// variables, as the kernel copies it: argc, the exec path, NUL
+    /// padding, the arguments, the environment, then the apple strings
+    /// after an empty string.
+    const SLEEP: &[u8] = b"\x02\x00\x00\x00/bin/sleep\0\0\0\0\0\0sleep\x0030\0\
+        PATH=/usr/bin:/bin\0LANG=C\0\0ptr_munge=\0";
+
+    #[test]
+    fn procargs2_blob() {
+        let args = procargs2(SLEEP).unwrap();
+        assert_eq!(args.exec_path, "/bin/sleep");
+        assert_eq!(args.args, ["sleep", "30"]);
+        assert_eq!(
+            args.env,
+            [b"PATH=/usr/bin:/bin".to_vec(), b"LANG=C".to_vec()]
+        );
+        // Cut inside the arguments: what is there is kept.
+        let cut = procargs2(&SLEEP[..27]).unwrap();
+        assert_eq!(cut.args, ["sleep", "3"]);
+        assert!(cut.env.is_empty());
+        assert!(procargs2(b"\x01\x00").is_err());
+        assert!(procargs2(b"\xff\xff\xff\xff/x\0").is_err());
+    }
+
+    /// One `RTM_IFINFO2` message for en0 (`if_msghdr2` then a
+    /// `sockaddr_dl` with the name) and one message of another type.
+    fn iflist() -> Vec<u8> {
+        let mut en0 = Bytes::zeroed(160 + 20);
+        en0.put(0, &180u16.to_ne_bytes()) // ifm_msglen
+            .put(3, &[RTM_IFINFO2]) // ifm_type
+            .u32(32 + 8, 1500) // ifm_data.ifi_mtu
+            .u64(32 + 64, 5 << 32) // ifm_data.ifi_ibytes: past 32 bits
+            .u64(32 + 72, 7) // ifm_data.ifi_obytes
+            .put(160, &[20, 18, 4, 0, 6, 3, 6, 0]) // sdl_len .. sdl_slen
+            .put(168, b"en0");
+        let mut other = Bytes::zeroed(24);
+        other.put(0, &24u16.to_ne_bytes()).put(3, &[0x0c]); // RTM_NEWADDR
+        [en0.0, other.0].concat()
+    }
+
+    #[test]
+    fn iflist2_messages() {
+        let all = iflist2(&iflist()).unwrap();
+        assert_eq!(all.len(), 1);
+        let (name, data) = &all[0];
+        assert_eq!(name, "en0");
+        assert_eq!(data.mtu, 1500);
+        assert_eq!(data.counters.bytes_recv, 5 << 32);
+        assert_eq!(data.counters.bytes_sent, 7);
+        let mut bad = iflist();
+        bad[0] = 0xff;
+        assert!(iflist2(&bad).is_err());
+        assert_eq!(iflist2(&[]), Ok(Vec::new()));
+    }
+}

@@ -1,0 +1,67 @@
+//! Compile-time checks that the decoders' macOS offsets and constants
+//! are the `libc` crate's: a layout change fails the build here instead
+//! of decoding garbage on a host.
+
+use std::mem::{offset_of, size_of};
+
+use libc::{
+    if_data64, if_msghdr2, proc_bsdinfo, proc_fdinfo, proc_taskallinfo, proc_taskinfo,
+    proc_vnodepathinfo, timeval, vnode_info_path,
+};
+
+use crate::backend::{
+    bsd::{assert_if_counters, assert_notes},
+    decode::macos::{
+        FDINFO_SIZE, IF_DATA64, RTM_IFINFO2, TASKALLINFO_SIZE, bsdinfo as b, if_msghdr2 as m,
+        taskinfo as t, vnodepathinfo as v,
+    },
+};
+
+const _: () = {
+    assert!(size_of::<proc_bsdinfo>() == b::SIZE);
+    assert!(offset_of!(proc_bsdinfo, pbi_flags) == b::FLAGS);
+    assert!(offset_of!(proc_bsdinfo, pbi_status) == b::STATUS);
+    assert!(offset_of!(proc_bsdinfo, pbi_pid) == b::PID);
+    assert!(offset_of!(proc_bsdinfo, pbi_ppid) == b::PPID);
+    assert!(offset_of!(proc_bsdinfo, pbi_uid) == b::UID);
+    assert!(offset_of!(proc_bsdinfo, pbi_gid) == b::GID);
+    assert!(offset_of!(proc_bsdinfo, pbi_ruid) == b::RUID);
+    assert!(offset_of!(proc_bsdinfo, pbi_rgid) == b::RGID);
+    assert!(offset_of!(proc_bsdinfo, pbi_svuid) == b::SVUID);
+    assert!(offset_of!(proc_bsdinfo, pbi_svgid) == b::SVGID);
+    assert!(offset_of!(proc_bsdinfo, pbi_comm) == b::COMM);
+    assert!(offset_of!(proc_bsdinfo, pbi_name) == b::NAME);
+    assert!(offset_of!(proc_bsdinfo, e_tdev) == b::TDEV);
+    assert!(offset_of!(proc_bsdinfo, pbi_nice) == b::NICE);
+    assert!(offset_of!(proc_bsdinfo, pbi_start_tvsec) == b::START_SEC);
+    assert!(offset_of!(proc_bsdinfo, pbi_start_tvusec) == b::START_USEC);
+
+    assert!(size_of::<proc_taskinfo>() == t::SIZE);
+    assert!(offset_of!(proc_taskinfo, pti_virtual_size) == t::VIRTUAL_SIZE);
+    assert!(offset_of!(proc_taskinfo, pti_resident_size) == t::RESIDENT_SIZE);
+    assert!(offset_of!(proc_taskinfo, pti_total_user) == t::TOTAL_USER);
+    assert!(offset_of!(proc_taskinfo, pti_total_system) == t::TOTAL_SYSTEM);
+    assert!(offset_of!(proc_taskinfo, pti_threadnum) == t::THREADNUM);
+    assert!(size_of::<proc_taskallinfo>() == TASKALLINFO_SIZE);
+    assert!(offset_of!(proc_taskallinfo, ptinfo) == b::SIZE);
+
+    assert!(size_of::<proc_vnodepathinfo>() == v::SIZE);
+    assert!(offset_of!(proc_vnodepathinfo, pvi_cdir) == 0);
+    assert!(offset_of!(vnode_info_path, vip_path) == v::CDIR_PATH);
+    assert!(size_of::<proc_fdinfo>() == FDINFO_SIZE);
+
+    assert!(size_of::<timeval>() == 16);
+    assert!(offset_of!(timeval, tv_usec) == 8);
+    assert!(size_of::<libc::suseconds_t>() == 4);
+
+    assert_if_counters!(if_data64, IF_DATA64);
+    assert!(size_of::<if_msghdr2>() == m::SIZE);
+    assert!(offset_of!(if_msghdr2, ifm_msglen) == m::MSGLEN);
+    assert!(offset_of!(if_msghdr2, ifm_type) == m::TYPE);
+    assert!(offset_of!(if_msghdr2, ifm_data) == m::DATA);
+    assert!(offset_of!(libc::sockaddr_dl, sdl_nlen) == m::SDL_NLEN);
+    assert!(offset_of!(libc::sockaddr_dl, sdl_data) == m::SDL_DATA);
+    assert!(RTM_IFINFO2 as libc::c_int == libc::RTM_IFINFO2);
+
+    assert_notes!();
+};

@@ -1,0 +1,199 @@
+//! macOS: libproc, `KERN_PROCARGS2`, `getifaddrs(3)`, the routing
+//! socket's `NET_RT_IFLIST2` and kqueue.
+//!
+//! Processes are `proc_listallpids` and, per pid, `proc_pidinfo`:
+//! `PROC_PIDTASKALLINFO` where times, memory or threads are asked for,
+//! else (and for zombies and other users' processes, which it refuses)
+//! `PROC_PIDTBSDINFO`. Arguments and environment come from
+//! `KERN_PROCARGS2`, the executable from `proc_pidpath`, the working
+//! directory and descriptors from `proc_pidinfo` again. Not supplied: I/O
+//! counters (the kernel keeps none per process that match the API) and
+//! context switches (one total, which the API cannot split into
+//! voluntary and involuntary).
+
+use std::{collections::HashMap, io};
+
+use super::{
+    Error, ErrorKind, Field, FieldSet,
+    bsd::{self, Bsd, Kernel, parse_error},
+    bsd_sys,
+    decode::{
+        IfData, IfDataLayout, IfFlags, Kinfo, environ_of,
+        macos::{self as layout, Timebase},
+        media::{MACOS, MediaLayout},
+    },
+    parse::lossy,
+};
+
+mod checks;
+
+/// The macOS backend.
+pub type MacOs = Bsd<Libproc>;
+
+/// A macOS backend reading the running kernel.
+pub fn backend() -> Result<MacOs, Error> {
+    let (numer, denom) = bsd_sys::timebase();
+    Ok(Bsd::new(Libproc {
+        timebase: Timebase { numer, denom },
+    }))
+}
+
+/// macOS's libproc and sysctl interfaces.
+#[derive(Clone, Debug)]
+pub struct Libproc {
+    /// The unit of the task's CPU times.
+    timebase: Timebase,
+}
+
+/// The fields `PROC_PIDTASKALLINFO` is needed for.
+const TASK_FIELDS: [Field; 3] = [Field::CpuTimes, Field::MemoryInfo, Field::NumThreads];
+
+impl Libproc {
+    /// One process's record, with its task info where `fields` ask for
+    /// it; `None` when the pid is gone.
+    fn read(&self, pid: u32, fields: FieldSet) -> io::Result<Option<Kinfo>> {
+        let mut buf = Vec::new();
+        let task_error = if fields.any(&TASK_FIELDS) {
+            match bsd_sys::pidinfo(
+                pid,
+                libc::PROC_PIDTASKALLINFO,
+                layout::TASKALLINFO_SIZE,
+                &mut buf,
+            ) {
+                Ok(()) => {
+                    let mut k = layout::bsdinfo(&buf).map_err(io::Error::other)?;
+                    layout::add_taskinfo(&mut k, &buf[layout::bsdinfo::SIZE..], self.timebase)
+                        .map_err(io::Error::other)?;
+                    return Ok(Some(k));
+                }
+                Err(e) => Some(e),
+            }
+        } else {
+            None
+        };
+        // The BSD part alone answers for zombies and for processes whose
+        // task the agent may not inspect.
+        match bsd_sys::pidinfo(pid, libc::PROC_PIDTBSDINFO, layout::bsdinfo::SIZE, &mut buf) {
+            Ok(()) => {}
+            Err(e) if e.raw_os_error() == Some(libc::ESRCH) => return Ok(None),
+            Err(e) => return Err(e),
+        }
+        let mut k = layout::bsdinfo(&buf).map_err(io::Error::other)?;
+        k.partial = task_error.map(|e| match e.raw_os_error() {
+            Some(libc::EPERM | libc::EACCES) => ErrorKind::AccessDenied,
+            _ if k.is_zombie() => ErrorKind::ZombieProcess,
+            _ => ErrorKind::NoSuchProcess,
+        });
+        Ok(Some(k))
+    }
+
+    /// `KERN_PROCARGS2` of `pid`, decoded. The kernel answers EINVAL for
+    /// processes the caller may not read (and for zombies), which is
+    /// reported as EPERM.
+    fn procargs(&self, pid: u32) -> io::Result<layout::ProcArgs> {
+        match bsd::sysctl_vec(&[libc::CTL_KERN, libc::KERN_PROCARGS2, bsd::pid_arg(pid)?]) {
+            Ok(buf) => layout::procargs2(&buf).map_err(io::Error::other),
+            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
+                Err(io::Error::from_raw_os_error(libc::EPERM))
+            }
+            Err(e) => Err(e),
+        }
+    }
+}
+
+impl Kernel for Libproc {
+    const BACKEND: &'static str = "macos-libproc";
+    const OS: &'static str = "macos";
+    const FLAGS: IfFlags = layout::FLAGS;
+    const MEDIA: MediaLayout = MACOS;
+    const IF_DATA: Option<IfDataLayout> = None;
+    const TRACK: bool = false;
+    const EXIT_STATUS: bool = false;
+
+    fn process_fields(&self) -> FieldSet {
+        let mut fields = FieldSet::all();
+        fields.remove(Field::IoCounters);
+        fields.remove(Field::NumCtxSwitches);
+        fields
+    }
+
+    fn os_release(&self) -> Result<String, Error> {
+        Ok(format!(
+            "macOS {}",
+            bsd::named_string("kern.osproductversion")?
+        ))
+    }
+
+    fn boot_time(&self) -> Result<f64, Error> {
+        bsd::timeval("sysctl kern.boottime", &bsd::named_bytes("kern.boottime")?)
+    }
+
+    fn memory_total(&self) -> Result<u64, Error> {
+        bsd::named_u64("hw.memsize")
+    }
+
+    fn processes(&self, fields: FieldSet) -> Result<Vec<Kinfo>, Error> {
+        let pids = bsd_sys::all_pids().map_err(|e| bsd::io_error("proc_listallpids", e))?;
+        let mut all = Vec::with_capacity(pids.len());
+        for pid in pids {
+            match self.read(pid, fields) {
+                Ok(Some(k)) => all.push(k),
+                Ok(None) => {}
+                // A process the agent may not see at all is left out, as
+                // ps(1) leaves it out.
+                Err(e) if matches!(e.raw_os_error(), Some(libc::EPERM | libc::EACCES)) => {}
+                Err(e) => return Err(bsd::io_error(format!("proc_pidinfo of pid {pid}"), e)),
+            }
+        }
+        Ok(all)
+    }
+
+    fn process(&self, pid: u32, fields: FieldSet) -> Result<Option<Kinfo>, Error> {
+        self.read(pid, fields).map_err(|e| match e.raw_os_error() {
+            Some(libc::EPERM | libc::EACCES) => Error::AccessDenied {
+                pid: Some(pid),
+                path: format!("proc_pidinfo of pid {pid}").into(),
+            },
+            _ => bsd::io_error(format!("proc_pidinfo of pid {pid}"), e),
+        })
+    }
+
+    fn exe(&self, pid: u32) -> io::Result<String> {
+        Ok(lossy(&bsd_sys::pidpath(pid)?))
+    }
+
+    fn cmdline(&self, pid: u32) -> io::Result<Vec<String>> {
+        Ok(self.procargs(pid)?.args)
+    }
+
+    fn environ(&self, pid: u32) -> io::Result<Vec<(String, String)>> {
+        Ok(environ_of(&self.procargs(pid)?.env))
+    }
+
+    fn cwd(&self, pid: u32) -> io::Result<String> {
+        let mut buf = Vec::new();
+        bsd_sys::pidinfo(
+            pid,
+            libc::PROC_PIDVNODEPATHINFO,
+            layout::vnodepathinfo::SIZE,
+            &mut buf,
+        )?;
+        layout::cwd(&buf).map_err(io::Error::other)
+    }
+
+    fn num_fds(&self, pid: u32) -> io::Result<u32> {
+        let bytes = bsd_sys::pidinfo_len(pid, libc::PROC_PIDLISTFDS)?;
+        Ok(u32::try_from(bytes / layout::FDINFO_SIZE).unwrap_or(u32::MAX))
+    }
+
+    /// The 64-bit counters of `NET_RT_IFLIST2` (`getifaddrs` carries only
+    /// 32-bit ones on macOS, which wrap after 4 GiB).
+    fn counters(&self) -> Result<HashMap<String, IfData>, Error> {
+        let mib = [libc::CTL_NET, libc::PF_ROUTE, 0, 0, libc::NET_RT_IFLIST2, 0];
+        let buf = bsd::sysctl_vec(&mib).map_err(|e| bsd::io_error("sysctl NET_RT_IFLIST2", e))?;
+        Ok(layout::iflist2(&buf)
+            .map_err(parse_error("sysctl NET_RT_IFLIST2"))?
+            .into_iter()
+            .collect())
+    }
+}

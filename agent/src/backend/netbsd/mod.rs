@@ -1,0 +1,135 @@
+//! NetBSD: `KERN_PROC2` sysctls, `getifaddrs(3)` and kqueue.
+//!
+//! The process table is `KERN_PROC2` with `KERN_PROC_ALL` (one
+//! `kinfo_proc2` per process, its LWP count included); per process,
+//! `KERN_PROC_ARGS` for the executable, arguments, environment and
+//! working directory, and `KERN_FILE2` for descriptors. Not supplied: I/O
+//! counters (block operations only).
+
+use std::io;
+
+use libc::c_int;
+
+use super::{
+    Error, FieldSet,
+    bsd::{self, Bsd, Kernel},
+    decode::{
+        IfDataLayout, IfFlags, Kinfo,
+        media::{MediaLayout, NETBSD},
+        netbsd::{self as layout, KINFO_PROC2},
+        nul_separated, until_nul,
+    },
+    parse::{cmdline::parse_environ, lossy},
+};
+
+mod checks;
+
+/// The NetBSD backend.
+pub type NetBsd = Bsd<Sysctl>;
+
+/// A NetBSD backend reading the running kernel.
+pub fn backend() -> Result<NetBsd, Error> {
+    Ok(Bsd::new(Sysctl {
+        page_size: rustix::param::page_size() as u64,
+    }))
+}
+
+/// `HW_PHYSMEM64` and `KERN_PROC_CWD` (`sys/sysctl.h`), which the `libc`
+/// crate lacks.
+const HW_PHYSMEM64: c_int = 13;
+const KERN_PROC_CWD: c_int = 6;
+
+/// NetBSD's sysctl interface.
+#[derive(Clone, Debug)]
+pub struct Sysctl {
+    /// Bytes per page, the unit of `kinfo_proc2`'s sizes.
+    page_size: u64,
+}
+
+impl Sysctl {
+    /// `KERN_PROC_ARGS` of `pid` for `which` (argv, environment, path,
+    /// working directory).
+    fn args(&self, pid: u32, which: c_int) -> io::Result<Vec<u8>> {
+        bsd::sysctl_vec(&[
+            libc::CTL_KERN,
+            libc::KERN_PROC_ARGS,
+            bsd::pid_arg(pid)?,
+            which,
+        ])
+    }
+}
+
+/// A `KERN_PROC2` table for `op` and `arg`.
+fn table(op: c_int, arg: c_int) -> io::Result<Vec<u8>> {
+    bsd::proc_records(libc::KERN_PROC2, op, arg, KINFO_PROC2.size)
+}
+
+impl Kernel for Sysctl {
+    const BACKEND: &'static str = "netbsd-sysctl";
+    const OS: &'static str = "netbsd";
+    const FLAGS: IfFlags = layout::FLAGS;
+    const MEDIA: MediaLayout = NETBSD;
+    const IF_DATA: Option<IfDataLayout> = Some(layout::IF_DATA);
+    const TRACK: bool = true;
+    const EXIT_STATUS: bool = true;
+
+    fn os_release(&self) -> Result<String, Error> {
+        let uts = rustix::system::uname();
+        Ok(format!("NetBSD {}", uts.release().to_string_lossy()))
+    }
+
+    fn boot_time(&self) -> Result<f64, Error> {
+        bsd::sysctl_boot_time(&[libc::CTL_KERN, libc::KERN_BOOTTIME])
+    }
+
+    fn memory_total(&self) -> Result<u64, Error> {
+        bsd::sysctl_u64(&[libc::CTL_HW, HW_PHYSMEM64], "sysctl hw.physmem64")
+    }
+
+    fn processes(&self, _fields: FieldSet) -> Result<Vec<Kinfo>, Error> {
+        bsd::table(
+            "sysctl kern.proc2.all",
+            table(libc::KERN_PROC_ALL, 0),
+            |buf| layout::proc_table(buf, self.page_size),
+        )
+    }
+
+    fn process(&self, pid: u32, _fields: FieldSet) -> Result<Option<Kinfo>, Error> {
+        bsd::single(
+            pid,
+            &format!("sysctl kern.proc2.pid.{pid}"),
+            bsd::pid_arg(pid).and_then(|arg| table(libc::KERN_PROC_PID, arg)),
+            |buf| layout::proc_table(buf, self.page_size),
+        )
+    }
+
+    fn exe(&self, pid: u32) -> io::Result<String> {
+        match self.args(pid, libc::KERN_PROC_PATHNAME) {
+            Ok(buf) => Ok(lossy(until_nul(&buf))),
+            // No path recorded (kernel processes): "", as psutil says.
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(String::new()),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn cmdline(&self, pid: u32) -> io::Result<Vec<String>> {
+        Ok(nul_separated(&self.args(pid, libc::KERN_PROC_ARGV)?))
+    }
+
+    fn environ(&self, pid: u32) -> io::Result<Vec<(String, String)>> {
+        Ok(parse_environ(&self.args(pid, libc::KERN_PROC_ENV)?))
+    }
+
+    fn cwd(&self, pid: u32) -> io::Result<String> {
+        Ok(lossy(until_nul(&self.args(pid, KERN_PROC_CWD)?)))
+    }
+
+    fn num_fds(&self, pid: u32) -> io::Result<u32> {
+        bsd::count_fds(
+            libc::KERN_FILE2,
+            pid,
+            layout::KINFO_FILE_SIZE,
+            layout::KINFO_FILE_FD,
+        )
+    }
+}

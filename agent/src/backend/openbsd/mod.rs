@@ -1,0 +1,162 @@
+//! OpenBSD: `KERN_PROC` sysctls, `getifaddrs(3)` and kqueue.
+//!
+//! The process table is `KERN_PROC_ALL` (one `kinfo_proc` per process);
+//! per process, `KERN_PROC_ARGS` for arguments and environment,
+//! `KERN_PROC_CWD`, `KERN_FILE_BYPID` for descriptors, and a
+//! `KERN_PROC_SHOW_THREADS` table to count threads. Not supplied: the
+//! executable (OpenBSD keeps no path of it that a sysctl returns) and
+//! I/O counters (block operations only).
+
+use std::io;
+
+use libc::c_int;
+
+use super::{
+    Error, Field, FieldSet,
+    bsd::{self, Bsd, Kernel},
+    decode::{
+        IfDataLayout, IfFlags, Kinfo, environ_of,
+        media::{MediaLayout, OPENBSD},
+        openbsd::{self as layout, KINFO_PROC},
+        until_nul,
+    },
+    parse::lossy,
+};
+
+mod checks;
+
+/// The OpenBSD backend.
+pub type OpenBsd = Bsd<Sysctl>;
+
+/// An OpenBSD backend reading the running kernel.
+pub fn backend() -> Result<OpenBsd, Error> {
+    Ok(Bsd::new(Sysctl {
+        page_size: rustix::param::page_size() as u64,
+    }))
+}
+
+/// `HW_PHYSMEM64` (`sys/sysctl.h`), which the `libc` crate lacks.
+const HW_PHYSMEM64: c_int = 19;
+
+/// OpenBSD's sysctl interface.
+#[derive(Clone, Debug)]
+pub struct Sysctl {
+    /// Bytes per page, the unit of `kinfo_proc`'s sizes.
+    page_size: u64,
+}
+
+impl Sysctl {
+    /// `KERN_PROC_ARGS` of `pid` for `which` (argv or environment), as
+    /// strings.
+    fn args(&self, pid: u32, which: c_int) -> io::Result<Vec<String>> {
+        let mib = [
+            libc::CTL_KERN,
+            libc::KERN_PROC_ARGS,
+            bsd::pid_arg(pid)?,
+            which,
+        ];
+        let buf = bsd::sysctl_vec(&mib)?;
+        // The kernel wrote the strings' addresses as they are in `buf`.
+        layout::pointer_strings(&buf, buf.as_ptr() as u64).map_err(io::Error::other)
+    }
+
+    fn threads(&self, pid: u32) -> io::Result<u32> {
+        let op = libc::KERN_PROC_PID | libc::KERN_PROC_SHOW_THREADS;
+        let buf = table(op, bsd::pid_arg(pid)?)?;
+        layout::count_threads(&buf).map_err(io::Error::other)
+    }
+
+    /// Counts the threads of every live process in `all`, if asked for. A
+    /// process gone meanwhile keeps no count; the scan goes on.
+    fn add_threads(&self, all: &mut [Kinfo], fields: FieldSet) {
+        if fields.contains(Field::NumThreads) {
+            for k in all.iter_mut().filter(|k| !k.is_zombie()) {
+                k.num_threads = self.threads(k.pid).ok();
+            }
+        }
+    }
+}
+
+/// A `KERN_PROC` table for `op` and `arg`.
+fn table(op: c_int, arg: c_int) -> io::Result<Vec<u8>> {
+    bsd::proc_records(libc::KERN_PROC, op, arg, KINFO_PROC.size)
+}
+
+impl Kernel for Sysctl {
+    const BACKEND: &'static str = "openbsd-sysctl";
+    const OS: &'static str = "openbsd";
+    const FLAGS: IfFlags = layout::FLAGS;
+    const MEDIA: MediaLayout = OPENBSD;
+    const IF_DATA: Option<IfDataLayout> = Some(layout::IF_DATA);
+    const TRACK: bool = true;
+    const EXIT_STATUS: bool = true;
+
+    fn process_fields(&self) -> FieldSet {
+        let mut fields = FieldSet::all();
+        fields.remove(Field::Exe);
+        fields.remove(Field::IoCounters);
+        fields
+    }
+
+    fn os_release(&self) -> Result<String, Error> {
+        let uts = rustix::system::uname();
+        Ok(format!("OpenBSD {}", uts.release().to_string_lossy()))
+    }
+
+    fn boot_time(&self) -> Result<f64, Error> {
+        bsd::sysctl_boot_time(&[libc::CTL_KERN, libc::KERN_BOOTTIME])
+    }
+
+    fn memory_total(&self) -> Result<u64, Error> {
+        bsd::sysctl_u64(&[libc::CTL_HW, HW_PHYSMEM64], "sysctl hw.physmem64")
+    }
+
+    fn processes(&self, fields: FieldSet) -> Result<Vec<Kinfo>, Error> {
+        let mut all = bsd::table(
+            "sysctl kern.proc.all",
+            table(libc::KERN_PROC_ALL, 0),
+            |buf| layout::proc_table(buf, self.page_size),
+        )?;
+        self.add_threads(&mut all, fields);
+        Ok(all)
+    }
+
+    fn process(&self, pid: u32, fields: FieldSet) -> Result<Option<Kinfo>, Error> {
+        let fetched = bsd::pid_arg(pid).and_then(|arg| table(libc::KERN_PROC_PID, arg));
+        let found = bsd::single(
+            pid,
+            &format!("sysctl kern.proc.pid.{pid}"),
+            fetched,
+            |buf| layout::proc_table(buf, self.page_size),
+        )?;
+        let mut one: Vec<Kinfo> = found.into_iter().collect();
+        self.add_threads(&mut one, fields);
+        Ok(one.pop())
+    }
+
+    fn exe(&self, _pid: u32) -> io::Result<String> {
+        Err(io::Error::from_raw_os_error(libc::ENOTSUP))
+    }
+
+    fn cmdline(&self, pid: u32) -> io::Result<Vec<String>> {
+        self.args(pid, libc::KERN_PROC_ARGV)
+    }
+
+    fn environ(&self, pid: u32) -> io::Result<Vec<(String, String)>> {
+        Ok(environ_of(&self.args(pid, libc::KERN_PROC_ENV)?))
+    }
+
+    fn cwd(&self, pid: u32) -> io::Result<String> {
+        let buf = bsd::sysctl_vec(&[libc::CTL_KERN, libc::KERN_PROC_CWD, bsd::pid_arg(pid)?])?;
+        Ok(lossy(until_nul(&buf)))
+    }
+
+    fn num_fds(&self, pid: u32) -> io::Result<u32> {
+        bsd::count_fds(
+            libc::KERN_FILE,
+            pid,
+            layout::KINFO_FILE_SIZE,
+            layout::KINFO_FILE_FD,
+        )
+    }
+}

@@ -1,0 +1,494 @@
+//! One accepted connection as tonic serves it: a deadline for the HTTP/2
+//! preface, an idle timeout while it carries no call, a count of its open
+//! calls, and a switch that closes it at the end of a graceful shutdown.
+//!
+//! hyper has no deadline for the preface and no idle timeout, and its
+//! keep-alive pings keep an idle connection alive for ever. So the agent
+//! wraps each connection's I/O: when a deadline passes, the next read ends
+//! the connection. A tower layer counts the calls on each connection (a
+//! call lasts until its response body is dropped, so a stream counts until
+//! it ends), which tells the I/O when the connection is idle.
+
+use std::{
+    io,
+    net::SocketAddr,
+    pin::Pin,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, AtomicUsize, Ordering},
+    },
+    task::{Context, Poll, Waker},
+    time::Duration,
+};
+
+use tokio::{
+    io::{AsyncRead, AsyncWrite, ReadBuf},
+    net::TcpStream,
+    time::{Instant, Sleep},
+};
+use tonic::{
+    body::Body,
+    codegen::http,
+    transport::server::{Connected, TcpConnectInfo, TlsConnectInfo},
+};
+
+use super::gate::{Gate, Rejection};
+
+/// The HTTP/2 client connection preface is this many bytes (RFC 9113 §3.4).
+const PREFACE_LEN: usize = 24;
+
+// === Io ===
+
+/// A client's byte stream: TLS, or plaintext on loopback.
+pub(super) enum Io {
+    Plain(TcpStream),
+    Tls(Box<tokio_rustls::server::TlsStream<TcpStream>>),
+}
+
+impl AsyncRead for Io {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Io::Plain(tcp) => Pin::new(tcp).poll_read(cx, buf),
+            Io::Tls(tls) => Pin::new(tls.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Io {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Io::Plain(tcp) => Pin::new(tcp).poll_write(cx, buf),
+            Io::Tls(tls) => Pin::new(tls.as_mut()).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Io::Plain(tcp) => Pin::new(tcp).poll_write_vectored(cx, bufs),
+            Io::Tls(tls) => Pin::new(tls.as_mut()).poll_write_vectored(cx, bufs),
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        match self {
+            Io::Plain(tcp) => tcp.is_write_vectored(),
+            Io::Tls(tls) => tls.is_write_vectored(),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Io::Plain(tcp) => Pin::new(tcp).poll_flush(cx),
+            Io::Tls(tls) => Pin::new(tls.as_mut()).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Io::Plain(tcp) => Pin::new(tcp).poll_shutdown(cx),
+            Io::Tls(tls) => Pin::new(tls.as_mut()).poll_shutdown(cx),
+        }
+    }
+}
+
+// === ConnState ===
+
+/// What a connection and its calls share: how many calls are open, since
+/// when none is, and whether the connection must close.
+#[derive(Debug)]
+pub(crate) struct ConnState {
+    calls: AtomicUsize,
+    idle_since: Mutex<Instant>,
+    closing: AtomicBool,
+    /// The tasks last waiting to read and to write, woken when the idle
+    /// clock starts or the connection must close.
+    readers: Mutex<Option<Waker>>,
+    writers: Mutex<Option<Waker>>,
+}
+
+impl ConnState {
+    /// The state of a new connection: idle from now.
+    pub(super) fn new() -> Arc<ConnState> {
+        Arc::new(ConnState {
+            calls: AtomicUsize::new(0),
+            idle_since: Mutex::new(Instant::now()),
+            closing: AtomicBool::new(false),
+            readers: Mutex::new(None),
+            writers: Mutex::new(None),
+        })
+    }
+
+    /// Marks the connection for closing and wakes whoever waits on it.
+    pub(super) fn close(&self) {
+        self.closing.store(true, Ordering::SeqCst);
+        wake(&self.readers);
+        wake(&self.writers);
+    }
+
+    fn is_closing(&self) -> bool {
+        self.closing.load(Ordering::SeqCst)
+    }
+
+    /// Counts a call until the returned guard is dropped.
+    fn call_started(self: &Arc<ConnState>) -> CallGuard {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        CallGuard(Arc::clone(self))
+    }
+
+    /// When the connection became idle, or None while it carries a call.
+    fn idle_since(&self) -> Option<Instant> {
+        if self.calls.load(Ordering::SeqCst) > 0 {
+            return None;
+        }
+        Some(*lock(&self.idle_since))
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn register(slot: &Mutex<Option<Waker>>, waker: &Waker) {
+    let mut slot = lock(slot);
+    if !slot.as_ref().is_some_and(|w| w.will_wake(waker)) {
+        *slot = Some(waker.clone());
+    }
+}
+
+fn wake(slot: &Mutex<Option<Waker>>) {
+    if let Some(waker) = lock(slot).take() {
+        waker.wake();
+    }
+}
+
+/// One open call on a connection. The last one to end starts the idle
+/// clock.
+struct CallGuard(Arc<ConnState>);
+
+impl Drop for CallGuard {
+    fn drop(&mut self) {
+        if self.0.calls.fetch_sub(1, Ordering::SeqCst) == 1 {
+            *lock(&self.0.idle_since) = Instant::now();
+            // The connection's reader may be waiting without a timer.
+            wake(&self.0.readers);
+        }
+    }
+}
+
+// === Conn ===
+
+/// What tonic learns about a connection: the usual TCP or TLS details, and
+/// the shared state through which [`TrackCallsLayer`] counts its calls.
+#[derive(Clone)]
+pub(crate) struct ConnInfo {
+    peer: PeerInfo,
+    state: Arc<ConnState>,
+}
+
+/// The connect info tonic's own code looks for (`Request::remote_addr`,
+/// `Request::peer_certs`).
+#[derive(Clone)]
+enum PeerInfo {
+    Tcp(TcpConnectInfo),
+    Tls(TlsConnectInfo<TcpConnectInfo>),
+}
+
+/// An accepted connection, counted against the limits until dropped.
+pub(crate) struct Conn {
+    io: Io,
+    info: ConnInfo,
+    gate: Arc<Gate>,
+    id: u64,
+    peer: SocketAddr,
+    /// Preface bytes still to come.
+    preface_left: usize,
+    preface_deadline: Instant,
+    idle_timeout: Duration,
+    timer: Pin<Box<Sleep>>,
+}
+
+impl Conn {
+    /// Wraps `io` from `peer`, or gives it back closed (None) when the peer
+    /// or the agent is at its connection limit.
+    pub(super) fn open(io: Io, peer: SocketAddr, gate: &Arc<Gate>) -> Option<Conn> {
+        let state = ConnState::new();
+        let Some(id) = gate.open(peer, &state) else {
+            gate.rejections
+                .reject(Rejection::OverLimit, peer, &"too many connections");
+            return None;
+        };
+        let peer_info = match &io {
+            Io::Plain(tcp) => PeerInfo::Tcp(tcp.connect_info()),
+            Io::Tls(tls) => PeerInfo::Tls(tls.connect_info()),
+        };
+        let now = Instant::now();
+        let preface_deadline = now + gate.limits.handshake_timeout;
+        Some(Conn {
+            io,
+            info: ConnInfo {
+                peer: peer_info,
+                state,
+            },
+            gate: Arc::clone(gate),
+            id,
+            peer,
+            preface_left: PREFACE_LEN,
+            preface_deadline,
+            idle_timeout: gate.limits.idle_timeout,
+            timer: Box::pin(tokio::time::sleep_until(preface_deadline)),
+        })
+    }
+
+    /// The deadline the connection waits under now, if any.
+    fn deadline(&self) -> Option<Instant> {
+        if self.preface_left > 0 {
+            return Some(self.preface_deadline);
+        }
+        self.info
+            .state
+            .idle_since()
+            .map(|since| since + self.idle_timeout)
+    }
+
+    /// Polls the current deadline: Ready once it has passed.
+    fn poll_deadline(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        let Some(deadline) = self.deadline() else {
+            return Poll::Pending;
+        };
+        if self.timer.deadline() != deadline {
+            self.timer.as_mut().reset(deadline);
+        }
+        self.timer.as_mut().poll(cx)
+    }
+}
+
+fn closed_at_shutdown() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::ConnectionAborted,
+        "closed: the agent is shutting down and its grace period is over",
+    )
+}
+
+impl Conn {
+    /// Registers the writing task, and fails once the connection must close.
+    fn writable(&self, cx: &Context<'_>) -> io::Result<()> {
+        register(&self.info.state.writers, cx.waker());
+        if self.info.state.is_closing() {
+            return Err(closed_at_shutdown());
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Conn {
+    fn drop(&mut self) {
+        self.gate.close(self.id, self.peer);
+    }
+}
+
+impl Connected for Conn {
+    type ConnectInfo = ConnInfo;
+
+    fn connect_info(&self) -> ConnInfo {
+        self.info.clone()
+    }
+}
+
+impl AsyncRead for Conn {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let state = Arc::clone(&this.info.state);
+        register(&state.readers, cx.waker());
+        if state.is_closing() {
+            return Poll::Ready(Err(closed_at_shutdown()));
+        }
+        let before = buf.filled().len();
+        match Pin::new(&mut this.io).poll_read(cx, buf) {
+            Poll::Ready(Ok(())) => {
+                let read = buf.filled().len() - before;
+                this.preface_left = this.preface_left.saturating_sub(read);
+                return Poll::Ready(Ok(()));
+            }
+            Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+            Poll::Pending => {}
+        }
+        if this.poll_deadline(cx).is_pending() {
+            return Poll::Pending;
+        }
+        if this.preface_left > 0 {
+            this.gate.rejections.reject(
+                Rejection::PrefaceTimeout,
+                this.peer,
+                &format_args!(
+                    "no HTTP/2 preface within {:?}",
+                    this.gate.limits.handshake_timeout
+                ),
+            );
+            return Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "no HTTP/2 preface in time",
+            )));
+        }
+        // Idle for the whole timeout: end the connection as if the client
+        // had closed it. It carries no call, so none is cut short.
+        tracing::debug!(peer = %this.peer, timeout = ?this.idle_timeout, "closing idle connection");
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl AsyncWrite for Conn {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        this.writable(cx)?;
+        Pin::new(&mut this.io).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        this.writable(cx)?;
+        Pin::new(&mut this.io).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        this.writable(cx)?;
+        Pin::new(&mut this.io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().io).poll_shutdown(cx)
+    }
+}
+
+// === TrackCallsLayer ===
+
+/// Counts the calls on each connection, and gives tonic's handlers back the
+/// connect info they know ([`ConnInfo`] wraps it).
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct TrackCallsLayer;
+
+impl<S> tower_layer::Layer<S> for TrackCallsLayer {
+    type Service = TrackCalls<S>;
+
+    fn layer(&self, inner: S) -> TrackCalls<S> {
+        TrackCalls { inner }
+    }
+}
+
+/// The service of [`TrackCallsLayer`].
+#[derive(Clone, Debug)]
+pub(crate) struct TrackCalls<S> {
+    inner: S,
+}
+
+type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+
+impl<S, B> tonic::codegen::Service<http::Request<Body>> for TrackCalls<S>
+where
+    S: tonic::codegen::Service<http::Request<Body>, Response = http::Response<B>>,
+    S::Future: Send + 'static,
+    S::Error: 'static,
+    B: 'static,
+{
+    type Response = http::Response<Tracked<B>>;
+    type Error = S::Error;
+    type Future = BoxFuture<Result<Self::Response, Self::Error>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: http::Request<Body>) -> Self::Future {
+        let call = request.extensions_mut().remove::<ConnInfo>().map(|info| {
+            match info.peer {
+                PeerInfo::Tcp(tcp) => request.extensions_mut().insert(tcp).map(drop),
+                PeerInfo::Tls(tls) => request.extensions_mut().insert(tls).map(drop),
+            };
+            info.state.call_started()
+        });
+        let response = self.inner.call(request);
+        Box::pin(async move {
+            let response = response.await?;
+            Ok(response.map(|body| Tracked { body, _call: call }))
+        })
+    }
+}
+
+/// A response body that keeps its call counted until it is dropped.
+pub(crate) struct Tracked<B> {
+    body: B,
+    _call: Option<CallGuard>,
+}
+
+impl<B> http_body::Body for Tracked<B>
+where
+    B: http_body::Body + Unpin,
+{
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        Pin::new(&mut self.get_mut().body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.body.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn the_idle_clock_starts_when_the_last_call_ends() {
+        let state = ConnState::new();
+        let opened = state.idle_since().expect("a new connection is idle");
+        let first = state.call_started();
+        let second = state.call_started();
+        assert_eq!(state.idle_since(), None, "calls are open");
+        tokio::time::advance(Duration::from_secs(5)).await;
+        drop(first);
+        assert_eq!(state.idle_since(), None, "one call is still open");
+        drop(second);
+        let since = state.idle_since().expect("idle again");
+        assert_eq!(since - opened, Duration::from_secs(5));
+    }
+}

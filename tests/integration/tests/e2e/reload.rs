@@ -1,0 +1,474 @@
+//! Certificate and CA rotation without a restart: the agent's TLS files are
+//! replaced as an operator or a Kubernetes secret update would replace
+//! them, and new handshakes see the new files while a connection made
+//! before goes on. A rotation to a second, unrelated fleet CA makes both
+//! visible at once: an old client could not reconnect, so its calls after
+//! the rotation prove its connection survived.
+//!
+//! The last test runs the real `hostscope-agent` binary and rotates with
+//! SIGHUP; [`AgentProcess`] and [`agent_binary`] serve the privileges tests
+//! too.
+
+use std::{
+    io::{BufRead, BufReader},
+    net::SocketAddr,
+    os::unix::process::CommandExt,
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    sync::{Arc, Mutex, OnceLock},
+    time::{Duration, Instant},
+};
+
+use hostscope_agent::{
+    backend,
+    server::{Agent, Limits},
+    service::{Inspector, Options},
+    tls::{Reloaded, TlsFiles},
+};
+use hostscope_client::{Client, Error};
+use hostscope_integration::Pki;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, pem::PemObject};
+use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
+
+/// How long a rotation may take to show before a test fails.
+const LIMIT: Duration = Duration::from_secs(30);
+
+/// The agent's TLS files in a directory of their own, replaced the way an
+/// operator does it: each new file written beside the old one, then renamed
+/// over it.
+struct LiveFiles {
+    dir: tempfile::TempDir,
+}
+
+impl LiveFiles {
+    fn from(pki: &Pki) -> LiveFiles {
+        let live = LiveFiles {
+            dir: tempfile::tempdir().expect("tempdir"),
+        };
+        live.install(pki);
+        live
+    }
+
+    fn files(&self) -> TlsFiles {
+        TlsFiles {
+            cert: self.dir.path().join("agent.pem"),
+            key: self.dir.path().join("agent-key.pem"),
+            client_ca: self.dir.path().join("ca.pem"),
+        }
+    }
+
+    /// Puts `pki`'s agent certificate, key and CA in place.
+    fn install(&self, pki: &Pki) {
+        for name in ["agent.pem", "agent-key.pem", "ca.pem"] {
+            self.write(name, &std::fs::read(pki.path(name)).expect("read pki file"));
+        }
+    }
+
+    fn write(&self, name: &str, contents: &[u8]) {
+        let aside = self.dir.path().join(format!(".{name}.new"));
+        std::fs::write(&aside, contents).expect("write new file");
+        std::fs::rename(&aside, self.dir.path().join(name)).expect("rename over");
+    }
+}
+
+/// The leaf certificate of `pki`'s agent, as DER.
+fn agent_leaf(pki: &Pki) -> CertificateDer<'static> {
+    CertificateDer::pem_file_iter(pki.path("agent.pem"))
+        .expect("agent.pem")
+        .next()
+        .expect("a certificate")
+        .expect("PEM")
+}
+
+/// Completes a TLS handshake with the agent at `addr` as a client of `pki`
+/// (trusting its CA, presenting its client certificate) and returns the
+/// leaf certificate the agent presented. Fails when the agent's
+/// certificate is not from `pki`'s CA.
+async fn served_certificate(
+    addr: SocketAddr,
+    pki: &Pki,
+) -> std::io::Result<CertificateDer<'static>> {
+    let mut roots = rustls::RootCertStore::empty();
+    for ca in CertificateDer::pem_file_iter(pki.path("ca.pem")).expect("ca.pem") {
+        roots.add(ca.expect("CA PEM")).expect("CA");
+    }
+    let chain = CertificateDer::pem_file_iter(pki.path("client.pem"))
+        .expect("client.pem")
+        .collect::<Result<Vec<_>, _>>()
+        .expect("client PEM");
+    let key = PrivateKeyDer::from_pem_file(pki.path("client-key.pem")).expect("client key");
+    let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .expect("protocol versions")
+    .with_root_certificates(roots)
+    .with_client_auth_cert(chain, key)
+    .expect("client identity");
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    let tcp = tokio::net::TcpStream::connect(addr).await?;
+    let name = ServerName::try_from("localhost").expect("server name");
+    let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
+        .connect(name, tcp)
+        .await?;
+    let leaf = tls
+        .get_ref()
+        .1
+        .peer_certificates()
+        .and_then(|chain| chain.first())
+        .map(|cert| cert.clone().into_owned());
+    leaf.ok_or_else(|| std::io::Error::other("no certificate presented"))
+}
+
+/// Asserts that the agent at `addr` presents `pki`'s agent certificate to
+/// a new connection now; `when` says at which point of the test.
+async fn assert_served(addr: SocketAddr, pki: &Pki, when: &str) {
+    let served = served_certificate(addr, pki).await;
+    assert_eq!(served.ok(), Some(agent_leaf(pki)), "{when}");
+}
+
+/// Waits until the agent at `addr` presents `pki`'s agent certificate to a
+/// new connection.
+async fn wait_until_served(addr: SocketAddr, pki: &Pki) {
+    let want = agent_leaf(pki);
+    let start = Instant::now();
+    loop {
+        let served = served_certificate(addr, pki).await;
+        if served.as_ref().is_ok_and(|cert| *cert == want) {
+            return;
+        }
+        assert!(
+            start.elapsed() < LIMIT,
+            "the new certificate is not served after {LIMIT:?}; last: {served:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A client of `pki`'s fleet; connecting or its first call fails when the
+/// agent does not accept that fleet.
+async fn first_call(addr: SocketAddr, pki: &Pki) -> Result<(), Error> {
+    let client = Client::connect(&addr.to_string(), Some(pki.client_tls())).await?;
+    client.host().await.map(drop)
+}
+
+/// An agent served in this process with a TLS configuration the test can
+/// reload; stopped on drop.
+struct InProcess {
+    addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    _task: JoinHandle<Result<(), hostscope_agent::server::Error>>,
+}
+
+impl InProcess {
+    async fn start(tls: Arc<rustls::ServerConfig>) -> InProcess {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("local addr");
+        let backend = backend::native("/proc".into(), "/sys".into()).expect("backend");
+        let inspector = Inspector::new(Arc::from(backend), Options::default());
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(Agent::new(inspector, Some(tls), Limits::default()).serve(
+            listener,
+            async {
+                let _ = stopped.await;
+            },
+        ));
+        InProcess {
+            addr,
+            stop: Some(stop),
+            _task: task,
+        }
+    }
+}
+
+impl Drop for InProcess {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn new_handshakes_use_rotated_files_while_established_connections_continue() {
+    let first = Pki::new();
+    let live = LiveFiles::from(&first);
+    let tls = Arc::new(live.files().load().expect("load TLS files"));
+    let agent = InProcess::start(tls.server_config()).await;
+    let watching = tokio::spawn({
+        let tls = Arc::clone(&tls);
+        async move { tls.watch_files(Duration::from_millis(50)).await }
+    });
+
+    let old_client = Client::connect(&agent.addr.to_string(), Some(first.client_tls()))
+        .await
+        .expect("connect");
+    old_client.host().await.expect("served before the rotation");
+    assert_served(agent.addr, &first, "before the rotation").await;
+
+    let second = Pki::new();
+    live.install(&second);
+    wait_until_served(agent.addr, &second).await;
+
+    // New handshakes: the new fleet is served, the old one refused both
+    // ways (its clients do not trust the new certificate, and the agent no
+    // longer trusts their CA).
+    first_call(agent.addr, &second)
+        .await
+        .expect("a client of the new fleet");
+    let refused = first_call(agent.addr, &first)
+        .await
+        .expect_err("a new connection from the old fleet");
+    assert!(matches!(refused, Error::UnknownCa { .. }), "{refused:?}");
+
+    // The connection made before the rotation goes on.
+    let host = old_client
+        .host()
+        .await
+        .expect("the established connection still serves");
+    assert!(!host.hostname.is_empty());
+    watching.abort();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bad_new_files_are_refused_and_the_served_certificate_stays() {
+    let logs = super::captured_logs();
+    let first = Pki::new();
+    let second = Pki::new();
+    let live = LiveFiles::from(&first);
+    let files = live.files();
+    let tls = live.files().load().expect("load TLS files");
+    let agent = InProcess::start(tls.server_config()).await;
+    assert_eq!(tls.reload().expect("same files"), Reloaded::Unchanged);
+
+    let key = std::fs::read(second.path("agent-key.pem")).expect("key");
+    let cert = std::fs::read(second.path("agent.pem")).expect("cert");
+    let cases: [(&str, &[u8], &str); 3] = [
+        (
+            "agent.pem",
+            b"-----BEGIN CERTIFICATE-----\ntruncated",
+            "agent.pem",
+        ),
+        // The new certificate arrived, its key not yet.
+        ("agent.pem", &cert, "do not make a usable identity"),
+        // A CA file that holds a key and no certificate.
+        ("ca.pem", &key, "no certificate in the file"),
+    ];
+    for (name, contents, reason) in cases {
+        live.install(&first);
+        live.write(name, contents);
+        let err = tls.reload().expect_err("a bad file is refused");
+        assert!(err.to_string().contains(reason), "{name}: {err}");
+        assert_served(agent.addr, &first, name).await;
+        first_call(agent.addr, &first)
+            .await
+            .expect("the old fleet is still served");
+    }
+
+    // The refusal is logged with the file and the reason.
+    live.install(&first);
+    live.write("agent.pem", b"not PEM at all");
+    tls.reload_and_log("test");
+    let cert_path = files.cert.display().to_string();
+    hostscope_integration::wait_for(LIMIT, || {
+        String::from_utf8_lossy(&logs.lock().expect("log buffer"))
+            .lines()
+            .any(|l| l.contains("refused new TLS files") && l.contains(&cert_path))
+    });
+
+    // Whole, consistent files are taken.
+    live.install(&second);
+    assert!(matches!(
+        tls.reload().expect("good files"),
+        Reloaded::Replaced { .. }
+    ));
+    wait_until_served(agent.addr, &second).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sighup_makes_the_agent_binary_serve_rotated_files() {
+    let first = Pki::new();
+    let live = LiveFiles::from(&first);
+    let files = live.files();
+    let mut command = Command::new(agent_binary());
+    command
+        .args(["--listen", "127.0.0.1:0", "--log-format", "json"])
+        .arg("--cert")
+        .arg(&files.cert)
+        .arg("--key")
+        .arg(&files.key)
+        .arg("--client-ca")
+        .arg(&files.client_ca);
+    let mut agent = AgentProcess::start(command);
+    assert_served(agent.addr, &first, "before the rotation").await;
+
+    let second = Pki::new();
+    live.install(&second);
+    agent.signal(libc::SIGHUP);
+    // The file poll may see the change first; either way the reload for
+    // SIGHUP is logged, and the agent lives on.
+    agent.wait_for_line(|line| line["fields"]["cause"] == "SIGHUP");
+    wait_until_served(agent.addr, &second).await;
+    first_call(agent.addr, &second)
+        .await
+        .expect("the rotated agent serves the new fleet");
+}
+
+// === the agent binary ===
+
+/// The workspace's `hostscope-agent` binary, built once per test run: cargo
+/// has released its build lock by the time tests run, so the nested build
+/// only waits for other cargo commands. `HOSTSCOPE_AGENT_BIN` names a
+/// binary to test instead, such as the one a package installed.
+pub(crate) fn agent_binary() -> PathBuf {
+    static BINARY: OnceLock<PathBuf> = OnceLock::new();
+    BINARY
+        .get_or_init(|| {
+            if let Some(path) = std::env::var_os("HOSTSCOPE_AGENT_BIN") {
+                return PathBuf::from(path);
+            }
+            let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+            let mut cargo = Command::new(env!("CARGO"));
+            // What cargo set for this test process describes this package;
+            // build scripts (ring's) rerun when such variables differ from
+            // a plain `cargo build`, which would rebuild half the tree twice.
+            for (name, _) in std::env::vars_os() {
+                let name = name.to_string_lossy();
+                if name.starts_with("CARGO_PKG_")
+                    || name.starts_with("CARGO_BIN_EXE_")
+                    || [
+                        "CARGO_MANIFEST_DIR",
+                        "CARGO_MANIFEST_PATH",
+                        "CARGO_CRATE_NAME",
+                        "CARGO_PRIMARY_PACKAGE",
+                        "CARGO_TARGET_TMPDIR",
+                        "OUT_DIR",
+                    ]
+                    .contains(&name.as_ref())
+                {
+                    cargo.env_remove(name.as_ref());
+                }
+            }
+            let output = cargo
+                .args(["build", "-p", "hostscope-agent", "--bin", "hostscope-agent"])
+                .arg("--message-format=json-render-diagnostics")
+                .current_dir(&workspace)
+                .stderr(Stdio::inherit())
+                .output()
+                .expect("running cargo build");
+            assert!(
+                output.status.success(),
+                "cargo build -p hostscope-agent failed"
+            );
+            String::from_utf8_lossy(&output.stdout)
+                .lines()
+                .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+                .filter(|msg| {
+                    msg["reason"] == "compiler-artifact"
+                        && msg["target"]["name"] == "hostscope-agent"
+                })
+                .find_map(|msg| msg["executable"].as_str().map(PathBuf::from))
+                .expect("cargo named the hostscope-agent executable")
+        })
+        .clone()
+}
+
+/// A `hostscope-agent` process (possibly started through a wrapper such
+/// as setpriv that execs it), logging JSON, listening where its "serving"
+/// line says. Its process group is killed and reaped on drop.
+pub(crate) struct AgentProcess {
+    child: Child,
+    lines: Arc<Mutex<Vec<String>>>,
+    /// The address it serves on.
+    pub(crate) addr: SocketAddr,
+}
+
+impl AgentProcess {
+    /// Starts `command`, which must run the agent with `--log-format json`,
+    /// and waits until it serves.
+    pub(crate) fn start(mut command: Command) -> AgentProcess {
+        command
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .process_group(0);
+        let mut child = command.spawn().expect("start the agent");
+        let stderr = child.stderr.take().expect("stderr piped");
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let sink = Arc::clone(&lines);
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                sink.lock().expect("agent log").push(line);
+            }
+        });
+        let mut agent = AgentProcess {
+            child,
+            lines,
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+        };
+        let serving =
+            agent.wait_for_line(|line| line["fields"]["message"] == "hostscope-agent serving");
+        agent.addr = serving["fields"]["listen"]
+            .as_str()
+            .and_then(|addr| addr.parse().ok())
+            .expect("the serving line names the address");
+        agent
+    }
+
+    /// The agent's pid (that of the wrapper too, which exec'd it).
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Sends `signal` to the agent.
+    pub(crate) fn signal(&self, signal: libc::c_int) {
+        // SAFETY: kill has no memory preconditions; the pid is our own
+        // child, not yet reaped, so it cannot have been reused.
+        let rc = unsafe { libc::kill(self.pid() as libc::pid_t, signal) };
+        assert_eq!(rc, 0, "kill: {}", std::io::Error::last_os_error());
+    }
+
+    /// Waits for a log line (parsed JSON) that satisfies `wanted`, and
+    /// returns it. Fails with the whole log if the agent exits first.
+    pub(crate) fn wait_for_line(
+        &mut self,
+        wanted: impl Fn(&serde_json::Value) -> bool,
+    ) -> serde_json::Value {
+        let start = Instant::now();
+        loop {
+            let found = self
+                .lines
+                .lock()
+                .expect("agent log")
+                .iter()
+                .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+                .find(|line| wanted(line));
+            if let Some(line) = found {
+                return line;
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("the agent exited ({status}):\n{}", self.log());
+            }
+            assert!(
+                start.elapsed() < LIMIT,
+                "no such log line after {LIMIT:?}:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Everything the agent logged so far.
+    pub(crate) fn log(&self) -> String {
+        self.lines.lock().expect("agent log").join("\n")
+    }
+}
+
+impl Drop for AgentProcess {
+    fn drop(&mut self) {
+        // SAFETY: as in `signal`; the group is the one `start` made.
+        unsafe { libc::killpg(self.pid() as libc::pid_t, libc::SIGKILL) };
+        let _ = self.child.wait();
+    }
+}

@@ -1,0 +1,255 @@
+//! The layering rules of DESIGN.md, checked on the source tree so that a
+//! plain `cargo test` catches a break (rust-analyzer's `tidy.rs`):
+//! backends never see tonic, prost or the generated types, and the agent
+//! and the client never depend on each other.
+
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    path::{Path, PathBuf},
+};
+
+/// The workspace's root directory.
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .ancestors()
+        .nth(2)
+        .expect("tests/integration lives two levels below the root")
+        .to_owned()
+}
+
+// === backends speak plain Rust ===
+
+/// What a backend must not name: the gRPC stack and the generated types.
+const FOREIGN_TO_BACKENDS: [&str; 4] = ["tonic", "prost", "hostscope_proto", "hostscope-proto"];
+
+/// Every `.rs` file below `dir`, sorted.
+fn rust_files(dir: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    let mut dirs = vec![dir.to_owned()];
+    while let Some(dir) = dirs.pop() {
+        let entries =
+            std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("reading {}: {e}", dir.display()));
+        for entry in entries {
+            let path = entry.expect("a directory entry").path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                files.push(path);
+            }
+        }
+    }
+    files.sort();
+    files
+}
+
+/// The places (`line: name`) where `code` names one of `names` as a path
+/// or crate: `tonic::`, `prost_types`, `use hostscope_proto`; not
+/// `prosthetic`, and not in `//` comments, which may well say that
+/// backends never see tonic.
+fn names_in(code: &str, names: &[&str]) -> Vec<String> {
+    let word = |c: char| c.is_alphanumeric() || c == '_' || c == '-';
+    let mut found = Vec::new();
+    for (n, line) in code.lines().enumerate() {
+        let code = line.split_once("//").map_or(line, |(code, _)| code);
+        for name in names {
+            for (at, _) in code.match_indices(name) {
+                let before = code[..at].chars().next_back();
+                let after = code[at + name.len()..].chars().next();
+                let starts_a_word = !before.is_some_and(word);
+                // `tonic_types` and `prost_derive` name the same stack.
+                let ends_a_name = !after.is_some_and(|c| c.is_alphanumeric() || c == '-');
+                if starts_a_word && ends_a_name {
+                    found.push(format!("{}: {name}", n + 1));
+                }
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn backends_never_name_tonic_prost_or_the_generated_types() {
+    let backend = root().join("agent/src/backend");
+    let files = rust_files(&backend);
+    assert!(
+        files.len() > 3,
+        "no backend sources in {}",
+        backend.display()
+    );
+    let mut offences = Vec::new();
+    for file in files {
+        let code = std::fs::read_to_string(&file).expect("a source file");
+        let shown = file.strip_prefix(root()).unwrap_or(&file).display();
+        offences.extend(
+            names_in(&code, &FOREIGN_TO_BACKENDS)
+                .into_iter()
+                .map(|place| format!("{shown}:{place}")),
+        );
+    }
+    assert!(
+        offences.is_empty(),
+        "backends return plain Rust structs; the service layer converts them \
+         (DESIGN.md). Found:\n  {}",
+        offences.join("\n  ")
+    );
+}
+
+#[test]
+fn names_in_finds_paths_and_crates_but_not_words_or_comments() {
+    let code = "use tonic::Status;\n\
+                let x = prost_types::Timestamp::default(); // prost\n\
+                // tonic is never seen here\n\
+                let prosthetic = tonicity;\n\
+                use hostscope_proto as pb;\n";
+    assert_eq!(
+        names_in(code, &FOREIGN_TO_BACKENDS),
+        ["1: tonic", "2: prost", "5: hostscope_proto"]
+    );
+}
+
+// === the agent and the client stay apart ===
+
+/// The agent's side and the client's side of the workspace: no crate of
+/// one may depend on a crate of the other, directly or through another
+/// workspace crate, in any kind of dependency.
+const AGENT_SIDE: [&str; 1] = ["hostscope-agent"];
+const CLIENT_SIDE: [&str; 2] = ["hostscope-client", "hostscope-cli"];
+
+/// Every workspace member's package name and the workspace packages it
+/// depends on (normal, dev and build dependencies, target-specific ones
+/// included), read from the manifests.
+fn workspace_graph(root: &Path) -> BTreeMap<String, BTreeSet<String>> {
+    let read = |path: &Path| -> toml::Table {
+        let text = std::fs::read_to_string(path)
+            .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+        toml::from_str(&text).unwrap_or_else(|e| panic!("parsing {}: {e}", path.display()))
+    };
+    let workspace = read(&root.join("Cargo.toml"));
+    let members: Vec<&str> = workspace["workspace"]["members"]
+        .as_array()
+        .expect("workspace.members")
+        .iter()
+        .filter_map(|m| m.as_str())
+        .collect();
+    let manifests: Vec<toml::Table> = members
+        .iter()
+        .map(|m| read(&root.join(m).join("Cargo.toml")))
+        .collect();
+    let names: BTreeSet<String> = manifests
+        .iter()
+        .filter_map(|m| m["package"]["name"].as_str().map(str::to_owned))
+        .collect();
+    // A dependency is named by its key, or by `package = "..."` when
+    // renamed, in the member's table or in the workspace's.
+    let package_of = |key: &str, spec: &toml::Value| -> String {
+        let renamed = |spec: &toml::Value| spec.get("package")?.as_str().map(str::to_owned);
+        let inherited = spec.get("workspace").and_then(|w| w.as_bool()) == Some(true);
+        let in_workspace = workspace["workspace"]
+            .get("dependencies")
+            .and_then(|deps| deps.get(key));
+        renamed(spec)
+            .or_else(|| in_workspace.filter(|_| inherited).and_then(renamed))
+            .unwrap_or_else(|| key.to_owned())
+    };
+    let tables = |manifest: &toml::Table| -> Vec<toml::Table> {
+        let kinds = ["dependencies", "dev-dependencies", "build-dependencies"];
+        let mut tables: Vec<toml::Table> = kinds
+            .iter()
+            .filter_map(|k| manifest.get(*k)?.as_table().cloned())
+            .collect();
+        for target in manifest
+            .get("target")
+            .and_then(|t| t.as_table())
+            .into_iter()
+            .flat_map(|t| t.values())
+        {
+            tables.extend(
+                kinds
+                    .iter()
+                    .filter_map(|k| target.get(*k)?.as_table().cloned()),
+            );
+        }
+        tables
+    };
+    manifests
+        .iter()
+        .filter_map(|manifest| {
+            let name = manifest["package"]["name"].as_str()?.to_owned();
+            let deps = tables(manifest)
+                .iter()
+                .flat_map(|table| table.iter().map(|(key, spec)| package_of(key, spec)))
+                .filter(|dep| names.contains(dep))
+                .collect();
+            Some((name, deps))
+        })
+        .collect()
+}
+
+/// Every workspace package `from` reaches through its dependencies.
+fn reachable(graph: &BTreeMap<String, BTreeSet<String>>, from: &str) -> BTreeSet<String> {
+    let mut seen = BTreeSet::new();
+    let mut next = vec![from.to_owned()];
+    while let Some(name) = next.pop() {
+        for dep in graph.get(&name).into_iter().flatten() {
+            if seen.insert(dep.clone()) {
+                next.push(dep.clone());
+            }
+        }
+    }
+    seen
+}
+
+/// The pairs (from, to) where one side reaches the other.
+fn crossings(graph: &BTreeMap<String, BTreeSet<String>>) -> Vec<(String, String)> {
+    let mut found = Vec::new();
+    for (sources, targets) in [
+        (&AGENT_SIDE[..], &CLIENT_SIDE[..]),
+        (&CLIENT_SIDE, &AGENT_SIDE),
+    ] {
+        for from in sources.iter().filter(|s| graph.contains_key(**s)) {
+            let reached = reachable(graph, from);
+            for to in targets.iter().filter(|t| reached.contains(**t)) {
+                found.push(((*from).to_owned(), (*to).to_owned()));
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn the_agent_and_the_client_never_depend_on_each_other() {
+    let graph = workspace_graph(&root());
+    // The check reads the real manifests: both sides are there, and the
+    // shared proto crate is seen as a dependency of each.
+    for side in ["hostscope-agent", "hostscope-client"] {
+        assert!(
+            graph
+                .get(side)
+                .is_some_and(|deps| deps.contains("hostscope-proto")),
+            "{side} -> hostscope-proto not found in {graph:?}"
+        );
+    }
+    assert_eq!(
+        crossings(&graph),
+        [],
+        "the agent and the client depend only on hostscope-proto (DESIGN.md)"
+    );
+}
+
+#[test]
+fn a_crossing_through_another_crate_is_found() {
+    let edge = |from: &str, to: &[&str]| {
+        let to = to.iter().map(|t| (*t).to_owned()).collect();
+        (from.to_owned(), to)
+    };
+    let graph = BTreeMap::from([
+        edge("hostscope-agent", &["hostscope-proto", "middle"]),
+        edge("middle", &["hostscope-client"]),
+        edge("hostscope-client", &["hostscope-proto"]),
+        edge("hostscope-proto", &[]),
+    ]);
+    assert_eq!(
+        crossings(&graph),
+        [("hostscope-agent".to_owned(), "hostscope-client".to_owned())]
+    );
+}
