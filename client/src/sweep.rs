@@ -11,6 +11,13 @@
 //! from, so that a parent that exited and whose pid another process took
 //! since is never hit.
 //!
+//! A parent holding a zombie for a moment is healthy: a shell or a
+//! supervisor reaps a child some time after it exits. So a sweep only acts
+//! on zombies it saw in two looks at least [`Options::min_age`] apart
+//! (the same pid with the same start time), and before each escalation it
+//! looks again and signals only the parents that still hold one of those
+//! very zombies.
+//!
 //! The sweep talks to its host through the small [`Agent`] trait, which
 //! [`Client`] implements, so that it can be driven without a network.
 //!
@@ -24,6 +31,7 @@
 //!     grace: Duration::from_secs(5),
 //!     step_timeout: Duration::from_secs(10),
 //!     only: Vec::new(),
+//!     min_age: Duration::from_secs(30),
 //! };
 //! let plan = Plan::look(&client, &options).await?;
 //! let report = Sweep::new(client, plan, &options).run().await;
@@ -94,6 +102,10 @@ pub struct Options {
     pub step_timeout: Duration,
     /// Only the zombies of these parents; all when empty.
     pub only: Vec<u32>,
+    /// How long a zombie must have been seen before the sweep acts on it:
+    /// the plan looks twice, this far apart, and keeps only the zombies
+    /// of both looks. Zero plans from one look.
+    pub min_age: Duration,
 }
 
 impl Options {
@@ -111,7 +123,9 @@ impl Options {
     /// look after it, and once more to spare, plus the grace periods.
     pub fn deadline(&self) -> Duration {
         let steps = self.steps().len() as u32;
-        self.step_timeout.saturating_mul(3 + 2 * steps) + self.grace.saturating_mul(steps)
+        self.step_timeout.saturating_mul(4 + 2 * steps)
+            + self.grace.saturating_mul(steps)
+            + self.min_age
     }
 }
 
@@ -148,6 +162,29 @@ impl Step {
 
 // === The plan ===
 
+/// One zombie, told apart from a later process with its pid by its start.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ZombieId {
+    /// The zombie's pid.
+    pub pid: u32,
+    /// When it started, in seconds since the epoch.
+    pub create_time: f64,
+}
+
+impl ZombieId {
+    fn of(zombie: &crate::proto::Zombie) -> ZombieId {
+        ZombieId {
+            pid: zombie.pid,
+            create_time: zombie.create_time,
+        }
+    }
+
+    /// The same zombie: the same pid, started at the same time.
+    fn is(&self, other: &ZombieId) -> bool {
+        self.pid == other.pid && same_start(self.create_time, other.create_time)
+    }
+}
+
 /// A parent the sweep may signal, with what tells it apart from a later
 /// process with its pid.
 #[derive(Debug, Clone, PartialEq)]
@@ -159,8 +196,13 @@ pub struct Target {
     pub create_time: f64,
     /// Its name, or "?" where the agent could not read it.
     pub name: String,
-    /// The pids of the zombies it held when the plan was made.
-    pub zombies: Vec<u32>,
+    /// Its command line, as the plan shows it before anything is sent;
+    /// empty where the agent could not read it.
+    pub cmdline: Vec<String>,
+    /// The zombies it held in every look the plan was made from: only
+    /// these count, and a later round signals the parent only while it
+    /// still holds one of them.
+    pub zombies: Vec<ZombieId>,
 }
 
 /// A parent the sweep leaves alone, and why.
@@ -190,6 +232,9 @@ pub enum Leave {
     /// The parent's start time could not be read, so its signals could not
     /// be guarded against pid reuse.
     StartTimeUnknown,
+    /// None of its zombies was there in both looks: it may be about to
+    /// reap them, as a healthy parent does.
+    TooYoung,
 }
 
 /// The reason in plain words, as every output shows it.
@@ -205,6 +250,10 @@ impl fmt::Display for Leave {
             Leave::StartTimeUnknown => {
                 "the parent's start time is unknown, so a reused pid could not be ruled out"
             }
+            Leave::TooYoung => {
+                "its zombies are younger than --min-age (not there in both looks): it may be \
+                 about to reap them"
+            }
         })
     }
 }
@@ -219,6 +268,9 @@ pub struct Plan {
     pub targets: Vec<Target>,
     /// The parents never signalled, in the report's order.
     pub left_alone: Vec<LeftAlone>,
+    /// How far apart the two looks the plan was made from were; zero for
+    /// a plan from one look.
+    pub min_age: Duration,
 }
 
 impl Plan {
@@ -241,7 +293,12 @@ impl Plan {
                         pid,
                         create_time,
                         name,
-                        zombies: group.zombies.iter().map(|z| z.pid).collect(),
+                        cmdline: group
+                            .parent
+                            .as_ref()
+                            .map(|p| p.cmdline.clone())
+                            .unwrap_or_default(),
+                        zombies: group.zombies.iter().map(ZombieId::of).collect(),
                     });
                     continue;
                 }
@@ -257,19 +314,78 @@ impl Plan {
             found,
             targets,
             left_alone,
+            min_age: Duration::ZERO,
         }
     }
 
+    /// The plan for the zombies of `later` that `earlier`, a look
+    /// `min_age` before, saw too: the same zombie (pid and start time)
+    /// under the same parent (pid and start time). A parent with none of
+    /// those is left alone as [`Leave::TooYoung`].
+    pub fn settled(
+        earlier: &FindZombiesResponse,
+        later: FindZombiesResponse,
+        min_age: Duration,
+    ) -> Plan {
+        let mut young = Vec::new();
+        let mut settled = Vec::new();
+        for group in &later.parents {
+            let before = earlier.parents.iter().find(|g| same_parent(g, group));
+            let mut kept = group.clone();
+            kept.zombies.retain(|z| {
+                before.is_some_and(|b| {
+                    b.zombies
+                        .iter()
+                        .any(|o| ZombieId::of(o).is(&ZombieId::of(z)))
+                })
+            });
+            if kept.zombies.is_empty() {
+                young.push(group.clone());
+            } else {
+                settled.push(kept);
+            }
+        }
+        let mut plan = Plan::of(report_of(settled));
+        // Pid 1 and the like are left alone for their own reasons, young or
+        // not; every other young parent for its zombies' youth.
+        for group in young {
+            let own = Plan::of(report_of(vec![group.clone()]));
+            plan.left_alone.extend(own.left_alone);
+            if !own.targets.is_empty() {
+                plan.left_alone.push(LeftAlone {
+                    pid: group.ppid,
+                    name: parent_name(&group),
+                    zombies: group.zombies.len(),
+                    reason: Leave::TooYoung,
+                });
+            }
+        }
+        plan.found = later;
+        plan.min_age = min_age;
+        plan
+    }
+
     /// Looks at the host's zombies (within `options.step_timeout`, only
-    /// those of `options.only`) and plans the sweep.
+    /// those of `options.only`) and, when there are any and
+    /// `options.min_age` is not zero, looks again that much later, and
+    /// plans the sweep for the zombies of both looks.
     pub async fn look<A: Agent>(agent: &A, options: &Options) -> Result<Plan, Error> {
-        let found = within(
-            options.step_timeout,
-            "finding zombies",
-            agent.find_zombies(),
-        )
-        .await?;
-        Ok(Plan::of(only_parents(found, &options.only)))
+        let find = || async {
+            let found = within(
+                options.step_timeout,
+                "finding zombies",
+                agent.find_zombies(),
+            )
+            .await?;
+            Ok::<_, Error>(only_parents(found, &options.only))
+        };
+        let first = find().await?;
+        if options.min_age.is_zero() || first.parents.is_empty() {
+            return Ok(Plan::of(first));
+        }
+        tokio::time::sleep(options.min_age).await;
+        let second = find().await?;
+        Ok(Plan::settled(&first, second, options.min_age))
     }
 
     /// Zombies of the parents the sweep may signal.
@@ -314,11 +430,31 @@ fn parent_name(group: &ZombieParent) -> String {
         .unwrap_or_else(|| "?".to_owned())
 }
 
+/// Whether two groups name the same parent: the same pid and, where both
+/// are known, the same start time.
+fn same_parent(a: &ZombieParent, b: &ZombieParent) -> bool {
+    let start = |g: &ZombieParent| g.parent.as_ref().and_then(|p| p.create_time);
+    a.ppid == b.ppid
+        && match (start(a), start(b)) {
+            (Some(x), Some(y)) => same_start(x, y),
+            _ => true,
+        }
+}
+
+/// The planned zombies of `target` that it still holds in `found`: the
+/// same zombies (pid and start time), not new ones with the same pids.
+fn still_held(found: &FindZombiesResponse, target: &Target) -> Vec<ZombieId> {
+    held(found, target)
+        .into_iter()
+        .filter(|z| target.zombies.iter().any(|planned| planned.is(z)))
+        .collect()
+}
+
 /// The zombies `target` holds in `found`. A parent with the pid but
 /// another start time is another process and holds none of them; one
 /// whose start time the agent could no longer read is taken to be the
 /// same, so that its zombies are not counted as reaped.
-fn held(found: &FindZombiesResponse, target: &Target) -> Vec<u32> {
+fn held(found: &FindZombiesResponse, target: &Target) -> Vec<ZombieId> {
     found
         .parents
         .iter()
@@ -329,7 +465,7 @@ fn held(found: &FindZombiesResponse, target: &Target) -> Vec<u32> {
                 .and_then(|p| p.create_time)
                 .is_none_or(|t| same_start(t, target.create_time))
         })
-        .flat_map(|g| g.zombies.iter().map(|z| z.pid))
+        .flat_map(|g| g.zombies.iter().map(ZombieId::of))
         .collect()
 }
 
@@ -443,10 +579,7 @@ impl Report {
             self.plan
                 .targets
                 .iter()
-                .map(|t| {
-                    let now = held(after, t);
-                    t.zombies.iter().filter(|z| now.contains(z)).count()
-                })
+                .map(|t| still_held(after, t).len())
                 .sum(),
         )
     }
@@ -585,10 +718,12 @@ impl<A: Agent> Sweep<A> {
     }
 
     /// One round: `step`'s signal to every live target that still holds
-    /// zombies, all at once.
+    /// one of its planned zombies (the same pid and start time, as the
+    /// look just before this round saw it), all at once. A parent that
+    /// reaped them and holds only new zombies is healthy enough.
     async fn signal(&mut self, step: Step) -> Phase {
         if let Some(found) = &self.latest {
-            self.live.retain(|t| !held(found, t).is_empty());
+            self.live.retain(|t| !still_held(found, t).is_empty());
         }
         if self.live.is_empty() {
             return Phase::Finish;
@@ -597,10 +732,9 @@ impl<A: Agent> Sweep<A> {
         let mut sent = Vec::new();
         let mut refused = false;
         for (target, result) in self.live.iter().zip(results) {
-            let zombies = self
-                .latest
-                .as_ref()
-                .map_or(target.zombies.len(), |found| held(found, target).len());
+            let zombies = self.latest.as_ref().map_or(target.zombies.len(), |found| {
+                still_held(found, target).len()
+            });
             let outcome = Outcome::of(result);
             match &outcome {
                 Outcome::Sent => sent.push(target.clone()),

@@ -93,8 +93,13 @@ so narrow lists are cheap.
 Statuses: running, sleeping, disk_sleep, stopped, tracing_stop, zombie, dead, wake_kill,
 waking, parked, idle, locked, waiting, suspended.
 
+Sorting: --sort takes field names and CSV column names (pid, name, memory_info.rss,
+cpu_times.user, create_time), comma-separated, \"-\" before one for descending; the
+default table is sorted by pid, and records come in the agent's order.
+
 Examples:
   hostscope ps
+  hostscope ps --sort -memory_info.rss --fields pid,name,memory_info | head
   hostscope ps --status zombie --fields pid,ppid,name,create_time
   hostscope ps --name 'nginx*' --user www-data
   hostscope ps --ppid 1 --fields pid,name,memory_info --output ndjson | head
@@ -139,9 +144,12 @@ age: from its start, or from when it became a zombie where the platform tells), 
 when the parent is pid 1, an init that does not reap) and COMMAND (the parent's command
 line).
 
---reap plans a sweep, per host: SIGCHLD to each parent (a parent with a SIGCHLD handler then
-collects its children); after --grace, a second look; with --kill-parents, TERM to the
-parents that still hold zombies, and after another --grace, KILL to those that still do
+--reap plans a sweep, per host, for the zombies seen in two looks --min-age (30s) apart, so
+that a parent about to reap a child that has just exited is left alone; the plan names
+each parent it would signal with its command line. Then: SIGCHLD to each parent (a parent
+with a SIGCHLD handler then collects its children); after --grace, a second look; with
+--kill-parents, TERM to the parents that still hold those same zombies (pid and start
+time), and after another --grace, KILL to those that still do
 (their zombies then pass to init, which reaps them). pid 1 is never signalled, nor the
 agent itself. Every signal carries the parent's create_time from the report, so a pid that
 has been reused by another process since is never hit (\"parent changed, skipped\").
@@ -251,13 +259,34 @@ pub struct Global {
     #[arg(long, global = true, value_name = "NAME")]
     pub tls_server_name: Option<String>,
 
+    /// Use this context of the profile file ($XDG_CONFIG_HOME/hostscope/config.toml):
+    /// its certificates, and its inventory or host when no target is given.
+    #[arg(long, global = true, env = "HOSTSCOPE_CONTEXT", value_name = "NAME")]
+    pub context: Option<String>,
+
     /// Talk plaintext HTTP/2 to agents started with --insecure-plaintext.
     #[arg(long, global = true)]
     pub plaintext: bool,
 
-    /// How to print results [default: table; json for `inventory`].
-    #[arg(long, short = 'o', global = true, value_enum, value_name = "FORMAT")]
+    /// How to print results [default: table; json for `inventory`]; any case.
+    #[arg(
+        long,
+        short = 'o',
+        global = true,
+        value_enum,
+        ignore_case = true,
+        value_name = "FORMAT"
+    )]
     pub output: Option<Output>,
+
+    /// Print no header line above tables and CSV, for scripts.
+    #[arg(long, global = true)]
+    pub no_headers: bool,
+
+    /// No progress bar and no closing summary ("42 ok, 8 failed ..."); hosts that failed
+    /// are still named on stderr.
+    #[arg(long, short = 'q', global = true)]
+    pub quiet: bool,
 }
 
 /// Which agents to ask, besides --host. Taken before the subcommand's name
@@ -419,6 +448,11 @@ pub struct PsArgs {
     #[arg(long, value_name = "PID", value_delimiter = ',', value_parser = parse_pid, allow_negative_numbers = true)]
     pub pid: Vec<u32>,
 
+    /// Order the listing by these fields, comma-separated, a `-` before one for
+    /// descending ("-memory_info.rss,pid"); nested fields as in CSV columns.
+    #[arg(long, value_name = "FIELD,...", value_parser = super::ps::parse_sort, allow_hyphen_values = true)]
+    pub sort: Option<super::ps::Sort>,
+
     /// Only children of this pid (0: the processes without a parent, such as init and
     /// kthreadd).
     #[arg(long, value_name = "PID", value_parser = parse_ppid, allow_negative_numbers = true)]
@@ -477,6 +511,11 @@ pub struct ZombiesArgs {
     /// (500ms, 5s, 1m).
     #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_grace, allow_hyphen_values = true)]
     pub grace: Duration,
+
+    /// With --reap: act only on zombies seen in two looks this far apart (500ms, 30s, 2m),
+    /// so that a parent about to reap a child that has just exited is left alone.
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_min_age, allow_hyphen_values = true)]
+    pub min_age: Duration,
 
     /// Only the zombies of these parents, comma-separated pids (repeatable).
     #[arg(long, value_name = "PID", value_delimiter = ',', value_parser = parse_pid, allow_negative_numbers = true)]
@@ -661,6 +700,11 @@ fn parse_create_time(s: &str) -> Result<f64, String> {
             "expected seconds since the epoch, such as 1767612345.67, not {s:?}"
         )),
     }
+}
+
+/// Parses `--min-age`; zero acts on whatever one look finds.
+fn parse_min_age(s: &str) -> Result<Duration, String> {
+    duration::parse(s, "500ms, 30s or 2m")
 }
 
 /// Parses `--grace`; zero means "look again at once".

@@ -36,6 +36,11 @@ impl Sheet {
         }
     }
 
+    /// Leaves the header row out when `skip` (--no-headers).
+    pub fn without_header(&mut self, skip: bool) {
+        self.header_written |= skip;
+    }
+
     /// The header row's names.
     pub fn header(&self) -> Vec<String> {
         self.columns.iter().map(|path| path.join(".")).collect()
@@ -225,6 +230,18 @@ mod tests {
              192.0.2.5 fe80::1,255.255.255.0 -"
         );
         assert_eq!(lines[2], "web2,8,,,,,,,");
+    }
+
+    #[test]
+    fn no_headers_leaves_only_rows() {
+        let mut sheet = Sheet::new(&json!({"host": "", "pid": 0}));
+        sheet.without_header(true);
+        let mut out = Vec::new();
+        sheet
+            .row(&mut out, &json!({"host": "web1", "pid": 7}))
+            .expect("row");
+        sheet.finish(&mut out).expect("finish");
+        assert_eq!(out, b"web1,7\n");
     }
 
     #[test]

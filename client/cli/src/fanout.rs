@@ -11,6 +11,7 @@ use std::{
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use tokio_stream::StreamExt;
 
+use super::{args::Output, output::Printer};
 use hostscope_client::{
     Client, Error,
     fleet::{Failure, Fleet, HostSpec, Summary},
@@ -74,11 +75,22 @@ pub struct Io<'a> {
     pub stdin: &'a mut dyn std::io::Read,
     /// The terminal's width when `out` is one: tables are cut to it.
     pub width: Option<usize>,
-    /// Whether stderr is a terminal, where a progress bar may be drawn.
+    /// Whether stderr is a terminal, where a progress bar may be drawn
+    /// (never with --quiet).
     pub progress: bool,
+    /// --no-headers: tables and CSV without their header line.
+    pub no_headers: bool,
+    /// --quiet: no closing summary line.
+    pub quiet: bool,
 }
 
 impl Io<'_> {
+    /// A printer for `hosts` hosts in `format`, without CSV's header row
+    /// under --no-headers.
+    pub fn printer(&self, format: Output, hosts: usize, template: &serde_json::Value) -> Printer {
+        Printer::new(format, hosts, template).without_headers(self.no_headers)
+    }
+
     /// Runs `call` on every host of `fleet` and hands each answer to
     /// `each` as it arrives, with the output flushed after each host (so
     /// that NDJSON and tables stream). Returns how the hosts fared.
@@ -130,15 +142,22 @@ pub fn refused(summary: &mut Summary, host: &HostSpec, kind: &'static str, messa
 }
 
 /// Reports the hosts that failed on stderr, after the results: for a
-/// single host just its error, as `error: ...`; for several the summary.
-pub fn report(summary: &Summary, err: &mut dyn Write) -> io::Result<()> {
+/// single host just its error, as `error: ...`; for several the summary,
+/// or with `quiet` only the lines of the hosts that failed.
+pub fn report(summary: &Summary, quiet: bool, err: &mut dyn Write) -> io::Result<()> {
     if summary.total == 1 {
         for failure in &summary.failed {
             writeln!(err, "error: {}", failure.message)?;
         }
         return Ok(());
     }
-    err.write_all(summary_text(summary).as_bytes())
+    let text = summary_text(summary);
+    let text = match quiet {
+        // The count line goes; the failed hosts' lines stay.
+        true => text.split_once('\n').map_or("", |(_, failures)| failures),
+        false => &text,
+    };
+    err.write_all(text.as_bytes())
 }
 
 /// `42 ok, 8 failed (2 timed out) in 3.2s`, then a line per failed host,
@@ -293,14 +312,27 @@ mod tests {
             5,
         );
         let mut err = Vec::new();
-        report(&s, &mut err).expect("write");
+        report(&s, false, &mut err).expect("write");
         assert_eq!(err, b"error: cannot resolve a:7443\n");
         let mut err = Vec::new();
-        report(&summary(1, vec![], 0, 5), &mut err).expect("write");
+        report(&summary(1, vec![], 0, 5), false, &mut err).expect("write");
         assert!(err.is_empty());
         let mut err = Vec::new();
-        report(&summary(2, vec![], 0, 5), &mut err).expect("write");
+        report(&summary(2, vec![], 0, 5), false, &mut err).expect("write");
         assert_eq!(err, b"2 ok, 0 failed in 5ms\n");
+        // Quiet: nothing when all went well, the failed hosts otherwise.
+        let mut err = Vec::new();
+        report(&summary(2, vec![], 0, 5), true, &mut err).expect("write");
+        assert!(err.is_empty());
+        let two = summary(
+            1,
+            vec![failure("b", "b:7443", "resolve", "cannot resolve b:7443")],
+            0,
+            5,
+        );
+        let mut err = Vec::new();
+        report(&two, true, &mut err).expect("write");
+        assert_eq!(err, b"  b (b:7443): resolve: cannot resolve b:7443\n");
     }
 
     #[test]

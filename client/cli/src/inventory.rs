@@ -18,7 +18,6 @@ use super::{
     args::{InventoryArgs, Output},
     fanout::Io,
     format, output,
-    output::Printer,
     table::{Align, Table},
 };
 use hostscope_client::{
@@ -168,7 +167,9 @@ pub async fn inventory(
     };
 
     let template = serde_json::to_value(template_record())?;
-    let mut printer = Printer::new(format, fleet.len(), &template).one_record_per_host();
+    let mut printer = io
+        .printer(format, fleet.len(), &template)
+        .one_record_per_host();
     let mut files = FileNames::default();
     let mut rows = Vec::new();
     let summary = io
@@ -200,7 +201,7 @@ pub async fn inventory(
         for (_, row) in rows {
             table.push(row);
         }
-        table.write(io.out, io.width)?;
+        table.write_with(io.out, io.width, !io.no_headers)?;
     } else {
         printer.finish(io.out)?;
     }

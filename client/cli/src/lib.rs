@@ -16,6 +16,7 @@ mod fields;
 mod format;
 mod inventory;
 mod output;
+mod profile;
 mod ps;
 mod render;
 mod show;
@@ -134,7 +135,9 @@ fn run_inner(
         err,
         stdin,
         width: terminals.width,
-        progress: terminals.progress,
+        progress: terminals.progress && !cli.global.quiet,
+        no_headers: cli.global.no_headers,
+        quiet: cli.global.quiet,
     };
     let mut result = runtime.block_on(run(cli, typed, &mut io));
     if result.is_ok()
@@ -216,9 +219,16 @@ async fn run(cli: Cli, typed: Typed, io: &mut Io<'_>) -> anyhow::Result<Status> 
         }
         command => command,
     };
-    let tls = resolve_tls(&cli.global, &typed.tls)?;
-    let targets = cli.targets.join(command.targets())?;
-    let host = cli.global.host.as_deref();
+    let mut global = cli.global;
+    let mut targets = cli.targets.join(command.targets())?;
+    let profile = match profile::default_path() {
+        Some(path) => profile::Profile::load(&path)?,
+        None => profile::Profile::default(),
+    };
+    let settings = profile.settings(global.context.as_deref())?;
+    apply_profile(settings, &mut global, &mut targets);
+    let tls = resolve_tls(&global, &typed.tls)?;
+    let host = global.host.as_deref();
     let hosts = targets::resolve(&targets, host, typed.host, io.stdin)?;
     targets::check_schemes(&hosts, tls.is_some())?;
     let mut options = cli.fleet.options();
@@ -227,7 +237,7 @@ async fn run(cli: Cli, typed: Typed, io: &mut Io<'_>) -> anyhow::Result<Status> 
         options.timeout = zombies::host_deadline(args, options.timeout);
     }
     let fleet = Fleet::new(hosts, tls, options);
-    let format = cli.global.output;
+    let format = global.output;
     let table = format.unwrap_or(Output::Table);
     let summary = match command {
         Command::Host(_) => show::host(&fleet, table, io).await?,
@@ -247,8 +257,25 @@ async fn run(cli: Cli, typed: Typed, io: &mut Io<'_>) -> anyhow::Result<Status> 
         }
     };
     io.out.flush()?;
-    fanout::report(&summary, io.err)?;
+    fanout::report(&summary, io.quiet, io.err)?;
     Ok(Status::of(&summary))
+}
+
+/// Fills in what the command line (flags and HOSTSCOPE_* variables) left
+/// unsaid from the profile: the certificates, and the inventory or host
+/// when no target is given at all.
+fn apply_profile(settings: profile::Settings, global: &mut Global, targets: &mut args::Targets) {
+    global.ca = global.ca.take().or(settings.ca);
+    global.cert = global.cert.take().or(settings.cert);
+    global.key = global.key.take().or(settings.key);
+    let no_target =
+        targets.hosts.is_empty() && targets.inventory.is_none() && global.host.is_none();
+    if no_target {
+        match settings.inventory {
+            Some(inventory) => targets.inventory = Some(inventory),
+            None => global.host = settings.host,
+        }
+    }
 }
 
 /// Turns the connection flags into TLS settings, or `None` for plaintext,
@@ -613,5 +640,56 @@ mod tests {
             "{err}"
         );
         assert_eq!(err.matches("error:").count(), 1, "said once: {err}");
+    }
+
+    #[test]
+    fn output_names_take_any_case_and_quiet_and_no_headers_parse() {
+        let cli = Cli::try_parse_from(["hostscope", "-o", "JSON", "-q", "--no-headers", "host"])
+            .expect("flags");
+        assert_eq!(cli.global.output, Some(Output::Json));
+        assert!(cli.global.quiet && cli.global.no_headers);
+        let cli = Cli::try_parse_from(["hostscope", "ps", "--output", "Csv", "--sort", "-pid"])
+            .expect("flags");
+        assert_eq!(cli.global.output, Some(Output::Csv));
+        let (code, _, err) = run(&["hostscope", "ps", "--sort", "rss"]);
+        assert_eq!(code, 1);
+        assert!(err.contains("cannot sort by \"rss\""), "{err}");
+    }
+
+    #[test]
+    fn the_profile_fills_in_only_what_the_command_line_left_unsaid() {
+        let settings = || profile::Settings {
+            ca: Some("/p/ca.pem".into()),
+            cert: Some("/p/alice.pem".into()),
+            key: Some("/p/alice-key.pem".into()),
+            inventory: Some("/p/fleet.toml".into()),
+            host: Some("web9.example.net".into()),
+        };
+        let (cli, _) = parse(&["hostscope", "--cert", "mine.pem", "host"]);
+        let (mut global, mut targets) = (cli.global, cli.targets);
+        global.host = None;
+        apply_profile(settings(), &mut global, &mut targets);
+        assert_eq!(global.cert, Some("mine.pem".into()), "a flag wins");
+        assert_eq!(global.ca, Some("/p/ca.pem".into()));
+        assert_eq!(targets.inventory, Some("/p/fleet.toml".into()));
+        assert_eq!(global.host, None, "the inventory, not also the host");
+
+        // A target on the command line keeps the profile's out.
+        let (cli, _) = parse(&["hostscope", "--hosts", "192.0.2.7", "host"]);
+        let (mut global, mut targets) = (cli.global, cli.targets);
+        global.host = None;
+        apply_profile(settings(), &mut global, &mut targets);
+        assert_eq!((targets.inventory, global.host), (None, None));
+
+        // A profile without an inventory gives its host.
+        let (cli, _) = parse(&["hostscope", "host"]);
+        let (mut global, mut targets) = (cli.global, cli.targets);
+        global.host = None;
+        let host_only = profile::Settings {
+            inventory: None,
+            ..settings()
+        };
+        apply_profile(host_only, &mut global, &mut targets);
+        assert_eq!(global.host.as_deref(), Some("web9.example.net"));
     }
 }

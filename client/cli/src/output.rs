@@ -165,6 +165,14 @@ impl Printer {
         }
     }
 
+    /// Leaves CSV's header row out when `skip` (--no-headers).
+    pub fn without_headers(mut self, skip: bool) -> Printer {
+        if let Some(sheet) = &mut self.sheet {
+            sheet.without_header(skip);
+        }
+        self
+    }
+
     /// For commands with one record per host: asked of a single host,
     /// JSON prints the record itself, as it did before fleets.
     pub fn one_record_per_host(mut self) -> Printer {

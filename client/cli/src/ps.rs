@@ -1,5 +1,7 @@
 //! `hostscope ps`: a process listing that reads like `ps`.
 
+use std::cmp::Ordering;
+
 use tokio_stream::StreamExt;
 
 use super::{
@@ -7,14 +9,13 @@ use super::{
     fanout::Io,
     fields::Column,
     format, output,
-    output::Printer,
     render::{self, Style},
     table::{Align, Table},
 };
 use hostscope_client::{
     Client, Process,
     fleet::{Fleet, Summary},
-    proto::{ProcessField as F, ProcessFilter},
+    proto::{EnumName, ProcessField as F, ProcessFilter},
 };
 
 /// What the default listing asks for: enough for USER PID PPID STATUS RSS
@@ -48,10 +49,20 @@ pub async fn ps(
         username: args.user.unwrap_or_default(),
         statuses: args.status.iter().map(|s| *s as i32).collect(),
     };
-    let (request, shown) = match &args.fields {
+    let (mut request, shown) = match &args.fields {
         Some(list) => (list.request(), list.fields()),
         None => (DEFAULT_FIELDS.to_vec(), DEFAULT_FIELDS.to_vec()),
     };
+    // A field sorted by is read even when it is not shown; an empty
+    // request already means every field.
+    let sort = args.sort.unwrap_or_default();
+    if !request.is_empty() {
+        for field in sort.fields() {
+            if !request.contains(&field) {
+                request.push(field);
+            }
+        }
+    }
     let call = move |client: Client| {
         let (request, filter) = (request.clone(), filter.clone());
         async move {
@@ -72,26 +83,121 @@ pub async fn ps(
             output::process_template(&columns)?
         }
     };
-    let mut printer = Printer::new(format, fleet.len(), &template);
-    let width = io.width;
+    let mut printer = io.printer(format, fleet.len(), &template);
+    let (width, headers) = (io.width, !io.no_headers);
     let summary = io
         .fan_out(fleet, call, |host, mut all: Vec<Process>, out| {
+            if printer.is_table() {
+                all.sort_by_key(Process::pid);
+            }
+            sort.apply(&mut all);
             if !printer.is_table() {
                 let records = all
                     .iter()
                     .map(|p| output::process_record(&host.name, p, &shown));
                 return Ok(printer.records(out, records)?);
             }
-            all.sort_by_key(Process::pid);
             let table = match &columns {
                 Some(columns) => chosen_columns(&all, columns),
                 None => default_columns(&all),
             };
-            Ok(printer.table(out, host, |out| table.write(out, width))?)
+            Ok(printer.table(out, host, |out| table.write_with(out, width, headers))?)
         })
         .await?;
     printer.finish(io.out)?;
     Ok(summary)
+}
+
+/// One key of `--sort`: a path into the process record
+/// (`memory_info.rss`) and its direction.
+#[derive(Debug, Clone, PartialEq)]
+struct SortKey {
+    path: Vec<String>,
+    descending: bool,
+}
+
+/// `--sort FIELD[,FIELD]`: the keys in order of precedence.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Sort(Vec<SortKey>);
+
+/// Parses `--sort`: field names or CSV column names, `-` before one for
+/// descending.
+pub fn parse_sort(s: &str) -> Result<Sort, String> {
+    let mut keys = Vec::new();
+    for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (descending, name) = match part.strip_prefix('-') {
+            Some(name) => (true, name),
+            None => (false, part),
+        };
+        let path: Vec<String> = name.split('.').map(str::to_owned).collect();
+        let known = path[0] == "pid" || F::from_short_name(&path[0]).is_some();
+        if !known || path.len() > 2 {
+            return Err(format!(
+                "cannot sort by {name:?}: name a field (pid, name, create_time, ...) or a \
+                 nested one as in CSV columns (memory_info.rss, cpu_times.user)"
+            ));
+        }
+        keys.push(SortKey { path, descending });
+    }
+    if keys.is_empty() {
+        return Err("--sort needs a field, such as -memory_info.rss".to_owned());
+    }
+    Ok(Sort(keys))
+}
+
+impl Sort {
+    /// The fields the keys read, so that the agent is asked for them.
+    fn fields(&self) -> Vec<F> {
+        self.0
+            .iter()
+            .filter_map(|k| F::from_short_name(&k.path[0]))
+            .collect()
+    }
+
+    /// Orders `processes` by the keys; a process without a key's value
+    /// comes after those with one, whichever the direction. Stable, so
+    /// equal keys keep the order they had.
+    fn apply(&self, processes: &mut [Process]) {
+        if self.0.is_empty() {
+            return;
+        }
+        let value = |p: &Process, key: &SortKey| {
+            let record = serde_json::to_value(p.proto()).unwrap_or_default();
+            key.path
+                .iter()
+                .try_fold(record, |v, k| v.get(k).cloned())
+                .filter(|v| !v.is_null())
+        };
+        processes.sort_by(|a, b| {
+            for key in &self.0 {
+                let order = match (value(a, key), value(b, key)) {
+                    (Some(x), Some(y)) => {
+                        let order = compare(&x, &y);
+                        if key.descending {
+                            order.reverse()
+                        } else {
+                            order
+                        }
+                    }
+                    (Some(_), None) => Ordering::Less,
+                    (None, Some(_)) => Ordering::Greater,
+                    (None, None) => Ordering::Equal,
+                };
+                if order != Ordering::Equal {
+                    return order;
+                }
+            }
+            Ordering::Equal
+        });
+    }
+}
+
+/// Numbers by value, anything else by its text.
+fn compare(a: &serde_json::Value, b: &serde_json::Value) -> Ordering {
+    match (a.as_f64(), b.as_f64()) {
+        (Some(x), Some(y)) => x.total_cmp(&y),
+        _ => a.to_string().cmp(&b.to_string()),
+    }
 }
 
 /// One column per field the user chose, headed by its name.
@@ -180,7 +286,9 @@ mod tests {
             &DEFAULT_FIELDS,
         );
         let mut out = Vec::new();
-        default_columns(&[p]).write(&mut out, None).expect("write");
+        default_columns(&[p])
+            .write_with(&mut out, None, true)
+            .expect("write");
         let text = String::from_utf8(out).expect("utf-8");
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(
@@ -191,5 +299,49 @@ mod tests {
             lines[1],
             "root   1    0 sleeping 12M       1 <denied> 00:01:03 /sbin/init splash"
         );
+    }
+
+    fn listed(pid: u32, name: &str, rss: Option<u64>) -> Process {
+        Process::new(
+            proto::Process {
+                pid,
+                name: Some(name.to_owned()),
+                memory_info: rss.map(|rss| proto::MemoryInfo {
+                    rss,
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
+            &[F::Name, F::MemoryInfo],
+        )
+    }
+
+    #[test]
+    fn sort_orders_by_each_key_in_turn_and_puts_unknowns_last() {
+        let mut all = vec![
+            listed(3, "sh", Some(100)),
+            listed(1, "init", None),
+            listed(2, "nginx", Some(900)),
+            listed(4, "bash", Some(100)),
+        ];
+        let pids = |all: &[Process]| all.iter().map(Process::pid).collect::<Vec<_>>();
+        parse_sort("-memory_info.rss,name")
+            .expect("sort")
+            .apply(&mut all);
+        assert_eq!(pids(&all), [2, 4, 3, 1]);
+        parse_sort("name").expect("sort").apply(&mut all);
+        assert_eq!(pids(&all), [4, 1, 2, 3]);
+        parse_sort("-pid").expect("sort").apply(&mut all);
+        assert_eq!(pids(&all), [4, 3, 2, 1]);
+        let sort = parse_sort("-memory_info.rss, create_time").expect("sort");
+        assert_eq!(sort.fields(), [F::MemoryInfo, F::CreateTime]);
+    }
+
+    #[test]
+    fn sort_names_what_it_takes() {
+        for bad in ["rss", "", "memory_info.rss.x", "-"] {
+            let e = parse_sort(bad).expect_err(bad);
+            assert!(e.contains("memory_info.rss"), "{bad}: {e}");
+        }
     }
 }

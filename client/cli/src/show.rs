@@ -8,7 +8,6 @@ use super::{
     fanout::Io,
     fields::{Column, FieldList},
     format, output,
-    output::Printer,
     render::{self, Style},
 };
 use hostscope_client::{
@@ -21,7 +20,9 @@ use hostscope_client::{
 pub async fn host(fleet: &Fleet, format: Output, io: &mut Io<'_>) -> anyhow::Result<Summary> {
     let call = |client: Client| async move { client.host().await };
     let template = output::record("", &proto::Host::default())?;
-    let mut printer = Printer::new(format, fleet.len(), &template).one_record_per_host();
+    let mut printer = io
+        .printer(format, fleet.len(), &template)
+        .one_record_per_host();
     let summary = io
         .fan_out(fleet, call, |host, h: proto::Host, out| {
             if printer.is_table() {
@@ -89,7 +90,9 @@ pub async fn process(
         async move { client.process(pid, &request).await }
     };
     let template = output::process_template(&list.with_pid())?;
-    let mut printer = Printer::new(format, fleet.len(), &template).one_record_per_host();
+    let mut printer = io
+        .printer(format, fleet.len(), &template)
+        .one_record_per_host();
     let summary = io
         .fan_out(fleet, call, |host, p: Process, out| {
             if printer.is_table() {
@@ -130,7 +133,7 @@ fn write_process(out: &mut dyn Write, p: &Process, list: &FieldList) -> io::Resu
 pub async fn nics(fleet: &Fleet, format: Output, io: &mut Io<'_>) -> anyhow::Result<Summary> {
     let call = |client: Client| async move { client.net_interfaces().await };
     let template = output::record("", &output::interface_template())?;
-    let mut printer = Printer::new(format, fleet.len(), &template);
+    let mut printer = io.printer(format, fleet.len(), &template);
     let summary = io
         .fan_out(
             fleet,

@@ -7,7 +7,6 @@ use super::{
     args::{Output, SignalArgs},
     fanout::{self, Io},
     format, output,
-    output::Printer,
 };
 use hostscope_client::{
     Client, Error,
@@ -52,7 +51,9 @@ pub async fn signal(
         async move { send(&client, pid, &signal, expect_create_time).await }
     };
     let template = output::record("", &proto::SignalProcessResponse::default())?;
-    let mut printer = Printer::new(format, fleet.len(), &template).one_record_per_host();
+    let mut printer = io
+        .printer(format, fleet.len(), &template)
+        .one_record_per_host();
     let mut refusals: Vec<(HostSpec, &'static str, String)> = Vec::new();
     let mut summary = io
         .fan_out(fleet, call, |host, answer: Answer, out| {

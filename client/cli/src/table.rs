@@ -54,7 +54,15 @@ impl Table {
 
     /// Writes the header line and every row, each cut to `max_width`
     /// characters when given (the terminal's width, as `ps` does).
-    pub fn write(&self, out: &mut dyn Write, max_width: Option<usize>) -> io::Result<()> {
+    /// The header line comes only when `header` (not with --no-headers);
+    /// the columns keep the width the header gives them, so that tables
+    /// with and without it line up alike.
+    pub fn write_with(
+        &self,
+        out: &mut dyn Write,
+        max_width: Option<usize>,
+        header: bool,
+    ) -> io::Result<()> {
         let width = |s: &str| s.chars().count();
         let mut widths: Vec<usize> = self.headers.iter().map(|(h, _)| width(h)).collect();
         for row in &self.rows {
@@ -63,7 +71,8 @@ impl Table {
             }
         }
         let headers: Vec<String> = self.headers.iter().map(|(h, _)| h.clone()).collect();
-        for row in std::iter::once(&headers).chain(&self.rows) {
+        let header = header.then_some(&headers);
+        for row in header.into_iter().chain(&self.rows) {
             let mut line = String::new();
             let last = row.len().saturating_sub(1);
             for (i, cell) in row.iter().enumerate() {
@@ -115,13 +124,13 @@ mod tests {
         t.push(vec!["1".into(), "root".into(), "/sbin/init".into()]);
         t.push(vec!["4242".into(), "www-data".into(), "nginx".into()]);
         let mut out = Vec::new();
-        t.write(&mut out, None).expect("write");
+        t.write_with(&mut out, None, true).expect("write");
         assert_eq!(
             String::from_utf8(out).expect("utf-8"),
             " PID USER     COMMAND\n   1 root     /sbin/init\n4242 www-data nginx\n"
         );
         let mut out = Vec::new();
-        t.write(&mut out, Some(16)).expect("write");
+        t.write_with(&mut out, Some(16), true).expect("write");
         assert_eq!(
             String::from_utf8(out).expect("utf-8"),
             " PID USER     CO\n   1 root     /s\n4242 www-data ng\n"

@@ -368,7 +368,9 @@ async fn follow(
     }
     let watched = tally.connected.len();
     let never = hosts.total.saturating_sub(watched);
-    if never == 0 {
+    if never == 0 && io.quiet {
+        // --quiet: no closing count when every host was watched.
+    } else if never == 0 {
         writeln!(
             io.err,
             "{} from {}",
@@ -812,6 +814,8 @@ mod tests {
             stdin: &mut std::io::empty(),
             width: None,
             progress: false,
+            no_headers: false,
+            quiet: false,
         };
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()

@@ -18,9 +18,7 @@ use super::{
     args::{Output, ZombiesArgs},
     duration,
     fanout::{self, Io},
-    format,
-    output::Printer,
-    render, signal,
+    format, render, signal,
     table::{Align, Table},
 };
 use hostscope_client::{
@@ -50,13 +48,14 @@ pub async fn zombies(
 }
 
 /// How long one host may take: a whole sweep when one is carried out (see
-/// [`Options::deadline`]); a plan or a report is one query, which
-/// `timeout` covers as for any command.
+/// [`Options::deadline`]); a plan is two looks `--min-age` apart, each
+/// with `timeout` (and one more for connecting); a report is one query,
+/// which `timeout` covers as for any command.
 pub fn host_deadline(args: &ZombiesArgs, timeout: Duration) -> Duration {
-    if args.reap && args.yes {
-        options(args, timeout).deadline()
-    } else {
-        timeout
+    match (args.reap, args.yes) {
+        (true, true) => options(args, timeout).deadline(),
+        (true, false) => timeout.saturating_mul(3) + args.min_age,
+        _ => timeout,
     }
 }
 
@@ -67,6 +66,7 @@ fn options(args: &ZombiesArgs, timeout: Duration) -> Options {
         grace: args.grace,
         step_timeout: timeout,
         only: args.ppid.clone(),
+        min_age: args.min_age,
     }
 }
 
@@ -84,8 +84,8 @@ async fn report(
         async move { Ok(sweep::only_parents(client.find_zombies().await?, &only)) }
     };
     let template = serde_json::to_value(ParentRecord::template())?;
-    let mut printer = Printer::new(format, fleet.len(), &template);
-    let width = io.width;
+    let mut printer = io.printer(format, fleet.len(), &template);
+    let (width, headers) = (io.width, !io.no_headers);
     let summary = io
         .fan_out(fleet, call, |host, found: FindZombiesResponse, out| {
             let now = format::now();
@@ -94,7 +94,7 @@ async fn report(
                     if found.parents.is_empty() {
                         return writeln!(out, "no zombies");
                     }
-                    report_table(&found, now).write(out, width)
+                    report_table(&found, now).write_with(out, width, headers)
                 })?;
             } else {
                 let records = found.parents.iter().map(|group| {
@@ -290,7 +290,7 @@ async fn reap(
         }
     };
     let template = SweepRecord::template()?;
-    let mut printer = Printer::new(format, fleet.len(), &template);
+    let mut printer = io.printer(format, fleet.len(), &template);
     let mut failed: Vec<(HostSpec, &'static str, String)> = Vec::new();
     let several = fleet.len() > 1;
     let mut summary = io
@@ -344,6 +344,10 @@ struct ActionRecord<'a> {
     outcome: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     detail: Option<String>,
+    /// A plan's parent's command line, so that a person sees what would be
+    /// signalled before saying --yes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cmdline: Option<String>,
 }
 
 impl<'a> ActionRecord<'a> {
@@ -359,6 +363,7 @@ impl<'a> ActionRecord<'a> {
             zombies: target.zombies.len(),
             outcome: "planned",
             detail: (step != Step::Chld).then(|| "only if it still holds zombies".to_owned()),
+            cmdline: Some(target.cmdline.join(" ")),
         }
     }
 
@@ -392,6 +397,7 @@ impl<'a> ActionRecord<'a> {
             zombies: action.zombies,
             outcome,
             detail,
+            cmdline: None,
         }
     }
 }
@@ -423,6 +429,9 @@ struct SweepRecord<'a> {
     /// A plan only: nothing was sent.
     dry_run: bool,
     grace_seconds: f64,
+    /// How far apart the two looks the plan was made from were: only
+    /// zombies of both are acted on.
+    min_age_seconds: f64,
     /// Zombies of the parents the sweep may signal, before it.
     zombies: usize,
     actions: Vec<ActionRecord<'a>>,
@@ -450,6 +459,7 @@ impl<'a> SweepRecord<'a> {
             host,
             dry_run: report.is_none(),
             grace_seconds: options.grace.as_secs_f64(),
+            min_age_seconds: plan.min_age.as_secs_f64(),
             zombies: plan.zombies(),
             actions,
             left_alone: plan.left_alone.iter().map(LeftAloneRecord::of).collect(),
@@ -470,6 +480,7 @@ impl<'a> SweepRecord<'a> {
             zombies: 0,
             outcome: "",
             detail: Some(String::new()),
+            cmdline: Some(String::new()),
         }];
         let left_alone = vec![LeftAloneRecord {
             pid: 0,
@@ -481,6 +492,7 @@ impl<'a> SweepRecord<'a> {
             host: "",
             dry_run: false,
             grace_seconds: 0.0,
+            min_age_seconds: 0.0,
             zombies: 0,
             actions,
             left_alone,
@@ -494,6 +506,14 @@ impl<'a> SweepRecord<'a> {
 /// The plan for people: the signals in order, the parents of the first
 /// step listed, the later steps only for those that still hold zombies.
 fn write_plan(out: &mut dyn Write, plan: &Plan, options: &Options) -> io::Result<()> {
+    if !plan.min_age.is_zero() {
+        writeln!(
+            out,
+            "  (only zombies seen in two looks {} apart, --min-age; each later step first looks \
+             again that the same zombies are still there)",
+            duration::format(plan.min_age)
+        )?;
+    }
     if plan.targets.is_empty() {
         return writeln!(out, "  nothing to signal");
     }
@@ -502,9 +522,13 @@ fn write_plan(out: &mut dyn Write, plan: &Plan, options: &Options) -> io::Result
         "  1. CHLD to each parent, so that one with a SIGCHLD handler collects its zombies:"
     )?;
     for t in &plan.targets {
+        let command = match t.cmdline.is_empty() {
+            true => "<command line unknown>".to_owned(),
+            false => t.cmdline.join(" "),
+        };
         writeln!(
             out,
-            "       pid {} {} ({})",
+            "       pid {} {} ({}): {command}",
             t.pid,
             t.name,
             zombies_text(t.zombies.len())
@@ -638,6 +662,7 @@ mod tests {
             grace: Duration::from_millis(1500),
             step_timeout: Duration::from_secs(10),
             only: Vec::new(),
+            min_age: Duration::from_secs(30),
         }
     }
 
@@ -650,7 +675,7 @@ mod tests {
         ]);
         let mut out = Vec::new();
         report_table(&report, now)
-            .write(&mut out, None)
+            .write_with(&mut out, None, true)
             .expect("write");
         assert_eq!(
             String::from_utf8(out).expect("utf-8"),
@@ -716,16 +741,19 @@ mod tests {
 
     #[test]
     fn a_plan_says_what_would_be_sent_and_in_which_order() {
-        let sweep = HostSweep::Planned(Plan::of(before()));
+        let mut plan = Plan::of(before());
+        plan.min_age = Duration::from_secs(30);
+        let sweep = HostSweep::Planned(plan);
         let (text, json, failure) = shown(&sweep, &options(true));
         assert_eq!(
             text,
             r#"7 zombies under 6 parents; the plan:
+  (only zombies seen in two looks 30s apart, --min-age; each later step first looks again that the same zombies are still there)
   1. CHLD to each parent, so that one with a SIGCHLD handler collects its zombies:
-       pid 4321 p4321 (2 zombies)
-       pid 99 p99 (1 zombie)
-       pid 77 p77 (1 zombie)
-       pid 66 p66 (1 zombie)
+       pid 4321 p4321 (2 zombies): /bin/p4321 --serve
+       pid 99 p99 (1 zombie): /bin/p99 --serve
+       pid 77 p77 (1 zombie): /bin/p77 --serve
+       pid 66 p66 (1 zombie): /bin/p66 --serve
   2. after 1s 500ms: TERM to each of them that still holds zombies
   3. after another 1s 500ms: KILL to each of them that still does
   4. after another 1s 500ms: look again and count the zombies reaped
@@ -735,7 +763,7 @@ mod tests {
         );
         assert_eq!(
             json,
-            r#"{"host":"web1","dry_run":true,"grace_seconds":1.5,"zombies":5,"actions":[{"step":1,"signal":"CHLD","pid":4321,"name":"p4321","create_time":900.0,"zombies":2,"outcome":"planned"},{"step":1,"signal":"CHLD","pid":99,"name":"p99","create_time":800.0,"zombies":1,"outcome":"planned"},{"step":1,"signal":"CHLD","pid":77,"name":"p77","create_time":700.0,"zombies":1,"outcome":"planned"},{"step":1,"signal":"CHLD","pid":66,"name":"p66","create_time":600.0,"zombies":1,"outcome":"planned"},{"step":2,"signal":"TERM","pid":4321,"name":"p4321","create_time":900.0,"zombies":2,"outcome":"planned","detail":"only if it still holds zombies"},{"step":2,"signal":"TERM","pid":99,"name":"p99","create_time":800.0,"zombies":1,"outcome":"planned","detail":"only if it still holds zombies"},{"step":2,"signal":"TERM","pid":77,"name":"p77","create_time":700.0,"zombies":1,"outcome":"planned","detail":"only if it still holds zombies"},{"step":2,"signal":"TERM","pid":66,"name":"p66","create_time":600.0,"zombies":1,"outcome":"planned","detail":"only if it still holds zombies"},{"step":3,"signal":"KILL","pid":4321,"name":"p4321","create_time":900.0,"zombies":2,"outcome":"planned","detail":"only if it still holds zombies"},{"step":3,"signal":"KILL","pid":99,"name":"p99","create_time":800.0,"zombies":1,"outcome":"planned","detail":"only if it still holds zombies"},{"step":3,"signal":"KILL","pid":77,"name":"p77","create_time":700.0,"zombies":1,"outcome":"planned","detail":"only if it still holds zombies"},{"step":3,"signal":"KILL","pid":66,"name":"p66","create_time":600.0,"zombies":1,"outcome":"planned","detail":"only if it still holds zombies"}],"left_alone":[{"pid":1,"name":"p1","zombies":1,"reason":"pid 1 is init: it is never signalled; its zombies stay until it reaps them"},{"pid":55,"name":"?","zombies":1,"reason":"the parent has exited: its zombies pass to init or a subreaper"}]}"#
+            r#"{"host":"web1","dry_run":true,"grace_seconds":1.5,"min_age_seconds":30.0,"zombies":5,"actions":[{"step":1,"signal":"CHLD","pid":4321,"name":"p4321","create_time":900.0,"zombies":2,"outcome":"planned","cmdline":"/bin/p4321 --serve"},{"step":1,"signal":"CHLD","pid":99,"name":"p99","create_time":800.0,"zombies":1,"outcome":"planned","cmdline":"/bin/p99 --serve"},{"step":1,"signal":"CHLD","pid":77,"name":"p77","create_time":700.0,"zombies":1,"outcome":"planned","cmdline":"/bin/p77 --serve"},{"step":1,"signal":"CHLD","pid":66,"name":"p66","create_time":600.0,"zombies":1,"outcome":"planned","cmdline":"/bin/p66 --serve"},{"step":2,"signal":"TERM","pid":4321,"name":"p4321","create_time":900.0,"zombies":2,"outcome":"planned","detail":"only if it still holds zombies","cmdline":"/bin/p4321 --serve"},{"step":2,"signal":"TERM","pid":99,"name":"p99","create_time":800.0,"zombies":1,"outcome":"planned","detail":"only if it still holds zombies","cmdline":"/bin/p99 --serve"},{"step":2,"signal":"TERM","pid":77,"name":"p77","create_time":700.0,"zombies":1,"outcome":"planned","detail":"only if it still holds zombies","cmdline":"/bin/p77 --serve"},{"step":2,"signal":"TERM","pid":66,"name":"p66","create_time":600.0,"zombies":1,"outcome":"planned","detail":"only if it still holds zombies","cmdline":"/bin/p66 --serve"},{"step":3,"signal":"KILL","pid":4321,"name":"p4321","create_time":900.0,"zombies":2,"outcome":"planned","detail":"only if it still holds zombies","cmdline":"/bin/p4321 --serve"},{"step":3,"signal":"KILL","pid":99,"name":"p99","create_time":800.0,"zombies":1,"outcome":"planned","detail":"only if it still holds zombies","cmdline":"/bin/p99 --serve"},{"step":3,"signal":"KILL","pid":77,"name":"p77","create_time":700.0,"zombies":1,"outcome":"planned","detail":"only if it still holds zombies","cmdline":"/bin/p77 --serve"},{"step":3,"signal":"KILL","pid":66,"name":"p66","create_time":600.0,"zombies":1,"outcome":"planned","detail":"only if it still holds zombies","cmdline":"/bin/p66 --serve"}],"left_alone":[{"pid":1,"name":"p1","zombies":1,"reason":"pid 1 is init: it is never signalled; its zombies stay until it reaps them"},{"pid":55,"name":"?","zombies":1,"reason":"the parent has exited: its zombies pass to init or a subreaper"}]}"#
         );
         assert!(failure.is_none());
 
@@ -750,7 +778,7 @@ mod tests {
         );
         assert_eq!(
             json,
-            r#"{"host":"web1","dry_run":true,"grace_seconds":1.5,"zombies":0,"actions":[],"left_alone":[{"pid":1,"name":"p1","zombies":1,"reason":"pid 1 is init: it is never signalled; its zombies stay until it reaps them"}]}"#
+            r#"{"host":"web1","dry_run":true,"grace_seconds":1.5,"min_age_seconds":0.0,"zombies":0,"actions":[],"left_alone":[{"pid":1,"name":"p1","zombies":1,"reason":"pid 1 is init: it is never signalled; its zombies stay until it reaps them"}]}"#
         );
     }
 
@@ -810,7 +838,7 @@ reaped 4 of 5 zombies; 1 remain
         );
         assert_eq!(
             json,
-            r#"{"host":"web1","dry_run":false,"grace_seconds":1.5,"zombies":5,"actions":[{"step":1,"signal":"CHLD","pid":4321,"name":"p4321","create_time":900.0,"zombies":2,"outcome":"sent"},{"step":1,"signal":"CHLD","pid":99,"name":"p99","create_time":800.0,"zombies":1,"outcome":"skipped","detail":"parent changed, skipped: its pid now belongs to another process"},{"step":1,"signal":"CHLD","pid":77,"name":"p77","create_time":700.0,"zombies":1,"outcome":"skipped","detail":"skipped: refusing to signal pid 77: that is the agent itself"},{"step":1,"signal":"CHLD","pid":66,"name":"p66","create_time":600.0,"zombies":1,"outcome":"skipped","detail":"the parent has exited by itself, skipped"},{"step":2,"signal":"TERM","pid":4321,"name":"p4321","create_time":900.0,"zombies":1,"outcome":"failed","detail":"the agent may not signal that process (it must run as the process's user, or as root): operation not permitted"},{"step":3,"signal":"KILL","pid":4321,"name":"p4321","create_time":900.0,"zombies":1,"outcome":"sent"}],"left_alone":[{"pid":1,"name":"p1","zombies":1,"reason":"pid 1 is init: it is never signalled; its zombies stay until it reaps them"},{"pid":55,"name":"?","zombies":1,"reason":"the parent has exited: its zombies pass to init or a subreaper"}],"reaped":4,"remaining":1,"error":"TERM to pid 4321 failed: the agent may not signal that process (it must run as the process's user, or as root): operation not permitted"}"#
+            r#"{"host":"web1","dry_run":false,"grace_seconds":1.5,"min_age_seconds":0.0,"zombies":5,"actions":[{"step":1,"signal":"CHLD","pid":4321,"name":"p4321","create_time":900.0,"zombies":2,"outcome":"sent"},{"step":1,"signal":"CHLD","pid":99,"name":"p99","create_time":800.0,"zombies":1,"outcome":"skipped","detail":"parent changed, skipped: its pid now belongs to another process"},{"step":1,"signal":"CHLD","pid":77,"name":"p77","create_time":700.0,"zombies":1,"outcome":"skipped","detail":"skipped: refusing to signal pid 77: that is the agent itself"},{"step":1,"signal":"CHLD","pid":66,"name":"p66","create_time":600.0,"zombies":1,"outcome":"skipped","detail":"the parent has exited by itself, skipped"},{"step":2,"signal":"TERM","pid":4321,"name":"p4321","create_time":900.0,"zombies":1,"outcome":"failed","detail":"the agent may not signal that process (it must run as the process's user, or as root): operation not permitted"},{"step":3,"signal":"KILL","pid":4321,"name":"p4321","create_time":900.0,"zombies":1,"outcome":"sent"}],"left_alone":[{"pid":1,"name":"p1","zombies":1,"reason":"pid 1 is init: it is never signalled; its zombies stay until it reaps them"},{"pid":55,"name":"?","zombies":1,"reason":"the parent has exited: its zombies pass to init or a subreaper"}],"reaped":4,"remaining":1,"error":"TERM to pid 4321 failed: the agent may not signal that process (it must run as the process's user, or as root): operation not permitted"}"#
         );
         assert_eq!(
             failure,
@@ -849,7 +877,7 @@ reaped 0 of 5 zombies; 5 remain
         );
         assert_eq!(
             json,
-            r#"{"host":"web1","dry_run":false,"grace_seconds":1.5,"zombies":5,"actions":[{"step":1,"signal":"CHLD","pid":4321,"name":"p4321","create_time":900.0,"zombies":2,"outcome":"failed","detail":"refused: signalling needs the operator role"}],"left_alone":[{"pid":1,"name":"p1","zombies":1,"reason":"pid 1 is init: it is never signalled; its zombies stay until it reaps them"},{"pid":55,"name":"?","zombies":1,"reason":"the parent has exited: its zombies pass to init or a subreaper"}],"reaped":0,"remaining":5,"error":"the agent refused: signalling needs the operator role — start the agent with --operator <your certificate's name> (or list it in [authz] operators); the agent said: client \"bob\" may not"}"#
+            r#"{"host":"web1","dry_run":false,"grace_seconds":1.5,"min_age_seconds":0.0,"zombies":5,"actions":[{"step":1,"signal":"CHLD","pid":4321,"name":"p4321","create_time":900.0,"zombies":2,"outcome":"failed","detail":"refused: signalling needs the operator role"}],"left_alone":[{"pid":1,"name":"p1","zombies":1,"reason":"pid 1 is init: it is never signalled; its zombies stay until it reaps them"},{"pid":55,"name":"?","zombies":1,"reason":"the parent has exited: its zombies pass to init or a subreaper"}],"reaped":0,"remaining":5,"error":"the agent refused: signalling needs the operator role — start the agent with --operator <your certificate's name> (or list it in [authz] operators); the agent said: client \"bob\" may not"}"#
         );
         let (label, text) = failure.expect("a failure");
         assert_eq!(label, "operator-required");
@@ -883,7 +911,7 @@ could not count what was reaped: looking again after the signals: looking again:
         );
         assert_eq!(
             json,
-            r#"{"host":"web1","dry_run":false,"grace_seconds":1.5,"zombies":5,"actions":[{"step":1,"signal":"CHLD","pid":4321,"name":"p4321","create_time":900.0,"zombies":2,"outcome":"sent"}],"left_alone":[{"pid":1,"name":"p1","zombies":1,"reason":"pid 1 is init: it is never signalled; its zombies stay until it reaps them"},{"pid":55,"name":"?","zombies":1,"reason":"the parent has exited: its zombies pass to init or a subreaper"}],"error":"looking again after the signals: looking again: no answer within 10s"}"#
+            r#"{"host":"web1","dry_run":false,"grace_seconds":1.5,"min_age_seconds":0.0,"zombies":5,"actions":[{"step":1,"signal":"CHLD","pid":4321,"name":"p4321","create_time":900.0,"zombies":2,"outcome":"sent"}],"left_alone":[{"pid":1,"name":"p1","zombies":1,"reason":"pid 1 is init: it is never signalled; its zombies stay until it reaps them"},{"pid":55,"name":"?","zombies":1,"reason":"the parent has exited: its zombies pass to init or a subreaper"}],"error":"looking again after the signals: looking again: no answer within 10s"}"#
         );
         assert_eq!(failure.map(|(label, _)| label), Some("timeout"));
     }
@@ -895,18 +923,25 @@ could not count what was reaped: looking again after the signals: looking again:
             yes,
             kill_parents,
             grace: Duration::from_secs(5),
+            min_age: Duration::from_secs(30),
             ppid: Vec::new(),
             targets: Default::default(),
         };
         let t = Duration::from_secs(10);
-        assert_eq!(host_deadline(&args(false, true), t), t);
+        // The plan: connect, a look, --min-age, a look.
+        assert_eq!(
+            host_deadline(&args(false, true), t),
+            Duration::from_secs(60)
+        );
+        // CHLD: connect, two looks, the round and its look, one to spare,
+        // a grace and --min-age.
         assert_eq!(
             host_deadline(&args(true, false), t),
-            Duration::from_secs(55)
+            Duration::from_secs(95)
         );
         assert_eq!(
             host_deadline(&args(true, true), t),
-            Duration::from_secs(105)
+            Duration::from_secs(145)
         );
     }
 

@@ -250,7 +250,9 @@ fn canonical(address: &str) -> Result<String, String> {
         })
 }
 
-fn line_of(text: &str, offset: usize) -> usize {
+/// The 1-based line of byte `offset` in `text`, for `FILE:LINE` errors
+/// about TOML files (the inventory, and the command line's profile).
+pub fn line_of(text: &str, offset: usize) -> usize {
     text.as_bytes()[..offset.min(text.len())]
         .iter()
         .filter(|b| **b == b'\n')

@@ -49,6 +49,13 @@ struct Host {
     looks_left: Option<usize>,
     /// Every signal that reached the agent: pid, signal, create_time.
     signals: Vec<(u32, Signal, f64)>,
+    /// Zombies' start times by pid, where not 0.
+    zombie_starts: HashMap<u32, f64>,
+    /// What happens on the host between the first look and the next: a
+    /// parent reaping a child, another child exiting.
+    after_first_look: Option<fn(&mut Host)>,
+    /// Looks answered so far.
+    looks: usize,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -90,6 +97,9 @@ impl Fake {
             .filter(|p| !p.zombies.is_empty())
             .map(|p| group(p.pid, Some(p.create_time), &p.zombies))
             .collect();
+        for zombie in parents.iter_mut().flat_map(|g| g.zombies.iter_mut()) {
+            zombie.create_time = host.zombie_starts.get(&zombie.pid).copied().unwrap_or(0.0);
+        }
         parents.extend(host.fixed.iter().cloned());
         report_of(parents)
     }
@@ -106,7 +116,15 @@ impl Agent for Fake {
             }
             *left -= 1;
         }
-        Ok(self.report())
+        let report = self.report();
+        let mut host = self.host();
+        host.looks += 1;
+        if host.looks == 1
+            && let Some(change) = host.after_first_look
+        {
+            change(&mut host);
+        }
+        Ok(report)
     }
 
     async fn signal(
@@ -192,6 +210,7 @@ fn group(ppid: u32, created: Option<f64>, zombies: &[u32]) -> ZombieParent {
         parent: created.map(|t| proto::Process {
             pid: ppid,
             name: Some(format!("p{ppid}")),
+            cmdline: vec![format!("/usr/bin/p{ppid}"), "--serve".to_owned()],
             create_time: Some(t),
             ..proto::Process::default()
         }),
@@ -207,7 +226,15 @@ fn options(kill_parents: bool) -> Options {
         grace: Duration::from_secs(5),
         step_timeout: Duration::from_secs(10),
         only: Vec::new(),
+        // One look, so that these tests are about the rounds; the tests of
+        // --min-age set it.
+        min_age: Duration::ZERO,
     }
+}
+
+/// A zombie as a sweep tells it apart: pid and start time.
+fn id(pid: u32, create_time: f64) -> ZombieId {
+    ZombieId { pid, create_time }
 }
 
 /// The steps, pids and outcomes of a report's actions, outcomes by name.
@@ -267,13 +294,15 @@ fn the_plan_leaves_init_exited_and_unguardable_parents_alone() {
                 pid: 4321,
                 create_time: 900.0,
                 name: "p4321".to_owned(),
-                zombies: vec![10, 11],
+                cmdline: vec!["/usr/bin/p4321".to_owned(), "--serve".to_owned()],
+                zombies: vec![id(10, 0.0), id(11, 0.0)],
             },
             Target {
                 pid: 99,
                 create_time: 800.0,
                 name: "p99".to_owned(),
-                zombies: vec![15],
+                cmdline: vec!["/usr/bin/p99".to_owned(), "--serve".to_owned()],
+                zombies: vec![id(15, 0.0)],
             },
         ]
     );
@@ -348,8 +377,13 @@ fn only_parents_keeps_the_asked_for_parents_and_recounts() {
 
 #[test]
 fn the_deadline_covers_every_step_of_a_sweep() {
-    assert_eq!(options(false).deadline(), Duration::from_secs(55));
-    assert_eq!(options(true).deadline(), Duration::from_secs(105));
+    assert_eq!(options(false).deadline(), Duration::from_secs(65));
+    assert_eq!(options(true).deadline(), Duration::from_secs(115));
+    let settled = Options {
+        min_age: Duration::from_secs(30),
+        ..options(false)
+    };
+    assert_eq!(settled.deadline(), Duration::from_secs(95));
 }
 
 #[test]
@@ -357,7 +391,7 @@ fn a_reused_parent_pid_holds_none_of_the_zombies() {
     let target = Plan::of(report_of(vec![group(50, Some(900.0), &[10])])).targets[0].clone();
     assert_eq!(
         held(&report_of(vec![group(50, Some(900.0), &[10])]), &target),
-        [10]
+        [id(10, 0.0)]
     );
     assert!(held(&report_of(vec![group(50, Some(950.0), &[10])]), &target).is_empty());
     assert!(held(&report_of(vec![]), &target).is_empty());
@@ -365,7 +399,7 @@ fn a_reused_parent_pid_holds_none_of_the_zombies() {
     // counted: they are not reaped until they are gone.
     assert_eq!(
         held(&report_of(vec![group(50, None, &[10])]), &target),
-        [10]
+        [id(10, 0.0)]
     );
 }
 
@@ -596,4 +630,92 @@ async fn a_failed_first_look_fails_the_plan() {
         .await
         .expect_err("no answer");
     assert!(matches!(e, Error::Transport { .. }), "{e:?}");
+}
+
+// === --min-age ===
+
+/// A sweep that waits `min_age` between its two looks.
+fn settled(kill_parents: bool) -> Options {
+    Options {
+        min_age: Duration::from_secs(30),
+        ..options(kill_parents)
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_parent_that_reaps_between_the_looks_is_left_alone() {
+    // A shell whose child just exited: by the second look it has reaped
+    // it, and another child has just exited.
+    let fake = Fake::with_parents(&[
+        (40, 900.0, &[10], Behaviour::ReapsOnChld),
+        (50, 800.0, &[12], Behaviour::IgnoresChld),
+    ]);
+    fake.host().after_first_look = Some(|host| host.parents[0].zombies = vec![11]);
+    let start = Instant::now();
+    let plan = Plan::look(&fake, &settled(true)).await.expect("the looks");
+    assert_eq!(
+        start.elapsed(),
+        Duration::from_secs(30),
+        "--min-age between the looks"
+    );
+    assert_eq!(plan.min_age, Duration::from_secs(30));
+    let targets: Vec<u32> = plan.targets.iter().map(|t| t.pid).collect();
+    assert_eq!(targets, [50], "only the zombie seen twice is acted on");
+    assert_eq!(plan.targets[0].cmdline, ["/usr/bin/p50", "--serve"]);
+    let alone: Vec<(u32, Leave)> = plan.left_alone.iter().map(|a| (a.pid, a.reason)).collect();
+    assert_eq!(alone, [(40, Leave::TooYoung)]);
+    let report = Sweep::new(fake.clone(), plan, &settled(true)).run().await;
+    assert!(
+        fake.sent().iter().all(|(pid, _)| *pid == 50),
+        "the healthy parent is never signalled: {:?}",
+        fake.sent()
+    );
+    assert_eq!((report.reaped(), report.remaining()), (Some(1), Some(0)));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_zombie_pid_reused_between_the_looks_is_a_new_zombie() {
+    let fake = Fake::with_parents(&[(40, 900.0, &[10], Behaviour::IgnoresChld)]);
+    fake.host().zombie_starts.insert(10, 1000.0);
+    // Zombie 10 was reaped, and a new child with pid 10 has exited since.
+    fake.host().after_first_look = Some(|host| {
+        host.zombie_starts.insert(10, 1020.0);
+    });
+    let plan = Plan::look(&fake, &settled(true)).await.expect("the looks");
+    assert!(plan.targets.is_empty(), "{plan:?}");
+    assert_eq!(plan.left_alone[0].reason, Leave::TooYoung);
+    let report = Sweep::new(fake.clone(), plan, &settled(true)).run().await;
+    assert!(fake.sent().is_empty(), "{:?}", fake.sent());
+    assert_eq!(report.reaped(), Some(0));
+}
+
+#[tokio::test(start_paused = true)]
+async fn no_escalation_once_the_planned_zombies_are_gone() {
+    // Both hold zombie pids through the CHLD round; 40 reaped its planned
+    // zombie and holds a new one under the same pid, 50 still holds its.
+    let fake = Fake::with_parents(&[
+        (40, 900.0, &[10], Behaviour::IgnoresChld),
+        (50, 800.0, &[12], Behaviour::IgnoresChld),
+    ]);
+    fake.host().zombie_starts.insert(10, 1000.0);
+    let plan = Plan::look(&fake, &settled(true)).await.expect("the looks");
+    assert_eq!(plan.targets.len(), 2);
+    fake.host().zombie_starts.insert(10, 1040.0);
+    let report = Sweep::new(fake.clone(), plan, &settled(true)).run().await;
+    assert_eq!(
+        fake.sent(),
+        [(40, Signal::Chld), (50, Signal::Chld), (50, Signal::Term),],
+        "TERM only where the same zombie (pid and start) is still there"
+    );
+    assert_eq!((report.reaped(), report.remaining()), (Some(2), Some(0)));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_host_without_zombies_is_looked_at_once() {
+    let fake = Fake::with_parents(&[]);
+    let start = Instant::now();
+    let plan = Plan::look(&fake, &settled(false)).await.expect("a look");
+    assert_eq!(start.elapsed(), Duration::ZERO);
+    assert!(plan.targets.is_empty() && plan.found.parents.is_empty());
+    assert_eq!(fake.host().looks, 1);
 }

@@ -23,6 +23,7 @@ use tonic::Code;
 use tonic_types::StatusExt;
 
 mod child;
+mod cli_polish;
 mod fleet;
 mod hostile;
 mod mock_agent;

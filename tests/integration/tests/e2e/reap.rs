@@ -26,7 +26,11 @@ const LIMIT: Duration = Duration::from_secs(20);
 
 /// Runs `hostscope --host AGENT --ca .. --cert CERT.pem --key CERT-key.pem
 /// ARGS` in process, off the async runtime: (exit code, stdout, stderr).
-async fn hostscope(agent: &TestAgent, cert: &str, args: &[&str]) -> (u8, String, String) {
+pub(crate) async fn hostscope(
+    agent: &TestAgent,
+    cert: &str,
+    args: &[&str],
+) -> (u8, String, String) {
     let mut argv: Vec<OsString> = vec!["--host".into(), agent.endpoint().into()];
     for (flag, file) in [
         ("--ca", "ca.pem".to_owned()),
@@ -248,8 +252,12 @@ async fn a_parent_with_a_sigchld_handler_is_listed_planned_and_reaped() {
     );
 
     // The plan: printed, nothing sent.
-    let (code, out, err) =
-        hostscope(&agent, "operator", &["zombies", "--ppid", &ppid, "--reap"]).await;
+    let (code, out, err) = hostscope(
+        &agent,
+        "operator",
+        &["zombies", "--ppid", &ppid, "--reap", "--min-age", "200ms"],
+    )
+    .await;
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("1. CHLD to each parent"), "{out}");
     assert!(out.contains(&format!("pid {ppid} hostscope-test")), "{out}");
@@ -262,7 +270,15 @@ async fn a_parent_with_a_sigchld_handler_is_listed_planned_and_reaped() {
         &agent,
         "operator",
         &[
-            "zombies", "--ppid", &ppid, "--reap", "--yes", "--grace", "200ms",
+            "zombies",
+            "--ppid",
+            &ppid,
+            "--reap",
+            "--yes",
+            "--grace",
+            "200ms",
+            "--min-age",
+            "200ms",
         ],
     )
     .await;
@@ -288,6 +304,8 @@ async fn sweep_killing_parents(agent: &TestAgent, ppid: &str) -> String {
         "--yes",
         "--grace",
         "300ms",
+        "--min-age",
+        "200ms",
     ];
     let (code, out, err) = hostscope(agent, "operator", &args).await;
     assert_eq!(code, 0, "{out}{err}");
@@ -347,7 +365,15 @@ async fn a_reader_is_told_in_plain_words_that_sweeps_need_the_operator_role() {
         &agent,
         "client",
         &[
-            "zombies", "--ppid", &ppid, "--reap", "--yes", "--grace", "100ms",
+            "zombies",
+            "--ppid",
+            &ppid,
+            "--reap",
+            "--yes",
+            "--grace",
+            "100ms",
+            "--min-age",
+            "100ms",
         ],
     )
     .await;

@@ -1,0 +1,232 @@
+//! Client profiles: `$XDG_CONFIG_HOME/hostscope/config.toml` (else
+//! `~/.config/hostscope/config.toml`) names the certificates, the inventory
+//! or the host to use by default, and named contexts (`--context prod`)
+//! that override those defaults. Flags and HOSTSCOPE_* variables override
+//! both: the file only fills in what the command line left unsaid.
+//!
+//! ```toml
+//! ca = "pki/ca.pem"              # relative to this file's directory
+//! cert = "pki/alice.pem"
+//! key = "pki/alice-key.pem"
+//! context = "staging"            # the context used without --context
+//!
+//! [contexts.prod]
+//! inventory = "fleet-prod.toml"
+//!
+//! [contexts.staging]
+//! host = "web1.example.net"
+//! ```
+
+use std::{
+    collections::BTreeMap,
+    path::{Path, PathBuf},
+};
+
+use anyhow::{Context as _, bail};
+use hostscope_client::fleet::inventory::line_of;
+use serde::Deserialize;
+
+/// What one level of the file (the top or a context) names.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// The fleet CA certificate.
+    pub ca: Option<PathBuf>,
+    /// This client's certificate.
+    pub cert: Option<PathBuf>,
+    /// This client's key.
+    pub key: Option<PathBuf>,
+    /// The inventory to ask when no target is given.
+    pub inventory: Option<PathBuf>,
+    /// The agent to ask when no target is given.
+    pub host: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct File {
+    #[serde(flatten)]
+    defaults: Settings,
+    context: Option<String>,
+    #[serde(default)]
+    contexts: BTreeMap<String, Settings>,
+}
+
+/// A loaded profile file.
+#[derive(Debug, Default)]
+pub struct Profile {
+    /// Where it was read from, for errors.
+    path: PathBuf,
+    file: File,
+}
+
+/// Where the profile file lives: `$XDG_CONFIG_HOME/hostscope/config.toml`,
+/// else `$HOME/.config/hostscope/config.toml`; `None` without either.
+pub fn default_path() -> Option<PathBuf> {
+    let non_empty = |var: &str| std::env::var_os(var).filter(|v| !v.is_empty());
+    let base = non_empty("XDG_CONFIG_HOME")
+        .map(PathBuf::from)
+        .or_else(|| non_empty("HOME").map(|home| Path::new(&home).join(".config")))?;
+    Some(base.join("hostscope").join("config.toml"))
+}
+
+impl Profile {
+    /// Reads the profile at `path`; a missing file is an empty profile.
+    /// Errors say `FILE:LINE: what is wrong`.
+    pub fn load(path: &Path) -> anyhow::Result<Profile> {
+        let text = match std::fs::read_to_string(path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Profile::default()),
+            Err(e) => {
+                return Err(e).with_context(|| format!("cannot read {}", path.display()));
+            }
+        };
+        Profile::parse(&text, path)
+    }
+
+    /// Parses profile text read from `path`.
+    pub fn parse(text: &str, path: &Path) -> anyhow::Result<Profile> {
+        let file: File = toml::from_str(text).map_err(|e| {
+            anyhow::anyhow!(
+                "{}:{}: {}",
+                path.display(),
+                line_of(text, e.span().map_or(0, |s| s.start)),
+                e.message()
+            )
+        })?;
+        Ok(Profile {
+            path: path.to_owned(),
+            file,
+        })
+    }
+
+    /// The settings for `context` (typed, else the file's `context`),
+    /// layered over the file's defaults, paths made relative to the
+    /// file's directory. Naming a context the file does not have is an
+    /// error that lists those it has.
+    pub fn settings(&self, context: Option<&str>) -> anyhow::Result<Settings> {
+        let mut settings = self.file.defaults.clone();
+        if let Some(name) = context.or(self.file.context.as_deref()) {
+            let Some(chosen) = self.file.contexts.get(name) else {
+                let known: Vec<&str> = self.file.contexts.keys().map(String::as_str).collect();
+                let known = match known.is_empty() {
+                    true => "it has none".to_owned(),
+                    false => format!("it has {}", known.join(", ")),
+                };
+                if self.path.as_os_str().is_empty() {
+                    bail!(
+                        "no context {name:?}: there is no profile file; write one at {} with a \
+                         [contexts.{name}] table",
+                        default_path().map_or("~/.config/hostscope/config.toml".to_owned(), |p| p
+                            .display()
+                            .to_string())
+                    );
+                }
+                bail!(
+                    "no context {name:?} in {}: {known}; add a [contexts.{name}] table or pick \
+                     one of those",
+                    self.path.display()
+                );
+            };
+            let chosen = chosen.clone();
+            settings.ca = chosen.ca.or(settings.ca);
+            settings.cert = chosen.cert.or(settings.cert);
+            settings.key = chosen.key.or(settings.key);
+            settings.inventory = chosen.inventory.or(settings.inventory);
+            settings.host = chosen.host.or(settings.host);
+        }
+        let dir = self.path.parent().unwrap_or(Path::new(""));
+        for path in [
+            &mut settings.ca,
+            &mut settings.cert,
+            &mut settings.key,
+            &mut settings.inventory,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            *path = resolve(dir, path);
+        }
+        Ok(settings)
+    }
+}
+
+/// `~/x` from the home directory, a relative path from `dir`.
+fn resolve(dir: &Path, path: &Path) -> PathBuf {
+    if let Ok(rest) = path.strip_prefix("~")
+        && let Some(home) = std::env::var_os("HOME")
+    {
+        return Path::new(&home).join(rest);
+    }
+    dir.join(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FILE: &str = r#"# A profile.
+ca = "pki/ca.pem"
+cert = "pki/alice.pem"
+key = "/etc/hostscope/alice-key.pem"
+context = "staging"
+
+[contexts.prod]
+inventory = "fleet-prod.toml"
+cert = "pki/alice-prod.pem"
+
+[contexts.staging]
+host = "web1.example.net"
+"#;
+
+    fn profile() -> Profile {
+        Profile::parse(FILE, Path::new("/home/alice/.config/hostscope/config.toml"))
+            .expect("a valid profile")
+    }
+
+    #[test]
+    fn a_context_overrides_the_defaults_and_paths_are_the_files() {
+        let prod = profile().settings(Some("prod")).expect("prod");
+        let dir = Path::new("/home/alice/.config/hostscope");
+        assert_eq!(prod.ca, Some(dir.join("pki/ca.pem")));
+        assert_eq!(prod.cert, Some(dir.join("pki/alice-prod.pem")));
+        assert_eq!(
+            prod.key,
+            Some(PathBuf::from("/etc/hostscope/alice-key.pem"))
+        );
+        assert_eq!(prod.inventory, Some(dir.join("fleet-prod.toml")));
+        assert_eq!(prod.host, None);
+        // Without --context, the file's own choice.
+        let staging = profile().settings(None).expect("staging");
+        assert_eq!(staging.host.as_deref(), Some("web1.example.net"));
+        assert_eq!(staging.cert, Some(dir.join("pki/alice.pem")));
+    }
+
+    #[test]
+    fn mistakes_name_the_file_and_line() {
+        let path = Path::new("config.toml");
+        let e = Profile::parse("ca = \"a\"\n\n[contexts.prod]\ncertt = \"x\"\n", path)
+            .expect_err("unknown key");
+        assert!(e.to_string().starts_with("config.toml:4: "), "{e}");
+        assert!(e.to_string().contains("certt"), "{e}");
+        let e = profile().settings(Some("qa")).expect_err("no such context");
+        assert_eq!(
+            e.to_string(),
+            "no context \"qa\" in /home/alice/.config/hostscope/config.toml: it has prod, \
+             staging; add a [contexts.qa] table or pick one of those"
+        );
+        let e = Profile::parse("ca = 3\n", path).expect_err("not a path");
+        assert!(e.to_string().starts_with("config.toml:1: "), "{e}");
+    }
+
+    #[test]
+    fn no_file_is_an_empty_profile() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let profile = Profile::load(&dir.path().join("config.toml")).expect("empty");
+        assert_eq!(
+            profile.settings(None).expect("defaults"),
+            Settings::default()
+        );
+        assert!(profile.settings(Some("prod")).is_err());
+    }
+}
