@@ -167,8 +167,9 @@ impl Step {
 pub struct ZombieId {
     /// The zombie's pid.
     pub pid: u32,
-    /// When it started, in seconds since the epoch.
-    pub create_time: f64,
+    /// When it started, in seconds since the epoch, where the agent could
+    /// tell.
+    pub create_time: Option<f64>,
 }
 
 impl ZombieId {
@@ -179,9 +180,15 @@ impl ZombieId {
         }
     }
 
-    /// The same zombie: the same pid, started at the same time.
+    /// The same zombie: the same pid, started at the same time. Without
+    /// start times the pid decides: a zombie keeps its pid until it is
+    /// reaped.
     fn is(&self, other: &ZombieId) -> bool {
-        self.pid == other.pid && same_start(self.create_time, other.create_time)
+        self.pid == other.pid
+            && match (self.create_time, other.create_time) {
+                (Some(a), Some(b)) => same_start(a, b),
+                (a, b) => a.is_none() && b.is_none(),
+            }
     }
 }
 

@@ -98,7 +98,9 @@ impl Fake {
             .map(|p| group(p.pid, Some(p.create_time), &p.zombies))
             .collect();
         for zombie in parents.iter_mut().flat_map(|g| g.zombies.iter_mut()) {
-            zombie.create_time = host.zombie_starts.get(&zombie.pid).copied().unwrap_or(0.0);
+            if let Some(start) = host.zombie_starts.get(&zombie.pid) {
+                zombie.create_time = Some(*start);
+            }
         }
         parents.extend(host.fixed.iter().cloned());
         report_of(parents)
@@ -201,9 +203,11 @@ fn deliver(
 /// A parent's group as the agent reports it; the zombies' own times do not
 /// matter to a sweep.
 fn group(ppid: u32, created: Option<f64>, zombies: &[u32]) -> ZombieParent {
+    // Each zombie started at its pid's number of seconds.
     let zombie = |pid| Zombie {
         pid,
         ppid,
+        create_time: Some(f64::from(pid)),
         ..Zombie::default()
     };
     ZombieParent {
@@ -234,7 +238,10 @@ fn options(kill_parents: bool) -> Options {
 
 /// A zombie as a sweep tells it apart: pid and start time.
 fn id(pid: u32, create_time: f64) -> ZombieId {
-    ZombieId { pid, create_time }
+    ZombieId {
+        pid,
+        create_time: Some(create_time),
+    }
 }
 
 /// The steps, pids and outcomes of a report's actions, outcomes by name.
@@ -295,14 +302,14 @@ fn the_plan_leaves_init_exited_and_unguardable_parents_alone() {
                 create_time: 900.0,
                 name: "p4321".to_owned(),
                 cmdline: vec!["/usr/bin/p4321".to_owned(), "--serve".to_owned()],
-                zombies: vec![id(10, 0.0), id(11, 0.0)],
+                zombies: vec![id(10, 10.0), id(11, 11.0)],
             },
             Target {
                 pid: 99,
                 create_time: 800.0,
                 name: "p99".to_owned(),
                 cmdline: vec!["/usr/bin/p99".to_owned(), "--serve".to_owned()],
-                zombies: vec![id(15, 0.0)],
+                zombies: vec![id(15, 15.0)],
             },
         ]
     );
@@ -387,11 +394,27 @@ fn the_deadline_covers_every_step_of_a_sweep() {
 }
 
 #[test]
+fn zombies_without_start_times_are_told_apart_by_pid() {
+    let unknown = |pid| ZombieId {
+        pid,
+        create_time: None,
+    };
+    assert!(unknown(10).is(&unknown(10)));
+    assert!(!unknown(10).is(&unknown(11)));
+    assert!(
+        !unknown(10).is(&id(10, 10.0)),
+        "a known start is another zombie"
+    );
+    assert!(id(10, 10.0).is(&id(10, 10.0)));
+    assert!(!id(10, 10.0).is(&id(10, 12.0)));
+}
+
+#[test]
 fn a_reused_parent_pid_holds_none_of_the_zombies() {
     let target = Plan::of(report_of(vec![group(50, Some(900.0), &[10])])).targets[0].clone();
     assert_eq!(
         held(&report_of(vec![group(50, Some(900.0), &[10])]), &target),
-        [id(10, 0.0)]
+        [id(10, 10.0)]
     );
     assert!(held(&report_of(vec![group(50, Some(950.0), &[10])]), &target).is_empty());
     assert!(held(&report_of(vec![]), &target).is_empty());
@@ -399,7 +422,7 @@ fn a_reused_parent_pid_holds_none_of_the_zombies() {
     // counted: they are not reaped until they are gone.
     assert_eq!(
         held(&report_of(vec![group(50, None, &[10])]), &target),
-        [id(10, 0.0)]
+        [id(10, 10.0)]
     );
 }
 
