@@ -17,6 +17,8 @@ mod format;
 mod inventory;
 mod output;
 mod profile;
+
+pub use profile::default_path as profile_path;
 mod ps;
 mod render;
 mod show;

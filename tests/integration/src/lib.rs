@@ -340,11 +340,12 @@ pub struct CliRun {
 }
 
 /// The environment variables the command line reads.
-const CLI_ENV: [&str; 4] = [
+const CLI_ENV: [&str; 5] = [
     "HOSTSCOPE_HOST",
     "HOSTSCOPE_CA",
     "HOSTSCOPE_CERT",
     "HOSTSCOPE_KEY",
+    "HOSTSCOPE_CONTEXT",
 ];
 
 /// Runs `hostscope ARGS` in this process, reading `stdin` where it reads
@@ -354,7 +355,8 @@ const CLI_ENV: [&str; 4] = [
 /// (or [`hostscope_async`]), never from async code. It reads this
 /// process's environment, which a test cannot change safely while other
 /// tests run: the run panics if a `HOSTSCOPE_*` variable is set rather
-/// than answer for a command line the test did not write.
+/// than answer for a command line the test did not write, and so does a
+/// client profile file, for the same reason.
 pub fn hostscope<I, S>(args: I, stdin: &str) -> CliRun
 where
     I: IntoIterator<Item = S>,
@@ -370,6 +372,13 @@ where
          read them; unset them to run the tests",
         set.join(", ")
     );
+    if let Some(profile) = hostscope_cli::profile_path().filter(|p| p.exists()) {
+        panic!(
+            "{} exists: the tests run `hostscope` in process, where it would read it; set \
+             XDG_CONFIG_HOME to an empty directory to run the tests",
+            profile.display()
+        );
+    }
     let argv: Vec<OsString> = std::iter::once(OsString::from("hostscope"))
         .chain(args.into_iter().map(Into::into))
         .collect();
