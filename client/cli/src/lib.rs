@@ -54,6 +54,12 @@ const TLS_FLAGS: [(&str, &str, &str); 3] = [
     ("key", "--key", "HOSTSCOPE_KEY"),
 ];
 
+/// The command line parser: every subcommand and flag the binary accepts,
+/// for tests that check documented command lines against it.
+pub fn command() -> clap::Command {
+    Cli::command()
+}
+
 /// The `hostscope` binary: the process's arguments, stdin, stdout and
 /// stderr, with a progress bar when stderr is a terminal and tables cut to
 /// the terminal's width.

@@ -28,6 +28,7 @@ mod fleet;
 mod hostile;
 mod mock_agent;
 mod privileges;
+mod readme;
 mod reap;
 mod reload;
 mod sim;
