@@ -4,7 +4,7 @@
 
 use std::{
     env, fs,
-    net::{SocketAddr, TcpListener, TcpStream},
+    net::{SocketAddr, TcpListener},
     path::{Path, PathBuf},
     process::{Child, Command, ExitCode, Stdio},
     thread,
@@ -20,7 +20,8 @@ const HELP: &str = "\
 cargo xtask <command> [options]
 
 Commands:
-  demo [--release]     make a throwaway PKI, start an agent on 127.0.0.1 with
+  demo [--release] [--keep]
+                       make a throwaway PKI, start an agent on 127.0.0.1 with
                        mutual TLS, and query it with `hostscope host`, `ps`,
                        `nics` (and a zombie it makes for the occasion)
   ci                   what .ci/run runs: fmt check, clippy, the tests
@@ -43,17 +44,20 @@ anything. Build output goes to cargo's target directory: CARGO_TARGET_DIR
 ";
 
 const DEMO_HELP: &str = "\
-cargo xtask demo [--release]
+cargo xtask demo [--release] [--keep]
 
 Builds hostscope-agent and hostscope, makes a throwaway PKI in
 TARGET/demo/pki, starts an agent on a free port of 127.0.0.1 with mutual TLS,
 queries it with `hostscope host`, `ps`, `ps --status zombie` (with a zombie
-made for the occasion) and `nics`, and stops it with SIGTERM.
+made for the occasion) and `nics`, and stops it with SIGTERM. With --keep the
+agent keeps serving, and the demo prints the commands that query it, until
+Ctrl-C.
 
 TARGET is cargo's target directory (CARGO_TARGET_DIR, if set).
 
 Options:
   --release   build and run the release binaries
+  --keep      keep the agent running until Ctrl-C, for queries of your own
   -h, --help  this text
 ";
 
@@ -144,6 +148,7 @@ enum Task {
     Help(&'static str),
     Demo {
         release: bool,
+        keep: bool,
     },
     Ci,
     Bench(Bench),
@@ -202,11 +207,12 @@ fn parse(args: &[String]) -> Result<Task> {
     let unexpected = |arg: &String| anyhow::anyhow!("unexpected argument {arg:?}\n\n{help}");
     Ok(match command.as_str() {
         "demo" => {
-            if let Some(arg) = rest.iter().find(|a| *a != "--release") {
+            if let Some(arg) = rest.iter().find(|a| *a != "--release" && *a != "--keep") {
                 return Err(unexpected(arg));
             }
             Task::Demo {
-                release: !rest.is_empty(),
+                release: rest.iter().any(|a| a == "--release"),
+                keep: rest.iter().any(|a| a == "--keep"),
             }
         }
         "bench" => match rest {
@@ -242,7 +248,7 @@ fn main() -> ExitCode {
             print!("{text}");
             Ok(())
         }
-        Task::Demo { release } => demo(release),
+        Task::Demo { release, keep } => demo(release, keep),
         Task::Ci => ci(),
         Task::Bench(Bench::Procs) => bench_procs(),
         Task::Bench(Bench::Watch) => bench_watch(),
@@ -376,7 +382,7 @@ impl Drop for Guard {
     }
 }
 
-fn demo(release: bool) -> Result<()> {
+fn demo(release: bool, keep: bool) -> Result<()> {
     let profile = if release { "release" } else { "debug" };
     let mut build = cargo();
     build.args([
@@ -463,11 +469,35 @@ fn demo(release: bool) -> Result<()> {
     ])?;
     query(&["nics"])?;
 
+    let env = format!(
+        "HOSTSCOPE_CA={} HOSTSCOPE_CERT={} HOSTSCOPE_KEY={}",
+        pki.join("ca.pem").display(),
+        pki.join("admin.pem").display(),
+        pki.join("admin-key.pem").display()
+    );
+    if keep {
+        eprintln!(
+            "\n== the agent keeps serving on {addr}; Ctrl-C stops it. In another terminal:\n  \
+             export {env}\n  {} --host {addr} ps --status zombie\n  {} --help",
+            hostscope.display(),
+            hostscope.display()
+        );
+        // Ctrl-C reaches the agent too (the terminal signals the whole
+        // foreground group), and it stops gracefully on SIGINT.
+        let mut agent = agent;
+        let status = agent.0.wait().context("waiting for the agent")?;
+        eprintln!("\n== the agent stopped ({status})");
+        return Ok(());
+    }
     eprintln!("\n== stopping the agent with SIGTERM");
     stop_gracefully(agent)?;
     eprintln!(
-        "\nThe demo PKI is in {}; try:\n  hostscope --help",
-        pki.display()
+        "\nThe demo PKI is in {}. The CLI is {}; to keep an agent serving for queries of \
+         your own, run `cargo xtask demo --keep`, then in another terminal:\n  \
+         {env} {} --host ADDR ps",
+        pki.display(),
+        hostscope.display(),
+        hostscope.display()
     );
     Ok(())
 }
@@ -504,15 +534,38 @@ fn free_loopback_port() -> Result<SocketAddr> {
     Ok(listener.local_addr()?)
 }
 
+/// Waits until something listens on `addr`, an IPv4 loopback address, as
+/// the kernel's socket table says: a probe that connected and hung up
+/// before the TLS handshake would look like an attack to the agent, and be
+/// logged as one.
 fn wait_listening(addr: SocketAddr, limit: Duration) -> Result<()> {
     let start = Instant::now();
-    while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
+    while !listening(addr)? {
         if start.elapsed() > limit {
             bail!("the agent did not listen on {addr} within {limit:?}");
         }
         thread::sleep(Duration::from_millis(50));
     }
     Ok(())
+}
+
+/// Whether `/proc/net/tcp` has a socket in state LISTEN on `addr`.
+fn listening(addr: SocketAddr) -> Result<bool> {
+    let SocketAddr::V4(v4) = addr else {
+        bail!("{addr}: only IPv4 addresses are probed");
+    };
+    // The kernel writes the address as the hexadecimal u32 in host byte
+    // order, and the port in hexadecimal: 0100007F:1F90 for 127.0.0.1:8080.
+    let local = format!(
+        "{:08X}:{:04X}",
+        u32::from_ne_bytes(v4.ip().octets()),
+        v4.port()
+    );
+    let table = fs::read_to_string("/proc/net/tcp").context("reading /proc/net/tcp")?;
+    Ok(table.lines().skip(1).any(|line| {
+        let mut fields = line.split_whitespace();
+        fields.nth(1) == Some(local.as_str()) && fields.nth(1) == Some("0A")
+    }))
 }
 
 fn stop_gracefully(mut agent: Guard) -> Result<()> {
@@ -652,6 +705,16 @@ fn count_processes() -> Result<usize> {
 
 fn fleet_sim(args: &[String]) -> Result<()> {
     let target = target_dir()?;
+    // The CLI beside the simulator, so that the command it suggests runs.
+    run(cargo().args([
+        "build",
+        "--release",
+        "-j2",
+        "-p",
+        "hostscope-cli",
+        "--bin",
+        "hostscope",
+    ]))?;
     let mut cmd = cargo();
     cmd.args([
         "run",
@@ -891,7 +954,7 @@ fn wait_for_fleet(sim: &mut Child, inventory: &Path, limit: Duration) -> Result<
         );
     }
     for addr in &addrs {
-        while TcpStream::connect_timeout(addr, Duration::from_secs(1)).is_err() {
+        while !listening(*addr)? {
             ready(&format!("listener on {addr}"))?;
         }
     }
@@ -969,12 +1032,21 @@ mod tests {
     }
 
     #[test]
+    fn a_listening_socket_is_seen_without_connecting_to_it() {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = listener.local_addr().expect("local address");
+        assert!(listening(addr).expect("reading /proc/net/tcp"));
+        drop(listener);
+        assert!(!listening(addr).expect("reading /proc/net/tcp"));
+    }
+
+    #[test]
     fn commands_take_their_own_arguments_only() {
-        assert_eq!(parse_line("demo").ok(), Some(Task::Demo { release: false }));
-        assert_eq!(
-            parse_line("demo --release").ok(),
-            Some(Task::Demo { release: true })
-        );
+        let demo = |release, keep| Some(Task::Demo { release, keep });
+        assert_eq!(parse_line("demo").ok(), demo(false, false));
+        assert_eq!(parse_line("demo --release").ok(), demo(true, false));
+        assert_eq!(parse_line("demo --keep --release").ok(), demo(true, true));
+        assert!(parse_line("demo --kep").is_err());
         assert_eq!(
             parse_line("bench watch").ok(),
             Some(Task::Bench(Bench::Watch))

@@ -142,8 +142,15 @@ async fn simulate(args: RunArgs) -> Result<()> {
         humantime::format_duration(args.duration),
     );
     println!("inventory: {}", sim.inventory().display());
+    // `cargo xtask fleet-sim` builds the CLI beside this binary; name it by
+    // its path, since a freshly built one is on no PATH.
+    let cli = std::env::current_exe()
+        .ok()
+        .map(|exe| exe.with_file_name("hostscope"))
+        .filter(|cli| cli.exists())
+        .map_or_else(|| "hostscope".to_owned(), |cli| cli.display().to_string());
     println!(
-        "try: hostscope --inventory {} --ca {} --cert {} --key {} host",
+        "try: {cli} --inventory {} --ca {} --cert {} --key {} host",
         sim.inventory().display(),
         pki.join("ca.pem").display(),
         pki.join("client.pem").display(),
