@@ -343,6 +343,55 @@ mod tests {
         assert!(matches!(err, Error::NoClientCertificate { .. }), "{err:?}");
     }
 
+    #[tokio::test]
+    async fn an_expired_client_certificate_is_named_by_the_agents_alert() {
+        use rcgen::{CertificateParams, Issuer, KeyPair, date_time_ymd};
+        let dir = fleet();
+        let endpoint = mtls_server(dir.path());
+        let ca_key = KeyPair::from_pem(
+            &std::fs::read_to_string(dir.path().join("ca-key.pem")).expect("key"),
+        )
+        .expect("CA key");
+        let issuer = Issuer::new(pki::ca_params(&ca_key), ca_key);
+        let key = KeyPair::generate().expect("key");
+        let mut params = CertificateParams::new(vec!["alice".to_owned()]).expect("params");
+        params.not_before = date_time_ymd(2020, 1, 1);
+        params.not_after = date_time_ymd(2021, 1, 1);
+        let cert = params.signed_by(&key, &issuer).expect("sign");
+        // Built by hand: the client's own checks refuse the certificate
+        // before dialling, and this is the agent's verdict on it.
+        let mut roots = RootCertStore::empty();
+        roots
+            .add(CertificateDer::from_pem_file(dir.path().join("ca.pem")).expect("ca"))
+            .expect("root");
+        let config =
+            ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+                .with_safe_default_protocol_versions()
+                .expect("versions")
+                .with_root_certificates(roots)
+                .with_client_auth_cert(
+                    vec![cert.der().clone()],
+                    PrivateKeyDer::from_pem_slice(key.serialize_pem().as_bytes()).expect("key"),
+                )
+                .expect("client config");
+        let name = ServerName::try_from("127.0.0.1").expect("name");
+        let err = Probe::new(endpoint.clone(), Some((Arc::new(config), name)))
+            .explain(vague(&endpoint), &ctx(&endpoint, true))
+            .await;
+        assert!(
+            matches!(
+                &err,
+                Error::TlsRefused {
+                    alert: crate::TlsAlert::CertificateExpired,
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        assert_eq!(err.label(), "certificate-expired");
+        assert!(!err.is_retryable());
+    }
+
     /// What a plaintext probe makes of a vague failure at `endpoint`.
     async fn plaintext_verdict(endpoint: &str) -> Error {
         Probe::new(endpoint.to_owned(), None)
