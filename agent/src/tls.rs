@@ -662,7 +662,8 @@ where
             );
             Some(Status::unauthenticated(format!(
                 "this client's certificate is not trusted by the agent's client CA any more \
-                 ({error}): the CA was replaced after this connection was made"
+                 ({error}): the CA was replaced, or the certificate expired, after this \
+                 connection was made"
             )))
         });
         match refused {

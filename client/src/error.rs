@@ -360,8 +360,9 @@ pub enum Error {
     },
 
     /// The agent refused a call on a connection whose client certificate
-    /// it no longer trusts: its client CA was replaced after the
-    /// connection was made. A new connection is refused as well.
+    /// it no longer trusts: its client CA was replaced, or the certificate
+    /// expired, after the connection was made. A new connection is refused
+    /// as well.
     #[error("the agent at {endpoint} no longer trusts this client's certificate: {message}")]
     Unauthenticated {
         /// The endpoint, as `host:port`.
