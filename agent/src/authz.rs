@@ -3,7 +3,10 @@
 //! A client's identity is the subject common name and the DNS, e-mail and
 //! URI names of its certificate (`hostscope pki issue --client --name NAME`
 //! puts NAME in both the CN and a SAN). The fleet CA has already vouched for
-//! the certificate in the TLS handshake; this only decides the role.
+//! the certificate, in the TLS handshake and again for this call against
+//! the client CA in force ([`crate::tls::ClientCaLayer`], so that a CA replaced
+//! since the connection was made vouches for nothing); this only decides
+//! the role.
 //! `reader` may call every read RPC; `operator` may also signal processes.
 //! No operator is configured by default, so no one can signal until a
 //! person decides so.

@@ -548,42 +548,11 @@ fn check_dir(path: &Path, what: &str, flag: &str) -> Result<(), Error> {
     )))
 }
 
-/// Refuses a client CA file that holds anything but CA certificates. A
-/// client or agent certificate given there by mistake is accepted by
-/// rustls as a trust anchor, and the agent would then refuse every client.
+/// Refuses a client CA file that holds anything but CA certificates, or
+/// that is no regular file: the check the agent makes again each time it
+/// loads the file (see [`crate::tls::check_client_ca`]).
 pub fn check_client_ca(path: &Path) -> Result<(), Error> {
-    use rustls::pki_types::{CertificateDer, pem::PemObject};
-    use x509_parser::prelude::FromDer;
-
-    let pem = std::fs::read(path).map_err(|source| Error::Read {
-        path: path.to_owned(),
-        source,
-    })?;
-    let invalid = |message: String| Error::Parse {
-        path: path.to_owned(),
-        message,
-    };
-    let certs = CertificateDer::pem_slice_iter(&pem)
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| invalid(format!("bad PEM: {e}")))?;
-    if certs.is_empty() {
-        return Err(invalid("no certificate in the file (--client-ca)".into()));
-    }
-    for (n, der) in certs.iter().enumerate() {
-        let (_, cert) = x509_parser::certificate::X509Certificate::from_der(der)
-            .map_err(|e| invalid(format!("certificate {} does not parse: {e}", n + 1)))?;
-        let is_ca = matches!(cert.basic_constraints(), Ok(Some(bc)) if bc.value.ca);
-        if !is_ca {
-            return Err(invalid(format!(
-                "certificate {} ({}) is not a CA certificate (its basicConstraints do not say \
-                 CA:TRUE): --client-ca needs the CA that signs client certificates (ca.pem \
-                 of `hostscope pki`), not a client or agent certificate",
-                n + 1,
-                cert.subject()
-            )));
-        }
-    }
-    Ok(())
+    crate::tls::check_client_ca_file(path).map_err(|e| Error::Invalid(e.to_string()))
 }
 
 #[cfg(test)]

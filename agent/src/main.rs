@@ -98,7 +98,7 @@ async fn run(flags: Flags) -> anyhow::Result<()> {
     // (a certificate rotation racing the start) does not kill the agent.
     let hangups = hangups();
     let tls = match &config.security {
-        Security::MutualTls(files) => Some(Arc::new(files.load()?)),
+        Security::MutualTls(files) => Some(Arc::new(files.load_detached().await?)),
         Security::Plaintext => None,
     };
     let listener = tokio::net::TcpListener::bind(config.listen)
@@ -162,11 +162,13 @@ async fn run(flags: Flags) -> anyhow::Result<()> {
         None => None,
     };
     tokio::spawn(keep_tls_current(tls.clone(), hangups));
+    let client_ca = tls.as_ref().map(|tls| tls.client_ca());
     Agent::new(
         inspector,
         tls.map(|tls| tls.server_config()),
         config.limits.clone(),
     )
+    .check_client_ca(client_ca)
     .serve(listener, stopped(stopping))
     .await?;
     if let Some(health) = health {
@@ -216,7 +218,7 @@ async fn keep_tls_current(
         };
         while hangups.recv().await.is_some() {
             match &tls {
-                Some(tls) => tls.reload_and_log("SIGHUP"),
+                Some(tls) => tls.reload_and_log("SIGHUP").await,
                 None => tracing::info!("SIGHUP: serving plaintext, no TLS files to reload"),
             }
         }

@@ -182,6 +182,7 @@ pub fn log_fd_limit(limits: &Limits) {
 pub struct Agent {
     inspector: Inspector,
     tls: Option<Arc<rustls::ServerConfig>>,
+    client_ca: Option<crate::tls::ClientCa>,
     limits: Limits,
 }
 
@@ -196,8 +197,18 @@ impl Agent {
         Agent {
             inspector,
             tls,
+            client_ca: None,
             limits,
         }
+    }
+
+    /// Verifies the client certificate of every call against `client_ca`,
+    /// which follows reloads: a connection made under a client CA that was
+    /// replaced since serves no further call (see
+    /// [`crate::tls::ClientCaLayer`]).
+    pub fn check_client_ca(mut self, client_ca: Option<crate::tls::ClientCa>) -> Agent {
+        self.client_ca = client_ca;
+        self
     }
 
     /// Serves on `listener` until `shutdown` completes, then lets calls in
@@ -237,6 +248,7 @@ impl Agent {
             .http2_keepalive_interval(Some(Duration::from_secs(30)))
             .http2_keepalive_timeout(Some(Duration::from_secs(20)))
             .layer(TrackCallsLayer)
+            .layer(crate::tls::ClientCaLayer::new(self.client_ca))
             .layer(edge::CheckRequestsLayer {
                 max_bytes: self.limits.max_request_bytes,
                 audit,

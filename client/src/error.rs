@@ -3,12 +3,13 @@
 //!
 //! Two sources need translating. Call-level errors arrive as gRPC statuses
 //! carrying `google.rpc.ErrorInfo` (domain `hostscope`); their reason names
-//! an `ErrorKind`. Transport and TLS failures arrive as opaque error chains
-//! whose only reliable content is their text (with TLS 1.3 a rejected client
-//! certificate even shows up as `Unknown` on the first call), so they are
-//! classified by the words rustls, hyper and the OS put into them.
+//! an `ErrorKind`. Transport and TLS failures arrive as error chains (with
+//! TLS 1.3 a rejected client certificate even shows up as `Unknown` on the
+//! first call): the chain is walked and its errors recognised by type, the
+//! TLS alert the agent sent, rustls's own verdict on the agent's
+//! certificate, the OS's error kind, hyper's and h2's protocol errors.
 
-use std::{error::Error as StdError, path::PathBuf};
+use std::{error::Error as StdError, io, path::PathBuf};
 
 use hostscope_proto::{self as proto, EnumName};
 use tonic::Code;
@@ -38,6 +39,140 @@ pub enum Peer {
     Http1,
     /// Something that is neither TLS nor HTTP/2, or hung up.
     Other,
+}
+
+/// A gRPC status code, as [`Error::Status`] carries it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum StatusCode {
+    /// OK: not an error; never carried by an [`Error`].
+    Ok,
+    /// CANCELLED.
+    Cancelled,
+    /// UNKNOWN.
+    Unknown,
+    /// INVALID_ARGUMENT.
+    InvalidArgument,
+    /// DEADLINE_EXCEEDED.
+    DeadlineExceeded,
+    /// NOT_FOUND.
+    NotFound,
+    /// ALREADY_EXISTS.
+    AlreadyExists,
+    /// PERMISSION_DENIED.
+    PermissionDenied,
+    /// RESOURCE_EXHAUSTED.
+    ResourceExhausted,
+    /// FAILED_PRECONDITION.
+    FailedPrecondition,
+    /// ABORTED.
+    Aborted,
+    /// OUT_OF_RANGE.
+    OutOfRange,
+    /// UNIMPLEMENTED.
+    Unimplemented,
+    /// INTERNAL.
+    Internal,
+    /// UNAVAILABLE.
+    Unavailable,
+    /// DATA_LOSS.
+    DataLoss,
+    /// UNAUTHENTICATED.
+    Unauthenticated,
+}
+
+impl From<Code> for StatusCode {
+    fn from(code: Code) -> StatusCode {
+        match code {
+            Code::Ok => StatusCode::Ok,
+            Code::Cancelled => StatusCode::Cancelled,
+            Code::Unknown => StatusCode::Unknown,
+            Code::InvalidArgument => StatusCode::InvalidArgument,
+            Code::DeadlineExceeded => StatusCode::DeadlineExceeded,
+            Code::NotFound => StatusCode::NotFound,
+            Code::AlreadyExists => StatusCode::AlreadyExists,
+            Code::PermissionDenied => StatusCode::PermissionDenied,
+            Code::ResourceExhausted => StatusCode::ResourceExhausted,
+            Code::FailedPrecondition => StatusCode::FailedPrecondition,
+            Code::Aborted => StatusCode::Aborted,
+            Code::OutOfRange => StatusCode::OutOfRange,
+            Code::Unimplemented => StatusCode::Unimplemented,
+            Code::Internal => StatusCode::Internal,
+            Code::Unavailable => StatusCode::Unavailable,
+            Code::DataLoss => StatusCode::DataLoss,
+            Code::Unauthenticated => StatusCode::Unauthenticated,
+        }
+    }
+}
+
+/// A TLS alert with which the agent refused this client's certificate (see
+/// [`Error::TlsRefused`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TlsAlert {
+    /// `certificate_expired`: outside its validity period by the agent's
+    /// clock.
+    CertificateExpired,
+    /// `bad_certificate`: malformed, or its signature does not verify.
+    BadCertificate,
+    /// `certificate_revoked`.
+    CertificateRevoked,
+    /// `certificate_unknown`: refused for a reason the agent did not name.
+    CertificateUnknown,
+    /// `access_denied`.
+    AccessDenied,
+    /// Another alert, by its name in rustls.
+    Other(String),
+}
+
+impl TlsAlert {
+    fn from_rustls(alert: rustls::AlertDescription) -> TlsAlert {
+        use rustls::AlertDescription as A;
+        match alert {
+            A::CertificateExpired => TlsAlert::CertificateExpired,
+            A::BadCertificate => TlsAlert::BadCertificate,
+            A::CertificateRevoked => TlsAlert::CertificateRevoked,
+            A::CertificateUnknown => TlsAlert::CertificateUnknown,
+            A::AccessDenied => TlsAlert::AccessDenied,
+            other => TlsAlert::Other(format!("{other:?}")),
+        }
+    }
+
+    /// The alert's label: `certificate-expired`, `bad-certificate`, ...
+    pub fn label(&self) -> &'static str {
+        match self {
+            TlsAlert::CertificateExpired => "certificate-expired",
+            TlsAlert::BadCertificate => "bad-certificate",
+            TlsAlert::CertificateRevoked => "certificate-revoked",
+            TlsAlert::CertificateUnknown => "certificate-unknown",
+            TlsAlert::AccessDenied => "tls-access-denied",
+            TlsAlert::Other(_) => "tls-alert",
+        }
+    }
+
+    fn text(&self, endpoint: &str) -> String {
+        let refused = format!("the agent at {endpoint} refused this client's certificate");
+        match self {
+            TlsAlert::CertificateExpired => format!(
+                "{refused}: it has expired, or is not valid yet, by the agent's clock (check \
+                 both clocks, or issue a new one with `hostscope pki issue --client`)"
+            ),
+            TlsAlert::BadCertificate => format!(
+                "{refused} as bad: malformed, or its signature does not verify against the \
+                 agent's client CA"
+            ),
+            TlsAlert::CertificateRevoked => format!("{refused}: it has been revoked"),
+            TlsAlert::CertificateUnknown => {
+                format!("{refused} without saying why (alert certificate_unknown)")
+            }
+            TlsAlert::AccessDenied => {
+                format!("the agent at {endpoint} denied access during the TLS handshake")
+            }
+            TlsAlert::Other(name) => {
+                format!("the agent at {endpoint} ended the TLS handshake with the alert {name}")
+            }
+        }
+    }
 }
 
 /// Everything that can go wrong talking to an agent, in psutil's terms where
@@ -204,6 +339,46 @@ pub enum Error {
         endpoint: String,
     },
 
+    /// The agent ended the TLS handshake with an alert about this client's
+    /// certificate other than the ones above: expired, revoked, bad.
+    #[error("{}", alert.text(.endpoint))]
+    TlsRefused {
+        /// The endpoint, as `host:port`.
+        endpoint: String,
+        /// The alert the agent sent.
+        alert: TlsAlert,
+    },
+
+    /// The TLS handshake failed on this client's side for a reason other
+    /// than the ones above (the agent's certificate expired, say).
+    #[error("TLS with the agent at {endpoint} failed: {message}")]
+    TlsHandshake {
+        /// The endpoint, as `host:port`.
+        endpoint: String,
+        /// rustls's reason.
+        message: String,
+    },
+
+    /// The agent refused a call on a connection whose client certificate
+    /// it no longer trusts: its client CA was replaced, or the certificate
+    /// expired, after the connection was made. A new connection is refused
+    /// as well.
+    #[error("the agent at {endpoint} no longer trusts this client's certificate: {message}")]
+    Unauthenticated {
+        /// The endpoint, as `host:port`.
+        endpoint: String,
+        /// What the agent said.
+        message: String,
+    },
+
+    /// The agent's answer broke the API's contract (an error that should
+    /// name a pid and does not).
+    #[error("the agent's answer is malformed: {message}")]
+    Protocol {
+        /// What is wrong with it.
+        message: String,
+    },
+
     /// Any other failure to reach or keep talking to the agent.
     #[error("cannot talk to {endpoint}: {message}")]
     Transport {
@@ -215,8 +390,13 @@ pub enum Error {
 
     /// A gRPC status this crate has no better name for, code and message
     /// kept.
-    #[error("the agent answered {:?}: {}", .0.code(), .0.message())]
-    Status(tonic::Status),
+    #[error("the agent answered {code:?}: {message}")]
+    Status {
+        /// The status code.
+        code: StatusCode,
+        /// The status message.
+        message: String,
+    },
 
     /// A local file could not be read or written.
     #[error("{}", .path.display())]
@@ -259,8 +439,8 @@ impl Error {
         )
     }
 
-    /// The wire's `ErrorKind` of this error, for the five kinds the API
-    /// defines; `None` for everything else.
+    /// The wire's `ErrorKind` of this error, for each of the eight kinds
+    /// the API defines; `None` for everything else.
     pub fn kind(&self) -> Option<proto::ErrorKind> {
         use proto::ErrorKind as K;
         match self {
@@ -269,6 +449,9 @@ impl Error {
             Error::AccessDenied { .. } => Some(K::AccessDenied),
             Error::Unsupported { .. } => Some(K::Unsupported),
             Error::Timeout { .. } => Some(K::Timeout),
+            Error::OperatorRequired { .. } => Some(K::OperatorRequired),
+            Error::PidReused { .. } => Some(K::PidReused),
+            Error::ProtectedProcess { .. } => Some(K::ProtectedProcess),
             _ => None,
         }
     }
@@ -294,9 +477,16 @@ impl Error {
             Error::NameMismatch { .. } => "name-mismatch",
             Error::NotTls { .. } => "not-tls",
             Error::NotAClientCertificate { .. } => "not-a-client-certificate",
+            Error::TlsRefused { alert, .. } => alert.label(),
+            Error::TlsHandshake { .. } => "tls-handshake",
+            Error::Unauthenticated { .. } => "unauthenticated",
+            Error::Protocol { .. } => "protocol",
             Error::Transport { .. } => "transport",
-            Error::Status(status) if status.code() == Code::Unavailable => "unavailable",
-            Error::Status(_) => "status",
+            Error::Status {
+                code: StatusCode::Unavailable,
+                ..
+            } => "unavailable",
+            Error::Status { .. } => "status",
             Error::Io { .. } => "io",
             Error::Tls { .. } => "tls-config",
             Error::Pki { .. } => "pki",
@@ -304,13 +494,22 @@ impl Error {
     }
 
     /// Whether trying again may help: the agent was not reachable (gRPC's
-    /// UNAVAILABLE: refused, reset, restarting). TLS and certificate
-    /// failures are not retried: they fail the same way every time.
+    /// UNAVAILABLE: refused, reset, restarting). TLS, certificate and
+    /// authentication failures are never retried: they fail the same way
+    /// every time.
     pub fn is_retryable(&self) -> bool {
         match self {
             Error::ConnectionRefused { .. } | Error::Transport { .. } => true,
-            Error::Status(status) => status.code() == Code::Unavailable,
+            Error::Status { code, .. } => *code == StatusCode::Unavailable,
             _ => false,
+        }
+    }
+
+    /// The status for a code and message of the agent's.
+    fn status(code: Code, message: impl Into<String>) -> Error {
+        Error::Status {
+            code: code.into(),
+            message: message.into(),
         }
     }
 
@@ -351,10 +550,13 @@ impl Error {
             },
             // Call-level kinds that no field error carries.
             K::Unspecified | K::OperatorRequired | K::PidReused | K::ProtectedProcess => {
-                Error::Status(tonic::Status::unknown(format!(
-                    "the agent could not read {field} of process {pid}, for a reason this client \
-                 does not know"
-                )))
+                Error::Protocol {
+                    message: format!(
+                        "the agent could not read {field} of process {pid}, with an error kind \
+                         ({}) that no field error carries",
+                        kind.reason()
+                    ),
+                }
             }
         }
     }
@@ -431,76 +633,91 @@ pub(crate) fn from_status(status: tonic::Status, ctx: &CallContext, pid: Option<
         let meta_u32 = |key: &str| info.metadata.get(key).and_then(|v| v.parse::<u32>().ok());
         let pid = meta_u32("pid").or(pid);
         let message = status.message().to_owned();
-        return match kind {
-            proto::ErrorKind::NoSuchProcess => Error::NoSuchProcess { pid },
-            proto::ErrorKind::ZombieProcess => Error::ZombieProcess {
-                pid: pid.unwrap_or_default(),
+        // These kinds are about one process: without its pid the answer
+        // cannot be acted on.
+        let need_pid = |pid: Option<u32>| {
+            pid.ok_or_else(|| Error::Protocol {
+                message: format!("a {} error that names no pid: {message}", kind.reason()),
+            })
+        };
+        let mapped = match kind {
+            proto::ErrorKind::NoSuchProcess => Ok(Error::NoSuchProcess { pid }),
+            proto::ErrorKind::ZombieProcess => need_pid(pid).map(|pid| Error::ZombieProcess {
+                pid,
                 ppid: meta_u32("ppid"),
                 name: info.metadata.get("name").cloned(),
-            },
-            proto::ErrorKind::AccessDenied => Error::AccessDenied { pid, message },
-            proto::ErrorKind::Unsupported => Error::Unsupported { message },
-            proto::ErrorKind::Timeout => Error::Timeout {
+            }),
+            proto::ErrorKind::AccessDenied => Ok(Error::AccessDenied {
+                pid,
+                message: message.clone(),
+            }),
+            proto::ErrorKind::Unsupported => Ok(Error::Unsupported {
+                message: message.clone(),
+            }),
+            proto::ErrorKind::Timeout => Ok(Error::Timeout {
                 message: format!("the agent timed out: {message}"),
-            },
-            proto::ErrorKind::OperatorRequired => Error::OperatorRequired { message },
-            proto::ErrorKind::PidReused => Error::PidReused {
-                pid: pid.unwrap_or_default(),
-                message,
-            },
-            proto::ErrorKind::ProtectedProcess => Error::ProtectedProcess {
-                pid: pid.unwrap_or_default(),
-                message,
-            },
-            proto::ErrorKind::Unspecified => Error::Status(status),
+            }),
+            proto::ErrorKind::OperatorRequired => Ok(Error::OperatorRequired {
+                message: message.clone(),
+            }),
+            proto::ErrorKind::PidReused => need_pid(pid).map(|pid| Error::PidReused {
+                pid,
+                message: message.clone(),
+            }),
+            proto::ErrorKind::ProtectedProcess => {
+                need_pid(pid).map(|pid| Error::ProtectedProcess {
+                    pid,
+                    message: message.clone(),
+                })
+            }
+            proto::ErrorKind::Unspecified => Ok(Error::status(status.code(), message.clone())),
         };
+        return mapped.unwrap_or_else(|e| e);
     }
+    let message = status.message().to_owned();
     match status.code() {
         Code::NotFound => Error::NoSuchProcess { pid },
-        Code::InvalidArgument => Error::InvalidArgument {
-            message: status.message().to_owned(),
-        },
-        Code::PermissionDenied => Error::AccessDenied {
-            pid,
-            message: status.message().to_owned(),
-        },
-        Code::Unimplemented => Error::Unsupported {
-            message: status.message().to_owned(),
-        },
+        Code::InvalidArgument => Error::InvalidArgument { message },
+        Code::PermissionDenied => Error::AccessDenied { pid, message },
+        Code::Unimplemented => Error::Unsupported { message },
         Code::DeadlineExceeded => Error::Timeout {
-            message: format!("the call timed out: {}", status.message()),
+            message: format!("the call timed out: {message}"),
+        },
+        Code::Unauthenticated => Error::Unauthenticated {
+            endpoint: ctx.endpoint.clone(),
+            message,
         },
         // Transport and TLS failures surface as these codes, with the real
-        // cause somewhere in the source chain or the message.
+        // cause somewhere in the source chain.
         Code::Unknown | Code::Cancelled | Code::Unavailable | Code::Internal => {
-            let message = status.message();
-            // tonic copies the cause's text into the message: say it once.
-            let text = match status.source().map(chain_text) {
-                Some(causes) if causes.starts_with(message) => causes,
-                Some(causes) => format!("{message}: {causes}"),
-                None => message.to_owned(),
+            let Some(source) = status.source() else {
+                return Error::status(status.code(), message);
             };
-            match classify_transport(&text, ctx) {
-                Some(e) => e,
-                // A status with a source was made from a local transport
-                // failure, not sent by the agent: say so, with every cause.
-                None if status.source().is_some() => Error::Transport {
-                    endpoint: ctx.endpoint.clone(),
-                    message: text,
+            if let Some(e) = classify(source, ctx) {
+                return e;
+            }
+            // A status with a source was made from a local transport
+            // failure, not sent by the agent: say so, with every cause
+            // (tonic copies the cause's text into the message: say it once).
+            let causes = chain_text(source);
+            Error::Transport {
+                endpoint: ctx.endpoint.clone(),
+                message: if causes.starts_with(&message) {
+                    causes
+                } else {
+                    format!("{message}: {causes}")
                 },
-                None => Error::Status(status),
             }
         }
-        _ => Error::Status(status),
+        code => Error::status(code, message),
     }
 }
 
 /// Turns a failure to connect into an [`Error`].
 pub(crate) fn from_transport(err: &(dyn StdError + 'static), ctx: &CallContext) -> Error {
-    let text = chain_text(err);
-    classify_transport(&text, ctx).unwrap_or_else(|| Error::Transport {
+    classify(err, ctx).unwrap_or_else(|| Error::Transport {
         endpoint: ctx.endpoint.clone(),
-        message: text,
+        message: chain_text(err),
     })
 }
 
@@ -510,120 +727,158 @@ pub(crate) fn from_transport(err: &(dyn StdError + 'static), ctx: &CallContext) 
 /// inner error and also returns it as the source).
 pub(crate) fn chain_text(err: &(dyn StdError + 'static)) -> String {
     let mut parts: Vec<String> = Vec::new();
-    let mut next = Some(err);
-    while let Some(e) = next {
+    for e in causes(err) {
         let text = e.to_string();
         let repeated = parts.last().is_some_and(|last| last.contains(&text));
         if !text.is_empty() && !repeated {
             parts.push(text);
         }
-        next = e.source();
     }
     parts.join(": ")
 }
 
-/// Recognises TLS and connection failures by the words in their error
-/// chain. The patterns cover rustls's `Display` of its errors and alerts,
-/// hyper's and h2's connection errors, and the OS's texts for refused
-/// connections and unknown host names.
-pub(crate) fn classify_transport(text: &str, ctx: &CallContext) -> Option<Error> {
-    let t = text.to_ascii_lowercase();
-    let has = |needles: &[&str]| needles.iter().any(|n| t.contains(n));
-    let endpoint = ctx.endpoint.clone();
-
-    // Alerts the agent sent: it refused our certificate (or its absence).
-    if has(&["certificaterequired", "certificate required"]) {
-        return Some(Error::NoClientCertificate { endpoint });
-    }
-    // rustls sends this alert for a certificate whose extended key usage
-    // does not fit its use: a server certificate presented by a client.
-    if has(&["alert: unsupportedcertificate"]) {
-        return Some(Error::NotAClientCertificate { endpoint });
-    }
-    if has(&[
-        "alert: unknownca",
-        "alert: badcertificate",
-        "alert: certificateunknown",
-    ]) {
-        return Some(Error::UnknownCa {
-            endpoint,
-            side: RejectedBy::Agent,
-        });
-    }
-    // Our own verification of the agent's certificate.
-    if has(&["not valid for name", "notvalidforname"]) {
-        let name = ctx.server_name.clone().unwrap_or_default();
-        return Some(Error::NameMismatch { endpoint, name });
-    }
-    if has(&[
-        "invalid peer certificate: unknownissuer",
-        "invalid peer certificate: badsignature",
-    ]) {
-        return Some(Error::UnknownCa {
-            endpoint,
-            side: RejectedBy::Client,
-        });
-    }
-    // A TLS client reading plaintext HTTP/2 (the agent's SETTINGS frame is
-    // not a TLS record), or a plaintext client whose preface a TLS agent
-    // could not parse and answered with garbage or a hang-up.
-    if has(&[
-        "corrupt message",
-        "invalidcontenttype",
-        "invalid http version",
-        "frame with invalid size",
-        "invalid preface",
-        "http2 error: connection error detected: frame",
-    ]) {
-        // Which of them it is, the text cannot tell: the probe looks.
-        return Some(Error::NotTls {
-            endpoint,
-            peer: Peer::Other,
-        });
-    }
-    // A plaintext client's preface makes a TLS agent hang up (or answer
-    // with a TLS alert that is no HTTP/2 frame) before the first call
-    // completes.
-    if ctx.server_name.is_none()
-        && has(&[
-            "broken pipe",
-            "connection reset",
-            "unexpected eof",
-            "early eof",
-        ])
+/// The errors of a chain, outermost first: each error's `source()`, except
+/// that an `io::Error` and an `h2::Error` lead to the error they wrap,
+/// which their `source()` skips (an `io::Error` from tokio-rustls wraps the
+/// `rustls::Error` that names the TLS alert). Bounded, in case of a cycle.
+fn causes<'a>(err: &'a (dyn StdError + 'static)) -> Vec<&'a (dyn StdError + 'static)> {
+    const DEEPEST: usize = 32;
+    let mut all = Vec::new();
+    let mut next = Some(err);
+    while let Some(e) = next
+        && all.len() < DEEPEST
     {
-        return Some(Error::NotTls {
-            endpoint,
-            peer: Peer::Other,
-        });
+        all.push(e);
+        let wrapped = if let Some(io) = e.downcast_ref::<io::Error>() {
+            io.get_ref().map(|inner| inner as &(dyn StdError + 'static))
+        } else if let Some(h2) = e.downcast_ref::<h2::Error>() {
+            h2.get_io().map(|io| io as &(dyn StdError + 'static))
+        } else {
+            None
+        };
+        next = wrapped.or_else(|| e.source());
     }
-    if has(&["connection refused"]) {
-        return Some(Error::ConnectionRefused { endpoint });
+    all
+}
+
+/// Recognises TLS and connection failures by the types in their error
+/// chain: rustls's errors (the agent's alert, or this client's verdict on
+/// the agent's certificate) first, as the most specific; then the OS's
+/// error kinds, timeouts, and hyper's and h2's protocol errors.
+pub(crate) fn classify(err: &(dyn StdError + 'static), ctx: &CallContext) -> Option<Error> {
+    let causes = causes(err);
+    if let Some(tls) = causes
+        .iter()
+        .find_map(|e| e.downcast_ref::<rustls::Error>())
+    {
+        return Some(from_rustls(tls, ctx));
     }
-    if has(&[
-        "dns error",
-        "failed to lookup address",
-        "name or service not known",
-        "nodename nor servname",
-        "no address associated",
-        "temporary failure in name resolution",
-    ]) {
-        return Some(Error::Resolve {
-            endpoint,
-            message: text.to_owned(),
-        });
-    }
-    if has(&[
-        "handshaketimeout",
-        "handshake timed out",
-        "timed out",
-        "deadline has elapsed",
-    ]) {
-        return Some(Error::Timeout {
-            message: format!("connecting to {endpoint}: {text}"),
-        });
+    let endpoint = ctx.endpoint.clone();
+    let not_tls = || Error::NotTls {
+        endpoint: ctx.endpoint.clone(),
+        peer: Peer::Other,
+    };
+    let timeout = || Error::Timeout {
+        message: format!("connecting to {}: {}", ctx.endpoint, chain_text(err)),
+    };
+    for e in &causes {
+        if let Some(io) = e.downcast_ref::<io::Error>() {
+            match io.kind() {
+                io::ErrorKind::ConnectionRefused => {
+                    return Some(Error::ConnectionRefused { endpoint });
+                }
+                io::ErrorKind::TimedOut => return Some(timeout()),
+                // A plaintext client's preface makes a TLS agent hang up
+                // (or answer with a TLS alert that is no HTTP/2 frame)
+                // before the first call completes.
+                io::ErrorKind::BrokenPipe
+                | io::ErrorKind::ConnectionReset
+                | io::ErrorKind::ConnectionAborted
+                | io::ErrorKind::UnexpectedEof
+                    if ctx.server_name.is_none() =>
+                {
+                    return Some(not_tls());
+                }
+                _ => {}
+            }
+        }
+        if e.is::<tonic::TimeoutExpired>() || e.is::<tokio::time::error::Elapsed>() {
+            return Some(timeout());
+        }
+        // What a TLS agent's records, or an HTTP/1 server's status line,
+        // look like to HTTP/2: frames of an impossible size or type. Which
+        // of them it is, the error cannot tell: the probe looks.
+        if let Some(h2) = e.downcast_ref::<h2::Error>()
+            && !h2.is_remote()
+            && matches!(
+                h2.reason(),
+                Some(h2::Reason::FRAME_SIZE_ERROR | h2::Reason::PROTOCOL_ERROR)
+            )
+        {
+            return Some(not_tls());
+        }
+        if let Some(hyper) = e.downcast_ref::<hyper::Error>() {
+            if hyper.is_parse() {
+                return Some(not_tls());
+            }
+            if hyper.is_timeout() {
+                return Some(timeout());
+            }
+        }
+        // hyper-util's connector does not export its error type: a failed
+        // name lookup is known only by that error's fixed text.
+        if e.to_string() == "dns error" {
+            return Some(Error::Resolve {
+                endpoint,
+                message: chain_text(err),
+            });
+        }
     }
     None
+}
+
+/// The error for a TLS failure rustls reported.
+fn from_rustls(err: &rustls::Error, ctx: &CallContext) -> Error {
+    use rustls::{AlertDescription as A, CertificateError as C, Error as R};
+    let endpoint = ctx.endpoint.clone();
+    match err {
+        // Alerts the agent sent: it refused this client's certificate (or
+        // its absence).
+        R::AlertReceived(A::CertificateRequired) => Error::NoClientCertificate { endpoint },
+        // rustls sends this alert for a certificate whose extended key
+        // usage does not fit its use: a server certificate presented by a
+        // client.
+        R::AlertReceived(A::UnsupportedCertificate) => Error::NotAClientCertificate { endpoint },
+        R::AlertReceived(A::UnknownCA) => Error::UnknownCa {
+            endpoint,
+            side: RejectedBy::Agent,
+        },
+        R::AlertReceived(alert) => Error::TlsRefused {
+            endpoint,
+            alert: TlsAlert::from_rustls(*alert),
+        },
+        // This client's own verification of the agent's certificate.
+        R::InvalidCertificate(C::UnknownIssuer | C::BadSignature) => Error::UnknownCa {
+            endpoint,
+            side: RejectedBy::Client,
+        },
+        R::InvalidCertificate(C::NotValidForName | C::NotValidForNameContext { .. }) => {
+            Error::NameMismatch {
+                endpoint,
+                name: ctx.server_name.clone().unwrap_or_default(),
+            }
+        }
+        // A TLS client reading plaintext HTTP/2: the agent's SETTINGS frame
+        // is not a TLS record.
+        R::InvalidMessage(_) => Error::NotTls {
+            endpoint,
+            peer: Peer::Other,
+        },
+        other => Error::TlsHandshake {
+            endpoint,
+            message: other.to_string(),
+        },
+    }
 }
 
 #[cfg(test)]
@@ -654,9 +909,10 @@ mod tests {
     }
 
     /// A status as tonic makes it from a transport failure: a generic code
-    /// and message, the real cause in the source chain.
-    fn transport_status(code: Code, cause: &str) -> tonic::Status {
-        let io = std::io::Error::new(std::io::ErrorKind::InvalidData, cause.to_owned());
+    /// and message, the real cause in the source chain, wrapped in an
+    /// `io::Error` as tokio-rustls wraps rustls's errors.
+    fn transport_status(code: Code, cause: rustls::Error) -> tonic::Status {
+        let io = io::Error::new(io::ErrorKind::InvalidData, cause);
         let mut status = tonic::Status::new(code, "transport error");
         status.set_source(Arc::new(io));
         status
@@ -738,10 +994,22 @@ mod tests {
         );
         let e = from_status(tonic::Status::resource_exhausted("busy"), &ctx(), None);
         assert!(
-            matches!(&e, Error::Status(s) if s.code() == Code::ResourceExhausted),
+            matches!(
+                &e,
+                Error::Status {
+                    code: StatusCode::ResourceExhausted,
+                    ..
+                }
+            ),
             "{e:?}"
         );
         assert!(e.to_string().contains("ResourceExhausted: busy"), "{e}");
+        let e = from_status(tonic::Status::unauthenticated("CA replaced"), &ctx(), None);
+        assert!(
+            matches!(&e, Error::Unauthenticated { message, .. } if message == "CA replaced"),
+            "{e:?}"
+        );
+        assert!(!e.is_retryable());
     }
 
     #[test]
@@ -756,9 +1024,45 @@ mod tests {
     }
 
     #[test]
+    fn every_wire_kind_maps_to_its_error_and_back() {
+        use proto::ErrorKind as K;
+        let kinds = [
+            (Code::NotFound, K::NoSuchProcess),
+            (Code::NotFound, K::ZombieProcess),
+            (Code::PermissionDenied, K::AccessDenied),
+            (Code::Unimplemented, K::Unsupported),
+            (Code::DeadlineExceeded, K::Timeout),
+            (Code::PermissionDenied, K::OperatorRequired),
+            (Code::FailedPrecondition, K::PidReused),
+            (Code::FailedPrecondition, K::ProtectedProcess),
+        ];
+        for (code, kind) in kinds {
+            let reason = kind.reason();
+            let e = from_status(rich(code, reason, &[("pid", "9")]), &ctx(), None);
+            assert_eq!(e.kind(), Some(kind), "{reason}: {e:?}");
+        }
+    }
+
+    #[test]
+    fn a_kind_about_one_process_without_its_pid_is_a_protocol_error() {
+        for reason in ["ZOMBIE_PROCESS", "PID_REUSED", "PROTECTED_PROCESS"] {
+            let e = from_status(rich(Code::FailedPrecondition, reason, &[]), &ctx(), None);
+            assert!(
+                matches!(&e, Error::Protocol { message } if message.contains("names no pid")),
+                "{reason}: {e:?}"
+            );
+            assert_eq!(e.label(), "protocol");
+            // The pid of the call stands in when the details lack one.
+            let e = from_status(rich(Code::FailedPrecondition, reason, &[]), &ctx(), Some(4));
+            assert!(e.kind().is_some(), "{reason}: {e:?}");
+        }
+    }
+
+    #[test]
     fn tls_alerts_on_the_first_call_become_clear_errors() {
+        use rustls::{AlertDescription as A, Error::AlertReceived};
         let e = from_status(
-            transport_status(Code::Unknown, "received fatal alert: CertificateRequired"),
+            transport_status(Code::Unknown, AlertReceived(A::CertificateRequired)),
             &ctx(),
             None,
         );
@@ -766,36 +1070,62 @@ mod tests {
 
         // An agent's certificate presented as the client's.
         let e = from_status(
-            transport_status(
-                Code::Unknown,
-                "received fatal alert: UnsupportedCertificate",
-            ),
+            transport_status(Code::Unknown, AlertReceived(A::UnsupportedCertificate)),
             &ctx(),
             None,
         );
         assert!(matches!(e, Error::NotAClientCertificate { .. }), "{e:?}");
         assert!(e.to_string().contains("pki issue --client"), "{e}");
 
-        for alert in ["UnknownCA", "BadCertificate"] {
-            let text = format!("received fatal alert: {alert}");
-            let e = from_status(transport_status(Code::Cancelled, &text), &ctx(), None);
-            assert!(
-                matches!(
-                    e,
-                    Error::UnknownCa {
-                        side: RejectedBy::Agent,
-                        ..
-                    }
-                ),
-                "{alert}: {e:?}"
+        let e = from_status(
+            transport_status(Code::Cancelled, AlertReceived(A::UnknownCA)),
+            &ctx(),
+            None,
+        );
+        assert!(
+            matches!(
+                e,
+                Error::UnknownCa {
+                    side: RejectedBy::Agent,
+                    ..
+                }
+            ),
+            "{e:?}"
+        );
+        assert_eq!(e.label(), "unknown-ca");
+
+        let labels = [
+            (A::CertificateExpired, "certificate-expired"),
+            (A::BadCertificate, "bad-certificate"),
+            (A::CertificateRevoked, "certificate-revoked"),
+            (A::CertificateUnknown, "certificate-unknown"),
+            (A::HandshakeFailure, "tls-alert"),
+        ];
+        for (alert, label) in labels {
+            let e = from_status(
+                transport_status(Code::Unavailable, AlertReceived(alert)),
+                &ctx(),
+                None,
             );
+            assert!(matches!(e, Error::TlsRefused { .. }), "{alert:?}: {e:?}");
+            assert_eq!(e.label(), label);
+            assert!(!e.is_retryable(), "{alert:?}");
         }
+        let e = from_status(
+            transport_status(Code::Unknown, AlertReceived(A::CertificateExpired)),
+            &ctx(),
+            None,
+        );
+        assert!(e.to_string().contains("expired"), "{e}");
     }
 
     #[test]
     fn our_own_verification_failures_become_clear_errors() {
+        use rustls::{CertificateError as C, Error::InvalidCertificate};
         let c = ctx();
-        let e = classify_transport("invalid peer certificate: UnknownIssuer", &c);
+        let classify_io =
+            |e: rustls::Error| classify(&io::Error::new(io::ErrorKind::InvalidData, e), &c);
+        let e = classify_io(InvalidCertificate(C::UnknownIssuer));
         assert!(
             matches!(
                 e,
@@ -806,38 +1136,54 @@ mod tests {
             ),
             "{e:?}"
         );
-        let e = classify_transport(
-            "invalid peer certificate: certificate not valid for name \"web1\"; certificate \
-             is only valid for DnsName(\"web2\")",
-            &c,
-        );
+        let e = classify_io(InvalidCertificate(C::NotValidForName));
         assert!(
             matches!(&e, Some(Error::NameMismatch { name, .. }) if name == "web1"),
             "{e:?}"
         );
-        let e = classify_transport("received corrupt message of type InvalidContentType", &c);
+        let e = classify_io(rustls::Error::InvalidMessage(
+            rustls::InvalidMessage::InvalidContentType,
+        ));
         assert!(matches!(e, Some(Error::NotTls { .. })), "{e:?}");
+        // The agent's certificate has expired: a TLS failure, not retried.
+        let e = classify_io(InvalidCertificate(C::Expired)).expect("a TLS failure");
+        assert_eq!(e.label(), "tls-handshake");
+        assert!(!e.is_retryable());
     }
 
     #[test]
     fn connection_failures_become_clear_errors() {
         let c = ctx();
-        let e = classify_transport("tcp connect error: Connection refused (os error 111)", &c);
+        let refused = io::Error::from(io::ErrorKind::ConnectionRefused);
+        let e = classify(&Layer("tcp connect error", Some(Box::new(refused))), &c);
         assert!(
-            matches!(&e, Some(Error::ConnectionRefused { endpoint }) if endpoint == "web1:7443")
+            matches!(&e, Some(Error::ConnectionRefused { endpoint }) if endpoint == "web1:7443"),
+            "{e:?}"
         );
-        let e = classify_transport(
-            "dns error: failed to lookup address information: Name or service not known",
-            &c,
-        );
+        let lookup = io::Error::other("failed to lookup address information: Name unknown");
+        let e = classify(&Layer("dns error", Some(Box::new(lookup))), &c);
         assert!(matches!(e, Some(Error::Resolve { .. })), "{e:?}");
-        assert!(classify_transport("something else entirely", &c).is_none());
+        // The words alone no longer decide anything.
+        assert!(classify(&io::Error::other("connection refused"), &c).is_none());
+        assert!(classify(&Layer("something else entirely", None), &c).is_none());
         // Said once: the label names the kind, the text says it timed out.
-        let e = classify_transport("handshake timed out", &c).expect("timeout");
+        let e = classify(
+            &io::Error::new(io::ErrorKind::TimedOut, "handshake timed out"),
+            &c,
+        )
+        .expect("timeout");
         assert_eq!(
             e.to_string(),
             "connecting to web1:7443: handshake timed out"
         );
+        // A plaintext client that a TLS agent hangs up on.
+        let plain = CallContext {
+            server_name: None,
+            ..ctx()
+        };
+        let e = classify(&io::Error::from(io::ErrorKind::BrokenPipe), &plain);
+        assert!(matches!(e, Some(Error::NotTls { .. })), "{e:?}");
+        assert!(classify(&io::Error::from(io::ErrorKind::BrokenPipe), &c).is_none());
     }
 
     #[test]
@@ -852,7 +1198,16 @@ mod tests {
             "{e:?}"
         );
         let e = from_status(tonic::Status::unknown("handler panicked"), &ctx(), None);
-        assert!(matches!(e, Error::Status(_)), "{e:?}");
+        assert!(
+            matches!(
+                e,
+                Error::Status {
+                    code: StatusCode::Unknown,
+                    ..
+                }
+            ),
+            "{e:?}"
+        );
 
         let outer = std::io::Error::other("the wire caught fire");
         let e = from_transport(&outer, &ctx());
@@ -865,7 +1220,7 @@ mod tests {
     /// An error with a message and an optional cause, as hyper and tonic
     /// nest theirs.
     #[derive(Debug)]
-    struct Layer(&'static str, Option<Box<Layer>>);
+    struct Layer(&'static str, Option<Box<dyn StdError + Send + Sync>>);
 
     impl fmt::Display for Layer {
         fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

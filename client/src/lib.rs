@@ -41,7 +41,7 @@ mod tls;
 pub use hostscope_proto as proto;
 
 pub use client::{Client, EventStream, ProcessStream};
-pub use error::{Error, Peer, RejectedBy};
+pub use error::{Error, Peer, RejectedBy, StatusCode, TlsAlert};
 pub use process::Process;
 pub use tls::TlsConfig;
 

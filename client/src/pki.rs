@@ -163,7 +163,7 @@ pub fn issue(dir: &Path, name: &str, role: CertRole, sans: &[String]) -> Result<
 
 /// The CA's parameters as far as signing needs them: its name, derived
 /// from its key, and what it may do.
-fn ca_params(key: &KeyPair) -> CertificateParams {
+pub(crate) fn ca_params(key: &KeyPair) -> CertificateParams {
     let mut params = CertificateParams::default();
     let id: String = params
         .key_identifier(key)

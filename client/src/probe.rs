@@ -21,7 +21,7 @@ use rustls::{ClientConfig, ClientConnection, pki_types::ServerName};
 
 use crate::{
     Error,
-    error::{CallContext, Peer, chain_text, classify_transport},
+    error::{CallContext, Peer, classify},
 };
 
 /// How long the probe waits to connect, and for each answer.
@@ -48,8 +48,8 @@ pub(crate) struct Probe {
 enum Outcome {
     /// The agent answered as it should: the failure lies elsewhere.
     Answered,
-    /// The conversation failed, with this text.
-    Failed(String),
+    /// The conversation failed, with these errors (most telling last).
+    Failed(Vec<io::Error>),
     /// What answered speaks something other than this client.
     Speaks(Peer),
 }
@@ -95,7 +95,7 @@ impl Probe {
         match self.attempt() {
             Outcome::Answered => None,
             Outcome::Speaks(peer) => Some(not_tls(peer)),
-            Outcome::Failed(text) => match classify_transport(&text, ctx) {
+            Outcome::Failed(errors) => match errors.iter().rev().find_map(|e| classify(e, ctx)) {
                 // A TLS handshake that met no TLS: look at what did answer.
                 Some(Error::NotTls {
                     peer: Peer::Other, ..
@@ -135,11 +135,12 @@ impl Probe {
     fn connect(&self) -> Result<TcpStream, Outcome> {
         let addr = match self.authority.to_socket_addrs().map(|mut a| a.next()) {
             Ok(Some(addr)) => addr,
-            Ok(None) => return Err(Outcome::Failed("dns error: no address".to_owned())),
-            Err(e) => return Err(Outcome::Failed(format!("dns error: {e}"))),
+            // The failed connection's own error says as much: nothing
+            // clearer is found here.
+            Ok(None) | Err(_) => return Err(Outcome::Answered),
         };
         let tcp = TcpStream::connect_timeout(&addr, PROBE_TIMEOUT)
-            .map_err(|e| Outcome::Failed(e.to_string()))?;
+            .map_err(|e| Outcome::Failed(vec![e]))?;
         if tcp.set_read_timeout(Some(PROBE_TIMEOUT)).is_err()
             || tcp.set_write_timeout(Some(PROBE_TIMEOUT)).is_err()
         {
@@ -165,7 +166,7 @@ fn tls_attempt(
     let written = stream.write_all(H2_PREFACE).and_then(|()| stream.flush());
     let mut answer = [0u8; 64];
     let read = stream.read(&mut answer);
-    let mut texts = Vec::new();
+    let mut errors = Vec::new();
     for result in [written.map(drop), read.map(drop)] {
         if let Err(e) = result
             && !matches!(
@@ -173,12 +174,12 @@ fn tls_attempt(
                 io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
             )
         {
-            texts.push(chain_text(&e));
+            errors.push(e);
         }
     }
-    match texts.is_empty() {
+    match errors.is_empty() {
         true => Outcome::Answered,
-        false => Outcome::Failed(texts.join("; ")),
+        false => Outcome::Failed(errors),
     }
 }
 
@@ -340,6 +341,55 @@ mod tests {
             .explain(vague(&endpoint), &ctx(&endpoint, true))
             .await;
         assert!(matches!(err, Error::NoClientCertificate { .. }), "{err:?}");
+    }
+
+    #[tokio::test]
+    async fn an_expired_client_certificate_is_named_by_the_agents_alert() {
+        use rcgen::{CertificateParams, Issuer, KeyPair, date_time_ymd};
+        let dir = fleet();
+        let endpoint = mtls_server(dir.path());
+        let ca_key = KeyPair::from_pem(
+            &std::fs::read_to_string(dir.path().join("ca-key.pem")).expect("key"),
+        )
+        .expect("CA key");
+        let issuer = Issuer::new(pki::ca_params(&ca_key), ca_key);
+        let key = KeyPair::generate().expect("key");
+        let mut params = CertificateParams::new(vec!["alice".to_owned()]).expect("params");
+        params.not_before = date_time_ymd(2020, 1, 1);
+        params.not_after = date_time_ymd(2021, 1, 1);
+        let cert = params.signed_by(&key, &issuer).expect("sign");
+        // Built by hand: the client's own checks refuse the certificate
+        // before dialling, and this is the agent's verdict on it.
+        let mut roots = RootCertStore::empty();
+        roots
+            .add(CertificateDer::from_pem_file(dir.path().join("ca.pem")).expect("ca"))
+            .expect("root");
+        let config =
+            ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+                .with_safe_default_protocol_versions()
+                .expect("versions")
+                .with_root_certificates(roots)
+                .with_client_auth_cert(
+                    vec![cert.der().clone()],
+                    PrivateKeyDer::from_pem_slice(key.serialize_pem().as_bytes()).expect("key"),
+                )
+                .expect("client config");
+        let name = ServerName::try_from("127.0.0.1").expect("name");
+        let err = Probe::new(endpoint.clone(), Some((Arc::new(config), name)))
+            .explain(vague(&endpoint), &ctx(&endpoint, true))
+            .await;
+        assert!(
+            matches!(
+                &err,
+                Error::TlsRefused {
+                    alert: crate::TlsAlert::CertificateExpired,
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        assert_eq!(err.label(), "certificate-expired");
+        assert!(!err.is_retryable());
     }
 
     /// What a plaintext probe makes of a vague failure at `endpoint`.

@@ -299,7 +299,7 @@ mod tests {
         assert_eq!(e.kind(), Some(K::Unsupported));
         assert!(e.to_string().contains("io_counters"), "{e}");
         // A kind this client does not know is still an error, not a value.
-        assert!(matches!(p.num_fds(), Err(Error::Status(_))));
+        assert!(matches!(p.num_fds(), Err(Error::Protocol { .. })));
     }
 
     #[test]

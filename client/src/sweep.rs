@@ -797,9 +797,11 @@ async fn signal_all<A: Agent>(
         .into_iter()
         .map(|r| {
             r.unwrap_or_else(|| {
-                Err(Error::Status(tonic::Status::internal(
-                    "the task sending the signal failed; it may or may not have been sent",
-                )))
+                Err(Error::Status {
+                    code: crate::StatusCode::Internal,
+                    message: "the task sending the signal failed; it may or may not have been sent"
+                        .to_owned(),
+                })
             })
         })
         .collect()

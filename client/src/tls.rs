@@ -5,6 +5,7 @@
 use std::{
     path::Path,
     sync::{Arc, Once},
+    time::{SystemTime, UNIX_EPOCH},
 };
 
 use rustls::{
@@ -69,6 +70,7 @@ impl TlsConfig {
                     &key.display().to_string(),
                 )?;
                 check_client_usage(&cert_pem, &cert.display().to_string())?;
+                check_validity(&cert_pem, &cert.display().to_string(), SystemTime::now())?;
                 Some((cert_pem, key_pem))
             }
             (None, None) => None,
@@ -98,6 +100,7 @@ impl TlsConfig {
             check_certificates(cert, "the client certificate")?;
             check_key(key, "the client key")?;
             check_pair(cert, key, "the client certificate", "the client key")?;
+            check_validity(cert, "the client certificate", SystemTime::now())?;
         }
         Ok(())
     }
@@ -225,6 +228,44 @@ fn check_client_usage(pem: &[u8], what: &str) -> Result<(), Error> {
     }
 }
 
+/// Fails when the first certificate in `pem` is outside its validity
+/// period at `now`: agents refuse it with an alert that, under TLS 1.3,
+/// often reaches the client only as a broken connection.
+fn check_validity(pem: &[u8], what: &str, now: SystemTime) -> Result<(), Error> {
+    use x509_parser::prelude::FromDer;
+    let Some(Ok(der)) = CertificateDer::pem_slice_iter(pem).next() else {
+        return Ok(());
+    };
+    let Ok((_, cert)) = x509_parser::certificate::X509Certificate::from_der(&der) else {
+        // rustls parses it again when connecting and says what is wrong.
+        return Ok(());
+    };
+    let now = now
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+    let validity = cert.validity();
+    let date = |t: x509_parser::time::ASN1Time| t.to_rfc2822().unwrap_or_else(|e| e);
+    if validity.not_after.timestamp() < now {
+        return Err(Error::Tls {
+            message: format!(
+                "{what} expired on {}: agents refuse it; issue a new one with `hostscope pki \
+                 issue --client`",
+                date(validity.not_after)
+            ),
+        });
+    }
+    if validity.not_before.timestamp() > now {
+        return Err(Error::Tls {
+            message: format!(
+                "{what} is not valid yet: its validity starts on {} (is this host's clock \
+                 right?); agents refuse it until then",
+                date(validity.not_before)
+            ),
+        });
+    }
+    Ok(())
+}
+
 /// Installs ring as rustls's process-wide crypto provider, once, so that
 /// library users need not. If the application installed one already, that
 /// one stays.
@@ -316,5 +357,50 @@ mod tests {
                 && text.contains("pki issue --client"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn an_expired_or_future_client_certificate_is_refused_before_dialling() {
+        use rcgen::{CertificateParams, IsCa, Issuer, KeyPair, date_time_ymd};
+        let dir = tempfile::tempdir().expect("tempdir");
+        crate::pki::init(dir.path(), false).expect("init");
+        let path = |f: &str| dir.path().join(f);
+        let ca_key = KeyPair::from_pem(&std::fs::read_to_string(path("ca-key.pem")).expect("key"))
+            .expect("CA key");
+        let ca_cert = std::fs::read_to_string(path("ca.pem")).expect("ca");
+        let issuer = Issuer::new(crate::pki::ca_params(&ca_key), ca_key);
+        let cases = [
+            ("old", (2020, 2021), "expired on"),
+            ("new", (2090, 2091), "is not valid yet"),
+        ];
+        for (name, (from, until), says) in cases {
+            let key = KeyPair::generate().expect("key");
+            let mut params = CertificateParams::new(vec![name.to_owned()]).expect("params");
+            params.is_ca = IsCa::NoCa;
+            params.not_before = date_time_ymd(from, 1, 1);
+            params.not_after = date_time_ymd(until, 1, 1);
+            let cert = params.signed_by(&key, &issuer).expect("sign");
+            std::fs::write(path(&format!("{name}.pem")), cert.pem()).expect("write");
+            std::fs::write(path(&format!("{name}-key.pem")), key.serialize_pem()).expect("write");
+            let e = TlsConfig::from_files(
+                &path("ca.pem"),
+                Some(&path(&format!("{name}.pem"))),
+                Some(&path(&format!("{name}-key.pem"))),
+            )
+            .expect_err("refused");
+            let text = e.to_string();
+            assert!(
+                text.contains(&format!("{name}.pem")) && text.contains(says),
+                "{text}"
+            );
+            // PEM handed over directly is checked the same way.
+            let tls = TlsConfig {
+                ca_pem: ca_cert.clone().into_bytes(),
+                identity: Some((cert.pem().into_bytes(), key.serialize_pem().into_bytes())),
+                server_name: None,
+            };
+            let e = tls.check().expect_err("refused");
+            assert!(e.to_string().contains(says), "{e}");
+        }
     }
 }

@@ -1,9 +1,9 @@
 //! Certificate and CA rotation without a restart: the agent's TLS files are
 //! replaced as an operator or a Kubernetes secret update would replace
-//! them, and new handshakes see the new files while a connection made
-//! before goes on. A rotation to a second, unrelated fleet CA makes both
-//! visible at once: an old client could not reconnect, so its calls after
-//! the rotation prove its connection survived.
+//! them, and new handshakes see the new files. A rotation to a second,
+//! unrelated fleet CA ends the old fleet's access whichever way it comes
+//! back: a new handshake is refused, a TLS session made before cannot be
+//! resumed, and a connection made before serves no further call.
 //!
 //! The last test runs the real `hostscope-agent` binary and rotates with
 //! SIGHUP; [`AgentProcess`] and [`agent_binary`] serve the privileges tests
@@ -23,7 +23,7 @@ use hostscope_agent::{
     backend,
     server::{Agent, Limits},
     service::{Inspector, Options},
-    tls::{Reloaded, TlsFiles},
+    tls::{ReloadableTls, Reloaded, TlsFiles},
 };
 use hostscope_client::{Client, Error};
 use hostscope_integration::Pki;
@@ -161,18 +161,19 @@ struct InProcess {
 }
 
 impl InProcess {
-    async fn start(tls: Arc<rustls::ServerConfig>) -> InProcess {
+    /// Serves `tls`, checking every call's client certificate against its
+    /// client CA in force, as the agent binary does.
+    async fn start(tls: &ReloadableTls) -> InProcess {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("local addr");
         let backend = backend::native("/proc".into(), "/sys".into()).expect("backend");
         let inspector = Inspector::new(Arc::from(backend), Options::default());
         let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(Agent::new(inspector, Some(tls), Limits::default()).serve(
-            listener,
-            async {
-                let _ = stopped.await;
-            },
-        ));
+        let agent = Agent::new(inspector, Some(tls.server_config()), Limits::default())
+            .check_client_ca(Some(tls.client_ca()));
+        let task = tokio::spawn(agent.serve(listener, async {
+            let _ = stopped.await;
+        }));
         InProcess {
             addr,
             stop: Some(stop),
@@ -190,11 +191,11 @@ impl Drop for InProcess {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn new_handshakes_use_rotated_files_while_established_connections_continue() {
+async fn new_handshakes_use_rotated_files_and_a_replaced_ca_serves_no_further_call() {
     let first = Pki::new();
     let live = LiveFiles::from(&first);
     let tls = Arc::new(live.files().load().expect("load TLS files"));
-    let agent = InProcess::start(tls.server_config()).await;
+    let agent = InProcess::start(&tls).await;
     let watching = tokio::spawn({
         let tls = Arc::clone(&tls);
         async move { tls.watch_files(Duration::from_millis(50)).await }
@@ -221,12 +222,19 @@ async fn new_handshakes_use_rotated_files_while_established_connections_continue
         .expect_err("a new connection from the old fleet");
     assert!(matches!(refused, Error::UnknownCa { .. }), "{refused:?}");
 
-    // The connection made before the rotation goes on.
-    let host = old_client
+    // The connection made before the rotation is still open, but its
+    // client's certificate is checked again on every call, against the
+    // client CA in force.
+    let refused = old_client
         .host()
         .await
-        .expect("the established connection still serves");
-    assert!(!host.hostname.is_empty());
+        .expect_err("a call from the old fleet on its established connection");
+    assert!(
+        matches!(refused, Error::Unauthenticated { .. }),
+        "{refused:?}"
+    );
+    assert_eq!(refused.label(), "unauthenticated");
+    assert!(!refused.is_retryable());
     watching.abort();
 }
 
@@ -238,7 +246,7 @@ async fn bad_new_files_are_refused_and_the_served_certificate_stays() {
     let live = LiveFiles::from(&first);
     let files = live.files();
     let tls = live.files().load().expect("load TLS files");
-    let agent = InProcess::start(tls.server_config()).await;
+    let agent = InProcess::start(&tls).await;
     assert_eq!(tls.reload().expect("same files"), Reloaded::Unchanged);
 
     let key = std::fs::read(second.path("agent-key.pem")).expect("key");
@@ -268,7 +276,7 @@ async fn bad_new_files_are_refused_and_the_served_certificate_stays() {
     // The refusal is logged with the file and the reason.
     live.install(&first);
     live.write("agent.pem", b"not PEM at all");
-    tls.reload_and_log("test");
+    tls.reload_and_log("test").await;
     let cert_path = files.cert.display().to_string();
     hostscope_integration::wait_for(LIMIT, || {
         String::from_utf8_lossy(&logs.lock().expect("log buffer"))
@@ -312,6 +320,180 @@ async fn sighup_makes_the_agent_binary_serve_rotated_files() {
     first_call(agent.addr, &second)
         .await
         .expect("the rotated agent serves the new fleet");
+}
+
+// === sessions made under a replaced client CA ===
+
+/// A rustls client configuration of `pki`'s fleet that keeps the TLS
+/// sessions it is given in its own store, and offers them again.
+fn resuming_client(pki: &Pki) -> Arc<rustls::ClientConfig> {
+    let mut roots = rustls::RootCertStore::empty();
+    for ca in CertificateDer::pem_file_iter(pki.path("ca.pem")).expect("ca.pem") {
+        roots.add(ca.expect("CA PEM")).expect("CA");
+    }
+    let chain = CertificateDer::pem_file_iter(pki.path("client.pem"))
+        .expect("client.pem")
+        .collect::<Result<Vec<_>, _>>()
+        .expect("client PEM");
+    let key = PrivateKeyDer::from_pem_file(pki.path("client-key.pem")).expect("client key");
+    let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_protocol_versions(&[&rustls::version::TLS13])
+    .expect("TLS 1.3")
+    .with_root_certificates(roots)
+    .with_client_auth_cert(chain, key)
+    .expect("client identity");
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    config.resumption = rustls::client::Resumption::store(Arc::new(
+        rustls::client::ClientSessionMemoryCache::new(16),
+    ));
+    Arc::new(config)
+}
+
+/// Connects to `addr` with `config` and calls GetHost over HTTP/2 by hand.
+/// Returns how the handshake went (full or resumed) once it completed, and
+/// the call's grpc-status, or what failed.
+async fn get_host_with(
+    addr: SocketAddr,
+    config: &Arc<rustls::ClientConfig>,
+) -> (Option<rustls::HandshakeKind>, Result<String, String>) {
+    use tonic::codegen::{Bytes, http};
+    let tcp = match tokio::net::TcpStream::connect(addr).await {
+        Ok(tcp) => tcp,
+        Err(e) => return (None, Err(format!("connect: {e}"))),
+    };
+    let name = ServerName::try_from("localhost").expect("server name");
+    let tls = match tokio_rustls::TlsConnector::from(Arc::clone(config))
+        .connect(name, tcp)
+        .await
+    {
+        Ok(tls) => tls,
+        Err(e) => return (None, Err(format!("TLS handshake: {e}"))),
+    };
+    let kind = tls.get_ref().1.handshake_kind();
+    let call = async {
+        let (mut send, connection) = h2::client::handshake(tls)
+            .await
+            .map_err(|e| format!("HTTP/2 handshake: {e}"))?;
+        let driver = tokio::spawn(async move {
+            let _ = connection.await;
+        });
+        let request = http::Request::builder()
+            .method("POST")
+            .uri("https://localhost/hostscope.v1.HostInspector/GetHost")
+            .header("content-type", "application/grpc")
+            .header("te", "trailers")
+            .body(())
+            .expect("request");
+        let (response, mut body) = send
+            .send_request(request, false)
+            .map_err(|e| format!("request: {e}"))?;
+        body.send_data(Bytes::from_static(&[0, 0, 0, 0, 0]), true)
+            .map_err(|e| format!("request body: {e}"))?;
+        let response = response.await.map_err(|e| format!("response: {e}"))?;
+        let (head, mut body) = response.into_parts();
+        let mut fields = head.headers;
+        if fields.get("grpc-status").is_none() {
+            while let Some(data) = body.data().await {
+                let data = data.map_err(|e| format!("response body: {e}"))?;
+                let _ = body.flow_control().release_capacity(data.len());
+            }
+            fields = body
+                .trailers()
+                .await
+                .map_err(|e| format!("trailers: {e}"))?
+                .ok_or("no trailers")?;
+        }
+        driver.abort();
+        fields
+            .get("grpc-status")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+            .ok_or_else(|| "no grpc-status".to_owned())
+    };
+    let outcome = tokio::time::timeout(LIMIT, call)
+        .await
+        .unwrap_or_else(|_| Err(format!("no answer within {LIMIT:?}")));
+    (kind, outcome)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_tls_session_made_before_the_client_ca_was_replaced_is_not_resumed() {
+    let first = Pki::new();
+    let second = Pki::new();
+    let live = LiveFiles::from(&first);
+    let tls = live.files().load().expect("load TLS files");
+    let agent = InProcess::start(&tls).await;
+    let client = resuming_client(&first);
+
+    // A full handshake, whose call lets the client take the agent's
+    // session tickets; then a resumed one. Both are served.
+    let (kind, status) = get_host_with(agent.addr, &client).await;
+    assert_eq!(kind, Some(rustls::HandshakeKind::Full));
+    assert_eq!(status.as_deref(), Ok("0"), "the first call");
+    let (kind, status) = get_host_with(agent.addr, &client).await;
+    assert_eq!(kind, Some(rustls::HandshakeKind::Resumed), "{status:?}");
+    assert_eq!(status.as_deref(), Ok("0"), "the resumed call");
+
+    // Only the client CA changes: the agent's certificate stays, so the
+    // client would accept a full handshake's server side.
+    live.write(
+        "ca.pem",
+        &std::fs::read(second.path("ca.pem")).expect("second CA"),
+    );
+    assert!(matches!(tls.reload(), Ok(Reloaded::Replaced { .. })));
+
+    // The client offers its saved session; the agent has forgotten it, so
+    // the handshake is a full one, which the old client certificate fails,
+    // and no call is served.
+    let (kind, status) = get_host_with(agent.addr, &client).await;
+    assert_ne!(kind, Some(rustls::HandshakeKind::Resumed), "{status:?}");
+    assert!(status.is_err(), "a call was served: {status:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_fifo_as_the_client_ca_is_refused_on_sighup_and_the_agent_still_stops() {
+    use rustix::fs::{CWD, FileType, Mode, mknodat};
+    let first = Pki::new();
+    let live = LiveFiles::from(&first);
+    let files = live.files();
+    let mut command = Command::new(agent_binary());
+    command
+        .args(["--listen", "127.0.0.1:0", "--log-format", "json"])
+        .arg("--cert")
+        .arg(&files.cert)
+        .arg("--key")
+        .arg(&files.key)
+        .arg("--client-ca")
+        .arg(&files.client_ca);
+    let mut agent = AgentProcess::start(command);
+
+    // A FIFO nobody writes to: a blocking read of it never returns.
+    std::fs::remove_file(&files.client_ca).expect("remove ca.pem");
+    mknodat(
+        CWD,
+        &files.client_ca,
+        FileType::Fifo,
+        Mode::from_raw_mode(0o600),
+        0,
+    )
+    .expect("mkfifo");
+    agent.signal(libc::SIGHUP);
+    let refused = agent.wait_for_line(|line| {
+        line["fields"]["cause"] == "SIGHUP"
+            && line["fields"]["error"]
+                .as_str()
+                .is_some_and(|e| e.contains("is a FIFO, not a regular file"))
+    });
+    assert_eq!(refused["level"], "ERROR", "{refused}");
+    first_call(agent.addr, &first)
+        .await
+        .expect("the agent still serves with the CA it had");
+
+    agent.signal(libc::SIGTERM);
+    let status = agent.wait_exit();
+    assert!(status.success(), "{status}\n{}", agent.log());
 }
 
 // === the agent binary ===
@@ -453,6 +635,23 @@ impl AgentProcess {
             assert!(
                 start.elapsed() < LIMIT,
                 "no such log line after {LIMIT:?}:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Waits for the agent to exit, and returns how it did. Fails with the
+    /// whole log if it has not exited within the test's bound.
+    pub(crate) fn wait_exit(&mut self) -> std::process::ExitStatus {
+        let start = Instant::now();
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status;
+            }
+            assert!(
+                start.elapsed() < LIMIT,
+                "the agent has not exited after {LIMIT:?}:\n{}",
                 self.log()
             );
             std::thread::sleep(Duration::from_millis(10));

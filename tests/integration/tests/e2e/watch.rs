@@ -390,7 +390,13 @@ async fn watches_are_limited_per_client_and_end_when_the_agent_stops() {
     let mut first = client.watch(descendants_of_me(&[])).await.unwrap();
     let err = client.watch(descendants_of_me(&[])).await.unwrap_err();
     assert!(
-        matches!(&err, Error::Status(s) if s.code() == tonic::Code::ResourceExhausted),
+        matches!(
+            &err,
+            Error::Status {
+                code: hostscope_client::StatusCode::ResourceExhausted,
+                ..
+            }
+        ),
         "{err:?}"
     );
 
