@@ -1,6 +1,7 @@
 //! Hostile input against a real agent over real mutual TLS: name globs
 //! built to make a backtracking matcher recurse or run for seconds, run
-//! against a real process with a 25,000-character name.
+//! against a real process with a 25,000-character name; requests framed
+//! or typed wrongly, sent over a raw HTTP/2 connection.
 
 use std::{
     os::unix::process::CommandExt,
@@ -10,11 +11,14 @@ use std::{
 
 use hostscope_agent::server::Limits;
 use hostscope_client::{Client, Error, EventStream};
-use hostscope_integration::child::ChildGroup;
+use hostscope_integration::{child::ChildGroup, missing_pid};
 use hostscope_proto as pb;
 use tokio_stream::StreamExt;
+use tonic::codegen::{Bytes, http};
 
-use super::hostile::{Agent, EVENTUALLY};
+use super::hostile::{
+    Agent, EVENTUALLY, audit_lines, final_status, grpc_frame, http2_client, operator_agent,
+};
 
 /// The length of the hostile process name, in characters.
 const LONG_NAME: usize = 25_000;
@@ -186,4 +190,230 @@ async fn hostile_globs_against_a_huge_process_name_neither_crash_nor_stall_watch
     assert_eq!(exec.name.as_deref(), Some(name.as_str()));
     agent.answers().await;
     drop((miss, sleeper));
+}
+
+// === Framing and content types ===
+
+/// A request for `method` of HostInspector with these `content-type` and
+/// `grpc-encoding` headers (none where `None`).
+fn request(method: &str, content_type: Option<&str>, encoding: Option<&str>) -> http::Request<()> {
+    let mut request = http::Request::builder()
+        .method("POST")
+        .uri(format!(
+            "https://localhost/hostscope.v1.HostInspector/{method}"
+        ))
+        .header("te", "trailers");
+    if let Some(content_type) = content_type {
+        request = request.header("content-type", content_type);
+    }
+    if let Some(encoding) = encoding {
+        request = request.header("grpc-encoding", encoding);
+    }
+    request.body(()).expect("request")
+}
+
+/// What the agent answered: the HTTP status, then the grpc-status and
+/// grpc-message (empty for a response that is not gRPC).
+async fn send(
+    send: &mut h2::client::SendRequest<Bytes>,
+    request: http::Request<()>,
+    body: Vec<u8>,
+) -> (u16, String, String) {
+    let (response, mut stream) = send.send_request(request, false).expect("send request");
+    // The agent may have answered from the headers alone and reset the
+    // stream already: then the body has nowhere to go, and the answer
+    // below says why.
+    let _ = stream.send_data(Bytes::from(body), true);
+    let response = tokio::time::timeout(EVENTUALLY, response)
+        .await
+        .expect("an answer")
+        .expect("response");
+    let http = response.status().as_u16();
+    if http != 200 {
+        return (http, String::new(), String::new());
+    }
+    let (code, message) = tokio::time::timeout(EVENTUALLY, final_status(response))
+        .await
+        .expect("the call ends");
+    (http, code, message)
+}
+
+/// A PidExists request for this process, framed with compression `flag`.
+fn pid_exists_flagged(flag: u8) -> Vec<u8> {
+    let mut frame = grpc_frame(&pb::PidExistsRequest {
+        pid: std::process::id(),
+    })
+    .to_vec();
+    frame[0] = flag;
+    frame
+}
+
+const GRPC: Option<&str> = Some("application/grpc");
+const OK: &str = "0";
+const INVALID_ARGUMENT: &str = "3";
+const UNIMPLEMENTED: &str = "12";
+
+#[tokio::test(flavor = "multi_thread")]
+async fn framing_errors_are_the_clients_and_unknown_encodings_unimplemented() {
+    let agent = Agent::start(Limits::default()).await;
+    let (mut h2, _driver) = http2_client(&agent).await;
+
+    // Flagged compressed, with no grpc-encoding or with identity.
+    for encoding in [None, Some("identity")] {
+        let (http, code, message) = send(
+            &mut h2,
+            request("PidExists", GRPC, encoding),
+            pid_exists_flagged(1),
+        )
+        .await;
+        assert_eq!((http, code.as_str()), (200, INVALID_ARGUMENT), "{message}");
+        assert!(message.contains("compressed"), "{message}");
+    }
+    // A flag that means nothing.
+    let (http, code, message) = send(
+        &mut h2,
+        request("PidExists", GRPC, None),
+        pid_exists_flagged(7),
+    )
+    .await;
+    assert_eq!((http, code.as_str()), (200, INVALID_ARGUMENT), "{message}");
+    assert!(message.contains("compression flag 7"), "{message}");
+    // Encodings the agent does not speak, whatever the flag.
+    for (encoding, flag) in [("gzip", 1), ("snappy", 1), ("gzip", 0)] {
+        let (http, code, message) = send(
+            &mut h2,
+            request("PidExists", GRPC, Some(encoding)),
+            pid_exists_flagged(flag),
+        )
+        .await;
+        assert_eq!((http, code.as_str()), (200, UNIMPLEMENTED), "{message}");
+        assert!(message.contains(encoding), "{message}");
+    }
+    // The same connection serves a well-framed call.
+    let (http, code, message) = send(
+        &mut h2,
+        request("PidExists", GRPC, None),
+        pid_exists_flagged(0),
+    )
+    .await;
+    assert_eq!((http, code.as_str()), (200, OK), "{message}");
+    agent.answers().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn requests_that_are_not_grpc_are_refused_with_http_415() {
+    let agent = Agent::start(Limits::default()).await;
+    let (mut h2, _driver) = http2_client(&agent).await;
+    let well_framed = pid_exists_flagged(0);
+    for content_type in [
+        Some("text/plain"),
+        Some("application/json"),
+        Some("application/grpcx"),
+        Some("application/grpc-web"),
+        None,
+    ] {
+        let (http, code, _) = send(
+            &mut h2,
+            request("PidExists", content_type, None),
+            well_framed.clone(),
+        )
+        .await;
+        assert_eq!((http, code.as_str()), (415, ""), "{content_type:?}");
+    }
+    // Health and reflection are gRPC too.
+    let health = http::Request::builder()
+        .method("POST")
+        .uri("https://localhost/grpc.health.v1.Health/Check")
+        .header("content-type", "application/json")
+        .header("te", "trailers")
+        .body(())
+        .expect("request");
+    let (http, _, _) = send(&mut h2, health, vec![0, 0, 0, 0, 0]).await;
+    assert_eq!(http, 415);
+    // gRPC's own content types, with a subtype or parameters, are served.
+    for content_type in [
+        "application/grpc",
+        "application/grpc+proto",
+        "application/grpc;charset=utf-8",
+    ] {
+        let (http, code, message) = send(
+            &mut h2,
+            request("PidExists", Some(content_type), None),
+            well_framed.clone(),
+        )
+        .await;
+        assert_eq!(
+            (http, code.as_str()),
+            (200, OK),
+            "{content_type}: {message}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn signal_requests_refused_for_framing_or_content_type_are_audited() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("audit.log");
+    let agent = operator_agent(&path).await;
+    let (mut h2, _driver) = http2_client(&agent).await;
+    let mut signal = grpc_frame(&pb::SignalProcessRequest {
+        pid: missing_pid(),
+        signal: "TERM".into(),
+        expected_create_time: None,
+    })
+    .to_vec();
+
+    signal[0] = 1;
+    let (_, code, message) = send(
+        &mut h2,
+        request("SignalProcess", GRPC, None),
+        signal.clone(),
+    )
+    .await;
+    assert_eq!(code, INVALID_ARGUMENT, "{message}");
+    signal[0] = 7;
+    let (_, code, message) = send(
+        &mut h2,
+        request("SignalProcess", GRPC, None),
+        signal.clone(),
+    )
+    .await;
+    assert_eq!(code, INVALID_ARGUMENT, "{message}");
+    signal[0] = 0;
+    let (_, code, message) = send(
+        &mut h2,
+        request("SignalProcess", GRPC, Some("gzip")),
+        signal.clone(),
+    )
+    .await;
+    assert_eq!(code, UNIMPLEMENTED, "{message}");
+    let (http, _, _) = send(
+        &mut h2,
+        request("SignalProcess", Some("text/plain"), None),
+        signal,
+    )
+    .await;
+    assert_eq!(http, 415);
+
+    let lines = audit_lines(&path);
+    let refused: Vec<(&str, &str)> = lines
+        .iter()
+        .map(|l| {
+            assert_eq!(l["outcome"], "refused", "{l}");
+            assert_eq!(l["client"], "client", "{l}");
+            (
+                l["reason"].as_str().expect("reason"),
+                l["message"].as_str().expect("message"),
+            )
+        })
+        .collect();
+    assert_eq!(refused.len(), 4, "{lines:?}");
+    assert_eq!(refused[0].0, "INVALID_ARGUMENT");
+    assert!(refused[0].1.contains("compressed"), "{}", refused[0].1);
+    assert_eq!(refused[1].0, "INVALID_ARGUMENT");
+    assert!(refused[1].1.contains("flag 7"), "{}", refused[1].1);
+    assert_eq!(refused[2].0, "UNIMPLEMENTED");
+    assert!(refused[2].1.contains("gzip"), "{}", refused[2].1);
+    assert_eq!(refused[3].0, "UNSUPPORTED_MEDIA_TYPE");
+    assert!(refused[3].1.contains("text/plain"), "{}", refused[3].1);
 }
