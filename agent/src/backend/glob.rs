@@ -27,6 +27,11 @@ pub const MAX_PATTERN_BYTES: usize = 4096;
 /// How many characters of a refused pattern [`excerpt`] shows.
 const EXCERPT_CHARS: usize = 64;
 
+/// The most mask words a [`Glob`] computes when it is compiled (8 KiB);
+/// a pattern with more classes times states computes the masks of the
+/// classes a name meets as it matches.
+const EAGER_MASK_WORDS: usize = 1024;
+
 /// Why a pattern is not a glob.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum GlobError {
@@ -69,8 +74,9 @@ const ERROR_INVALID_RANGE: &str = "invalid range pattern";
 #[derive(Clone)]
 pub struct Glob {
     original: String,
-    /// The number of non-star tokens, `k`: the automaton's states are
-    /// 0..=k, state j meaning "the first j tokens have matched".
+    /// The `k` tokens other than stars. The automaton's states are 0..=k,
+    /// state j meaning "the first j tokens have matched"; the stars are
+    /// kept as what follows a state (`star`, `recursive`).
     tokens: Vec<Token>,
     /// 64-bit words per bit vector of states.
     words: usize,
@@ -86,6 +92,9 @@ pub struct Glob {
     bounds: Vec<u32>,
     /// The class of each ASCII character.
     ascii: Box<[u16; 128]>,
+    /// Every class's mask (`words` each, by class), when they are few
+    /// enough to keep: see [`EAGER_MASK_WORDS`].
+    masks: Option<Vec<u64>>,
 }
 
 /// What one character of the name must be.
@@ -144,6 +153,39 @@ impl Glob {
 
     /// Whether `name` matches the whole pattern.
     pub fn matches(&self, name: &str) -> bool {
+        match &self.masks {
+            // Fewer than 64 tokens, as nearly every pattern: the states fit
+            // in one word, kept in registers.
+            Some(masks) if self.words == 1 => self.matches_in_one_word(name, masks),
+            _ => self.matches_in_words(name),
+        }
+    }
+
+    /// [`Glob::matches`] for a pattern whose states fit in one word.
+    fn matches_in_one_word(&self, name: &str, masks: &[u64]) -> bool {
+        let last = 1u64 << self.tokens.len();
+        let (star, recursive, gap) = (self.star[0], self.recursive[0], self.gap[0]);
+        let mut now = 1u64;
+        let mut reached = now & gap;
+        let mut after_slash = false;
+        for c in name.chars() {
+            if reached & last != 0 {
+                return true;
+            }
+            let slash = if after_slash { recursive } else { 0 };
+            let ready = now | (reached & star) | (reached & slash);
+            now = (ready << 1) & masks[self.class(c)];
+            reached |= now & gap;
+            if now | reached == 0 {
+                return false;
+            }
+            after_slash = c == '/';
+        }
+        (now | reached) & last != 0
+    }
+
+    /// [`Glob::matches`] for any pattern.
+    fn matches_in_words(&self, name: &str) -> bool {
         let w = self.words;
         let k = self.tokens.len();
         // The states reached just now, by the character last read.
@@ -157,7 +199,10 @@ impl Glob {
         for i in 0..w {
             reached[i] = now[i] & self.gap[i];
         }
-        let mut masks = Masks::new(self.bounds.len() + 1);
+        let mut masks = Masks::new(match self.masks {
+            Some(_) => 0,
+            None => self.bounds.len() + 1,
+        });
         let mut after_slash = false;
         for c in name.chars() {
             // Once the final state is reached and followed by a star, any
@@ -166,7 +211,13 @@ impl Glob {
                 return true;
             }
             self.ready(&now, &reached, after_slash, &mut ready);
-            let mask = masks.get(self, c);
+            let mask = match &self.masks {
+                Some(all) => {
+                    let class = self.class(c);
+                    &all[class * w..(class + 1) * w]
+                }
+                None => masks.get(self, c),
+            };
             let mut carry = 0;
             let mut alive = false;
             for i in 0..w {
@@ -235,7 +286,7 @@ impl Glob {
             // At most 2 bounds per byte of a 4 KiB pattern: fits in u16.
             *class = bounds.partition_point(|&b| b <= c) as u16;
         }
-        Glob {
+        let mut glob = Glob {
             original,
             tokens,
             words,
@@ -244,7 +295,17 @@ impl Glob {
             gap,
             bounds,
             ascii,
+            masks: None,
+        };
+        let classes = glob.bounds.len() + 1;
+        if classes * words <= EAGER_MASK_WORDS {
+            let mut masks = vec![0u64; classes * words];
+            for (class, mask) in masks.chunks_exact_mut(words).enumerate() {
+                glob.mask(class, mask);
+            }
+            glob.masks = Some(masks);
         }
+        glob
     }
 
     /// The character class of `c`.

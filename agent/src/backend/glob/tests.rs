@@ -7,11 +7,15 @@ fn glob(pattern: &str) -> Glob {
 /// Asserts what `pattern` says of each name: `yes` match, `no` do not.
 fn check(pattern: &str, yes: &[&str], no: &[&str]) {
     let g = glob(pattern);
+    let mut lazy = g.clone();
+    lazy.masks = None;
     for name in yes {
         assert!(g.matches(name), "{pattern:?} should match {name:?}");
+        assert!(lazy.matches(name), "{pattern:?} should match {name:?}");
     }
     for name in no {
         assert!(!g.matches(name), "{pattern:?} should not match {name:?}");
+        assert!(!lazy.matches(name), "{pattern:?} should not match {name:?}");
     }
 }
 
@@ -213,10 +217,15 @@ fn agrees_with_the_glob_crate_on_random_patterns_and_names() {
             (ours, reference) => panic!("{pattern:?}: {ours:?} vs {reference:?}"),
         };
         let (g, reference) = g;
+        let mut lazy = g.clone();
+        lazy.masks = None;
         for _ in 0..10 {
             let name = rng.string(NAME, 12);
             let want = reference.matches(&name);
             assert_eq!(g.matches(&name), want, "{pattern:?} vs {name:?}");
+            // The paths of long patterns, which short ones do not take.
+            assert_eq!(g.matches_in_words(&name), want, "{pattern:?} vs {name:?}");
+            assert_eq!(lazy.matches(&name), want, "{pattern:?} vs {name:?}");
             matched += usize::from(want);
         }
         // Names made from the pattern itself, which match more often.
