@@ -26,6 +26,7 @@ mod child;
 mod cli_polish;
 mod fleet;
 mod hostile;
+mod hostile_input;
 mod hostile_tls;
 mod mock_agent;
 mod privileges;
