@@ -33,6 +33,7 @@ use tonic::{
 };
 
 use super::gate::{Gate, Rejection};
+use crate::service::budget::ConnBuffer;
 
 /// The HTTP/2 client connection preface is this many bytes (RFC 9113 §3.4).
 const PREFACE_LEN: usize = 24;
@@ -116,6 +117,8 @@ pub(crate) struct ConnState {
     /// clock starts or the connection must close.
     readers: Mutex<Option<Waker>>,
     writers: Mutex<Option<Waker>>,
+    /// The bytes of responses held for this connection's calls.
+    buffered: Arc<ConnBuffer>,
 }
 
 impl ConnState {
@@ -127,6 +130,7 @@ impl ConnState {
             closing: AtomicBool::new(false),
             readers: Mutex::new(None),
             writers: Mutex::new(None),
+            buffered: ConnBuffer::new(),
         })
     }
 
@@ -434,6 +438,9 @@ where
                 PeerInfo::Tcp(tcp) => request.extensions_mut().insert(tcp).map(drop),
                 PeerInfo::Tls(tls) => request.extensions_mut().insert(tls).map(drop),
             };
+            request
+                .extensions_mut()
+                .insert(Arc::clone(&info.state.buffered));
             info.state.call_started()
         });
         let response = self.inner.call(request);
