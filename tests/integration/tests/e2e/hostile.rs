@@ -39,26 +39,28 @@ use tokio_rustls::{TlsConnector, client::TlsStream};
 use tonic::codegen::{Bytes, http};
 
 /// A generous bound on "eventually": reached only when something is wrong.
-const EVENTUALLY: Duration = Duration::from_secs(60);
+pub(crate) const EVENTUALLY: Duration = Duration::from_secs(60);
 
 /// The HTTP/2 client preface, then an empty SETTINGS frame.
 const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\x04\0\0\0\0\0";
 
 // === A real agent with limits of the test's choosing ===
 
-struct Agent {
-    addr: SocketAddr,
-    pki: Pki,
+pub(crate) struct Agent {
+    pub(crate) addr: SocketAddr,
+    pub(crate) pki: Pki,
+    /// The agent's service, for what it counts inside.
+    pub(crate) inspector: Inspector,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<Result<(), server::Error>>>,
 }
 
 impl Agent {
-    async fn start(limits: Limits) -> Agent {
+    pub(crate) async fn start(limits: Limits) -> Agent {
         Agent::start_with(limits, Options::default(), Audit::log_only()).await
     }
 
-    async fn start_with(limits: Limits, options: Options, audit: Audit) -> Agent {
+    pub(crate) async fn start_with(limits: Limits, options: Options, audit: Audit) -> Agent {
         let pki = Pki::new();
         let tls = pki.agent_tls().server_config().expect("server tls");
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
@@ -66,29 +68,29 @@ impl Agent {
         let backend = backend::native("/proc".into(), "/sys".into()).expect("backend");
         let inspector = Inspector::new(Arc::from(backend), options).with_audit(audit);
         let (tx, rx) = oneshot::channel::<()>();
-        let task = tokio::spawn(server::Agent::new(inspector, Some(tls), limits).serve(
-            listener,
-            async {
+        let task = tokio::spawn(
+            server::Agent::new(inspector.clone(), Some(tls), limits).serve(listener, async {
                 let _ = rx.await;
-            },
-        ));
+            }),
+        );
         Agent {
             addr,
             pki,
+            inspector,
             shutdown: Some(tx),
             task: Some(task),
         }
     }
 
     /// A fresh client with the fleet's client certificate.
-    async fn client(&self) -> Client {
+    pub(crate) async fn client(&self) -> Client {
         Client::connect(&self.addr.to_string(), Some(self.pki.client_tls()))
             .await
             .expect("a well-behaved client connects")
     }
 
     /// Asserts that a fresh client gets an answer.
-    async fn answers(&self) {
+    pub(crate) async fn answers(&self) {
         let host = self.client().await.host().await.expect("an answer");
         assert!(!host.hostname.is_empty());
     }
@@ -113,14 +115,14 @@ impl Agent {
 
     /// A TLS session from `source` with the fleet's client certificate,
     /// that has said nothing yet; Err if the agent refused it.
-    async fn tls_from(&self, source: IpAddr) -> std::io::Result<TlsStream<TcpStream>> {
+    pub(crate) async fn tls_from(&self, source: IpAddr) -> std::io::Result<TlsStream<TcpStream>> {
         let tcp = connect_from(source, self.addr).await?;
         let name = ServerName::try_from("localhost").expect("server name");
         connector(&self.pki).connect(name, tcp).await
     }
 
     /// A TLS session from 127.0.0.1, as [`Agent::tls_from`].
-    async fn tls(&self) -> TlsStream<TcpStream> {
+    pub(crate) async fn tls(&self) -> TlsStream<TcpStream> {
         self.tls_from(IpAddr::from([127, 0, 0, 1]))
             .await
             .expect("TLS session")
@@ -136,7 +138,7 @@ impl Drop for Agent {
 }
 
 /// A rustls client with the fleet's client certificate, speaking HTTP/2.
-fn connector(pki: &Pki) -> TlsConnector {
+pub(crate) fn connector(pki: &Pki) -> TlsConnector {
     let mut roots = rustls::RootCertStore::empty();
     for ca in CertificateDer::pem_file_iter(pki.path("ca.pem")).expect("ca.pem") {
         roots.add(ca.expect("CA certificate")).expect("usable CA");
@@ -159,7 +161,7 @@ fn connector(pki: &Pki) -> TlsConnector {
 }
 
 /// A TCP connection to `agent` from the loopback address `source`.
-async fn connect_from(source: IpAddr, agent: SocketAddr) -> std::io::Result<TcpStream> {
+pub(crate) async fn connect_from(source: IpAddr, agent: SocketAddr) -> std::io::Result<TcpStream> {
     let socket = TcpSocket::new_v4()?;
     socket.bind(SocketAddr::new(source, 0))?;
     socket.connect(agent).await
@@ -167,7 +169,7 @@ async fn connect_from(source: IpAddr, agent: SocketAddr) -> std::io::Result<TcpS
 
 /// Whether the agent closes `stream` (end of stream or an error) before
 /// [`EVENTUALLY`]; what it sends meanwhile is read and dropped.
-async fn closed_by_agent(stream: &mut (impl AsyncRead + Unpin)) -> bool {
+pub(crate) async fn closed_by_agent(stream: &mut (impl AsyncRead + Unpin)) -> bool {
     let mut buf = [0u8; 4096];
     tokio::time::timeout(EVENTUALLY, async {
         loop {
@@ -183,7 +185,7 @@ async fn closed_by_agent(stream: &mut (impl AsyncRead + Unpin)) -> bool {
 
 /// Sends the HTTP/2 preface on `tls` and reads the frame header of the
 /// agent's SETTINGS: the agent serves this connection.
-async fn speak_http2(tls: &mut TlsStream<TcpStream>) {
+pub(crate) async fn speak_http2(tls: &mut TlsStream<TcpStream>) {
     tls.write_all(PREFACE).await.expect("send the preface");
     let mut header = [0u8; 9];
     tls.read_exact(&mut header)
@@ -193,7 +195,7 @@ async fn speak_http2(tls: &mut TlsStream<TcpStream>) {
 }
 
 /// The WARN lines captured so far.
-fn warnings() -> String {
+pub(crate) fn warnings() -> String {
     let logs = super::captured_logs();
     let text = String::from_utf8_lossy(&logs.lock().expect("log buffer")).into_owned();
     text.lines()
@@ -204,7 +206,7 @@ fn warnings() -> String {
 
 /// Raises this test process's open-files limit: a flood opens hundreds of
 /// sockets on both of its ends.
-fn enough_files() {
+pub(crate) fn enough_files() {
     server::raise_fd_limit().expect("raise the open-files limit");
 }
 
@@ -394,7 +396,9 @@ async fn a_peer_at_its_connection_limit_is_refused_until_it_closes_one() {
 
 /// An HTTP/2 client over a fresh TLS session, its connection driven by a
 /// task of its own that ends when the agent closes the connection.
-async fn http2_client(agent: &Agent) -> (h2::client::SendRequest<Bytes>, JoinHandle<()>) {
+pub(crate) async fn http2_client(
+    agent: &Agent,
+) -> (h2::client::SendRequest<Bytes>, JoinHandle<()>) {
     let tls = agent.tls().await;
     let (send, connection) = h2::client::handshake(tls).await.expect("HTTP/2 handshake");
     let driver = tokio::spawn(async move {
@@ -404,7 +408,7 @@ async fn http2_client(agent: &Agent) -> (h2::client::SendRequest<Bytes>, JoinHan
 }
 
 /// A gRPC request for `method` of HostInspector carrying `message`.
-fn grpc_request(method: &str) -> http::Request<()> {
+pub(crate) fn grpc_request(method: &str) -> http::Request<()> {
     http::Request::builder()
         .method("POST")
         .uri(format!(
@@ -417,7 +421,7 @@ fn grpc_request(method: &str) -> http::Request<()> {
 }
 
 /// `message` in gRPC's length-prefixed framing.
-fn grpc_frame(message: &impl prost::Message) -> Bytes {
+pub(crate) fn grpc_frame(message: &impl prost::Message) -> Bytes {
     let body = message.encode_to_vec();
     let mut frame = Vec::with_capacity(5 + body.len());
     frame.push(0);
@@ -486,14 +490,14 @@ async fn an_idle_connection_is_closed_but_one_with_a_call_open_is_not() {
 
 /// An HTTP/2 client whose receive windows are 0, so that it takes none of
 /// its streams' data, until `open` is sent.
-struct Window0 {
+pub(crate) struct Window0 {
     send: h2::client::SendRequest<Bytes>,
     open: Option<oneshot::Sender<()>>,
-    driver: JoinHandle<()>,
+    pub(crate) driver: JoinHandle<()>,
 }
 
 impl Window0 {
-    async fn connect(agent: &Agent) -> Window0 {
+    pub(crate) async fn connect(agent: &Agent) -> Window0 {
         let tls = agent.tls().await;
         let (send, mut connection) = h2::client::Builder::new()
             .initial_window_size(0)
@@ -522,7 +526,7 @@ impl Window0 {
     }
 
     /// Starts a call of `method` with `message`; its response headers.
-    async fn call(
+    pub(crate) async fn call(
         &mut self,
         method: &str,
         message: &impl prost::Message,
@@ -538,7 +542,7 @@ impl Window0 {
     }
 
     /// From now on, takes the data of its streams.
-    fn open(&mut self) {
+    pub(crate) fn open(&mut self) {
         if let Some(open) = self.open.take() {
             let _ = open.send(());
         }
@@ -548,7 +552,7 @@ impl Window0 {
 /// The grpc-status and grpc-message that end `response`, reading (and
 /// dropping) its data. grpc-message is percent-encoded: only its spaces
 /// are decoded, which is all these tests read.
-async fn final_status(response: http::Response<h2::RecvStream>) -> (String, String) {
+pub(crate) async fn final_status(response: http::Response<h2::RecvStream>) -> (String, String) {
     let (head, mut body) = response.into_parts();
     let mut fields = head.headers;
     if fields.get("grpc-status").is_none() {

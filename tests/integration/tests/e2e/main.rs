@@ -26,6 +26,7 @@ mod child;
 mod cli_polish;
 mod fleet;
 mod hostile;
+mod hostile_limits;
 mod mock_agent;
 mod privileges;
 mod reap;

@@ -1,0 +1,146 @@
+//! Hostile clients against the agent's resource limits: listings nobody
+//! reads, scans by the hundred, connections of one certificate from many
+//! addresses, unary responses nobody takes. A real agent on 127.0.0.0/8
+//! over real mutual TLS (the helpers of [`super::hostile`]); every loop is
+//! bounded, and a well-behaved client gets answers throughout.
+
+use std::{os::unix::process::CommandExt, process::Command, time::Duration};
+
+use hostscope_agent::{
+    server::Limits,
+    service::{Options, audit::Audit},
+};
+use hostscope_integration::{child::ChildGroup, wait_for};
+use hostscope_proto as pb;
+use tokio_stream::StreamExt;
+
+use super::hostile::{Agent, EVENTUALLY, Window0, final_status};
+
+/// Length of the huge command lines: as in the reported attack.
+const HUGE_ARG: usize = 100_000;
+
+/// `n` sleeping processes, each with a command line of [`HUGE_ARG`] bytes,
+/// killed when dropped.
+fn huge_sleepers(n: usize) -> Vec<ChildGroup> {
+    (0..n)
+        .map(|i| {
+            let name = format!("{i:02}{}", "h".repeat(HUGE_ARG - 2));
+            ChildGroup::spawn(Command::new("sleep").arg0(name).arg("600")).expect("spawn sleep")
+        })
+        .collect()
+}
+
+/// Starts `count` listings of every field on `client`, none of them read;
+/// the (grpc-status, grpc-message) of those refused at once.
+async fn stalled_listings(
+    client: &mut Window0,
+    count: usize,
+) -> (
+    Vec<tonic::codegen::http::Response<h2::RecvStream>>,
+    Vec<(String, String)>,
+) {
+    let mut open = Vec::new();
+    let mut refused = Vec::new();
+    for _ in 0..count {
+        let response = client
+            .call("ListProcesses", &pb::ListProcessesRequest::default())
+            .await;
+        let response = tokio::time::timeout(EVENTUALLY, response)
+            .await
+            .expect("a listing's headers")
+            .expect("response");
+        if response.headers().get("grpc-status").is_some() {
+            refused.push(final_status(response).await);
+        } else {
+            // Kept open, unread: its data waits in the agent.
+            open.push(response);
+        }
+    }
+    (open, refused)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn listings_nobody_reads_are_bounded_by_the_buffer_limits_and_give_back_every_byte() {
+    let sleepers = huge_sleepers(8);
+    const MIB: usize = 1024 * 1024;
+    let agent = Agent::start_with(
+        Limits::default(),
+        Options {
+            max_buffered_bytes: 2 * MIB,
+            max_buffered_bytes_per_connection: MIB,
+            // Longer than this test needs, so that only the clients' going
+            // away frees the agent's buffers.
+            stream_stall_timeout: Duration::from_secs(600),
+            ..Options::default()
+        },
+        Audit::log_only(),
+    )
+    .await;
+
+    // One connection's listings, none of them read: once the connection
+    // holds its share, further listings are refused at once.
+    let mut first = Window0::connect(&agent).await;
+    let (held_a, refused) = stalled_listings(&mut first, 12).await;
+    assert!(
+        !refused.is_empty(),
+        "twelve unread listings of a 1 MiB connection share were all taken on"
+    );
+    for (code, message) in &refused {
+        assert_eq!(code, "8", "RESOURCE_EXHAUSTED: {message}");
+        assert!(
+            message.contains("max_buffered_bytes_per_connection"),
+            "{message}"
+        );
+    }
+    assert!(agent.inspector.buffered_bytes() <= MIB);
+
+    // A second connection takes its share; a third finds the agent's total
+    // full.
+    let mut second = Window0::connect(&agent).await;
+    let (held_b, _) = stalled_listings(&mut second, 12).await;
+    let mut third = Window0::connect(&agent).await;
+    let (held_c, refused) = stalled_listings(&mut third, 8).await;
+    assert!(
+        refused
+            .iter()
+            .any(|(code, message)| code == "8" && message.contains("max_buffered_bytes)")),
+        "the agent's total was never reached: {refused:?}"
+    );
+    assert!(agent.inspector.buffered_bytes() <= 2 * MIB);
+
+    // Other clients still get answers.
+    agent.answers().await;
+
+    // Once the stalled clients are gone, every byte is given back, and a
+    // listing carries the huge command lines whole.
+    drop((held_a, held_b, held_c));
+    for client in [first, second, third] {
+        client.driver.abort();
+    }
+    let inspector = agent.inspector.clone();
+    tokio::task::spawn_blocking(move || wait_for(EVENTUALLY, || inspector.buffered_bytes() == 0))
+        .await
+        .expect("waiting for the budget");
+    let client = agent.client().await;
+    let listing: Vec<_> = client
+        .processes(&[pb::ProcessField::Cmdline], pb::ProcessFilter::default())
+        .await
+        .expect("a listing")
+        .collect::<Result<_, _>>()
+        .await
+        .expect("every batch");
+    for sleeper in &sleepers {
+        let process = listing
+            .iter()
+            .find(|p| p.pid() == sleeper.id())
+            .expect("the sleeper is listed");
+        let cmdline = process.cmdline().expect("the sleeper's command line");
+        assert_eq!(
+            cmdline.first().map(String::len),
+            Some(HUGE_ARG),
+            "{:.40?}",
+            cmdline
+        );
+    }
+    assert_eq!(agent.inspector.buffered_bytes(), 0);
+}
