@@ -6,7 +6,8 @@
 //! the peer's address and the reason, and so that the handshakes and
 //! connections a peer may hold are bounded (see [`gate`]). Each connection
 //! then has deadlines of its own: for its HTTP/2 preface, and for idleness
-//! (see [`conn`]). Rejections are logged a few a time, then counted.
+//! and for responses its client does not take (see [`conn`]). Rejections
+//! are logged a few a time, then counted.
 
 use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 
@@ -227,6 +228,7 @@ impl Agent {
             let _ = draining.send(());
         };
         let audit = self.inspector.audit();
+        let stall_timeout = self.inspector.stream_stall_timeout();
         let inspector = pb::host_inspector_server::HostInspectorServer::new(self.inspector)
             .max_decoding_message_size(self.limits.max_request_bytes)
             .max_encoding_message_size(service::MAX_MESSAGE_BYTES);
@@ -246,7 +248,7 @@ impl Agent {
             .add_service(reflection().build_v1alpha()?)
             .add_service(inspector);
 
-        let gate = Arc::new(Gate::new(self.limits.clone()));
+        let gate = Arc::new(Gate::new(self.limits.clone(), stall_timeout));
         let (incoming, accepting) =
             incoming(listener, self.tls.map(TlsAcceptor::from), Arc::clone(&gate));
         let serving = router.serve_with_incoming_shutdown(incoming, shutdown);

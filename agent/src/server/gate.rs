@@ -345,6 +345,10 @@ impl Connections {
 #[derive(Debug)]
 pub(super) struct Gate {
     pub(super) limits: Limits,
+    /// How long hyper may hold a response's data that the client does not
+    /// take before the connection is closed (the service's stream stall
+    /// timeout).
+    pub(super) stall_timeout: Duration,
     pub(super) handshakes: Mutex<Handshakes>,
     pub(super) connections: Mutex<Connections>,
     pub(super) rejections: RejectionLog,
@@ -352,9 +356,10 @@ pub(super) struct Gate {
 
 impl Gate {
     /// A gate with no one inside.
-    pub(super) fn new(limits: Limits) -> Gate {
+    pub(super) fn new(limits: Limits, stall_timeout: Duration) -> Gate {
         Gate {
             limits,
+            stall_timeout,
             handshakes: Mutex::default(),
             connections: Mutex::default(),
             rejections: RejectionLog::default(),

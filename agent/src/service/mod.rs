@@ -139,6 +139,11 @@ impl Inspector {
         self.hub.shut_down();
     }
 
+    /// How long a client may take none of a response's data.
+    pub fn stream_stall_timeout(&self) -> Duration {
+        self.options.stream_stall_timeout
+    }
+
     /// Bytes of listings held now for clients that have not taken them
     /// yet (see [`budget`]); 0 once every stream has ended.
     pub fn buffered_bytes(&self) -> usize {

@@ -144,3 +144,47 @@ async fn listings_nobody_reads_are_bounded_by_the_buffer_limits_and_give_back_ev
     }
     assert_eq!(agent.inspector.buffered_bytes(), 0);
 }
+
+// === Unary responses nobody takes ===
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_unary_response_nobody_takes_closes_its_connection_after_the_stall_timeout() {
+    let _ = super::captured_logs();
+    let agent = Agent::start_with(
+        Limits::default(),
+        Options {
+            stream_stall_timeout: Duration::from_secs(1),
+            ..Options::default()
+        },
+        Audit::log_only(),
+    )
+    .await;
+    let mut stalled = Window0::connect(&agent).await;
+    let response = stalled
+        .call("GetHost", &pb::GetHostRequest::default())
+        .await;
+    let response = tokio::time::timeout(EVENTUALLY, response)
+        .await
+        .expect("GetHost's headers")
+        .expect("response");
+    assert!(
+        response.headers().get("grpc-status").is_none(),
+        "{:?}",
+        response.headers()
+    );
+    // The answer waits for a window that never opens: the agent closes the
+    // connection (the idle timeout, 300 s, does not apply while a call is
+    // open).
+    tokio::time::timeout(EVENTUALLY, &mut stalled.driver)
+        .await
+        .expect("a connection whose unary response nobody takes stays open")
+        .expect("driver task");
+    assert!(
+        super::hostile::warnings()
+            .lines()
+            .any(|l| l.contains("took none of a response's data")),
+        "the closing is not logged"
+    );
+    agent.answers().await;
+    drop(response);
+}
