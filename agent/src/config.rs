@@ -142,6 +142,7 @@ pub struct LimitsSection {
     pub max_handshakes_per_peer: Option<usize>,
     pub max_connections: Option<usize>,
     pub max_connections_per_peer: Option<usize>,
+    pub max_connections_per_identity: Option<usize>,
     pub idle_timeout_secs: Option<u64>,
     pub shutdown_grace_secs: Option<u64>,
     pub max_concurrent_streams: Option<u32>,
@@ -237,6 +238,11 @@ impl LimitsSection {
                 self.max_connections_per_peer,
                 defaults.max_connections_per_peer,
             )?,
+            max_connections_per_identity: count(
+                "max_connections_per_identity",
+                self.max_connections_per_identity,
+                defaults.max_connections_per_identity,
+            )?,
             max_concurrent_streams: count(
                 "max_concurrent_streams",
                 self.max_concurrent_streams,
@@ -255,6 +261,12 @@ impl LimitsSection {
             (
                 "max_connections_per_peer",
                 limits.max_connections_per_peer,
+                "max_connections",
+                limits.max_connections,
+            ),
+            (
+                "max_connections_per_identity",
+                limits.max_connections_per_identity,
                 "max_connections",
                 limits.max_connections,
             ),
@@ -784,6 +796,10 @@ mod tests {
             ),
             ("max_handshakes = 0", "max_handshakes"),
             ("max_connections_per_peer = 0", "max_connections_per_peer"),
+            (
+                "max_connections_per_identity = 0",
+                "max_connections_per_identity",
+            ),
             ("max_concurrent_streams = 0", "max_concurrent_streams"),
             ("max_concurrent_scans = 0", "max_concurrent_scans"),
             ("max_buffered_bytes = 0", "max_buffered_bytes"),

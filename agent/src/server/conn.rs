@@ -315,14 +315,23 @@ enum Deadline {
 }
 
 impl Conn {
-    /// Wraps `io` from `peer`, or gives it back closed (None) when the peer
-    /// or the agent is at its connection limit.
-    pub(super) fn open(io: Io, peer: SocketAddr, gate: &Arc<Gate>) -> Option<Conn> {
+    /// Wraps `io` from `peer` with the client certificate `identity`, or
+    /// gives it back closed (None) when the peer, the identity or the agent
+    /// is at its connection limit.
+    pub(super) fn open(
+        io: Io,
+        peer: SocketAddr,
+        identity: Option<&str>,
+        gate: &Arc<Gate>,
+    ) -> Option<Conn> {
         let state = ConnState::new();
-        let Some(id) = gate.open(peer, &state) else {
-            gate.rejections
-                .reject(Rejection::OverLimit, peer, &"too many connections");
-            return None;
+        let id = match gate.open(peer, identity, &state) {
+            Ok(id) => id,
+            Err(full) => {
+                gate.rejections
+                    .reject(Rejection::OverLimit, peer, &full.reason());
+                return None;
+            }
         };
         let peer_info = match &io {
             Io::Plain(tcp) => PeerInfo::Tcp(tcp.connect_info()),
@@ -393,7 +402,7 @@ impl Conn {
 
 impl Drop for Conn {
     fn drop(&mut self) {
-        self.gate.close(self.id, self.peer);
+        self.gate.close(self.id);
     }
 }
 

@@ -4,8 +4,8 @@
 //! loop here is bounded and stops by itself; every test checks that a
 //! well-behaved client keeps getting answers meanwhile.
 //!
-//! Distinct peers are distinct loopback addresses (the agent counts
-//! handshakes and connections per address): each test that floods uses an
+//! Distinct peers are distinct loopback networks (the agent counts
+//! handshakes and connections per IPv4 /24): each test that floods uses an
 //! address of its own, so that its log lines can be told apart from those
 //! of tests running beside it.
 
@@ -246,7 +246,8 @@ async fn a_silent_flood_from_another_address_locks_no_one_out_and_logs_little() 
     enough_files();
     let _ = super::captured_logs();
     let agent = Agent::start(Limits::default()).await;
-    let attacker = IpAddr::from([127, 0, 0, 2]);
+    // Another network than the client's: the agent counts peers by /24.
+    let attacker = IpAddr::from([127, 0, 2, 2]);
     let opened = Arc::new(AtomicUsize::new(0));
     let done = Arc::new(AtomicBool::new(false));
     let flood = tokio::spawn(silent_flood(
@@ -367,9 +368,9 @@ async fn a_peer_at_its_connection_limit_is_refused_until_it_closes_one() {
             "a fifth connection from one address stays open"
         ),
     }
-    // Another address has room of its own.
+    // Another network has room of its own.
     let mut other = agent
-        .tls_from(IpAddr::from([127, 0, 0, 3]))
+        .tls_from(IpAddr::from([127, 0, 3, 1]))
         .await
         .expect("a session from another address");
     speak_http2(&mut other).await;

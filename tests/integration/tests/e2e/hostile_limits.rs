@@ -188,3 +188,98 @@ async fn a_unary_response_nobody_takes_closes_its_connection_after_the_stall_tim
     agent.answers().await;
     drop(response);
 }
+
+// === Connections of one certificate, or one network ===
+
+/// Opens TLS sessions with the fleet's client certificate from each of
+/// `sources` in turn, `per_source` each, that then send the HTTP/2 preface;
+/// the sessions the agent serves (it answers with SETTINGS) and how many
+/// it closed instead.
+async fn sessions_from(
+    agent: &Agent,
+    sources: &[std::net::IpAddr],
+    per_source: usize,
+) -> (
+    Vec<tokio_rustls::client::TlsStream<tokio::net::TcpStream>>,
+    usize,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\x04\0\0\0\0\0";
+    let mut served = Vec::new();
+    let mut closed = 0;
+    for source in sources {
+        for _ in 0..per_source {
+            let Ok(mut tls) = agent.tls_from(*source).await else {
+                closed += 1;
+                continue;
+            };
+            let mut header = [0u8; 9];
+            let answered = tokio::time::timeout(EVENTUALLY, async {
+                tls.write_all(PREFACE).await?;
+                tls.read_exact(&mut header).await
+            })
+            .await
+            .expect("the agent answers or closes");
+            match answered {
+                Ok(_) if header[3] == 0x4 => served.push(tls),
+                _ => closed += 1,
+            }
+        }
+    }
+    (served, closed)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn one_certificate_from_many_networks_cannot_take_every_connection() {
+    super::hostile::enough_files();
+    let agent = Agent::start(Limits {
+        // Nothing closes the sessions but the limits.
+        handshake_timeout: Duration::from_secs(3600),
+        max_connections: 64,
+        max_connections_per_identity: 8,
+        ..Limits::default()
+    })
+    .await;
+    // 16 networks, two sessions each, all with the certificate "client".
+    let sources: Vec<std::net::IpAddr> = (1..=16).map(|n| [127, 1, n, 1].into()).collect();
+    let (served, closed) = sessions_from(&agent, &sources, 2).await;
+    assert_eq!(
+        served.len(),
+        8,
+        "one certificate holds more than max_connections_per_identity"
+    );
+    assert_eq!(closed, 24);
+    // Another identity still gets in and gets answers.
+    let operator =
+        hostscope_client::Client::connect(&agent.addr.to_string(), Some(agent.pki.operator_tls()))
+            .await
+            .expect("another identity connects");
+    operator.host().await.expect("an answer");
+    drop(served);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn many_addresses_of_one_network_count_as_one_peer() {
+    super::hostile::enough_files();
+    let agent = Agent::start(Limits {
+        handshake_timeout: Duration::from_secs(3600),
+        max_connections: 64,
+        max_connections_per_peer: 4,
+        ..Limits::default()
+    })
+    .await;
+    // 16 addresses of 127.0.5.0/24, one session each.
+    let sources: Vec<std::net::IpAddr> = (1..=16).map(|n| [127, 0, 5, n].into()).collect();
+    let (served, closed) = sessions_from(&agent, &sources, 1).await;
+    assert_eq!(
+        served.len(),
+        4,
+        "a /24 holds more than max_connections_per_peer"
+    );
+    assert_eq!(closed, 12);
+    // Another network has room of its own.
+    let (other, _) = sessions_from(&agent, &[[127, 0, 6, 1].into()], 1).await;
+    assert_eq!(other.len(), 1);
+    agent.answers().await;
+    drop((served, other));
+}
