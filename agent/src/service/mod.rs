@@ -159,6 +159,14 @@ impl Inspector {
             .max(BATCH_BYTES)
     }
 
+    /// Waits for one of the scan permits.
+    async fn scan_permit(&self) -> Result<OwnedSemaphorePermit, ServiceError> {
+        Arc::clone(&self.scans)
+            .acquire_owned()
+            .await
+            .map_err(|_| ServiceError::ShuttingDown)
+    }
+
     /// Refuses clients that hold no reader role.
     fn authorize_read<T>(&self, request: &Request<T>) -> Result<(), ServiceError> {
         let id = Identity::of(request);
@@ -315,7 +323,23 @@ impl pb::host_inspector_server::HostInspector for Inspector {
         let request = request.into_inner();
         let pid = convert::pid_from_pb("pid", request.pid)?;
         let (fields, refused) = self.select(&request.fields)?;
-        let info = blocking(&self.backend, move |b| b.process(pid, fields)).await?;
+        // Reads whose cost grows with the process (its fd directory, its
+        // environment and arguments) wait for a scan permit like a scan.
+        // The permit goes with the work: a call given up on does not free
+        // it while the read still runs.
+        let permit = if fields.contains(Field::NumFds)
+            || fields.contains(Field::Environ)
+            || fields.contains(Field::Cmdline)
+        {
+            Some(self.scan_permit().await?)
+        } else {
+            None
+        };
+        let info = blocking(&self.backend, move |b| {
+            let _permit = permit;
+            b.process(pid, fields)
+        })
+        .await?;
         let mut msg = convert::process_to_pb_refusing(info, fields, &refused);
         fit(&mut msg, MAX_MESSAGE_BYTES);
         Ok(Response::new(msg))
@@ -347,7 +371,13 @@ impl pb::host_inspector_server::HostInspector for Inspector {
         request: Request<pb::FindZombiesRequest>,
     ) -> Result<Response<pb::FindZombiesResponse>, Status> {
         self.authorize_read(&request)?;
-        let zombies = blocking(&self.backend, find_zombies).await?;
+        // A scan of the whole table, and a read of every zombie's parent.
+        let permit = self.scan_permit().await?;
+        let zombies = blocking(&self.backend, move |b| {
+            let _permit = permit;
+            find_zombies(b)
+        })
+        .await?;
         Ok(Response::new(zombies))
     }
 

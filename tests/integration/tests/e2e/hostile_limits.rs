@@ -283,3 +283,78 @@ async fn many_addresses_of_one_network_count_as_one_peer() {
     agent.answers().await;
     drop((served, other));
 }
+
+// === Scans by the hundred ===
+
+/// Threads of process `pid` now.
+fn threads(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .map(Iterator::count)
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn hundreds_of_concurrent_zombie_searches_keep_the_agent_threads_bounded() {
+    use super::reload::{AgentProcess, agent_binary};
+    let pki = hostscope_integration::Pki::new();
+    let mut command = Command::new(agent_binary());
+    command
+        .args(["--listen", "127.0.0.1:0", "--log-format", "json"])
+        .arg("--cert")
+        .arg(pki.path("agent.pem"))
+        .arg("--key")
+        .arg(pki.path("agent-key.pem"))
+        .arg("--client-ca")
+        .arg(pki.path("ca.pem"));
+    let agent = AgentProcess::start(command);
+    let pid = agent.pid();
+    let endpoint = agent.addr.to_string();
+
+    // 256 FindZombies at once, over 8 connections.
+    let mut searches = tokio::task::JoinSet::new();
+    for _ in 0..8 {
+        let client = hostscope_client::Client::connect(&endpoint, Some(pki.client_tls()))
+            .await
+            .expect("connect");
+        for _ in 0..32 {
+            let mut raw = pb::host_inspector_client::HostInspectorClient::new(client.channel());
+            searches.spawn(async move {
+                raw.find_zombies(pb::FindZombiesRequest::default())
+                    .await
+                    .map(drop)
+            });
+        }
+    }
+    // Meanwhile a well-behaved client gets answers, and the agent's
+    // threads are counted.
+    let client = hostscope_client::Client::connect(&endpoint, Some(pki.client_tls()))
+        .await
+        .expect("a well-behaved client connects");
+    let mut most = threads(pid);
+    let mut answered = 0;
+    while !searches.is_empty() {
+        most = most.max(threads(pid));
+        if answered < 3 {
+            let host = tokio::time::timeout(EVENTUALLY, client.host())
+                .await
+                .expect("an answer while the searches run");
+            host.expect("host");
+            answered += 1;
+        }
+        tokio::select! {
+            done = searches.join_next() => {
+                done.expect("a search").expect("search task").expect("FindZombies");
+            }
+            () = tokio::time::sleep(Duration::from_millis(5)) => {}
+        }
+    }
+    // The async workers, one blocking thread per scan permit and 16 more,
+    // and a few of the agent's own (main, signals, the event collector).
+    let workers = std::thread::available_parallelism().map_or(1, usize::from);
+    let bound = workers + Options::default().max_concurrent_scans + 16 + 8;
+    assert!(
+        most <= bound,
+        "the agent ran {most} threads for 256 concurrent searches (bound {bound})"
+    );
+    drop(agent);
+}
