@@ -238,10 +238,14 @@ impl LimitsSection {
                 self.max_connections_per_peer,
                 defaults.max_connections_per_peer,
             )?,
+            // Unset, it follows a lower max_connections: a file written
+            // before the key existed keeps working.
             max_connections_per_identity: count(
                 "max_connections_per_identity",
                 self.max_connections_per_identity,
-                defaults.max_connections_per_identity,
+                defaults
+                    .max_connections_per_identity
+                    .min(self.max_connections.unwrap_or(defaults.max_connections)),
             )?,
             max_concurrent_streams: count(
                 "max_concurrent_streams",
@@ -847,6 +851,20 @@ mod tests {
         assert_eq!(
             (set.max_connections, set.max_connections_per_peer),
             (10, 10)
+        );
+        assert_eq!(
+            set.max_connections_per_identity, 10,
+            "unset, the identity cap follows a lower max_connections"
+        );
+        let err = limits(
+            "[limits]\nmax_connections = 10\nmax_connections_per_peer = 10\n\
+             max_connections_per_identity = 11\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("max_connections_per_identity (11) is above max_connections (10)"),
+            "{err}"
         );
     }
 
