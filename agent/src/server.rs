@@ -5,9 +5,9 @@
 //! certificate from another CA, a plaintext client) is logged at WARN with
 //! the peer's address and the reason, and so that the handshakes and
 //! connections a peer may hold are bounded (see [`gate`]). Each connection
-//! then has deadlines of its own: for its HTTP/2 preface, and for idleness
-//! and for responses its client does not take (see [`conn`]). Rejections
-//! are logged a few a time, then counted.
+//! then has deadlines of its own: for its HTTP/2 preface, for idleness, and
+//! for responses its client does not take (see [`conn`]). Rejections are
+//! logged a few a time, then counted.
 
 use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 

@@ -1,11 +1,13 @@
 //! The `hostscope.v1.HostInspector` service: request -> backend -> message.
 //!
 //! Handlers validate their input, then do the blocking procfs work in
-//! `spawn_blocking`. A listing scans the table into batches while it holds
-//! one of the scan permits, gives the permit back, and only then sends:
-//! a client that reads slowly, or not at all, never keeps a permit from
-//! other clients, and an [`outbox`] ends its stream once it has taken
-//! nothing for the stall timeout.
+//! `spawn_blocking`. A listing finds the pids that match while it holds one
+//! of the scan permits, then reads them a batch at a time, each under a
+//! permit it gives back before sending: a client that reads slowly, or not
+//! at all, never keeps a permit from other clients. A batch is read only
+//! once the client has taken the one before and the response [`budget`]
+//! has room for it, and an [`outbox`] ends the stream once its client has
+//! taken nothing for the stall timeout.
 
 use std::{collections::BTreeMap, ops::ControlFlow, sync::Arc, time::Duration};
 
