@@ -142,11 +142,14 @@ pub struct LimitsSection {
     pub max_handshakes_per_peer: Option<usize>,
     pub max_connections: Option<usize>,
     pub max_connections_per_peer: Option<usize>,
+    pub max_connections_per_identity: Option<usize>,
     pub idle_timeout_secs: Option<u64>,
     pub shutdown_grace_secs: Option<u64>,
     pub max_concurrent_streams: Option<u32>,
     pub max_concurrent_scans: Option<usize>,
     pub stream_stall_timeout_secs: Option<u64>,
+    pub max_buffered_bytes: Option<usize>,
+    pub max_buffered_bytes_per_connection: Option<usize>,
 }
 
 /// Longest timeout the agent accepts, in seconds: a day. Longer ones are
@@ -235,6 +238,15 @@ impl LimitsSection {
                 self.max_connections_per_peer,
                 defaults.max_connections_per_peer,
             )?,
+            // Unset, it follows a lower max_connections: a file written
+            // before the key existed keeps working.
+            max_connections_per_identity: count(
+                "max_connections_per_identity",
+                self.max_connections_per_identity,
+                defaults
+                    .max_connections_per_identity
+                    .min(self.max_connections.unwrap_or(defaults.max_connections)),
+            )?,
             max_concurrent_streams: count(
                 "max_concurrent_streams",
                 self.max_concurrent_streams,
@@ -256,6 +268,12 @@ impl LimitsSection {
                 "max_connections",
                 limits.max_connections,
             ),
+            (
+                "max_connections_per_identity",
+                limits.max_connections_per_identity,
+                "max_connections",
+                limits.max_connections,
+            ),
         ] {
             if per_peer_value > total_value {
                 return Err(Error::Invalid(format!(
@@ -264,6 +282,36 @@ impl LimitsSection {
             }
         }
         Ok(limits)
+    }
+
+    /// `max_buffered_bytes` and `max_buffered_bytes_per_connection` over
+    /// `defaults`: each at least [`service::MIN_BUFFERED_BYTES`], the
+    /// per-connection one not above the total.
+    fn buffered_bytes(&self, defaults: &service::Options) -> Result<(usize, usize), Error> {
+        let total = self
+            .max_buffered_bytes
+            .unwrap_or(defaults.max_buffered_bytes);
+        let per_connection = self
+            .max_buffered_bytes_per_connection
+            .unwrap_or(defaults.max_buffered_bytes_per_connection);
+        for (key, value) in [
+            ("max_buffered_bytes", total),
+            ("max_buffered_bytes_per_connection", per_connection),
+        ] {
+            if value < service::MIN_BUFFERED_BYTES {
+                return Err(Error::Invalid(format!(
+                    "[limits] {key} = {value}: must be at least {} (one batch of a listing)",
+                    service::MIN_BUFFERED_BYTES
+                )));
+            }
+        }
+        if per_connection > total {
+            return Err(Error::Invalid(format!(
+                "[limits] max_buffered_bytes_per_connection ({per_connection}) is above \
+                 max_buffered_bytes ({total})"
+            )));
+        }
+        Ok((total, per_connection))
     }
 }
 
@@ -449,6 +497,8 @@ impl Config {
 
         let limits = file.limits.resolve(server::Limits::default())?;
         let service_defaults = service::Options::default();
+        let (max_buffered_bytes, max_buffered_bytes_per_connection) =
+            file.limits.buffered_bytes(&service_defaults)?;
         let watch_defaults = service::watch::WatchOptions::default();
         if file
             .watch
@@ -483,6 +533,8 @@ impl Config {
                     service_defaults.stream_stall_timeout,
                     1,
                 )?,
+                max_buffered_bytes,
+                max_buffered_bytes_per_connection,
                 watch: service::watch::WatchOptions {
                     mode: flags
                         .watch_mode
@@ -669,9 +721,16 @@ mod tests {
         assert_eq!(
             (
                 config.service.stream_stall_timeout,
-                config.service.max_concurrent_scans
+                config.service.max_concurrent_scans,
+                config.service.max_buffered_bytes,
+                config.service.max_buffered_bytes_per_connection,
             ),
-            (service.stream_stall_timeout, service.max_concurrent_scans)
+            (
+                service.stream_stall_timeout,
+                service.max_concurrent_scans,
+                service.max_buffered_bytes,
+                service.max_buffered_bytes_per_connection,
+            )
         );
     }
 
@@ -710,8 +769,21 @@ mod tests {
             ),
             ("max_handshakes = 0", "max_handshakes"),
             ("max_connections_per_peer = 0", "max_connections_per_peer"),
+            (
+                "max_connections_per_identity = 0",
+                "max_connections_per_identity",
+            ),
             ("max_concurrent_streams = 0", "max_concurrent_streams"),
             ("max_concurrent_scans = 0", "max_concurrent_scans"),
+            ("max_buffered_bytes = 0", "max_buffered_bytes"),
+            (
+                "max_buffered_bytes_per_connection = 1000",
+                "max_buffered_bytes_per_connection",
+            ),
+            (
+                "max_buffered_bytes = 8388608\nmax_buffered_bytes_per_connection = 16777216",
+                "max_buffered_bytes_per_connection (16777216) is above max_buffered_bytes",
+            ),
         ] {
             let err = limits(&format!("[limits]\n{text}\n"))
                 .unwrap_err()
@@ -748,6 +820,20 @@ mod tests {
         assert_eq!(
             (set.max_connections, set.max_connections_per_peer),
             (10, 10)
+        );
+        assert_eq!(
+            set.max_connections_per_identity, 10,
+            "unset, the identity cap follows a lower max_connections"
+        );
+        let err = limits(
+            "[limits]\nmax_connections = 10\nmax_connections_per_peer = 10\n\
+             max_connections_per_identity = 11\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("max_connections_per_identity (11) is above max_connections (10)"),
+            "{err}"
         );
     }
 

@@ -47,12 +47,18 @@ enum Command {
     },
 }
 
-#[tokio::main]
-async fn main() -> ExitCode {
+/// Threads of the blocking pool besides one per scan permit: for the quick
+/// reads outside the scans (GetHost, PidExists, interfaces, signals,
+/// certificate files).
+const BLOCKING_THREADS_BESIDES_SCANS: usize = 16;
+
+fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        None => run(cli.flags).await.map(|()| ExitCode::SUCCESS),
-        Some(Command::Health(args)) => check_health(&args).await,
+        None => serve(cli.flags).map(|()| ExitCode::SUCCESS),
+        Some(Command::Health(args)) => {
+            runtime(BLOCKING_THREADS_BESIDES_SCANS).and_then(|rt| rt.block_on(check_health(&args)))
+        }
         Some(Command::Completions { shell }) => {
             clap_complete::generate(
                 shell,
@@ -84,8 +90,30 @@ async fn check_health(args: &HealthArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
-async fn run(flags: Flags) -> anyhow::Result<()> {
+/// A multi-threaded runtime whose blocking pool holds at most
+/// `blocking_threads` threads; blocking work beyond them waits its turn
+/// (tokio's default, 512, would let a burst of calls start hundreds of
+/// threads).
+fn runtime(blocking_threads: usize) -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .max_blocking_threads(blocking_threads.max(1))
+        .build()
+        .context("starting the async runtime")
+}
+
+/// Serves until a signal says stop, on a runtime sized by the
+/// configuration.
+fn serve(flags: Flags) -> anyhow::Result<()> {
     let config = Config::resolve(flags)?;
+    let blocking = config
+        .service
+        .max_concurrent_scans
+        .saturating_add(BLOCKING_THREADS_BESIDES_SCANS);
+    runtime(blocking)?.block_on(run(config))
+}
+
+async fn run(config: Config) -> anyhow::Result<()> {
     init_logging(config.log_format);
     // Exactly one crypto provider, chosen here, so that rustls never has to
     // guess between ring and another one pulled in by a dependency.

@@ -5,8 +5,9 @@
 //! certificate from another CA, a plaintext client) is logged at WARN with
 //! the peer's address and the reason, and so that the handshakes and
 //! connections a peer may hold are bounded (see [`gate`]). Each connection
-//! then has deadlines of its own: for its HTTP/2 preface, and for idleness
-//! (see [`conn`]). Rejections are logged a few a time, then counted.
+//! then has deadlines of its own: for its HTTP/2 preface, for idleness, and
+//! for responses its client does not take (see [`conn`]). Rejections are
+//! logged a few a time, then counted.
 
 use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 
@@ -19,7 +20,10 @@ use tokio_rustls::TlsAcceptor;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::Server;
 
-use crate::service::{self, Inspector};
+use crate::{
+    authz::Identity,
+    service::{self, Inspector},
+};
 
 mod conn;
 mod edge;
@@ -48,13 +52,17 @@ pub struct Limits {
     /// TLS handshakes in progress at once. A new connection beyond it takes
     /// the place of the oldest pending handshake.
     pub max_handshakes: usize,
-    /// TLS handshakes in progress at once from one peer address (an IPv6
-    /// peer counts by its /64); beyond it, that peer's oldest is dropped.
+    /// TLS handshakes in progress at once from one peer network (an IPv4
+    /// /24, an IPv6 /64); beyond it, that network's oldest is dropped.
     pub max_handshakes_per_peer: usize,
     /// Open connections (TLS done) at once; further ones are refused.
     pub max_connections: usize,
-    /// Open connections at once from one peer address.
+    /// Open connections at once from one peer network (an IPv4 /24, an
+    /// IPv6 /64).
     pub max_connections_per_peer: usize,
+    /// Open connections at once with one client certificate identity (its
+    /// CN, else its first name), from anywhere.
+    pub max_connections_per_identity: usize,
     /// A connection that carries no call for this long is closed.
     pub idle_timeout: Duration,
     /// At shutdown, how long calls in flight may take to finish before
@@ -75,6 +83,7 @@ impl Default for Limits {
             max_handshakes_per_peer: 32,
             max_connections: 1024,
             max_connections_per_peer: 64,
+            max_connections_per_identity: 128,
             idle_timeout: Duration::from_secs(300),
             shutdown_grace: Duration::from_secs(10),
             max_concurrent_streams: 64,
@@ -238,6 +247,7 @@ impl Agent {
             let _ = draining.send(());
         };
         let audit = self.inspector.audit();
+        let stall_timeout = self.inspector.stream_stall_timeout();
         let inspector = pb::host_inspector_server::HostInspectorServer::new(self.inspector)
             .max_decoding_message_size(self.limits.max_request_bytes)
             .max_encoding_message_size(service::MAX_MESSAGE_BYTES);
@@ -258,7 +268,7 @@ impl Agent {
             .add_service(reflection().build_v1alpha()?)
             .add_service(inspector);
 
-        let gate = Arc::new(Gate::new(self.limits.clone()));
+        let gate = Arc::new(Gate::new(self.limits.clone(), stall_timeout));
         let (incoming, accepting) =
             incoming(listener, self.tls.map(TlsAcceptor::from), Arc::clone(&gate));
         let serving = router.serve_with_incoming_shutdown(incoming, shutdown);
@@ -355,14 +365,14 @@ fn on_connection(
 ) {
     // A peer at its connection limit is refused before a handshake is
     // spent on it.
-    if !gate.has_room(peer) {
+    if let Err(full) = gate.has_room(peer) {
         gate.rejections
-            .reject(Rejection::OverLimit, peer, &"too many connections");
+            .reject(Rejection::OverLimit, peer, &full.reason());
         return;
     }
     let tx = tx.clone();
     let Some(acceptor) = tls.cloned() else {
-        if let Some(conn) = Conn::open(Io::Plain(tcp), peer, gate) {
+        if let Some(conn) = Conn::open(Io::Plain(tcp), peer, None, gate) {
             tokio::spawn(async move {
                 let _ = tx.send(Ok(conn)).await;
             });
@@ -391,7 +401,19 @@ fn on_connection(
         gate.end_handshake(id);
         match outcome {
             Ok(tls) => {
-                if let Some(conn) = Conn::open(Io::Tls(Box::new(tls)), peer, &gate) {
+                // The identity the roles are granted to: connections are
+                // bounded per identity as well as per network, so that one
+                // certificate from many addresses cannot take every place.
+                let identity = tls
+                    .get_ref()
+                    .1
+                    .peer_certificates()
+                    .and_then(|certs| certs.first())
+                    .map(Identity::from_certificate)
+                    .and_then(|id| id.names.into_iter().next());
+                if let Some(conn) =
+                    Conn::open(Io::Tls(Box::new(tls)), peer, identity.as_deref(), &gate)
+                {
                     let _ = tx.send(Ok(conn)).await;
                 }
             }

@@ -1,6 +1,7 @@
 //! One accepted connection as tonic serves it: a deadline for the HTTP/2
-//! preface, an idle timeout while it carries no call, a count of its open
-//! calls, and a switch that closes it at the end of a graceful shutdown.
+//! preface, an idle timeout while it carries no call, a stall timeout for
+//! responses its client does not take, a count of its open calls, and a
+//! switch that closes it at the end of a graceful shutdown.
 //!
 //! hyper has no deadline for the preface and no idle timeout, and its
 //! keep-alive pings keep an idle connection alive for ever. So the agent
@@ -8,14 +9,23 @@
 //! the connection. A tower layer counts the calls on each connection (a
 //! call lasts until its response body is dropped, so a stream counts until
 //! it ends), which tells the I/O when the connection is idle.
+//!
+//! hyper asks a response body for its next piece of data only once it has
+//! sent the previous one, which takes the client's flow-control window. So
+//! a body whose data hyper has held for the stall timeout belongs to a
+//! client that takes nothing (a window kept at 0): that connection is
+//! closed, which is the only way to drop what hyper holds for it. Watch
+//! streams are left to their own stall timeout, which ends them with a
+//! status the client reads should it read again.
 
 use std::{
+    collections::HashMap,
     io,
     net::SocketAddr,
     pin::Pin,
     sync::{
         Arc, Mutex,
-        atomic::{AtomicBool, AtomicUsize, Ordering},
+        atomic::{AtomicBool, Ordering},
     },
     task::{Context, Poll, Waker},
     time::Duration,
@@ -33,6 +43,7 @@ use tonic::{
 };
 
 use super::gate::{Gate, Rejection};
+use crate::service::budget::ConnBuffer;
 
 /// The HTTP/2 client connection preface is this many bytes (RFC 9113 §3.4).
 const PREFACE_LEN: usize = 24;
@@ -105,28 +116,34 @@ impl AsyncWrite for Io {
 
 // === ConnState ===
 
-/// What a connection and its calls share: how many calls are open, since
-/// when none is, and whether the connection must close.
+/// What a connection and its calls share: its open calls, since when none
+/// is, and whether the connection must close.
 #[derive(Debug)]
 pub(crate) struct ConnState {
-    calls: AtomicUsize,
-    idle_since: Mutex<Instant>,
+    calls: Mutex<Calls>,
     closing: AtomicBool,
     /// The tasks last waiting to read and to write, woken when the idle
     /// clock starts or the connection must close.
     readers: Mutex<Option<Waker>>,
     writers: Mutex<Option<Waker>>,
+    /// The bytes of responses held for this connection's calls.
+    buffered: Arc<ConnBuffer>,
 }
 
 impl ConnState {
     /// The state of a new connection: idle from now.
     pub(super) fn new() -> Arc<ConnState> {
         Arc::new(ConnState {
-            calls: AtomicUsize::new(0),
-            idle_since: Mutex::new(Instant::now()),
+            calls: Mutex::new(Calls {
+                open: 0,
+                next: 0,
+                idle_since: Instant::now(),
+                held: HashMap::new(),
+            }),
             closing: AtomicBool::new(false),
             readers: Mutex::new(None),
             writers: Mutex::new(None),
+            buffered: ConnBuffer::new(),
         })
     }
 
@@ -141,19 +158,64 @@ impl ConnState {
         self.closing.load(Ordering::SeqCst)
     }
 
-    /// Counts a call until the returned guard is dropped.
-    fn call_started(self: &Arc<ConnState>) -> CallGuard {
-        self.calls.fetch_add(1, Ordering::SeqCst);
-        CallGuard(Arc::clone(self))
+    /// Counts a call until the returned guard is dropped; `watched` calls
+    /// are subject to the stall timeout.
+    fn call_started(self: &Arc<ConnState>, watched: bool) -> CallGuard {
+        let mut calls = lock(&self.calls);
+        calls.open += 1;
+        calls.next += 1;
+        CallGuard {
+            state: Arc::clone(self),
+            id: calls.next,
+            watched,
+        }
     }
 
     /// When the connection became idle, or None while it carries a call.
     fn idle_since(&self) -> Option<Instant> {
-        if self.calls.load(Ordering::SeqCst) > 0 {
-            return None;
-        }
-        Some(*lock(&self.idle_since))
+        let calls = lock(&self.calls);
+        (calls.open == 0).then_some(calls.idle_since)
     }
+
+    /// Since when the oldest response data hyper holds without sending it
+    /// has been held, if any.
+    fn held_since(&self) -> Option<Instant> {
+        lock(&self.calls).held.values().min().copied()
+    }
+
+    /// Notes that hyper holds data of call `id` from now on (`true`) or
+    /// has come back for more (`false`).
+    fn hold(&self, id: u64, held: bool) {
+        let started = {
+            let mut calls = lock(&self.calls);
+            if held {
+                let mut started = false;
+                calls.held.entry(id).or_insert_with(|| {
+                    started = true;
+                    Instant::now()
+                });
+                started
+            } else {
+                calls.held.remove(&id);
+                false
+            }
+        };
+        if started {
+            // The reader's timer may wait for nothing, or for later.
+            wake(&self.readers);
+        }
+    }
+}
+
+/// The calls of a connection.
+#[derive(Debug)]
+struct Calls {
+    open: usize,
+    next: u64,
+    idle_since: Instant,
+    /// For each call whose response data hyper holds without sending it
+    /// (the client's window is shut), since when.
+    held: HashMap<u64, Instant>,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -177,14 +239,36 @@ fn wake(slot: &Mutex<Option<Waker>>) {
 
 /// One open call on a connection. The last one to end starts the idle
 /// clock.
-struct CallGuard(Arc<ConnState>);
+struct CallGuard {
+    state: Arc<ConnState>,
+    id: u64,
+    /// Whether the stall timeout applies to the call's response.
+    watched: bool,
+}
+
+impl CallGuard {
+    /// Notes whether hyper holds data of this call's response.
+    fn hold(&self, held: bool) {
+        if self.watched {
+            self.state.hold(self.id, held);
+        }
+    }
+}
 
 impl Drop for CallGuard {
     fn drop(&mut self) {
-        if self.0.calls.fetch_sub(1, Ordering::SeqCst) == 1 {
-            *lock(&self.0.idle_since) = Instant::now();
+        let idle = {
+            let mut calls = lock(&self.state.calls);
+            calls.held.remove(&self.id);
+            calls.open -= 1;
+            if calls.open == 0 {
+                calls.idle_since = Instant::now();
+            }
+            calls.open == 0
+        };
+        if idle {
             // The connection's reader may be waiting without a timer.
-            wake(&self.0.readers);
+            wake(&self.state.readers);
         }
     }
 }
@@ -218,18 +302,36 @@ pub(crate) struct Conn {
     preface_left: usize,
     preface_deadline: Instant,
     idle_timeout: Duration,
+    stall_timeout: Duration,
     timer: Pin<Box<Sleep>>,
 }
 
+/// What the connection waits for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Deadline {
+    Preface,
+    Idle,
+    Stall,
+}
+
 impl Conn {
-    /// Wraps `io` from `peer`, or gives it back closed (None) when the peer
-    /// or the agent is at its connection limit.
-    pub(super) fn open(io: Io, peer: SocketAddr, gate: &Arc<Gate>) -> Option<Conn> {
+    /// Wraps `io` from `peer` with the client certificate `identity`, or
+    /// gives it back closed (None) when the peer, the identity or the agent
+    /// is at its connection limit.
+    pub(super) fn open(
+        io: Io,
+        peer: SocketAddr,
+        identity: Option<&str>,
+        gate: &Arc<Gate>,
+    ) -> Option<Conn> {
         let state = ConnState::new();
-        let Some(id) = gate.open(peer, &state) else {
-            gate.rejections
-                .reject(Rejection::OverLimit, peer, &"too many connections");
-            return None;
+        let id = match gate.open(peer, identity, &state) {
+            Ok(id) => id,
+            Err(full) => {
+                gate.rejections
+                    .reject(Rejection::OverLimit, peer, &full.reason());
+                return None;
+            }
         };
         let peer_info = match &io {
             Io::Plain(tcp) => PeerInfo::Tcp(tcp.connect_info()),
@@ -249,30 +351,34 @@ impl Conn {
             preface_left: PREFACE_LEN,
             preface_deadline,
             idle_timeout: gate.limits.idle_timeout,
+            stall_timeout: gate.stall_timeout,
             timer: Box::pin(tokio::time::sleep_until(preface_deadline)),
         })
     }
 
     /// The deadline the connection waits under now, if any.
-    fn deadline(&self) -> Option<Instant> {
+    fn deadline(&self) -> Option<(Instant, Deadline)> {
         if self.preface_left > 0 {
-            return Some(self.preface_deadline);
+            return Some((self.preface_deadline, Deadline::Preface));
         }
-        self.info
-            .state
-            .idle_since()
-            .map(|since| since + self.idle_timeout)
+        let state = &self.info.state;
+        if let Some(since) = state.idle_since() {
+            return Some((since + self.idle_timeout, Deadline::Idle));
+        }
+        state
+            .held_since()
+            .map(|since| (since + self.stall_timeout, Deadline::Stall))
     }
 
-    /// Polls the current deadline: Ready once it has passed.
-    fn poll_deadline(&mut self, cx: &mut Context<'_>) -> Poll<()> {
-        let Some(deadline) = self.deadline() else {
+    /// Polls the current deadline: Ready with its kind once it has passed.
+    fn poll_deadline(&mut self, cx: &mut Context<'_>) -> Poll<Deadline> {
+        let Some((deadline, kind)) = self.deadline() else {
             return Poll::Pending;
         };
         if self.timer.deadline() != deadline {
             self.timer.as_mut().reset(deadline);
         }
-        self.timer.as_mut().poll(cx)
+        self.timer.as_mut().poll(cx).map(|()| kind)
     }
 }
 
@@ -296,7 +402,7 @@ impl Conn {
 
 impl Drop for Conn {
     fn drop(&mut self) {
-        self.gate.close(self.id, self.peer);
+        self.gate.close(self.id);
     }
 }
 
@@ -330,10 +436,23 @@ impl AsyncRead for Conn {
             Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
             Poll::Pending => {}
         }
-        if this.poll_deadline(cx).is_pending() {
-            return Poll::Pending;
+        let kind = match this.poll_deadline(cx) {
+            Poll::Pending => return Poll::Pending,
+            Poll::Ready(kind) => kind,
+        };
+        if kind == Deadline::Stall {
+            tracing::warn!(
+                peer = %this.peer,
+                timeout = ?this.stall_timeout,
+                "closing connection: its client took none of a response's data in time \
+                 ([limits] stream_stall_timeout_secs)"
+            );
+            return Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "a response's data not taken in time",
+            )));
         }
-        if this.preface_left > 0 {
+        if kind == Deadline::Preface {
             this.gate.rejections.reject(
                 Rejection::PrefaceTimeout,
                 this.peer,
@@ -392,6 +511,10 @@ impl AsyncWrite for Conn {
 
 // === TrackCallsLayer ===
 
+/// The path of WatchProcesses, whose streams have a stall timeout of their
+/// own (see the module's documentation).
+const WATCH_PATH: &str = "/hostscope.v1.HostInspector/WatchProcesses";
+
 /// Counts the calls on each connection, and gives tonic's handlers back the
 /// connect info they know ([`ConnInfo`] wraps it).
 #[derive(Clone, Copy, Debug, Default)]
@@ -429,12 +552,16 @@ where
     }
 
     fn call(&mut self, mut request: http::Request<Body>) -> Self::Future {
+        let watched = request.uri().path() != WATCH_PATH;
         let call = request.extensions_mut().remove::<ConnInfo>().map(|info| {
             match info.peer {
                 PeerInfo::Tcp(tcp) => request.extensions_mut().insert(tcp).map(drop),
                 PeerInfo::Tls(tls) => request.extensions_mut().insert(tls).map(drop),
             };
-            info.state.call_started()
+            request
+                .extensions_mut()
+                .insert(Arc::clone(&info.state.buffered));
+            info.state.call_started(watched)
         });
         let response = self.inner.call(request);
         Box::pin(async move {
@@ -461,7 +588,15 @@ where
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
-        Pin::new(&mut self.get_mut().body).poll_frame(cx)
+        let this = self.get_mut();
+        let polled = Pin::new(&mut this.body).poll_frame(cx);
+        if let Some(call) = &this._call {
+            // hyper holds a piece of data until the client's window lets
+            // it through, and only then asks for more.
+            let held = matches!(&polled, Poll::Ready(Some(Ok(frame))) if frame.is_data());
+            call.hold(held);
+        }
+        polled
     }
 
     fn is_end_stream(&self) -> bool {
@@ -481,8 +616,8 @@ mod tests {
     async fn the_idle_clock_starts_when_the_last_call_ends() {
         let state = ConnState::new();
         let opened = state.idle_since().expect("a new connection is idle");
-        let first = state.call_started();
-        let second = state.call_started();
+        let first = state.call_started(true);
+        let second = state.call_started(true);
         assert_eq!(state.idle_since(), None, "calls are open");
         tokio::time::advance(Duration::from_secs(5)).await;
         drop(first);

@@ -8,12 +8,13 @@
 //! anyone) is dropped to make room: a client that completes its handshake
 //! promptly always gets through, however many silent connections an
 //! attacker keeps opening. Open connections belong to clients that hold a
-//! certificate of the fleet; beyond their limits, new ones are refused.
+//! certificate of the fleet; beyond their limits (in total, per network
+//! prefix, per certificate identity), new ones are refused.
 
 use std::{
     collections::{BTreeMap, HashMap},
     fmt,
-    net::{IpAddr, Ipv6Addr, SocketAddr},
+    net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr},
     sync::{
         Arc, Mutex, MutexGuard, Weak,
         atomic::{AtomicU64, Ordering},
@@ -30,12 +31,13 @@ pub(super) const LOG_INTERVAL: Duration = Duration::from_secs(10);
 /// Rejections logged one by one per interval; the rest are only counted.
 const LINES_PER_INTERVAL: u32 = 5;
 
-/// The address a peer's connections are counted under: the IPv4 address,
-/// or the /64 network of an IPv6 address (one host holds a whole /64, so
-/// counting single IPv6 addresses would bound nothing).
+/// The network a peer's handshakes and connections are counted under: the
+/// /24 of an IPv4 address, the /64 of an IPv6 address. One host easily
+/// holds many addresses of its network (a whole /64 is usual for IPv6), so
+/// counting single addresses would bound little.
 pub(super) fn peer_key(addr: SocketAddr) -> IpAddr {
     match addr.ip().to_canonical() {
-        IpAddr::V4(v4) => IpAddr::V4(v4),
+        IpAddr::V4(v4) => IpAddr::V4(Ipv4Addr::from(u32::from(v4) & !0xff)),
         IpAddr::V6(v6) => {
             let bits = u128::from(v6) & !((1u128 << 64) - 1);
             IpAddr::V6(Ipv6Addr::from(bits))
@@ -286,55 +288,135 @@ impl Handshakes {
 
 // === Connections ===
 
-/// Open connections, in total and per peer, with a handle on each so that
-/// the end of a graceful shutdown can close the ones still open.
+/// Open connections, in total, per peer network and per client identity,
+/// with a handle on each so that the end of a graceful shutdown can close
+/// the ones still open.
 #[derive(Debug, Default)]
 pub(super) struct Connections {
     next: u64,
-    open: HashMap<u64, Weak<ConnState>>,
+    open: HashMap<u64, Open>,
     per_peer: HashMap<IpAddr, usize>,
+    per_identity: HashMap<String, usize>,
+}
+
+/// One open connection: its state, and what it is counted under.
+#[derive(Debug)]
+struct Open {
+    state: Weak<ConnState>,
+    peer: IpAddr,
+    identity: Option<String>,
+}
+
+/// Which of the connection limits a connection ran into.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Full {
+    /// `max_connections`.
+    Agent,
+    /// `max_connections_per_peer`.
+    Peer,
+    /// `max_connections_per_identity`.
+    Identity,
+}
+
+impl Full {
+    /// Why the connection was refused, for the log.
+    pub(super) fn reason(self) -> &'static str {
+        match self {
+            Full::Agent => "too many connections ([limits] max_connections)",
+            Full::Peer => {
+                "too many connections from this network ([limits] max_connections_per_peer)"
+            }
+            Full::Identity => {
+                "too many connections with this certificate identity \
+                 ([limits] max_connections_per_identity)"
+            }
+        }
+    }
+}
+
+/// The connection limits, as the table applies them.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Caps {
+    pub(super) total: usize,
+    pub(super) per_peer: usize,
+    pub(super) per_identity: usize,
+}
+
+/// `map[key]`, 0 when absent.
+fn count<K: std::hash::Hash + Eq>(map: &HashMap<K, usize>, key: &K) -> usize {
+    map.get(key).copied().unwrap_or(0)
+}
+
+/// Takes one off `map[key]`, forgetting the key at 0.
+fn decrement<K: std::hash::Hash + Eq>(map: &mut HashMap<K, usize>, key: &K) {
+    if let Some(n) = map.get_mut(key) {
+        *n -= 1;
+        if *n == 0 {
+            map.remove(key);
+        }
+    }
 }
 
 impl Connections {
-    /// Whether `peer` may open one more connection now.
-    pub(super) fn has_room(&self, peer: IpAddr, max_total: usize, max_per_peer: usize) -> bool {
-        self.open.len() < max_total && self.per_peer.get(&peer).copied().unwrap_or(0) < max_per_peer
+    /// Whether `peer` may open one more connection now (its identity is
+    /// not known before the handshake).
+    pub(super) fn has_room(&self, peer: IpAddr, caps: Caps) -> Result<(), Full> {
+        if self.open.len() >= caps.total {
+            return Err(Full::Agent);
+        }
+        if count(&self.per_peer, &peer) >= caps.per_peer {
+            return Err(Full::Peer);
+        }
+        Ok(())
     }
 
-    /// Takes a place for a connection of `peer`, or None at a limit.
+    /// Takes a place for a connection of `peer` with the client
+    /// certificate `identity`, or says which limit is in the way.
     pub(super) fn open(
         &mut self,
         peer: IpAddr,
+        identity: Option<&str>,
         state: &Arc<ConnState>,
-        max_total: usize,
-        max_per_peer: usize,
-    ) -> Option<u64> {
-        if !self.has_room(peer, max_total, max_per_peer) {
-            return None;
+        caps: Caps,
+    ) -> Result<u64, Full> {
+        self.has_room(peer, caps)?;
+        if let Some(identity) = identity {
+            if self.per_identity.get(identity).copied().unwrap_or(0) >= caps.per_identity {
+                return Err(Full::Identity);
+            }
+            *self.per_identity.entry(identity.to_owned()).or_default() += 1;
         }
         let id = self.next;
         self.next += 1;
-        self.open.insert(id, Arc::downgrade(state));
+        self.open.insert(
+            id,
+            Open {
+                state: Arc::downgrade(state),
+                peer,
+                identity: identity.map(str::to_owned),
+            },
+        );
         *self.per_peer.entry(peer).or_default() += 1;
-        Some(id)
+        Ok(id)
     }
 
-    /// Gives back the place of connection `id` of `peer`.
-    pub(super) fn close(&mut self, id: u64, peer: IpAddr) {
-        if self.open.remove(&id).is_none() {
+    /// Gives back the place of connection `id`.
+    pub(super) fn close(&mut self, id: u64) {
+        let Some(open) = self.open.remove(&id) else {
             return;
-        }
-        if let Some(n) = self.per_peer.get_mut(&peer) {
-            *n -= 1;
-            if *n == 0 {
-                self.per_peer.remove(&peer);
-            }
+        };
+        decrement(&mut self.per_peer, &open.peer);
+        if let Some(identity) = &open.identity {
+            decrement(&mut self.per_identity, identity);
         }
     }
 
     /// The connections still open.
     fn live(&self) -> Vec<Arc<ConnState>> {
-        self.open.values().filter_map(Weak::upgrade).collect()
+        self.open
+            .values()
+            .filter_map(|open| open.state.upgrade())
+            .collect()
     }
 }
 
@@ -345,6 +427,10 @@ impl Connections {
 #[derive(Debug)]
 pub(super) struct Gate {
     pub(super) limits: Limits,
+    /// How long hyper may hold a response's data that the client does not
+    /// take before the connection is closed (the service's stream stall
+    /// timeout).
+    pub(super) stall_timeout: Duration,
     pub(super) handshakes: Mutex<Handshakes>,
     pub(super) connections: Mutex<Connections>,
     pub(super) rejections: RejectionLog,
@@ -352,9 +438,10 @@ pub(super) struct Gate {
 
 impl Gate {
     /// A gate with no one inside.
-    pub(super) fn new(limits: Limits) -> Gate {
+    pub(super) fn new(limits: Limits, stall_timeout: Duration) -> Gate {
         Gate {
             limits,
+            stall_timeout,
             handshakes: Mutex::default(),
             connections: Mutex::default(),
             rejections: RejectionLog::default(),
@@ -382,29 +469,35 @@ impl Gate {
         lock(&self.handshakes).finish(id)
     }
 
-    /// Whether `peer` may open one more connection now, before its
-    /// handshake is spent on it.
-    pub(super) fn has_room(&self, peer: SocketAddr) -> bool {
-        lock(&self.connections).has_room(
-            peer_key(peer),
-            self.limits.max_connections,
-            self.limits.max_connections_per_peer,
-        )
+    /// The connection limits.
+    fn caps(&self) -> Caps {
+        Caps {
+            total: self.limits.max_connections,
+            per_peer: self.limits.max_connections_per_peer,
+            per_identity: self.limits.max_connections_per_identity,
+        }
     }
 
-    /// Takes a place for `state`'s connection from `peer`, or None at a limit.
-    pub(super) fn open(&self, peer: SocketAddr, state: &Arc<ConnState>) -> Option<u64> {
-        lock(&self.connections).open(
-            peer_key(peer),
-            state,
-            self.limits.max_connections,
-            self.limits.max_connections_per_peer,
-        )
+    /// Whether `peer` may open one more connection now, before its
+    /// handshake is spent on it.
+    pub(super) fn has_room(&self, peer: SocketAddr) -> Result<(), Full> {
+        lock(&self.connections).has_room(peer_key(peer), self.caps())
+    }
+
+    /// Takes a place for `state`'s connection from `peer` with the client
+    /// certificate `identity`, or says which limit is in the way.
+    pub(super) fn open(
+        &self,
+        peer: SocketAddr,
+        identity: Option<&str>,
+        state: &Arc<ConnState>,
+    ) -> Result<u64, Full> {
+        lock(&self.connections).open(peer_key(peer), identity, state, self.caps())
     }
 
     /// Gives back connection `id`'s place.
-    pub(super) fn close(&self, id: u64, peer: SocketAddr) {
-        lock(&self.connections).close(id, peer_key(peer));
+    pub(super) fn close(&self, id: u64) {
+        lock(&self.connections).close(id);
     }
 
     /// Drops every pending handshake: the agent stops accepting.
@@ -480,21 +573,54 @@ mod tests {
     fn connections_are_bounded_in_total_and_per_peer() {
         let state = ConnState::new();
         let mut conns = Connections::default();
-        let a1 = conns.open(A, &state, 3, 2).expect("first of A");
-        conns.open(A, &state, 3, 2).expect("second of A");
-        assert!(conns.open(A, &state, 3, 2).is_none(), "A is at its limit");
-        let b1 = conns.open(B, &state, 3, 2).expect("first of B");
-        assert!(conns.open(B, &state, 3, 2).is_none(), "the agent is full");
-        conns.close(a1, A);
-        conns.close(a1, A);
+        let caps = Caps {
+            total: 3,
+            per_peer: 2,
+            per_identity: 10,
+        };
+        let a1 = conns.open(A, None, &state, caps).expect("first of A");
+        conns.open(A, None, &state, caps).expect("second of A");
+        assert_eq!(conns.open(A, None, &state, caps), Err(Full::Peer));
+        let b1 = conns.open(B, None, &state, caps).expect("first of B");
+        assert_eq!(conns.open(B, None, &state, caps), Err(Full::Agent));
+        conns.close(a1);
+        conns.close(a1);
         assert_eq!(
             conns.per_peer.get(&A),
             Some(&1),
             "closing twice counts once"
         );
-        conns.open(B, &state, 3, 2).expect("room again");
-        conns.close(b1, B);
+        conns.open(B, None, &state, caps).expect("room again");
+        conns.close(b1);
         assert_eq!(conns.live().len(), 2);
+    }
+
+    #[test]
+    fn connections_are_bounded_per_identity_across_networks() {
+        let state = ConnState::new();
+        let mut conns = Connections::default();
+        let caps = Caps {
+            total: 100,
+            per_peer: 100,
+            per_identity: 2,
+        };
+        let first = conns.open(A, Some("reader"), &state, caps).expect("first");
+        conns
+            .open(B, Some("reader"), &state, caps)
+            .expect("second, from elsewhere");
+        assert_eq!(
+            conns.open(B, Some("reader"), &state, caps),
+            Err(Full::Identity),
+            "a third with the same identity, from any network"
+        );
+        conns
+            .open(A, Some("operator"), &state, caps)
+            .expect("another identity has room");
+        conns.close(first);
+        conns
+            .open(B, Some("reader"), &state, caps)
+            .expect("room again once one closed");
+        assert_eq!(conns.per_identity.get("reader"), Some(&2));
     }
 
     #[test]
@@ -505,7 +631,15 @@ mod tests {
         assert_eq!(peer_key(one), peer_key(two));
         assert_ne!(peer_key(one), peer_key(other));
         let mapped: SocketAddr = "[::ffff:192.0.2.1]:5000".parse().unwrap();
-        assert_eq!(peer_key(mapped), A);
+        assert_eq!(peer_key(mapped), peer_key(SocketAddr::new(A, 1)));
+        // IPv4 peers count by their /24.
+        let (near, far): (SocketAddr, SocketAddr) = (
+            "192.0.2.200:7000".parse().unwrap(),
+            "192.0.3.1:7000".parse().unwrap(),
+        );
+        assert_eq!(peer_key(near), IpAddr::from([192, 0, 2, 0]));
+        assert_eq!(peer_key(near), peer_key(SocketAddr::new(A, 1)));
+        assert_ne!(peer_key(far), peer_key(near));
     }
 
     #[test]

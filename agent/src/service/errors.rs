@@ -104,6 +104,19 @@ pub enum ServiceError {
         source: Box<dyn std::error::Error + Send + Sync>,
     },
 
+    /// The agent holds as many bytes of responses not yet taken as it may
+    /// (for this connection or in total).
+    #[error(
+        "the agent holds {limit} bytes of responses its clients have not taken yet, \
+         the limit ([limits] {key}); retry once a stream has ended"
+    )]
+    BufferFull {
+        /// The `[limits]` key of the bound.
+        key: &'static str,
+        /// The bound, in bytes.
+        limit: usize,
+    },
+
     /// The agent is stopping and takes no new work.
     #[error("the agent is shutting down")]
     ShuttingDown,
@@ -161,7 +174,9 @@ impl ServiceError {
             ServiceError::InvalidArgument { .. } => {
                 return (Code::InvalidArgument, INVALID_ARGUMENT);
             }
-            ServiceError::AgentWatchLimit { .. } | ServiceError::ClientWatchLimit { .. } => {
+            ServiceError::AgentWatchLimit { .. }
+            | ServiceError::ClientWatchLimit { .. }
+            | ServiceError::BufferFull { .. } => {
                 return (Code::ResourceExhausted, RESOURCE_EXHAUSTED);
             }
             ServiceError::Internal { .. } => return (Code::Internal, INTERNAL),
@@ -199,9 +214,22 @@ impl ServiceError {
             ServiceError::StreamStalled { after } => {
                 meta.put("stall_timeout_secs", after.as_secs_f64());
             }
+            ServiceError::BufferFull { key, limit } => {
+                meta.put("limit_key", key);
+                meta.put("limit", limit);
+            }
             ServiceError::Internal { .. } | ServiceError::ShuttingDown => {}
         }
         meta.0
+    }
+}
+
+impl From<super::budget::Full> for ServiceError {
+    fn from(full: super::budget::Full) -> ServiceError {
+        ServiceError::BufferFull {
+            key: full.key(),
+            limit: full.limit(),
+        }
     }
 }
 

@@ -1,17 +1,19 @@
 //! The `hostscope.v1.HostInspector` service: request -> backend -> message.
 //!
 //! Handlers validate their input, then do the blocking procfs work in
-//! `spawn_blocking`. A listing scans the table into batches while it holds
-//! one of the scan permits, gives the permit back, and only then sends:
-//! a client that reads slowly, or not at all, never keeps a permit from
-//! other clients, and an [`outbox`] ends its stream once it has taken
-//! nothing for the stall timeout.
+//! `spawn_blocking`. A listing finds the pids that match while it holds one
+//! of the scan permits, then reads them a batch at a time, each under a
+//! permit it gives back before sending: a client that reads slowly, or not
+//! at all, never keeps a permit from other clients. A batch is read only
+//! once the client has taken the one before and the response [`budget`]
+//! has room for it, and an [`outbox`] ends the stream once its client has
+//! taken nothing for the stall timeout.
 
 use std::{collections::BTreeMap, ops::ControlFlow, sync::Arc, time::Duration};
 
 use hostscope_proto as pb;
 use prost::Message;
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tonic::{Request, Response, Status};
 
 use crate::{
@@ -20,6 +22,7 @@ use crate::{
 };
 
 pub mod audit;
+pub mod budget;
 pub mod convert;
 pub mod errors;
 pub mod outbox;
@@ -27,13 +30,18 @@ pub mod signal;
 pub mod watch;
 
 use audit::Audit;
+use budget::{Budget, ConnBuffer, Reservation};
 pub use errors::ServiceError;
-use outbox::OutboxStream;
+use outbox::{Outbox, OutboxStream};
 use watch::{Hub, WatchOptions};
 
 /// Largest message the agent sends. gRPC clients accept 4 MiB by default;
 /// a batch stays below it however long the command lines.
 pub const MAX_MESSAGE_BYTES: usize = 4 * 1024 * 1024;
+
+/// The least `max_buffered_bytes` (and per connection) the agent accepts:
+/// a few batches of a listing.
+pub const MIN_BUFFERED_BYTES: usize = 4 * BATCH_BYTES;
 
 /// A batch is sent once it holds this many encoded bytes...
 const BATCH_BYTES: usize = 256 * 1024;
@@ -54,6 +62,11 @@ pub struct Options {
     /// A stream whose client takes none of its data for this long is
     /// ended (listings and watches alike).
     pub stream_stall_timeout: Duration,
+    /// Bytes of listings held for clients that have not taken them yet,
+    /// for every connection together.
+    pub max_buffered_bytes: usize,
+    /// The same, for any one connection.
+    pub max_buffered_bytes_per_connection: usize,
 }
 
 impl Default for Options {
@@ -64,6 +77,8 @@ impl Default for Options {
             policy: Policy::default(),
             watch: WatchOptions::default(),
             stream_stall_timeout: Duration::from_secs(10),
+            max_buffered_bytes: 32 * 1024 * 1024,
+            max_buffered_bytes_per_connection: 8 * 1024 * 1024,
         }
     }
 }
@@ -74,6 +89,7 @@ pub struct Inspector {
     backend: Arc<dyn Backend>,
     options: Options,
     scans: Arc<Semaphore>,
+    budget: Arc<Budget>,
     audit: Arc<Audit>,
     hub: Arc<Hub>,
 }
@@ -88,10 +104,15 @@ impl Inspector {
             Arc::clone(&scans),
             options.stream_stall_timeout,
         ));
+        let budget = Budget::new(
+            options.max_buffered_bytes,
+            options.max_buffered_bytes_per_connection,
+        );
         Inspector {
             backend,
             options,
             scans,
+            budget,
             audit: Arc::new(Audit::log_only()),
             hub,
         }
@@ -118,6 +139,34 @@ impl Inspector {
     /// can drain.
     pub fn end_watches(&self) {
         self.hub.shut_down();
+    }
+
+    /// How long a client may take none of a response's data.
+    pub fn stream_stall_timeout(&self) -> Duration {
+        self.options.stream_stall_timeout
+    }
+
+    /// Bytes of listings held now for clients that have not taken them
+    /// yet (see [`budget`]); 0 once every stream has ended.
+    pub fn buffered_bytes(&self) -> usize {
+        self.budget.used()
+    }
+
+    /// The largest message one process may take in a listing: a batch of
+    /// that one process must fit the message limit and the budgets.
+    fn largest_process(&self) -> usize {
+        MAX_MESSAGE_BYTES
+            .min(self.options.max_buffered_bytes)
+            .min(self.options.max_buffered_bytes_per_connection)
+            .max(BATCH_BYTES)
+    }
+
+    /// Waits for one of the scan permits.
+    async fn scan_permit(&self) -> Result<OwnedSemaphorePermit, ServiceError> {
+        Arc::clone(&self.scans)
+            .acquire_owned()
+            .await
+            .map_err(|_| ServiceError::ShuttingDown)
     }
 
     /// Refuses clients that hold no reader role.
@@ -238,55 +287,33 @@ impl pb::host_inspector_server::HostInspector for Inspector {
         request: Request<pb::ListProcessesRequest>,
     ) -> Result<Response<Self::ListProcessesStream>, Status> {
         self.authorize_read(&request)?;
+        let conn = request.extensions().get::<Arc<ConnBuffer>>().cloned();
         let request = request.into_inner();
         let (fields, refused) = self.select(&request.fields)?;
         let filter = convert::filter_from_pb(request.filter.unwrap_or_default())?;
+        // A listing that cannot have room for its first batch is refused
+        // before it scans anything.
+        let first = self
+            .budget
+            .try_reserve(conn.as_ref(), BATCH_BYTES)
+            .map_err(ServiceError::from)?;
         let permit = Arc::clone(&self.scans)
             .acquire_owned()
             .await
             .map_err(|_| ServiceError::ShuttingDown)?;
 
-        let (outbox, stream) = outbox::outbox(2, self.options.stream_stall_timeout);
-        let gone = outbox.gone();
-        let backend = Arc::clone(&self.backend);
-        tokio::spawn(async move {
-            // Scan with the permit, into batches...
-            let scanned = tokio::task::spawn_blocking(move || {
-                let _permit = permit;
-                let read = fields.union(filter.needs());
-                let mut batches = Batcher::default();
-                let mut visit = |info: ProcessInfo| {
-                    if gone() {
-                        return ControlFlow::Break(());
-                    }
-                    if filter.matches(&info) {
-                        batches.push(convert::process_to_pb_refusing(info, fields, &refused));
-                    }
-                    ControlFlow::Continue(())
-                };
-                let result = scan(backend.as_ref(), &filter.pids, read, &mut visit);
-                (batches.finish(), result.map_err(ServiceError::from))
-            })
-            .await;
-            let (batches, result) = scanned.unwrap_or_else(|e| {
-                (
-                    Vec::new(),
-                    Err(ServiceError::internal("the scan task failed", e)),
-                )
-            });
-            // ...then send them without it.
-            for batch in batches {
-                if outbox.send(Ok(batch)).await.is_err() {
-                    return;
-                }
-            }
-            if let Err(e) = result {
-                if outbox.send(Err(e.into())).await.is_err() {
-                    return;
-                }
-            }
-            let _ = outbox.finish().await;
-        });
+        let (outbox, stream) = outbox::outbox(1, self.options.stream_stall_timeout);
+        let listing = Listing {
+            backend: Arc::clone(&self.backend),
+            scans: Arc::clone(&self.scans),
+            budget: Arc::clone(&self.budget),
+            conn,
+            fields,
+            refused: Arc::from(refused),
+            filter: Arc::new(filter),
+            largest: self.largest_process(),
+        };
+        tokio::spawn(listing.run(outbox, permit, first));
         Ok(Response::new(stream))
     }
 
@@ -298,7 +325,23 @@ impl pb::host_inspector_server::HostInspector for Inspector {
         let request = request.into_inner();
         let pid = convert::pid_from_pb("pid", request.pid)?;
         let (fields, refused) = self.select(&request.fields)?;
-        let info = blocking(&self.backend, move |b| b.process(pid, fields)).await?;
+        // Reads whose cost grows with the process (its fd directory, its
+        // environment and arguments) wait for a scan permit like a scan.
+        // The permit goes with the work: a call given up on does not free
+        // it while the read still runs.
+        let permit = if fields.contains(Field::NumFds)
+            || fields.contains(Field::Environ)
+            || fields.contains(Field::Cmdline)
+        {
+            Some(self.scan_permit().await?)
+        } else {
+            None
+        };
+        let info = blocking(&self.backend, move |b| {
+            let _permit = permit;
+            b.process(pid, fields)
+        })
+        .await?;
         let mut msg = convert::process_to_pb_refusing(info, fields, &refused);
         fit(&mut msg, MAX_MESSAGE_BYTES);
         Ok(Response::new(msg))
@@ -330,7 +373,13 @@ impl pb::host_inspector_server::HostInspector for Inspector {
         request: Request<pb::FindZombiesRequest>,
     ) -> Result<Response<pb::FindZombiesResponse>, Status> {
         self.authorize_read(&request)?;
-        let zombies = blocking(&self.backend, find_zombies).await?;
+        // A scan of the whole table, and a read of every zombie's parent.
+        let permit = self.scan_permit().await?;
+        let zombies = blocking(&self.backend, move |b| {
+            let _permit = permit;
+            find_zombies(b)
+        })
+        .await?;
         Ok(Response::new(zombies))
     }
 
@@ -443,45 +492,258 @@ fn scan(
     Ok(())
 }
 
-/// Groups processes into batches bounded in count and encoded size.
-#[derive(Default)]
-struct Batcher {
-    done: Vec<pb::ProcessBatch>,
-    batch: pb::ProcessBatch,
-    bytes: usize,
+// === Listing ===
+
+/// One ListProcesses stream: which processes match is decided first (a
+/// list of pids, cheap to hold); their fields are read a batch at a time,
+/// only when the client has taken the batch before and the agent's
+/// response budget has room for the next.
+struct Listing {
+    backend: Arc<dyn Backend>,
+    scans: Arc<Semaphore>,
+    budget: Arc<Budget>,
+    conn: Option<Arc<ConnBuffer>>,
+    fields: FieldSet,
+    refused: Arc<[Field]>,
+    filter: Arc<backend::Filter>,
+    /// The largest message one process may take (see [`Inspector::largest_process`]).
+    largest: usize,
 }
 
-impl Batcher {
-    /// Adds a process.
-    fn push(&mut self, mut process: pb::Process) {
-        // Room for the batch's own framing of this entry.
-        const ENTRY_OVERHEAD: usize = 16;
-        let limit = MAX_MESSAGE_BYTES - ENTRY_OVERHEAD;
-        fit(&mut process, limit);
+/// What reading one batch found.
+struct Read {
+    batch: pb::ProcessBatch,
+    /// Encoded bytes of the batch.
+    bytes: usize,
+    /// Index of the first pid not read into the batch.
+    next: usize,
+    /// The encoded size of the process at `next` when it did not fit in
+    /// an empty batch: it needs a larger reservation.
+    needs: Option<usize>,
+}
+
+impl Listing {
+    /// Lists, sends, and ends the stream.
+    async fn run(
+        self,
+        outbox: Outbox<pb::ProcessBatch>,
+        permit: OwnedSemaphorePermit,
+        first: Reservation,
+    ) {
+        if let Err(e) = self.send_all(&outbox, permit, first).await {
+            if outbox.send(Err(e.into())).await.is_err() {
+                return;
+            }
+        }
+        let _ = outbox.finish().await;
+    }
+
+    /// Sends every batch; Err for the status that ends the stream.
+    async fn send_all(
+        &self,
+        outbox: &Outbox<pb::ProcessBatch>,
+        permit: OwnedSemaphorePermit,
+        first: Reservation,
+    ) -> Result<(), ServiceError> {
+        let pids = self.matching(permit, outbox.gone()).await?;
+        let mut next = 0;
+        let mut reserved = Some(first);
+        let mut needs = None;
+        while next < pids.len() {
+            if outbox.room().await.is_err() {
+                return Ok(());
+            }
+            let want = needs.map_or(BATCH_BYTES, |n: usize| n.max(BATCH_BYTES));
+            let mut reservation = match reserved.take() {
+                Some(r) if r.bytes() >= want => r,
+                held => {
+                    drop(held);
+                    self.budget
+                        .reserve(self.conn.as_ref(), want, outbox.stall())
+                        .await?
+                }
+            };
+            let permit = Arc::clone(&self.scans)
+                .acquire_owned()
+                .await
+                .map_err(|_| ServiceError::ShuttingDown)?;
+            let read = self
+                .read(
+                    permit,
+                    Arc::clone(&pids),
+                    next,
+                    reservation.bytes(),
+                    needs.is_some(),
+                    outbox.gone(),
+                )
+                .await?;
+            next = read.next;
+            needs = read.needs;
+            if read.batch.processes.is_empty() {
+                reserved = Some(reservation);
+                continue;
+            }
+            reservation.shrink_to(read.bytes);
+            if outbox
+                .send_held(Ok(read.batch), Some(reservation))
+                .await
+                .is_err()
+            {
+                return Ok(());
+            }
+        }
+        Ok(())
+    }
+
+    /// The pids of the processes that match the filter, read under `permit`
+    /// with only the fields the filter needs.
+    async fn matching(
+        &self,
+        permit: OwnedSemaphorePermit,
+        gone: impl Fn() -> bool + Send + 'static,
+    ) -> Result<Arc<[u32]>, ServiceError> {
+        let backend = Arc::clone(&self.backend);
+        let filter = Arc::clone(&self.filter);
+        tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            let mut pids = Vec::new();
+            let mut visit = |info: ProcessInfo| {
+                if gone() {
+                    return ControlFlow::Break(());
+                }
+                if filter.matches(&info) {
+                    pids.push(info.pid);
+                }
+                ControlFlow::Continue(())
+            };
+            scan(backend.as_ref(), &filter.pids, filter.needs(), &mut visit)?;
+            Ok(Arc::from(pids))
+        })
+        .await
+        .map_err(|e| ServiceError::internal("the scan task failed", e))?
+    }
+
+    /// Reads the processes of `pids` from `next` on into one batch of at
+    /// most `room` encoded bytes, under `permit`. With `force`, the first
+    /// process is cut down to the room if it has grown since it was
+    /// measured.
+    async fn read(
+        &self,
+        permit: OwnedSemaphorePermit,
+        pids: Arc<[u32]>,
+        next: usize,
+        room: usize,
+        force: bool,
+        gone: impl Fn() -> bool + Send + 'static,
+    ) -> Result<Read, ServiceError> {
+        let backend = Arc::clone(&self.backend);
+        let filter = Arc::clone(&self.filter);
+        let refused = Arc::clone(&self.refused);
+        let fields = self.fields;
+        let largest = self.largest;
+        let explicit = !filter.pids.is_empty();
+        tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            let read_fields = fields.union(filter.needs());
+            let mut batch = Batch::new(room);
+            let mut at = next;
+            while at < pids.len() && !batch.is_full() && !gone() {
+                let pid = pids[at];
+                let info = match backend.process(pid, read_fields) {
+                    Ok(info) => info,
+                    // It exited since the filter saw it.
+                    Err(backend::Error::NoSuchProcess { .. }) => {
+                        at += 1;
+                        continue;
+                    }
+                    Err(e) if explicit => return Err(ServiceError::from(e)),
+                    Err(e) => {
+                        tracing::warn!(pid, error = %e, "skipping an unreadable process");
+                        at += 1;
+                        continue;
+                    }
+                };
+                // It may have changed (exec'd, say) since it matched.
+                if !filter.matches(&info) {
+                    at += 1;
+                    continue;
+                }
+                let mut process = convert::process_to_pb_refusing(info, fields, &refused);
+                let limit = if force && batch.is_empty() {
+                    largest.min(room)
+                } else {
+                    largest
+                };
+                fit(&mut process, limit.saturating_sub(ENTRY_OVERHEAD));
+                match batch.offer(process) {
+                    Ok(()) => at += 1,
+                    Err(len) if batch.is_empty() => {
+                        return Ok(Read {
+                            batch: batch.done(),
+                            bytes: 0,
+                            next: at,
+                            needs: Some(len),
+                        });
+                    }
+                    // Read again as the first of the next batch.
+                    Err(_) => break,
+                }
+            }
+            let bytes = batch.bytes;
+            Ok(Read {
+                batch: batch.done(),
+                bytes,
+                next: if gone() { pids.len() } else { at },
+                needs: None,
+            })
+        })
+        .await
+        .map_err(|e| ServiceError::internal("the scan task failed", e))?
+    }
+}
+
+/// Room in a batch for one entry's own framing.
+const ENTRY_OVERHEAD: usize = 16;
+
+/// One batch of processes, bounded in count and in encoded size.
+struct Batch {
+    processes: Vec<pb::Process>,
+    bytes: usize,
+    room: usize,
+}
+
+impl Batch {
+    fn new(room: usize) -> Batch {
+        Batch {
+            processes: Vec::new(),
+            bytes: 0,
+            room: room.min(MAX_MESSAGE_BYTES),
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.processes.is_empty()
+    }
+
+    fn is_full(&self) -> bool {
+        self.processes.len() >= BATCH_PROCESSES || self.bytes >= self.room
+    }
+
+    /// Adds `process` if it fits; else its encoded size with framing.
+    fn offer(&mut self, process: pb::Process) -> Result<(), usize> {
         let len = process.encoded_len() + ENTRY_OVERHEAD;
-        if self.bytes + len > limit {
-            self.flush();
+        if self.bytes + len > self.room {
+            return Err(len);
         }
         self.bytes += len;
-        self.batch.processes.push(process);
-        if self.bytes >= BATCH_BYTES || self.batch.processes.len() >= BATCH_PROCESSES {
-            self.flush();
-        }
+        self.processes.push(process);
+        Ok(())
     }
 
-    /// Closes the batch so far.
-    fn flush(&mut self) {
-        if self.batch.processes.is_empty() {
-            return;
+    fn done(self) -> pb::ProcessBatch {
+        pb::ProcessBatch {
+            processes: self.processes,
         }
-        self.bytes = 0;
-        self.done.push(std::mem::take(&mut self.batch));
-    }
-
-    /// Every batch, the last one included.
-    fn finish(mut self) -> Vec<pb::ProcessBatch> {
-        self.flush();
-        self.done
     }
 }
 
@@ -529,30 +791,30 @@ mod tests {
     }
 
     #[test]
-    fn batches_stay_under_the_message_limit() {
-        let mut batcher = Batcher::default();
-        // Small processes fill a batch part way; a huge one must then start
-        // a batch of its own instead of overflowing this one.
-        let sizes = [
-            100_000,
-            100_000,
-            MAX_MESSAGE_BYTES - 100,
-            100_000,
-            5 * MAX_MESSAGE_BYTES,
-        ];
-        for (pid, size) in (1..).zip(sizes) {
-            let p = pb::Process {
-                pid,
-                cmdline: vec!["a".repeat(size)],
-                ..Default::default()
-            };
-            batcher.push(p);
+    fn a_batch_takes_what_fits_its_room_and_names_the_size_of_what_does_not() {
+        let process = |size: usize| pb::Process {
+            pid: 1,
+            cmdline: vec!["a".repeat(size)],
+            ..Default::default()
+        };
+        let mut batch = Batch::new(250_000);
+        assert!(batch.offer(process(100_000)).is_ok());
+        assert!(batch.offer(process(100_000)).is_ok());
+        let len = batch.offer(process(100_000)).expect_err("no room left");
+        assert!(len > 100_000 && len < 100_000 + 2 * ENTRY_OVERHEAD, "{len}");
+        assert!(batch.bytes <= 250_000);
+        let done = batch.done();
+        assert_eq!(done.processes.len(), 2);
+        assert!(done.encoded_len() <= 250_000);
+
+        let mut tiny = Batch::new(10 * MAX_MESSAGE_BYTES);
+        assert_eq!(
+            tiny.room, MAX_MESSAGE_BYTES,
+            "never above the message limit"
+        );
+        for _ in 0..BATCH_PROCESSES {
+            tiny.offer(process(1)).expect("room");
         }
-        let mut seen = 0;
-        for batch in batcher.finish() {
-            assert!(batch.encoded_len() <= MAX_MESSAGE_BYTES);
-            seen += batch.processes.len();
-        }
-        assert_eq!(seen, sizes.len());
+        assert!(tiny.is_full());
     }
 }

@@ -9,6 +9,14 @@
 //! stop, and the client, should it ever read again, gets a
 //! DEADLINE_EXCEEDED status with the reason STREAM_STALLED instead of the
 //! rest of its data.
+//!
+//! An item may carry a [`Reservation`] of the agent's response [budget]:
+//! it is held while the item waits in the outbox and while the item is on
+//! its way to the client, until the stream is polled for the next one
+//! (HTTP/2 asks a response body for more only once it has sent what it was
+//! given).
+//!
+//! [budget]: super::budget
 
 use std::{
     pin::Pin,
@@ -21,7 +29,7 @@ use tokio::sync::mpsc;
 use tokio_stream::Stream;
 use tonic::Status;
 
-use super::ServiceError;
+use super::{ServiceError, budget::Reservation};
 
 /// Why an outbox takes no more items.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -34,10 +42,13 @@ pub enum Ended {
 
 type Item<T> = Result<T, Status>;
 
+/// An item with the budget it holds.
+type Held<T> = (Item<T>, Option<Reservation>);
+
 /// What the two ends share: the receiver (dropped, with everything it
 /// buffered, when the stream stalls) and the status that then ends it.
 struct Shared<T> {
-    rx: Option<mpsc::Receiver<Item<T>>>,
+    rx: Option<mpsc::Receiver<Held<T>>>,
     ending: Option<Status>,
 }
 
@@ -47,7 +58,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 /// The producing end of a response stream.
 pub struct Outbox<T> {
-    tx: mpsc::Sender<Item<T>>,
+    tx: mpsc::Sender<Held<T>>,
     shared: Arc<Mutex<Shared<T>>>,
     capacity: usize,
     stall: Duration,
@@ -57,6 +68,8 @@ pub struct Outbox<T> {
 /// ended it.
 pub struct OutboxStream<T> {
     shared: Arc<Mutex<Shared<T>>>,
+    /// The budget of the item last handed on, held until the next poll.
+    sent: Option<Reservation>,
 }
 
 /// An outbox buffering up to `capacity` items, whose client must take an
@@ -70,6 +83,7 @@ pub fn outbox<T>(capacity: usize, stall: Duration) -> (Outbox<T>, OutboxStream<T
     }));
     let stream = OutboxStream {
         shared: Arc::clone(&shared),
+        sent: None,
     };
     (
         Outbox {
@@ -85,11 +99,38 @@ pub fn outbox<T>(capacity: usize, stall: Duration) -> (Outbox<T>, OutboxStream<T
 impl<T> Outbox<T> {
     /// Offers `item`; fails when the client went away or stalled.
     pub async fn send(&self, item: Item<T>) -> Result<(), Ended> {
-        match tokio::time::timeout(self.stall, self.tx.send(item)).await {
+        self.send_held(item, None).await
+    }
+
+    /// Offers `item`, which holds `reservation` until the client has taken
+    /// it; fails when the client went away or stalled.
+    pub async fn send_held(
+        &self,
+        item: Item<T>,
+        reservation: Option<Reservation>,
+    ) -> Result<(), Ended> {
+        match tokio::time::timeout(self.stall, self.tx.send((item, reservation))).await {
             Ok(Ok(())) => Ok(()),
             Ok(Err(_)) => Err(Ended::Gone),
             Err(_) => Err(self.stalled()),
         }
+    }
+
+    /// Waits until the outbox has room for one more item, so that the item
+    /// is built only then; fails when the client went away or stalled.
+    pub async fn room(&self) -> Result<(), Ended> {
+        match tokio::time::timeout(self.stall, self.tx.reserve()).await {
+            // The slot is given back at once: this outbox has one producer,
+            // so it is still free when the item comes.
+            Ok(Ok(_slot)) => Ok(()),
+            Ok(Err(_)) => Err(Ended::Gone),
+            Err(_) => Err(self.stalled()),
+        }
+    }
+
+    /// The stall timeout.
+    pub fn stall(&self) -> Duration {
+        self.stall
     }
 
     /// Waits until the client has taken everything offered, so that a
@@ -132,9 +173,19 @@ impl<T> Stream for OutboxStream<T> {
     type Item = Item<T>;
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Item<T>>> {
-        let mut shared = lock(&self.shared);
+        let this = self.get_mut();
+        // Asked for more: what was handed on before has been sent.
+        this.sent = None;
+        let mut shared = lock(&this.shared);
         match shared.rx.as_mut() {
-            Some(rx) => rx.poll_recv(cx),
+            Some(rx) => match rx.poll_recv(cx) {
+                Poll::Ready(Some((item, reservation))) => {
+                    this.sent = reservation;
+                    Poll::Ready(Some(item))
+                }
+                Poll::Ready(None) => Poll::Ready(None),
+                Poll::Pending => Poll::Pending,
+            },
             None => Poll::Ready(shared.ending.take().map(Err)),
         }
     }

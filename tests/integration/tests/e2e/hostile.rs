@@ -4,8 +4,8 @@
 //! loop here is bounded and stops by itself; every test checks that a
 //! well-behaved client keeps getting answers meanwhile.
 //!
-//! Distinct peers are distinct loopback addresses (the agent counts
-//! handshakes and connections per address): each test that floods uses an
+//! Distinct peers are distinct loopback networks (the agent counts
+//! handshakes and connections per IPv4 /24): each test that floods uses an
 //! address of its own, so that its log lines can be told apart from those
 //! of tests running beside it.
 
@@ -49,6 +49,8 @@ const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\x04\0\0\0\0\0";
 pub(crate) struct Agent {
     pub(crate) addr: SocketAddr,
     pub(crate) pki: Pki,
+    /// The agent's service, for what it counts inside.
+    pub(crate) inspector: Inspector,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<Result<(), server::Error>>>,
 }
@@ -66,15 +68,15 @@ impl Agent {
         let backend = backend::native("/proc".into(), "/sys".into()).expect("backend");
         let inspector = Inspector::new(Arc::from(backend), options).with_audit(audit);
         let (tx, rx) = oneshot::channel::<()>();
-        let task = tokio::spawn(server::Agent::new(inspector, Some(tls), limits).serve(
-            listener,
-            async {
+        let task = tokio::spawn(
+            server::Agent::new(inspector.clone(), Some(tls), limits).serve(listener, async {
                 let _ = rx.await;
-            },
-        ));
+            }),
+        );
         Agent {
             addr,
             pki,
+            inspector,
             shutdown: Some(tx),
             task: Some(task),
         }
@@ -113,14 +115,14 @@ impl Agent {
 
     /// A TLS session from `source` with the fleet's client certificate,
     /// that has said nothing yet; Err if the agent refused it.
-    async fn tls_from(&self, source: IpAddr) -> std::io::Result<TlsStream<TcpStream>> {
+    pub(crate) async fn tls_from(&self, source: IpAddr) -> std::io::Result<TlsStream<TcpStream>> {
         let tcp = connect_from(source, self.addr).await?;
         let name = ServerName::try_from("localhost").expect("server name");
         connector(&self.pki).connect(name, tcp).await
     }
 
     /// A TLS session from 127.0.0.1, as [`Agent::tls_from`].
-    async fn tls(&self) -> TlsStream<TcpStream> {
+    pub(crate) async fn tls(&self) -> TlsStream<TcpStream> {
         self.tls_from(IpAddr::from([127, 0, 0, 1]))
             .await
             .expect("TLS session")
@@ -136,7 +138,7 @@ impl Drop for Agent {
 }
 
 /// A rustls client with the fleet's client certificate, speaking HTTP/2.
-fn connector(pki: &Pki) -> TlsConnector {
+pub(crate) fn connector(pki: &Pki) -> TlsConnector {
     let mut roots = rustls::RootCertStore::empty();
     for ca in CertificateDer::pem_file_iter(pki.path("ca.pem")).expect("ca.pem") {
         roots.add(ca.expect("CA certificate")).expect("usable CA");
@@ -159,7 +161,7 @@ fn connector(pki: &Pki) -> TlsConnector {
 }
 
 /// A TCP connection to `agent` from the loopback address `source`.
-async fn connect_from(source: IpAddr, agent: SocketAddr) -> std::io::Result<TcpStream> {
+pub(crate) async fn connect_from(source: IpAddr, agent: SocketAddr) -> std::io::Result<TcpStream> {
     let socket = TcpSocket::new_v4()?;
     socket.bind(SocketAddr::new(source, 0))?;
     socket.connect(agent).await
@@ -167,7 +169,7 @@ async fn connect_from(source: IpAddr, agent: SocketAddr) -> std::io::Result<TcpS
 
 /// Whether the agent closes `stream` (end of stream or an error) before
 /// [`EVENTUALLY`]; what it sends meanwhile is read and dropped.
-async fn closed_by_agent(stream: &mut (impl AsyncRead + Unpin)) -> bool {
+pub(crate) async fn closed_by_agent(stream: &mut (impl AsyncRead + Unpin)) -> bool {
     let mut buf = [0u8; 4096];
     tokio::time::timeout(EVENTUALLY, async {
         loop {
@@ -183,7 +185,7 @@ async fn closed_by_agent(stream: &mut (impl AsyncRead + Unpin)) -> bool {
 
 /// Sends the HTTP/2 preface on `tls` and reads the frame header of the
 /// agent's SETTINGS: the agent serves this connection.
-async fn speak_http2(tls: &mut TlsStream<TcpStream>) {
+pub(crate) async fn speak_http2(tls: &mut TlsStream<TcpStream>) {
     tls.write_all(PREFACE).await.expect("send the preface");
     let mut header = [0u8; 9];
     tls.read_exact(&mut header)
@@ -193,7 +195,7 @@ async fn speak_http2(tls: &mut TlsStream<TcpStream>) {
 }
 
 /// The WARN lines captured so far.
-fn warnings() -> String {
+pub(crate) fn warnings() -> String {
     let logs = super::captured_logs();
     let text = String::from_utf8_lossy(&logs.lock().expect("log buffer")).into_owned();
     text.lines()
@@ -204,7 +206,7 @@ fn warnings() -> String {
 
 /// Raises this test process's open-files limit: a flood opens hundreds of
 /// sockets on both of its ends.
-fn enough_files() {
+pub(crate) fn enough_files() {
     server::raise_fd_limit().expect("raise the open-files limit");
 }
 
@@ -244,7 +246,8 @@ async fn a_silent_flood_from_another_address_locks_no_one_out_and_logs_little() 
     enough_files();
     let _ = super::captured_logs();
     let agent = Agent::start(Limits::default()).await;
-    let attacker = IpAddr::from([127, 0, 0, 2]);
+    // Another network than the client's: the agent counts peers by /24.
+    let attacker = IpAddr::from([127, 0, 2, 2]);
     let opened = Arc::new(AtomicUsize::new(0));
     let done = Arc::new(AtomicBool::new(false));
     let flood = tokio::spawn(silent_flood(
@@ -365,9 +368,9 @@ async fn a_peer_at_its_connection_limit_is_refused_until_it_closes_one() {
             "a fifth connection from one address stays open"
         ),
     }
-    // Another address has room of its own.
+    // Another network has room of its own.
     let mut other = agent
-        .tls_from(IpAddr::from([127, 0, 0, 3]))
+        .tls_from(IpAddr::from([127, 0, 3, 1]))
         .await
         .expect("a session from another address");
     speak_http2(&mut other).await;
@@ -488,14 +491,14 @@ async fn an_idle_connection_is_closed_but_one_with_a_call_open_is_not() {
 
 /// An HTTP/2 client whose receive windows are 0, so that it takes none of
 /// its streams' data, until `open` is sent.
-struct Window0 {
+pub(crate) struct Window0 {
     send: h2::client::SendRequest<Bytes>,
     open: Option<oneshot::Sender<()>>,
-    driver: JoinHandle<()>,
+    pub(crate) driver: JoinHandle<()>,
 }
 
 impl Window0 {
-    async fn connect(agent: &Agent) -> Window0 {
+    pub(crate) async fn connect(agent: &Agent) -> Window0 {
         let tls = agent.tls().await;
         let (send, mut connection) = h2::client::Builder::new()
             .initial_window_size(0)
@@ -524,7 +527,7 @@ impl Window0 {
     }
 
     /// Starts a call of `method` with `message`; its response headers.
-    async fn call(
+    pub(crate) async fn call(
         &mut self,
         method: &str,
         message: &impl prost::Message,
@@ -540,7 +543,7 @@ impl Window0 {
     }
 
     /// From now on, takes the data of its streams.
-    fn open(&mut self) {
+    pub(crate) fn open(&mut self) {
         if let Some(open) = self.open.take() {
             let _ = open.send(());
         }

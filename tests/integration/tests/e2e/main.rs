@@ -27,6 +27,7 @@ mod cli_polish;
 mod fleet;
 mod hostile;
 mod hostile_input;
+mod hostile_limits;
 mod hostile_tls;
 mod mock_agent;
 mod privileges;
