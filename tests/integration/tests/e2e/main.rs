@@ -25,6 +25,7 @@ use tonic_types::StatusExt;
 mod child;
 mod cli_polish;
 mod fleet;
+mod fuzz_corpora;
 mod hostile;
 mod mock_agent;
 mod privileges;
