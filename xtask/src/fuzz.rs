@@ -131,9 +131,29 @@ pub(crate) fn fuzz(args: &Args) -> Result<()> {
 
 /// `cargo +nightly fuzz` in the workspace root, where cargo-fuzz finds
 /// `fuzz/`. libFuzzer's instrumentation needs nightly.
+///
+/// Without the variables `cargo run` set for xtask itself: build scripts
+/// that track them (ring's tracks `CARGO_PKG_NAME` and
+/// `CARGO_MANIFEST_DIR`) would otherwise see them change between a run
+/// from xtask and one from a shell, and rebuild half the tree each time.
 fn cargo_fuzz() -> Command {
     let mut cmd = Command::new("cargo");
     cmd.args(["+nightly", "fuzz"]).current_dir(root());
+    for (name, _) in env::vars_os() {
+        let name = name.to_string_lossy();
+        let set_by_cargo_run = matches!(
+            name.as_ref(),
+            "CARGO"
+                | "CARGO_MANIFEST_DIR"
+                | "CARGO_MANIFEST_PATH"
+                | "CARGO_CRATE_NAME"
+                | "CARGO_BIN_NAME"
+                | "CARGO_PRIMARY_PACKAGE"
+        ) || name.starts_with("CARGO_PKG_");
+        if set_by_cargo_run {
+            cmd.env_remove(name.as_ref());
+        }
+    }
     cmd
 }
 
