@@ -1,6 +1,6 @@
 //! Which processes a listing returns: pure matching on [`ProcessInfo`].
 
-use super::{Field, FieldSet, ProcessInfo, Status};
+use super::{Field, FieldSet, ProcessInfo, Status, glob::Glob};
 
 /// Every condition given must hold; the default matches every process.
 #[derive(Clone, Debug, Default)]
@@ -10,7 +10,7 @@ pub struct Filter {
     /// Only children of this pid.
     pub ppid: Option<u32>,
     /// Only names matching this shell glob.
-    pub name: Option<glob::Pattern>,
+    pub name: Option<Glob>,
     /// Only this user: a name, or a decimal uid.
     pub username: Option<String>,
     /// Only these states (empty: any).
@@ -100,7 +100,7 @@ mod tests {
     #[test]
     fn every_condition_must_hold() {
         let mut f = Filter {
-            name: Some(glob::Pattern::new("nginx*").unwrap()),
+            name: Some(Glob::new("nginx*").unwrap()),
             username: Some("33".into()),
             statuses: vec![Status::Sleeping, Status::Running],
             ppid: Some(1),

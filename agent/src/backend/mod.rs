@@ -12,6 +12,7 @@ use std::{ops::ControlFlow, path::PathBuf, time::Duration};
 
 pub mod decode;
 pub mod filter;
+pub mod glob;
 pub mod parse;
 #[cfg(unix)]
 mod passwd;

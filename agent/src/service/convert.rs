@@ -15,6 +15,7 @@ use super::{
 use crate::backend::{
     AddressFamily, Duplex, ErrorKind, Field, FieldSet, Filter, HostInfo, NetField, NetInterface,
     ProcessInfo, Status,
+    glob::{self, Glob},
 };
 
 /// Backend fields beside their wire names: one table for both directions.
@@ -224,8 +225,12 @@ pub fn pid_from_pb(field: &'static str, pid: u32) -> Result<u32, ServiceError> {
 pub fn filter_from_pb(filter: pb::ProcessFilter) -> Result<Filter, ServiceError> {
     let name = match filter.name.as_str() {
         "" => None,
-        glob => Some(glob::Pattern::new(glob).map_err(|e| {
-            ServiceError::invalid("filter.name", format!("bad name glob {glob:?}: {e}"))
+        // A refused pattern is quoted short: it may be kilobytes long.
+        pattern => Some(Glob::new(pattern).map_err(|e| {
+            ServiceError::invalid(
+                "filter.name",
+                format!("bad name glob {}: {e}", glob::excerpt(pattern)),
+            )
         })?),
     };
     for &pid in &filter.pids {
@@ -536,6 +541,23 @@ mod tests {
                 }
                 other => panic!("{want_field}: {other:?}"),
             }
+        }
+    }
+
+    #[test]
+    fn a_pattern_over_the_limit_is_refused_and_quoted_short() {
+        let huge = "*a".repeat(30_000) + "b";
+        match filter_from_pb(pb::ProcessFilter {
+            name: huge,
+            ..Default::default()
+        }) {
+            Err(ServiceError::InvalidArgument { field, message }) => {
+                assert_eq!(field, "filter.name");
+                assert!(message.contains("60001 bytes"), "{message}");
+                assert!(message.contains("4096"), "{message}");
+                assert!(message.len() < 300, "{message}");
+            }
+            other => panic!("{other:?}"),
         }
     }
 

@@ -677,17 +677,36 @@ fn parse_ppid(s: &str) -> Result<u32, String> {
     }
 }
 
+/// The longest `--name` glob the agent accepts, in bytes.
+pub const MAX_GLOB_BYTES: usize = 4096;
+
 /// Checks a `--name` glob as the agent will read it, so that a mistyped
 /// one is a usage error here rather than a failure on every host.
 pub fn parse_glob(s: &str) -> Result<String, String> {
+    if s.len() > MAX_GLOB_BYTES {
+        return Err(format!(
+            "the glob {} is {} bytes; the agent accepts globs of at most {MAX_GLOB_BYTES} bytes",
+            quote_short(s),
+            s.len()
+        ));
+    }
     match glob::Pattern::new(s) {
         Ok(_) => Ok(s.to_owned()),
         Err(e) => Err(format!(
-            "{s:?} is no valid glob: {} at character {}; to match '[', ']', '*' or '?' \
+            "{} is no valid glob: {} at character {}; to match '[', ']', '*' or '?' \
              literally, put it in brackets: '[[]', '[*]'",
+            quote_short(s),
             e.msg,
             e.pos + 1
         )),
+    }
+}
+
+/// `s` quoted, or its first 64 characters and an ellipsis if it is longer.
+fn quote_short(s: &str) -> String {
+    match s.char_indices().nth(64) {
+        None => format!("{s:?}"),
+        Some((end, _)) => format!("{:?}…", &s[..end]),
     }
 }
 
@@ -887,5 +906,18 @@ mod tests {
         assert!(issue(&[]).is_err());
         assert!(issue(&["--server", "--client"]).is_err());
         assert!(issue(&["--client"]).is_ok());
+    }
+
+    #[test]
+    fn globs_over_four_kib_are_refused_here_and_quoted_short() {
+        assert!(parse_glob(&"*a".repeat(2_048)).is_ok());
+        let huge = "*a".repeat(30_000) + "b";
+        let e = parse_glob(&huge).expect_err("too long");
+        assert!(e.contains("60001 bytes"), "{e}");
+        assert!(e.contains("at most 4096 bytes"), "{e}");
+        assert!(e.len() < 300, "{e}");
+        let e = parse_glob(&("[".to_owned() + &"a".repeat(1_000))).expect_err("unclosed");
+        assert!(e.contains("no valid glob"), "{e}");
+        assert!(e.len() < 300, "{e}");
     }
 }

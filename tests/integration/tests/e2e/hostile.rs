@@ -39,26 +39,26 @@ use tokio_rustls::{TlsConnector, client::TlsStream};
 use tonic::codegen::{Bytes, http};
 
 /// A generous bound on "eventually": reached only when something is wrong.
-const EVENTUALLY: Duration = Duration::from_secs(60);
+pub(crate) const EVENTUALLY: Duration = Duration::from_secs(60);
 
 /// The HTTP/2 client preface, then an empty SETTINGS frame.
 const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\x04\0\0\0\0\0";
 
 // === A real agent with limits of the test's choosing ===
 
-struct Agent {
-    addr: SocketAddr,
-    pki: Pki,
+pub(crate) struct Agent {
+    pub(crate) addr: SocketAddr,
+    pub(crate) pki: Pki,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<Result<(), server::Error>>>,
 }
 
 impl Agent {
-    async fn start(limits: Limits) -> Agent {
+    pub(crate) async fn start(limits: Limits) -> Agent {
         Agent::start_with(limits, Options::default(), Audit::log_only()).await
     }
 
-    async fn start_with(limits: Limits, options: Options, audit: Audit) -> Agent {
+    pub(crate) async fn start_with(limits: Limits, options: Options, audit: Audit) -> Agent {
         let pki = Pki::new();
         let tls = pki.agent_tls().server_config().expect("server tls");
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
@@ -81,14 +81,14 @@ impl Agent {
     }
 
     /// A fresh client with the fleet's client certificate.
-    async fn client(&self) -> Client {
+    pub(crate) async fn client(&self) -> Client {
         Client::connect(&self.addr.to_string(), Some(self.pki.client_tls()))
             .await
             .expect("a well-behaved client connects")
     }
 
     /// Asserts that a fresh client gets an answer.
-    async fn answers(&self) {
+    pub(crate) async fn answers(&self) {
         let host = self.client().await.host().await.expect("an answer");
         assert!(!host.hostname.is_empty());
     }
@@ -394,7 +394,9 @@ async fn a_peer_at_its_connection_limit_is_refused_until_it_closes_one() {
 
 /// An HTTP/2 client over a fresh TLS session, its connection driven by a
 /// task of its own that ends when the agent closes the connection.
-async fn http2_client(agent: &Agent) -> (h2::client::SendRequest<Bytes>, JoinHandle<()>) {
+pub(crate) async fn http2_client(
+    agent: &Agent,
+) -> (h2::client::SendRequest<Bytes>, JoinHandle<()>) {
     let tls = agent.tls().await;
     let (send, connection) = h2::client::handshake(tls).await.expect("HTTP/2 handshake");
     let driver = tokio::spawn(async move {
@@ -404,7 +406,7 @@ async fn http2_client(agent: &Agent) -> (h2::client::SendRequest<Bytes>, JoinHan
 }
 
 /// A gRPC request for `method` of HostInspector carrying `message`.
-fn grpc_request(method: &str) -> http::Request<()> {
+pub(crate) fn grpc_request(method: &str) -> http::Request<()> {
     http::Request::builder()
         .method("POST")
         .uri(format!(
@@ -417,7 +419,7 @@ fn grpc_request(method: &str) -> http::Request<()> {
 }
 
 /// `message` in gRPC's length-prefixed framing.
-fn grpc_frame(message: &impl prost::Message) -> Bytes {
+pub(crate) fn grpc_frame(message: &impl prost::Message) -> Bytes {
     let body = message.encode_to_vec();
     let mut frame = Vec::with_capacity(5 + body.len());
     frame.push(0);
@@ -548,7 +550,7 @@ impl Window0 {
 /// The grpc-status and grpc-message that end `response`, reading (and
 /// dropping) its data. grpc-message is percent-encoded: only its spaces
 /// are decoded, which is all these tests read.
-async fn final_status(response: http::Response<h2::RecvStream>) -> (String, String) {
+pub(crate) async fn final_status(response: http::Response<h2::RecvStream>) -> (String, String) {
     let (head, mut body) = response.into_parts();
     let mut fields = head.headers;
     if fields.get("grpc-status").is_none() {
@@ -729,7 +731,7 @@ impl Drop for Sleeper {
 
 /// An agent on which the certificate `operator` may signal, auditing to
 /// `path`.
-async fn operator_agent(path: &std::path::Path) -> Agent {
+pub(crate) async fn operator_agent(path: &std::path::Path) -> Agent {
     Agent::start_with(
         Limits::default(),
         Options {
@@ -745,7 +747,7 @@ async fn operator_agent(path: &std::path::Path) -> Agent {
 }
 
 /// The audit file's lines.
-fn audit_lines(path: &std::path::Path) -> Vec<serde_json::Value> {
+pub(crate) fn audit_lines(path: &std::path::Path) -> Vec<serde_json::Value> {
     std::fs::read_to_string(path)
         .expect("audit file")
         .lines()
@@ -911,7 +913,7 @@ async fn huge_signal_names_are_bounded_in_the_audit_file() {
 
 /// Sends raw `body` as the request of `method` and returns the status code
 /// and message.
-async fn raw_call(
+pub(crate) async fn raw_call(
     send: &mut h2::client::SendRequest<Bytes>,
     method: &str,
     body: Vec<u8>,

@@ -27,6 +27,7 @@ mod cli_polish;
 mod fleet;
 mod fuzz_corpora;
 mod hostile;
+mod hostile_input;
 mod mock_agent;
 mod privileges;
 mod reap;
