@@ -382,6 +382,51 @@ impl EventSource for FakeEvents {
     }
 }
 
+// === Process name globs ===
+
+/// The name glob matcher against a reference one (`reference(pattern,
+/// name)`: `None` for a pattern it refuses, else whether the name
+/// matches; the fuzz target and the corpus test pass the `glob` crate's
+/// `Pattern`, which the agent's matcher replaced and must agree with).
+///
+/// The input is a pattern, a NUL, then a name (no NUL: the name is empty).
+/// Short ones must agree with the reference, in validity and in every
+/// match. Then the name is repeated to 64 KiB and matched against the
+/// pattern repeated up to [`MAX_PATTERN_BYTES`]: no answer to check, but
+/// it must come in linear time (libFuzzer's `-timeout` catches a hang).
+pub fn glob(data: &[u8], reference: fn(&str, &str) -> Option<bool>) {
+    use crate::backend::glob::{Glob, MAX_PATTERN_BYTES};
+    let (pattern, name) = match data.iter().position(|b| *b == 0) {
+        Some(nul) => (&data[..nul], &data[nul + 1..]),
+        None => (data, &[][..]),
+    };
+    let (Ok(pattern), Ok(name)) = (std::str::from_utf8(pattern), std::str::from_utf8(name)) else {
+        return;
+    };
+    let ours = Glob::new(pattern);
+    if pattern.len() <= 256 && name.len() <= 256 {
+        let theirs = reference(pattern, name);
+        let ours = ours.as_ref().ok().map(|g| g.matches(name));
+        assert_eq!(ours, theirs, "pattern {pattern:?}, name {name:?}");
+    }
+    if let Ok(glob) = &ours {
+        let _ = glob.as_str();
+        if !name.is_empty() {
+            let _ = glob.matches(&name.repeat((64 * 1024) / name.len() + 1));
+        }
+    }
+    if !pattern.is_empty() {
+        let mut long = pattern.repeat(MAX_PATTERN_BYTES / pattern.len());
+        while long.len() > MAX_PATTERN_BYTES {
+            long.pop();
+        }
+        if let Ok(glob) = Glob::new(&long) {
+            let _ = glob.matches(&name.repeat(16 * 1024 / name.len().max(1)));
+        }
+    }
+    let _ = crate::backend::glob::excerpt(pattern);
+}
+
 // === Linux /proc parsers ===
 
 /// Host facts as a typical x86_64 Linux host has them.

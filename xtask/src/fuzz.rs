@@ -21,8 +21,9 @@ use anyhow::{Context, Result, bail};
 use crate::{root, run};
 
 /// Every fuzz target, in the order a run without names takes them.
-pub(crate) const TARGETS: [&str; 5] = [
+pub(crate) const TARGETS: [&str; 6] = [
     "service",
+    "glob",
     "proc_parsers",
     "bsd_decoders",
     "inventory",

@@ -144,6 +144,8 @@ if missing) and runs each named target, or every one, for SECS seconds
 [default: 60], starting from the committed corpus fuzz/corpus/TARGET:
   service        every HostInspector request, decoded from the bytes and
                  handled by the service over a fake backend
+  glob           the process name glob matcher, against the glob crate's
+                 Pattern on short inputs, for time on long ones
   proc_parsers   the /proc parsers (stat, status, statm, io, cmdline, net,
                  proc_event, system)
   bsd_decoders   the BSD and macOS record decoders (FreeBSD, OpenBSD,

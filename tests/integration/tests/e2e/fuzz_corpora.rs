@@ -8,9 +8,18 @@ use std::{fs, path::PathBuf};
 /// What a fuzz target calls with each input.
 type Harness = fn(&[u8]);
 
+/// The glob target's harness with its reference matcher, as
+/// fuzz/fuzz_targets/glob.rs passes it.
+fn glob(data: &[u8]) {
+    hostscope_agent::fuzzing::glob(data, |pattern, name| {
+        glob::Pattern::new(pattern).ok().map(|p| p.matches(name))
+    });
+}
+
 /// Every fuzz target and the function it calls.
-const TARGETS: [(&str, Harness); 5] = [
+const TARGETS: [(&str, Harness); 6] = [
     ("service", hostscope_agent::fuzzing::service),
+    ("glob", glob),
     ("proc_parsers", hostscope_agent::fuzzing::proc_parsers),
     ("bsd_decoders", hostscope_agent::fuzzing::bsd_decoders),
     ("inventory", hostscope_client::fuzzing::inventory),
@@ -46,6 +55,11 @@ fn replay(target: &str) {
 #[test]
 fn service_corpus_runs_clean() {
     replay("service");
+}
+
+#[test]
+fn glob_corpus_runs_clean() {
+    replay("glob");
 }
 
 #[test]
