@@ -11,6 +11,8 @@
 pub mod authz;
 pub mod backend;
 pub mod config;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod health;
 pub mod server;
 pub mod service;

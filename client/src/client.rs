@@ -88,9 +88,18 @@ impl Target {
         if host.is_empty() {
             return Err(invalid("no host"));
         }
-        if host.contains(['/', '@', '[', ']', ' ', '\t', '?', '#']) {
+        if host.contains(['/', '@', '[', ']', '?', '#'])
+            || host.contains(|c: char| c.is_whitespace() || c.is_control())
+        {
             return Err(invalid(
                 "expected host, host:port, [ipv6]:port or https://host:port",
+            ));
+        }
+        // A colon left in the host ("a:1:2") would be written back in
+        // brackets, as an IPv6 address, which it is not.
+        if host.contains(':') && host.parse::<Ipv6Addr>().is_err() {
+            return Err(invalid(
+                "a host name has no ':'; IPv6 addresses go in brackets",
             ));
         }
         let port = match port {
@@ -484,6 +493,14 @@ mod tests {
             "[web1]:1",
             "https://web1/x",
             "user@web1",
+            // Found by `cargo xtask fuzz inventory`: accepted, then written
+            // as "[web2:7443c]:7443", which does not parse.
+            "web2:7443c:7443",
+            "1.2.3.4:5:6",
+            // Line breaks and control characters in a host name.
+            "web1\nweb2",
+            "web1\u{0}",
+            "web1\u{7f}:7443",
         ] {
             let e = Target::parse(input).expect_err(input);
             assert!(matches!(e, Error::InvalidArgument { .. }), "{input}: {e:?}");

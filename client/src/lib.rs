@@ -32,6 +32,8 @@
 mod client;
 mod error;
 pub mod fleet;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod pki;
 mod probe;
 mod process;

@@ -14,6 +14,7 @@ use std::{
 use anyhow::{Context, Result, bail};
 
 mod dist;
+mod fuzz;
 mod xcheck;
 
 const HELP: &str = "\
@@ -36,6 +37,10 @@ Commands:
   deb                  dist, then the Debian package (cargo-deb) in target/dist
   xcheck [--target T]  clippy -D warnings for FreeBSD, OpenBSD, NetBSD and macOS
                        (x86_64 and aarch64) on this machine
+  fuzz [--time SECS] [TARGET]...
+                       libFuzzer on the request handlers, parsers, decoders
+                       and TOML files (nightly, cargo-fuzz); see `cargo xtask
+                       fuzz --help`
   help [COMMAND]       this text, or a command's
 
 `cargo xtask COMMAND --help` prints a command's help without building
@@ -135,6 +140,28 @@ unit, an example configuration, completions and man pages (cargo-deb) in
 target/dist.
 ";
 
+const FUZZ_HELP: &str = "\
+cargo xtask fuzz [--time SECS] [--update-corpus] [TARGET]...
+
+Builds the cargo-fuzz targets of fuzz/ with nightly (installing cargo-fuzz
+if missing) and runs each named target, or every one, for SECS seconds
+[default: 60], starting from the committed corpus fuzz/corpus/TARGET:
+  service        every HostInspector request, decoded from the bytes and
+                 handled by the service over a fake backend
+  glob           the process name glob matcher, against the glob crate's
+                 Pattern on short inputs, for time on long ones
+  proc_parsers   the /proc parsers (stat, status, statm, io, cmdline, net,
+                 proc_event, system)
+  bsd_decoders   the BSD and macOS record decoders (FreeBSD, OpenBSD,
+                 NetBSD, macOS, kqueue events, media words, sockaddrs)
+  inventory      the inventory TOML, --hosts lists and address files
+  profile        the client profile TOML
+The run's corpus lives in TARGET/fuzz/corpus; with --update-corpus it is
+minimised (cargo fuzz cmin) into fuzz/corpus/TARGET. Crashing inputs go to
+fuzz/artifacts/TARGET and fail the command. `cargo test` replays every
+committed corpus file without nightly.
+";
+
 const INSTALL_HOOKS_HELP: &str = "\
 cargo xtask install-hooks
 
@@ -157,6 +184,7 @@ enum Task {
     Dist,
     Deb,
     Xcheck(Vec<String>),
+    Fuzz(fuzz::Args),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -177,6 +205,7 @@ fn help_of(command: &str) -> Option<&'static str> {
         "dist" => DIST_HELP,
         "deb" => DEB_HELP,
         "xcheck" => XCHECK_HELP,
+        "fuzz" => FUZZ_HELP,
         _ => return None,
     })
 }
@@ -226,6 +255,7 @@ fn parse(args: &[String]) -> Result<Task> {
         },
         "fleet-sim" => Task::FleetSim(rest.to_vec()),
         "xcheck" => Task::Xcheck(rest.to_vec()),
+        "fuzz" => Task::Fuzz(fuzz::parse(rest)?),
         "ci" | "install-hooks" | "dist" | "deb" => {
             if let Some(arg) = rest.first() {
                 return Err(unexpected(arg));
@@ -258,6 +288,7 @@ fn main() -> ExitCode {
         Task::Dist => dist::dist().map(drop),
         Task::Deb => dist::deb(),
         Task::Xcheck(args) => xcheck::xcheck(&args),
+        Task::Fuzz(args) => fuzz::fuzz(&args),
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -14,6 +14,8 @@ mod duration;
 mod fanout;
 mod fields;
 mod format;
+#[doc(hidden)]
+pub mod fuzzing;
 mod inventory;
 mod output;
 mod profile;

@@ -87,8 +87,11 @@ pub fn kinfo_proc(r: Record<'_>, page_size: u64) -> Result<Kinfo, ParseError> {
             ),
         ));
     }
+    // Page counts beyond any real memory saturate rather than overflow.
     let pages = |offset| -> Result<u64, ParseError> {
-        Ok(u64::try_from(r.i64(offset)?).unwrap_or(0) * page_size)
+        Ok(u64::try_from(r.i64(offset)?)
+            .unwrap_or(0)
+            .saturating_mul(page_size))
     };
     let ru = |base: usize, field: usize| base + field;
     let tdev = r.u64(k::TDEV)?;
@@ -121,7 +124,7 @@ pub fn kinfo_proc(r: Record<'_>, page_size: u64) -> Result<Kinfo, ParseError> {
             shared: 0,
             text: pages(k::TSIZE)?,
             // The API's `data` is data plus stack, as Linux counts it.
-            data: pages(k::DSIZE)? + pages(k::SSIZE)?,
+            data: pages(k::DSIZE)?.saturating_add(pages(k::SSIZE)?),
         }),
         system: r.i64(k::FLAG)? & P_SYSTEM != 0,
         partial: None,
@@ -296,6 +299,19 @@ mod tests {
         assert_eq!(mem.text, 100 * 4096);
         assert_eq!(mem.data, 330 * 4096);
         assert!(!k.system);
+    }
+
+    #[test]
+    fn page_counts_beyond_memory_saturate() {
+        // Found by `cargo xtask fuzz bsd_decoders`: pages to bytes
+        // overflowed, and so did data plus stack.
+        let mut b = sshd();
+        b.i64(264, i64::MAX) // ki_rssize
+            .i64(288, i64::MAX) // ki_dsize
+            .i64(296, i64::MAX); // ki_ssize
+        let k = kinfo_proc(Record::new("kinfo_proc", &b.0), 4096).unwrap();
+        let mem = k.memory_info.unwrap();
+        assert_eq!((mem.rss, mem.data), (u64::MAX, u64::MAX));
     }
 
     #[test]

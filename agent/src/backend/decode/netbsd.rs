@@ -87,7 +87,9 @@ pub fn proc_table(buf: &[u8], page_size: u64) -> Result<Vec<Kinfo>, ParseError> 
         .zip(super::records(KINFO_PROC2.what, buf, KINFO_PROC2.size)?)
     {
         if let Some(memory) = k.memory_info.as_mut() {
-            memory.vms = u64::try_from(r.i64(VM_VSIZE)?).unwrap_or(0) * page_size;
+            memory.vms = u64::try_from(r.i64(VM_VSIZE)?)
+                .unwrap_or(0)
+                .saturating_mul(page_size);
         }
     }
     Ok(all)
@@ -154,6 +156,16 @@ mod tests {
         assert_eq!(k.num_threads, Some(3));
         let mem = k.memory_info.unwrap();
         assert_eq!((mem.rss, mem.vms), (10 * 4096, 5000 * 4096));
+    }
+
+    #[test]
+    fn a_virtual_size_beyond_memory_saturates() {
+        // Found by `cargo xtask fuzz bsd_decoders`: pages to bytes
+        // overflowed.
+        let mut b = sshd();
+        b.i64(664, i64::MAX); // p_vm_vsize (pages)
+        let k = &proc_table(&b.0, 4096).unwrap()[0];
+        assert_eq!(k.memory_info.unwrap().vms, u64::MAX);
     }
 
     #[test]

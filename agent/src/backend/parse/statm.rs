@@ -41,13 +41,16 @@ pub fn parse_statm(bytes: &[u8]) -> Result<Statm, ParseError> {
 
 impl Statm {
     /// Memory in bytes, as psutil's `memory_info` computes it on Linux.
+    /// A page count no kernel could hold in bytes saturates rather than
+    /// wrapping to a small number.
     pub fn memory_info(&self, host: &HostConsts) -> MemoryInfo {
+        let bytes = |pages: u64| pages.saturating_mul(host.page_size);
         MemoryInfo {
-            rss: self.resident * host.page_size,
-            vms: self.size * host.page_size,
-            shared: self.shared * host.page_size,
-            text: self.text * host.page_size,
-            data: self.data * host.page_size,
+            rss: bytes(self.resident),
+            vms: bytes(self.size),
+            shared: bytes(self.shared),
+            text: bytes(self.text),
+            data: bytes(self.data),
         }
     }
 }
@@ -78,6 +81,20 @@ mod tests {
                 data: 123 * 4096,
             }
         );
+    }
+
+    #[test]
+    fn page_counts_beyond_memory_saturate() {
+        // Found by `cargo xtask fuzz proc_parsers`: multiplying by the page
+        // size overflowed.
+        let huge = format!("{} 1 0 0 0 {} 0", u64::MAX, u64::MAX / 2);
+        let host = HostConsts {
+            clk_tck: 100,
+            page_size: 4096,
+            boot_time: 0.0,
+        };
+        let info = parse_statm(huge.as_bytes()).unwrap().memory_info(&host);
+        assert_eq!((info.vms, info.rss, info.data), (u64::MAX, 4096, u64::MAX));
     }
 
     #[test]

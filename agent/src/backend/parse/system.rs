@@ -28,7 +28,10 @@ pub fn parse_mem_total(bytes: &[u8]) -> Result<u64, ParseError> {
             if it.next() != Some(b"kB") {
                 return Err(ParseError::new(n, "MemTotal: unit is not kB"));
             }
-            total = Some(kib * 1024);
+            let bytes = kib
+                .checked_mul(1024)
+                .ok_or_else(|| ParseError::new(n, format!("MemTotal: {kib} kB overflows")))?;
+            total = Some(bytes);
             break;
         }
     }
@@ -94,6 +97,10 @@ MemAvailable:   24089424 kB
         assert!(parse_mem_total(b"MemFree: 1 kB\n").is_err());
         assert!(parse_mem_total(b"MemTotal: 1 MB\n").is_err());
         assert!(parse_mem_total(b"MemTotal:\n").is_err());
+        // Found by `cargo xtask fuzz proc_parsers`: kB to bytes overflowed.
+        let huge = format!("MemTotal: {} kB\n", u64::MAX / 1000);
+        let err = parse_mem_total(huge.as_bytes()).unwrap_err();
+        assert!(err.message.contains("overflows"), "{err}");
     }
 
     #[test]

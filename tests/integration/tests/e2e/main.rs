@@ -25,6 +25,7 @@ use tonic_types::StatusExt;
 mod child;
 mod cli_polish;
 mod fleet;
+mod fuzz_corpora;
 mod hostile;
 mod hostile_input;
 mod hostile_limits;
