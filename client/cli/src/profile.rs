@@ -42,14 +42,34 @@ pub struct Settings {
     pub host: Option<String>,
 }
 
+/// The file itself. The top level spells out the keys of [`Settings`]
+/// rather than flattening it in: serde's `flatten` buffers the whole table,
+/// so an unknown key would be reported at the table's start (line 1) and
+/// without the list of keys the file may hold.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct File {
-    #[serde(flatten)]
-    defaults: Settings,
+    ca: Option<PathBuf>,
+    cert: Option<PathBuf>,
+    key: Option<PathBuf>,
+    inventory: Option<PathBuf>,
+    host: Option<String>,
     context: Option<String>,
     #[serde(default)]
     contexts: BTreeMap<String, Settings>,
+}
+
+impl File {
+    /// The top level's settings, under every context.
+    fn defaults(&self) -> Settings {
+        Settings {
+            ca: self.ca.clone(),
+            cert: self.cert.clone(),
+            key: self.key.clone(),
+            inventory: self.inventory.clone(),
+            host: self.host.clone(),
+        }
+    }
 }
 
 /// A loaded profile file.
@@ -105,7 +125,7 @@ impl Profile {
     /// file's directory. Naming a context the file does not have is an
     /// error that lists those it has.
     pub fn settings(&self, context: Option<&str>) -> anyhow::Result<Settings> {
-        let mut settings = self.file.defaults.clone();
+        let mut settings = self.file.defaults();
         if let Some(name) = context.or(self.file.context.as_deref()) {
             let Some(chosen) = self.file.contexts.get(name) else {
                 let known: Vec<&str> = self.file.contexts.keys().map(String::as_str).collect();
@@ -217,6 +237,29 @@ host = "web1.example.net"
         );
         let e = Profile::parse("ca = 3\n", path).expect_err("not a path");
         assert!(e.to_string().starts_with("config.toml:1: "), "{e}");
+    }
+
+    #[test]
+    fn an_unknown_key_is_named_at_its_line_with_the_valid_keys_at_any_level() {
+        let path = Path::new("config.toml");
+        let top = Profile::parse(
+            "# A profile.\nca = \"a\"\ncert = \"b\"\ncontxt = \"prod\"\n",
+            path,
+        )
+        .expect_err("unknown key at the top");
+        let top = top.to_string();
+        assert!(top.starts_with("config.toml:4: "), "{top}");
+        assert!(top.contains("contxt"), "{top}");
+        for key in ["`ca`", "`host`", "`context`", "`contexts`"] {
+            assert!(top.contains(key), "{key} missing from: {top}");
+        }
+        let inner = Profile::parse("[contexts.x]\nca = \"a\"\n\nhots = \"b\"\n", path)
+            .expect_err("unknown key in a context")
+            .to_string();
+        assert!(inner.starts_with("config.toml:4: "), "{inner}");
+        for key in ["`ca`", "`host`", "`inventory`"] {
+            assert!(inner.contains(key), "{key} missing from: {inner}");
+        }
     }
 
     #[test]
