@@ -7,6 +7,7 @@
 //! answered, 2 when some failed, 1 on usage or local errors.
 
 #![warn(missing_docs)]
+#![deny(unsafe_code)]
 
 mod args;
 mod csv;

@@ -3,6 +3,8 @@
 //! is tested in-process (`run_with`) against real agents in
 //! tests/integration.
 
+#![deny(unsafe_code)]
+
 use std::{net::TcpListener, process::Command};
 
 /// Runs `hostscope` with `args` and none of the caller's HOSTSCOPE_*
