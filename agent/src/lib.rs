@@ -8,6 +8,8 @@
 //! certificate files and reloads them while serving; [`health`] is the
 //! plaintext loopback health endpoint for probes.
 
+#![deny(unsafe_code)]
+
 pub mod authz;
 pub mod backend;
 pub mod config;

@@ -1,5 +1,7 @@
 //! `hostscope-agent`: serves this host's processes and network interfaces.
 
+#![deny(unsafe_code)]
+
 use std::{path::PathBuf, process::ExitCode, sync::Arc};
 
 use anyhow::Context;

@@ -115,47 +115,32 @@ pub struct FdLimit {
 /// connections well below what [`Limits`] allow.
 #[cfg(unix)]
 pub fn raise_fd_limit() -> std::io::Result<FdLimit> {
-    let mut limit = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: `limit` is a valid, writable rlimit.
-    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    let before = limit.rlim_cur;
-    if limit.rlim_cur == limit.rlim_max {
+    use rustix::process::{Resource, getrlimit, setrlimit};
+    // No value (`None`) is RLIM_INFINITY.
+    let value = |limit: Option<u64>| limit.unwrap_or(u64::MAX);
+    let mut limit = getrlimit(Resource::Nofile);
+    let before = value(limit.current);
+    if limit.current == limit.maximum {
         return Ok(FdLimit {
-            before: rlim_u64(before),
-            after: rlim_u64(before),
+            before,
+            after: before,
         });
     }
     #[allow(unused_mut)]
-    let mut target = limit.rlim_max;
+    let mut target = limit.maximum;
     // macOS refuses a soft limit above OPEN_MAX (an unlimited hard limit
     // included): 10240 in `sys/syslimits.h`, which the libc crate lacks.
     #[cfg(target_os = "macos")]
     {
-        const OPEN_MAX: libc::rlim_t = 10240;
-        target = target.min(OPEN_MAX);
+        const OPEN_MAX: u64 = 10240;
+        target = Some(value(target).min(OPEN_MAX));
     }
-    limit.rlim_cur = target;
-    // SAFETY: `limit` is a valid rlimit whose soft limit is within its hard.
-    if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &limit) } != 0 {
-        return Err(std::io::Error::last_os_error());
-    }
+    limit.current = target;
+    setrlimit(Resource::Nofile, limit)?;
     Ok(FdLimit {
-        before: rlim_u64(before),
-        after: rlim_u64(target),
+        before,
+        after: value(target),
     })
-}
-
-/// An rlimit value as u64: `rlim_t` is u64 on Linux and macOS but i64 on
-/// FreeBSD, where no limit is negative.
-#[cfg(unix)]
-#[allow(clippy::unnecessary_cast)]
-fn rlim_u64(value: libc::rlim_t) -> u64 {
-    value as u64
 }
 
 /// The agent's TLS files; they live in [`crate::tls`], which also reloads
@@ -428,31 +413,18 @@ mod tests {
 
     #[test]
     fn the_open_files_soft_limit_is_raised_to_the_hard_limit() {
-        let mut limit = libc::rlimit {
-            rlim_cur: 0,
-            rlim_max: 0,
-        };
-        // SAFETY: `limit` is a valid, writable rlimit.
-        assert_eq!(
-            unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) },
-            0
-        );
-        let hard = limit.rlim_max;
+        use rustix::process::{Resource, getrlimit, setrlimit};
+        let mut limit = getrlimit(Resource::Nofile);
+        let hard = limit.maximum;
         // Lower the soft limit (never below what this test binary needs),
         // then raise it again.
-        let lowered = hard.min(512);
-        limit.rlim_cur = lowered;
-        // SAFETY: a valid rlimit with its soft limit within its hard.
-        assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &limit) }, 0);
+        let lowered = hard.unwrap_or(u64::MAX).min(512);
+        limit.current = Some(lowered);
+        setrlimit(Resource::Nofile, limit).expect("lower the soft limit");
         let raised = raise_fd_limit().expect("raise");
-        assert_eq!(raised.before, rlim_u64(lowered));
-        assert_eq!(raised.after, rlim_u64(hard));
-        // SAFETY: as above.
-        assert_eq!(
-            unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) },
-            0
-        );
-        assert_eq!(limit.rlim_cur, hard);
+        assert_eq!(raised.before, lowered);
+        assert_eq!(raised.after, hard.unwrap_or(u64::MAX));
+        assert_eq!(getrlimit(Resource::Nofile).current, hard);
         assert!(Limits::default().descriptors_needed() > 1024);
     }
 }

@@ -28,6 +28,7 @@
 //! zombie sweeps.
 
 #![warn(missing_docs)]
+#![deny(unsafe_code)]
 
 mod client;
 mod error;

@@ -34,10 +34,13 @@ use time::{Duration, OffsetDateTime};
 
 use crate::Error;
 
-/// How long the fleet CA is valid.
-const CA_VALIDITY: Duration = Duration::days(3650);
-/// How long an issued agent or client certificate is valid.
-const LEAF_VALIDITY: Duration = Duration::days(730);
+/// How long the fleet CA is valid by default, in days (ten years).
+pub const CA_DAYS: u32 = 3650;
+/// How long an issued agent or client certificate is valid by default, in
+/// days (two years).
+pub const LEAF_DAYS: u32 = 730;
+/// The longest lifetime `--days` takes: a hundred years.
+pub const MAX_DAYS: u32 = 36_500;
 /// Slack for clocks that run a little behind the one that issued.
 const BACKDATE: Duration = Duration::hours(1);
 
@@ -67,6 +70,12 @@ pub fn key_path(dir: &Path, name: &str) -> PathBuf {
 /// `force`, because every certificate the old CA issued would stop being
 /// trusted.
 pub fn init(dir: &Path, force: bool) -> Result<(), Error> {
+    init_for_days(dir, force, CA_DAYS)
+}
+
+/// [`init`] with a CA valid for `days` days (1 to [`MAX_DAYS`]).
+pub fn init_for_days(dir: &Path, force: bool, days: u32) -> Result<(), Error> {
+    let validity = lifetime(days)?;
     let (cert_file, key_file) = (cert_path(dir, "ca"), key_path(dir, "ca"));
     if !force {
         for existing in [&cert_file, &key_file] {
@@ -86,7 +95,7 @@ pub fn init(dir: &Path, force: bool) -> Result<(), Error> {
     let mut params = ca_params(&key);
     let now = OffsetDateTime::now_utc();
     params.not_before = now - BACKDATE;
-    params.not_after = now + CA_VALIDITY;
+    params.not_after = now + validity;
     let cert = params
         .self_signed(&key)
         .map_err(|e| rcgen_error("signing the CA certificate", e))?;
@@ -105,7 +114,20 @@ pub fn init(dir: &Path, force: bool) -> Result<(), Error> {
 /// certificate carries `name` as its common name and as a DNS SAN, plus
 /// `sans`.
 pub fn issue(dir: &Path, name: &str, role: CertRole, sans: &[String]) -> Result<(), Error> {
+    issue_for_days(dir, name, role, sans, LEAF_DAYS)
+}
+
+/// [`issue`] with a certificate valid for `days` days (1 to
+/// [`MAX_DAYS`]).
+pub fn issue_for_days(
+    dir: &Path,
+    name: &str,
+    role: CertRole,
+    sans: &[String],
+    days: u32,
+) -> Result<(), Error> {
     check_name(name)?;
+    let validity = lifetime(days)?;
     let ca_cert_file = cert_path(dir, "ca");
     let ca_key_file = key_path(dir, "ca");
     let ca_key_pem = fs::read_to_string(&ca_key_file).map_err(|e| Error::io(&ca_key_file, e))?;
@@ -141,7 +163,7 @@ pub fn issue(dir: &Path, name: &str, role: CertRole, sans: &[String]) -> Result<
     params.use_authority_key_identifier_extension = true;
     let now = OffsetDateTime::now_utc();
     params.not_before = now - BACKDATE;
-    params.not_after = now + LEAF_VALIDITY;
+    params.not_after = now + validity;
 
     let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256)
         .map_err(|e| rcgen_error("generating a key", e))?;
@@ -159,6 +181,150 @@ pub fn issue(dir: &Path, name: &str, role: CertRole, sans: &[String]) -> Result<
 
     write_atomically(&key_path(dir, name), key.serialize_pem().as_bytes(), 0o600)?;
     write_atomically(&cert_path(dir, name), cert.pem().as_bytes(), 0o644)
+}
+
+/// `days` as a lifetime, refused outside 1 to [`MAX_DAYS`].
+fn lifetime(days: u32) -> Result<Duration, Error> {
+    if !(1..=MAX_DAYS).contains(&days) {
+        return Err(pki_error(format!(
+            "{days} days is no lifetime for a certificate: give 1 to {MAX_DAYS}"
+        )));
+    }
+    Ok(Duration::days(i64::from(days)))
+}
+
+// === Reading certificates back ===
+
+/// What `hostscope pki show` tells of a certificate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertInfo {
+    /// The subject's distinguished name ("CN=web1").
+    pub subject: String,
+    /// The issuer's distinguished name.
+    pub issuer: String,
+    /// Subject alternative names: DNS names and IP addresses.
+    pub sans: Vec<String>,
+    /// A CA certificate (basic constraints say so).
+    pub is_ca: bool,
+    /// Extended key usages by their RFC 5280 names (`serverAuth`,
+    /// `clientAuth`); empty when the certificate has no such extension.
+    pub extended_key_usages: Vec<String>,
+    /// Valid from, in seconds since the epoch.
+    pub not_before: i64,
+    /// Valid until, in seconds since the epoch.
+    pub not_after: i64,
+    /// SHA-256 of the DER encoding, as colon-separated hex pairs
+    /// (`openssl x509 -fingerprint -sha256` prints the same).
+    pub sha256_fingerprint: String,
+    /// The DER encoding, for [`signed_by`].
+    der: Vec<u8>,
+}
+
+impl CertInfo {
+    /// What the certificate is for in a fleet: the fleet CA, an agent
+    /// (serverAuth), a client (clientAuth), or anything else.
+    pub fn role(&self) -> &'static str {
+        let usage = |name: &str| self.extended_key_usages.iter().any(|u| u == name);
+        match (self.is_ca, usage("serverAuth"), usage("clientAuth")) {
+            (true, _, _) => "CA",
+            (false, true, false) => "agent (server certificate)",
+            (false, false, true) => "client",
+            (false, true, true) => "agent and client",
+            (false, false, false) => "unrestricted (no extended key usage)",
+        }
+    }
+}
+
+/// Reads the first certificate in `pem`.
+pub fn inspect(pem: &[u8]) -> Result<CertInfo, Error> {
+    use x509_parser::{
+        extensions::GeneralName,
+        prelude::{FromDer, X509Certificate},
+    };
+    let der = CertificateDer::from_pem_slice(pem)
+        .map_err(|e| pki_error(format!("no PEM certificate in it ({e})")))?;
+    let (_, cert) = X509Certificate::from_der(&der)
+        .map_err(|e| pki_error(format!("not an X.509 certificate: {e}")))?;
+    let sans = match cert.subject_alternative_name() {
+        Ok(Some(san)) => san
+            .value
+            .general_names
+            .iter()
+            .map(|name| match name {
+                GeneralName::DNSName(dns) => (*dns).to_owned(),
+                GeneralName::IPAddress(bytes) => match *bytes {
+                    [a, b, c, d] => std::net::Ipv4Addr::new(*a, *b, *c, *d).to_string(),
+                    _ => match <[u8; 16]>::try_from(*bytes) {
+                        Ok(v6) => std::net::Ipv6Addr::from(v6).to_string(),
+                        Err(_) => format!("{bytes:02x?}"),
+                    },
+                },
+                other => other.to_string(),
+            })
+            .collect(),
+        _ => Vec::new(),
+    };
+    let extended_key_usages = match cert.extended_key_usage() {
+        Ok(Some(eku)) => {
+            let eku = eku.value;
+            [
+                (eku.any, "anyExtendedKeyUsage"),
+                (eku.server_auth, "serverAuth"),
+                (eku.client_auth, "clientAuth"),
+                (eku.code_signing, "codeSigning"),
+                (eku.email_protection, "emailProtection"),
+                (eku.time_stamping, "timeStamping"),
+                (eku.ocsp_signing, "OCSPSigning"),
+            ]
+            .into_iter()
+            .filter(|(set, _)| *set)
+            .map(|(_, name)| name.to_owned())
+            .collect()
+        }
+        _ => Vec::new(),
+    };
+    let digest = ring::digest::digest(&ring::digest::SHA256, &der);
+    Ok(CertInfo {
+        subject: cert.subject().to_string(),
+        issuer: cert.issuer().to_string(),
+        sans,
+        is_ca: cert.is_ca(),
+        extended_key_usages,
+        not_before: cert.validity().not_before.timestamp(),
+        not_after: cert.validity().not_after.timestamp(),
+        sha256_fingerprint: digest
+            .as_ref()
+            .iter()
+            .map(|b| format!("{b:02X}"))
+            .collect::<Vec<_>>()
+            .join(":"),
+        der: der.to_vec(),
+    })
+}
+
+/// Whether `cert` was signed by the CA in `ca_pem`, checked as its peers
+/// check it (signature, CA constraints, validity now): `Ok(())`, or why
+/// not. The CA itself is its own signer.
+pub fn signed_by(cert: &CertInfo, ca_pem: &[u8]) -> Result<(), String> {
+    let ca = CertificateDer::from_pem_slice(ca_pem)
+        .map_err(|e| format!("no PEM certificate in the CA file ({e})"))?;
+    if cert.is_ca {
+        return match ca.as_ref() == cert.der.as_slice() {
+            true => Ok(()),
+            false => Err("it is another CA".to_owned()),
+        };
+    }
+    let leaf = CertificateDer::from(cert.der.clone());
+    let usage = |name: &str| cert.extended_key_usages.iter().any(|u| u == name);
+    if usage("serverAuth") && !usage("clientAuth") {
+        let name = cert
+            .sans
+            .first()
+            .ok_or_else(|| "it names no host".to_owned())?;
+        verify(&ca, &leaf, name, CertRole::Server)
+    } else {
+        verify(&ca, &leaf, "", CertRole::Client)
+    }
 }
 
 /// The CA's parameters as far as signing needs them: its name, derived

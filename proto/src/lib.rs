@@ -4,6 +4,7 @@
 //! The `.proto` files under `hostscope/v1/` are the API reference.
 
 #![allow(clippy::doc_lazy_continuation, clippy::large_enum_variant)]
+#![deny(unsafe_code)]
 
 mod generated {
     tonic::include_proto!("hostscope.v1");

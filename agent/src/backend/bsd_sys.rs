@@ -1,7 +1,10 @@
 //! Thin wrappers over the syscalls and libc calls of the FreeBSD,
 //! OpenBSD, NetBSD and macOS backends.
 //!
-//! All of those backends' `unsafe` lives here. Each wrapper hands back
+//! All of those backends' `unsafe` lives here, for the kernel interfaces
+//! that neither rustix nor nix wraps (sysctl by number, getifaddrs with raw
+//! socket addresses, SIOCGIFMEDIA, libproc, mach_timebase_info); the
+//! crate denies `unsafe_code` everywhere else. Each wrapper hands back
 //! owned bytes or plain values and an `io::Result`; what the bytes mean is
 //! decided by the pure decoders of [`super::decode`].
 
@@ -131,17 +134,24 @@ pub(super) fn devname(dev: u64) -> Option<Vec<u8>> {
     })
 }
 
-/// Sends `signal` to `pid` (kill(2)).
+/// Sends `signal` to `pid` (kill(2)); signal 0 only checks that the
+/// process exists and may be signalled. A number this OS does not name is
+/// `EINVAL`, as kill(2) would answer.
 pub(super) fn kill(pid: u32, signal: c_int) -> io::Result<()> {
-    let pid = libc::pid_t::try_from(pid).map_err(|_| io::Error::from_raw_os_error(libc::ESRCH))?;
-    // SAFETY: kill takes plain integers.
-    if unsafe { libc::kill(pid, signal) } != 0 {
-        return Err(io::Error::last_os_error());
+    let pid = i32::try_from(pid)
+        .ok()
+        .and_then(Pid::from_raw)
+        .ok_or_else(|| io::Error::from_raw_os_error(libc::ESRCH))?;
+    if signal == 0 {
+        return Ok(rustix::process::test_kill_process(pid)?);
     }
-    Ok(())
+    let signal = rustix::process::Signal::from_named_raw(signal)
+        .ok_or_else(|| io::Error::from_raw_os_error(libc::EINVAL))?;
+    Ok(rustix::process::kill_process(pid, signal)?)
 }
 
-/// A `sysconf(3)` value; `None` when the system has no answer.
+/// A `sysconf(3)` value; `None` when the system has no answer. Neither
+/// rustix nor nix names `_SC_NPROCESSORS_ONLN` on the BSDs and macOS.
 pub(super) fn sysconf(name: c_int) -> Option<u64> {
     // SAFETY: sysconf only reads its integer argument.
     u64::try_from(unsafe { libc::sysconf(name) }).ok()
@@ -494,9 +504,10 @@ pub(super) fn pidpath(pid: u32) -> io::Result<Vec<u8>> {
 }
 
 /// `mach_timebase_info`: the numerator and denominator that turn Mach
-/// absolute time into nanoseconds.
+/// absolute time into nanoseconds. An error when the kernel does not
+/// answer, or answers a denominator of 0 that would divide by zero.
 #[cfg(target_os = "macos")]
-pub(super) fn timebase() -> (u32, u32) {
+pub(super) fn timebase() -> io::Result<(u32, u32)> {
     /// `mach_timebase_info_data_t` (`mach/mach_time.h`), declared here as
     /// the `libc` crate deprecated its Mach bindings.
     #[repr(C)]
@@ -507,9 +518,22 @@ pub(super) fn timebase() -> (u32, u32) {
     unsafe extern "C" {
         fn mach_timebase_info(info: *mut TimebaseInfo) -> c_int;
     }
+    /// `KERN_SUCCESS` (`mach/kern_return.h`).
+    const KERN_SUCCESS: c_int = 0;
     let mut info = TimebaseInfo { numer: 0, denom: 0 };
     // SAFETY: `info` is a live, writable structure of the layout the
     // function fills.
-    let _ = unsafe { mach_timebase_info(&mut info) };
-    (info.numer, info.denom)
+    let rc = unsafe { mach_timebase_info(&mut info) };
+    if rc != KERN_SUCCESS {
+        return Err(io::Error::other(format!(
+            "mach_timebase_info returned kern_return_t {rc}"
+        )));
+    }
+    if info.numer == 0 || info.denom == 0 {
+        return Err(io::Error::other(format!(
+            "mach_timebase_info answered {}/{}",
+            info.numer, info.denom
+        )));
+    }
+    Ok((info.numer, info.denom))
 }

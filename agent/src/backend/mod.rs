@@ -31,6 +31,9 @@ mod bsd;
     target_os = "netbsd",
     target_os = "macos"
 ))]
+// The one module with `unsafe`: kernel interfaces of the BSDs and macOS
+// that neither rustix nor nix wraps (see its header).
+#[allow(unsafe_code)]
 mod bsd_sys;
 #[cfg(target_os = "freebsd")]
 pub mod freebsd;

@@ -94,8 +94,10 @@ Statuses: running, sleeping, disk_sleep, stopped, tracing_stop, zombie, dead, wa
 waking, parked, idle, locked, waiting, suspended.
 
 Sorting: --sort takes field names and CSV column names (pid, name, memory_info.rss,
-cpu_times.user, create_time), comma-separated, \"-\" before one for descending; the
-default table is sorted by pid, and records come in the agent's order.
+cpu_times.user, create_time) and the short names the table shows (rss, vms, mem, user,
+threads, start, time or cpu for user plus system time), in any case, comma-separated,
+\"-\" before one for descending; the default table is sorted by pid, and records come in
+the agent's order.
 
 Examples:
   hostscope ps
@@ -204,8 +206,20 @@ Examples:
   hostscope pki issue --dir pki --name web1 --server --san web1.example.net --san 192.0.2.5
   hostscope pki issue --dir pki --name alice --client";
 
+const CONFIG_EXAMPLES: &str = "\
+The profile file is $XDG_CONFIG_HOME/hostscope/config.toml (else ~/.config/hostscope/config.toml).
+
+Examples:
+  hostscope config contexts
+  hostscope config use-context prod";
+
+const PKI_SHOW_EXAMPLES: &str = "\
+Examples:
+  hostscope pki show pki/web1.pem
+  hostscope pki show pki/alice.pem --ca other-fleet/ca.pem";
+
 const PKI_ISSUE_EXAMPLES: &str = "\
-Writes DIR/NAME.pem and DIR/NAME-key.pem (mode 0600), valid for two years, signed by
+Writes DIR/NAME.pem and DIR/NAME-key.pem (mode 0600), valid for two years (--days), signed by
 DIR/ca.pem and DIR/ca-key.pem. An existing certificate of that name is kept unless --force
 is given (to renew it).
 
@@ -388,6 +402,10 @@ pub enum Command {
     #[command(subcommand, after_help = PKI_EXAMPLES)]
     Pki(PkiCommand),
 
+    /// The profile file's contexts: list them, or choose the one used without --context.
+    #[command(subcommand, after_help = CONFIG_EXAMPLES)]
+    Config(ConfigCommand),
+
     /// Print the completion script for SHELL (bash, zsh, fish, elvish, powershell).
     #[command(after_help = COMPLETIONS_EXAMPLES)]
     Completions {
@@ -414,7 +432,10 @@ impl Command {
             Command::Zombies(args) => Some(&args.targets),
             Command::Signal(args) => Some(&args.targets),
             Command::Watch(args) => Some(&args.targets),
-            Command::Pki(_) | Command::Completions { .. } | Command::Manpages { .. } => None,
+            Command::Pki(_)
+            | Command::Config(_)
+            | Command::Completions { .. }
+            | Command::Manpages { .. } => None,
         }
     }
 }
@@ -449,7 +470,8 @@ pub struct PsArgs {
     pub pid: Vec<u32>,
 
     /// Order the listing by these fields, comma-separated, a `-` before one for
-    /// descending ("-memory_info.rss,pid"); nested fields as in CSV columns.
+    /// descending ("-rss,pid"); nested fields as in CSV columns (memory_info.rss), or the
+    /// table's short names (rss, vms, mem, user, threads, start, time, cpu).
     #[arg(long, value_name = "FIELD,...", value_parser = super::ps::parse_sort, allow_hyphen_values = true)]
     pub sort: Option<super::ps::Sort>,
 
@@ -553,6 +575,9 @@ pub enum PkiCommand {
         /// Directory for the CA files; created if missing.
         #[arg(long, value_name = "DIR")]
         dir: PathBuf,
+        /// How many days the CA is valid (1 to 36500).
+        #[arg(long, value_name = "N", default_value_t = hostscope_client::pki::CA_DAYS)]
+        days: u32,
         /// Replace an existing CA. Every certificate it issued stops being trusted.
         #[arg(long)]
         force: bool,
@@ -576,10 +601,36 @@ pub enum PkiCommand {
         /// Another host name or IP address the certificate is valid for (repeatable).
         #[arg(long = "san", value_name = "HOST_OR_IP")]
         sans: Vec<String>,
+        /// How many days the certificate is valid (1 to 36500).
+        #[arg(long, value_name = "N", default_value_t = hostscope_client::pki::LEAF_DAYS)]
+        days: u32,
         /// Replace an existing certificate and key of this name (to renew it); the old
         /// certificate stays valid until it expires.
         #[arg(long)]
         force: bool,
+    },
+
+    /// Show a certificate: subject, names, role, key usage, validity, fingerprint, and
+    /// whether the fleet CA beside it (or --ca) signed it.
+    #[command(after_help = PKI_SHOW_EXAMPLES)]
+    Show {
+        /// The certificate (PEM). It is checked against the global --ca (or HOSTSCOPE_CA),
+        /// else against ca.pem in FILE's directory.
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+    },
+}
+
+/// `hostscope config`: the profile file's contexts, as kubectl's are.
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// List the contexts; the one used without --context is marked with *.
+    Contexts,
+    /// Make NAME the context used without --context (the file's `context` key).
+    UseContext {
+        /// A context of the profile file ([contexts.NAME]).
+        #[arg(value_name = "NAME")]
+        name: String,
     },
 }
 

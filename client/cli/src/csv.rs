@@ -7,10 +7,7 @@
 //! the others. Records are the same JSON values the other formats print, so
 //! names and enum spellings agree across formats.
 
-use std::{
-    borrow::Cow,
-    io::{self, Write},
-};
+use std::io::{self, Write};
 
 use serde_json::Value;
 
@@ -20,6 +17,10 @@ pub struct Sheet {
     /// Each column's key path: `["memory_info", "rss"]`.
     columns: Vec<Vec<String>>,
     header_written: bool,
+    /// Quotes and joins the cells of each row (RFC 4180). A writer is
+    /// made per row over the caller's output, which differs per call and
+    /// is flushed per host as answers arrive.
+    builder: csv::WriterBuilder,
 }
 
 impl Sheet {
@@ -33,6 +34,11 @@ impl Sheet {
         Sheet {
             columns,
             header_written: false,
+            builder: {
+                let mut builder = csv::WriterBuilder::new();
+                builder.terminator(csv::Terminator::Any(b'\n'));
+                builder
+            },
         }
     }
 
@@ -57,7 +63,7 @@ impl Sheet {
                 cell(record, &path)
             })
             .collect();
-        write_line(out, &cells)
+        self.write_line(out, &cells)
     }
 
     /// Ends the sheet: a listing without a single record still has its
@@ -69,9 +75,17 @@ impl Sheet {
     fn write_header(&mut self, out: &mut dyn Write) -> io::Result<()> {
         if !self.header_written {
             self.header_written = true;
-            write_line(out, &self.header())?;
+            let header = self.header();
+            self.write_line(out, &header)?;
         }
         Ok(())
+    }
+
+    /// Writes one row of `cells` to `out`.
+    fn write_line(&self, out: &mut dyn Write, cells: &[String]) -> io::Result<()> {
+        let mut writer = self.builder.from_writer(out);
+        writer.write_record(cells)?;
+        writer.flush()
     }
 }
 
@@ -142,25 +156,6 @@ fn scalar(value: &Value) -> String {
     }
 }
 
-/// A field quoted as RFC 4180 wants it: in double quotes, with quotes
-/// doubled, when it holds a comma, a quote or a line break (and when it
-/// starts or ends with a space, which some readers would trim).
-pub fn quote(field: &str) -> Cow<'_, str> {
-    let needs_quotes = field.contains([',', '"', '\n', '\r'])
-        || field.starts_with([' ', '\t'])
-        || field.ends_with([' ', '\t']);
-    if needs_quotes {
-        Cow::Owned(format!("\"{}\"", field.replace('"', "\"\"")))
-    } else {
-        Cow::Borrowed(field)
-    }
-}
-
-fn write_line(out: &mut dyn Write, cells: &[String]) -> io::Result<()> {
-    let line: Vec<Cow<'_, str>> = cells.iter().map(|c| quote(c)).collect();
-    writeln!(out, "{}", line.join(","))
-}
-
 #[cfg(test)]
 mod tests {
     use serde_json::json;
@@ -168,15 +163,42 @@ mod tests {
     use super::*;
 
     #[test]
-    fn fields_are_quoted_only_when_they_must_be() {
-        assert_eq!(quote("nginx"), "nginx");
-        assert_eq!(quote(""), "");
-        assert_eq!(quote("a,b"), "\"a,b\"");
-        assert_eq!(quote("say \"hi\""), "\"say \"\"hi\"\"\"");
-        assert_eq!(quote("two\nlines"), "\"two\nlines\"");
-        assert_eq!(quote("cr\r"), "\"cr\r\"");
-        assert_eq!(quote(" padded"), "\" padded\"");
-        assert_eq!(quote("a b"), "a b");
+    fn fields_are_quoted_only_when_they_must_be_and_read_back_as_written() {
+        let fields = [
+            "nginx",
+            "",
+            "a,b",
+            "say \"hi\"",
+            "two\nlines",
+            "cr\r",
+            " padded",
+            "a b",
+        ];
+        let template = Value::Object(
+            (0..fields.len())
+                .map(|i| (format!("c{i}"), Value::String(String::new())))
+                .collect(),
+        );
+        let record = Value::Object(
+            fields
+                .iter()
+                .enumerate()
+                .map(|(i, f)| (format!("c{i}"), Value::String((*f).to_owned())))
+                .collect(),
+        );
+        let mut sheet = Sheet::new(&template);
+        let mut out = Vec::new();
+        sheet.row(&mut out, &record).expect("row");
+        let text = String::from_utf8(out.clone()).expect("utf-8");
+        let row = text.split_once('\n').expect("a header line").1;
+        assert_eq!(
+            row,
+            "nginx,,\"a,b\",\"say \"\"hi\"\"\",\"two\nlines\",\"cr\r\", padded,a b\n"
+        );
+        let mut reader = csv::Reader::from_reader(out.as_slice());
+        let read: Vec<csv::StringRecord> = reader.records().collect::<Result<_, _>>().expect("csv");
+        assert_eq!(read.len(), 1);
+        assert_eq!(read[0].iter().collect::<Vec<_>>(), fields);
     }
 
     #[test]

@@ -133,32 +133,22 @@ struct LocalTime {
 }
 
 impl LocalTime {
-    /// The C library's view of `epoch` in the local zone (TZ, or
-    /// /etc/localtime), daylight saving included; `None` for values that
-    /// are no time at all.
+    /// `epoch` in the local zone (TZ, else /etc/localtime), daylight
+    /// saving included; `None` for values that are no time at all.
     fn at(epoch: f64) -> Option<LocalTime> {
         if !(0.0..=1e12).contains(&epoch) {
             return None;
         }
-        let t = epoch.floor() as libc::time_t;
-        // SAFETY: a zeroed `tm` is a valid value (integers and a null zone
-        // pointer); localtime_r reads `t` and writes only into `tm`, both of
-        // which live for the whole call, and is thread-safe.
-        let tm = unsafe {
-            let mut tm: libc::tm = std::mem::zeroed();
-            if libc::localtime_r(&t, &mut tm).is_null() {
-                return None;
-            }
-            tm
-        };
-        let field = |v: libc::c_int| u32::try_from(v).ok();
+        let moment = jiff::Timestamp::from_second(epoch.floor() as i64).ok()?;
+        let t = jiff::tz::TimeZone::system().to_datetime(moment);
+        let field = |v: i8| u32::try_from(v).ok();
         Some(LocalTime {
-            year: tm.tm_year + 1900,
-            month: field(tm.tm_mon)? + 1,
-            day: field(tm.tm_mday)?,
-            hour: field(tm.tm_hour)?,
-            minute: field(tm.tm_min)?,
-            second: field(tm.tm_sec)?,
+            year: i32::from(t.year()),
+            month: field(t.month())?,
+            day: field(t.day())?,
+            hour: field(t.hour())?,
+            minute: field(t.minute())?,
+            second: field(t.second())?,
         })
     }
 }
@@ -210,5 +200,21 @@ mod tests {
         assert_eq!(start_time(f64::NAN, now), "?");
         assert_eq!(datetime(-5.0), "-5");
         assert_eq!(datetime(now).len(), "2026-11-03 14:02:11".len());
+    }
+
+    /// The local zone is the one `date(1)` uses (TZ, else /etc/localtime),
+    /// on both sides of a daylight saving change where the zone has one.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn local_times_agree_with_date() {
+        for epoch in [1_790_000_000_i64, 1_800_000_000] {
+            let out = std::process::Command::new("date")
+                .args(["-d", &format!("@{epoch}"), "+%Y-%m-%d %H:%M:%S"])
+                .output()
+                .expect("date(1) runs");
+            assert!(out.status.success(), "{out:?}");
+            let date = String::from_utf8(out.stdout).expect("utf-8");
+            assert_eq!(datetime(epoch as f64), date.trim_end());
+        }
     }
 }

@@ -7,6 +7,7 @@
 //! answered, 2 when some failed, 1 on usage or local errors.
 
 #![warn(missing_docs)]
+#![deny(unsafe_code)]
 
 mod args;
 mod csv;
@@ -33,6 +34,7 @@ mod zombies;
 use std::{
     ffi::OsString,
     io::{self, BufWriter, IsTerminal, Read, Write},
+    path::Path,
     process::ExitCode,
 };
 
@@ -121,9 +123,9 @@ fn run_inner(
     err: &mut dyn Write,
     terminals: Terminals,
 ) -> u8 {
-    let matches = match Cli::command().try_get_matches_from(args) {
+    let matches = match command().try_get_matches_from(args) {
         Ok(matches) => matches,
-        Err(e) => return clap_exit(&e, out, err),
+        Err(e) => return clap_exit(&with_synonyms(e), out, err),
     };
     let cli = match Cli::from_arg_matches(&matches) {
         Ok(cli) => cli,
@@ -166,6 +168,81 @@ fn run_inner(
 /// Prints a clap error or request and says how to exit: help and version
 /// to `out` with 0, usage errors to `err` with 1 (not clap's 2, which
 /// means "some hosts failed" here).
+/// The command line as parsed. Global options (targets, certificates,
+/// output, fleet settings) are listed once, in `hostscope --help`: a
+/// subcommand's help shows its own options and names the global ones in a
+/// line, rather than repeating some 45 lines of them under every command.
+/// They are still taken before or after any subcommand. Completions and
+/// man pages describe the whole command, from `Cli::command()`.
+fn command() -> clap::Command {
+    let cli = Cli::command();
+    let globals: Vec<clap::Arg> = cli
+        .get_arguments()
+        .filter(|a| a.is_global_set())
+        .cloned()
+        .collect();
+    let names: Vec<String> = globals
+        .iter()
+        .map(|a| match (a.get_short(), a.get_long()) {
+            (Some(short), _) => format!("-{short}"),
+            (None, Some(long)) => format!("--{long}"),
+            (None, None) => a.get_id().to_string(),
+        })
+        .collect();
+    let line = format!(
+        "Global options ({}): see hostscope --help.",
+        names.join(", ")
+    );
+    hide_globals(cli, &globals, &line)
+}
+
+/// Gives every subcommand of `cmd`, recursively, its own hidden copy of
+/// the `globals` (clap copies a global option into a subcommand only where
+/// the subcommand has none of that name, and would show it), and ends
+/// each subcommand's help with `line`.
+fn hide_globals(mut cmd: clap::Command, globals: &[clap::Arg], line: &str) -> clap::Command {
+    let names: Vec<String> = cmd
+        .get_subcommands()
+        .map(|sub| sub.get_name().to_owned())
+        .collect();
+    for name in names {
+        cmd = cmd.mut_subcommand(name, |sub| {
+            let after = match sub.get_after_help() {
+                Some(text) => format!("{text}\n\n{line}"),
+                None => line.to_owned(),
+            };
+            let sub = sub
+                .args(globals.iter().map(|a| a.clone().hide(true)))
+                .after_help(after);
+            hide_globals(sub, globals, line)
+        });
+    }
+    cmd
+}
+
+/// Subcommands people bring from other tools, and ours that does that
+/// job: clap's guess goes by spelling alone and offers `pki` for `kill`.
+const SYNONYMS: [(&str, &str); 3] = [("kill", "signal"), ("top", "ps"), ("reap", "zombies")];
+
+/// `e`, suggesting our subcommand for a synonym typed in its place.
+fn with_synonyms(mut e: clap::Error) -> clap::Error {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    let ours = match e.get(ContextKind::InvalidSubcommand) {
+        Some(ContextValue::String(typed)) if e.kind() == ErrorKind::InvalidSubcommand => SYNONYMS
+            .iter()
+            .find(|(synonym, _)| synonym.eq_ignore_ascii_case(typed))
+            .map(|(_, ours)| *ours),
+        _ => None,
+    };
+    if let Some(ours) = ours {
+        e.insert(
+            ContextKind::SuggestedSubcommand,
+            ContextValue::String(ours.to_owned()),
+        );
+    }
+    e
+}
+
 fn clap_exit(e: &clap::Error, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
     use clap::error::ErrorKind;
     let text = e.render().to_string();
@@ -215,7 +292,15 @@ impl Typed {
 async fn run(cli: Cli, typed: Typed, io: &mut Io<'_>) -> anyhow::Result<Status> {
     let command = match cli.command {
         Command::Pki(command) => {
-            run_pki(command, io.out)?;
+            run_pki(command, cli.global.ca.as_deref(), io.out)?;
+            return Ok(Status::Answered);
+        }
+        Command::Config(command) => {
+            let path = profile::default_path().context(
+                "no profile file: neither XDG_CONFIG_HOME nor HOME is set, so there is no \
+                 ~/.config/hostscope/config.toml",
+            )?;
+            profile::run_config(command, &path, io.out)?;
             return Ok(Status::Answered);
         }
         Command::Completions { shell } => {
@@ -262,7 +347,10 @@ async fn run(cli: Cli, typed: Typed, io: &mut Io<'_>) -> anyhow::Result<Status> 
         // A watch has no summary of hosts that answered: it says how many
         // events it saw, and which hosts failed as they fail.
         Command::Watch(args) => return watch::watch(&fleet, args, format, io).await,
-        Command::Pki(_) | Command::Completions { .. } | Command::Manpages { .. } => {
+        Command::Pki(_)
+        | Command::Config(_)
+        | Command::Completions { .. }
+        | Command::Manpages { .. } => {
             bail!("this command needs no agent")
         }
     };
@@ -345,16 +433,75 @@ fn refuse_to_replace(
     }
 }
 
-fn run_pki(command: PkiCommand, out: &mut dyn Write) -> anyhow::Result<()> {
+/// `pki show FILE`: what the certificate is, and whether the fleet CA
+/// (`ca`, else ca.pem beside it) signed it.
+fn show_certificate(file: &Path, ca: Option<&Path>, out: &mut dyn Write) -> anyhow::Result<()> {
+    let pem = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let cert = pki::inspect(&pem).with_context(|| format!("{}", file.display()))?;
+    let date = |epoch: i64| format::datetime(epoch as f64);
+    let now = format::now() as i64;
+    let validity = if now < cert.not_before {
+        "not yet valid"
+    } else if now > cert.not_after {
+        "EXPIRED"
+    } else {
+        "valid now"
+    };
+    let days_left = (cert.not_after - now).max(0) / 86_400;
+    writeln!(out, "file:         {}", file.display())?;
+    writeln!(out, "subject:      {}", cert.subject)?;
+    writeln!(out, "role:         {}", cert.role())?;
+    let list = |items: &[String]| match items.is_empty() {
+        true => "(none)".to_owned(),
+        false => items.join(", "),
+    };
+    writeln!(out, "names (SAN):  {}", list(&cert.sans))?;
+    writeln!(out, "key usage:    {}", list(&cert.extended_key_usages))?;
+    writeln!(
+        out,
+        "valid:        {} to {} ({validity}, {days_left} days left)",
+        date(cert.not_before),
+        date(cert.not_after)
+    )?;
+    writeln!(out, "sha256:       {}", cert.sha256_fingerprint)?;
+    writeln!(out, "issuer:       {}", cert.issuer)?;
+    let beside = file
+        .parent()
+        .map(|dir| pki::cert_path(dir, "ca"))
+        .filter(|path| path.is_file());
+    let ca_file = ca.map(Path::to_owned).or(beside);
+    match ca_file {
+        Some(ca_file) => {
+            let ca_pem = std::fs::read(&ca_file)
+                .with_context(|| format!("cannot read {}", ca_file.display()))?;
+            match pki::signed_by(&cert, &ca_pem) {
+                Ok(()) => writeln!(out, "signed by:    {} (verified)", ca_file.display())?,
+                Err(why) => writeln!(
+                    out,
+                    "signed by:    not {} as its peers would check it: {why}",
+                    ca_file.display()
+                )?,
+            }
+        }
+        None => writeln!(
+            out,
+            "signed by:    unchecked: no ca.pem beside it; pass --ca FILE to check"
+        )?,
+    }
+    Ok(())
+}
+
+fn run_pki(command: PkiCommand, ca: Option<&Path>, out: &mut dyn Write) -> anyhow::Result<()> {
     match command {
-        PkiCommand::Init { dir, force } => {
+        PkiCommand::Show { file } => show_certificate(&file, ca, out)?,
+        PkiCommand::Init { dir, force, days } => {
             refuse_to_replace(
                 &[pki::cert_path(&dir, "ca"), pki::key_path(&dir, "ca")],
                 force,
                 "a fleet CA is there, and replacing it makes every certificate it issued \
                  untrusted; pass --force to replace it anyway",
             )?;
-            pki::init(&dir, force)?;
+            pki::init_for_days(&dir, force, days)?;
             writeln!(
                 out,
                 "wrote the fleet CA: {} and {} (keep the key secret)",
@@ -369,6 +516,7 @@ fn run_pki(command: PkiCommand, out: &mut dyn Write) -> anyhow::Result<()> {
             client: _,
             sans,
             force,
+            days,
         } => {
             refuse_to_replace(
                 &[pki::cert_path(&dir, &name), pki::key_path(&dir, &name)],
@@ -380,7 +528,7 @@ fn run_pki(command: PkiCommand, out: &mut dyn Write) -> anyhow::Result<()> {
             } else {
                 CertRole::Client
             };
-            pki::issue(&dir, &name, role, &sans)
+            pki::issue_for_days(&dir, &name, role, &sans, days)
                 .with_context(|| format!("issuing a certificate for {name}"))?;
             let what = match role {
                 CertRole::Server => {
@@ -661,9 +809,9 @@ mod tests {
         let cli = Cli::try_parse_from(["hostscope", "ps", "--output", "Csv", "--sort", "-pid"])
             .expect("flags");
         assert_eq!(cli.global.output, Some(Output::Csv));
-        let (code, _, err) = run(&["hostscope", "ps", "--sort", "rss"]);
+        let (code, _, err) = run(&["hostscope", "ps", "--sort", "rsss"]);
         assert_eq!(code, 1);
-        assert!(err.contains("cannot sort by \"rss\""), "{err}");
+        assert!(err.contains("cannot sort by \"rsss\""), "{err}");
     }
 
     #[test]

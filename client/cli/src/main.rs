@@ -3,6 +3,8 @@
 //! Everything lives in the [`hostscope_cli`] library, so that tests can run
 //! the same command line in-process.
 
+#![deny(unsafe_code)]
+
 fn main() -> std::process::ExitCode {
     hostscope_cli::main()
 }

@@ -42,14 +42,34 @@ pub struct Settings {
     pub host: Option<String>,
 }
 
+/// The file itself. The top level spells out the keys of [`Settings`]
+/// rather than flattening it in: serde's `flatten` buffers the whole table,
+/// so an unknown key would be reported at the table's start (line 1) and
+/// without the list of keys the file may hold.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct File {
-    #[serde(flatten)]
-    defaults: Settings,
+    ca: Option<PathBuf>,
+    cert: Option<PathBuf>,
+    key: Option<PathBuf>,
+    inventory: Option<PathBuf>,
+    host: Option<String>,
     context: Option<String>,
     #[serde(default)]
     contexts: BTreeMap<String, Settings>,
+}
+
+impl File {
+    /// The top level's settings, under every context.
+    fn defaults(&self) -> Settings {
+        Settings {
+            ca: self.ca.clone(),
+            cert: self.cert.clone(),
+            key: self.key.clone(),
+            inventory: self.inventory.clone(),
+            host: self.host.clone(),
+        }
+    }
 }
 
 /// A loaded profile file.
@@ -105,7 +125,7 @@ impl Profile {
     /// file's directory. Naming a context the file does not have is an
     /// error that lists those it has.
     pub fn settings(&self, context: Option<&str>) -> anyhow::Result<Settings> {
-        let mut settings = self.file.defaults.clone();
+        let mut settings = self.file.defaults();
         if let Some(name) = context.or(self.file.context.as_deref()) {
             let Some(chosen) = self.file.contexts.get(name) else {
                 let known: Vec<&str> = self.file.contexts.keys().map(String::as_str).collect();
@@ -149,6 +169,89 @@ impl Profile {
         }
         Ok(settings)
     }
+}
+
+// === hostscope config ===
+
+/// `hostscope config contexts` and `use-context`, on the profile at `path`.
+pub fn run_config(
+    command: crate::args::ConfigCommand,
+    path: &Path,
+    out: &mut dyn std::io::Write,
+) -> anyhow::Result<()> {
+    use crate::args::ConfigCommand;
+    let profile = Profile::load(path)?;
+    match command {
+        ConfigCommand::Contexts => {
+            if profile.file.contexts.is_empty() {
+                writeln!(
+                    out,
+                    "no contexts in {}: add a [contexts.NAME] table",
+                    path.display()
+                )?;
+            }
+            for (name, settings) in &profile.file.contexts {
+                let current = profile.file.context.as_deref() == Some(name.as_str());
+                let target = match (&settings.inventory, &settings.host) {
+                    (Some(inventory), _) => format!("inventory {}", inventory.display()),
+                    (None, Some(host)) => format!("host {host}"),
+                    (None, None) => String::new(),
+                };
+                let mark = if current { "*" } else { " " };
+                writeln!(out, "{mark} {name}  {target}")?;
+            }
+        }
+        ConfigCommand::UseContext { name } => {
+            if !profile.file.contexts.contains_key(&name) {
+                // The same error, listing the contexts there are.
+                profile.settings(Some(&name))?;
+            }
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read {}", path.display()))?;
+            let text = with_context_key(&text, &name);
+            // What is written must load as it did, with the new context.
+            Profile::parse(&text, path)?;
+            let tmp = path.with_extension("toml.tmp");
+            std::fs::write(&tmp, &text)
+                .and_then(|()| std::fs::rename(&tmp, path))
+                .with_context(|| format!("cannot write {}", path.display()))?;
+            writeln!(out, "now using context {name:?} ({})", path.display())?;
+        }
+    }
+    Ok(())
+}
+
+/// `text` with its top-level `context = "..."` line set to `name`: that
+/// line replaced where there is one, else a new one added before the
+/// first table. Comments and everything else stay as they were.
+fn with_context_key(text: &str, name: &str) -> String {
+    // A JSON string is a valid TOML basic string: the same quotes and escapes.
+    let quoted = serde_json::Value::String(name.to_owned()).to_string();
+    let line = format!("context = {quoted}");
+    let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
+    let first_table = lines
+        .iter()
+        .position(|l| l.trim_start().starts_with('['))
+        .unwrap_or(lines.len());
+    let existing = lines[..first_table].iter().position(|l| {
+        let l = l.trim_start();
+        l.strip_prefix("context")
+            .is_some_and(|rest| rest.trim_start().starts_with('='))
+    });
+    match existing {
+        Some(at) => lines[at] = line,
+        None => {
+            // Before the blank lines that lead up to the first table.
+            let mut at = first_table;
+            while at > 0 && lines[at - 1].trim().is_empty() {
+                at -= 1;
+            }
+            lines.insert(at, line);
+        }
+    }
+    let mut text = lines.join("\n");
+    text.push('\n');
+    text
 }
 
 /// `~/x` from the home directory, a relative path from `dir`.
@@ -217,6 +320,66 @@ host = "web1.example.net"
         );
         let e = Profile::parse("ca = 3\n", path).expect_err("not a path");
         assert!(e.to_string().starts_with("config.toml:1: "), "{e}");
+    }
+
+    #[test]
+    fn an_unknown_key_is_named_at_its_line_with_the_valid_keys_at_any_level() {
+        let path = Path::new("config.toml");
+        let top = Profile::parse(
+            "# A profile.\nca = \"a\"\ncert = \"b\"\ncontxt = \"prod\"\n",
+            path,
+        )
+        .expect_err("unknown key at the top");
+        let top = top.to_string();
+        assert!(top.starts_with("config.toml:4: "), "{top}");
+        assert!(top.contains("contxt"), "{top}");
+        for key in ["`ca`", "`host`", "`context`", "`contexts`"] {
+            assert!(top.contains(key), "{key} missing from: {top}");
+        }
+        let inner = Profile::parse("[contexts.x]\nca = \"a\"\n\nhots = \"b\"\n", path)
+            .expect_err("unknown key in a context")
+            .to_string();
+        assert!(inner.starts_with("config.toml:4: "), "{inner}");
+        for key in ["`ca`", "`host`", "`inventory`"] {
+            assert!(inner.contains(key), "{key} missing from: {inner}");
+        }
+    }
+
+    #[test]
+    fn use_context_sets_the_context_key_and_keeps_the_rest() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("config.toml");
+        std::fs::write(&path, FILE).expect("write");
+        let run = |command| {
+            let mut out = Vec::new();
+            run_config(command, &path, &mut out).map(|()| String::from_utf8(out).expect("utf-8"))
+        };
+        use crate::args::ConfigCommand;
+        let listed = run(ConfigCommand::Contexts).expect("contexts");
+        assert_eq!(
+            listed,
+            "  prod  inventory fleet-prod.toml\n* staging  host web1.example.net\n"
+        );
+        run(ConfigCommand::UseContext {
+            name: "prod".to_owned(),
+        })
+        .expect("use prod");
+        let text = std::fs::read_to_string(&path).expect("read");
+        assert_eq!(
+            text,
+            FILE.replace("context = \"staging\"", "context = \"prod\"")
+        );
+        let e = run(ConfigCommand::UseContext {
+            name: "qa".to_owned(),
+        })
+        .expect_err("no such context");
+        assert!(e.to_string().contains("it has prod, staging"), "{e}");
+        // A file without the key gets one before its first table.
+        let bare = "ca = \"ca.pem\"\n\n[contexts.prod]\nhost = \"web1\"\n";
+        assert_eq!(
+            with_context_key(bare, "prod"),
+            "ca = \"ca.pem\"\ncontext = \"prod\"\n\n[contexts.prod]\nhost = \"web1\"\n"
+        );
     }
 
     #[test]

@@ -15,7 +15,7 @@ use super::{
 use hostscope_client::{
     Client, Process,
     fleet::{Fleet, Summary},
-    proto::{EnumName, ProcessField as F, ProcessFilter},
+    proto::{EnumName, ProcessField as F, ProcessFilter, ProcessStatus},
 };
 
 /// What the default listing asks for: enough for USER PID PPID STATUS RSS
@@ -42,6 +42,7 @@ pub async fn ps(
     format: Output,
     io: &mut Io<'_>,
 ) -> anyhow::Result<Summary> {
+    let none_found = none_found(&args.status, io.width.is_some());
     let filter = ProcessFilter {
         pids: args.pid,
         ppid: args.ppid,
@@ -97,6 +98,11 @@ pub async fn ps(
                     .map(|p| output::process_record(&host.name, p, &shown));
                 return Ok(printer.records(out, records)?);
             }
+            if let Some(note) = none_found
+                && all.is_empty()
+            {
+                return Ok(printer.table(out, host, |out| writeln!(out, "{note}"))?);
+            }
             let table = match &columns {
                 Some(columns) => chosen_columns(&all, columns),
                 None => default_columns(&all),
@@ -106,6 +112,16 @@ pub async fn ps(
         .await?;
     printer.finish(io.out)?;
     Ok(summary)
+}
+
+/// What a table with no rows says instead of a bare header: `ps --status
+/// zombie` that finds none says "no zombies" on a terminal, as `zombies`
+/// does; in a pipe the header stays, for scripts.
+fn none_found(statuses: &[ProcessStatus], terminal: bool) -> Option<&'static str> {
+    match statuses {
+        [ProcessStatus::Zombie] if terminal => Some("no zombies"),
+        _ => None,
+    }
 }
 
 /// One key of `--sort`: a path into the process record
@@ -120,27 +136,56 @@ struct SortKey {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Sort(Vec<SortKey>);
 
-/// Parses `--sort`: field names or CSV column names, `-` before one for
-/// descending.
+/// The short names `--sort` takes for what the default table shows (its
+/// headers, in any case) and for what `ps` users type, with the record
+/// path each stands for. `time` and `cpu` are user plus system CPU time,
+/// the TIME column.
+const SORT_ALIASES: [(&str, &str); 11] = [
+    ("rss", "memory_info.rss"),
+    ("mem", "memory_info.rss"),
+    ("vms", "memory_info.vms"),
+    ("vsz", "memory_info.vms"),
+    ("user", "username"),
+    ("threads", "num_threads"),
+    ("fds", "num_fds"),
+    ("start", "create_time"),
+    ("time", CPU_TOTAL),
+    ("cpu", CPU_TOTAL),
+    ("command", "cmdline"),
+];
+
+/// The path of the sort key that adds `cpu_times.user` and
+/// `cpu_times.system`, as the TIME column does.
+const CPU_TOTAL: &str = "cpu_times.total";
+
+/// Parses `--sort`: field names, CSV column names or the short names of
+/// [`SORT_ALIASES`], in any case; `-` before one for descending.
 pub fn parse_sort(s: &str) -> Result<Sort, String> {
     let mut keys = Vec::new();
     for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        let (descending, name) = match part.strip_prefix('-') {
+        let (descending, typed) = match part.strip_prefix('-') {
             Some(name) => (true, name),
             None => (false, part),
         };
+        let lower = typed.to_ascii_lowercase();
+        let name = SORT_ALIASES
+            .iter()
+            .find(|(alias, _)| *alias == lower)
+            .map_or(lower.as_str(), |(_, path)| path);
         let path: Vec<String> = name.split('.').map(str::to_owned).collect();
         let known = path[0] == "pid" || F::from_short_name(&path[0]).is_some();
         if !known || path.len() > 2 {
+            let aliases: Vec<&str> = SORT_ALIASES.iter().map(|(alias, _)| *alias).collect();
             return Err(format!(
-                "cannot sort by {name:?}: name a field (pid, name, create_time, ...) or a \
-                 nested one as in CSV columns (memory_info.rss, cpu_times.user)"
+                "cannot sort by {typed:?}: name a field (pid, name, create_time, ...), a \
+                 nested one as in CSV columns (memory_info.rss, cpu_times.user), or one of {}",
+                aliases.join(", ")
             ));
         }
         keys.push(SortKey { path, descending });
     }
     if keys.is_empty() {
-        return Err("--sort needs a field, such as -memory_info.rss".to_owned());
+        return Err("--sort needs a field, such as -memory_info.rss or -rss".to_owned());
     }
     Ok(Sort(keys))
 }
@@ -163,6 +208,11 @@ impl Sort {
         }
         let value = |p: &Process, key: &SortKey| {
             let record = serde_json::to_value(p.proto()).unwrap_or_default();
+            if key.path.join(".") == CPU_TOTAL {
+                let times = record.get("cpu_times")?;
+                let total = times.get("user")?.as_f64()? + times.get("system")?.as_f64()?;
+                return Some(serde_json::Value::from(total));
+            }
             key.path
                 .iter()
                 .try_fold(record, |v, k| v.get(k).cloned())
@@ -338,8 +388,56 @@ mod tests {
     }
 
     #[test]
+    fn sort_takes_the_short_names_the_table_shows_in_any_case() {
+        let mut all = vec![
+            listed(3, "sh", Some(100)),
+            listed(1, "init", None),
+            listed(2, "nginx", Some(900)),
+        ];
+        let pids = |all: &[Process]| all.iter().map(Process::pid).collect::<Vec<_>>();
+        for typed in ["-rss", "-RSS", "-mem", "-Memory_Info.Rss"] {
+            all.sort_by_key(Process::pid);
+            parse_sort(typed).expect(typed).apply(&mut all);
+            assert_eq!(pids(&all), [2, 3, 1], "{typed}");
+        }
+        assert_eq!(parse_sort("rss"), parse_sort("memory_info.rss"));
+        assert_eq!(parse_sort("USER"), parse_sort("username"));
+        assert_eq!(parse_sort("threads"), parse_sort("num_threads"));
+        assert_eq!(parse_sort("-time").expect("time").fields(), [F::CpuTimes]);
+        let cpu = |pid, user, system| {
+            Process::new(
+                proto::Process {
+                    pid,
+                    cpu_times: Some(proto::CpuTimes {
+                        user,
+                        system,
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                },
+                &[F::CpuTimes],
+            )
+        };
+        let mut busy = vec![cpu(1, 5.0, 0.0), cpu(2, 1.0, 9.0), cpu(3, 3.0, 3.0)];
+        parse_sort("-cpu").expect("cpu").apply(&mut busy);
+        assert_eq!(pids(&busy), [2, 3, 1]);
+    }
+
+    #[test]
+    fn no_zombies_is_said_on_a_terminal() {
+        assert_eq!(
+            none_found(&[ProcessStatus::Zombie], true),
+            Some("no zombies")
+        );
+        assert_eq!(none_found(&[ProcessStatus::Zombie], false), None);
+        assert_eq!(none_found(&[], true), None);
+        let both = [ProcessStatus::Zombie, ProcessStatus::Running];
+        assert_eq!(none_found(&both, true), None);
+    }
+
+    #[test]
     fn sort_names_what_it_takes() {
-        for bad in ["rss", "", "memory_info.rss.x", "-"] {
+        for bad in ["rsss", "", "memory_info.rss.x", "-"] {
             let e = parse_sort(bad).expect_err(bad);
             assert!(e.contains("memory_info.rss"), "{bad}: {e}");
         }

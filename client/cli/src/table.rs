@@ -20,14 +20,8 @@ pub fn terminal_width() -> Option<usize> {
     if let Some(columns) = std::env::var("COLUMNS").ok().and_then(|c| c.parse().ok()) {
         return Some(columns);
     }
-    // SAFETY: a zeroed winsize is a valid value; TIOCGWINSZ only writes a
-    // winsize into `size`, which lives for the whole call.
-    let (rc, size) = unsafe {
-        let mut size: libc::winsize = std::mem::zeroed();
-        let rc = libc::ioctl(libc::STDOUT_FILENO, libc::TIOCGWINSZ, &mut size);
-        (rc, size)
-    };
-    (rc == 0 && size.ws_col > 0).then_some(usize::from(size.ws_col))
+    let (terminal_size::Width(columns), _) = terminal_size::terminal_size_of(io::stdout())?;
+    (columns > 0).then_some(usize::from(columns))
 }
 
 /// A table being filled row by row, printed once complete (widths need

@@ -43,8 +43,9 @@ or the kernel's event buffer overflowed on the agent. The watch goes on.
 Each line: when it happened (local time, with milliseconds), the host (when more than one
 is watched), the event, the pid, the name and the details. -o ndjson prints one JSON object
 per event instead: host, then kind, pid, time (seconds since the epoch), ppid, name,
-cmdline, username, create_time, exit_code, exit_signal, sample, dropped. json and csv are
-refused: a watch never ends, so it has no last record to close an array or a sheet with.
+cmdline, username, create_time, exit_code, exit_signal, sample, dropped (what the agent
+did not send is left out). -o json prints those objects as one array when the watch ends,
+so it needs --count or --for; csv is refused.
 
 The watch runs until Ctrl-C (or SIGTERM), --count events or --for a while, then prints \"N
 events from M hosts\" on stderr and exits 0. An agent that restarts is reconnected with
@@ -164,6 +165,9 @@ struct Plan {
     request: proto::WatchProcessesRequest,
     /// One JSON object per event rather than a line for people.
     ndjson: bool,
+    /// Those objects collected and printed as one array at the end (`-o
+    /// json`, which needs an end: `--count` or `--for`).
+    json: bool,
     /// Stop after this many events.
     count: Option<u64>,
     /// Stop after this long.
@@ -173,13 +177,19 @@ struct Plan {
 impl Plan {
     /// Resolves the flags, refusing the combinations that cannot work.
     fn resolve(args: &WatchArgs, output: Option<Output>) -> anyhow::Result<Plan> {
-        let ndjson = match output.unwrap_or(Output::Table) {
-            Output::Table => false,
-            Output::Ndjson => true,
-            Output::Json | Output::Csv => bail!(
-                "watch cannot print --output json or csv: a watch never ends, so there is no \
-                 last record to close the document with; use --output ndjson (one JSON object \
-                 per event) or table"
+        let ends = args.count.is_some() || args.duration.is_some();
+        let (ndjson, json) = match output.unwrap_or(Output::Table) {
+            Output::Table => (false, false),
+            Output::Ndjson => (true, false),
+            Output::Json if ends => (true, true),
+            Output::Json => bail!(
+                "watch prints --output json only with --count N or --for DURATION: without \
+                 them a watch never ends, so there is no last record to close the array with; \
+                 add one, or use --output ndjson (one JSON object per event)"
+            ),
+            Output::Csv => bail!(
+                "watch cannot print --output csv: use --output ndjson (one JSON object per \
+                 event), json with --count or --for, or table"
             ),
         };
         let mut kinds: Vec<Kind> = if args.events.is_empty() {
@@ -210,6 +220,7 @@ impl Plan {
         Ok(Plan {
             request,
             ndjson,
+            json,
             count: args.count,
             duration: args.duration,
         })
@@ -302,6 +313,8 @@ async fn follow(
         }
     });
     let mut tally = Tally::default();
+    // `-o json`: every event's record, written as one array at the end.
+    let mut collected = Vec::new();
     loop {
         let item = tokio::select! {
             () = &mut stop => break,
@@ -311,7 +324,11 @@ async fn follow(
         let Some(item) = item else { break };
         match item {
             WatchItem::Event { host, event } => {
-                print_event(io.out, &host, &event, plan.ndjson, hosts.width)?;
+                if plan.json {
+                    collected.push(event_record(&host.name, &event)?);
+                } else {
+                    print_event(io.out, &host, &event, plan.ndjson, hosts.width)?;
+                }
                 if event.kind != Kind::Lagged as i32 {
                     tally.events += 1;
                 }
@@ -365,6 +382,10 @@ async fn follow(
                 }
             }
         }
+    }
+    if plan.json {
+        output::write_pretty(io.out, &collected)?;
+        io.out.flush()?;
     }
     let watched = tally.connected.len();
     let never = hosts.total.saturating_sub(watched);
@@ -435,7 +456,7 @@ fn print_event(
     width: Option<usize>,
 ) -> anyhow::Result<()> {
     if ndjson {
-        serde_json::to_writer(&mut *out, &output::record(&host.name, event)?)?;
+        serde_json::to_writer(&mut *out, &event_record(&host.name, event)?)?;
         out.write_all(b"\n")?;
     } else {
         let host = width.map(|w| (host.name.as_str(), w));
@@ -443,6 +464,19 @@ fn print_event(
     }
     out.flush()?;
     Ok(())
+}
+
+/// An event as a JSON record. An event without a command line (a sample,
+/// an exit, a kernel thread) leaves `cmdline` out, as every other field
+/// the agent did not send is left out, rather than reading as `[]`.
+fn event_record(host: &str, event: &proto::ProcessEvent) -> anyhow::Result<serde_json::Value> {
+    let mut record = output::record(host, event)?;
+    if event.cmdline.is_empty()
+        && let serde_json::Value::Object(map) = &mut record
+    {
+        map.shift_remove("cmdline");
+    }
+    Ok(record)
 }
 
 /// An event as a line for people: time, host (with the column's width,
@@ -724,8 +758,10 @@ mod tests {
     #[test]
     fn flags_that_cannot_work_are_refused_with_what_to_do() {
         let e = plan(&["-o", "json"]).expect_err("json").to_string();
+        assert!(e.contains("--count N or --for DURATION"), "{e}");
         assert!(e.contains("use --output ndjson"), "{e}");
         assert!(plan(&["-o", "csv"]).is_err());
+        assert!(plan(&["-o", "csv", "--count", "3"]).is_err());
         let e = plan(&["--events", "sample"]).expect_err("no interval");
         assert!(e.to_string().contains("needs --sample DURATION"), "{e}");
 
@@ -829,6 +865,43 @@ mod tests {
     }
 
     #[test]
+    fn json_with_a_count_is_one_array_and_samples_carry_no_empty_cmdline() {
+        let web1 = host("web1");
+        let sample = WatchItem::Event {
+            host: Arc::clone(&web1),
+            event: proto::ProcessEvent {
+                kind: Kind::Sample as i32,
+                pid: 42,
+                time: TIME,
+                sample: Some(proto::ProcessSample {
+                    rss: Some(4096),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
+        };
+        let items = vec![
+            WatchItem::Connected {
+                host: Arc::clone(&web1),
+                reconnected: false,
+            },
+            sample,
+            exited(&web1, 10),
+            exited(&web1, 11),
+        ];
+        let flags = ["--count", "2", "-o", "json"];
+        let (status, out, err) = run(endless(items), std::future::pending(), &flags, 1);
+        assert_eq!(status, Status::Answered);
+        let array: Vec<serde_json::Value> = serde_json::from_str(&out).expect("one JSON array");
+        assert_eq!(array.len(), 2, "{out}");
+        assert_eq!(array[0]["kind"], "sample");
+        assert_eq!(array[0]["sample"]["rss"], 4096);
+        assert!(array[0].get("cmdline").is_none(), "{out}");
+        assert_eq!(array[1]["pid"], 10);
+        assert_eq!(err, "2 events from 1 host\n");
+    }
+
+    #[test]
     fn count_ends_the_watch_and_lagged_notices_are_not_counted() {
         let web1 = host("web1");
         let lagged = WatchItem::Event {
@@ -860,7 +933,7 @@ mod tests {
         assert_eq!(
             serde_json::to_string(&lines[0]).expect("json"),
             format!(
-                r#"{{"host":"web1","kind":"exited","pid":10,"time":{TIME},"name":"sh","cmdline":[],"exit_code":7,"dropped":0}}"#
+                r#"{{"host":"web1","kind":"exited","pid":10,"time":{TIME},"name":"sh","exit_code":7,"dropped":0}}"#
             )
         );
         assert_eq!(lines[1]["kind"], "lagged");

@@ -293,8 +293,12 @@ async fn reap(
     let mut printer = io.printer(format, fleet.len(), &template);
     let mut failed: Vec<(HostSpec, &'static str, String)> = Vec::new();
     let several = fleet.len() > 1;
+    let countdown = announce_min_age(io, options.min_age, several)?;
     let mut summary = io
         .fan_out(fleet, call, |host, sweep: HostSweep, out| {
+            if let Some(countdown) = &countdown {
+                countdown.finish_and_clear();
+            }
             if printer.is_table() {
                 printer.table(out, host, |out| write_sweep(out, &sweep, &options))?;
             } else {
@@ -313,6 +317,9 @@ async fn reap(
             Ok(())
         })
         .await?;
+    if let Some(countdown) = countdown {
+        countdown.finish_and_clear();
+    }
     printer.finish(io.out)?;
     if !yes && format == Output::Table {
         writeln!(
@@ -324,6 +331,57 @@ async fn reap(
         fanout::refused(&mut summary, &host, label, text);
     }
     Ok(summary)
+}
+
+/// Says on stderr what a sweep waits for before its second look, unless
+/// --quiet: the wait is `--min-age` long (30 seconds by default), and a
+/// command that sits silent that long looks hung. On a terminal, asking a
+/// single host, the line counts down; the returned bar is to be cleared
+/// before anything is printed.
+fn announce_min_age(
+    io: &mut Io<'_>,
+    min_age: Duration,
+    several: bool,
+) -> io::Result<Option<indicatif::ProgressBar>> {
+    if min_age.is_zero() || io.quiet {
+        return Ok(None);
+    }
+    let what = format!(
+        "looking for zombies twice, {} apart (--min-age): only those still there at the second \
+         look are swept",
+        duration::format(min_age)
+    );
+    if several || !io.progress {
+        writeln!(io.err, "{what}")?;
+        return Ok(None);
+    }
+    let bar = indicatif::ProgressBar::with_draw_target(
+        Some(min_age.as_secs()),
+        indicatif::ProgressDrawTarget::stderr(),
+    );
+    if let Ok(style) = indicatif::ProgressStyle::with_template("{msg}") {
+        bar.set_style(style);
+    }
+    let counting = bar.clone();
+    tokio::spawn(async move {
+        let end = tokio::time::Instant::now() + min_age;
+        loop {
+            let left = end.saturating_duration_since(tokio::time::Instant::now());
+            if counting.is_finished() {
+                break;
+            }
+            let message = match left.as_secs() {
+                0 => "looking again...".to_owned(),
+                secs => format!("{what}; second look in {secs}s"),
+            };
+            counting.set_message(message);
+            if left.is_zero() {
+                break;
+            }
+            tokio::time::sleep(left.min(Duration::from_secs(1))).await;
+        }
+    });
+    Ok(Some(bar))
 }
 
 // === Printing a sweep ===

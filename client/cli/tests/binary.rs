@@ -3,6 +3,8 @@
 //! is tested in-process (`run_with`) against real agents in
 //! tests/integration.
 
+#![deny(unsafe_code)]
+
 use std::{net::TcpListener, process::Command};
 
 /// Runs `hostscope` with `args` and none of the caller's HOSTSCOPE_*
@@ -133,4 +135,115 @@ fn an_unreachable_host_fails_with_exit_2_in_plain_words() {
              there?\n"
         )
     );
+}
+
+#[test]
+fn kill_suggests_signal() {
+    let (code, out, err) = hostscope(&["kill", "4321"]);
+    assert_eq!((code, out.as_str()), (1, ""), "{err}");
+    assert!(err.contains("unrecognized subcommand 'kill'"), "{err}");
+    assert!(err.contains("'signal'"), "{err}");
+    assert!(!err.contains("'pki'"), "{err}");
+}
+
+#[test]
+fn global_options_are_listed_once_in_the_top_level_help() {
+    let (code, top, err) = hostscope(&["--help"]);
+    assert_eq!(code, 0, "{err}");
+    for flag in ["--ca <FILE>", "--concurrency <N>", "--output <FORMAT>"] {
+        assert!(top.contains(flag), "{flag} missing from:\n{top}");
+    }
+    for args in [
+        &["pki", "init", "--help"][..],
+        &["ps", "--help"],
+        &["signal", "-h"],
+    ] {
+        let (code, help, err) = hostscope(args);
+        assert_eq!(code, 0, "{args:?}: {err}");
+        for flag in [
+            "--ca <FILE>",
+            "--concurrency <N>",
+            "--output <FORMAT>",
+            "--quiet",
+        ] {
+            assert!(!help.contains(flag), "{args:?} repeats {flag}:\n{help}");
+        }
+        assert!(
+            help.contains("Global options (") && help.contains("see hostscope --help"),
+            "{args:?}:\n{help}"
+        );
+    }
+    // Still taken after the subcommand.
+    let (code, _, err) = hostscope(&["ps", "--fields", "pid,rss", "-o", "json", "-q"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("unknown field \"rss\""), "{err}");
+}
+
+#[test]
+fn pki_days_sets_lifetimes_and_show_tells_what_a_certificate_is() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path().join("pki");
+    let d = d.to_str().expect("utf-8 path");
+    let (code, _, err) = hostscope(&["pki", "init", "--dir", d, "--days", "400"]);
+    assert_eq!(code, 0, "{err}");
+    let args = [
+        "pki",
+        "issue",
+        "--dir",
+        d,
+        "--name",
+        "web1",
+        "--server",
+        "--san",
+        "192.0.2.5",
+        "--days",
+        "30",
+    ];
+    let (code, _, err) = hostscope(&args);
+    assert_eq!(code, 0, "{err}");
+    let (code, out, err) = hostscope(&["pki", "show", &format!("{d}/web1.pem")]);
+    assert_eq!(code, 0, "{err}");
+    for needle in [
+        "subject:      CN=web1",
+        "role:         agent (server certificate)",
+        "names (SAN):  web1, 192.0.2.5",
+        "key usage:    serverAuth",
+        "issuer:       O=hostscope, CN=hostscope fleet CA ",
+        "/web1.pem",
+        "ca.pem (verified)",
+    ] {
+        assert!(out.contains(needle), "{needle:?} missing from:\n{out}");
+    }
+    // 30 days less the seconds since it was issued, which may round to 30.
+    let left = |out: &str| -> u32 {
+        let (_, rest) = out.split_once("(valid now, ").expect("valid now");
+        let (days, _) = rest.split_once(" days left)").expect("days left");
+        days.parse().expect("a number of days")
+    };
+    assert!((29..=30).contains(&left(&out)), "{out}");
+    let sha = out
+        .lines()
+        .find_map(|l| l.strip_prefix("sha256:       "))
+        .expect("a fingerprint");
+    assert_eq!(sha.len(), 32 * 3 - 1, "{sha}");
+    let (code, out, err) = hostscope(&["pki", "show", &format!("{d}/ca.pem")]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("role:         CA"), "{out}");
+    assert!((399..=400).contains(&left(&out)), "{out}");
+
+    // Another fleet's CA did not sign it.
+    let other = dir.path().join("other");
+    let other = other.to_str().expect("utf-8 path");
+    let (code, _, err) = hostscope(&["pki", "init", "--dir", other]);
+    assert_eq!(code, 0, "{err}");
+    let ca = format!("{other}/ca.pem");
+    let (code, out, err) = hostscope(&["pki", "show", "--ca", &ca, &format!("{d}/web1.pem")]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("signed by:    not "), "{out}");
+
+    let (code, _, err) = hostscope(&[
+        "pki", "issue", "--dir", d, "--name", "x", "--client", "--days", "0",
+    ]);
+    assert_eq!(code, 1);
+    assert!(err.contains("0 days is no lifetime"), "{err}");
 }

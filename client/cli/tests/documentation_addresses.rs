@@ -4,6 +4,8 @@
 //! 203.0.113.0/24, 2001:db8::/32), so that a pasted example dials no one's
 //! real host.
 
+#![deny(unsafe_code)]
+
 use std::{
     net::IpAddr,
     path::{Path, PathBuf},

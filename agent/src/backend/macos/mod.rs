@@ -32,7 +32,7 @@ pub type MacOs = Bsd<Libproc>;
 
 /// A macOS backend reading the running kernel.
 pub fn backend() -> Result<MacOs, Error> {
-    let (numer, denom) = bsd_sys::timebase();
+    let (numer, denom) = bsd_sys::timebase().map_err(|e| bsd::io_error("mach_timebase_info", e))?;
     Ok(Bsd::new(Libproc {
         timebase: Timebase { numer, denom },
     }))

@@ -259,6 +259,11 @@ async fn a_parent_with_a_sigchld_handler_is_listed_planned_and_reaped() {
     )
     .await;
     assert_eq!(code, 0, "{err}");
+    // The wait for the second look is said, not sat through in silence.
+    assert!(
+        err.contains("looking for zombies twice, 200ms apart (--min-age)"),
+        "{err}"
+    );
     assert!(out.contains("1. CHLD to each parent"), "{out}");
     assert!(out.contains(&format!("pid {ppid} hostscope-test")), "{out}");
     assert!(out.contains("nothing was sent"), "{out}");

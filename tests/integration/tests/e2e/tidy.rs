@@ -253,3 +253,142 @@ fn a_crossing_through_another_crate_is_found() {
         [("hostscope-agent".to_owned(), "hostscope-client".to_owned())]
     );
 }
+
+// === unsafe code stays where the kernel leaves no choice ===
+
+/// The crates that ship: each of their crate roots denies `unsafe_code`.
+const SHIPPED: [&str; 4] = ["proto", "agent", "client", "client/cli"];
+
+/// The places allowed `unsafe`, as `file: item` where the `#[allow]`
+/// stands and the file whose code uses it: kernel interfaces of the BSDs
+/// and macOS that neither rustix nor nix wraps (sysctl by number,
+/// getifaddrs with raw socket addresses, SIOCGIFMEDIA, libproc,
+/// mach_timebase_info). Growing this list is a decision, not a drive-by.
+const UNSAFE_ALLOWED: [(&str, &str); 1] =
+    [("agent/src/backend/mod.rs", "agent/src/backend/bsd_sys.rs")];
+
+/// Whether `code` has `word` as a whole token outside `//` comments.
+fn lines_with_token(code: &str, word: &str) -> Vec<usize> {
+    code.lines()
+        .enumerate()
+        .filter(|(_, line)| {
+            let code = line.split_once("//").map_or(*line, |(code, _)| code);
+            code.split(|c: char| !(c.is_alphanumeric() || c == '_'))
+                .any(|token| token == word)
+        })
+        .map(|(n, _)| n + 1)
+        .collect()
+}
+
+/// The crate roots of a package directory: `src/lib.rs`, `src/main.rs`,
+/// `src/bin/*.rs`, and the files directly in `tests/` and `benches/`.
+fn crate_roots(package: &Path) -> Vec<PathBuf> {
+    let mut roots: Vec<PathBuf> = ["src/lib.rs", "src/main.rs"]
+        .iter()
+        .map(|f| package.join(f))
+        .filter(|f| f.is_file())
+        .collect();
+    for dir in ["src/bin", "tests", "benches"] {
+        if let Ok(entries) = std::fs::read_dir(package.join(dir)) {
+            roots.extend(
+                entries
+                    .filter_map(|e| e.ok().map(|e| e.path()))
+                    .filter(|p| p.extension().is_some_and(|e| e == "rs")),
+            );
+        }
+    }
+    roots.sort();
+    roots
+}
+
+/// Every `.rs` file below `dir`, symbolic links and `fixtures` left out
+/// (a fixture process's `root` links to `/`).
+fn sources(dir: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    let mut dirs = vec![dir.to_owned()];
+    while let Some(dir) = dirs.pop() {
+        let entries =
+            std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("reading {}: {e}", dir.display()));
+        for entry in entries {
+            let entry = entry.expect("a directory entry");
+            let (path, kind) = (entry.path(), entry.file_type().expect("a file type"));
+            if kind.is_dir() && entry.file_name() != "fixtures" {
+                dirs.push(path);
+            } else if kind.is_file() && path.extension().is_some_and(|e| e == "rs") {
+                files.push(path);
+            }
+        }
+    }
+    files.sort();
+    files
+}
+
+#[test]
+fn shipped_crates_deny_unsafe_code_but_where_the_kernel_leaves_no_choice() {
+    let root = root();
+    let shown = |path: &Path| {
+        path.strip_prefix(&root)
+            .unwrap_or(path)
+            .display()
+            .to_string()
+    };
+    let mut missing = Vec::new();
+    let mut allows = Vec::new();
+    let mut users = BTreeSet::new();
+    for package in SHIPPED {
+        let package = root.join(package);
+        let roots = crate_roots(&package);
+        assert!(!roots.is_empty(), "no crate root in {}", package.display());
+        for file in roots {
+            let code = std::fs::read_to_string(&file).expect("a source file");
+            let denies = code.lines().any(|line| {
+                let line = line.trim();
+                line == "#![deny(unsafe_code)]" || line == "#![forbid(unsafe_code)]"
+            });
+            if !denies {
+                missing.push(shown(&file));
+            }
+        }
+        for dir in ["src", "tests", "benches"] {
+            if !package.join(dir).is_dir() {
+                continue;
+            }
+            for file in sources(&package.join(dir)) {
+                let code = std::fs::read_to_string(&file).expect("a source file");
+                for line in lines_with_token(&code, "allow") {
+                    let text = code.lines().nth(line - 1).unwrap_or_default();
+                    if text.contains("unsafe_code") {
+                        allows.push(shown(&file));
+                    }
+                }
+                if !lines_with_token(&code, "unsafe").is_empty() {
+                    users.insert(shown(&file));
+                }
+            }
+        }
+    }
+    assert_eq!(
+        missing,
+        Vec::<String>::new(),
+        "crate roots without #![deny(unsafe_code)]"
+    );
+    let allowed: Vec<String> = UNSAFE_ALLOWED
+        .iter()
+        .map(|(a, _)| (*a).to_owned())
+        .collect();
+    assert_eq!(allows, allowed, "#[allow(unsafe_code)] outside the list");
+    let expected: BTreeSet<String> = UNSAFE_ALLOWED
+        .iter()
+        .map(|(_, u)| (*u).to_owned())
+        .collect();
+    assert_eq!(users, expected, "files with `unsafe` outside the list");
+}
+
+#[test]
+fn tokens_are_whole_words_outside_comments() {
+    let code = "let x = unsafe { f() };\n\
+                #![deny(unsafe_code)]\n\
+                // unsafe in a comment\n\
+                unsafe extern \"C\" {}\n";
+    assert_eq!(lines_with_token(code, "unsafe"), [1, 4]);
+}
