@@ -115,8 +115,9 @@ impl Fleet {
     }
 
     /// Runs `call` on every host, at most `concurrency` at once, and yields
-    /// each host's outcome as it completes. Stops starting hosts when the
-    /// stream is dropped. Needs a Tokio runtime.
+    /// each host's outcome as it completes. Dropping the stream cancels the
+    /// query: no further host is dialled, and the calls in flight are
+    /// abandoned, their connections closed. Needs a Tokio runtime.
     pub fn run<T, F, Fut>(&self, call: F) -> impl Stream<Item = HostOutcome<T>> + Send + 'static
     where
         T: Send + 'static,
@@ -128,24 +129,33 @@ impl Fleet {
         let concurrency = inner.options.concurrency.max(1);
         let (tx, rx) = mpsc::channel(concurrency);
         tokio::spawn(async move {
-            let slots = Arc::new(Semaphore::new(concurrency));
-            let mut tasks = JoinSet::new();
-            for host in inner.hosts.iter().cloned() {
-                let Ok(slot) = Arc::clone(&slots).acquire_owned().await else {
-                    break;
-                };
-                if tx.is_closed() {
-                    break;
+            let dial = async {
+                let slots = Arc::new(Semaphore::new(concurrency));
+                let mut tasks = JoinSet::new();
+                for host in inner.hosts.iter().cloned() {
+                    let Ok(slot) = Arc::clone(&slots).acquire_owned().await else {
+                        break;
+                    };
+                    if tx.is_closed() {
+                        break;
+                    }
+                    let (inner, call, tx) = (Arc::clone(&inner), Arc::clone(&call), tx.clone());
+                    tasks.spawn(async move {
+                        let outcome = inner.ask(host, call.as_ref()).await;
+                        drop(slot);
+                        let _ = tx.send(outcome).await;
+                    });
+                    while tasks.try_join_next().is_some() {}
                 }
-                let (inner, call, tx) = (Arc::clone(&inner), Arc::clone(&call), tx.clone());
-                tasks.spawn(async move {
-                    let outcome = inner.ask(host, call.as_ref()).await;
-                    drop(slot);
-                    let _ = tx.send(outcome).await;
-                });
-                while tasks.try_join_next().is_some() {}
+                while tasks.join_next().await.is_some() {}
+            };
+            // The reader gone, the hosts in flight are dropped with their
+            // tasks (a JoinSet aborts its tasks when dropped), rather than
+            // left to run to their deadlines.
+            tokio::select! {
+                () = dial => {}
+                () = tx.closed() => {}
             }
-            while tasks.join_next().await.is_some() {}
         });
         ReceiverStream::new(rx)
     }
@@ -412,6 +422,34 @@ mod tests {
             }
         }
         held.abort();
+    }
+
+    #[tokio::test]
+    async fn dropping_the_stream_abandons_the_hosts_in_flight() {
+        // Accepts TCP, never speaks: the call waits for its answer until
+        // the host's deadline, a minute away.
+        let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let silent_addr = silent.local_addr().unwrap().to_string();
+        let options = FleetOptions {
+            timeout: Duration::from_secs(60),
+            retries: 0,
+            ..FleetOptions::default()
+        };
+        let fleet = Fleet::new(hosts(&[&silent_addr]), None, options);
+        // The call is dropped when the last host task that holds it ends.
+        let (held, released) = tokio::sync::oneshot::channel::<()>();
+        let call = move |client: Client| {
+            let _held = &held;
+            async move { client.host().await }
+        };
+        let outcomes = fleet.run(call);
+        let (_socket, _) = silent.accept().await.unwrap();
+        drop(outcomes);
+        // Long before the deadline, on any machine.
+        tokio::time::timeout(Duration::from_secs(30), released)
+            .await
+            .expect("the host in flight is abandoned once the stream is dropped")
+            .expect_err("nothing is sent: the sender is only dropped");
     }
 
     #[test]
