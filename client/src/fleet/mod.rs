@@ -267,6 +267,9 @@ pub struct Summary {
     pub failed: Vec<Failure>,
     /// How many of the failures were timeouts.
     pub timed_out: usize,
+    /// Hosts that had not answered when the query was cancelled (Ctrl-C),
+    /// asked or not yet: neither ok nor failed.
+    pub cancelled: Vec<Failure>,
     /// From the start of the query to its last outcome.
     pub elapsed: Duration,
 }
@@ -311,6 +314,24 @@ impl Summary {
         }
     }
 
+    /// Counts `host` as cancelled: the query ended before it answered.
+    pub fn cancel(&mut self, host: &HostSpec) {
+        self.cancelled.push(Failure {
+            host: host.name.clone(),
+            address: host.address.clone(),
+            kind: "cancelled",
+            message: format!(
+                "{} had not answered when the query was cancelled",
+                host.address
+            ),
+        });
+    }
+
+    /// Whether the query was cancelled before every host had answered.
+    pub fn was_cancelled(&self) -> bool {
+        !self.cancelled.is_empty()
+    }
+
     /// Sets the elapsed time once the last outcome is in.
     pub fn finish(&mut self, elapsed: Duration) {
         self.elapsed = elapsed;
@@ -318,7 +339,7 @@ impl Summary {
 
     /// Whether every host answered.
     pub fn all_ok(&self) -> bool {
-        self.failed.is_empty() && self.ok == self.total
+        self.failed.is_empty() && self.cancelled.is_empty() && self.ok == self.total
     }
 }
 
