@@ -76,7 +76,9 @@ Output:
 Exit status:
   0  every host answered
   1  a usage or local error: bad flags, unreadable certificates or inventory
-  2  one or more hosts failed (each named on stderr); the others' results are printed";
+  2  one or more hosts failed (each named on stderr); the others' results are printed
+  130  Ctrl-C: the results that had arrived and the summary (hosts not finished
+       counted as cancelled) are printed; a second Ctrl-C exits at once";
 
 const HOST_EXAMPLES: &str = "\
 Examples:

@@ -1,20 +1,26 @@
 //! Asking every target host: results printed as each host answers, a
 //! progress bar while they come in, and the summary and exit status at the
-//! end.
+//! end. Ctrl-C ends the asking early: what arrived is printed, the hosts
+//! that had not answered are counted as cancelled, and the exit status is
+//! 130.
 
 use std::{
+    collections::HashMap,
     future::Future,
     io::{self, Write},
+    sync::Arc,
     time::{Duration, Instant},
 };
 
+use anyhow::Context;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use tokio::sync::watch;
 use tokio_stream::StreamExt;
 
 use super::{args::Output, output::Printer};
 use hostscope_client::{
     Client, Error,
-    fleet::{Failure, Fleet, HostSpec, Summary},
+    fleet::{Failure, Fleet, HostOutcome, HostSpec, Summary},
 };
 
 /// Every host answered.
@@ -23,6 +29,9 @@ pub const EXIT_OK: u8 = 0;
 pub const EXIT_ERROR: u8 = 1;
 /// One or more hosts failed; the others' results were printed.
 pub const EXIT_HOSTS_FAILED: u8 = 2;
+/// Ctrl-C (SIGINT) ended the query before every host had answered: 128
+/// plus the signal's number, as shells report a command that SIGINT ended.
+pub const EXIT_INTERRUPTED: u8 = 130;
 
 /// How a command ended, short of a local error.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,12 +40,16 @@ pub enum Status {
     Answered,
     /// At least one host failed.
     SomeFailed,
+    /// Ctrl-C ended the query before every host had answered.
+    Interrupted,
 }
 
 impl Status {
     /// The status of a fleet query.
     pub fn of(summary: &Summary) -> Status {
-        if summary.all_ok() {
+        if summary.was_cancelled() {
+            Status::Interrupted
+        } else if summary.all_ok() {
             Status::Answered
         } else {
             Status::SomeFailed
@@ -50,6 +63,7 @@ pub fn exit_code(result: &anyhow::Result<Status>) -> u8 {
     match result {
         Ok(Status::Answered) => EXIT_OK,
         Ok(Status::SomeFailed) => EXIT_HOSTS_FAILED,
+        Ok(Status::Interrupted) => EXIT_INTERRUPTED,
         Err(e) if is_broken_pipe(e) => EXIT_OK,
         Err(_) => EXIT_ERROR,
     }
@@ -63,6 +77,83 @@ pub fn is_broken_pipe(err: &anyhow::Error) -> bool {
             .downcast_ref::<io::Error>()
             .is_some_and(|e| e.kind() == io::ErrorKind::BrokenPipe)
     })
+}
+
+/// Ctrl-C, as a fleet query sees it. Once triggered, [`Io::fan_out`]
+/// dials no further host, abandons the hosts in flight and returns what
+/// had arrived, the other hosts counted as cancelled. Clones share one
+/// state.
+#[derive(Debug, Clone)]
+pub struct Interrupt {
+    state: Arc<watch::Sender<bool>>,
+    /// Whether [`Interrupt::listen`] wires the process's SIGINT to it (the
+    /// binary), or only [`Interrupt::trigger`] sets it (tests, `run_with`).
+    ctrl_c: bool,
+}
+
+impl Interrupt {
+    /// An interrupt that only [`Interrupt::trigger`] sets.
+    pub fn new() -> Interrupt {
+        Interrupt {
+            state: Arc::new(watch::channel(false).0),
+            ctrl_c: false,
+        }
+    }
+
+    /// An interrupt that the process's SIGINT sets, once
+    /// [`Interrupt::listen`] is called.
+    pub fn ctrl_c() -> Interrupt {
+        Interrupt {
+            ctrl_c: true,
+            ..Interrupt::new()
+        }
+    }
+
+    /// Sets the interrupt: the query ends early.
+    pub fn trigger(&self) {
+        self.state.send_replace(true);
+    }
+
+    /// Resolves once the interrupt is set (at once if it is already).
+    pub async fn triggered(&self) {
+        let mut state = self.state.subscribe();
+        if state.wait_for(|set| *set).await.is_err() {
+            // The sender lives as long as `self`: this cannot happen, and
+            // an interrupt that cannot come is one that never comes.
+            std::future::pending::<()>().await;
+        }
+    }
+
+    /// For an interrupt made by [`Interrupt::ctrl_c`]: from now on the
+    /// first SIGINT sets it, and a second one ends the process at once
+    /// with [`EXIT_INTERRUPTED`], for a user who will not wait for the
+    /// summary. Until this is called SIGINT ends the process as usual, so
+    /// call it only where a query starts. Needs a Tokio runtime.
+    pub fn listen(&self) -> anyhow::Result<()> {
+        use tokio::signal::unix::{SignalKind, signal};
+        if !self.ctrl_c {
+            return Ok(());
+        }
+        // Installed before the task starts, so that no SIGINT is lost.
+        let mut sigint = signal(SignalKind::interrupt()).context("listening for Ctrl-C")?;
+        let interrupt = self.clone();
+        tokio::spawn(async move {
+            if sigint.recv().await.is_none() {
+                return;
+            }
+            interrupt.trigger();
+            if sigint.recv().await.is_some() {
+                std::process::exit(EXIT_INTERRUPTED.into());
+            }
+        });
+        Ok(())
+    }
+}
+
+impl Default for Interrupt {
+    fn default() -> Interrupt {
+        Interrupt::new()
+    }
 }
 
 /// Where a command's output goes, and what kind of place that is.
@@ -82,6 +173,8 @@ pub struct Io<'a> {
     pub no_headers: bool,
     /// --quiet: no closing summary line.
     pub quiet: bool,
+    /// Ends a fleet query early (Ctrl-C).
+    pub interrupt: Interrupt,
 }
 
 impl Io<'_> {
@@ -93,7 +186,10 @@ impl Io<'_> {
 
     /// Runs `call` on every host of `fleet` and hands each answer to
     /// `each` as it arrives, with the output flushed after each host (so
-    /// that NDJSON and tables stream). Returns how the hosts fared.
+    /// that NDJSON and tables stream). Returns how the hosts fared. Once
+    /// the interrupt is set, no further host is dialled and those in flight
+    /// are abandoned: the answers that had arrived are handed on, and every
+    /// host without an outcome is counted as cancelled.
     pub async fn fan_out<T, F, Fut>(
         &mut self,
         fleet: &Fleet,
@@ -108,21 +204,67 @@ impl Io<'_> {
         let start = Instant::now();
         let mut summary = Summary::start(fleet.len());
         let progress = Progress::new(self.progress && fleet.len() > 1, fleet.len());
-        let outcomes = fleet.run(call);
-        tokio::pin!(outcomes);
-        while let Some(outcome) = outcomes.next().await {
+        // The hosts with an outcome, by name and address.
+        let mut done: HashMap<(String, String), usize> = HashMap::new();
+        let out = &mut *self.out;
+        let mut take = |outcome: HostOutcome<T>| {
             summary.record(&outcome);
             progress.advance(summary.failed.len());
+            let key = (outcome.host.name.clone(), outcome.host.address.clone());
+            *done.entry(key).or_default() += 1;
             if let Ok(answer) = outcome.result {
-                let out = &mut *self.out;
                 progress.suspend(|| {
-                    each(&outcome.host, answer, out)?;
+                    each(&outcome.host, answer, &mut *out)?;
                     out.flush()?;
                     anyhow::Ok(())
                 })?;
             }
+            anyhow::Ok(())
+        };
+        let mut outcomes = Box::pin(fleet.run(call));
+        let interrupted = self.interrupt.triggered();
+        tokio::pin!(interrupted);
+        let mut cancelled = false;
+        loop {
+            let outcome = tokio::select! {
+                biased;
+                () = &mut interrupted => {
+                    cancelled = true;
+                    break;
+                }
+                outcome = outcomes.next() => outcome,
+            };
+            match outcome {
+                Some(outcome) => take(outcome)?,
+                None => break,
+            }
         }
+        if cancelled {
+            // Outcomes already here are printed; nothing more is awaited.
+            loop {
+                let outcome = tokio::select! {
+                    biased;
+                    outcome = outcomes.next() => outcome,
+                    () = std::future::ready(()) => None,
+                };
+                match outcome {
+                    Some(outcome) => take(outcome)?,
+                    None => break,
+                }
+            }
+        }
+        // Dropping the stream abandons the hosts still in flight.
+        drop(outcomes);
         drop(progress);
+        if cancelled {
+            for host in fleet.hosts() {
+                let key = (host.name.clone(), host.address.clone());
+                match done.get_mut(&key) {
+                    Some(n) if *n > 0 => *n -= 1,
+                    _ => summary.cancel(host),
+                }
+            }
+        }
         summary.finish(start.elapsed());
         Ok(summary)
     }
@@ -142,12 +284,16 @@ pub fn refused(summary: &mut Summary, host: &HostSpec, kind: &'static str, messa
 }
 
 /// Reports the hosts that failed on stderr, after the results: for a
-/// single host just its error, as `error: ...`; for several the summary,
-/// or with `quiet` only the lines of the hosts that failed.
+/// single host just its error, as `error: ...` (or `cancelled: ...`); for
+/// several the summary, or with `quiet` only the lines of the hosts that
+/// failed or were cancelled.
 pub fn report(summary: &Summary, quiet: bool, err: &mut dyn Write) -> io::Result<()> {
     if summary.total == 1 {
         for failure in &summary.failed {
             writeln!(err, "error: {}", failure.message)?;
+        }
+        for cancelled in &summary.cancelled {
+            writeln!(err, "cancelled: {}", cancelled.message)?;
         }
         return Ok(());
     }
@@ -162,15 +308,26 @@ pub fn report(summary: &Summary, quiet: bool, err: &mut dyn Write) -> io::Result
 
 /// `42 ok, 8 failed (2 timed out) in 3.2s`, then a line per failed host,
 /// by name: `  web7 (192.0.2.17:7443): connection-refused: <message>`.
+/// After Ctrl-C the count says `, 3 cancelled` as well, and the hosts
+/// cancelled follow the failed ones, as `  web9 (...): cancelled: ...`.
 pub fn summary_text(summary: &Summary) -> String {
     let mut text = format!("{} ok, {} failed", summary.ok, summary.failed.len());
     if summary.timed_out > 0 {
         text.push_str(&format!(" ({} timed out)", summary.timed_out));
     }
+    if summary.was_cancelled() {
+        text.push_str(&format!(", {} cancelled", summary.cancelled.len()));
+    }
     text.push_str(&format!(" in {}\n", elapsed(summary.elapsed)));
-    let mut failed: Vec<_> = summary.failed.iter().collect();
-    failed.sort_by(|a, b| (&a.host, &a.address).cmp(&(&b.host, &b.address)));
-    for f in failed {
+    fn by_name(list: &[Failure]) -> Vec<&Failure> {
+        let mut list: Vec<&Failure> = list.iter().collect();
+        list.sort_by(|a, b| (&a.host, &a.address).cmp(&(&b.host, &b.address)));
+        list
+    }
+    let listed = by_name(&summary.failed)
+        .into_iter()
+        .chain(by_name(&summary.cancelled));
+    for f in listed {
         let who = if f.host == f.address {
             f.address.clone()
         } else {
@@ -263,6 +420,7 @@ mod tests {
             ok,
             failed,
             timed_out,
+            cancelled: Vec::new(),
             elapsed: Duration::from_millis(ms),
         }
     }
@@ -350,6 +508,88 @@ mod tests {
         let pipe = anyhow::Error::from(io::Error::from(io::ErrorKind::BrokenPipe));
         assert_eq!(exit_code(&Err(pipe.context("writing"))), EXIT_OK);
         assert_eq!((EXIT_OK, EXIT_ERROR, EXIT_HOSTS_FAILED), (0, 1, 2));
+    }
+
+    #[test]
+    fn an_interrupt_stops_dialling_and_counts_the_hosts_left_as_cancelled() {
+        use hostscope_client::fleet::{FleetOptions, Inventory};
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let (summary, addresses) = runtime.block_on(async {
+            // Accepts TCP and never answers; with one host at a time, the
+            // second host waits for the first.
+            let silent = tokio::net::TcpListener::bind("127.0.0.1:0")
+                .await
+                .expect("bind");
+            let silent_addr = silent.local_addr().expect("addr").to_string();
+            let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+            let closed_addr = closed.local_addr().expect("addr").to_string();
+            drop(closed);
+            let hosts = Inventory::from_list(&format!("{silent_addr},{closed_addr}"))
+                .expect("hosts")
+                .hosts;
+            let options = FleetOptions {
+                concurrency: 1,
+                timeout: Duration::from_secs(600),
+                retries: 0,
+                ..FleetOptions::default()
+            };
+            let fleet = Fleet::new(hosts, None, options);
+            let interrupt = Interrupt::new();
+            let trigger = interrupt.clone();
+            let held = tokio::spawn(async move {
+                let accepted = silent.accept().await;
+                trigger.trigger();
+                accepted
+            });
+            let (mut out, mut err) = (Vec::new(), Vec::new());
+            let mut io = Io {
+                out: &mut out,
+                err: &mut err,
+                stdin: &mut std::io::empty(),
+                width: None,
+                progress: false,
+                no_headers: false,
+                quiet: false,
+                interrupt,
+            };
+            let call = |client: hostscope_client::Client| async move { client.host().await };
+            let summary = io
+                .fan_out(&fleet, call, |_, _, out| Ok(writeln!(out, "answer")?))
+                .await
+                .expect("no local error");
+            held.await.expect("accept task").expect("accepted");
+            (summary, (silent_addr, closed_addr))
+        });
+        let (silent_addr, closed_addr) = addresses;
+        assert_eq!((summary.ok, summary.failed.len()), (0, 0), "{summary:?}");
+        // The closed port was never dialled: it would have failed at once.
+        let cancelled: Vec<&str> = summary
+            .cancelled
+            .iter()
+            .map(|c| c.address.as_str())
+            .collect();
+        assert_eq!(cancelled, [silent_addr.as_str(), closed_addr.as_str()]);
+        assert_eq!(Status::of(&summary), Status::Interrupted);
+        assert_eq!(exit_code(&Ok(Status::Interrupted)), 130);
+        let text = summary_text(&summary);
+        assert!(
+            text.starts_with("0 ok, 0 failed, 2 cancelled in "),
+            "{text}"
+        );
+        assert!(
+            text.contains(&format!(
+                "  {silent_addr}: cancelled: had not answered when the query was cancelled\n"
+            )),
+            "{text}"
+        );
+        let mut err = Vec::new();
+        report(&summary, true, &mut err).expect("write");
+        let quiet = String::from_utf8(err).expect("utf-8");
+        assert_eq!(quiet.lines().count(), 2, "quiet still names them: {quiet}");
     }
 
     #[test]

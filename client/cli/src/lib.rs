@@ -74,6 +74,7 @@ pub fn main() -> ExitCode {
     let terminals = Terminals {
         width: table::terminal_width(),
         progress: err.is_terminal(),
+        ctrl_c: true,
     };
     let code = run_inner(
         std::env::args_os().collect(),
@@ -103,6 +104,7 @@ pub fn run_with(
     let terminals = Terminals {
         width: None,
         progress: false,
+        ctrl_c: false,
     };
     run_inner(args, stdin, out, err, terminals)
 }
@@ -114,6 +116,9 @@ struct Terminals {
     width: Option<usize>,
     /// Whether stderr is a terminal, for the progress bar.
     progress: bool,
+    /// Whether Ctrl-C (SIGINT) ends a fleet query early, with what arrived
+    /// and the summary, rather than the process (the binary only).
+    ctrl_c: bool,
 }
 
 fn run_inner(
@@ -150,6 +155,10 @@ fn run_inner(
         progress: terminals.progress && !cli.global.quiet,
         no_headers: cli.global.no_headers,
         quiet: cli.global.quiet,
+        interrupt: match terminals.ctrl_c {
+            true => fanout::Interrupt::ctrl_c(),
+            false => fanout::Interrupt::new(),
+        },
     };
     let mut result = runtime.block_on(run(cli, typed, &mut io));
     if result.is_ok()
@@ -332,6 +341,11 @@ async fn run(cli: Cli, typed: Typed, io: &mut Io<'_>) -> anyhow::Result<Status> 
         options.timeout = zombies::host_deadline(args, options.timeout);
     }
     let fleet = Fleet::new(hosts, tls, options);
+    if !matches!(command, Command::Watch(_)) {
+        // From here Ctrl-C ends the query, not the process. A watch
+        // listens for Ctrl-C itself: it is how a watch ends.
+        io.interrupt.listen()?;
+    }
     let format = global.output;
     let table = format.unwrap_or(Output::Table);
     let summary = match command {

@@ -852,6 +852,7 @@ mod tests {
             progress: false,
             no_headers: false,
             quiet: false,
+            interrupt: Default::default(),
         };
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()

@@ -115,8 +115,9 @@ impl Fleet {
     }
 
     /// Runs `call` on every host, at most `concurrency` at once, and yields
-    /// each host's outcome as it completes. Stops starting hosts when the
-    /// stream is dropped. Needs a Tokio runtime.
+    /// each host's outcome as it completes. Dropping the stream cancels the
+    /// query: no further host is dialled, and the calls in flight are
+    /// abandoned, their connections closed. Needs a Tokio runtime.
     pub fn run<T, F, Fut>(&self, call: F) -> impl Stream<Item = HostOutcome<T>> + Send + 'static
     where
         T: Send + 'static,
@@ -128,24 +129,33 @@ impl Fleet {
         let concurrency = inner.options.concurrency.max(1);
         let (tx, rx) = mpsc::channel(concurrency);
         tokio::spawn(async move {
-            let slots = Arc::new(Semaphore::new(concurrency));
-            let mut tasks = JoinSet::new();
-            for host in inner.hosts.iter().cloned() {
-                let Ok(slot) = Arc::clone(&slots).acquire_owned().await else {
-                    break;
-                };
-                if tx.is_closed() {
-                    break;
+            let dial = async {
+                let slots = Arc::new(Semaphore::new(concurrency));
+                let mut tasks = JoinSet::new();
+                for host in inner.hosts.iter().cloned() {
+                    let Ok(slot) = Arc::clone(&slots).acquire_owned().await else {
+                        break;
+                    };
+                    if tx.is_closed() {
+                        break;
+                    }
+                    let (inner, call, tx) = (Arc::clone(&inner), Arc::clone(&call), tx.clone());
+                    tasks.spawn(async move {
+                        let outcome = inner.ask(host, call.as_ref()).await;
+                        drop(slot);
+                        let _ = tx.send(outcome).await;
+                    });
+                    while tasks.try_join_next().is_some() {}
                 }
-                let (inner, call, tx) = (Arc::clone(&inner), Arc::clone(&call), tx.clone());
-                tasks.spawn(async move {
-                    let outcome = inner.ask(host, call.as_ref()).await;
-                    drop(slot);
-                    let _ = tx.send(outcome).await;
-                });
-                while tasks.try_join_next().is_some() {}
+                while tasks.join_next().await.is_some() {}
+            };
+            // The reader gone, the hosts in flight are dropped with their
+            // tasks (a JoinSet aborts its tasks when dropped), rather than
+            // left to run to their deadlines.
+            tokio::select! {
+                () = dial => {}
+                () = tx.closed() => {}
             }
-            while tasks.join_next().await.is_some() {}
         });
         ReceiverStream::new(rx)
     }
@@ -257,6 +267,9 @@ pub struct Summary {
     pub failed: Vec<Failure>,
     /// How many of the failures were timeouts.
     pub timed_out: usize,
+    /// Hosts that had not answered when the query was cancelled (Ctrl-C),
+    /// asked or not yet: neither ok nor failed.
+    pub cancelled: Vec<Failure>,
     /// From the start of the query to its last outcome.
     pub elapsed: Duration,
 }
@@ -301,6 +314,24 @@ impl Summary {
         }
     }
 
+    /// Counts `host` as cancelled: the query ended before it answered.
+    pub fn cancel(&mut self, host: &HostSpec) {
+        self.cancelled.push(Failure {
+            host: host.name.clone(),
+            address: host.address.clone(),
+            kind: "cancelled",
+            message: format!(
+                "{} had not answered when the query was cancelled",
+                host.address
+            ),
+        });
+    }
+
+    /// Whether the query was cancelled before every host had answered.
+    pub fn was_cancelled(&self) -> bool {
+        !self.cancelled.is_empty()
+    }
+
     /// Sets the elapsed time once the last outcome is in.
     pub fn finish(&mut self, elapsed: Duration) {
         self.elapsed = elapsed;
@@ -308,7 +339,7 @@ impl Summary {
 
     /// Whether every host answered.
     pub fn all_ok(&self) -> bool {
-        self.failed.is_empty() && self.ok == self.total
+        self.failed.is_empty() && self.cancelled.is_empty() && self.ok == self.total
     }
 }
 
@@ -412,6 +443,34 @@ mod tests {
             }
         }
         held.abort();
+    }
+
+    #[tokio::test]
+    async fn dropping_the_stream_abandons_the_hosts_in_flight() {
+        // Accepts TCP, never speaks: the call waits for its answer until
+        // the host's deadline, a minute away.
+        let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let silent_addr = silent.local_addr().unwrap().to_string();
+        let options = FleetOptions {
+            timeout: Duration::from_secs(60),
+            retries: 0,
+            ..FleetOptions::default()
+        };
+        let fleet = Fleet::new(hosts(&[&silent_addr]), None, options);
+        // The call is dropped when the last host task that holds it ends.
+        let (held, released) = tokio::sync::oneshot::channel::<()>();
+        let call = move |client: Client| {
+            let _held = &held;
+            async move { client.host().await }
+        };
+        let outcomes = fleet.run(call);
+        let (_socket, _) = silent.accept().await.unwrap();
+        drop(outcomes);
+        // Long before the deadline, on any machine.
+        tokio::time::timeout(Duration::from_secs(30), released)
+            .await
+            .expect("the host in flight is abandoned once the stream is dropped")
+            .expect_err("nothing is sent: the sender is only dropped");
     }
 
     #[test]
