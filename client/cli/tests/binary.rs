@@ -251,6 +251,7 @@ fn pki_days_sets_lifetimes_and_show_tells_what_a_certificate_is() {
     ]);
     assert_eq!(code, 1);
     assert!(err.contains("0 days is no lifetime"), "{err}");
+}
 
 /// A child process killed and reaped when the test ends, passed or not.
 struct Killed(std::process::Child);
