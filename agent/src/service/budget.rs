@@ -178,7 +178,9 @@ fn add_within(counter: &AtomicUsize, n: usize, max: usize) -> Result<(), ()> {
 /// Asks the allocator to return free memory to the system, off the async
 /// workers: glibc keeps freed heap pages of its arenas otherwise, so the
 /// agent's size would stay at its peak after the streams that caused it
-/// have ended.
+/// have ended. malloc_trim is the C allocator's own interface, which no
+/// safe wrapper covers.
+#[allow(unsafe_code)]
 fn give_back_memory() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     {

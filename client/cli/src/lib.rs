@@ -58,12 +58,6 @@ const TLS_FLAGS: [(&str, &str, &str); 3] = [
     ("key", "--key", "HOSTSCOPE_KEY"),
 ];
 
-/// The command line parser: every subcommand and flag the binary accepts,
-/// for tests that check documented command lines against it.
-pub fn command() -> clap::Command {
-    Cli::command()
-}
-
 /// The `hostscope` binary: the process's arguments, stdin, stdout and
 /// stderr, with a progress bar when stderr is a terminal and tables cut to
 /// the terminal's width.
@@ -174,16 +168,14 @@ fn run_inner(
     fanout::exit_code(&result)
 }
 
-/// Prints a clap error or request and says how to exit: help and version
-/// to `out` with 0, usage errors to `err` with 1 (not clap's 2, which
-/// means "some hosts failed" here).
 /// The command line as parsed. Global options (targets, certificates,
 /// output, fleet settings) are listed once, in `hostscope --help`: a
 /// subcommand's help shows its own options and names the global ones in a
 /// line, rather than repeating some 45 lines of them under every command.
 /// They are still taken before or after any subcommand. Completions and
-/// man pages describe the whole command, from `Cli::command()`.
-fn command() -> clap::Command {
+/// man pages describe the whole command, from `Cli::command()`. Public for
+/// tests that check documented command lines against it.
+pub fn command() -> clap::Command {
     let cli = Cli::command();
     let globals: Vec<clap::Arg> = cli
         .get_arguments()
@@ -252,6 +244,9 @@ fn with_synonyms(mut e: clap::Error) -> clap::Error {
     e
 }
 
+/// Prints a clap error or request and says how to exit: help and version
+/// to `out` with 0, usage errors to `err` with 1 (not clap's 2, which
+/// means "some hosts failed" here).
 fn clap_exit(e: &clap::Error, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
     use clap::error::ErrorKind;
     let text = e.render().to_string();
