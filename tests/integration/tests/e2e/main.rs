@@ -24,6 +24,7 @@ use tonic_types::StatusExt;
 
 mod child;
 mod cli_polish;
+mod ctrl_c;
 mod fleet;
 mod fuzz_corpora;
 mod hostile;
