@@ -22,26 +22,6 @@ fn root() -> PathBuf {
 /// What a backend must not name: the gRPC stack and the generated types.
 const FOREIGN_TO_BACKENDS: [&str; 4] = ["tonic", "prost", "hostscope_proto", "hostscope-proto"];
 
-/// Every `.rs` file below `dir`, sorted.
-fn rust_files(dir: &Path) -> Vec<PathBuf> {
-    let mut files = Vec::new();
-    let mut dirs = vec![dir.to_owned()];
-    while let Some(dir) = dirs.pop() {
-        let entries =
-            std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("reading {}: {e}", dir.display()));
-        for entry in entries {
-            let path = entry.expect("a directory entry").path();
-            if path.is_dir() {
-                dirs.push(path);
-            } else if path.extension().is_some_and(|e| e == "rs") {
-                files.push(path);
-            }
-        }
-    }
-    files.sort();
-    files
-}
-
 /// The places (`line: name`) where `code` names one of `names` as a path
 /// or crate: `tonic::`, `prost_types`, `use hostscope_proto`; not
 /// `prosthetic`, and not in `//` comments, which may well say that
@@ -70,7 +50,7 @@ fn names_in(code: &str, names: &[&str]) -> Vec<String> {
 #[test]
 fn backends_never_name_tonic_prost_or_the_generated_types() {
     let backend = root().join("agent/src/backend");
-    let files = rust_files(&backend);
+    let files = sources(&backend);
     assert!(
         files.len() > 3,
         "no backend sources in {}",
