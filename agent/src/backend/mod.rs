@@ -106,6 +106,23 @@ pub trait Backend: Send + Sync + 'static {
     /// no such pid. A zombie is returned with status [`Status::Zombie`].
     fn process(&self, pid: u32, fields: FieldSet) -> Result<ProcessInfo, Error>;
 
+    /// Calls `visit` with each of `pids` read as [`Backend::process`] reads
+    /// one (its error included), in order; stops early when `visit` breaks.
+    /// A backend may share its setup between the pids.
+    fn processes(
+        &self,
+        pids: &[u32],
+        fields: FieldSet,
+        visit: &mut dyn FnMut(u32, Result<ProcessInfo, Error>) -> ControlFlow<()>,
+    ) -> Result<(), Error> {
+        for &pid in pids {
+            if visit(pid, self.process(pid, fields)).is_break() {
+                break;
+            }
+        }
+        Ok(())
+    }
+
     /// Whether `pid` exists, zombies included.
     fn pid_exists(&self, pid: u32) -> Result<bool, Error>;
 

@@ -647,26 +647,33 @@ impl Listing {
             let read_fields = fields.union(filter.needs());
             let mut batch = Batch::new(room);
             let mut at = next;
-            while at < pids.len() && !batch.is_full() && !gone() {
-                let pid = pids[at];
-                let info = match backend.process(pid, read_fields) {
+            let mut failed = None;
+            let mut needs = None;
+            let mut visit = |pid: u32, read: Result<ProcessInfo, backend::Error>| {
+                if batch.is_full() || gone() {
+                    return ControlFlow::Break(());
+                }
+                let info = match read {
                     Ok(info) => info,
                     // It exited since the filter saw it.
                     Err(backend::Error::NoSuchProcess { .. }) => {
                         at += 1;
-                        continue;
+                        return ControlFlow::Continue(());
                     }
-                    Err(e) if explicit => return Err(ServiceError::from(e)),
+                    Err(e) if explicit => {
+                        failed = Some(e);
+                        return ControlFlow::Break(());
+                    }
                     Err(e) => {
                         tracing::warn!(pid, error = %e, "skipping an unreadable process");
                         at += 1;
-                        continue;
+                        return ControlFlow::Continue(());
                     }
                 };
                 // It may have changed (exec'd, say) since it matched.
                 if !filter.matches(&info) {
                     at += 1;
-                    continue;
+                    return ControlFlow::Continue(());
                 }
                 let mut process = convert::process_to_pb_refusing(info, fields, &refused);
                 let limit = if force && batch.is_empty() {
@@ -676,25 +683,30 @@ impl Listing {
                 };
                 fit(&mut process, limit.saturating_sub(ENTRY_OVERHEAD));
                 match batch.offer(process) {
-                    Ok(()) => at += 1,
-                    Err(len) if batch.is_empty() => {
-                        return Ok(Read {
-                            batch: batch.done(),
-                            bytes: 0,
-                            next: at,
-                            needs: Some(len),
-                        });
+                    Ok(()) => {
+                        at += 1;
+                        ControlFlow::Continue(())
                     }
-                    // Read again as the first of the next batch.
-                    Err(_) => break,
+                    Err(len) => {
+                        if batch.is_empty() {
+                            needs = Some(len);
+                        }
+                        // Read again as the first of the next batch.
+                        ControlFlow::Break(())
+                    }
                 }
+            };
+            backend.processes(&pids[next..], read_fields, &mut visit)?;
+            if let Some(e) = failed {
+                return Err(ServiceError::from(e));
             }
             let bytes = batch.bytes;
+            let ended = gone();
             Ok(Read {
                 batch: batch.done(),
                 bytes,
-                next: if gone() { pids.len() } else { at },
-                needs: None,
+                next: if ended { pids.len() } else { at },
+                needs,
             })
         })
         .await

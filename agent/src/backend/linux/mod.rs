@@ -161,6 +161,27 @@ impl Backend for Linux {
             .ok_or(Error::NoSuchProcess { pid })
     }
 
+    /// One open procfs root and one set of read buffers for every pid.
+    fn processes(
+        &self,
+        pids: &[u32],
+        fields: FieldSet,
+        visit: &mut dyn FnMut(u32, Result<ProcessInfo, Error>) -> ControlFlow<()>,
+    ) -> Result<(), Error> {
+        use std::os::fd::AsFd;
+        let root = self.open_root()?;
+        let mut scan = Scan::new(self, fields);
+        for &pid in pids {
+            let read = scan
+                .read(root.as_fd(), pid, true)
+                .and_then(|p| p.ok_or(Error::NoSuchProcess { pid }));
+            if visit(pid, read).is_break() {
+                break;
+            }
+        }
+        Ok(())
+    }
+
     /// As psutil does: a pid whose `status` names it as its own thread
     /// group; a thread id (which procfs also answers for) is not a pid.
     fn pid_exists(&self, pid: u32) -> Result<bool, Error> {
