@@ -246,6 +246,9 @@ impl FakeBackend {
             memory_info: p.memory_info.filter(|_| keep(Field::MemoryInfo)),
             io_counters: p.io_counters.filter(|_| keep(Field::IoCounters)),
             environ: p.environ.filter(|_| keep(Field::Environ)),
+            cpu_percent: p.cpu_percent.filter(|_| keep(Field::CpuPercent)),
+            memory_percent: p.memory_percent.filter(|_| keep(Field::MemoryPercent)),
+            cgroup: p.cgroup.filter(|_| keep(Field::Cgroup)),
             field_errors: p
                 .field_errors
                 .into_iter()
@@ -269,6 +272,7 @@ impl Backend for FakeBackend {
             backend: "fake",
             process_fields: FieldSet::all(),
             net_interface_fields: NetField::ALL.to_vec(),
+            system_fields: Default::default(),
         })
     }
 

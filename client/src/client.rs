@@ -267,6 +267,7 @@ impl Client {
         let request = proto::ListProcessesRequest {
             fields: fields.iter().map(|f| *f as i32).collect(),
             filter: Some(filter),
+            ..Default::default()
         };
         let result = self.inner.clone().list_processes(request).await;
         Ok(ProcessStream {
@@ -288,6 +289,7 @@ impl Client {
         let request = proto::GetProcessRequest {
             pid,
             fields: fields.iter().map(|f| *f as i32).collect(),
+            ..Default::default()
         };
         let result = self.inner.clone().get_process(request).await;
         Ok(Process::new(self.answer(result, Some(pid)).await?, fields))

@@ -217,6 +217,22 @@ impl Process {
         self.check(F::Environ)?;
         Ok(&self.inner.environ)
     }
+
+    /// CPU use over the request's interval, in percent of one CPU (psutil's
+    /// `cpu_percent`: a process busy on two CPUs reads 200).
+    pub fn cpu_percent(&self) -> Result<f64, Error> {
+        self.get(F::CpuPercent, self.inner.cpu_percent)
+    }
+
+    /// Resident memory in percent of the host's physical memory.
+    pub fn memory_percent(&self) -> Result<f64, Error> {
+        self.get(F::MemoryPercent, self.inner.memory_percent)
+    }
+
+    /// The cgroup v2 path ("/system.slice/ssh.service").
+    pub fn cgroup(&self) -> Result<&str, Error> {
+        self.get(F::Cgroup, self.inner.cgroup.as_deref())
+    }
 }
 
 #[cfg(test)]

@@ -89,6 +89,8 @@ enum_name! {
     Duplex => "DUPLEX_",
     NetInterfaceField => "NET_INTERFACE_FIELD_",
     ProcessEventKind => "PROCESS_EVENT_KIND_",
+    SystemField => "SYSTEM_FIELD_",
+    DiskField => "DISK_FIELD_",
 }
 
 /// Serde helpers named by the generated `serialize_with` attributes: enum

@@ -401,6 +401,7 @@ impl<K: Kernel> Backend for Bsd<K> {
             // Speed and duplex are unknown (0, unknown) where the driver
             // does not answer SIOCGIFMEDIA, as psutil reports them.
             net_interface_fields: NetField::ALL.to_vec(),
+            system_fields: Default::default(),
         })
     }
 

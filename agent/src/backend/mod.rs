@@ -17,6 +17,7 @@ pub mod parse;
 #[cfg(unix)]
 mod passwd;
 pub mod poll;
+pub mod system;
 
 #[cfg(any(
     target_os = "freebsd",
@@ -55,6 +56,7 @@ pub mod openbsd;
 pub mod unsupported;
 
 pub use filter::Filter;
+pub use system::{DiskIo, DiskUsage, Partition, SystemField, SystemFields, SystemInfo};
 
 /// The backend for the OS this agent was built for, reading procfs at
 /// `procfs` and sysfs at `sysfs` where the platform has them.
@@ -146,6 +148,44 @@ pub trait Backend: Send + Sync + 'static {
         mode: WatchMode,
         poll_interval: Duration,
     ) -> Result<Box<dyn EventSource>, Error>;
+
+    /// The host's figures in `fields` (never the measured ones, see
+    /// [`SystemField::is_measured`]); `cgroup` names the cgroup v2 path for
+    /// [`SystemField::Cgroup`], `None` for the agent's own. Nothing fails
+    /// the whole call: a figure that cannot be read is named in
+    /// [`SystemInfo::field_errors`].
+    fn system(&self, fields: SystemFields, cgroup: Option<&str>) -> SystemInfo {
+        let _ = cgroup;
+        let mut info = SystemInfo::default();
+        info.unsupported(fields, SystemFields::EMPTY);
+        info
+    }
+
+    /// The mounted file systems; with `all`, pseudo and duplicate ones too
+    /// (psutil's `disk_partitions(all)`).
+    fn disk_partitions(&self, all: bool) -> Result<Vec<Partition>, Error> {
+        let _ = all;
+        Err(Error::Unsupported {
+            what: "listing mounted file systems",
+        })
+    }
+
+    /// The size of the file system mounted at `mountpoint` (statvfs). May
+    /// block for as long as the file system takes to answer (a dead NFS
+    /// server: forever): callers bound it.
+    fn disk_usage(&self, mountpoint: &str) -> Result<DiskUsage, Error> {
+        let _ = mountpoint;
+        Err(Error::Unsupported {
+            what: "file system usage",
+        })
+    }
+
+    /// I/O counters of every disk and partition.
+    fn disk_io_counters(&self) -> Result<Vec<DiskIo>, Error> {
+        Err(Error::Unsupported {
+            what: "disk I/O counters",
+        })
+    }
 }
 
 // === Process events ===
@@ -364,11 +404,19 @@ pub enum Field {
     IoCounters,
     /// [`ProcessInfo::environ`].
     Environ,
+    /// [`ProcessInfo::cpu_percent`]: worked out by the service from two
+    /// readings of `CpuTimes`; a backend never sees it.
+    CpuPercent,
+    /// [`ProcessInfo::memory_percent`]: worked out by the service from
+    /// `MemoryInfo`; a backend never sees it.
+    MemoryPercent,
+    /// [`ProcessInfo::cgroup`].
+    Cgroup,
 }
 
 impl Field {
     /// Every field, in declaration order.
-    pub const ALL: [Field; 19] = [
+    pub const ALL: [Field; 22] = [
         Field::Ppid,
         Field::Name,
         Field::Exe,
@@ -388,65 +436,119 @@ impl Field {
         Field::MemoryInfo,
         Field::IoCounters,
         Field::Environ,
+        Field::CpuPercent,
+        Field::MemoryPercent,
+        Field::Cgroup,
     ];
+
+    /// Whether the service works the field out from others rather than a
+    /// backend reading it.
+    pub fn is_derived(self) -> bool {
+        matches!(self, Field::CpuPercent | Field::MemoryPercent)
+    }
 }
 
-/// A set of [`Field`]s, as a bit set.
-#[derive(Clone, Copy, Default, PartialEq, Eq, Hash)]
-pub struct FieldSet(u32);
-
-impl FieldSet {
-    /// No field: only pids.
-    pub const EMPTY: FieldSet = FieldSet(0);
-
-    /// Every field.
-    pub fn all() -> FieldSet {
-        Field::ALL.into_iter().collect()
+impl SetMember for Field {
+    const MEMBERS: &'static [Self] = &Field::ALL;
+    fn index(self) -> u8 {
+        self as u8
     }
+}
 
-    /// Whether `field` is in the set.
-    pub fn contains(self, field: Field) -> bool {
-        self.0 & Self::bit(field) != 0
+/// A set of [`Field`]s.
+pub type FieldSet = Set<Field>;
+
+/// An enum of at most 32 variants that a [`Set`] can hold.
+pub trait SetMember: Copy + std::fmt::Debug + 'static {
+    /// Every variant, in declaration order.
+    const MEMBERS: &'static [Self];
+    /// The variant's place in `MEMBERS`, below 32.
+    fn index(self) -> u8;
+}
+
+/// A set of fields, as a bit set.
+pub struct Set<F>(u32, std::marker::PhantomData<F>);
+
+impl<F> Clone for Set<F> {
+    fn clone(&self) -> Self {
+        *self
     }
-
-    /// Whether any of `fields` is in the set.
-    pub fn any(self, fields: &[Field]) -> bool {
-        fields.iter().any(|f| self.contains(*f))
+}
+impl<F> Copy for Set<F> {}
+impl<F> PartialEq for Set<F> {
+    fn eq(&self, other: &Self) -> bool {
+        self.0 == other.0
     }
-
-    /// Adds `field`.
-    pub fn insert(&mut self, field: Field) {
-        self.0 |= Self::bit(field);
+}
+impl<F> Eq for Set<F> {}
+impl<F> std::hash::Hash for Set<F> {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.0.hash(state);
     }
-
-    /// Takes `field` out.
-    pub fn remove(&mut self, field: Field) {
-        self.0 &= !Self::bit(field);
+}
+impl<F> Default for Set<F> {
+    fn default() -> Self {
+        Set::EMPTY
     }
+}
 
-    /// The fields in either set.
-    pub fn union(self, other: FieldSet) -> FieldSet {
-        FieldSet(self.0 | other.0)
-    }
+impl<F> Set<F> {
+    /// No field (for processes: only pids).
+    pub const EMPTY: Set<F> = Set(0, std::marker::PhantomData);
 
-    /// Whether the set has no field: a listing of pids only.
+    /// Whether the set has no field.
     pub fn is_empty(self) -> bool {
         self.0 == 0
     }
 
-    /// The fields in the set, in declaration order.
-    pub fn iter(self) -> impl Iterator<Item = Field> {
-        Field::ALL.into_iter().filter(move |f| self.contains(*f))
-    }
-
-    fn bit(field: Field) -> u32 {
-        1 << field as u8
+    /// The fields in either set.
+    pub fn union(self, other: Set<F>) -> Set<F> {
+        Set(self.0 | other.0, std::marker::PhantomData)
     }
 }
 
-impl FromIterator<Field> for FieldSet {
-    fn from_iter<I: IntoIterator<Item = Field>>(iter: I) -> Self {
-        let mut set = FieldSet::EMPTY;
+impl<F: SetMember> Set<F> {
+    /// Every field.
+    pub fn all() -> Set<F> {
+        F::MEMBERS.iter().copied().collect()
+    }
+
+    /// Whether `field` is in the set.
+    pub fn contains(self, field: F) -> bool {
+        self.0 & Self::bit(field) != 0
+    }
+
+    /// Whether any of `fields` is in the set.
+    pub fn any(self, fields: &[F]) -> bool {
+        fields.iter().any(|f| self.contains(*f))
+    }
+
+    /// Adds `field`.
+    pub fn insert(&mut self, field: F) {
+        self.0 |= Self::bit(field);
+    }
+
+    /// Takes `field` out.
+    pub fn remove(&mut self, field: F) {
+        self.0 &= !Self::bit(field);
+    }
+
+    /// The fields in the set, in declaration order.
+    pub fn iter(self) -> impl Iterator<Item = F> {
+        F::MEMBERS
+            .iter()
+            .copied()
+            .filter(move |f| self.contains(*f))
+    }
+
+    fn bit(field: F) -> u32 {
+        1 << field.index()
+    }
+}
+
+impl<F: SetMember> FromIterator<F> for Set<F> {
+    fn from_iter<I: IntoIterator<Item = F>>(iter: I) -> Self {
+        let mut set = Set::EMPTY;
         for f in iter {
             set.insert(f);
         }
@@ -454,7 +556,7 @@ impl FromIterator<Field> for FieldSet {
     }
 }
 
-impl std::fmt::Debug for FieldSet {
+impl<F: SetMember> std::fmt::Debug for Set<F> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_set().entries(self.iter()).finish()
     }
@@ -604,6 +706,12 @@ pub struct ProcessInfo {
     /// The environment, as (name, value) pairs; read only where the
     /// agent's configuration allows, since it holds secrets.
     pub environ: Option<Vec<(String, String)>>,
+    /// CPU use over an interval, in percent of one CPU.
+    pub cpu_percent: Option<f64>,
+    /// Resident memory in percent of physical memory.
+    pub memory_percent: Option<f64>,
+    /// The cgroup v2 path.
+    pub cgroup: Option<String>,
     /// The requested fields that could not be read, and why.
     pub field_errors: Vec<(Field, ErrorKind)>,
 }
@@ -679,6 +787,9 @@ pub struct HostInfo {
     pub process_fields: FieldSet,
     /// The interface fields this backend can supply.
     pub net_interface_fields: Vec<NetField>,
+    /// The system figures this backend can read (measured ones included
+    /// when their source is).
+    pub system_fields: SystemFields,
 }
 
 // === Network interfaces ===

@@ -19,7 +19,7 @@ use crate::backend::{
 };
 
 /// Backend fields beside their wire names: one table for both directions.
-const FIELDS: [(Field, pb::ProcessField); 19] = [
+const FIELDS: [(Field, pb::ProcessField); 22] = [
     (Field::Ppid, pb::ProcessField::Ppid),
     (Field::Name, pb::ProcessField::Name),
     (Field::Exe, pb::ProcessField::Exe),
@@ -39,6 +39,9 @@ const FIELDS: [(Field, pb::ProcessField); 19] = [
     (Field::MemoryInfo, pb::ProcessField::MemoryInfo),
     (Field::IoCounters, pb::ProcessField::IoCounters),
     (Field::Environ, pb::ProcessField::Environ),
+    (Field::CpuPercent, pb::ProcessField::CpuPercent),
+    (Field::MemoryPercent, pb::ProcessField::MemoryPercent),
+    (Field::Cgroup, pb::ProcessField::Cgroup),
 ];
 
 const STATUSES: [(Status, pb::ProcessStatus); 14] = [
@@ -183,6 +186,9 @@ pub fn process_to_pb(p: ProcessInfo, fields: FieldSet) -> pb::Process {
             .filter(|_| want(Field::Environ))
             .map(|env| env.into_iter().collect())
             .unwrap_or_default(),
+        cpu_percent: p.cpu_percent.filter(|_| want(Field::CpuPercent)),
+        memory_percent: p.memory_percent.filter(|_| want(Field::MemoryPercent)),
+        cgroup: p.cgroup.filter(|_| want(Field::Cgroup)),
         field_errors: p
             .field_errors
             .into_iter()
@@ -389,6 +395,11 @@ pub fn host_to_pb(host: HostInfo, watch_mode: &str) -> pb::Host {
             .collect(),
         memory_total: host.memory_total,
         watch_mode: watch_mode.to_owned(),
+        system_fields: host
+            .system_fields
+            .iter()
+            .map(|f| super::system::field_to_pb(f) as i32)
+            .collect(),
     }
 }
 

@@ -27,6 +27,7 @@ pub mod convert;
 pub mod errors;
 pub mod outbox;
 pub mod signal;
+pub mod system;
 pub mod watch;
 
 use audit::Audit;
@@ -419,6 +420,22 @@ impl pb::host_inspector_server::HostInspector for Inspector {
         let id = Identity::of(&request);
         let stream = self.hub.watch(&id, request.into_inner()).await?;
         Ok(Response::new(stream))
+    }
+
+    async fn get_system(
+        &self,
+        request: Request<pb::GetSystemRequest>,
+    ) -> Result<Response<pb::System>, Status> {
+        self.authorize_read(&request)?;
+        Err(Status::unimplemented("GetSystem"))
+    }
+
+    async fn list_disks(
+        &self,
+        request: Request<pb::ListDisksRequest>,
+    ) -> Result<Response<pb::ListDisksResponse>, Status> {
+        self.authorize_read(&request)?;
+        Err(Status::unimplemented("ListDisks"))
     }
 }
 

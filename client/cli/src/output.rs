@@ -82,6 +82,9 @@ pub fn process_template(columns: &[Column]) -> io::Result<Value> {
         memory_info: Some(proto::MemoryInfo::default()),
         io_counters: Some(proto::IoCounters::default()),
         environ: Default::default(),
+        cpu_percent: Some(0.0),
+        memory_percent: Some(0.0),
+        cgroup: Some(String::new()),
         field_errors: vec![proto::FieldError::default()],
     };
     let Value::Object(mut record) = process_record("", &Process::new(template, &shown), &shown)?

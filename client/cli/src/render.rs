@@ -27,7 +27,10 @@ pub fn column(p: &Process, column: Column, style: Style) -> String {
 /// How a column aligns: numbers right, text left.
 pub fn align(column: Column) -> Align {
     match column {
-        Column::Pid | Column::Field(F::Ppid | F::Nice | F::NumThreads | F::NumFds) => Align::Right,
+        Column::Pid
+        | Column::Field(
+            F::Ppid | F::Nice | F::NumThreads | F::NumFds | F::CpuPercent | F::MemoryPercent,
+        ) => Align::Right,
         Column::Field(_) => Align::Left,
     }
 }
@@ -134,6 +137,9 @@ fn value(p: &Process, f: F, style: Style) -> Result<String, Error> {
                 Style::Line => vars.map(|kv| format!("\n  {kv}")).collect(),
             }
         }
+        F::CpuPercent => format!("{:.1}", p.cpu_percent()?),
+        F::MemoryPercent => format!("{:.1}", p.memory_percent()?),
+        F::Cgroup => p.cgroup()?.to_owned(),
         F::Unspecified => "-".to_owned(),
     })
 }

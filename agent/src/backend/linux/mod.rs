@@ -142,6 +142,7 @@ impl Backend for Linux {
             backend: "linux-procfs",
             process_fields: FieldSet::all(),
             net_interface_fields: NetField::ALL.to_vec(),
+            system_fields: Default::default(),
         })
     }
 

@@ -22,6 +22,7 @@ use crate::backend::{
     Error, ErrorKind, Field, FieldSet, ProcessInfo, Status,
     parse::{
         ParseError,
+        cgroup::parse_proc_cgroup,
         cmdline::{first_arg, link_target, parse_cmdline, parse_environ, widen_name},
         io::parse_io,
         lossy,
@@ -45,13 +46,14 @@ pub(super) enum PidFile {
     Exe,
     Cwd,
     Fd,
+    Cgroup,
 }
 
 impl PidFile {
     /// Every file, in the order a scan reads them: `stat` first, since it
     /// tells zombies and kernel threads apart and says whether the name
     /// needs the command line.
-    const ALL: [PidFile; 9] = [
+    const ALL: [PidFile; 10] = [
         PidFile::Stat,
         PidFile::Status,
         PidFile::Statm,
@@ -61,6 +63,7 @@ impl PidFile {
         PidFile::Exe,
         PidFile::Cwd,
         PidFile::Fd,
+        PidFile::Cgroup,
     ];
 
     pub(super) fn name(self) -> &'static CStr {
@@ -74,6 +77,7 @@ impl PidFile {
             PidFile::Exe => c"exe",
             PidFile::Cwd => c"cwd",
             PidFile::Fd => c"fd",
+            PidFile::Cgroup => c"cgroup",
         }
     }
 
@@ -88,15 +92,17 @@ impl PidFile {
             | Field::Nice
             | Field::CreateTime
             | Field::NumThreads
-            | Field::CpuTimes => PidFile::Stat,
+            | Field::CpuTimes
+            | Field::CpuPercent => PidFile::Stat,
             Field::Username | Field::Uids | Field::Gids | Field::NumCtxSwitches => PidFile::Status,
-            Field::MemoryInfo => PidFile::Statm,
+            Field::MemoryInfo | Field::MemoryPercent => PidFile::Statm,
             Field::IoCounters => PidFile::Io,
             Field::Cmdline => PidFile::Cmdline,
             Field::Environ => PidFile::Environ,
             Field::Exe => PidFile::Exe,
             Field::Cwd => PidFile::Cwd,
             Field::NumFds => PidFile::Fd,
+            Field::Cgroup => PidFile::Cgroup,
         }
     }
 
@@ -447,6 +453,11 @@ impl<'a> Scan<'a> {
             }
             PidFile::Io => p.io_counters = Some(parse_io(data).map_err(at)?),
             PidFile::Environ => p.environ = Some(parse_environ(data)),
+            PidFile::Cgroup => match parse_proc_cgroup(data) {
+                Some(path) => p.cgroup = Some(path),
+                // Neither a memory hierarchy nor the unified one.
+                None => p.field_errors.push((Field::Cgroup, ErrorKind::Unsupported)),
+            },
             PidFile::Cmdline => {
                 // Read for the cmdline field, for the name, or both.
                 if let Some(name) = p.name.as_mut() {

@@ -170,6 +170,10 @@ fn fixture_normal_process_every_field() {
             ("PATH", "/usr/bin:/bin"),
             ("LANG", "C.UTF-8"),
         ])),
+        // Worked out by the service, never by a backend.
+        cpu_percent: None,
+        memory_percent: None,
+        cgroup: Some("/system.slice/apache2.service".into()),
         field_errors: vec![],
     };
     assert_eq!(p, expected);

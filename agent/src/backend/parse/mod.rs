@@ -13,6 +13,7 @@ use std::{fmt::Display, path::PathBuf, str::FromStr};
 
 use super::Error;
 
+pub mod cgroup;
 pub mod cmdline;
 pub mod io;
 pub mod net;

@@ -191,6 +191,7 @@ async fn a_missing_pid_is_not_found_with_its_reason() {
         .get_process(pb::GetProcessRequest {
             pid,
             fields: vec![],
+            ..Default::default()
         })
         .await
         .unwrap_err();
@@ -211,6 +212,7 @@ async fn bad_input_is_an_invalid_argument_that_says_what_is_wrong() {
         .get_process(pb::GetProcessRequest {
             pid: 0,
             fields: vec![],
+            ..Default::default()
         })
         .await
         .unwrap_err();
@@ -221,6 +223,7 @@ async fn bad_input_is_an_invalid_argument_that_says_what_is_wrong() {
         .get_process(pb::GetProcessRequest {
             pid: 1,
             fields: vec![777],
+            ..Default::default()
         })
         .await
         .unwrap_err();

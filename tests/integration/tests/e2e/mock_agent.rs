@@ -138,6 +138,20 @@ impl proto::host_inspector_server::HostInspector for Mock {
     ) -> Result<Response<Self::WatchProcessesStream>, Status> {
         Err(Status::unimplemented("the stand-in agent watches nothing"))
     }
+
+    async fn get_system(
+        &self,
+        _: Request<proto::GetSystemRequest>,
+    ) -> Result<Response<proto::System>, Status> {
+        Err(Status::unimplemented("the stand-in agent has no system"))
+    }
+
+    async fn list_disks(
+        &self,
+        _: Request<proto::ListDisksRequest>,
+    ) -> Result<Response<proto::ListDisksResponse>, Status> {
+        Err(Status::unimplemented("the stand-in agent has no disks"))
+    }
 }
 
 /// A running stand-in agent; stops when dropped.
