@@ -431,17 +431,8 @@ impl SystemInfo {
 
     /// Records that `field` could not be read because of `e`.
     pub fn fail(&mut self, field: SystemField, e: &Error) {
-        let kind = match e {
-            Error::Io { source, .. } => match source.kind() {
-                std::io::ErrorKind::PermissionDenied => ErrorKind::AccessDenied,
-                std::io::ErrorKind::TimedOut => ErrorKind::Timeout,
-                // A file the kernel does not have, or a record in a form
-                // it does not know: this kernel does not give the figure.
-                _ => ErrorKind::Unsupported,
-            },
-            other => other.kind().unwrap_or(ErrorKind::Unsupported),
-        };
-        self.field_errors.push((field, kind, e.to_string()));
+        self.field_errors
+            .push((field, figure_error_kind(e), e.to_string()));
     }
 
     /// Records every field of `fields` outside `supported` as UNSUPPORTED.
@@ -453,6 +444,20 @@ impl SystemInfo {
                 "this OS does not keep it".to_owned(),
             ));
         }
+    }
+}
+
+/// The API's kind for a figure that could not be read because of `e`.
+pub fn figure_error_kind(e: &Error) -> ErrorKind {
+    match e {
+        Error::Io { source, .. } => match source.kind() {
+            std::io::ErrorKind::PermissionDenied => ErrorKind::AccessDenied,
+            std::io::ErrorKind::TimedOut => ErrorKind::Timeout,
+            // A file the kernel does not have, or a record in a form it
+            // does not know: this kernel does not give the figure.
+            _ => ErrorKind::Unsupported,
+        },
+        other => other.kind().unwrap_or(ErrorKind::Unsupported),
     }
 }
 

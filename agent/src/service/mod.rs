@@ -93,6 +93,8 @@ pub struct Inspector {
     budget: Arc<Budget>,
     audit: Arc<Audit>,
     hub: Arc<Hub>,
+    /// Runs statvfs calls under deadlines for ListDisks.
+    disks: Arc<system::UsageProbe>,
 }
 
 impl Inspector {
@@ -116,6 +118,7 @@ impl Inspector {
             budget,
             audit: Arc::new(Audit::log_only()),
             hub,
+            disks: Arc::default(),
         }
     }
 
@@ -275,6 +278,18 @@ impl pb::host_inspector_server::HostInspector for Inspector {
         if !self.options.environ {
             host.process_fields.remove(Field::Environ);
         }
+        // What the service works out from what the backend reads.
+        if host.system_fields.contains(backend::SystemField::CpuTimes) {
+            host.system_fields.insert(backend::SystemField::CpuPercent);
+            host.system_fields
+                .insert(backend::SystemField::CpuTimesPercent);
+        }
+        if host.process_fields.contains(Field::CpuTimes) {
+            host.process_fields.insert(Field::CpuPercent);
+        }
+        if host.process_fields.contains(Field::MemoryInfo) {
+            host.process_fields.insert(Field::MemoryPercent);
+        }
         Ok(Response::new(convert::host_to_pb(
             host,
             self.hub.mode_name(),
@@ -427,7 +442,8 @@ impl pb::host_inspector_server::HostInspector for Inspector {
         request: Request<pb::GetSystemRequest>,
     ) -> Result<Response<pb::System>, Status> {
         self.authorize_read(&request)?;
-        Err(Status::unimplemented("GetSystem"))
+        let system = system::get_system(&self.backend, request.into_inner()).await?;
+        Ok(Response::new(system))
     }
 
     async fn list_disks(
@@ -435,7 +451,8 @@ impl pb::host_inspector_server::HostInspector for Inspector {
         request: Request<pb::ListDisksRequest>,
     ) -> Result<Response<pb::ListDisksResponse>, Status> {
         self.authorize_read(&request)?;
-        Err(Status::unimplemented("ListDisks"))
+        let disks = system::list_disks(&self.backend, &self.disks, request.into_inner()).await?;
+        Ok(Response::new(disks))
     }
 }
 
