@@ -26,6 +26,7 @@ pub mod budget;
 pub mod convert;
 pub mod errors;
 pub mod outbox;
+pub mod percent;
 pub mod signal;
 pub mod system;
 pub mod watch;
@@ -95,6 +96,8 @@ pub struct Inspector {
     hub: Arc<Hub>,
     /// Runs statvfs calls under deadlines for ListDisks.
     disks: Arc<system::UsageProbe>,
+    /// For memory_percent.
+    memory_total: percent::MemoryTotal,
 }
 
 impl Inspector {
@@ -119,6 +122,7 @@ impl Inspector {
             audit: Arc::new(Audit::log_only()),
             hub,
             disks: Arc::default(),
+            memory_total: percent::MemoryTotal::default(),
         }
     }
 
@@ -306,6 +310,10 @@ impl pb::host_inspector_server::HostInspector for Inspector {
         let conn = request.extensions().get::<Arc<ConnBuffer>>().cloned();
         let request = request.into_inner();
         let (fields, refused) = self.select(&request.fields)?;
+        let interval = fields
+            .contains(Field::CpuPercent)
+            .then(|| system::interval_from_pb("interval_ms", request.interval_ms))
+            .transpose()?;
         let filter = convert::filter_from_pb(request.filter.unwrap_or_default())?;
         // A listing that cannot have room for its first batch is refused
         // before it scans anything.
@@ -328,6 +336,8 @@ impl pb::host_inspector_server::HostInspector for Inspector {
             refused: Arc::from(refused),
             filter: Arc::new(filter),
             largest: self.largest_process(),
+            interval,
+            memory_total: self.memory_total.clone(),
         };
         tokio::spawn(listing.run(outbox, permit, first));
         Ok(Response::new(stream))
@@ -353,9 +363,35 @@ impl pb::host_inspector_server::HostInspector for Inspector {
         } else {
             None
         };
+        // cpu_percent: one reading now and one an interval later.
+        let before = if fields.contains(Field::CpuPercent) {
+            let interval = system::interval_from_pb("interval_ms", request.interval_ms)?;
+            let first = blocking(&self.backend, move |b| {
+                b.process(pid, percent::first_reading())
+            })
+            .await?;
+            let reading = watch::sampler::Reading::of(&first, std::time::Instant::now());
+            tokio::time::sleep(interval).await;
+            Some(reading)
+        } else {
+            None
+        };
+        let memory_total = self.memory_total.clone();
         let info = blocking(&self.backend, move |b| {
             let _permit = permit;
-            b.process(pid, fields)
+            let mut info = b.process(pid, percent::sources(fields))?;
+            let total = match fields.contains(Field::MemoryPercent) {
+                true => memory_total.get(b),
+                false => 0,
+            };
+            percent::fill(
+                &mut info,
+                fields,
+                before.as_ref(),
+                std::time::Instant::now(),
+                total,
+            );
+            Ok(info)
         })
         .await?;
         let mut msg = convert::process_to_pb_refusing(info, fields, &refused);
@@ -542,6 +578,10 @@ struct Listing {
     filter: Arc<backend::Filter>,
     /// The largest message one process may take (see [`Inspector::largest_process`]).
     largest: usize,
+    /// cpu_percent's interval, when it is asked for.
+    interval: Option<Duration>,
+    /// For memory_percent.
+    memory_total: percent::MemoryTotal,
 }
 
 /// What reading one batch found.
@@ -579,7 +619,10 @@ impl Listing {
         permit: OwnedSemaphorePermit,
         first: Reservation,
     ) -> Result<(), ServiceError> {
-        let pids = self.matching(permit, outbox.gone()).await?;
+        let (pids, readings) = self.matching(permit, outbox.gone()).await?;
+        if let Some(interval) = self.interval {
+            tokio::time::sleep(interval).await;
+        }
         let mut next = 0;
         let mut reserved = Some(first);
         let mut needs = None;
@@ -605,6 +648,7 @@ impl Listing {
                 .read(
                     permit,
                     Arc::clone(&pids),
+                    Arc::clone(&readings),
                     next,
                     reservation.bytes(),
                     needs.is_some(),
@@ -630,28 +674,39 @@ impl Listing {
     }
 
     /// The pids of the processes that match the filter, read under `permit`
-    /// with only the fields the filter needs.
+    /// with only the fields the filter needs, and each one's first reading
+    /// when cpu_percent is asked for.
     async fn matching(
         &self,
         permit: OwnedSemaphorePermit,
         gone: impl Fn() -> bool + Send + 'static,
-    ) -> Result<Arc<[u32]>, ServiceError> {
+    ) -> Result<(Arc<[u32]>, Arc<percent::Readings>), ServiceError> {
         let backend = Arc::clone(&self.backend);
         let filter = Arc::clone(&self.filter);
+        let measure = self.interval.is_some();
         tokio::task::spawn_blocking(move || {
             let _permit = permit;
             let mut pids = Vec::new();
+            let mut readings = percent::Readings::new();
             let mut visit = |info: ProcessInfo| {
                 if gone() {
                     return ControlFlow::Break(());
                 }
                 if filter.matches(&info) {
                     pids.push(info.pid);
+                    if measure {
+                        let reading = watch::sampler::Reading::of(&info, std::time::Instant::now());
+                        readings.insert(info.pid, reading);
+                    }
                 }
                 ControlFlow::Continue(())
             };
-            scan(backend.as_ref(), &filter.pids, filter.needs(), &mut visit)?;
-            Ok(Arc::from(pids))
+            let mut fields = filter.needs();
+            if measure {
+                fields = fields.union(percent::first_reading());
+            }
+            scan(backend.as_ref(), &filter.pids, fields, &mut visit)?;
+            Ok((Arc::from(pids), Arc::new(readings)))
         })
         .await
         .map_err(|e| ServiceError::internal("the scan task failed", e))?
@@ -665,6 +720,7 @@ impl Listing {
         &self,
         permit: OwnedSemaphorePermit,
         pids: Arc<[u32]>,
+        readings: Arc<percent::Readings>,
         next: usize,
         room: usize,
         force: bool,
@@ -676,9 +732,14 @@ impl Listing {
         let fields = self.fields;
         let largest = self.largest;
         let explicit = !filter.pids.is_empty();
+        let memory_total = self.memory_total.clone();
         tokio::task::spawn_blocking(move || {
             let _permit = permit;
-            let read_fields = fields.union(filter.needs());
+            let read_fields = percent::sources(fields).union(filter.needs());
+            let total = match fields.contains(Field::MemoryPercent) {
+                true => memory_total.get(backend.as_ref()),
+                false => 0,
+            };
             let mut batch = Batch::new(room);
             let mut at = next;
             let mut failed = None;
@@ -687,7 +748,7 @@ impl Listing {
                 if batch.is_full() || gone() {
                     return ControlFlow::Break(());
                 }
-                let info = match read {
+                let mut info = match read {
                     Ok(info) => info,
                     // It exited since the filter saw it.
                     Err(backend::Error::NoSuchProcess { .. }) => {
@@ -709,6 +770,8 @@ impl Listing {
                     at += 1;
                     return ControlFlow::Continue(());
                 }
+                let now = std::time::Instant::now();
+                percent::fill(&mut info, fields, readings.get(&pid), now, total);
                 let mut process = convert::process_to_pb_refusing(info, fields, &refused);
                 let limit = if force && batch.is_empty() {
                     largest.min(room)

@@ -23,7 +23,7 @@ use crate::backend::{self, ProcessInfo};
 mod collector;
 mod filter;
 mod hub;
-pub(super) mod sampler;
+pub(crate) mod sampler;
 mod tree;
 
 pub use hub::Hub;
