@@ -659,3 +659,45 @@ pub(super) fn disk_io_counters(linux: &Linux) -> Result<Vec<DiskIo>, Error> {
     }
     Ok(disks)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mount(root: &str, mountpoint: &str) -> MountInfo {
+        MountInfo {
+            root: root.to_owned(),
+            mountpoint: mountpoint.to_owned(),
+            fstype: "cgroup".to_owned(),
+            super_opts: "rw,cpu,cpuacct".to_owned(),
+        }
+    }
+
+    #[test]
+    fn cgroup_directories_follow_the_mount_root_and_the_sysfs_root() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/linux");
+        let linux = Linux::with_consts(dir.join("proc"), dir.join("sys"), 100, 4096).unwrap();
+        let sys = dir.join("sys");
+        let at_sys = mount("/", "/sys/fs/cgroup/cpu,cpuacct");
+        assert_eq!(
+            cgroup_dir(&linux, &at_sys, "/a/b"),
+            Some(sys.join("fs/cgroup/cpu,cpuacct/a/b"))
+        );
+        assert_eq!(
+            cgroup_dir(&linux, &at_sys, "/"),
+            Some(sys.join("fs/cgroup/cpu,cpuacct"))
+        );
+        // A container sees its own cgroup as the hierarchy's root.
+        let inside = mount("/docker/abc", "/cgroup");
+        assert_eq!(
+            cgroup_dir(&linux, &inside, "/docker/abc/x"),
+            Some(PathBuf::from("/cgroup/x"))
+        );
+        assert_eq!(cgroup_dir(&linux, &inside, "/docker/abcd"), None);
+        assert_eq!(cgroup_dir(&linux, &inside, "/other"), None);
+        assert!(has_controller(&at_sys, "cpuacct"));
+        assert!(!has_controller(&at_sys, "memory"));
+        assert!(check_cgroup_path("/a/..b/c").is_ok());
+        assert!(check_cgroup_path("/a/../c").is_err());
+    }
+}

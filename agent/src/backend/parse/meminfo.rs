@@ -111,7 +111,7 @@ pub fn virtual_memory(
     Ok(VirtualMemory {
         total,
         available,
-        percent: percent(total - available, total),
+        percent: percent(total.saturating_sub(available), total),
         used,
         free,
         active,
@@ -237,6 +237,10 @@ Active(file): 200 kB\nInactive(file): 200 kB\nSReclaimable: 40 kB\n";
         // Figures that do not add up (a container): used = total - free.
         let odd = parse_meminfo(b"MemTotal: 10 kB\nMemFree: 5 kB\nCached: 9 kB\n").unwrap();
         assert_eq!(virtual_memory(&odd, None).unwrap().used, 5 * 1024);
+        // More available than there is: psutil takes free instead.
+        let over = parse_meminfo(b"MemTotal: 10 kB\nMemFree: 4 kB\nMemAvailable: 20 kB\n").unwrap();
+        let vm = virtual_memory(&over, None).unwrap();
+        assert_eq!((vm.available, vm.percent), (4 * 1024, 60.0));
         assert!(virtual_memory(&parse_meminfo(b"MemFree: 1 kB\n").unwrap(), None).is_err());
         assert!(parse_meminfo(b"MemTotal: x kB\n").is_err());
     }
