@@ -726,8 +726,8 @@ mod system_figures {
                 available: kib(24_335_632),
                 // (24684084 - 24335632) / 24684084 = 1.41%
                 percent: 1.4,
-                // total - free - (Cached + SReclaimable) - Buffers
-                used: kib(93_160),
+                // total - available, as psutil 7
+                used: kib(24_684_084 - 24_335_632),
                 free: kib(22_782_796),
                 active: Some(kib(943_772)),
                 inactive: Some(kib(791_464)),

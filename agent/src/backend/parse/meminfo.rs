@@ -1,6 +1,6 @@
 //! Memory records: `/proc/meminfo`, `/proc/vmstat` and the low watermarks
 //! of `/proc/zoneinfo`, worked into psutil's `virtual_memory()` and
-//! `swap_memory()` (`psutil/_pslinux.py`, after procps' `free`).
+//! `swap_memory()` (`psutil/_pslinux.py` of psutil 7, after procps' `free`).
 
 use std::collections::BTreeMap;
 
@@ -87,20 +87,12 @@ pub fn virtual_memory(
         )
     });
     let slab = mem.get("Slab");
-    let used = match total
-        .checked_sub(free)
-        .and_then(|u| u.checked_sub(cached.unwrap_or(0)))
-        .and_then(|u| u.checked_sub(buffers.unwrap_or(0)))
-    {
-        Some(used) => used,
-        // Inside some containers the figures are the host's and do not
-        // add up: psutil falls back to total - free.
-        None => total.saturating_sub(free),
-    };
     let available = match mem.get("MemAvailable") {
         Some(avail) if avail > 0 => avail as f64,
         _ => estimate_available(mem, free, watermark_low),
     };
+    // More than the total: the figures are the host's seen from a
+    // container, and psutil takes free instead.
     let available = if available < 0.0 {
         0
     } else if available > total as f64 {
@@ -108,6 +100,9 @@ pub fn virtual_memory(
     } else {
         available as u64
     };
+    // psutil 7: what is not available is used (before, total - free -
+    // buffers - cached).
+    let used = total.saturating_sub(available);
     Ok(VirtualMemory {
         total,
         available,
@@ -209,10 +204,7 @@ HugePages_Total:       0
         // (24684084 - 24089424) / 24684084 = 2.409%
         assert_eq!(vm.percent, 2.4);
         assert_eq!(vm.cached, Some(kib(1_455_288 + 184_960)));
-        assert_eq!(
-            vm.used,
-            kib(24_684_084 - 22_626_880 - 1_455_288 - 184_960 - 66_848)
-        );
+        assert_eq!(vm.used, kib(24_684_084 - 24_089_424));
         assert_eq!(vm.shared, Some(kib(4516)));
         assert_eq!(vm.slab, Some(kib(222_500)));
         assert_eq!(vm.active, Some(kib(668_672)));
@@ -234,9 +226,6 @@ Active(file): 200 kB\nInactive(file): 200 kB\nSReclaimable: 40 kB\n";
         assert_eq!(vm.available, 510 * 1024);
         assert_eq!(vm.active, None);
         assert_eq!(vm.buffers, None);
-        // Figures that do not add up (a container): used = total - free.
-        let odd = parse_meminfo(b"MemTotal: 10 kB\nMemFree: 5 kB\nCached: 9 kB\n").unwrap();
-        assert_eq!(virtual_memory(&odd, None).unwrap().used, 5 * 1024);
         // More available than there is: psutil takes free instead.
         let over = parse_meminfo(b"MemTotal: 10 kB\nMemFree: 4 kB\nMemAvailable: 20 kB\n").unwrap();
         let vm = virtual_memory(&over, None).unwrap();
