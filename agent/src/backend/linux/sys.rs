@@ -118,6 +118,12 @@ pub(super) fn statvfs(path: &std::path::Path) -> io::Result<[u64; 4]> {
     Ok([st.f_frsize, st.f_blocks, st.f_bfree, st.f_bavail])
 }
 
+/// The (major, minor) numbers of the device holding `path`.
+pub(super) fn device_of(path: &std::path::Path) -> io::Result<(u32, u32)> {
+    let st = rustix::fs::stat(path)?;
+    Ok(major_minor(st.st_dev))
+}
+
 // === The host ===
 
 /// What `uname(2)` says about the running kernel.

@@ -23,7 +23,10 @@ use crate::backend::{
         },
         diskstats::{parse_diskstats, sys_block_name},
         meminfo::{needs_zoneinfo, parse_meminfo, parse_zoneinfo_low, swap_memory, virtual_memory},
-        mounts::{MountInfo, parse_filesystems, parse_mountinfo, parse_mounts, select_partitions},
+        mounts::{
+            MountInfo, parse_filesystems, parse_mountinfo, parse_mounts, partition_name,
+            select_partitions, uevent_devname,
+        },
         sensors::{BatteryFiles, battery, parse_int, parse_millis},
         utmp::parse_utmp,
     },
@@ -633,13 +636,44 @@ fn cgroup_v2(dir: &Path, path: &str) -> Result<CgroupInfo, Error> {
 
 /// psutil's `disk_partitions(all)` from `<procfs>/self/mounts`.
 pub(super) fn disk_partitions(linux: &Linux, all: bool) -> Result<Vec<Partition>, Error> {
-    let mounts = parsed(&linux.procfs.join("self/mounts"), parse_mounts)?;
+    let mut mounts = parsed(&linux.procfs.join("self/mounts"), parse_mounts)?;
+    // Where the kernel names the root device only "/dev/root" or
+    // "rootfs", psutil looks for its real name.
+    let mut root_device = None;
+    for mount in &mut mounts {
+        if mount.device == "/dev/root" || mount.device == "rootfs" {
+            let found = root_device.get_or_insert_with(|| root_device_name(linux));
+            if let Some(found) = found {
+                mount.device = found.clone();
+            }
+        }
+    }
     let physical = if all {
         BTreeSet::new()
     } else {
         parse_filesystems(&read(&linux.procfs.join("filesystems"))?)
     };
     Ok(select_partitions(mounts, all, &physical))
+}
+
+/// The device holding the live "/" (psutil's `RootFsDeviceFinder`): its
+/// device number looked up in `<procfs>/partitions`, else in
+/// `<sysfs>/dev/block/M:m/uevent`; `None` unless `/dev/NAME` exists.
+fn root_device_name(linux: &Linux) -> Option<String> {
+    let (major, minor) = sys::device_of(Path::new("/")).ok()?;
+    let from_partitions = || {
+        let bytes = std::fs::read(linux.procfs.join("partitions")).ok()?;
+        partition_name(&bytes, major, minor)
+    };
+    let from_uevent = || {
+        let uevent = linux
+            .sysfs
+            .join(format!("dev/block/{major}:{minor}/uevent"));
+        uevent_devname(&std::fs::read(uevent).ok()?)
+    };
+    let name = from_partitions().or_else(from_uevent)?;
+    let path = format!("/dev/{name}");
+    Path::new(&path).exists().then_some(path)
 }
 
 /// psutil's `disk_usage(path)`, through statvfs(3) of the live system.

@@ -100,6 +100,27 @@ pub fn select_partitions(
         .collect()
 }
 
+/// The name of block device `major:minor` in `/proc/partitions` (after
+/// its two header lines), for psutil's search of the device behind
+/// "/dev/root".
+pub fn partition_name(bytes: &[u8], major: u32, minor: u32) -> Option<String> {
+    numbered_lines(bytes).skip(2).find_map(|(_, line)| {
+        let f: Vec<&[u8]> = fields(line).collect();
+        let number = |b: &[u8]| std::str::from_utf8(b).ok()?.parse::<u32>().ok();
+        (f.len() >= 4 && number(f[0]) == Some(major) && number(f[1]) == Some(minor))
+            .then(|| lossy(f[3]))
+            .filter(|name| !name.is_empty())
+    })
+}
+
+/// `DEVNAME` of a sysfs `uevent` file (`/sys/dev/block/M:m/uevent`).
+pub fn uevent_devname(bytes: &[u8]) -> Option<String> {
+    numbered_lines(bytes).find_map(|(_, line)| {
+        let name = line.trim_ascii().strip_prefix(b"DEVNAME=")?;
+        (!name.is_empty()).then(|| lossy(name))
+    })
+}
+
 /// One line of `/proc/self/mountinfo`, the fields the agent uses.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct MountInfo {
@@ -194,6 +215,17 @@ cgroup2 /sys/fs/cgroup/unified cgroup2 rw,relatime 0 0
         assert_eq!(mounts[2].mountpoint, "/sys/fs/cgroup/unified");
         assert_eq!(mounts[2].root, "/");
         assert_eq!(parse_mountinfo(b"1 2 3\n").unwrap_err().line, 1);
+    }
+
+    #[test]
+    fn the_device_behind_dev_root() {
+        // Sample from this machine's /proc/partitions.
+        let partitions = b"major minor  #blocks  name\n\n 254        0  268435456 vda\n 253        0    1048576 zram0\n";
+        assert_eq!(partition_name(partitions, 254, 0).as_deref(), Some("vda"));
+        assert_eq!(partition_name(partitions, 254, 1), None);
+        let uevent = b"MAJOR=254\nMINOR=0\nDEVNAME=vda\nDEVTYPE=disk\n";
+        assert_eq!(uevent_devname(uevent).as_deref(), Some("vda"));
+        assert_eq!(uevent_devname(b"MAJOR=1\n"), None);
     }
 
     #[test]
