@@ -21,7 +21,7 @@ use crate::backend::{
             count_distinct_lists, parse_cpu_list_count, parse_cpu_stats, parse_cpu_times,
             parse_cpuinfo_cores, parse_cpuinfo_mhz, parse_loadavg, parse_sysfs_u64,
         },
-        diskstats::{parse_diskstats, sys_block_name},
+        diskstats::{parse_block_stat, parse_diskstats, sys_block_name},
         meminfo::{needs_zoneinfo, parse_meminfo, parse_zoneinfo_low, swap_memory, virtual_memory},
         mounts::{
             MountInfo, parse_filesystems, parse_mountinfo, parse_mounts, partition_name,
@@ -684,14 +684,44 @@ pub(super) fn disk_usage(mountpoint: &str) -> Result<DiskUsage, Error> {
 }
 
 /// psutil's `disk_io_counters(perdisk=True)` from `<procfs>/diskstats`; a
-/// device is a whole disk when `<sysfs>/block` has it.
+/// device is a whole disk when `<sysfs>/block` has it. Without diskstats,
+/// from the `stat` files of `<sysfs>/block`, as psutil falls back.
 pub(super) fn disk_io_counters(linux: &Linux) -> Result<Vec<DiskIo>, Error> {
-    let mut disks = parsed(&linux.procfs.join("diskstats"), parse_diskstats)?;
     let block = linux.sysfs.join("block");
+    let Some(mut disks) = parsed_opt(&linux.procfs.join("diskstats"), parse_diskstats)? else {
+        return block_stats(&block);
+    };
     for disk in &mut disks {
         disk.whole_disk = block.join(sys_block_name(&disk.name)).exists();
     }
     Ok(disks)
+}
+
+/// Each disk's `<sysfs>/block/NAME/stat` and its partitions'
+/// `NAME/PART/stat`, disks in name order.
+fn block_stats(block: &Path) -> Result<Vec<DiskIo>, Error> {
+    let names = std::fs::read_dir(block).map_err(|e| io_error(block, e))?;
+    let mut names: Vec<String> = names
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .collect();
+    names.sort();
+    let mut out = Vec::new();
+    for name in names {
+        let dir = block.join(&name);
+        let Some(mut disk) = parsed_opt(&dir.join("stat"), |b| parse_block_stat(&name, b))? else {
+            continue;
+        };
+        disk.whole_disk = true;
+        out.push(disk);
+        // Partitions are named after their disk ("sda1", "nvme0n1p1").
+        for part in entries(&dir).into_iter().filter(|p| p.starts_with(&name)) {
+            let path = dir.join(&part).join("stat");
+            if let Some(p) = parsed_opt(&path, |b| parse_block_stat(&part, b))? {
+                out.push(p);
+            }
+        }
+    }
+    Ok(out)
 }
 
 #[cfg(test)]

@@ -936,6 +936,32 @@ mod system_figures {
     }
 
     #[test]
+    fn without_diskstats_the_live_sys_block_stat_files_answer() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("proc")).unwrap();
+        std::fs::copy(
+            fixture_dir().join("proc/stat"),
+            dir.path().join("proc/stat"),
+        )
+        .unwrap();
+        let linux =
+            super::Linux::with_consts(dir.path().join("proc"), "/sys".into(), 100, 4096).unwrap();
+        let disks = linux.disk_io_counters().unwrap();
+        let whole: Vec<&str> = disks
+            .iter()
+            .filter(|d| d.whole_disk)
+            .map(|d| d.name.as_str())
+            .collect();
+        let mut listed: Vec<String> = std::fs::read_dir("/sys/block")
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        listed.sort();
+        assert_eq!(whole, listed);
+        assert!(disks.iter().all(|d| d.busy_time.is_some()));
+    }
+
+    #[test]
     fn live_disk_usage_of_the_root_agrees_with_statvfs() {
         let usage = fixture().disk_usage("/").unwrap();
         let st = rustix::fs::statvfs("/").unwrap();

@@ -70,6 +70,33 @@ pub fn parse_diskstats(bytes: &[u8]) -> Result<Vec<DiskIo>, ParseError> {
     Ok(out)
 }
 
+/// A sysfs block device's `stat` file (`/sys/block/sda/stat`,
+/// `/sys/block/sda/sda1/stat`), the fallback psutil reads where there is
+/// no `/proc/diskstats`: the diskstats counters without the name.
+pub fn parse_block_stat(name: &str, bytes: &[u8]) -> Result<DiskIo, ParseError> {
+    let f: Vec<&[u8]> = tokens(bytes).collect();
+    if f.len() < 10 {
+        return Err(ParseError::new(
+            0,
+            format!("{} fields, expected at least 10", f.len()),
+        ));
+    }
+    let num = |i: usize, what: &str| number::<u64>(f[i], what, 0);
+    Ok(DiskIo {
+        name: name.to_owned(),
+        whole_disk: false,
+        read_count: num(0, "reads")?,
+        read_merged_count: Some(num(1, "reads merged")?),
+        read_bytes: num(2, "sectors read")?.wrapping_mul(SECTOR_BYTES),
+        read_time: Some(num(3, "ms reading")?),
+        write_count: num(4, "writes")?,
+        write_merged_count: Some(num(5, "writes merged")?),
+        write_bytes: num(6, "sectors written")?.wrapping_mul(SECTOR_BYTES),
+        write_time: Some(num(7, "ms writing")?),
+        busy_time: Some(num(9, "ms doing I/O")?),
+    })
+}
+
 /// The name of a block device's directory under `/sys/block`: a '/' in
 /// the kernel's name ("cciss/c0d0") is a '!' there.
 pub fn sys_block_name(name: &str) -> String {
@@ -112,5 +139,12 @@ mod tests {
         assert_eq!(parse_diskstats(b"1 2 sda 1 2\n").unwrap_err().line, 1);
         assert!(parse_diskstats(b"1 2 sda x 2 3 4\n").is_err());
         assert_eq!(sys_block_name("cciss/c0d0"), "cciss!c0d0");
+        // This machine's /sys/block/vda/stat.
+        let stat = b" 2038979    59678 89483082  2737322   315386   691505 385116864  2319874        0   271640  5161396   498063       57 320542288    88580    18727     2921\n";
+        let vda = parse_block_stat("vda", stat).unwrap();
+        assert_eq!(vda.read_bytes, 89_483_082 * 512);
+        assert_eq!(vda.busy_time, Some(271_640));
+        assert_eq!(vda.write_merged_count, Some(691_505));
+        assert!(parse_block_stat("vda", b"1 2 3\n").is_err());
     }
 }
