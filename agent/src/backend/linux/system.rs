@@ -350,6 +350,36 @@ fn hwmon_stems(sysfs: &Path, prefix: &str, device: bool) -> Vec<PathBuf> {
     stems.into_iter().map(PathBuf::from).collect()
 }
 
+/// The `temp*` stems of the coretemp platform devices
+/// (`devices/platform/coretemp.*/hwmon/hwmon*/`) that `class/hwmon` does
+/// not show under the same hwmon name (psutil#1708).
+fn coretemp_stems(sysfs: &Path, known: &[PathBuf]) -> Vec<PathBuf> {
+    let platform = sysfs.join("devices/platform");
+    let class = sysfs.join("class/hwmon");
+    let mut out = Vec::new();
+    for device in entries(&platform)
+        .iter()
+        .filter(|d| d.starts_with("coretemp."))
+    {
+        let hwmon = platform.join(device).join("hwmon");
+        for name in entries(&hwmon).iter().filter(|n| n.starts_with("hwmon")) {
+            let dir = hwmon.join(name);
+            let mut stems: Vec<String> = entries(&dir)
+                .iter()
+                .filter_map(|f| Some(f.split_once('_')?.0.to_owned()))
+                .filter(|stem| stem.starts_with("temp"))
+                .collect();
+            stems.dedup();
+            for stem in stems {
+                if !known.contains(&class.join(name).join(&stem)) {
+                    out.push(dir.join(stem));
+                }
+            }
+        }
+    }
+    out
+}
+
 /// `stem` with `suffix` appended to its last component ("temp1" + "_input").
 fn with_suffix(stem: &Path, suffix: &str) -> PathBuf {
     let mut s = stem.as_os_str().to_owned();
@@ -372,7 +402,8 @@ fn temperatures(sysfs: &Path) -> Vec<Temperature> {
         None => groups.push((t.sensor.clone(), vec![t])),
     };
     let millis = |path: PathBuf| std::fs::read(path).ok().and_then(|b| parse_millis(&b));
-    let stems = hwmon_stems(sysfs, "temp", true);
+    let mut stems = hwmon_stems(sysfs, "temp", true);
+    stems.extend(coretemp_stems(sysfs, &stems));
     for stem in &stems {
         let Some(current) = millis(with_suffix(stem, "_input")) else {
             continue;

@@ -781,6 +781,8 @@ mod system_figures {
             Some(vec![
                 temp("coretemp", "Package id 0", 45.0, Some(84.0), Some(100.0)),
                 temp("coretemp", "Core 0", 43.0, Some(84.0), Some(100.0)),
+                // Only under devices/platform/coretemp.0: psutil adds it.
+                temp("coretemp", "Core 1", 44.0, None, None),
                 temp("thinkpad", "", 38.5, None, None),
             ])
         );
