@@ -175,7 +175,10 @@ pub(super) fn system(linux: &Linux, fields: SystemFields, cgroup: Option<&str>) 
             },
         );
         // psutil goes on without sin and sout when vmstat is unreadable.
-        let vmstat = std::fs::read(procfs.join("vmstat")).ok();
+        let vmstat = fields
+            .contains(F::SwapMemory)
+            .then(|| std::fs::read(procfs.join("vmstat")).ok())
+            .flatten();
         info.swap_memory = figure(
             &mut info,
             fields,
@@ -199,7 +202,7 @@ pub(super) fn system(linux: &Linux, fields: SystemFields, cgroup: Option<&str>) 
             info.fail(
                 field,
                 &Error::Unsupported {
-                    what: "a measured figure read by the backend",
+                    what: "a measured figure (the service measures it from CPU times) from the backend",
                 },
             );
         }
