@@ -3,7 +3,9 @@
 //! Processes and host facts come from a procfs root and link settings from
 //! a sysfs root, both given by the caller (`/proc` and `/sys` in
 //! production, fixture trees in tests). Interface addresses and flags come
-//! from `getifaddrs(3)`, which always describes the live system.
+//! from `getifaddrs(3)`, which always describes the live system. The
+//! host's figures (`system`) come from both roots, the utmp file, and
+//! statvfs(3) of the live mount points.
 //!
 //! The system calls go through `rustix` and `nix` (see `sys`), so the
 //! backend needs no `unsafe` of its own, and the compiler holds it to that.
