@@ -3,7 +3,9 @@
 //! Processes and host facts come from a procfs root and link settings from
 //! a sysfs root, both given by the caller (`/proc` and `/sys` in
 //! production, fixture trees in tests). Interface addresses and flags come
-//! from `getifaddrs(3)`, which always describes the live system.
+//! from `getifaddrs(3)`, which always describes the live system. The
+//! host's figures (`system`) come from both roots, the utmp file, and
+//! statvfs(3) of the live mount points.
 //!
 //! The system calls go through `rustix` and `nix` (see `sys`), so the
 //! backend needs no `unsafe` of its own, and the compiler holds it to that.
@@ -18,7 +20,8 @@ use std::{
 };
 
 use super::{
-    Backend, Error, FieldSet, HostInfo, NetField, NetInterface, ProcessInfo,
+    Backend, DiskIo, DiskUsage, Error, FieldSet, HostInfo, NetField, NetInterface, Partition,
+    ProcessInfo, SystemFields, SystemInfo,
     parse::{
         HostConsts,
         status::parse_status,
@@ -31,6 +34,7 @@ mod events;
 mod net;
 mod process;
 mod sys;
+mod system;
 #[cfg(test)]
 mod tests;
 
@@ -47,6 +51,9 @@ pub struct Linux {
     /// Login names by uid: the user database is slow to ask (NSS may go
     /// over the network) and a fleet host runs few distinct users.
     users: UserNames,
+    /// The utmp file of login sessions, `/var/run/utmp` (a fixture in
+    /// tests).
+    utmp: PathBuf,
 }
 
 impl Linux {
@@ -89,6 +96,7 @@ impl Linux {
                 boot_time,
             },
             users: UserNames::default(),
+            utmp: PathBuf::from(system::UTMP),
         })
     }
 
@@ -108,6 +116,7 @@ impl Linux {
             sysfs: self.sysfs.clone(),
             consts: self.consts,
             users: UserNames::default(),
+            utmp: self.utmp.clone(),
         }
     }
 
@@ -142,7 +151,8 @@ impl Backend for Linux {
             backend: "linux-procfs",
             process_fields: FieldSet::all(),
             net_interface_fields: NetField::ALL.to_vec(),
-            system_fields: Default::default(),
+            // Every figure, the measured ones from CpuTimes.
+            system_fields: SystemFields::all(),
         })
     }
 
@@ -248,6 +258,25 @@ impl Backend for Linux {
         poll_interval: std::time::Duration,
     ) -> Result<Box<dyn super::EventSource>, Error> {
         events::open(self, mode, poll_interval)
+    }
+
+    fn system(&self, fields: SystemFields, cgroup: Option<&str>) -> SystemInfo {
+        system::system(self, fields, cgroup)
+    }
+
+    /// From `<procfs>/self/mounts`, as psutil reads `/proc/self/mounts`.
+    fn disk_partitions(&self, all: bool) -> Result<Vec<Partition>, Error> {
+        system::disk_partitions(self, all)
+    }
+
+    /// statvfs(3) of the live system: `mountpoint` is not taken under the
+    /// procfs or sysfs root.
+    fn disk_usage(&self, mountpoint: &str) -> Result<DiskUsage, Error> {
+        system::disk_usage(mountpoint)
+    }
+
+    fn disk_io_counters(&self) -> Result<Vec<DiskIo>, Error> {
+        system::disk_io_counters(self)
     }
 }
 

@@ -111,6 +111,19 @@ pub(super) fn major_minor(dev: u64) -> (u32, u32) {
     (rustix::fs::major(dev), rustix::fs::minor(dev))
 }
 
+/// A file system's fragment size and its block counts in fragments
+/// (`f_frsize`, `f_blocks`, `f_bfree`, `f_bavail` of `statvfs(3)`).
+pub(super) fn statvfs(path: &std::path::Path) -> io::Result<[u64; 4]> {
+    let st = retry_on_intr(|| rustix::fs::statvfs(path))?;
+    Ok([st.f_frsize, st.f_blocks, st.f_bfree, st.f_bavail])
+}
+
+/// The (major, minor) numbers of the device holding `path`.
+pub(super) fn device_of(path: &std::path::Path) -> io::Result<(u32, u32)> {
+    let st = rustix::fs::stat(path)?;
+    Ok(major_minor(st.st_dev))
+}
+
 // === The host ===
 
 /// What `uname(2)` says about the running kernel.

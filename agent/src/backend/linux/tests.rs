@@ -621,3 +621,387 @@ fn real_access_denied_for_another_users_process() {
         "the child did not run both tests:\n{stdout}"
     );
 }
+
+// === System figures ===
+
+mod system_figures {
+    use super::{fixture, fixture_dir};
+    use crate::backend::{
+        Backend, ErrorKind,
+        system::{
+            Battery, CgroupInfo, CpuCount, CpuFreq, CpuStats, Fan, LoadAvg, SwapMemory,
+            SystemCpuTimes, SystemField, SystemFields, Temperature, User, VirtualMemory,
+        },
+    };
+
+    /// The fixture backend reading the fixture's utmp file.
+    fn backend() -> super::Linux {
+        let mut linux = fixture();
+        linux.utmp = fixture_dir().join("var/run/utmp");
+        linux
+    }
+
+    fn read_figures() -> SystemFields {
+        SystemFields::all()
+            .iter()
+            .filter(|f| !f.is_measured())
+            .collect()
+    }
+
+    fn times(
+        user: f64,
+        system: f64,
+        idle: f64,
+        iowait: f64,
+        softirq: f64,
+        steal: f64,
+    ) -> SystemCpuTimes {
+        SystemCpuTimes {
+            user,
+            nice: 0.0,
+            system,
+            idle,
+            iowait: Some(iowait),
+            irq: Some(0.0),
+            softirq: Some(softirq),
+            steal: Some(steal),
+            guest: Some(0.0),
+            guest_nice: Some(0.0),
+        }
+    }
+
+    #[test]
+    fn every_figure_of_the_fixture_tree() {
+        let info = backend().system(read_figures(), None);
+        assert_eq!(info.field_errors, vec![]);
+
+        let cpu = info.cpu_times.expect("cpu_times");
+        assert_eq!(cpu.total, times(623.42, 83.30, 1364.41, 6.35, 0.79, 1.09));
+        assert_eq!(
+            cpu.per_cpu,
+            vec![
+                times(305.53, 36.66, 694.89, 1.74, 0.10, 0.52),
+                times(317.88, 46.64, 669.52, 4.61, 0.68, 0.56),
+            ]
+        );
+        assert_eq!(
+            info.cpu_stats,
+            Some(CpuStats {
+                ctx_switches: 467_863,
+                interrupts: 512_345,
+                soft_interrupts: Some(217_197),
+                syscalls: None,
+            })
+        );
+        // Two cpufreq policies and two cpu MHz lines: the current value is
+        // cpuinfo's (psutil#1851), min and max the policies' scaling limits.
+        let freq = info.cpu_freq.expect("cpu_freq");
+        let one = CpuFreq {
+            current: 2599.998,
+            min: Some(800.0),
+            max: Some(3500.0),
+        };
+        assert_eq!(freq.per_cpu, vec![one, one]);
+        assert_eq!(freq.total, one);
+        assert_eq!(
+            info.cpu_count,
+            Some(CpuCount {
+                logical: 2,
+                physical: Some(2),
+            })
+        );
+        assert_eq!(
+            info.loadavg,
+            Some(LoadAvg {
+                load1: 0.34,
+                load5: 0.09,
+                load15: 0.45,
+            })
+        );
+        let kib = |k: u64| k * 1024;
+        assert_eq!(
+            info.virtual_memory,
+            Some(VirtualMemory {
+                total: kib(24_684_084),
+                available: kib(24_335_632),
+                // (24684084 - 24335632) / 24684084 = 1.41%
+                percent: 1.4,
+                // total - available, as psutil 7
+                used: kib(24_684_084 - 24_335_632),
+                free: kib(22_782_796),
+                active: Some(kib(943_772)),
+                inactive: Some(kib(791_464)),
+                buffers: Some(kib(4048)),
+                cached: Some(kib(1_733_796 + 70_284)),
+                shared: Some(kib(8872)),
+                slab: Some(kib(94_540)),
+                wired: None,
+            })
+        );
+        assert_eq!(
+            info.swap_memory,
+            Some(SwapMemory {
+                total: 0,
+                used: 0,
+                free: 0,
+                percent: 0.0,
+                sin: Some(3 * 4096),
+                sout: Some(10 * 4096),
+            })
+        );
+        assert_eq!(
+            info.users,
+            Some(vec![
+                User {
+                    name: "www-data".into(),
+                    terminal: "pts/1".into(),
+                    host: "192.0.2.10".into(),
+                    started: 1_795_626_000.0,
+                    pid: Some(15792),
+                },
+                User {
+                    name: "root".into(),
+                    terminal: "tty2".into(),
+                    host: String::new(),
+                    started: 1_795_626_100.0,
+                    pid: Some(701),
+                },
+            ])
+        );
+        assert_eq!(info.boot_time, Some(super::BOOT_TIME));
+        let temp = |sensor: &str, label: &str, current, high, critical| Temperature {
+            sensor: sensor.into(),
+            label: label.into(),
+            current,
+            high,
+            critical,
+        };
+        assert_eq!(
+            info.temperatures,
+            Some(vec![
+                temp("coretemp", "Package id 0", 45.0, Some(84.0), Some(100.0)),
+                temp("coretemp", "Core 0", 43.0, Some(84.0), Some(100.0)),
+                // Only under devices/platform/coretemp.0: psutil adds it.
+                temp("coretemp", "Core 1", 44.0, None, None),
+                temp("thinkpad", "", 38.5, None, None),
+            ])
+        );
+        assert_eq!(
+            info.fans,
+            Some(vec![Fan {
+                sensor: "thinkpad".into(),
+                label: String::new(),
+                current: 2100.0,
+            }])
+        );
+        assert_eq!(
+            info.battery,
+            Some(Some(Battery {
+                percent: 75.0,
+                secsleft: Some(10_800.0),
+                power_plugged: Some(false),
+            }))
+        );
+        // The agent's own cgroup on a hybrid host: the unified hierarchy
+        // has no memory controller, so the v1 controllers answer.
+        assert_eq!(
+            info.cgroup,
+            Some(CgroupInfo {
+                path: "/process_api/8a73b5f2155728d94b3c991b8b6d2ca3".into(),
+                version: 1,
+                memory_max: None,
+                memory_current: 1_461_698_560,
+                memory_swap_max: None,
+                memory_swap_current: None,
+                cpu_max_quota_us: None,
+                cpu_max_period_us: 100_000,
+                cpu_usage_us: Some(24_909_036_207),
+                pids_max: None,
+                pids_current: None,
+            })
+        );
+    }
+
+    #[test]
+    fn only_the_requested_figures_are_read() {
+        let fields: SystemFields = [SystemField::Loadavg].into_iter().collect();
+        let info = backend().system(fields, None);
+        assert!(info.loadavg.is_some());
+        assert_eq!(info.cpu_times, None);
+        assert_eq!(info.virtual_memory, None);
+        assert_eq!(info.field_errors, vec![]);
+    }
+
+    #[test]
+    fn a_cgroup_with_the_unified_memory_controller_reads_v2() {
+        let fields: SystemFields = [SystemField::Cgroup].into_iter().collect();
+        let info = backend().system(fields, Some("/system.slice/nginx.service"));
+        assert_eq!(info.field_errors, vec![]);
+        assert_eq!(
+            info.cgroup,
+            Some(CgroupInfo {
+                path: "/system.slice/nginx.service".into(),
+                version: 2,
+                memory_max: Some(512 << 20),
+                memory_current: 100 << 20,
+                memory_swap_max: None,
+                memory_swap_current: Some(0),
+                cpu_max_quota_us: Some(50_000),
+                cpu_max_period_us: 100_000,
+                cpu_usage_us: Some(123_456),
+                pids_max: Some(100),
+                pids_current: Some(7),
+            })
+        );
+    }
+
+    #[test]
+    fn cgroup_paths_outside_the_hierarchy_are_refused() {
+        let fields: SystemFields = [SystemField::Cgroup].into_iter().collect();
+        for bad in ["relative", "/a/../../etc", "/a\0b"] {
+            let info = backend().system(fields, Some(bad));
+            assert_eq!(info.cgroup, None, "{bad:?}");
+            let (field, kind, message) = &info.field_errors[0];
+            assert_eq!(
+                (*field, *kind),
+                (SystemField::Cgroup, ErrorKind::Unsupported)
+            );
+            assert!(message.contains("absolute"), "{message}");
+        }
+        // A cgroup that does not exist: no v2 directory, no v1 files.
+        let info = backend().system(fields, Some("/no/such/cgroup"));
+        assert_eq!(info.cgroup, None);
+        assert_eq!(info.field_errors.len(), 1);
+    }
+
+    #[test]
+    fn a_host_without_sensors_has_empty_lists_and_no_battery() {
+        let mut linux = backend();
+        linux.sysfs = fixture_dir().join("sys/class/net");
+        let fields: SystemFields = [
+            SystemField::SensorsTemperatures,
+            SystemField::SensorsFans,
+            SystemField::SensorsBattery,
+        ]
+        .into_iter()
+        .collect();
+        let info = linux.system(fields, None);
+        assert_eq!(info.field_errors, vec![]);
+        assert_eq!(info.temperatures, Some(vec![]));
+        assert_eq!(info.fans, Some(vec![]));
+        assert_eq!(info.battery, Some(None));
+    }
+
+    #[test]
+    fn partitions_of_the_fixture_tree() {
+        let physical = fixture().disk_partitions(false).unwrap();
+        assert_eq!(physical.len(), 1);
+        assert_eq!(physical[0].device, "/dev/vda");
+        assert_eq!(physical[0].mountpoint, "/");
+        assert_eq!(physical[0].fstype, "ext4");
+        assert_eq!(
+            physical[0].opts,
+            "rw,relatime,discard,resv_strict,resuid=65534,resgid=65534"
+        );
+        let all = fixture().disk_partitions(true).unwrap();
+        assert_eq!(all.len(), 19);
+        assert_eq!(all[0].mountpoint, "/proc");
+        assert_eq!(all[18].fstype, "cgroup2");
+    }
+
+    #[test]
+    fn disk_io_of_the_fixture_tree() {
+        let disks = fixture().disk_io_counters().unwrap();
+        let names: Vec<(&str, bool)> = disks
+            .iter()
+            .map(|d| (d.name.as_str(), d.whole_disk))
+            .collect();
+        assert_eq!(
+            names,
+            [
+                ("loop0", true),
+                ("vda", true),
+                ("zram0", true),
+                ("vda1", false)
+            ]
+        );
+        let vda = &disks[1];
+        assert_eq!(vda.read_count, 2_028_462);
+        assert_eq!(vda.read_merged_count, Some(56_984));
+        assert_eq!(vda.read_bytes, 88_316_850 * 512);
+        assert_eq!(vda.read_time, Some(2_729_869));
+        assert_eq!(vda.write_count, 312_506);
+        assert_eq!(vda.write_merged_count, Some(686_513));
+        assert_eq!(vda.write_bytes, 380_911_048 * 512);
+        assert_eq!(vda.write_time, Some(2_309_049));
+        assert_eq!(vda.busy_time, Some(268_756));
+    }
+
+    #[test]
+    fn without_diskstats_the_live_sys_block_stat_files_answer() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("proc")).unwrap();
+        std::fs::copy(
+            fixture_dir().join("proc/stat"),
+            dir.path().join("proc/stat"),
+        )
+        .unwrap();
+        let linux =
+            super::Linux::with_consts(dir.path().join("proc"), "/sys".into(), 100, 4096).unwrap();
+        let disks = linux.disk_io_counters().unwrap();
+        let whole: Vec<&str> = disks
+            .iter()
+            .filter(|d| d.whole_disk)
+            .map(|d| d.name.as_str())
+            .collect();
+        let mut listed: Vec<String> = std::fs::read_dir("/sys/block")
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        listed.sort();
+        assert_eq!(whole, listed);
+        assert!(disks.iter().all(|d| d.busy_time.is_some()));
+    }
+
+    #[test]
+    fn live_disk_usage_of_the_root_agrees_with_statvfs() {
+        let usage = fixture().disk_usage("/").unwrap();
+        let st = rustix::fs::statvfs("/").unwrap();
+        assert_eq!(usage.total, st.f_blocks * st.f_frsize);
+        assert!(usage.used + usage.free <= usage.total);
+        assert!(fixture().disk_usage("/no/such/mount").is_err());
+    }
+
+    #[test]
+    fn the_live_host_reads_every_figure_or_says_why() {
+        let linux = super::super::Linux::with_roots("/proc".into(), "/sys".into()).unwrap();
+        let info = linux.system(read_figures(), None);
+        // Every figure is either read or named with a reason.
+        for field in read_figures().iter() {
+            let named = info.field_errors.iter().any(|(f, _, _)| *f == field);
+            let read = match field {
+                SystemField::CpuTimes => info.cpu_times.is_some(),
+                SystemField::CpuStats => info.cpu_stats.is_some(),
+                SystemField::CpuFreq => info.cpu_freq.is_some(),
+                SystemField::CpuCount => info.cpu_count.is_some(),
+                SystemField::Loadavg => info.loadavg.is_some(),
+                SystemField::VirtualMemory => info.virtual_memory.is_some(),
+                SystemField::SwapMemory => info.swap_memory.is_some(),
+                SystemField::Users => info.users.is_some(),
+                SystemField::BootTime => info.boot_time.is_some(),
+                SystemField::SensorsTemperatures => info.temperatures.is_some(),
+                SystemField::SensorsFans => info.fans.is_some(),
+                SystemField::SensorsBattery => info.battery.is_some(),
+                SystemField::Cgroup => info.cgroup.is_some(),
+                _ => false,
+            };
+            assert!(
+                read != named,
+                "{field:?}: read {read}, errors {:?}",
+                info.field_errors
+            );
+        }
+        assert!(info.cpu_times.is_some() && info.virtual_memory.is_some());
+        assert_eq!(linux.host().unwrap().system_fields, SystemFields::all());
+    }
+}

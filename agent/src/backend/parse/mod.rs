@@ -15,13 +15,19 @@ use super::Error;
 
 pub mod cgroup;
 pub mod cmdline;
+pub mod cpu;
+pub mod diskstats;
 pub mod io;
+pub mod meminfo;
+pub mod mounts;
 pub mod net;
 pub mod proc_event;
+pub mod sensors;
 pub mod stat;
 pub mod statm;
 pub mod status;
 pub mod system;
+pub mod utmp;
 
 /// Host facts that turn kernel units into the API's units.
 #[derive(Clone, Copy, Debug, PartialEq)]
