@@ -264,11 +264,25 @@ impl Client {
         fields: &[proto::ProcessField],
         filter: proto::ProcessFilter,
     ) -> Result<ProcessStream, Error> {
-        let request = proto::ListProcessesRequest {
+        self.list_processes(proto::ListProcessesRequest {
             fields: fields.iter().map(|f| *f as i32).collect(),
             filter: Some(filter),
             ..Default::default()
-        };
+        })
+        .await
+    }
+
+    /// [`Client::processes`] with every knob of the request, such as the
+    /// interval `cpu_percent` is measured over.
+    pub async fn list_processes(
+        &self,
+        request: proto::ListProcessesRequest,
+    ) -> Result<ProcessStream, Error> {
+        let fields: Vec<proto::ProcessField> = request
+            .fields
+            .iter()
+            .filter_map(|f| proto::ProcessField::try_from(*f).ok())
+            .collect();
         let result = self.inner.clone().list_processes(request).await;
         Ok(ProcessStream {
             batches: self.answer(result, None).await?,
@@ -328,6 +342,25 @@ impl Client {
             events: self.answer(result, pid).await?,
             ctx: Arc::clone(&self.ctx),
         })
+    }
+
+    /// The host's own figures (GetSystem): CPU, memory, swap, load, users,
+    /// sensors, a cgroup's limits. Figures that could not be read are in
+    /// the answer's `field_errors`.
+    pub async fn system(&self, request: proto::GetSystemRequest) -> Result<proto::System, Error> {
+        let result = self.inner.clone().get_system(request).await;
+        self.answer(result, None).await
+    }
+
+    /// Mounted file systems with their usage, and disk I/O counters
+    /// (ListDisks). A mount that did not answer in time has
+    /// `usage_error` TIMEOUT.
+    pub async fn disks(
+        &self,
+        request: proto::ListDisksRequest,
+    ) -> Result<proto::ListDisksResponse, Error> {
+        let result = self.inner.clone().list_disks(request).await;
+        self.answer(result, None).await
     }
 
     /// Every zombie on the host with its parent, grouped by parent, most
