@@ -125,6 +125,33 @@ Examples:
   hostscope nics --output ndjson
   hostscope --inventory fleet.toml nics -o csv";
 
+const SYS_EXAMPLES: &str = "\
+One host: a screen like the top of `top` and `free -h`: uptime, users, load, CPU busy over
+--interval (measured then, not a lifetime average), CPU counts and frequency, memory and
+swap, the cgroup's limits (the agent's own, or --cgroup), the fullest disk, sensors. A fleet:
+one line per host: UPTIME, LOAD1, LOAD5, CPU%, MEM% and SWAP% (in use), USERS logged in, and
+the FULLEST DISK with its use. -o json/ndjson/csv: psutil's figures by their names
+(cpu_times, virtual_memory, swap_memory, ...) and each host's partitions.
+
+Examples:
+  hostscope sys
+  hostscope sys --per-cpu --interval 1s
+  hostscope sys --cgroup /system.slice/nginx.service
+  hostscope --inventory fleet.toml sys
+  hostscope --inventory fleet.toml sys -o ndjson | jq 'select(.virtual_memory.percent > 90) | .host'";
+
+const DF_EXAMPLES: &str = "\
+Like `df -h`: file system, type, size, used, available to users, use% (used of what users
+can have, as df and psutil compute it) and mount point; a fleet adds the HOST column. Pseudo
+file systems (proc, tmpfs, cgroup, ...) are left out unless --all, as psutil does. A mount
+that does not answer within --usage-timeout (a dead NFS server) shows <timeout> instead of
+hanging the query.
+
+Examples:
+  hostscope df
+  hostscope --inventory fleet.toml df --sort -percent --min-percent 90
+  hostscope --inventory fleet.toml df --type ext4,xfs -o csv";
+
 const INVENTORY_EXAMPLES: &str = "\
 Each record: the host's name, address, labels and groups; \"system\" (what `hostscope host`
 shows); \"interfaces\" (every interface with addresses, link state, speed, duplex, MTU and
@@ -381,6 +408,15 @@ pub enum Command {
     #[command(after_help = NICS_EXAMPLES)]
     Nics(QueryArgs),
 
+    /// Show the host's own figures: load, CPU busy, memory, swap, users, sensors, cgroup
+    /// limits and the fullest disk, like the top of top and free -h.
+    #[command(after_help = SYS_EXAMPLES)]
+    Sys(SysArgs),
+
+    /// Show mounted file systems with their size and use, like df -h.
+    #[command(after_help = DF_EXAMPLES)]
+    Df(DfArgs),
+
     /// The central inventory of a fleet: per host its system, every interface, process
     /// counts by status, and the top processes by memory.
     #[command(after_help = INVENTORY_EXAMPLES)]
@@ -429,6 +465,8 @@ impl Command {
         match self {
             Command::Host(args) | Command::Nics(args) => Some(&args.targets),
             Command::Ps(args) => Some(&args.targets),
+            Command::Sys(args) => Some(&args.targets),
+            Command::Df(args) => Some(&args.targets),
             Command::Proc(args) => Some(&args.targets),
             Command::Inventory(args) => Some(&args.targets),
             Command::Zombies(args) => Some(&args.targets),
@@ -473,9 +511,14 @@ pub struct PsArgs {
 
     /// Order the listing by these fields, comma-separated, a `-` before one for
     /// descending ("-rss,pid"); nested fields as in CSV columns (memory_info.rss), or the
-    /// table's short names (rss, vms, mem, user, threads, start, time, cpu).
+    /// table's short names (rss, vms, cpu (%CPU), mem (%MEM), user, threads, start, time).
     #[arg(long, value_name = "FIELD,...", value_parser = super::ps::parse_sort, allow_hyphen_values = true)]
     pub sort: Option<super::ps::Sort>,
+
+    /// How long %CPU (cpu_percent) is measured over: the agent reads each process's CPU
+    /// time, waits this long and reads it again (at most 10s).
+    #[arg(long, value_name = "DURATION", default_value = "100ms", value_parser = parse_interval)]
+    pub interval: std::time::Duration,
 
     /// Only children of this pid (0: the processes without a parent, such as init and
     /// kthreadd).
@@ -484,6 +527,79 @@ pub struct PsArgs {
 
     #[command(flatten)]
     pub targets: Targets,
+}
+
+#[derive(Debug, Args)]
+pub struct SysArgs {
+    /// How long CPU busy is measured over: the agent reads the CPU times, waits this long
+    /// and reads them again (at most 10s).
+    #[arg(long, value_name = "DURATION", default_value = "100ms", value_parser = parse_interval)]
+    pub interval: Duration,
+
+    /// Also show each CPU's busy share.
+    #[arg(long)]
+    pub per_cpu: bool,
+
+    /// Show the limits and use of this cgroup (a process's cgroup field, such as
+    /// /system.slice/nginx.service) instead of the agent's own.
+    #[arg(long, value_name = "PATH")]
+    pub cgroup: Option<String>,
+
+    #[command(flatten)]
+    pub targets: Targets,
+}
+
+#[derive(Debug, Args)]
+pub struct DfArgs {
+    /// Also pseudo, duplicate and inaccessible file systems (proc, tmpfs, cgroup, ...).
+    #[arg(long, short = 'a')]
+    pub all: bool,
+
+    /// Order by percent, size, used, avail, mountpoint, device, fstype or host; a `-`
+    /// before it for descending ("-percent": the fullest first). Default: by host, then
+    /// in mount order.
+    #[arg(long, value_name = "COLUMN", value_parser = super::system::parse_df_sort, allow_hyphen_values = true)]
+    pub sort: Option<super::system::DfSort>,
+
+    /// Only file systems at least this full, in percent ("90": who is nearly full).
+    #[arg(long, value_name = "PERCENT", value_parser = parse_percent)]
+    pub min_percent: Option<f64>,
+
+    /// Only these file system types, comma-separated ("ext4,xfs").
+    #[arg(
+        long = "type",
+        short = 't',
+        value_name = "FSTYPE",
+        value_delimiter = ','
+    )]
+    pub fstype: Vec<String>,
+
+    /// How long one mount may take to say its size before it is shown as <timeout>.
+    #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = parse_usage_timeout)]
+    pub usage_timeout: Duration,
+
+    #[command(flatten)]
+    pub targets: Targets,
+}
+
+fn parse_percent(s: &str) -> Result<f64, String> {
+    match s.trim().trim_end_matches('%').parse::<f64>() {
+        Ok(p) if (0.0..=100.0).contains(&p) => Ok(p),
+        _ => Err(format!(
+            "{s:?} is no percentage; give a number from 0 to 100, such as 90"
+        )),
+    }
+}
+
+fn parse_usage_timeout(s: &str) -> Result<Duration, String> {
+    let d = duration::parse_nonzero(s, "500ms, 2s or 10s", "the timeout must be longer than 0")?;
+    if d > Duration::from_secs(30) {
+        return Err(format!(
+            "the usage timeout is {}; it may be at most 30s",
+            duration::format(d)
+        ));
+    }
+    Ok(d)
 }
 
 #[derive(Debug, Args)]
@@ -638,6 +754,18 @@ pub enum ConfigCommand {
 
 /// Parses a status by its psutil name, listing the valid ones when it is
 /// none of them.
+/// A measuring interval: what the agent accepts, from 1 ms to 10 s.
+pub fn parse_interval(s: &str) -> Result<std::time::Duration, String> {
+    let d = duration::parse_nonzero(s, "100ms, 1s or 5s", "the interval must be longer than 0")?;
+    if d > std::time::Duration::from_secs(10) || d < std::time::Duration::from_millis(1) {
+        return Err(format!(
+            "the interval is {}; it must be between 1ms and 10s",
+            duration::format(d)
+        ));
+    }
+    Ok(d)
+}
+
 fn parse_status(s: &str) -> Result<ProcessStatus, String> {
     ProcessStatus::from_short_name(s.trim()).ok_or_else(|| {
         format!(

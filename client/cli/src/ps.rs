@@ -15,16 +15,26 @@ use super::{
 use hostscope_client::{
     Client, Process,
     fleet::{Fleet, Summary},
-    proto::{EnumName, ProcessField as F, ProcessFilter, ProcessStatus},
+    proto::{self, EnumName, ProcessField as F, ProcessFilter, ProcessStatus},
 };
 
-/// What the default listing asks for: enough for USER PID PPID STATUS RSS
-/// THREADS START TIME COMMAND, and nothing that needs more than stat,
-/// status and cmdline.
-const DEFAULT_FIELDS: [F; 9] = [
+/// An interval as the API's milliseconds (at least 1: 0 means the
+/// agent's default).
+pub fn interval_ms(interval: std::time::Duration) -> u32 {
+    u32::try_from(interval.as_millis())
+        .unwrap_or(u32::MAX)
+        .max(1)
+}
+
+/// What the default listing asks for: enough for USER PID PPID STATUS %CPU
+/// %MEM RSS THREADS START TIME COMMAND, and nothing that needs more than
+/// stat, statm, status and cmdline.
+const DEFAULT_FIELDS: [F; 11] = [
     F::Username,
     F::Ppid,
     F::Status,
+    F::CpuPercent,
+    F::MemoryPercent,
     F::MemoryInfo,
     F::NumThreads,
     F::CreateTime,
@@ -64,10 +74,17 @@ pub async fn ps(
             }
         }
     }
+    let interval = args.interval;
     let call = move |client: Client| {
         let (request, filter) = (request.clone(), filter.clone());
         async move {
-            let mut processes = client.processes(&request, filter).await?;
+            let mut processes = client
+                .list_processes(proto::ListProcessesRequest {
+                    fields: request.iter().map(|f| *f as i32).collect(),
+                    filter: Some(filter),
+                    interval_ms: interval_ms(interval),
+                })
+                .await?;
             let mut all = Vec::new();
             while let Some(p) = processes.next().await {
                 all.push(p?);
@@ -138,11 +155,16 @@ pub struct Sort(Vec<SortKey>);
 
 /// The short names `--sort` takes for what the default table shows (its
 /// headers, in any case) and for what `ps` users type, with the record
-/// path each stands for. `time` and `cpu` are user plus system CPU time,
-/// the TIME column.
-const SORT_ALIASES: [(&str, &str); 11] = [
+/// path each stands for. `time` is user plus system CPU time, the TIME
+/// column; `cpu` and `mem` are the %CPU and %MEM columns.
+const SORT_ALIASES: [(&str, &str); 15] = [
     ("rss", "memory_info.rss"),
-    ("mem", "memory_info.rss"),
+    ("mem", "memory_percent"),
+    ("%mem", "memory_percent"),
+    ("pmem", "memory_percent"),
+    ("cpu", "cpu_percent"),
+    ("%cpu", "cpu_percent"),
+    ("pcpu", "cpu_percent"),
     ("vms", "memory_info.vms"),
     ("vsz", "memory_info.vms"),
     ("user", "username"),
@@ -150,7 +172,6 @@ const SORT_ALIASES: [(&str, &str); 11] = [
     ("fds", "num_fds"),
     ("start", "create_time"),
     ("time", CPU_TOTAL),
-    ("cpu", CPU_TOTAL),
     ("command", "cmdline"),
 ];
 
@@ -254,7 +275,7 @@ fn compare(a: &serde_json::Value, b: &serde_json::Value) -> Ordering {
 fn chosen_columns(processes: &[Process], columns: &[Column]) -> Table {
     let headers = columns
         .iter()
-        .map(|c| (c.name().to_ascii_uppercase(), render::align(*c)));
+        .map(|c| (render::header(*c), render::align(*c)));
     let mut table = Table::new(headers);
     for p in processes {
         table.push(
@@ -267,7 +288,8 @@ fn chosen_columns(processes: &[Process], columns: &[Column]) -> Table {
     table
 }
 
-/// The default listing: USER PID PPID STATUS RSS THREADS START TIME COMMAND.
+/// The default listing: USER PID PPID STATUS %CPU %MEM RSS THREADS START
+/// TIME COMMAND.
 fn default_columns(processes: &[Process]) -> Table {
     let header = |name: &str, align| (name.to_owned(), align);
     let mut table = Table::new([
@@ -275,6 +297,8 @@ fn default_columns(processes: &[Process]) -> Table {
         header("PID", Align::Right),
         header("PPID", Align::Right),
         header("STATUS", Align::Left),
+        header("%CPU", Align::Right),
+        header("%MEM", Align::Right),
         header("RSS", Align::Right),
         header("THREADS", Align::Right),
         header("START", Align::Left),
@@ -291,6 +315,8 @@ fn default_columns(processes: &[Process]) -> Table {
             p.pid().to_string(),
             render::field(p, F::Ppid, Style::Cell),
             render::field(p, F::Status, Style::Cell),
+            render::field(p, F::CpuPercent, Style::Cell),
+            render::field(p, F::MemoryPercent, Style::Cell),
             or_why(p.memory_info().map(|m| format::bytes(m.rss))),
             render::field(p, F::NumThreads, Style::Cell),
             or_why(p.create_time().map(|t| format::start_time(t, now))),
@@ -395,7 +421,7 @@ mod tests {
             listed(2, "nginx", Some(900)),
         ];
         let pids = |all: &[Process]| all.iter().map(Process::pid).collect::<Vec<_>>();
-        for typed in ["-rss", "-RSS", "-mem", "-Memory_Info.Rss"] {
+        for typed in ["-rss", "-RSS", "-Memory_Info.Rss"] {
             all.sort_by_key(Process::pid);
             parse_sort(typed).expect(typed).apply(&mut all);
             assert_eq!(pids(&all), [2, 3, 1], "{typed}");

@@ -24,6 +24,16 @@ pub fn column(p: &Process, column: Column, style: Style) -> String {
     }
 }
 
+/// A column's table header: the field's name in capitals, or ps's %CPU
+/// and %MEM.
+pub fn header(column: Column) -> String {
+    match column {
+        Column::Field(F::CpuPercent) => "%CPU".to_owned(),
+        Column::Field(F::MemoryPercent) => "%MEM".to_owned(),
+        c => c.name().to_ascii_uppercase(),
+    }
+}
+
 /// How a column aligns: numbers right, text left.
 pub fn align(column: Column) -> Align {
     match column {
