@@ -32,6 +32,10 @@ use super::{
     parse::ParseError,
     passwd::UserNames,
     poll::Poller,
+    system::{
+        CpuCount, CpuStats, CpuTimesSet, DiskUsage, LoadAvg, SwapMemory, SystemField, SystemFields,
+        SystemInfo, VirtualMemory,
+    },
 };
 
 /// One OS's way of reading processes and host facts. Methods that read
@@ -88,7 +92,44 @@ pub trait Kernel: Clone + Send + Sync + 'static {
     fn counters(&self) -> Result<HashMap<String, IfData>, Error> {
         Ok(HashMap::new())
     }
+
+    /// The system figures this kernel reads itself (beyond the load
+    /// averages, boot time and CPU count every kernel gives).
+    fn system_fields(&self) -> SystemFields {
+        SystemFields::EMPTY
+    }
+    /// CPU times, in total and per CPU.
+    fn cpu_times(&self) -> Result<CpuTimesSet, Error> {
+        Err(Error::Unsupported { what: "cpu_times" })
+    }
+    /// Context switches, interrupts and system calls since boot.
+    fn cpu_stats(&self) -> Result<CpuStats, Error> {
+        Err(Error::Unsupported { what: "cpu_stats" })
+    }
+    /// Physical memory.
+    fn virtual_memory(&self) -> Result<VirtualMemory, Error> {
+        Err(Error::Unsupported {
+            what: "virtual_memory",
+        })
+    }
+    /// Swap.
+    fn swap_memory(&self) -> Result<SwapMemory, Error> {
+        Err(Error::Unsupported {
+            what: "swap_memory",
+        })
+    }
+    /// Physical cores, where the kernel says.
+    fn cpu_cores(&self) -> Option<u32> {
+        None
+    }
 }
+
+/// The figures every kernel here gives through the shared calls.
+const SHARED_FIELDS: [SystemField; 3] = [
+    SystemField::Loadavg,
+    SystemField::BootTime,
+    SystemField::CpuCount,
+];
 
 /// `IFF_UP`, alike everywhere.
 const IFF_UP: u32 = 0x1;
@@ -109,6 +150,20 @@ impl<K: Kernel> Bsd<K> {
             kernel,
             users: Arc::default(),
         }
+    }
+
+    /// The system figures this backend reads: the kernel's, the shared
+    /// ones, and the measured ones where CPU times are readable.
+    fn system_fields(&self) -> SystemFields {
+        let mut fields = self.kernel.system_fields();
+        for field in SHARED_FIELDS {
+            fields.insert(field);
+        }
+        if fields.contains(SystemField::CpuTimes) {
+            fields.insert(SystemField::CpuPercent);
+            fields.insert(SystemField::CpuTimesPercent);
+        }
+        fields
     }
 
     /// The full record of the process `k` describes, with `fields` read;
@@ -401,8 +456,57 @@ impl<K: Kernel> Backend for Bsd<K> {
             // Speed and duplex are unknown (0, unknown) where the driver
             // does not answer SIOCGIFMEDIA, as psutil reports them.
             net_interface_fields: NetField::ALL.to_vec(),
-            system_fields: Default::default(),
+            system_fields: self.system_fields(),
         })
+    }
+
+    fn system(&self, fields: SystemFields, _cgroup: Option<&str>) -> SystemInfo {
+        let supported = self.system_fields();
+        let mut info = SystemInfo::default();
+        let mut asked = SystemFields::EMPTY;
+        for field in fields.iter().filter(|f| !f.is_measured()) {
+            asked.insert(field);
+        }
+        info.unsupported(asked, supported);
+        let wanted: SystemFields = asked.iter().filter(|f| supported.contains(*f)).collect();
+        let k = &self.kernel;
+        info.cpu_times = info.read(wanted, SystemField::CpuTimes, || k.cpu_times());
+        info.cpu_stats = info.read(wanted, SystemField::CpuStats, || k.cpu_stats());
+        info.virtual_memory = info.read(wanted, SystemField::VirtualMemory, || k.virtual_memory());
+        info.swap_memory = info.read(wanted, SystemField::SwapMemory, || k.swap_memory());
+        info.boot_time = info.read(wanted, SystemField::BootTime, || k.boot_time());
+        info.loadavg = info.read(wanted, SystemField::Loadavg, || {
+            let [load1, load5, load15] =
+                bsd_sys::loadavg().map_err(|e| io_error("getloadavg(3)", e))?;
+            Ok(LoadAvg {
+                load1,
+                load5,
+                load15,
+            })
+        });
+        info.cpu_count = info.read(wanted, SystemField::CpuCount, || {
+            let logical = bsd_sys::sysconf(libc::_SC_NPROCESSORS_ONLN)
+                .and_then(|n| u32::try_from(n).ok())
+                .ok_or(Error::Unsupported {
+                    what: "sysconf(_SC_NPROCESSORS_ONLN)",
+                })?;
+            // One logical CPU is one core, as psutil reasons.
+            let physical = k.cpu_cores().or((logical == 1).then_some(1));
+            Ok(CpuCount { logical, physical })
+        });
+        info
+    }
+
+    /// statvfs(2) through rustix; psutil's figures from its block counts.
+    fn disk_usage(&self, mountpoint: &str) -> Result<DiskUsage, Error> {
+        let st = rustix::fs::statvfs(mountpoint)
+            .map_err(|e| io_error(format!("statvfs({mountpoint})"), e.into()))?;
+        Ok(DiskUsage::from_statvfs(
+            st.f_frsize,
+            st.f_blocks,
+            st.f_bfree,
+            st.f_bavail,
+        ))
     }
 
     fn for_each_process(

@@ -113,6 +113,35 @@ fn sysctl_sized(
     Err(io::Error::from_raw_os_error(libc::ENOMEM))
 }
 
+/// The mib of the sysctl `name` (`sysctlnametomib(3)`), to which a caller
+/// may append an index (`vm.swap_info.N`).
+#[cfg(target_os = "freebsd")]
+pub(super) fn name_to_mib(name: &str) -> io::Result<Vec<c_int>> {
+    let cname =
+        std::ffi::CString::new(name).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+    let mut mib = [0 as c_int; 24];
+    let mut len: libc::size_t = mib.len();
+    // SAFETY: the name is NUL-terminated; the mib array and its length
+    // describe a live buffer the call only writes to.
+    let rc = unsafe { libc::sysctlnametomib(cname.as_ptr(), mib.as_mut_ptr(), &mut len) };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(mib[..len.min(mib.len())].to_vec())
+}
+
+/// The load averages over 1, 5 and 15 minutes (`getloadavg(3)`).
+pub(super) fn loadavg() -> io::Result<[f64; 3]> {
+    let mut avg = [0f64; 3];
+    // SAFETY: the pointer and count describe `avg`, which the call only
+    // writes to.
+    let n = unsafe { libc::getloadavg(avg.as_mut_ptr(), 3) };
+    if n != 3 {
+        return Err(io::Error::other(format!("getloadavg returned {n}")));
+    }
+    Ok(avg)
+}
+
 // === Terminals, signals, the host ===
 
 /// `devname(3)` keeps its answer in a static buffer: one caller at a time.

@@ -14,6 +14,7 @@ use crate::backend::{
         },
         kevent,
         media::IFMEDIAREQ_LEN,
+        system::vmtotal,
     },
 };
 
@@ -57,6 +58,13 @@ const _: () = {
     assert_if_counters!(if_data, IF_DATA);
     assert!(matches!(IF_DATA.link_state, Some(o) if o == offset_of!(if_data, ifi_link_state)));
     assert!(matches!(IF_DATA.oqdrops, Some(o) if o == offset_of!(if_data, ifi_oqdrops)));
+
+    assert!(size_of::<libc::vmtotal>() == vmtotal::SIZE);
+    assert!(offset_of!(libc::vmtotal, t_vmshr) == vmtotal::VMSHR);
+    assert!(offset_of!(libc::vmtotal, t_rmshr) == vmtotal::RMSHR);
+    // stathz decodes at 12 in a 20-byte clockinfo.
+    assert!(size_of::<libc::clockinfo>() == 20);
+    assert!(offset_of!(libc::clockinfo, stathz) == 12);
 
     assert!(size_of::<ifmediareq>() == IFMEDIAREQ_LEN);
     assert!(P_SYSTEM == libc::P_SYSTEM as i64);

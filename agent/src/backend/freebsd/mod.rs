@@ -12,14 +12,18 @@ use libc::c_int;
 
 use super::{
     Error, FieldSet,
-    bsd::{self, Bsd, Kernel},
+    bsd::{self, Bsd, Kernel, parse_error},
+    bsd_sys,
     decode::{
         IfDataLayout, IfFlags, Kinfo,
         freebsd::{self as layout, Files},
         media::{FREEBSD, MediaLayout},
-        nul_separated, until_nul,
+        nul_separated,
+        system::{self as sys, Pages},
+        until_nul,
     },
     parse::{cmdline::parse_environ, lossy},
+    system::{CpuStats, CpuTimesSet, SwapMemory, SystemField, SystemFields, VirtualMemory},
 };
 
 mod checks;
@@ -45,6 +49,23 @@ impl Sysctl {
     /// `kern.proc.<op>.<pid>`.
     fn per_process(&self, op: c_int, pid: u32) -> io::Result<Vec<u8>> {
         bsd::sysctl_vec(&[libc::CTL_KERN, libc::KERN_PROC, op, bsd::pid_arg(pid)?])
+    }
+
+    /// The value of the sysctl `name`, as bytes.
+    fn raw(&self, name: &'static str) -> Result<Vec<u8>, Error> {
+        bsd_sys::name_to_mib(name)
+            .and_then(|mib| bsd::sysctl_vec(&mib))
+            .map_err(|e| bsd::io_error(format!("sysctl {name}"), e))
+    }
+
+    /// The statistics clock's rate, the unit of `kern.cp_time`.
+    fn stathz(&self) -> Result<u64, Error> {
+        sys::stathz(&self.raw("kern.clockrate")?).map_err(parse_error("sysctl kern.clockrate"))
+    }
+
+    /// `vm.stats.vm.<name>`, a page count, in bytes.
+    fn pages(&self, name: &'static str) -> Result<u64, Error> {
+        Ok(bsd::named_u64(name)?.saturating_mul(self.page_size))
     }
 
     fn files(&self, op: c_int, pid: u32) -> io::Result<Files> {
@@ -119,5 +140,102 @@ impl Kernel for Sysctl {
 
     fn num_fds(&self, pid: u32) -> io::Result<u32> {
         Ok(self.files(libc::KERN_PROC_FILEDESC, pid)?.num_fds)
+    }
+
+    fn system_fields(&self) -> SystemFields {
+        [
+            SystemField::CpuTimes,
+            SystemField::CpuStats,
+            SystemField::VirtualMemory,
+            SystemField::SwapMemory,
+        ]
+        .into_iter()
+        .collect()
+    }
+
+    /// `kern.cp_time` (the sum) and `kern.cp_times` (per CPU, for every
+    /// possible CPU: the first `hw.ncpu` are the ones present), in
+    /// statistics clock ticks. psutil divides by `CLOCKS_PER_SEC` (128),
+    /// which is not the rate the kernel counts at; `kern.clockrate`'s
+    /// stathz is.
+    fn cpu_times(&self) -> Result<CpuTimesSet, Error> {
+        let hz = self.stathz()?;
+        let decode = |name: &'static str| -> Result<Vec<_>, Error> {
+            let ticks = sys::counters(name, &self.raw(name)?, 8)
+                .map_err(parse_error(format!("sysctl {name}")))?;
+            sys::STATES_FREEBSD_NETBSD
+                .per_cpu(&ticks, hz)
+                .map_err(parse_error(format!("sysctl {name}")))
+        };
+        let total = decode("kern.cp_time")?
+            .into_iter()
+            .next()
+            .unwrap_or_default();
+        let mut per_cpu = decode("kern.cp_times")?;
+        let ncpu = bsd::named_u64("hw.ncpu")?;
+        per_cpu.truncate(usize::try_from(ncpu).unwrap_or(usize::MAX));
+        Ok(CpuTimesSet { total, per_cpu })
+    }
+
+    fn cpu_stats(&self) -> Result<CpuStats, Error> {
+        Ok(CpuStats {
+            ctx_switches: bsd::named_u64("vm.stats.sys.v_swtch")?,
+            interrupts: bsd::named_u64("vm.stats.sys.v_intr")?,
+            soft_interrupts: Some(bsd::named_u64("vm.stats.sys.v_soft")?),
+            syscalls: Some(bsd::named_u64("vm.stats.sys.v_syscall")?),
+        })
+    }
+
+    /// psutil's sources: `hw.physmem`, the `vm.stats.vm` page counts
+    /// (`v_cache_count` is gone since FreeBSD 12: 0), `vfs.bufspace` and
+    /// `vm.vmtotal`'s shared pages.
+    fn virtual_memory(&self) -> Result<VirtualMemory, Error> {
+        let shared = sys::vmtotal_shared(&self.raw("vm.vmtotal")?)
+            .map_err(parse_error("sysctl vm.vmtotal"))?;
+        Ok(sys::memory_freebsd_openbsd(Pages {
+            total: bsd::named_u64("hw.physmem")?,
+            free: self.pages("vm.stats.vm.v_free_count")?,
+            active: self.pages("vm.stats.vm.v_active_count")?,
+            inactive: self.pages("vm.stats.vm.v_inactive_count")?,
+            wired: self.pages("vm.stats.vm.v_wire_count")?,
+            cached: self.pages("vm.stats.vm.v_cache_count").unwrap_or(0),
+            buffers: Some(bsd::named_u64("vfs.bufspace")?),
+            shared: Some(shared.saturating_mul(self.page_size)),
+        }))
+    }
+
+    /// Every swap device of `vm.swap_info.N` (what `swapinfo` and
+    /// `kvm_getswapinfo` add up), and the pages swapped in and out
+    /// (`v_swappgsin`, `v_swappgsout`).
+    fn swap_memory(&self) -> Result<SwapMemory, Error> {
+        let what = "sysctl vm.swap_info";
+        let base = bsd_sys::name_to_mib("vm.swap_info").map_err(|e| bsd::io_error(what, e))?;
+        let (mut total, mut used) = (0u64, 0u64);
+        for n in 0.. {
+            let mut mib = base.clone();
+            mib.push(n);
+            let buf = match bsd::sysctl_vec(&mib) {
+                Ok(buf) => buf,
+                Err(e) if e.raw_os_error() == Some(libc::ENOENT) => break,
+                Err(e) => return Err(bsd::io_error(what, e)),
+            };
+            let (blocks, in_use) = sys::xswdev(&buf).map_err(parse_error(what))?;
+            total = total.saturating_add(blocks);
+            used = used.saturating_add(in_use);
+        }
+        let page = self.page_size;
+        Ok(sys::swap(
+            total.saturating_mul(page),
+            used.saturating_mul(page),
+            Some(self.pages("vm.stats.vm.v_swappgsin")?),
+            Some(self.pages("vm.stats.vm.v_swappgsout")?),
+        ))
+    }
+
+    /// psutil's count from `kern.sched.topology_spec`.
+    fn cpu_cores(&self) -> Option<u32> {
+        bsd::named_string("kern.sched.topology_spec")
+            .ok()
+            .and_then(|xml| sys::topology_cores(&xml))
     }
 }

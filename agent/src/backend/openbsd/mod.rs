@@ -13,14 +13,16 @@ use libc::c_int;
 
 use super::{
     Error, Field, FieldSet,
-    bsd::{self, Bsd, Kernel},
+    bsd::{self, Bsd, Kernel, parse_error},
     decode::{
         IfDataLayout, IfFlags, Kinfo, environ_of,
         media::{MediaLayout, OPENBSD},
         openbsd::{self as layout, KINFO_PROC},
+        system::{self as sys, Pages, Uvm},
         until_nul,
     },
     parse::lossy,
+    system::{CpuStats, CpuTimesSet, SwapMemory, SystemField, SystemFields, VirtualMemory},
 };
 
 mod checks;
@@ -37,6 +39,12 @@ pub fn backend() -> Result<OpenBsd, Error> {
 
 /// `HW_PHYSMEM64` (`sys/sysctl.h`), which the `libc` crate lacks.
 const HW_PHYSMEM64: c_int = 19;
+
+/// `VM_UVMEXP` and `VFS_GENERIC`.`VFS_BCACHESTAT` (`uvm/uvmexp.h`,
+/// `sys/mount.h`), which the `libc` crate lacks.
+const VM_UVMEXP: c_int = 4;
+const VFS_GENERIC: c_int = 0;
+const VFS_BCACHESTAT: c_int = 3;
 
 /// OpenBSD's sysctl interface.
 #[derive(Clone, Debug)]
@@ -58,6 +66,14 @@ impl Sysctl {
         let buf = bsd::sysctl_vec(&mib)?;
         // The kernel wrote the strings' addresses as they are in `buf`.
         layout::pointer_strings(&buf, buf.as_ptr() as u64).map_err(io::Error::other)
+    }
+
+    /// `vm.uvmexp`.
+    fn uvmexp(&self) -> Result<Uvm, Error> {
+        let what = "sysctl vm.uvmexp";
+        let buf =
+            bsd::sysctl_vec(&[libc::CTL_VM, VM_UVMEXP]).map_err(|e| bsd::io_error(what, e))?;
+        sys::UVMEXP_OPENBSD.decode(&buf).map_err(parse_error(what))
     }
 
     fn threads(&self, pid: u32) -> io::Result<u32> {
@@ -158,5 +174,82 @@ impl Kernel for Sysctl {
             layout::KINFO_FILE_SIZE,
             layout::KINFO_FILE_FD,
         )
+    }
+
+    fn system_fields(&self) -> SystemFields {
+        [
+            SystemField::CpuTimes,
+            SystemField::CpuStats,
+            SystemField::VirtualMemory,
+            SystemField::SwapMemory,
+        ]
+        .into_iter()
+        .collect()
+    }
+
+    /// `kern.cp_time2.N` of each of `hw.ncpu` CPUs, at `kern.clockrate`'s
+    /// stathz; the total is their sum (`kern.cp_time` is their mean).
+    fn cpu_times(&self) -> Result<CpuTimesSet, Error> {
+        let what = "sysctl kern.clockrate";
+        let clock = bsd::sysctl_vec(&[libc::CTL_KERN, libc::KERN_CLOCKRATE])
+            .map_err(|e| bsd::io_error(what, e))?;
+        let hz = sys::stathz(&clock).map_err(parse_error(what))?;
+        let ncpu = bsd::sysctl_u64(&[libc::CTL_HW, libc::HW_NCPU], "sysctl hw.ncpu")?;
+        let mut per_cpu = Vec::new();
+        for n in 0..c_int::try_from(ncpu).unwrap_or(c_int::MAX) {
+            let what = "sysctl kern.cp_time2";
+            let buf = match bsd::sysctl_vec(&[libc::CTL_KERN, libc::KERN_CPTIME2, n]) {
+                Ok(buf) => buf,
+                // A CPU that is not running (hw.smt=0) has no counters.
+                Err(e) if e.raw_os_error() == Some(libc::ENODEV) => continue,
+                Err(e) => return Err(bsd::io_error(what, e)),
+            };
+            let ticks = sys::counters("kern.cp_time2", &buf, 8).map_err(parse_error(what))?;
+            per_cpu.extend(
+                sys::STATES_OPENBSD
+                    .per_cpu(&ticks, hz)
+                    .map_err(parse_error(what))?,
+            );
+        }
+        Ok(CpuTimesSet {
+            total: sys::sum_cpus(&per_cpu),
+            per_cpu,
+        })
+    }
+
+    fn cpu_stats(&self) -> Result<CpuStats, Error> {
+        Ok(self.uvmexp()?.stats)
+    }
+
+    /// psutil's sources: `hw.physmem64`, `vm.uvmexp`'s page counts, and the
+    /// buffer cache's pages as cached memory (as top counts it).
+    fn virtual_memory(&self) -> Result<VirtualMemory, Error> {
+        let u = self.uvmexp()?;
+        let what = "sysctl vfs.generic.bcachestat";
+        let bcache = bsd::sysctl_vec(&[libc::CTL_VFS, VFS_GENERIC, VFS_BCACHESTAT])
+            .map_err(|e| bsd::io_error(what, e))?;
+        let cached = sys::bcache_pages(&bcache).map_err(parse_error(what))?;
+        Ok(sys::memory_freebsd_openbsd(Pages {
+            total: self.memory_total()?,
+            free: u.free,
+            active: u.active,
+            inactive: u.inactive,
+            wired: u.wired,
+            cached: cached.saturating_mul(u.page_size),
+            buffers: None,
+            shared: None,
+        }))
+    }
+
+    /// `vm.uvmexp`'s swap pages (the enabled devices' sum, what
+    /// `swapctl(SWAP_STATS)` gives psutil) and pages swapped in and out.
+    fn swap_memory(&self) -> Result<SwapMemory, Error> {
+        let u = self.uvmexp()?;
+        Ok(sys::swap(
+            u.swap_total,
+            u.swap_used,
+            Some(u.swapped_in),
+            Some(u.swapped_out),
+        ))
     }
 }
