@@ -12,14 +12,17 @@ use libc::c_int;
 
 use super::{
     Error, FieldSet,
-    bsd::{self, Bsd, Kernel},
+    bsd::{self, Bsd, Kernel, parse_error},
     decode::{
         IfDataLayout, IfFlags, Kinfo,
         media::{MediaLayout, NETBSD},
         netbsd::{self as layout, KINFO_PROC2},
-        nul_separated, until_nul,
+        nul_separated,
+        system::{self as sys, Pages, Uvm},
+        until_nul,
     },
     parse::{cmdline::parse_environ, lossy},
+    system::{CpuStats, CpuTimesSet, SwapMemory, SystemField, SystemFields, VirtualMemory},
 };
 
 mod checks;
@@ -38,6 +41,8 @@ pub fn backend() -> Result<NetBsd, Error> {
 /// crate lacks.
 const HW_PHYSMEM64: c_int = 13;
 const KERN_PROC_CWD: c_int = 6;
+/// `VM_UVMEXP2` (`uvm/uvm_param.h`): `struct uvmexp_sysctl`.
+const VM_UVMEXP2: c_int = 5;
 
 /// NetBSD's sysctl interface.
 #[derive(Clone, Debug)]
@@ -57,6 +62,13 @@ impl Sysctl {
             which,
         ])
     }
+}
+
+/// `vm.uvmexp2`.
+fn uvmexp2() -> Result<Uvm, Error> {
+    let what = "sysctl vm.uvmexp2";
+    let buf = bsd::sysctl_vec(&[libc::CTL_VM, VM_UVMEXP2]).map_err(|e| bsd::io_error(what, e))?;
+    sys::UVMEXP2_NETBSD.decode(&buf).map_err(parse_error(what))
 }
 
 /// A `KERN_PROC2` table for `op` and `arg`.
@@ -131,5 +143,77 @@ impl Kernel for Sysctl {
             layout::KINFO_FILE_SIZE,
             layout::KINFO_FILE_FD,
         )
+    }
+
+    fn system_fields(&self) -> SystemFields {
+        [
+            SystemField::CpuTimes,
+            SystemField::CpuStats,
+            SystemField::VirtualMemory,
+            SystemField::SwapMemory,
+        ]
+        .into_iter()
+        .collect()
+    }
+
+    /// `kern.cp_time.N` of each of `hw.ncpu` CPUs, at `kern.clockrate`'s
+    /// stathz (psutil divides by `CLOCKS_PER_SEC`); the total is their
+    /// sum, as `kern.cp_time` is.
+    fn cpu_times(&self) -> Result<CpuTimesSet, Error> {
+        let what = "sysctl kern.clockrate";
+        let clock = bsd::sysctl_vec(&[libc::CTL_KERN, libc::KERN_CLOCKRATE])
+            .map_err(|e| bsd::io_error(what, e))?;
+        let hz = sys::stathz(&clock).map_err(parse_error(what))?;
+        let ncpu = bsd::sysctl_u64(&[libc::CTL_HW, libc::HW_NCPU], "sysctl hw.ncpu")?;
+        let mut per_cpu = Vec::new();
+        for n in 0..c_int::try_from(ncpu).unwrap_or(c_int::MAX) {
+            let what = "sysctl kern.cp_time";
+            let buf = bsd::sysctl_vec(&[libc::CTL_KERN, libc::KERN_CP_TIME, n])
+                .map_err(|e| bsd::io_error(what, e))?;
+            let ticks = sys::counters("kern.cp_time", &buf, 8).map_err(parse_error(what))?;
+            per_cpu.extend(
+                sys::STATES_FREEBSD_NETBSD
+                    .per_cpu(&ticks, hz)
+                    .map_err(parse_error(what))?,
+            );
+        }
+        Ok(CpuTimesSet {
+            total: sys::sum_cpus(&per_cpu),
+            per_cpu,
+        })
+    }
+
+    fn cpu_stats(&self) -> Result<CpuStats, Error> {
+        Ok(uvmexp2()?.stats)
+    }
+
+    /// psutil's NetBSD figures from `vm.uvmexp2`: the managed pages as
+    /// the total, anonymous, file and executable pages as cached. psutil
+    /// reads buffers and shared memory from a Linux-emulating
+    /// `/proc/meminfo`; they are not given here.
+    fn virtual_memory(&self) -> Result<VirtualMemory, Error> {
+        let u = uvmexp2()?;
+        Ok(sys::memory_netbsd(Pages {
+            total: u.total,
+            free: u.free,
+            active: u.active,
+            inactive: u.inactive,
+            wired: u.wired,
+            cached: u.cached.unwrap_or(0),
+            buffers: None,
+            shared: None,
+        }))
+    }
+
+    /// `vm.uvmexp2`'s swap pages (the enabled devices' sum) and pages
+    /// swapped in and out.
+    fn swap_memory(&self) -> Result<SwapMemory, Error> {
+        let u = uvmexp2()?;
+        Ok(sys::swap(
+            u.swap_total,
+            u.swap_used,
+            Some(u.swapped_in),
+            Some(u.swapped_out),
+        ))
     }
 }
