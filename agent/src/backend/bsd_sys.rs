@@ -566,3 +566,94 @@ pub(super) fn timebase() -> io::Result<(u32, u32)> {
     }
     Ok((info.numer, info.denom))
 }
+
+// === macOS Mach host statistics ===
+
+#[cfg(target_os = "macos")]
+unsafe extern "C" {
+    /// Declared here, as the `libc` crate deprecated its Mach port calls.
+    fn mach_host_self() -> libc::mach_port_t;
+    fn mach_port_deallocate(task: libc::mach_port_t, name: libc::mach_port_t) -> c_int;
+    static mach_task_self_: libc::mach_port_t;
+}
+
+/// A send right to the host port, released on drop.
+#[cfg(target_os = "macos")]
+struct HostPort(libc::mach_port_t);
+
+#[cfg(target_os = "macos")]
+impl HostPort {
+    fn get() -> HostPort {
+        // SAFETY: mach_host_self takes nothing and returns a port name.
+        HostPort(unsafe { mach_host_self() })
+    }
+}
+
+#[cfg(target_os = "macos")]
+impl Drop for HostPort {
+    fn drop(&mut self) {
+        // SAFETY: the name is this task's send right from mach_host_self,
+        // released once; mach_task_self_ is set by the runtime at start.
+        unsafe { mach_port_deallocate(mach_task_self_, self.0) };
+    }
+}
+
+/// A `kern_return_t` other than `KERN_SUCCESS` as an error naming `call`.
+#[cfg(target_os = "macos")]
+fn kern_result(call: &str, rc: c_int) -> io::Result<()> {
+    if rc == 0 {
+        return Ok(());
+    }
+    Err(io::Error::other(format!(
+        "{call} returned kern_return_t {rc}"
+    )))
+}
+
+/// Every CPU's `processor_cpu_load_info` (`host_processor_info` with
+/// `PROCESSOR_CPU_LOAD_INFO`), as the bytes of its tick counters.
+#[cfg(target_os = "macos")]
+pub(super) fn processor_load_ticks() -> io::Result<Vec<u8>> {
+    let host = HostPort::get();
+    let mut ncpu: libc::natural_t = 0;
+    let mut info: libc::processor_info_array_t = std::ptr::null_mut();
+    let mut count: libc::mach_msg_type_number_t = 0;
+    // SAFETY: the out-pointers are live locals; on success the kernel
+    // maps `count` integers at `info`, copied and then deallocated below.
+    let rc = unsafe {
+        libc::host_processor_info(
+            host.0,
+            libc::PROCESSOR_CPU_LOAD_INFO,
+            &mut ncpu,
+            &mut info,
+            &mut count,
+        )
+    };
+    kern_result("host_processor_info", rc)?;
+    let Some(info) = NonNull::new(info) else {
+        return Ok(Vec::new());
+    };
+    let len = count as usize * std::mem::size_of::<libc::integer_t>();
+    // SAFETY: see above: `len` bytes at `info` are the kernel's answer.
+    let bytes = unsafe { std::slice::from_raw_parts(info.as_ptr().cast::<u8>(), len) }.to_vec();
+    // SAFETY: the region was allocated in this task by the call above and
+    // is not used after this.
+    unsafe { libc::vm_deallocate(mach_task_self_, info.as_ptr() as libc::vm_address_t, len) };
+    Ok(bytes)
+}
+
+/// `host_statistics64(HOST_VM_INFO64)`: the bytes of `vm_statistics64`
+/// the kernel filled.
+#[cfg(target_os = "macos")]
+pub(super) fn vm_statistics64() -> io::Result<Vec<u8>> {
+    let host = HostPort::get();
+    let mut count = libc::HOST_VM_INFO64_COUNT;
+    let mut buf: Vec<libc::integer_t> = vec![0; count as usize];
+    // SAFETY: the buffer holds `count` integers, the room the call is told
+    // of; it writes back how many it filled.
+    let rc = unsafe {
+        libc::host_statistics64(host.0, libc::HOST_VM_INFO64, buf.as_mut_ptr(), &mut count)
+    };
+    kern_result("host_statistics64", rc)?;
+    buf.truncate(count as usize);
+    Ok(buf.iter().flat_map(|v| v.to_ne_bytes()).collect())
+}

@@ -21,8 +21,10 @@ use super::{
         IfData, IfDataLayout, IfFlags, Kinfo, environ_of,
         macos::{self as layout, Timebase},
         media::{MACOS, MediaLayout},
+        system as sys,
     },
     parse::lossy,
+    system::{CpuTimesSet, SwapMemory, SystemField, SystemFields, VirtualMemory},
 };
 
 mod checks;
@@ -184,6 +186,75 @@ impl Kernel for Libproc {
     fn num_fds(&self, pid: u32) -> io::Result<u32> {
         let bytes = bsd_sys::pidinfo_len(pid, libc::PROC_PIDLISTFDS)?;
         Ok(u32::try_from(bytes / layout::FDINFO_SIZE).unwrap_or(u32::MAX))
+    }
+
+    fn system_fields(&self) -> SystemFields {
+        [
+            SystemField::CpuTimes,
+            SystemField::VirtualMemory,
+            SystemField::SwapMemory,
+        ]
+        .into_iter()
+        .collect()
+    }
+
+    /// `host_processor_info(PROCESSOR_CPU_LOAD_INFO)` per CPU, their sum
+    /// as the total (what `HOST_CPU_LOAD_INFO` gives), at
+    /// `kern.clockrate`'s stathz (psutil divides by `CLK_TCK`, 100, the
+    /// same rate on macOS). macOS counts no interrupt time apart.
+    fn cpu_times(&self) -> Result<CpuTimesSet, Error> {
+        let hz = sys::stathz(&bsd::named_bytes("kern.clockrate")?)
+            .map_err(parse_error("sysctl kern.clockrate"))?;
+        let what = "host_processor_info";
+        let bytes = bsd_sys::processor_load_ticks().map_err(|e| bsd::io_error(what, e))?;
+        let ticks =
+            sys::counters("processor_cpu_load_info", &bytes, 4).map_err(parse_error(what))?;
+        let per_cpu = sys::STATES_MACOS
+            .per_cpu(&ticks, hz)
+            .map_err(parse_error(what))?;
+        Ok(CpuTimesSet {
+            total: sys::sum_cpus(&per_cpu),
+            per_cpu,
+        })
+    }
+
+    /// psutil's macOS figures: `hw.memsize` and `host_statistics64`'s
+    /// page counts.
+    fn virtual_memory(&self) -> Result<VirtualMemory, Error> {
+        let what = "host_statistics64";
+        let vm = bsd_sys::vm_statistics64()
+            .map_err(|e| bsd::io_error(what, e))
+            .and_then(|b| sys::mach_vm(&b).map_err(parse_error(what)))?;
+        Ok(sys::memory_macos(
+            self.memory_total()?,
+            vm,
+            bsd::named_u64("hw.pagesize")?,
+        ))
+    }
+
+    /// `vm.swapusage`, and the pages paged in and out
+    /// (`host_statistics64`), as psutil reports them.
+    fn swap_memory(&self) -> Result<SwapMemory, Error> {
+        let (total, used) = sys::xsw_usage(&bsd::named_bytes("vm.swapusage")?)
+            .map_err(parse_error("sysctl vm.swapusage"))?;
+        let what = "host_statistics64";
+        let vm = bsd_sys::vm_statistics64()
+            .map_err(|e| bsd::io_error(what, e))
+            .and_then(|b| sys::mach_vm(&b).map_err(parse_error(what)))?;
+        let page = bsd::named_u64("hw.pagesize")?;
+        Ok(sys::swap(
+            total,
+            used,
+            Some(vm.pageins.saturating_mul(page)),
+            Some(vm.pageouts.saturating_mul(page)),
+        ))
+    }
+
+    fn cpu_cores(&self) -> Option<u32> {
+        bsd::named_u64("hw.physicalcpu")
+            .ok()
+            .and_then(|n| u32::try_from(n).ok())
+            .filter(|n| *n > 0)
     }
 
     /// The 64-bit counters of `NET_RT_IFLIST2` (`getifaddrs` carries only
