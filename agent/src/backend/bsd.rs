@@ -21,13 +21,15 @@ use std::{
 
 use super::{
     Backend, Duplex, Error, ErrorKind, EventSource, Field, FieldSet, HostInfo, NetField,
-    NetIfStats, NetInterface, ProcessInfo, RawEvent, WatchMode,
+    NetIfStats, NetInterface, Partition, ProcessInfo, RawEvent, WatchMode,
     bsd_sys::{self, IfAddr},
     decode::{
         Family, IfData, IfDataLayout, IfFlags, Kinfo, Record,
         kevent::{Merge, NOTE_EXEC, NOTE_EXIT, NOTE_FORK, NOTE_TRACK, ProcEvent},
         media::MediaLayout,
-        net_address, terminal_path,
+        net_address,
+        system::{is_physical, mount_bit, mount_opts},
+        terminal_path,
     },
     parse::ParseError,
     passwd::UserNames,
@@ -53,6 +55,9 @@ pub trait Kernel: Clone + Send + Sync + 'static {
     /// The `if_data` an `AF_LINK` entry points to, where the counters come
     /// from there (macOS reads them elsewhere, see [`Kernel::counters`]).
     const IF_DATA: Option<IfDataLayout>;
+    /// The `MNT_*` flags psutil names in a mount's options, after "ro" or
+    /// "rw", in its order.
+    const MOUNT_FLAGS: &'static [(u64, &'static str)];
     /// Whether `EVFILT_PROC` takes `NOTE_TRACK` (not on macOS).
     const TRACK: bool;
     /// Whether `NOTE_EXIT` carries the exit status for any process (not on
@@ -495,6 +500,21 @@ impl<K: Kernel> Backend for Bsd<K> {
             Ok(CpuCount { logical, physical })
         });
         info
+    }
+
+    fn disk_partitions(&self, all: bool) -> Result<Vec<Partition>, Error> {
+        let mounts = bsd_sys::mounts().map_err(|e| io_error("getfsstat(2)", e))?;
+        let read_only = mount_bit(libc::MNT_RDONLY);
+        Ok(mounts
+            .into_iter()
+            .filter(|m| all || is_physical(&m.device, &m.fstype))
+            .map(|m| Partition {
+                opts: mount_opts(m.flags, read_only, K::MOUNT_FLAGS),
+                device: m.device,
+                mountpoint: m.mountpoint,
+                fstype: m.fstype,
+            })
+            .collect())
     }
 
     /// statvfs(2) through rustix; psutil's figures from its block counts.

@@ -657,3 +657,88 @@ pub(super) fn vm_statistics64() -> io::Result<Vec<u8>> {
     buf.truncate(count as usize);
     Ok(buf.iter().flat_map(|v| v.to_ne_bytes()).collect())
 }
+
+// === Mounted file systems ===
+
+/// One mounted file system, as `getfsstat(2)` (`getvfsstat(2)` on NetBSD)
+/// describes it.
+#[derive(Clone, Debug, Default)]
+pub(super) struct Mount {
+    pub(super) device: String,
+    pub(super) mountpoint: String,
+    pub(super) fstype: String,
+    /// `f_flags` (`f_flag` on NetBSD): the `MNT_*` flags.
+    pub(super) flags: u64,
+}
+
+#[cfg(not(target_os = "netbsd"))]
+type FsStat = libc::statfs;
+#[cfg(target_os = "netbsd")]
+type FsStat = libc::statvfs;
+
+/// `getfsstat` with `MNT_NOWAIT` (never waits on a file system), into
+/// `bytes` of room at `buf`, or counting with a null `buf`.
+///
+/// # Safety
+/// `buf` is null or points to `bytes` writable bytes.
+unsafe fn fsstat(buf: *mut FsStat, bytes: usize) -> c_int {
+    #[cfg(target_os = "freebsd")]
+    let n = unsafe {
+        libc::getfsstat(
+            buf,
+            libc::c_long::try_from(bytes).unwrap_or(libc::c_long::MAX),
+            libc::MNT_NOWAIT,
+        )
+    };
+    #[cfg(target_os = "openbsd")]
+    let n = unsafe { libc::getfsstat(buf, bytes, libc::MNT_NOWAIT) };
+    #[cfg(target_os = "netbsd")]
+    let n = unsafe { libc::getvfsstat(buf, bytes, libc::MNT_NOWAIT) };
+    #[cfg(target_os = "macos")]
+    let n = unsafe {
+        libc::getfsstat(
+            buf,
+            c_int::try_from(bytes).unwrap_or(c_int::MAX),
+            libc::MNT_NOWAIT,
+        )
+    };
+    n
+}
+
+fn chars(field: &[c_char]) -> String {
+    let bytes: Vec<u8> = field.iter().map(|c| *c as u8).collect();
+    super::parse::lossy(super::decode::until_nul(&bytes))
+}
+
+fn widen<T: Into<u64>>(flags: T) -> u64 {
+    flags.into()
+}
+
+/// Every mounted file system.
+pub(super) fn mounts() -> io::Result<Vec<Mount>> {
+    // SAFETY: a null buffer only counts.
+    let n = unsafe { fsstat(std::ptr::null_mut(), 0) };
+    let n = usize::try_from(n).map_err(|_| io::Error::last_os_error())?;
+    // Room for mounts made meanwhile.
+    let mut buf: Vec<FsStat> = Vec::with_capacity(n + 8);
+    let bytes = buf.capacity() * std::mem::size_of::<FsStat>();
+    // SAFETY: the pointer and `bytes` describe `buf`'s allocation, which
+    // the call only writes whole structures to.
+    let n = unsafe { fsstat(buf.as_mut_ptr(), bytes) };
+    let n = usize::try_from(n).map_err(|_| io::Error::last_os_error())?;
+    // SAFETY: the call initialised the first `n` structures (at most the
+    // capacity it was given room for).
+    unsafe { buf.set_len(n.min(buf.capacity())) };
+    Ok(buf
+        .iter()
+        .map(|f| Mount {
+            device: chars(&f.f_mntfromname),
+            mountpoint: chars(&f.f_mntonname),
+            fstype: chars(&f.f_fstypename),
+            #[cfg(not(target_os = "netbsd"))]
+            flags: widen(f.f_flags),
+            #[cfg(target_os = "netbsd")]
+            flags: widen(f.f_flag),
+        })
+        .collect())
+}

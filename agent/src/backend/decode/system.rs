@@ -555,6 +555,20 @@ pub fn mount_opts(flags: u64, read_only: u64, names: &[(u64, &str)]) -> String {
     opts
 }
 
+/// Whether a mount is of a storage device, for `disk_partitions(all=False)`:
+/// its source is a device path (`/dev/...`, or a path as psutil's macOS
+/// check accepts) or a ZFS dataset. Pseudo file systems (devfs, procfs,
+/// tmpfs, fdescfs, map mounts) name no such source.
+pub fn is_physical(device: &str, fstype: &str) -> bool {
+    device.starts_with('/') || fstype == "zfs"
+}
+
+/// A mount flag's bit as the `f_flags` word holds it: the `libc` crate
+/// declares them as `int`s, and NetBSD's `MNT_SOFTDEP` is the sign bit.
+pub const fn mount_bit(flag: i32) -> u64 {
+    flag as u32 as u64
+}
+
 /// `struct diskstats` (OpenBSD `sys/disk.h`, `hw.diskstats`).
 pub mod diskstats {
     pub const SIZE: usize = 112;
@@ -875,6 +889,11 @@ mod tests {
         let names = [(0x2, "sync"), (0x4, "noexec"), (0x8, "nosuid")];
         assert_eq!(mount_opts(0x1 | 0x8, 0x1, &names), "ro,nosuid");
         assert_eq!(mount_opts(0x6, 0x1, &names), "rw,sync,noexec");
+        assert_eq!(mount_bit(i32::MIN), 0x8000_0000);
+        assert!(is_physical("/dev/ada0p2", "ufs"));
+        assert!(is_physical("zroot/ROOT/default", "zfs"));
+        assert!(!is_physical("devfs", "devfs"));
+        assert!(!is_physical("tmpfs", "tmpfs"));
     }
 
     #[test]

@@ -14,6 +14,7 @@ use super::{
     Error, FieldSet,
     bsd::{self, Bsd, Kernel, parse_error},
     bsd_sys,
+    decode::system::mount_bit,
     decode::{
         IfDataLayout, IfFlags, Kinfo,
         freebsd::{self as layout, Files},
@@ -74,12 +75,33 @@ impl Sysctl {
     }
 }
 
+/// The mount flags psutil names in a partition's options, in its order
+/// (`sys/mount.h`).
+const MOUNT_FLAGS: &[(u64, &str)] = &[
+    (mount_bit(libc::MNT_SYNCHRONOUS), "sync"),
+    (mount_bit(libc::MNT_NOEXEC), "noexec"),
+    (mount_bit(libc::MNT_NOSUID), "nosuid"),
+    (mount_bit(libc::MNT_ASYNC), "async"),
+    (mount_bit(libc::MNT_NOATIME), "noatime"),
+    (mount_bit(libc::MNT_SOFTDEP), "softdep"),
+    (mount_bit(libc::MNT_UNION), "union"),
+    (mount_bit(libc::MNT_SUIDDIR), "suiddir"),
+    (mount_bit(libc::MNT_NOSYMFOLLOW), "nosymfollow"),
+    (mount_bit(libc::MNT_GJOURNAL), "gjournal"),
+    (mount_bit(libc::MNT_MULTILABEL), "multilabel"),
+    (mount_bit(libc::MNT_ACLS), "acls"),
+    (mount_bit(libc::MNT_NOCLUSTERR), "noclusterr"),
+    (mount_bit(libc::MNT_NOCLUSTERW), "noclusterw"),
+    (mount_bit(libc::MNT_NFS4ACLS), "nfs4acls"),
+];
+
 impl Kernel for Sysctl {
     const BACKEND: &'static str = "freebsd-sysctl";
     const OS: &'static str = "freebsd";
     const FLAGS: IfFlags = layout::FLAGS;
     const MEDIA: MediaLayout = FREEBSD;
     const IF_DATA: Option<IfDataLayout> = Some(layout::IF_DATA);
+    const MOUNT_FLAGS: &'static [(u64, &'static str)] = MOUNT_FLAGS;
     const TRACK: bool = true;
     const EXIT_STATUS: bool = true;
 

@@ -17,6 +17,7 @@ use super::{
     Error, ErrorKind, Field, FieldSet,
     bsd::{self, Bsd, Kernel, parse_error},
     bsd_sys,
+    decode::system::mount_bit,
     decode::{
         IfData, IfDataLayout, IfFlags, Kinfo, environ_of,
         macos::{self as layout, Timebase},
@@ -103,12 +104,37 @@ impl Libproc {
     }
 }
 
+/// The mount flags psutil names in a partition's options, in its order
+/// (`sys/mount.h`).
+const MOUNT_FLAGS: &[(u64, &str)] = &[
+    (mount_bit(libc::MNT_SYNCHRONOUS), "sync"),
+    (mount_bit(libc::MNT_NOEXEC), "noexec"),
+    (mount_bit(libc::MNT_NOSUID), "nosuid"),
+    (mount_bit(libc::MNT_ASYNC), "async"),
+    (mount_bit(libc::MNT_NOATIME), "noatime"),
+    (mount_bit(libc::MNT_UNION), "union"),
+    (mount_bit(libc::MNT_NODEV), "nodev"),
+    (mount_bit(libc::MNT_EXPORTED), "exported"),
+    (mount_bit(libc::MNT_LOCAL), "local"),
+    (mount_bit(libc::MNT_QUOTA), "quota"),
+    (mount_bit(libc::MNT_ROOTFS), "rootfs"),
+    (mount_bit(libc::MNT_DOVOLFS), "dovolfs"),
+    (mount_bit(libc::MNT_DONTBROWSE), "dontbrowse"),
+    (mount_bit(libc::MNT_IGNORE_OWNERSHIP), "ignore-ownership"),
+    (mount_bit(libc::MNT_AUTOMOUNTED), "automounted"),
+    (mount_bit(libc::MNT_JOURNALED), "journaled"),
+    (mount_bit(libc::MNT_NOUSERXATTR), "nouserxattr"),
+    (mount_bit(libc::MNT_DEFWRITE), "defwrite"),
+    (mount_bit(libc::MNT_MULTILABEL), "multilabel"),
+];
+
 impl Kernel for Libproc {
     const BACKEND: &'static str = "macos-libproc";
     const OS: &'static str = "macos";
     const FLAGS: IfFlags = layout::FLAGS;
     const MEDIA: MediaLayout = MACOS;
     const IF_DATA: Option<IfDataLayout> = None;
+    const MOUNT_FLAGS: &'static [(u64, &'static str)] = MOUNT_FLAGS;
     const TRACK: bool = false;
     const EXIT_STATUS: bool = false;
 

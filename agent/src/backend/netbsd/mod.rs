@@ -13,6 +13,7 @@ use libc::c_int;
 use super::{
     Error, FieldSet,
     bsd::{self, Bsd, Kernel, parse_error},
+    decode::system::mount_bit,
     decode::{
         IfDataLayout, IfFlags, Kinfo,
         media::{MediaLayout, NETBSD},
@@ -76,12 +77,34 @@ fn table(op: c_int, arg: c_int) -> io::Result<Vec<u8>> {
     bsd::proc_records(libc::KERN_PROC2, op, arg, KINFO_PROC2.size)
 }
 
+/// The mount flags psutil names in a partition's options, in its order
+/// (`sys/mount.h`).
+const MOUNT_FLAGS: &[(u64, &str)] = &[
+    (mount_bit(libc::MNT_SYNCHRONOUS), "sync"),
+    (mount_bit(libc::MNT_NOEXEC), "noexec"),
+    (mount_bit(libc::MNT_NOSUID), "nosuid"),
+    (mount_bit(libc::MNT_ASYNC), "async"),
+    (mount_bit(libc::MNT_NOATIME), "noatime"),
+    (mount_bit(libc::MNT_SOFTDEP), "softdep"),
+    (mount_bit(libc::MNT_NODEV), "nodev"),
+    (mount_bit(libc::MNT_UNION), "union"),
+    (mount_bit(libc::MNT_NOCOREDUMP), "nocoredump"),
+    (mount_bit(libc::MNT_RELATIME), "relatime"),
+    (mount_bit(libc::MNT_IGNORE), "ignore"),
+    (mount_bit(libc::MNT_DISCARD), "discard"),
+    (mount_bit(libc::MNT_EXTATTR), "extattr"),
+    (mount_bit(libc::MNT_LOG), "log"),
+    (mount_bit(libc::MNT_SYMPERM), "symperm"),
+    (mount_bit(libc::MNT_NODEVMTIME), "nodevmtime"),
+];
+
 impl Kernel for Sysctl {
     const BACKEND: &'static str = "netbsd-sysctl";
     const OS: &'static str = "netbsd";
     const FLAGS: IfFlags = layout::FLAGS;
     const MEDIA: MediaLayout = NETBSD;
     const IF_DATA: Option<IfDataLayout> = Some(layout::IF_DATA);
+    const MOUNT_FLAGS: &'static [(u64, &'static str)] = MOUNT_FLAGS;
     const TRACK: bool = true;
     const EXIT_STATUS: bool = true;
 

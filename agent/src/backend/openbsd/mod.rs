@@ -14,6 +14,7 @@ use libc::c_int;
 use super::{
     Error, Field, FieldSet,
     bsd::{self, Bsd, Kernel, parse_error},
+    decode::system::mount_bit,
     decode::{
         IfDataLayout, IfFlags, Kinfo, environ_of,
         media::{MediaLayout, OPENBSD},
@@ -98,12 +99,24 @@ fn table(op: c_int, arg: c_int) -> io::Result<Vec<u8>> {
     bsd::proc_records(libc::KERN_PROC, op, arg, KINFO_PROC.size)
 }
 
+/// The mount flags psutil names in a partition's options, in its order
+/// (`sys/mount.h`).
+const MOUNT_FLAGS: &[(u64, &str)] = &[
+    (mount_bit(libc::MNT_SYNCHRONOUS), "sync"),
+    (mount_bit(libc::MNT_NOEXEC), "noexec"),
+    (mount_bit(libc::MNT_NOSUID), "nosuid"),
+    (mount_bit(libc::MNT_ASYNC), "async"),
+    (mount_bit(libc::MNT_NOATIME), "noatime"),
+    (mount_bit(libc::MNT_SOFTDEP), "softdep"),
+];
+
 impl Kernel for Sysctl {
     const BACKEND: &'static str = "openbsd-sysctl";
     const OS: &'static str = "openbsd";
     const FLAGS: IfFlags = layout::FLAGS;
     const MEDIA: MediaLayout = OPENBSD;
     const IF_DATA: Option<IfDataLayout> = Some(layout::IF_DATA);
+    const MOUNT_FLAGS: &'static [(u64, &'static str)] = MOUNT_FLAGS;
     const TRACK: bool = true;
     const EXIT_STATUS: bool = true;
 
