@@ -36,7 +36,7 @@ use super::{
     poll::Poller,
     system::{
         CpuCount, CpuStats, CpuTimesSet, DiskUsage, LoadAvg, SwapMemory, SystemField, SystemFields,
-        SystemInfo, VirtualMemory,
+        SystemInfo, User, VirtualMemory,
     },
 };
 
@@ -122,6 +122,10 @@ pub trait Kernel: Clone + Send + Sync + 'static {
         Err(Error::Unsupported {
             what: "swap_memory",
         })
+    }
+    /// Login sessions.
+    fn users(&self) -> Result<Vec<User>, Error> {
+        Err(Error::Unsupported { what: "users" })
     }
     /// Physical cores, where the kernel says.
     fn cpu_cores(&self) -> Option<u32> {
@@ -479,6 +483,7 @@ impl<K: Kernel> Backend for Bsd<K> {
         info.cpu_stats = info.read(wanted, SystemField::CpuStats, || k.cpu_stats());
         info.virtual_memory = info.read(wanted, SystemField::VirtualMemory, || k.virtual_memory());
         info.swap_memory = info.read(wanted, SystemField::SwapMemory, || k.swap_memory());
+        info.users = info.read(wanted, SystemField::Users, || k.users());
         info.boot_time = info.read(wanted, SystemField::BootTime, || k.boot_time());
         info.loadavg = info.read(wanted, SystemField::Loadavg, || {
             let [load1, load5, load15] =

@@ -742,3 +742,51 @@ pub(super) fn mounts() -> io::Result<Vec<Mount>> {
         })
         .collect())
 }
+
+// === Login sessions ===
+
+/// `getutxent(3)` walks a shared cursor: one reader at a time.
+#[cfg(not(target_os = "openbsd"))]
+static UTMPX: Mutex<()> = Mutex::new(());
+
+/// Microseconds of whatever width the target's `suseconds_t` has.
+#[cfg(not(target_os = "openbsd"))]
+fn usec<T: Into<i64>>(v: T) -> i64 {
+    v.into()
+}
+
+/// The user processes of the utmpx database (`getutxent(3)`), as psutil's
+/// `users()` lists them.
+#[cfg(not(target_os = "openbsd"))]
+pub(super) fn sessions() -> Vec<super::system::User> {
+    let _one = UTMPX
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    let mut users = Vec::new();
+    // SAFETY: setutxent, getutxent and endutxent take no arguments; the
+    // lock keeps other threads of this process off the cursor, and each
+    // entry is copied before the next call overwrites it.
+    unsafe { libc::setutxent() };
+    // SAFETY: see above.
+    while let Some(entry) = NonNull::new(unsafe { libc::getutxent() }) {
+        // SAFETY: a non-null entry is valid until the next call.
+        let u = unsafe { entry.as_ref() };
+        if u.ut_type != libc::USER_PROCESS {
+            continue;
+        }
+        #[cfg(target_os = "netbsd")]
+        let name = chars(&u.ut_name);
+        #[cfg(not(target_os = "netbsd"))]
+        let name = chars(&u.ut_user);
+        users.push(super::system::User {
+            name,
+            terminal: chars(&u.ut_line),
+            host: chars(&u.ut_host),
+            started: super::decode::timeval_secs(u.ut_tv.tv_sec, usec(u.ut_tv.tv_usec)),
+            pid: u32::try_from(u.ut_pid).ok(),
+        });
+    }
+    // SAFETY: see above.
+    unsafe { libc::endutxent() };
+    users
+}

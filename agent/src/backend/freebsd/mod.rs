@@ -24,7 +24,7 @@ use super::{
         until_nul,
     },
     parse::{cmdline::parse_environ, lossy},
-    system::{CpuStats, CpuTimesSet, SwapMemory, SystemField, SystemFields, VirtualMemory},
+    system::{CpuStats, CpuTimesSet, SwapMemory, SystemField, SystemFields, User, VirtualMemory},
 };
 
 mod checks;
@@ -170,6 +170,7 @@ impl Kernel for Sysctl {
             SystemField::CpuStats,
             SystemField::VirtualMemory,
             SystemField::SwapMemory,
+            SystemField::Users,
         ]
         .into_iter()
         .collect()
@@ -259,5 +260,9 @@ impl Kernel for Sysctl {
         bsd::named_string("kern.sched.topology_spec")
             .ok()
             .and_then(|xml| sys::topology_cores(&xml))
+    }
+
+    fn users(&self) -> Result<Vec<User>, Error> {
+        Ok(bsd_sys::sessions())
     }
 }

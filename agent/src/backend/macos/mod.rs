@@ -25,7 +25,7 @@ use super::{
         system as sys,
     },
     parse::lossy,
-    system::{CpuTimesSet, SwapMemory, SystemField, SystemFields, VirtualMemory},
+    system::{CpuTimesSet, SwapMemory, SystemField, SystemFields, User, VirtualMemory},
 };
 
 mod checks;
@@ -219,6 +219,7 @@ impl Kernel for Libproc {
             SystemField::CpuTimes,
             SystemField::VirtualMemory,
             SystemField::SwapMemory,
+            SystemField::Users,
         ]
         .into_iter()
         .collect()
@@ -292,5 +293,9 @@ impl Kernel for Libproc {
             .map_err(parse_error("sysctl NET_RT_IFLIST2"))?
             .into_iter()
             .collect())
+    }
+
+    fn users(&self) -> Result<Vec<User>, Error> {
+        Ok(bsd_sys::sessions())
     }
 }

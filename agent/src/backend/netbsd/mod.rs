@@ -13,6 +13,7 @@ use libc::c_int;
 use super::{
     Error, FieldSet,
     bsd::{self, Bsd, Kernel, parse_error},
+    bsd_sys,
     decode::system::mount_bit,
     decode::{
         IfDataLayout, IfFlags, Kinfo,
@@ -23,7 +24,7 @@ use super::{
         until_nul,
     },
     parse::{cmdline::parse_environ, lossy},
-    system::{CpuStats, CpuTimesSet, SwapMemory, SystemField, SystemFields, VirtualMemory},
+    system::{CpuStats, CpuTimesSet, SwapMemory, SystemField, SystemFields, User, VirtualMemory},
 };
 
 mod checks;
@@ -174,6 +175,7 @@ impl Kernel for Sysctl {
             SystemField::CpuStats,
             SystemField::VirtualMemory,
             SystemField::SwapMemory,
+            SystemField::Users,
         ]
         .into_iter()
         .collect()
@@ -238,5 +240,9 @@ impl Kernel for Sysctl {
             Some(u.swapped_in),
             Some(u.swapped_out),
         ))
+    }
+
+    fn users(&self) -> Result<Vec<User>, Error> {
+        Ok(bsd_sys::sessions())
     }
 }

@@ -23,7 +23,7 @@ use super::{
         until_nul,
     },
     parse::lossy,
-    system::{CpuStats, CpuTimesSet, SwapMemory, SystemField, SystemFields, VirtualMemory},
+    system::{CpuStats, CpuTimesSet, SwapMemory, SystemField, SystemFields, User, VirtualMemory},
 };
 
 mod checks;
@@ -195,6 +195,7 @@ impl Kernel for Sysctl {
             SystemField::CpuStats,
             SystemField::VirtualMemory,
             SystemField::SwapMemory,
+            SystemField::Users,
         ]
         .into_iter()
         .collect()
@@ -264,5 +265,12 @@ impl Kernel for Sysctl {
             Some(u.swapped_in),
             Some(u.swapped_out),
         ))
+    }
+
+    /// The records of `/var/run/utmp` (OpenBSD has no utmpx).
+    fn users(&self) -> Result<Vec<User>, Error> {
+        let path = "/var/run/utmp";
+        let file = std::fs::read(path).map_err(|e| bsd::io_error(path, e))?;
+        sys::utmp_users(&file).map_err(parse_error(path))
     }
 }
