@@ -35,8 +35,8 @@ use super::{
     passwd::UserNames,
     poll::Poller,
     system::{
-        CpuCount, CpuStats, CpuTimesSet, DiskUsage, LoadAvg, SwapMemory, SystemField, SystemFields,
-        SystemInfo, User, VirtualMemory,
+        CpuCount, CpuFreqSet, CpuStats, CpuTimesSet, DiskIo, DiskUsage, LoadAvg, SwapMemory,
+        SystemField, SystemFields, SystemInfo, User, VirtualMemory,
     },
 };
 
@@ -121,6 +121,16 @@ pub trait Kernel: Clone + Send + Sync + 'static {
     fn swap_memory(&self) -> Result<SwapMemory, Error> {
         Err(Error::Unsupported {
             what: "swap_memory",
+        })
+    }
+    /// CPU frequencies.
+    fn cpu_freq(&self) -> Result<CpuFreqSet, Error> {
+        Err(Error::Unsupported { what: "cpu_freq" })
+    }
+    /// I/O counters of every disk.
+    fn disk_io_counters(&self) -> Result<Vec<DiskIo>, Error> {
+        Err(Error::Unsupported {
+            what: "disk I/O counters",
         })
     }
     /// Login sessions.
@@ -483,6 +493,7 @@ impl<K: Kernel> Backend for Bsd<K> {
         info.cpu_stats = info.read(wanted, SystemField::CpuStats, || k.cpu_stats());
         info.virtual_memory = info.read(wanted, SystemField::VirtualMemory, || k.virtual_memory());
         info.swap_memory = info.read(wanted, SystemField::SwapMemory, || k.swap_memory());
+        info.cpu_freq = info.read(wanted, SystemField::CpuFreq, || k.cpu_freq());
         info.users = info.read(wanted, SystemField::Users, || k.users());
         info.boot_time = info.read(wanted, SystemField::BootTime, || k.boot_time());
         info.loadavg = info.read(wanted, SystemField::Loadavg, || {
@@ -520,6 +531,10 @@ impl<K: Kernel> Backend for Bsd<K> {
                 fstype: m.fstype,
             })
             .collect())
+    }
+
+    fn disk_io_counters(&self) -> Result<Vec<DiskIo>, Error> {
+        self.kernel.disk_io_counters()
     }
 
     /// statvfs(2) through rustix; psutil's figures from its block counts.

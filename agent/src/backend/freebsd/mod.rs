@@ -24,7 +24,10 @@ use super::{
         until_nul,
     },
     parse::{cmdline::parse_environ, lossy},
-    system::{CpuStats, CpuTimesSet, SwapMemory, SystemField, SystemFields, User, VirtualMemory},
+    system::{
+        CpuFreq, CpuFreqSet, CpuStats, CpuTimesSet, SwapMemory, SystemField, SystemFields, User,
+        VirtualMemory,
+    },
 };
 
 mod checks;
@@ -171,6 +174,7 @@ impl Kernel for Sysctl {
             SystemField::VirtualMemory,
             SystemField::SwapMemory,
             SystemField::Users,
+            SystemField::CpuFreq,
         ]
         .into_iter()
         .collect()
@@ -264,5 +268,18 @@ impl Kernel for Sysctl {
 
     fn users(&self) -> Result<Vec<User>, Error> {
         Ok(bsd_sys::sessions())
+    }
+
+    /// `dev.cpu.0.freq` and the range of `dev.cpu.0.freq_levels`, in MHz:
+    /// FreeBSD runs every CPU at CPU 0's frequency.
+    fn cpu_freq(&self) -> Result<CpuFreqSet, Error> {
+        let current = bsd::named_u64("dev.cpu.0.freq")? as f64;
+        let (min, max) = bsd::named_string("dev.cpu.0.freq_levels")
+            .map(|levels| sys::freq_levels(&levels))
+            .unwrap_or((None, None));
+        Ok(CpuFreqSet {
+            total: CpuFreq { current, min, max },
+            per_cpu: Vec::new(),
+        })
     }
 }

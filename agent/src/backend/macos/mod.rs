@@ -25,7 +25,10 @@ use super::{
         system as sys,
     },
     parse::lossy,
-    system::{CpuTimesSet, SwapMemory, SystemField, SystemFields, User, VirtualMemory},
+    system::{
+        CpuFreq, CpuFreqSet, CpuTimesSet, SwapMemory, SystemField, SystemFields, User,
+        VirtualMemory,
+    },
 };
 
 mod checks;
@@ -220,6 +223,7 @@ impl Kernel for Libproc {
             SystemField::VirtualMemory,
             SystemField::SwapMemory,
             SystemField::Users,
+            SystemField::CpuFreq,
         ]
         .into_iter()
         .collect()
@@ -297,5 +301,19 @@ impl Kernel for Libproc {
 
     fn users(&self) -> Result<Vec<User>, Error> {
         Ok(bsd_sys::sessions())
+    }
+
+    /// `hw.cpufrequency` and its range, in MHz; Apple silicon has none of
+    /// them, and the figure reads unsupported there.
+    fn cpu_freq(&self) -> Result<CpuFreqSet, Error> {
+        let mhz = |hz: u64| hz as f64 / 1e6;
+        Ok(CpuFreqSet {
+            total: CpuFreq {
+                current: mhz(bsd::named_u64("hw.cpufrequency")?),
+                min: bsd::named_u64("hw.cpufrequency_min").ok().map(mhz),
+                max: bsd::named_u64("hw.cpufrequency_max").ok().map(mhz),
+            },
+            per_cpu: Vec::new(),
+        })
     }
 }

@@ -23,7 +23,10 @@ use super::{
         until_nul,
     },
     parse::lossy,
-    system::{CpuStats, CpuTimesSet, SwapMemory, SystemField, SystemFields, User, VirtualMemory},
+    system::{
+        CpuFreq, CpuFreqSet, CpuStats, CpuTimesSet, DiskIo, SwapMemory, SystemField, SystemFields,
+        User, VirtualMemory,
+    },
 };
 
 mod checks;
@@ -46,6 +49,9 @@ const HW_PHYSMEM64: c_int = 19;
 const VM_UVMEXP: c_int = 4;
 const VFS_GENERIC: c_int = 0;
 const VFS_BCACHESTAT: c_int = 3;
+/// `HW_DISKSTATS` and `HW_CPUSPEED` (`sys/sysctl.h`).
+const HW_DISKSTATS: c_int = 9;
+const HW_CPUSPEED: c_int = 12;
 
 /// OpenBSD's sysctl interface.
 #[derive(Clone, Debug)]
@@ -196,6 +202,7 @@ impl Kernel for Sysctl {
             SystemField::VirtualMemory,
             SystemField::SwapMemory,
             SystemField::Users,
+            SystemField::CpuFreq,
         ]
         .into_iter()
         .collect()
@@ -272,5 +279,26 @@ impl Kernel for Sysctl {
         let path = "/var/run/utmp";
         let file = std::fs::read(path).map_err(|e| bsd::io_error(path, e))?;
         sys::utmp_users(&file).map_err(parse_error(path))
+    }
+
+    /// `hw.cpuspeed`, in MHz; OpenBSD gives no range.
+    fn cpu_freq(&self) -> Result<CpuFreqSet, Error> {
+        let current = bsd::sysctl_u64(&[libc::CTL_HW, HW_CPUSPEED], "sysctl hw.cpuspeed")? as f64;
+        Ok(CpuFreqSet {
+            total: CpuFreq {
+                current,
+                min: None,
+                max: None,
+            },
+            per_cpu: Vec::new(),
+        })
+    }
+
+    /// `hw.diskstats`: every disk's transfers, bytes and busy time.
+    fn disk_io_counters(&self) -> Result<Vec<DiskIo>, Error> {
+        let what = "sysctl hw.diskstats";
+        let buf =
+            bsd::sysctl_vec(&[libc::CTL_HW, HW_DISKSTATS]).map_err(|e| bsd::io_error(what, e))?;
+        sys::diskstats(&buf).map_err(parse_error(what))
     }
 }
