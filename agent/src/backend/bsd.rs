@@ -35,8 +35,8 @@ use super::{
     passwd::UserNames,
     poll::Poller,
     system::{
-        CpuCount, CpuFreqSet, CpuStats, CpuTimesSet, DiskIo, DiskUsage, LoadAvg, SwapMemory,
-        SystemField, SystemFields, SystemInfo, User, VirtualMemory,
+        Battery, CpuCount, CpuFreqSet, CpuStats, CpuTimesSet, DiskIo, DiskUsage, LoadAvg,
+        SwapMemory, SystemField, SystemFields, SystemInfo, Temperature, User, VirtualMemory,
     },
 };
 
@@ -131,6 +131,18 @@ pub trait Kernel: Clone + Send + Sync + 'static {
     fn disk_io_counters(&self) -> Result<Vec<DiskIo>, Error> {
         Err(Error::Unsupported {
             what: "disk I/O counters",
+        })
+    }
+    /// Temperature readings; empty on a host without sensors.
+    fn temperatures(&self) -> Result<Vec<Temperature>, Error> {
+        Err(Error::Unsupported {
+            what: "sensors_temperatures",
+        })
+    }
+    /// The battery, `None` on a host without one.
+    fn battery(&self) -> Result<Option<Battery>, Error> {
+        Err(Error::Unsupported {
+            what: "sensors_battery",
         })
     }
     /// Login sessions.
@@ -494,6 +506,10 @@ impl<K: Kernel> Backend for Bsd<K> {
         info.virtual_memory = info.read(wanted, SystemField::VirtualMemory, || k.virtual_memory());
         info.swap_memory = info.read(wanted, SystemField::SwapMemory, || k.swap_memory());
         info.cpu_freq = info.read(wanted, SystemField::CpuFreq, || k.cpu_freq());
+        info.temperatures = info.read(wanted, SystemField::SensorsTemperatures, || {
+            k.temperatures()
+        });
+        info.battery = info.read(wanted, SystemField::SensorsBattery, || k.battery());
         info.users = info.read(wanted, SystemField::Users, || k.users());
         info.boot_time = info.read(wanted, SystemField::BootTime, || k.boot_time());
         info.loadavg = info.read(wanted, SystemField::Loadavg, || {
@@ -795,6 +811,15 @@ fn epoch_now() -> f64 {
 /// only).
 #[cfg(any(target_os = "freebsd", target_os = "macos"))]
 pub(super) fn named(name: &'static str) -> Result<sysctl::CtlValue, Error> {
+    use sysctl::Sysctl;
+    sysctl::Ctl::new(name)
+        .and_then(|ctl| ctl.value())
+        .map_err(|e| io_error(format!("sysctl {name}"), io::Error::other(e)))
+}
+
+/// The value of the sysctl `name`, a name made at run time.
+#[cfg(target_os = "freebsd")]
+pub(super) fn named_dynamic(name: &str) -> Result<sysctl::CtlValue, Error> {
     use sysctl::Sysctl;
     sysctl::Ctl::new(name)
         .and_then(|ctl| ctl.value())

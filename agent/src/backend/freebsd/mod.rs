@@ -25,8 +25,8 @@ use super::{
     },
     parse::{cmdline::parse_environ, lossy},
     system::{
-        CpuFreq, CpuFreqSet, CpuStats, CpuTimesSet, SwapMemory, SystemField, SystemFields, User,
-        VirtualMemory,
+        Battery, CpuFreq, CpuFreqSet, CpuStats, CpuTimesSet, SwapMemory, SystemField, SystemFields,
+        Temperature, User, VirtualMemory,
     },
 };
 
@@ -175,6 +175,8 @@ impl Kernel for Sysctl {
             SystemField::SwapMemory,
             SystemField::Users,
             SystemField::CpuFreq,
+            SystemField::SensorsTemperatures,
+            SystemField::SensorsBattery,
         ]
         .into_iter()
         .collect()
@@ -281,5 +283,54 @@ impl Kernel for Sysctl {
             total: CpuFreq { current, min, max },
             per_cpu: Vec::new(),
         })
+    }
+
+    /// `dev.cpu.N.temperature` of each CPU (coretemp(4) or amdtemp(4)),
+    /// with `dev.cpu.N.coretemp.tjmax` as the high mark, as psutil reads
+    /// them; empty without such a driver.
+    fn temperatures(&self) -> Result<Vec<Temperature>, Error> {
+        let celsius = |name: String| match bsd::named_dynamic(&name) {
+            Ok(sysctl::CtlValue::Temperature(t)) => Some(f64::from(t.celsius())),
+            _ => None,
+        };
+        let ncpu = bsd::named_u64("hw.ncpu")?;
+        let mut readings = Vec::new();
+        for n in 0..ncpu {
+            let Some(current) = celsius(format!("dev.cpu.{n}.temperature")) else {
+                break;
+            };
+            readings.push(Temperature {
+                sensor: "coretemp".to_owned(),
+                label: format!("Core {n}"),
+                current,
+                high: celsius(format!("dev.cpu.{n}.coretemp.tjmax")),
+                critical: None,
+            });
+        }
+        Ok(readings)
+    }
+
+    /// acpi_battery(4)'s `hw.acpi.battery.life` (percent) and `.time`
+    /// (minutes, -1 when unknown), and `hw.acpi.acline`; no battery when
+    /// the kernel has none to report.
+    fn battery(&self) -> Result<Option<Battery>, Error> {
+        let int = |name: &str| match bsd::named_dynamic(name) {
+            Ok(sysctl::CtlValue::Int(v)) => Some(v),
+            _ => None,
+        };
+        let Some(percent) = int("hw.acpi.battery.life") else {
+            return Ok(None);
+        };
+        let power_plugged = int("hw.acpi.acline").map(|v| v == 1);
+        let secsleft = match (power_plugged, int("hw.acpi.battery.time")) {
+            (Some(true), _) | (_, None) => None,
+            (_, Some(minutes)) if minutes < 0 => None,
+            (_, Some(minutes)) => Some(f64::from(minutes) * 60.0),
+        };
+        Ok(Some(Battery {
+            percent: f64::from(percent),
+            secsleft,
+            power_plugged,
+        }))
     }
 }
