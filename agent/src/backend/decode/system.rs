@@ -603,6 +603,50 @@ pub fn diskstats(buf: &[u8]) -> Result<Vec<DiskIo>, ParseError> {
         .collect()
 }
 
+/// `struct io_sysctl` (NetBSD `sys/iostat.h`, `hw.iostats`).
+pub mod io_sysctl {
+    pub const SIZE: usize = 128;
+    pub const NAME: usize = 0;
+    pub const NAME_LEN: usize = 16;
+    pub const TYPE: usize = 20;
+    /// `time_sec`, then `time_usec`, both `u_int32_t`: the time busy.
+    pub const TIME_SEC: usize = 64;
+    pub const TIME_USEC: usize = 68;
+    pub const RXFER: usize = 72;
+    pub const RBYTES: usize = 80;
+    pub const WXFER: usize = 88;
+    pub const WBYTES: usize = 96;
+    /// `IOSTAT_DISK`: tapes and NFS mounts are left out.
+    pub const IOSTAT_DISK: i32 = 0;
+}
+
+/// NetBSD's `hw.iostats` table: the disks' transfers, bytes and busy time
+/// (in milliseconds). Wedges (`dkN`) are partitions of a disk also
+/// listed, so they are not counted in the total.
+pub fn iostats(buf: &[u8]) -> Result<Vec<DiskIo>, ParseError> {
+    use io_sysctl as d;
+    let mut disks = Vec::new();
+    for r in records("io_sysctl", buf, d::SIZE)? {
+        if r.i32(d::TYPE)? != d::IOSTAT_DISK {
+            continue;
+        }
+        let name = lossy(r.cstr(d::NAME, d::NAME_LEN)?);
+        let busy_ms =
+            u64::from(r.u32(d::TIME_SEC)?) * 1000 + u64::from(r.u32(d::TIME_USEC)?) / 1000;
+        disks.push(DiskIo {
+            whole_disk: !name.starts_with("dk"),
+            name,
+            read_count: r.u64(d::RXFER)?,
+            write_count: r.u64(d::WXFER)?,
+            read_bytes: r.u64(d::RBYTES)?,
+            write_bytes: r.u64(d::WBYTES)?,
+            busy_time: Some(busy_ms),
+            ..DiskIo::default()
+        });
+    }
+    Ok(disks)
+}
+
 // === Users ===
 
 /// `struct utmp` (OpenBSD `utmp.h`, the records of `/var/run/utmp`).
@@ -916,6 +960,35 @@ mod tests {
         assert_eq!(disks[0].busy_time, Some(2500));
         assert!(disks[0].whole_disk);
         assert!(diskstats(&buf[..200]).is_err());
+    }
+
+    #[test]
+    fn netbsd_iostats() {
+        // struct io_sysctl of NetBSD 10 amd64 (sys/iostat.h): a disk, a
+        // wedge on it, and an NFS mount.
+        let record = |name: &[u8], kind: i32| {
+            let mut b = Bytes::zeroed(io_sysctl::SIZE);
+            b.put(0, name)
+                .i32(20, kind)
+                .u32(64, 3) // time_sec
+                .u32(68, 250_000) // time_usec
+                .u64(72, 5) // rxfer
+                .u64(80, 512) // rbytes
+                .u64(88, 6) // wxfer
+                .u64(96, 1024); // wbytes
+            b.0
+        };
+        let mut buf = record(b"wd0\0", 0);
+        buf.extend(record(b"dk0\0", 0));
+        buf.extend(record(b"nfs\0", 2));
+        let disks = iostats(&buf).unwrap();
+        assert_eq!(disks.len(), 2);
+        assert_eq!(disks[0].name, "wd0");
+        assert!(disks[0].whole_disk && !disks[1].whole_disk);
+        assert_eq!((disks[0].read_count, disks[0].read_bytes), (5, 512));
+        assert_eq!((disks[0].write_count, disks[0].write_bytes), (6, 1024));
+        assert_eq!(disks[0].busy_time, Some(3250));
+        assert!(iostats(&buf[..100]).is_err());
     }
 
     #[test]

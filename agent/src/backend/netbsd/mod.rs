@@ -24,7 +24,9 @@ use super::{
         until_nul,
     },
     parse::{cmdline::parse_environ, lossy},
-    system::{CpuStats, CpuTimesSet, SwapMemory, SystemField, SystemFields, User, VirtualMemory},
+    system::{
+        CpuStats, CpuTimesSet, DiskIo, SwapMemory, SystemField, SystemFields, User, VirtualMemory,
+    },
 };
 
 mod checks;
@@ -45,6 +47,8 @@ const HW_PHYSMEM64: c_int = 13;
 const KERN_PROC_CWD: c_int = 6;
 /// `VM_UVMEXP2` (`uvm/uvm_param.h`): `struct uvmexp_sysctl`.
 const VM_UVMEXP2: c_int = 5;
+/// `HW_IOSTATS` (`sys/sysctl.h`): `struct io_sysctl` records.
+const HW_IOSTATS: c_int = 9;
 
 /// NetBSD's sysctl interface.
 #[derive(Clone, Debug)]
@@ -244,5 +248,14 @@ impl Kernel for Sysctl {
 
     fn users(&self) -> Result<Vec<User>, Error> {
         Ok(bsd_sys::sessions())
+    }
+
+    /// `hw.iostats`: every disk's transfers, bytes and busy time.
+    fn disk_io_counters(&self) -> Result<Vec<DiskIo>, Error> {
+        let what = "sysctl hw.iostats";
+        let size = c_int::try_from(sys::io_sysctl::SIZE).unwrap_or(c_int::MAX);
+        let buf = bsd::sysctl_vec(&[libc::CTL_HW, HW_IOSTATS, size])
+            .map_err(|e| bsd::io_error(what, e))?;
+        sys::iostats(&buf).map_err(parse_error(what))
     }
 }
