@@ -603,6 +603,65 @@ pub fn diskstats(buf: &[u8]) -> Result<Vec<DiskIo>, ParseError> {
         .collect()
 }
 
+/// `struct devstat` (FreeBSD `sys/devicestat.h`), the records of
+/// `kern.devstat.all` after its generation number (a `long`).
+pub mod devstat {
+    pub const SIZE: usize = 288;
+    pub const GENERATION_LEN: usize = 8;
+    pub const DEVICE_NAME: usize = 44;
+    pub const DEVICE_NAME_LEN: usize = 16;
+    pub const UNIT_NUMBER: usize = 60;
+    /// `bytes[DEVSTAT_N_TRANS_FLAGS]`, by `DEVSTAT_READ` (1) and
+    /// `DEVSTAT_WRITE` (2).
+    pub const BYTES: usize = 64;
+    pub const OPERATIONS: usize = 96;
+    /// `duration[]`, `struct bintime`s of 16 bytes.
+    pub const DURATION: usize = 128;
+    pub const BUSY_TIME: usize = 192;
+    pub const DEVICE_TYPE: usize = 260;
+    pub const DEVSTAT_READ: usize = 1;
+    pub const DEVSTAT_WRITE: usize = 2;
+    /// `DEVSTAT_TYPE_PASS`: a pass(4) device, another view of a disk.
+    pub const TYPE_PASS: u32 = 0x80;
+}
+
+/// A `struct bintime` at `offset` in milliseconds (`BT2MSEC`).
+fn bintime_ms(r: &Record<'_>, offset: usize) -> Result<u64, ParseError> {
+    let sec = u64::try_from(r.i64(offset)?).unwrap_or(0);
+    let frac = r.u64(offset + 8)?;
+    Ok(sec.saturating_mul(1000) + (((frac >> 32) * 1000) >> 32))
+}
+
+/// FreeBSD's `kern.devstat.all`: every disk's operations, bytes and times
+/// (in milliseconds), as psutil reads them through libdevstat; pass(4)
+/// devices, other views of the same disks, are left out.
+pub fn devstat_all(buf: &[u8]) -> Result<Vec<DiskIo>, ParseError> {
+    use devstat as d;
+    let body = buf.get(d::GENERATION_LEN..).unwrap_or_default();
+    let mut disks = Vec::new();
+    for r in records("devstat", body, d::SIZE)? {
+        if r.u32(d::DEVICE_TYPE)? & d::TYPE_PASS != 0 {
+            continue;
+        }
+        let name = lossy(r.cstr(d::DEVICE_NAME, d::DEVICE_NAME_LEN)?);
+        let at = |base: usize, i: usize| base + i * 8;
+        let time = |i: usize| bintime_ms(&r, d::DURATION + i * 16);
+        disks.push(DiskIo {
+            name: format!("{name}{}", r.i32(d::UNIT_NUMBER)?),
+            whole_disk: true,
+            read_count: r.u64(at(d::OPERATIONS, d::DEVSTAT_READ))?,
+            write_count: r.u64(at(d::OPERATIONS, d::DEVSTAT_WRITE))?,
+            read_bytes: r.u64(at(d::BYTES, d::DEVSTAT_READ))?,
+            write_bytes: r.u64(at(d::BYTES, d::DEVSTAT_WRITE))?,
+            read_time: Some(time(d::DEVSTAT_READ)?),
+            write_time: Some(time(d::DEVSTAT_WRITE)?),
+            busy_time: Some(bintime_ms(&r, d::BUSY_TIME)?),
+            ..DiskIo::default()
+        });
+    }
+    Ok(disks)
+}
+
 /// `struct io_sysctl` (NetBSD `sys/iostat.h`, `hw.iostats`).
 pub mod io_sysctl {
     pub const SIZE: usize = 128;
@@ -960,6 +1019,38 @@ mod tests {
         assert_eq!(disks[0].busy_time, Some(2500));
         assert!(disks[0].whole_disk);
         assert!(diskstats(&buf[..200]).is_err());
+    }
+
+    #[test]
+    fn freebsd_devstat() {
+        // kern.devstat.all of FreeBSD 14 amd64: the generation, then two
+        // struct devstat (sys/devicestat.h): ada0 and its pass0 view.
+        let record = |name: &[u8], unit: i32, kind: u32| {
+            let mut b = Bytes::zeroed(devstat::SIZE);
+            b.put(44, name)
+                .i32(60, unit)
+                .u64(64 + 8, 4096) // bytes[DEVSTAT_READ]
+                .u64(64 + 16, 8192) // bytes[DEVSTAT_WRITE]
+                .u64(96 + 8, 3) // operations[DEVSTAT_READ]
+                .u64(96 + 16, 4) // operations[DEVSTAT_WRITE]
+                .i64(128 + 16, 2) // duration[DEVSTAT_READ].sec
+                .u64(128 + 24, 1 << 63) // .frac: half a second
+                .i64(192, 7) // busy_time.sec
+                .u32(260, kind);
+            b.0
+        };
+        let mut buf = 42u64.to_ne_bytes().to_vec();
+        buf.extend(record(b"ada\0", 0, 0x00));
+        buf.extend(record(b"pass\0", 0, 0x80));
+        let disks = devstat_all(&buf).unwrap();
+        assert_eq!(disks.len(), 1);
+        assert_eq!(disks[0].name, "ada0");
+        assert_eq!((disks[0].read_count, disks[0].write_count), (3, 4));
+        assert_eq!((disks[0].read_bytes, disks[0].write_bytes), (4096, 8192));
+        assert_eq!(disks[0].read_time, Some(2500));
+        assert_eq!(disks[0].write_time, Some(0));
+        assert_eq!(disks[0].busy_time, Some(7000));
+        assert!(devstat_all(&buf[..100]).is_err());
     }
 
     #[test]

@@ -25,8 +25,8 @@ use super::{
     },
     parse::{cmdline::parse_environ, lossy},
     system::{
-        Battery, CpuFreq, CpuFreqSet, CpuStats, CpuTimesSet, SwapMemory, SystemField, SystemFields,
-        Temperature, User, VirtualMemory,
+        Battery, CpuFreq, CpuFreqSet, CpuStats, CpuTimesSet, DiskIo, SwapMemory, SystemField,
+        SystemFields, Temperature, User, VirtualMemory,
     },
 };
 
@@ -332,5 +332,11 @@ impl Kernel for Sysctl {
             secsleft,
             power_plugged,
         }))
+    }
+
+    /// `kern.devstat.all`, what libdevstat reads for psutil.
+    fn disk_io_counters(&self) -> Result<Vec<DiskIo>, Error> {
+        sys::devstat_all(&self.raw("kern.devstat.all")?)
+            .map_err(parse_error("sysctl kern.devstat.all"))
     }
 }
