@@ -130,6 +130,45 @@ pub(super) fn name_to_mib(name: &str) -> io::Result<Vec<c_int>> {
     Ok(mib[..len.min(mib.len())].to_vec())
 }
 
+/// The value of the sysctl `name` (`sysctlbyname(3)`), for NetBSD nodes
+/// without a fixed number (`machdep.cpu.frequency.current`).
+#[cfg(target_os = "netbsd")]
+pub(super) fn sysctl_by_name(name: &str) -> io::Result<Vec<u8>> {
+    let cname =
+        std::ffi::CString::new(name).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+    let mut len: libc::size_t = 0;
+    // SAFETY: a null old pointer asks only for the size, written to `len`.
+    let rc = unsafe {
+        libc::sysctlbyname(
+            cname.as_ptr(),
+            std::ptr::null_mut(),
+            &mut len,
+            std::ptr::null(),
+            0,
+        )
+    };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let mut buf = vec![0u8; len];
+    // SAFETY: the pointer and `len` describe `buf`, which the call only
+    // writes to, and only up to `len` bytes.
+    let rc = unsafe {
+        libc::sysctlbyname(
+            cname.as_ptr(),
+            buf.as_mut_ptr().cast::<c_void>(),
+            &mut len,
+            std::ptr::null(),
+            0,
+        )
+    };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    buf.truncate(len);
+    Ok(buf)
+}
+
 /// The load averages over 1, 5 and 15 minutes (`getloadavg(3)`).
 pub(super) fn loadavg() -> io::Result<[f64; 3]> {
     let mut avg = [0f64; 3];

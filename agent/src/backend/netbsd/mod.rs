@@ -16,7 +16,7 @@ use super::{
     bsd_sys,
     decode::system::mount_bit,
     decode::{
-        IfDataLayout, IfFlags, Kinfo,
+        self, IfDataLayout, IfFlags, Kinfo,
         media::{MediaLayout, NETBSD},
         netbsd::{self as layout, KINFO_PROC2},
         nul_separated,
@@ -25,7 +25,8 @@ use super::{
     },
     parse::{cmdline::parse_environ, lossy},
     system::{
-        CpuStats, CpuTimesSet, DiskIo, SwapMemory, SystemField, SystemFields, User, VirtualMemory,
+        CpuFreq, CpuFreqSet, CpuStats, CpuTimesSet, DiskIo, SwapMemory, SystemField, SystemFields,
+        User, VirtualMemory,
     },
 };
 
@@ -180,6 +181,7 @@ impl Kernel for Sysctl {
             SystemField::VirtualMemory,
             SystemField::SwapMemory,
             SystemField::Users,
+            SystemField::CpuFreq,
         ]
         .into_iter()
         .collect()
@@ -257,5 +259,30 @@ impl Kernel for Sysctl {
         let buf = bsd::sysctl_vec(&[libc::CTL_HW, HW_IOSTATS, size])
             .map_err(|e| bsd::io_error(what, e))?;
         sys::iostats(&buf).map_err(parse_error(what))
+    }
+
+    /// `machdep.cpu.frequency.current` (and `.available`, whose first and
+    /// last levels are the range), in MHz, as psutil reads them; x86 with
+    /// est(4) or powernow(4) only.
+    fn cpu_freq(&self) -> Result<CpuFreqSet, Error> {
+        let what = "sysctl machdep.cpu.frequency.current";
+        let buf = bsd_sys::sysctl_by_name("machdep.cpu.frequency.current")
+            .map_err(|e| bsd::io_error(what, e))?;
+        let current = decode::unsigned(what, &buf).map_err(parse_error(what))? as f64;
+        let (min, max) = bsd_sys::sysctl_by_name("machdep.cpu.frequency.available")
+            .map(|levels| {
+                let mhz: Vec<f64> = lossy(until_nul(&levels))
+                    .split_whitespace()
+                    .filter_map(|l| l.parse().ok())
+                    .collect();
+                let lo = mhz.iter().copied().reduce(f64::min);
+                let hi = mhz.iter().copied().reduce(f64::max);
+                (lo, hi)
+            })
+            .unwrap_or((None, None));
+        Ok(CpuFreqSet {
+            total: CpuFreq { current, min, max },
+            per_cpu: Vec::new(),
+        })
     }
 }
