@@ -5,6 +5,12 @@
 //! `.cwd` and `.filedesc`. Every field of the API is supplied but the I/O
 //! counters: FreeBSD keeps block operations (`ru_inblock`), not the read
 //! and write calls and bytes the API means.
+//!
+//! System figures: CPU times (`kern.cp_time`, `kern.cp_times` at
+//! `kern.clockrate`'s stathz), `vm.stats` counters, swap devices
+//! (`vm.swap_info`), CPU frequency (`dev.cpu.0.freq`), temperatures and
+//! the battery (ACPI), physical cores (`kern.sched.topology_spec`) and
+//! disk I/O (`kern.devstat.all`).
 
 use std::io;
 

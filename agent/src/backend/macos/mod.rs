@@ -10,6 +10,10 @@
 //! counters (the kernel keeps none per process that match the API) and
 //! context switches (one total, which the API cannot split into
 //! voluntary and involuntary).
+//!
+//! System figures: CPU times (`host_processor_info`), memory
+//! (`host_statistics64`, `hw.memsize`), swap (`vm.swapusage`), the Intel
+//! CPU frequency (`hw.cpufrequency`) and physical cores (`hw.physicalcpu`).
 
 use std::{collections::HashMap, io};
 

@@ -5,6 +5,10 @@
 //! `KERN_PROC_ARGS` for the executable, arguments, environment and
 //! working directory, and `KERN_FILE2` for descriptors. Not supplied: I/O
 //! counters (block operations only).
+//!
+//! System figures: CPU times (`kern.cp_time.N` at `kern.clockrate`'s
+//! stathz), `vm.uvmexp2` for memory, swap and CPU counters,
+//! `machdep.cpu.frequency`, and disk I/O (`hw.iostats`).
 
 use std::io;
 

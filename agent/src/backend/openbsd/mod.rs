@@ -6,6 +6,11 @@
 //! `KERN_PROC_SHOW_THREADS` table to count threads. Not supplied: the
 //! executable (OpenBSD keeps no path of it that a sysctl returns) and
 //! I/O counters (block operations only).
+//!
+//! System figures: CPU times (`kern.cp_time2.N` at `kern.clockrate`'s
+//! stathz), `vm.uvmexp` for memory, swap and CPU counters, the buffer
+//! cache (`vfs.generic.bcachestat`), `hw.cpuspeed`, disk I/O
+//! (`hw.diskstats`) and sessions from `/var/run/utmp`.
 
 use std::io;
 
