@@ -21,17 +21,23 @@ use std::{
 
 use super::{
     Backend, Duplex, Error, ErrorKind, EventSource, Field, FieldSet, HostInfo, NetField,
-    NetIfStats, NetInterface, ProcessInfo, RawEvent, WatchMode,
+    NetIfStats, NetInterface, Partition, ProcessInfo, RawEvent, WatchMode,
     bsd_sys::{self, IfAddr},
     decode::{
         Family, IfData, IfDataLayout, IfFlags, Kinfo, Record,
         kevent::{Merge, NOTE_EXEC, NOTE_EXIT, NOTE_FORK, NOTE_TRACK, ProcEvent},
         media::MediaLayout,
-        net_address, terminal_path,
+        net_address,
+        system::{is_physical, mount_bit, mount_opts},
+        terminal_path,
     },
     parse::ParseError,
     passwd::UserNames,
     poll::Poller,
+    system::{
+        Battery, CpuCount, CpuFreqSet, CpuStats, CpuTimesSet, DiskIo, DiskUsage, LoadAvg,
+        SwapMemory, SystemField, SystemFields, SystemInfo, Temperature, User, VirtualMemory,
+    },
 };
 
 /// One OS's way of reading processes and host facts. Methods that read
@@ -49,6 +55,9 @@ pub trait Kernel: Clone + Send + Sync + 'static {
     /// The `if_data` an `AF_LINK` entry points to, where the counters come
     /// from there (macOS reads them elsewhere, see [`Kernel::counters`]).
     const IF_DATA: Option<IfDataLayout>;
+    /// The `MNT_*` flags psutil names in a mount's options, after "ro" or
+    /// "rw", in its order.
+    const MOUNT_FLAGS: &'static [(u64, &'static str)];
     /// Whether `EVFILT_PROC` takes `NOTE_TRACK` (not on macOS).
     const TRACK: bool;
     /// Whether `NOTE_EXIT` carries the exit status for any process (not on
@@ -88,7 +97,70 @@ pub trait Kernel: Clone + Send + Sync + 'static {
     fn counters(&self) -> Result<HashMap<String, IfData>, Error> {
         Ok(HashMap::new())
     }
+
+    /// The system figures this kernel reads itself (beyond the load
+    /// averages, boot time and CPU count every kernel gives).
+    fn system_fields(&self) -> SystemFields {
+        SystemFields::EMPTY
+    }
+    /// CPU times, in total and per CPU.
+    fn cpu_times(&self) -> Result<CpuTimesSet, Error> {
+        Err(Error::Unsupported { what: "cpu_times" })
+    }
+    /// Context switches, interrupts and system calls since boot.
+    fn cpu_stats(&self) -> Result<CpuStats, Error> {
+        Err(Error::Unsupported { what: "cpu_stats" })
+    }
+    /// Physical memory.
+    fn virtual_memory(&self) -> Result<VirtualMemory, Error> {
+        Err(Error::Unsupported {
+            what: "virtual_memory",
+        })
+    }
+    /// Swap.
+    fn swap_memory(&self) -> Result<SwapMemory, Error> {
+        Err(Error::Unsupported {
+            what: "swap_memory",
+        })
+    }
+    /// CPU frequencies.
+    fn cpu_freq(&self) -> Result<CpuFreqSet, Error> {
+        Err(Error::Unsupported { what: "cpu_freq" })
+    }
+    /// I/O counters of every disk.
+    fn disk_io_counters(&self) -> Result<Vec<DiskIo>, Error> {
+        Err(Error::Unsupported {
+            what: "disk I/O counters",
+        })
+    }
+    /// Temperature readings; empty on a host without sensors.
+    fn temperatures(&self) -> Result<Vec<Temperature>, Error> {
+        Err(Error::Unsupported {
+            what: "sensors_temperatures",
+        })
+    }
+    /// The battery, `None` on a host without one.
+    fn battery(&self) -> Result<Option<Battery>, Error> {
+        Err(Error::Unsupported {
+            what: "sensors_battery",
+        })
+    }
+    /// Login sessions.
+    fn users(&self) -> Result<Vec<User>, Error> {
+        Err(Error::Unsupported { what: "users" })
+    }
+    /// Physical cores, where the kernel says.
+    fn cpu_cores(&self) -> Option<u32> {
+        None
+    }
 }
+
+/// The figures every kernel here gives through the shared calls.
+const SHARED_FIELDS: [SystemField; 3] = [
+    SystemField::Loadavg,
+    SystemField::BootTime,
+    SystemField::CpuCount,
+];
 
 /// `IFF_UP`, alike everywhere.
 const IFF_UP: u32 = 0x1;
@@ -109,6 +181,20 @@ impl<K: Kernel> Bsd<K> {
             kernel,
             users: Arc::default(),
         }
+    }
+
+    /// The system figures this backend reads: the kernel's, the shared
+    /// ones, and the measured ones where CPU times are readable.
+    fn system_fields(&self) -> SystemFields {
+        let mut fields = self.kernel.system_fields();
+        for field in SHARED_FIELDS {
+            fields.insert(field);
+        }
+        if fields.contains(SystemField::CpuTimes) {
+            fields.insert(SystemField::CpuPercent);
+            fields.insert(SystemField::CpuTimesPercent);
+        }
+        fields
     }
 
     /// The full record of the process `k` describes, with `fields` read;
@@ -401,8 +487,82 @@ impl<K: Kernel> Backend for Bsd<K> {
             // Speed and duplex are unknown (0, unknown) where the driver
             // does not answer SIOCGIFMEDIA, as psutil reports them.
             net_interface_fields: NetField::ALL.to_vec(),
-            system_fields: Default::default(),
+            system_fields: self.system_fields(),
         })
+    }
+
+    fn system(&self, fields: SystemFields, _cgroup: Option<&str>) -> SystemInfo {
+        let supported = self.system_fields();
+        let mut info = SystemInfo::default();
+        let mut asked = SystemFields::EMPTY;
+        for field in fields.iter().filter(|f| !f.is_measured()) {
+            asked.insert(field);
+        }
+        info.unsupported(asked, supported);
+        let wanted: SystemFields = asked.iter().filter(|f| supported.contains(*f)).collect();
+        let k = &self.kernel;
+        info.cpu_times = info.read(wanted, SystemField::CpuTimes, || k.cpu_times());
+        info.cpu_stats = info.read(wanted, SystemField::CpuStats, || k.cpu_stats());
+        info.virtual_memory = info.read(wanted, SystemField::VirtualMemory, || k.virtual_memory());
+        info.swap_memory = info.read(wanted, SystemField::SwapMemory, || k.swap_memory());
+        info.cpu_freq = info.read(wanted, SystemField::CpuFreq, || k.cpu_freq());
+        info.temperatures = info.read(wanted, SystemField::SensorsTemperatures, || {
+            k.temperatures()
+        });
+        info.battery = info.read(wanted, SystemField::SensorsBattery, || k.battery());
+        info.users = info.read(wanted, SystemField::Users, || k.users());
+        info.boot_time = info.read(wanted, SystemField::BootTime, || k.boot_time());
+        info.loadavg = info.read(wanted, SystemField::Loadavg, || {
+            let [load1, load5, load15] =
+                bsd_sys::loadavg().map_err(|e| io_error("getloadavg(3)", e))?;
+            Ok(LoadAvg {
+                load1,
+                load5,
+                load15,
+            })
+        });
+        info.cpu_count = info.read(wanted, SystemField::CpuCount, || {
+            let logical = bsd_sys::sysconf(libc::_SC_NPROCESSORS_ONLN)
+                .and_then(|n| u32::try_from(n).ok())
+                .ok_or(Error::Unsupported {
+                    what: "sysconf(_SC_NPROCESSORS_ONLN)",
+                })?;
+            // One logical CPU is one core, as psutil reasons.
+            let physical = k.cpu_cores().or((logical == 1).then_some(1));
+            Ok(CpuCount { logical, physical })
+        });
+        info
+    }
+
+    fn disk_partitions(&self, all: bool) -> Result<Vec<Partition>, Error> {
+        let mounts = bsd_sys::mounts().map_err(|e| io_error("getfsstat(2)", e))?;
+        let read_only = mount_bit(libc::MNT_RDONLY);
+        Ok(mounts
+            .into_iter()
+            .filter(|m| all || is_physical(&m.device, &m.fstype))
+            .map(|m| Partition {
+                opts: mount_opts(m.flags, read_only, K::MOUNT_FLAGS),
+                device: m.device,
+                mountpoint: m.mountpoint,
+                fstype: m.fstype,
+            })
+            .collect())
+    }
+
+    fn disk_io_counters(&self) -> Result<Vec<DiskIo>, Error> {
+        self.kernel.disk_io_counters()
+    }
+
+    /// statvfs(2) through rustix; psutil's figures from its block counts.
+    fn disk_usage(&self, mountpoint: &str) -> Result<DiskUsage, Error> {
+        let st = rustix::fs::statvfs(mountpoint)
+            .map_err(|e| io_error(format!("statvfs({mountpoint})"), e.into()))?;
+        Ok(DiskUsage::from_statvfs(
+            st.f_frsize,
+            st.f_blocks,
+            st.f_bfree,
+            st.f_bavail,
+        ))
     }
 
     fn for_each_process(
@@ -651,6 +811,15 @@ fn epoch_now() -> f64 {
 /// only).
 #[cfg(any(target_os = "freebsd", target_os = "macos"))]
 pub(super) fn named(name: &'static str) -> Result<sysctl::CtlValue, Error> {
+    use sysctl::Sysctl;
+    sysctl::Ctl::new(name)
+        .and_then(|ctl| ctl.value())
+        .map_err(|e| io_error(format!("sysctl {name}"), io::Error::other(e)))
+}
+
+/// The value of the sysctl `name`, a name made at run time.
+#[cfg(target_os = "freebsd")]
+pub(super) fn named_dynamic(name: &str) -> Result<sysctl::CtlValue, Error> {
     use sysctl::Sysctl;
     sysctl::Ctl::new(name)
         .and_then(|ctl| ctl.value())

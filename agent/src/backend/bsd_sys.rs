@@ -113,6 +113,74 @@ fn sysctl_sized(
     Err(io::Error::from_raw_os_error(libc::ENOMEM))
 }
 
+/// The mib of the sysctl `name` (`sysctlnametomib(3)`), to which a caller
+/// may append an index (`vm.swap_info.N`).
+#[cfg(target_os = "freebsd")]
+pub(super) fn name_to_mib(name: &str) -> io::Result<Vec<c_int>> {
+    let cname =
+        std::ffi::CString::new(name).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+    let mut mib = [0 as c_int; 24];
+    let mut len: libc::size_t = mib.len();
+    // SAFETY: the name is NUL-terminated; the mib array and its length
+    // describe a live buffer the call only writes to.
+    let rc = unsafe { libc::sysctlnametomib(cname.as_ptr(), mib.as_mut_ptr(), &mut len) };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(mib[..len.min(mib.len())].to_vec())
+}
+
+/// The value of the sysctl `name` (`sysctlbyname(3)`), for NetBSD nodes
+/// without a fixed number (`machdep.cpu.frequency.current`).
+#[cfg(target_os = "netbsd")]
+pub(super) fn sysctl_by_name(name: &str) -> io::Result<Vec<u8>> {
+    let cname =
+        std::ffi::CString::new(name).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+    let mut len: libc::size_t = 0;
+    // SAFETY: a null old pointer asks only for the size, written to `len`.
+    let rc = unsafe {
+        libc::sysctlbyname(
+            cname.as_ptr(),
+            std::ptr::null_mut(),
+            &mut len,
+            std::ptr::null(),
+            0,
+        )
+    };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let mut buf = vec![0u8; len];
+    // SAFETY: the pointer and `len` describe `buf`, which the call only
+    // writes to, and only up to `len` bytes.
+    let rc = unsafe {
+        libc::sysctlbyname(
+            cname.as_ptr(),
+            buf.as_mut_ptr().cast::<c_void>(),
+            &mut len,
+            std::ptr::null(),
+            0,
+        )
+    };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    buf.truncate(len);
+    Ok(buf)
+}
+
+/// The load averages over 1, 5 and 15 minutes (`getloadavg(3)`).
+pub(super) fn loadavg() -> io::Result<[f64; 3]> {
+    let mut avg = [0f64; 3];
+    // SAFETY: the pointer and count describe `avg`, which the call only
+    // writes to.
+    let n = unsafe { libc::getloadavg(avg.as_mut_ptr(), 3) };
+    if n != 3 {
+        return Err(io::Error::other(format!("getloadavg returned {n}")));
+    }
+    Ok(avg)
+}
+
 // === Terminals, signals, the host ===
 
 /// `devname(3)` keeps its answer in a static buffer: one caller at a time.
@@ -536,4 +604,228 @@ pub(super) fn timebase() -> io::Result<(u32, u32)> {
         )));
     }
     Ok((info.numer, info.denom))
+}
+
+// === macOS Mach host statistics ===
+
+#[cfg(target_os = "macos")]
+unsafe extern "C" {
+    /// Declared here, as the `libc` crate deprecated its Mach port calls.
+    fn mach_host_self() -> libc::mach_port_t;
+    fn mach_port_deallocate(task: libc::mach_port_t, name: libc::mach_port_t) -> c_int;
+    static mach_task_self_: libc::mach_port_t;
+}
+
+/// A send right to the host port, released on drop.
+#[cfg(target_os = "macos")]
+struct HostPort(libc::mach_port_t);
+
+#[cfg(target_os = "macos")]
+impl HostPort {
+    fn get() -> HostPort {
+        // SAFETY: mach_host_self takes nothing and returns a port name.
+        HostPort(unsafe { mach_host_self() })
+    }
+}
+
+#[cfg(target_os = "macos")]
+impl Drop for HostPort {
+    fn drop(&mut self) {
+        // SAFETY: the name is this task's send right from mach_host_self,
+        // released once; mach_task_self_ is set by the runtime at start.
+        unsafe { mach_port_deallocate(mach_task_self_, self.0) };
+    }
+}
+
+/// A `kern_return_t` other than `KERN_SUCCESS` as an error naming `call`.
+#[cfg(target_os = "macos")]
+fn kern_result(call: &str, rc: c_int) -> io::Result<()> {
+    if rc == 0 {
+        return Ok(());
+    }
+    Err(io::Error::other(format!(
+        "{call} returned kern_return_t {rc}"
+    )))
+}
+
+/// Every CPU's `processor_cpu_load_info` (`host_processor_info` with
+/// `PROCESSOR_CPU_LOAD_INFO`), as the bytes of its tick counters.
+#[cfg(target_os = "macos")]
+pub(super) fn processor_load_ticks() -> io::Result<Vec<u8>> {
+    let host = HostPort::get();
+    let mut ncpu: libc::natural_t = 0;
+    let mut info: libc::processor_info_array_t = std::ptr::null_mut();
+    let mut count: libc::mach_msg_type_number_t = 0;
+    // SAFETY: the out-pointers are live locals; on success the kernel
+    // maps `count` integers at `info`, copied and then deallocated below.
+    let rc = unsafe {
+        libc::host_processor_info(
+            host.0,
+            libc::PROCESSOR_CPU_LOAD_INFO,
+            &mut ncpu,
+            &mut info,
+            &mut count,
+        )
+    };
+    kern_result("host_processor_info", rc)?;
+    let Some(info) = NonNull::new(info) else {
+        return Ok(Vec::new());
+    };
+    let len = count as usize * std::mem::size_of::<libc::integer_t>();
+    // SAFETY: see above: `len` bytes at `info` are the kernel's answer.
+    let bytes = unsafe { std::slice::from_raw_parts(info.as_ptr().cast::<u8>(), len) }.to_vec();
+    // SAFETY: the region was allocated in this task by the call above and
+    // is not used after this.
+    unsafe { libc::vm_deallocate(mach_task_self_, info.as_ptr() as libc::vm_address_t, len) };
+    Ok(bytes)
+}
+
+/// `host_statistics64(HOST_VM_INFO64)`: the bytes of `vm_statistics64`
+/// the kernel filled.
+#[cfg(target_os = "macos")]
+pub(super) fn vm_statistics64() -> io::Result<Vec<u8>> {
+    let host = HostPort::get();
+    let mut count = libc::HOST_VM_INFO64_COUNT;
+    let mut buf: Vec<libc::integer_t> = vec![0; count as usize];
+    // SAFETY: the buffer holds `count` integers, the room the call is told
+    // of; it writes back how many it filled.
+    let rc = unsafe {
+        libc::host_statistics64(host.0, libc::HOST_VM_INFO64, buf.as_mut_ptr(), &mut count)
+    };
+    kern_result("host_statistics64", rc)?;
+    buf.truncate(count as usize);
+    Ok(buf.iter().flat_map(|v| v.to_ne_bytes()).collect())
+}
+
+// === Mounted file systems ===
+
+/// One mounted file system, as `getfsstat(2)` (`getvfsstat(2)` on NetBSD)
+/// describes it.
+#[derive(Clone, Debug, Default)]
+pub(super) struct Mount {
+    pub(super) device: String,
+    pub(super) mountpoint: String,
+    pub(super) fstype: String,
+    /// `f_flags` (`f_flag` on NetBSD): the `MNT_*` flags.
+    pub(super) flags: u64,
+}
+
+#[cfg(not(target_os = "netbsd"))]
+type FsStat = libc::statfs;
+#[cfg(target_os = "netbsd")]
+type FsStat = libc::statvfs;
+
+/// `getfsstat` with `MNT_NOWAIT` (never waits on a file system), into
+/// `bytes` of room at `buf`, or counting with a null `buf`.
+///
+/// # Safety
+/// `buf` is null or points to `bytes` writable bytes.
+unsafe fn fsstat(buf: *mut FsStat, bytes: usize) -> c_int {
+    #[cfg(target_os = "freebsd")]
+    let n = unsafe {
+        libc::getfsstat(
+            buf,
+            libc::c_long::try_from(bytes).unwrap_or(libc::c_long::MAX),
+            libc::MNT_NOWAIT,
+        )
+    };
+    #[cfg(target_os = "openbsd")]
+    let n = unsafe { libc::getfsstat(buf, bytes, libc::MNT_NOWAIT) };
+    #[cfg(target_os = "netbsd")]
+    let n = unsafe { libc::getvfsstat(buf, bytes, libc::MNT_NOWAIT) };
+    #[cfg(target_os = "macos")]
+    let n = unsafe {
+        libc::getfsstat(
+            buf,
+            c_int::try_from(bytes).unwrap_or(c_int::MAX),
+            libc::MNT_NOWAIT,
+        )
+    };
+    n
+}
+
+fn chars(field: &[c_char]) -> String {
+    let bytes: Vec<u8> = field.iter().map(|c| *c as u8).collect();
+    super::parse::lossy(super::decode::until_nul(&bytes))
+}
+
+fn widen<T: Into<u64>>(flags: T) -> u64 {
+    flags.into()
+}
+
+/// Every mounted file system.
+pub(super) fn mounts() -> io::Result<Vec<Mount>> {
+    // SAFETY: a null buffer only counts.
+    let n = unsafe { fsstat(std::ptr::null_mut(), 0) };
+    let n = usize::try_from(n).map_err(|_| io::Error::last_os_error())?;
+    // Room for mounts made meanwhile.
+    let mut buf: Vec<FsStat> = Vec::with_capacity(n + 8);
+    let bytes = buf.capacity() * std::mem::size_of::<FsStat>();
+    // SAFETY: the pointer and `bytes` describe `buf`'s allocation, which
+    // the call only writes whole structures to.
+    let n = unsafe { fsstat(buf.as_mut_ptr(), bytes) };
+    let n = usize::try_from(n).map_err(|_| io::Error::last_os_error())?;
+    // SAFETY: the call initialised the first `n` structures (at most the
+    // capacity it was given room for).
+    unsafe { buf.set_len(n.min(buf.capacity())) };
+    Ok(buf
+        .iter()
+        .map(|f| Mount {
+            device: chars(&f.f_mntfromname),
+            mountpoint: chars(&f.f_mntonname),
+            fstype: chars(&f.f_fstypename),
+            #[cfg(not(target_os = "netbsd"))]
+            flags: widen(f.f_flags),
+            #[cfg(target_os = "netbsd")]
+            flags: widen(f.f_flag),
+        })
+        .collect())
+}
+
+// === Login sessions ===
+
+/// `getutxent(3)` walks a shared cursor: one reader at a time.
+#[cfg(not(target_os = "openbsd"))]
+static UTMPX: Mutex<()> = Mutex::new(());
+
+/// Microseconds of whatever width the target's `suseconds_t` has.
+#[cfg(not(target_os = "openbsd"))]
+fn usec<T: Into<i64>>(v: T) -> i64 {
+    v.into()
+}
+
+/// The user processes of the utmpx database (`getutxent(3)`), as psutil's
+/// `users()` lists them.
+#[cfg(not(target_os = "openbsd"))]
+pub(super) fn sessions() -> Vec<super::system::User> {
+    let _one = UTMPX
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    let mut users = Vec::new();
+    // SAFETY: setutxent, getutxent and endutxent take no arguments; the
+    // lock keeps other threads of this process off the cursor, and each
+    // entry is copied before the next call overwrites it.
+    unsafe { libc::setutxent() };
+    // SAFETY: see above.
+    while let Some(entry) = NonNull::new(unsafe { libc::getutxent() }) {
+        // SAFETY: a non-null entry is valid until the next call.
+        let u = unsafe { entry.as_ref() };
+        if u.ut_type != libc::USER_PROCESS {
+            continue;
+        }
+        #[cfg(target_os = "netbsd")]
+        let name = chars(&u.ut_name);
+        #[cfg(not(target_os = "netbsd"))]
+        let name = chars(&u.ut_user);
+        users.push(super::system::User {
+            name,
+            terminal: chars(&u.ut_line),
+            host: chars(&u.ut_host),
+            started: super::decode::timeval_secs(u.ut_tv.tv_sec, usec(u.ut_tv.tv_usec)),
+            pid: u32::try_from(u.ut_pid).ok(),
+        });
+    }
+    // SAFETY: see above.
+    unsafe { libc::endutxent() };
+    users
 }

@@ -31,6 +31,7 @@ pub mod media;
 pub mod netbsd;
 pub mod netbsdlike;
 pub mod openbsd;
+pub mod system;
 
 // === Reading fixed layouts ===
 

@@ -14,6 +14,7 @@ use crate::backend::{
         },
         kevent,
         media::IFMEDIAREQ_LEN,
+        system::{devstat, vmtotal},
     },
 };
 
@@ -57,6 +58,26 @@ const _: () = {
     assert_if_counters!(if_data, IF_DATA);
     assert!(matches!(IF_DATA.link_state, Some(o) if o == offset_of!(if_data, ifi_link_state)));
     assert!(matches!(IF_DATA.oqdrops, Some(o) if o == offset_of!(if_data, ifi_oqdrops)));
+
+    assert!(size_of::<libc::vmtotal>() == vmtotal::SIZE);
+    assert!(offset_of!(libc::vmtotal, t_vmshr) == vmtotal::VMSHR);
+    assert!(offset_of!(libc::vmtotal, t_rmshr) == vmtotal::RMSHR);
+    // stathz decodes at 12 in a 20-byte clockinfo.
+    assert!(size_of::<libc::clockinfo>() == 20);
+    assert!(offset_of!(libc::clockinfo, stathz) == 12);
+
+    assert!(size_of::<libc::devstat>() == devstat::SIZE);
+    assert!(offset_of!(libc::devstat, device_name) == devstat::DEVICE_NAME);
+    assert!(libc::DEVSTAT_NAME_LEN as usize == devstat::DEVICE_NAME_LEN);
+    assert!(offset_of!(libc::devstat, unit_number) == devstat::UNIT_NUMBER);
+    assert!(offset_of!(libc::devstat, bytes) == devstat::BYTES);
+    assert!(offset_of!(libc::devstat, operations) == devstat::OPERATIONS);
+    assert!(offset_of!(libc::devstat, duration) == devstat::DURATION);
+    assert!(offset_of!(libc::devstat, busy_time) == devstat::BUSY_TIME);
+    assert!(offset_of!(libc::devstat, device_type) == devstat::DEVICE_TYPE);
+    assert!(size_of::<libc::bintime>() == 16);
+    assert!(libc::devstat_trans_flags::DEVSTAT_READ as usize == devstat::DEVSTAT_READ);
+    assert!(libc::devstat_trans_flags::DEVSTAT_WRITE as usize == devstat::DEVSTAT_WRITE);
 
     assert!(size_of::<ifmediareq>() == IFMEDIAREQ_LEN);
     assert!(P_SYSTEM == libc::P_SYSTEM as i64);

@@ -6,7 +6,7 @@ use std::mem::{offset_of, size_of};
 
 use libc::{
     if_data64, if_msghdr2, proc_bsdinfo, proc_fdinfo, proc_taskallinfo, proc_taskinfo,
-    proc_vnodepathinfo, timeval, vnode_info_path,
+    proc_vnodepathinfo, timeval, vm_statistics64, vnode_info_path, xsw_usage,
 };
 
 use crate::backend::{
@@ -15,6 +15,7 @@ use crate::backend::{
         FDINFO_SIZE, IF_DATA64, RTM_IFINFO2, TASKALLINFO_SIZE, bsdinfo as b, if_msghdr2 as m,
         taskinfo as t, vnodepathinfo as v,
     },
+    decode::system::{self as sys, vm_statistics64 as vm},
 };
 
 const _: () = {
@@ -62,6 +63,23 @@ const _: () = {
     assert!(offset_of!(libc::sockaddr_dl, sdl_nlen) == m::SDL_NLEN);
     assert!(offset_of!(libc::sockaddr_dl, sdl_data) == m::SDL_DATA);
     assert!(RTM_IFINFO2 as libc::c_int == libc::RTM_IFINFO2);
+
+    assert!(size_of::<xsw_usage>() == sys::xsw_usage::SIZE);
+    assert!(offset_of!(xsw_usage, xsu_total) == sys::xsw_usage::TOTAL);
+    assert!(offset_of!(xsw_usage, xsu_avail) == sys::xsw_usage::AVAIL);
+    assert!(offset_of!(xsw_usage, xsu_used) == sys::xsw_usage::USED);
+    assert!(offset_of!(vm_statistics64, free_count) == vm::FREE_COUNT);
+    assert!(offset_of!(vm_statistics64, active_count) == vm::ACTIVE_COUNT);
+    assert!(offset_of!(vm_statistics64, inactive_count) == vm::INACTIVE_COUNT);
+    assert!(offset_of!(vm_statistics64, wire_count) == vm::WIRE_COUNT);
+    assert!(offset_of!(vm_statistics64, pageins) == vm::PAGEINS);
+    assert!(offset_of!(vm_statistics64, pageouts) == vm::PAGEOUTS);
+    assert!(offset_of!(vm_statistics64, speculative_count) == vm::SPECULATIVE_COUNT);
+    assert!(size_of::<vm_statistics64>() >= vm::MIN_SIZE);
+    // user, system, idle, nice, as sys::STATES_MACOS reads them.
+    assert!(libc::CPU_STATE_USER == 0 && libc::CPU_STATE_SYSTEM == 1);
+    assert!(libc::CPU_STATE_IDLE == 2 && libc::CPU_STATE_NICE == 3);
+    assert!(libc::CPU_STATE_MAX == 4);
 
     assert_notes!();
 };

@@ -10,6 +10,10 @@
 //! counters (the kernel keeps none per process that match the API) and
 //! context switches (one total, which the API cannot split into
 //! voluntary and involuntary).
+//!
+//! System figures: CPU times (`host_processor_info`), memory
+//! (`host_statistics64`, `hw.memsize`), swap (`vm.swapusage`), the Intel
+//! CPU frequency (`hw.cpufrequency`) and physical cores (`hw.physicalcpu`).
 
 use std::{collections::HashMap, io};
 
@@ -17,12 +21,18 @@ use super::{
     Error, ErrorKind, Field, FieldSet,
     bsd::{self, Bsd, Kernel, parse_error},
     bsd_sys,
+    decode::system::mount_bit,
     decode::{
         IfData, IfDataLayout, IfFlags, Kinfo, environ_of,
         macos::{self as layout, Timebase},
         media::{MACOS, MediaLayout},
+        system as sys,
     },
     parse::lossy,
+    system::{
+        CpuFreq, CpuFreqSet, CpuTimesSet, SwapMemory, SystemField, SystemFields, User,
+        VirtualMemory,
+    },
 };
 
 mod checks;
@@ -101,12 +111,37 @@ impl Libproc {
     }
 }
 
+/// The mount flags psutil names in a partition's options, in its order
+/// (`sys/mount.h`).
+const MOUNT_FLAGS: &[(u64, &str)] = &[
+    (mount_bit(libc::MNT_SYNCHRONOUS), "sync"),
+    (mount_bit(libc::MNT_NOEXEC), "noexec"),
+    (mount_bit(libc::MNT_NOSUID), "nosuid"),
+    (mount_bit(libc::MNT_ASYNC), "async"),
+    (mount_bit(libc::MNT_NOATIME), "noatime"),
+    (mount_bit(libc::MNT_UNION), "union"),
+    (mount_bit(libc::MNT_NODEV), "nodev"),
+    (mount_bit(libc::MNT_EXPORTED), "exported"),
+    (mount_bit(libc::MNT_LOCAL), "local"),
+    (mount_bit(libc::MNT_QUOTA), "quota"),
+    (mount_bit(libc::MNT_ROOTFS), "rootfs"),
+    (mount_bit(libc::MNT_DOVOLFS), "dovolfs"),
+    (mount_bit(libc::MNT_DONTBROWSE), "dontbrowse"),
+    (mount_bit(libc::MNT_IGNORE_OWNERSHIP), "ignore-ownership"),
+    (mount_bit(libc::MNT_AUTOMOUNTED), "automounted"),
+    (mount_bit(libc::MNT_JOURNALED), "journaled"),
+    (mount_bit(libc::MNT_NOUSERXATTR), "nouserxattr"),
+    (mount_bit(libc::MNT_DEFWRITE), "defwrite"),
+    (mount_bit(libc::MNT_MULTILABEL), "multilabel"),
+];
+
 impl Kernel for Libproc {
     const BACKEND: &'static str = "macos-libproc";
     const OS: &'static str = "macos";
     const FLAGS: IfFlags = layout::FLAGS;
     const MEDIA: MediaLayout = MACOS;
     const IF_DATA: Option<IfDataLayout> = None;
+    const MOUNT_FLAGS: &'static [(u64, &'static str)] = MOUNT_FLAGS;
     const TRACK: bool = false;
     const EXIT_STATUS: bool = false;
 
@@ -186,6 +221,77 @@ impl Kernel for Libproc {
         Ok(u32::try_from(bytes / layout::FDINFO_SIZE).unwrap_or(u32::MAX))
     }
 
+    fn system_fields(&self) -> SystemFields {
+        [
+            SystemField::CpuTimes,
+            SystemField::VirtualMemory,
+            SystemField::SwapMemory,
+            SystemField::Users,
+            SystemField::CpuFreq,
+        ]
+        .into_iter()
+        .collect()
+    }
+
+    /// `host_processor_info(PROCESSOR_CPU_LOAD_INFO)` per CPU, their sum
+    /// as the total (what `HOST_CPU_LOAD_INFO` gives), at
+    /// `kern.clockrate`'s stathz (psutil divides by `CLK_TCK`, 100, the
+    /// same rate on macOS). macOS counts no interrupt time apart.
+    fn cpu_times(&self) -> Result<CpuTimesSet, Error> {
+        let hz = sys::stathz(&bsd::named_bytes("kern.clockrate")?)
+            .map_err(parse_error("sysctl kern.clockrate"))?;
+        let what = "host_processor_info";
+        let bytes = bsd_sys::processor_load_ticks().map_err(|e| bsd::io_error(what, e))?;
+        let ticks =
+            sys::counters("processor_cpu_load_info", &bytes, 4).map_err(parse_error(what))?;
+        let per_cpu = sys::STATES_MACOS
+            .per_cpu(&ticks, hz)
+            .map_err(parse_error(what))?;
+        Ok(CpuTimesSet {
+            total: sys::sum_cpus(&per_cpu),
+            per_cpu,
+        })
+    }
+
+    /// psutil's macOS figures: `hw.memsize` and `host_statistics64`'s
+    /// page counts.
+    fn virtual_memory(&self) -> Result<VirtualMemory, Error> {
+        let what = "host_statistics64";
+        let vm = bsd_sys::vm_statistics64()
+            .map_err(|e| bsd::io_error(what, e))
+            .and_then(|b| sys::mach_vm(&b).map_err(parse_error(what)))?;
+        Ok(sys::memory_macos(
+            self.memory_total()?,
+            vm,
+            bsd::named_u64("hw.pagesize")?,
+        ))
+    }
+
+    /// `vm.swapusage`, and the pages paged in and out
+    /// (`host_statistics64`), as psutil reports them.
+    fn swap_memory(&self) -> Result<SwapMemory, Error> {
+        let (total, used) = sys::xsw_usage(&bsd::named_bytes("vm.swapusage")?)
+            .map_err(parse_error("sysctl vm.swapusage"))?;
+        let what = "host_statistics64";
+        let vm = bsd_sys::vm_statistics64()
+            .map_err(|e| bsd::io_error(what, e))
+            .and_then(|b| sys::mach_vm(&b).map_err(parse_error(what)))?;
+        let page = bsd::named_u64("hw.pagesize")?;
+        Ok(sys::swap(
+            total,
+            used,
+            Some(vm.pageins.saturating_mul(page)),
+            Some(vm.pageouts.saturating_mul(page)),
+        ))
+    }
+
+    fn cpu_cores(&self) -> Option<u32> {
+        bsd::named_u64("hw.physicalcpu")
+            .ok()
+            .and_then(|n| u32::try_from(n).ok())
+            .filter(|n| *n > 0)
+    }
+
     /// The 64-bit counters of `NET_RT_IFLIST2` (`getifaddrs` carries only
     /// 32-bit ones on macOS, which wrap after 4 GiB).
     fn counters(&self) -> Result<HashMap<String, IfData>, Error> {
@@ -195,5 +301,23 @@ impl Kernel for Libproc {
             .map_err(parse_error("sysctl NET_RT_IFLIST2"))?
             .into_iter()
             .collect())
+    }
+
+    fn users(&self) -> Result<Vec<User>, Error> {
+        Ok(bsd_sys::sessions())
+    }
+
+    /// `hw.cpufrequency` and its range, in MHz; Apple silicon has none of
+    /// them, and the figure reads unsupported there.
+    fn cpu_freq(&self) -> Result<CpuFreqSet, Error> {
+        let mhz = |hz: u64| hz as f64 / 1e6;
+        Ok(CpuFreqSet {
+            total: CpuFreq {
+                current: mhz(bsd::named_u64("hw.cpufrequency")?),
+                min: bsd::named_u64("hw.cpufrequency_min").ok().map(mhz),
+                max: bsd::named_u64("hw.cpufrequency_max").ok().map(mhz),
+            },
+            per_cpu: Vec::new(),
+        })
     }
 }

@@ -6,6 +6,11 @@
 //! `KERN_PROC_SHOW_THREADS` table to count threads. Not supplied: the
 //! executable (OpenBSD keeps no path of it that a sysctl returns) and
 //! I/O counters (block operations only).
+//!
+//! System figures: CPU times (`kern.cp_time2.N` at `kern.clockrate`'s
+//! stathz), `vm.uvmexp` for memory, swap and CPU counters, the buffer
+//! cache (`vfs.generic.bcachestat`), `hw.cpuspeed`, disk I/O
+//! (`hw.diskstats`) and sessions from `/var/run/utmp`.
 
 use std::io;
 
@@ -13,14 +18,20 @@ use libc::c_int;
 
 use super::{
     Error, Field, FieldSet,
-    bsd::{self, Bsd, Kernel},
+    bsd::{self, Bsd, Kernel, parse_error},
+    decode::system::mount_bit,
     decode::{
         IfDataLayout, IfFlags, Kinfo, environ_of,
         media::{MediaLayout, OPENBSD},
         openbsd::{self as layout, KINFO_PROC},
+        system::{self as sys, Pages, Uvm},
         until_nul,
     },
     parse::lossy,
+    system::{
+        CpuFreq, CpuFreqSet, CpuStats, CpuTimesSet, DiskIo, SwapMemory, SystemField, SystemFields,
+        User, VirtualMemory,
+    },
 };
 
 mod checks;
@@ -37,6 +48,15 @@ pub fn backend() -> Result<OpenBsd, Error> {
 
 /// `HW_PHYSMEM64` (`sys/sysctl.h`), which the `libc` crate lacks.
 const HW_PHYSMEM64: c_int = 19;
+
+/// `VM_UVMEXP` and `VFS_GENERIC`.`VFS_BCACHESTAT` (`uvm/uvmexp.h`,
+/// `sys/mount.h`), which the `libc` crate lacks.
+const VM_UVMEXP: c_int = 4;
+const VFS_GENERIC: c_int = 0;
+const VFS_BCACHESTAT: c_int = 3;
+/// `HW_DISKSTATS` and `HW_CPUSPEED` (`sys/sysctl.h`).
+const HW_DISKSTATS: c_int = 9;
+const HW_CPUSPEED: c_int = 12;
 
 /// OpenBSD's sysctl interface.
 #[derive(Clone, Debug)]
@@ -58,6 +78,14 @@ impl Sysctl {
         let buf = bsd::sysctl_vec(&mib)?;
         // The kernel wrote the strings' addresses as they are in `buf`.
         layout::pointer_strings(&buf, buf.as_ptr() as u64).map_err(io::Error::other)
+    }
+
+    /// `vm.uvmexp`.
+    fn uvmexp(&self) -> Result<Uvm, Error> {
+        let what = "sysctl vm.uvmexp";
+        let buf =
+            bsd::sysctl_vec(&[libc::CTL_VM, VM_UVMEXP]).map_err(|e| bsd::io_error(what, e))?;
+        sys::UVMEXP_OPENBSD.decode(&buf).map_err(parse_error(what))
     }
 
     fn threads(&self, pid: u32) -> io::Result<u32> {
@@ -82,12 +110,24 @@ fn table(op: c_int, arg: c_int) -> io::Result<Vec<u8>> {
     bsd::proc_records(libc::KERN_PROC, op, arg, KINFO_PROC.size)
 }
 
+/// The mount flags psutil names in a partition's options, in its order
+/// (`sys/mount.h`).
+const MOUNT_FLAGS: &[(u64, &str)] = &[
+    (mount_bit(libc::MNT_SYNCHRONOUS), "sync"),
+    (mount_bit(libc::MNT_NOEXEC), "noexec"),
+    (mount_bit(libc::MNT_NOSUID), "nosuid"),
+    (mount_bit(libc::MNT_ASYNC), "async"),
+    (mount_bit(libc::MNT_NOATIME), "noatime"),
+    (mount_bit(libc::MNT_SOFTDEP), "softdep"),
+];
+
 impl Kernel for Sysctl {
     const BACKEND: &'static str = "openbsd-sysctl";
     const OS: &'static str = "openbsd";
     const FLAGS: IfFlags = layout::FLAGS;
     const MEDIA: MediaLayout = OPENBSD;
     const IF_DATA: Option<IfDataLayout> = Some(layout::IF_DATA);
+    const MOUNT_FLAGS: &'static [(u64, &'static str)] = MOUNT_FLAGS;
     const TRACK: bool = true;
     const EXIT_STATUS: bool = true;
 
@@ -158,5 +198,112 @@ impl Kernel for Sysctl {
             layout::KINFO_FILE_SIZE,
             layout::KINFO_FILE_FD,
         )
+    }
+
+    fn system_fields(&self) -> SystemFields {
+        [
+            SystemField::CpuTimes,
+            SystemField::CpuStats,
+            SystemField::VirtualMemory,
+            SystemField::SwapMemory,
+            SystemField::Users,
+            SystemField::CpuFreq,
+        ]
+        .into_iter()
+        .collect()
+    }
+
+    /// `kern.cp_time2.N` of each of `hw.ncpu` CPUs, at `kern.clockrate`'s
+    /// stathz; the total is their sum (`kern.cp_time` is their mean).
+    fn cpu_times(&self) -> Result<CpuTimesSet, Error> {
+        let what = "sysctl kern.clockrate";
+        let clock = bsd::sysctl_vec(&[libc::CTL_KERN, libc::KERN_CLOCKRATE])
+            .map_err(|e| bsd::io_error(what, e))?;
+        let hz = sys::stathz(&clock).map_err(parse_error(what))?;
+        let ncpu = bsd::sysctl_u64(&[libc::CTL_HW, libc::HW_NCPU], "sysctl hw.ncpu")?;
+        let mut per_cpu = Vec::new();
+        for n in 0..c_int::try_from(ncpu).unwrap_or(c_int::MAX) {
+            let what = "sysctl kern.cp_time2";
+            let buf = match bsd::sysctl_vec(&[libc::CTL_KERN, libc::KERN_CPTIME2, n]) {
+                Ok(buf) => buf,
+                // A CPU that is not running (hw.smt=0) has no counters.
+                Err(e) if e.raw_os_error() == Some(libc::ENODEV) => continue,
+                Err(e) => return Err(bsd::io_error(what, e)),
+            };
+            let ticks = sys::counters("kern.cp_time2", &buf, 8).map_err(parse_error(what))?;
+            per_cpu.extend(
+                sys::STATES_OPENBSD
+                    .per_cpu(&ticks, hz)
+                    .map_err(parse_error(what))?,
+            );
+        }
+        Ok(CpuTimesSet {
+            total: sys::sum_cpus(&per_cpu),
+            per_cpu,
+        })
+    }
+
+    fn cpu_stats(&self) -> Result<CpuStats, Error> {
+        Ok(self.uvmexp()?.stats)
+    }
+
+    /// psutil's sources: `hw.physmem64`, `vm.uvmexp`'s page counts, and the
+    /// buffer cache's pages as cached memory (as top counts it).
+    fn virtual_memory(&self) -> Result<VirtualMemory, Error> {
+        let u = self.uvmexp()?;
+        let what = "sysctl vfs.generic.bcachestat";
+        let bcache = bsd::sysctl_vec(&[libc::CTL_VFS, VFS_GENERIC, VFS_BCACHESTAT])
+            .map_err(|e| bsd::io_error(what, e))?;
+        let cached = sys::bcache_pages(&bcache).map_err(parse_error(what))?;
+        Ok(sys::memory_freebsd_openbsd(Pages {
+            total: self.memory_total()?,
+            free: u.free,
+            active: u.active,
+            inactive: u.inactive,
+            wired: u.wired,
+            cached: cached.saturating_mul(u.page_size),
+            buffers: None,
+            shared: None,
+        }))
+    }
+
+    /// `vm.uvmexp`'s swap pages (the enabled devices' sum, what
+    /// `swapctl(SWAP_STATS)` gives psutil) and pages swapped in and out.
+    fn swap_memory(&self) -> Result<SwapMemory, Error> {
+        let u = self.uvmexp()?;
+        Ok(sys::swap(
+            u.swap_total,
+            u.swap_used,
+            Some(u.swapped_in),
+            Some(u.swapped_out),
+        ))
+    }
+
+    /// The records of `/var/run/utmp` (OpenBSD has no utmpx).
+    fn users(&self) -> Result<Vec<User>, Error> {
+        let path = "/var/run/utmp";
+        let file = std::fs::read(path).map_err(|e| bsd::io_error(path, e))?;
+        sys::utmp_users(&file).map_err(parse_error(path))
+    }
+
+    /// `hw.cpuspeed`, in MHz; OpenBSD gives no range.
+    fn cpu_freq(&self) -> Result<CpuFreqSet, Error> {
+        let current = bsd::sysctl_u64(&[libc::CTL_HW, HW_CPUSPEED], "sysctl hw.cpuspeed")? as f64;
+        Ok(CpuFreqSet {
+            total: CpuFreq {
+                current,
+                min: None,
+                max: None,
+            },
+            per_cpu: Vec::new(),
+        })
+    }
+
+    /// `hw.diskstats`: every disk's transfers, bytes and busy time.
+    fn disk_io_counters(&self) -> Result<Vec<DiskIo>, Error> {
+        let what = "sysctl hw.diskstats";
+        let buf =
+            bsd::sysctl_vec(&[libc::CTL_HW, HW_DISKSTATS]).map_err(|e| bsd::io_error(what, e))?;
+        sys::diskstats(&buf).map_err(parse_error(what))
     }
 }
