@@ -156,10 +156,12 @@ const INVENTORY_EXAMPLES: &str = "\
 Each record: the host's name, address, labels and groups; \"system\" (what `hostscope host`
 shows); \"interfaces\" (every interface with addresses, link state, speed, duplex, MTU and
 counters); \"processes\": the total, counts by status, and the top processes by resident
-memory (pid, name, username, rss in bytes, cmdline). JSON is the default output; the table
-is one line per host: UPTIME is the time since boot (3h04m, 2d03h), UP/NICS the interfaces
-whose link is up of all interfaces, PROCS and ZOMBIES counts, LARGEST the process with the
-most resident memory.
+memory (pid, name, username, rss in bytes, cmdline); \"figures\" (what `hostscope sys`
+shows: CPU, memory, swap, load, users, sensors, cgroup) and \"disks\" (partitions with their
+usage, disk I/O counters). JSON is the default output; the table is one line per host:
+UPTIME is the time since boot (3h04m, 2d03h), LOAD1 the load over a minute, MEM% memory in
+use, DISK% the fullest file system's use, UP/NICS the interfaces whose link is up of all
+interfaces, PROCS and ZOMBIES counts, LARGEST the process with the most resident memory.
 
 Examples:
   hostscope --inventory fleet.toml inventory > fleet.json

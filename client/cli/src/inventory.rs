@@ -35,6 +35,10 @@ struct Census {
     system: proto::Host,
     interfaces: Vec<proto::NetInterface>,
     processes: Processes,
+    /// GetSystem; `None` from an agent too old to serve it.
+    figures: Option<proto::System>,
+    /// ListDisks; `None` from an agent too old to serve it.
+    disks: Option<proto::ListDisksResponse>,
 }
 
 /// A host's processes, counted, and the largest by resident memory.
@@ -72,6 +76,12 @@ struct Record<'a> {
     system: &'a proto::Host,
     interfaces: &'a [proto::NetInterface],
     processes: &'a Processes,
+    /// The host's figures: CPU, memory, swap, load, users, sensors, cgroup.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    figures: Option<&'a proto::System>,
+    /// Mounted file systems with their usage, and disk I/O counters.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    disks: Option<&'a proto::ListDisksResponse>,
 }
 
 impl Processes {
@@ -157,12 +167,19 @@ pub async fn inventory(
             }
             Ok::<_, Error>(all)
         };
+        // An agent from before GetSystem and ListDisks still answers
+        // the rest.
+        let figures = async { client.system(proto::GetSystemRequest::default()).await.ok() };
+        let disks = async { client.disks(proto::ListDisksRequest::default()).await.ok() };
         let (system, interfaces, all) =
             tokio::try_join!(client.host(), client.net_interfaces(), listing)?;
+        let (figures, disks) = tokio::join!(figures, disks);
         Ok(Census {
             system,
             interfaces,
             processes: Processes::digest(&all, top),
+            figures,
+            disks,
         })
     };
 
@@ -218,6 +235,8 @@ impl<'a> Record<'a> {
             system: &census.system,
             interfaces: &census.interfaces,
             processes: &census.processes,
+            figures: census.figures.as_ref(),
+            disks: census.disks.as_ref(),
         }
     }
 }
@@ -235,6 +254,20 @@ fn template_record() -> Value {
             cmdline: Vec::new(),
         }],
     };
+    let figures = proto::System {
+        loadavg: Some(proto::LoadAvg::default()),
+        virtual_memory: Some(proto::VirtualMemory::default()),
+        swap_memory: Some(proto::SwapMemory::default()),
+        cpu_percent: Some(proto::CpuPercent::default()),
+        ..Default::default()
+    };
+    let disks = proto::ListDisksResponse {
+        partitions: vec![proto::DiskPartition {
+            usage: Some(proto::DiskUsage::default()),
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
     let record = Record {
         host: "",
         address: "",
@@ -243,6 +276,8 @@ fn template_record() -> Value {
         system: &proto::Host::default(),
         interfaces: &[output::interface_template()],
         processes: &processes,
+        figures: Some(&figures),
+        disks: Some(&disks),
     };
     serde_json::to_value(record).unwrap_or(Value::Null)
 }
@@ -297,6 +332,9 @@ fn table_headers() -> Table {
         header("CPUS", Align::Right),
         header("MEMORY", Align::Right),
         header("UPTIME", Align::Right),
+        header("LOAD1", Align::Right),
+        header("MEM%", Align::Right),
+        header("DISK%", Align::Right),
         header("UP/NICS", Align::Right),
         header("PROCS", Align::Right),
         header("ZOMBIES", Align::Right),
@@ -305,9 +343,13 @@ fn table_headers() -> Table {
 }
 
 /// One host as a table row: UPTIME since boot as an age ("3h04m",
-/// "2d03h"), UP/NICS the interfaces whose link is up, of all.
+/// "2d03h"), LOAD1 the load average over a minute, MEM% memory in use,
+/// DISK% the fullest file system's use, UP/NICS the interfaces whose link
+/// is up, of all.
 fn row(host: &HostSpec, census: &Census) -> Vec<String> {
     let system = &census.system;
+    let figures = census.figures.as_ref();
+    let dash = || "-".to_owned();
     let up = census
         .interfaces
         .iter()
@@ -333,6 +375,17 @@ fn row(host: &HostSpec, census: &Census) -> Vec<String> {
         system.cpu_count.to_string(),
         format::bytes(system.memory_total),
         format::age(format::now() - system.boot_time),
+        figures
+            .and_then(|f| f.loadavg.as_ref())
+            .map_or_else(dash, |l| format!("{:.2}", l.load1)),
+        figures
+            .and_then(|f| f.virtual_memory.as_ref())
+            .map_or_else(dash, |m| format!("{:.1}", m.percent)),
+        census
+            .disks
+            .as_ref()
+            .and_then(|d| super::system::fullest(&d.partitions))
+            .map_or_else(dash, |(_, u)| format!("{:.1}", u.percent)),
         format!("{up}/{}", census.interfaces.len()),
         census.processes.total.to_string(),
         census.processes.count(ProcessStatus::Zombie).to_string(),
@@ -432,6 +485,10 @@ mod tests {
             "processes.top_rss.pid",
             "processes.top_rss.rss",
             "processes.top_rss.cmdline",
+            "figures.virtual_memory.percent",
+            "figures.loadavg.load1",
+            "disks.partitions.mountpoint",
+            "disks.partitions.usage.percent",
         ] {
             assert!(header.iter().any(|h| h == column), "{column}: {header:?}");
         }

@@ -50,6 +50,11 @@ fn write_host(out: &mut dyn Write, h: &proto::Host) -> io::Result<()> {
         .iter()
         .filter_map(|v| proto::NetInterfaceField::from_wire(*v).map(|f| f.short_name()))
         .collect();
+    let system_fields = h
+        .system_fields
+        .iter()
+        .filter_map(|v| proto::SystemField::from_wire(*v).map(|f| f.short_name()))
+        .collect();
     let uptime = format::duration(format::now() - h.boot_time);
     let lines = [
         ("hostname", h.hostname.clone()),
@@ -68,6 +73,7 @@ fn write_host(out: &mut dyn Write, h: &proto::Host) -> io::Result<()> {
         ("watch_mode", h.watch_mode.clone()),
         ("process_fields", names(process_fields)),
         ("net_interface_fields", names(nic_fields)),
+        ("system_fields", names(system_fields)),
     ];
     for (key, value) in lines {
         writeln!(out, "{key}: {value}")?;

@@ -153,7 +153,7 @@ fn sys_line(host: &HostSpec, s: &Snapshot) -> Vec<String> {
 }
 
 /// The partition whose file system is fullest, among those with a size.
-fn fullest(
+pub(crate) fn fullest(
     partitions: &[proto::DiskPartition],
 ) -> Option<(&proto::DiskPartition, &proto::DiskUsage)> {
     partitions

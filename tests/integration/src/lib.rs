@@ -200,6 +200,19 @@ impl TestAgent {
         .await
     }
 
+    /// A second agent of this one's fleet: the same PKI, another port.
+    pub async fn sibling(&self) -> TestAgent {
+        let tls = self.pki.agent_tls().server_config().expect("server tls");
+        TestAgent::serve_at(
+            "127.0.0.1:0".parse().expect("address"),
+            Arc::clone(&self.pki),
+            Some(tls),
+            Options::default(),
+            Audit::log_only(),
+        )
+        .await
+    }
+
     async fn serve_at(
         addr: SocketAddr,
         pki: Arc<Pki>,
