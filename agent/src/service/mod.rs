@@ -584,6 +584,14 @@ struct Listing {
     memory_total: percent::MemoryTotal,
 }
 
+/// The processes a listing matched: their pids, in order, and each one's
+/// first CPU reading when cpu_percent is asked for.
+#[derive(Clone)]
+struct Matched {
+    pids: Arc<[u32]>,
+    readings: Arc<percent::Readings>,
+}
+
 /// What reading one batch found.
 struct Read {
     batch: pb::ProcessBatch,
@@ -619,7 +627,8 @@ impl Listing {
         permit: OwnedSemaphorePermit,
         first: Reservation,
     ) -> Result<(), ServiceError> {
-        let (pids, readings) = self.matching(permit, outbox.gone()).await?;
+        let matched = self.matching(permit, outbox.gone()).await?;
+        let pids = Arc::clone(&matched.pids);
         if let Some(interval) = self.interval {
             tokio::time::sleep(interval).await;
         }
@@ -647,8 +656,7 @@ impl Listing {
             let read = self
                 .read(
                     permit,
-                    Arc::clone(&pids),
-                    Arc::clone(&readings),
+                    matched.clone(),
                     next,
                     reservation.bytes(),
                     needs.is_some(),
@@ -680,7 +688,7 @@ impl Listing {
         &self,
         permit: OwnedSemaphorePermit,
         gone: impl Fn() -> bool + Send + 'static,
-    ) -> Result<(Arc<[u32]>, Arc<percent::Readings>), ServiceError> {
+    ) -> Result<Matched, ServiceError> {
         let backend = Arc::clone(&self.backend);
         let filter = Arc::clone(&self.filter);
         let measure = self.interval.is_some();
@@ -706,21 +714,23 @@ impl Listing {
                 fields = fields.union(percent::first_reading());
             }
             scan(backend.as_ref(), &filter.pids, fields, &mut visit)?;
-            Ok((Arc::from(pids), Arc::new(readings)))
+            Ok(Matched {
+                pids: Arc::from(pids),
+                readings: Arc::new(readings),
+            })
         })
         .await
         .map_err(|e| ServiceError::internal("the scan task failed", e))?
     }
 
-    /// Reads the processes of `pids` from `next` on into one batch of at
+    /// Reads the `matched` processes from `next` on into one batch of at
     /// most `room` encoded bytes, under `permit`. With `force`, the first
     /// process is cut down to the room if it has grown since it was
     /// measured.
     async fn read(
         &self,
         permit: OwnedSemaphorePermit,
-        pids: Arc<[u32]>,
-        readings: Arc<percent::Readings>,
+        matched: Matched,
         next: usize,
         room: usize,
         force: bool,
@@ -733,6 +743,7 @@ impl Listing {
         let largest = self.largest;
         let explicit = !filter.pids.is_empty();
         let memory_total = self.memory_total.clone();
+        let Matched { pids, readings } = matched;
         tokio::task::spawn_blocking(move || {
             let _permit = permit;
             let read_fields = percent::sources(fields).union(filter.needs());

@@ -534,7 +534,7 @@ pub async fn df(
         let full = args
             .min_percent
             .is_none_or(|min| row.percent.is_some_and(|p| p >= min));
-        let typed = args.fstype.is_empty() || args.fstype.iter().any(|t| *t == row.fstype);
+        let typed = args.fstype.is_empty() || args.fstype.contains(&row.fstype);
         full && typed
     };
     let streaming = args.sort.is_none();
@@ -631,7 +631,7 @@ mod tests {
     #[test]
     fn df_sorts_the_fullest_first_and_unknown_usage_last() {
         let sort = parse_df_sort("-percent").expect("valid");
-        let mut rows = vec![
+        let mut rows = [
             row("/a", Some(10.0)),
             row("/dead", None),
             row("/b", Some(95.0)),

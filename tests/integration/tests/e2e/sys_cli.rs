@@ -3,7 +3,7 @@
 
 use std::process::Command;
 
-use hostscope_integration::{CliRun, TestAgent, child::ChildGroup, hostscope_async};
+use hostscope_integration::{TestAgent, child::ChildGroup};
 
 use super::reap::hostscope;
 
