@@ -89,20 +89,23 @@ Examples:
 const PS_EXAMPLES: &str = "\
 Fields (psutil's names): pid, ppid, name, exe, cmdline, status, username, uids, gids,
 terminal, cwd, nice, create_time, num_threads, num_fds, num_ctx_switches, cpu_times,
-memory_info, io_counters, environ; or all. Only the fields asked for are read on the host,
-so narrow lists are cheap.
+memory_info, io_counters, environ, cpu_percent (%CPU: busy over --interval, 100 is one
+CPU), memory_percent (%MEM: rss of physical memory), cgroup; or all. Only the fields asked
+for are read on the host, so narrow lists are cheap.
 
 Statuses: running, sleeping, disk_sleep, stopped, tracing_stop, zombie, dead, wake_kill,
 waking, parked, idle, locked, waiting, suspended.
 
 Sorting: --sort takes field names and CSV column names (pid, name, memory_info.rss,
-cpu_times.user, create_time) and the short names the table shows (rss, vms, mem, user,
-threads, start, time or cpu for user plus system time), in any case, comma-separated,
+cpu_times.user, create_time) and the short names the table shows (rss, vms, cpu or %cpu for
+%CPU, mem or %mem for %MEM, user, threads, start, time for user plus system time), in any
+case, comma-separated,
 \"-\" before one for descending; the default table is sorted by pid, and records come in
 the agent's order.
 
 Examples:
   hostscope ps
+  hostscope ps --sort -cpu --interval 1s | head
   hostscope ps --sort -memory_info.rss --fields pid,name,memory_info | head
   hostscope ps --status zombie --fields pid,ppid,name,create_time
   hostscope ps --name 'nginx*' --user www-data

@@ -148,7 +148,7 @@ mod tests {
         let e = FieldList::parse("pid,rss").expect_err("rss is no field");
         assert!(e.starts_with("unknown field \"rss\""), "{e}");
         assert!(e.contains("pid, ppid, name, exe"), "{e}");
-        assert!(e.ends_with("environ, or all"), "{e}");
+        assert!(e.ends_with("cgroup, or all"), "{e}");
         assert!(FieldList::parse(" , ").is_err());
         assert!(FieldList::parse("unspecified").is_err());
     }

@@ -352,6 +352,8 @@ mod tests {
                     system: 3.5,
                     ..Default::default()
                 }),
+                cpu_percent: Some(1.5),
+                memory_percent: Some(0.3),
                 cmdline: vec!["/sbin/init".to_owned(), "splash".to_owned()],
                 field_errors: vec![proto::FieldError {
                     field: F::CreateTime as i32,
@@ -369,11 +371,11 @@ mod tests {
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(
             lines[0],
-            "USER PID PPID STATUS   RSS THREADS START        TIME COMMAND"
+            "USER PID PPID STATUS   %CPU %MEM RSS THREADS START        TIME COMMAND"
         );
         assert_eq!(
             lines[1],
-            "root   1    0 sleeping 12M       1 <denied> 00:01:03 /sbin/init splash"
+            "root   1    0 sleeping  1.5  0.3 12M       1 <denied> 00:01:03 /sbin/init splash"
         );
     }
 
@@ -445,8 +447,14 @@ mod tests {
             )
         };
         let mut busy = vec![cpu(1, 5.0, 0.0), cpu(2, 1.0, 9.0), cpu(3, 3.0, 3.0)];
-        parse_sort("-cpu").expect("cpu").apply(&mut busy);
+        parse_sort("-time").expect("time").apply(&mut busy);
         assert_eq!(pids(&busy), [2, 3, 1]);
+        for typed in ["cpu", "%CPU", "pcpu"] {
+            assert_eq!(parse_sort(typed), parse_sort("cpu_percent"), "{typed}");
+        }
+        for typed in ["mem", "%mem", "PMEM"] {
+            assert_eq!(parse_sort(typed), parse_sort("memory_percent"), "{typed}");
+        }
     }
 
     #[test]
