@@ -511,8 +511,37 @@ pub fn proc_parsers(data: &[u8]) {
             let _ = parse_boot_time(bytes);
             let _ = parse_mem_total(bytes);
             let _ = parse_pretty_name(&String::from_utf8_lossy(bytes));
+            host_figures(bytes);
         }
     }
+}
+
+/// The parsers of the host's own figures (`/proc/stat`, meminfo, mounts,
+/// diskstats, utmp, cgroup files), each given the same bytes.
+fn host_figures(bytes: &[u8]) {
+    use parse::{cgroup::*, cpu::*, diskstats::*, meminfo::*, mounts::*, utmp::*};
+    let _ = parse_cpu_times(bytes, HOST.clk_tck);
+    let _ = parse_cpu_stats(bytes);
+    let _ = parse_cpuinfo_mhz(bytes);
+    let _ = parse_cpuinfo_cores(bytes);
+    let _ = parse_loadavg(bytes);
+    let _ = parse_cpu_list_count(bytes);
+    if let Ok(mem) = parse_meminfo(bytes) {
+        let _ = virtual_memory(&mem, parse_zoneinfo_low(bytes).ok());
+        let _ = swap_memory(&mem, Some(bytes));
+    }
+    let _ = parse_mounts(bytes);
+    let _ = parse_mountinfo(bytes);
+    let _ = parse_filesystems(bytes);
+    let _ = parse_diskstats(bytes);
+    let _ = parse_block_stat("sda", bytes);
+    let _ = parse_utmp(bytes);
+    let _ = parse_proc_cgroup(bytes);
+    let _ = parse_proc_cgroups(bytes);
+    let _ = parse_cpu_max(bytes);
+    let _ = parse_cpu_stat_usage(bytes);
+    let _ = parse_v1_limit(bytes, "memory.limit_in_bytes");
+    let _ = parse_cfs_quota(bytes);
 }
 
 // === BSD and macOS decoders ===
