@@ -526,8 +526,8 @@ pub fn cpu_times_percent(before: &CpuTimesSet, after: &CpuTimesSet) -> CpuTimesS
 /// A mounted file system, as psutil's `disk_partitions` lists it.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Partition {
-    /// The device ("/dev/sda1"); "none" or the source for pseudo file
-    /// systems.
+    /// The device ("/dev/sda1"); the source for pseudo file systems, ""
+    /// where the kernel says "none" (as psutil).
     pub device: String,
     /// Where it is mounted.
     pub mountpoint: String,
