@@ -57,7 +57,7 @@ pub async fn sys(
             Ok(Snapshot { system, disks })
         }
     };
-    let template = sys_record("", &proto::System::default(), None)?;
+    let template = sys_record("", &system_template(), Some(&[partition_template()]))?;
     let one = fleet.len() == 1;
     let mut printer = io.printer(format, fleet.len(), &template);
     if one {
@@ -101,6 +101,101 @@ fn sys_record(
         map.insert("partitions".to_owned(), serde_json::to_value(partitions)?);
     }
     Ok(record)
+}
+
+/// A System with every figure and member present, for the CSV header.
+fn system_template() -> proto::System {
+    let times = proto::SystemCpuTimes {
+        iowait: Some(0.0),
+        irq: Some(0.0),
+        softirq: Some(0.0),
+        steal: Some(0.0),
+        guest: Some(0.0),
+        guest_nice: Some(0.0),
+        ..Default::default()
+    };
+    let set = proto::SystemCpuTimesSet {
+        total: Some(times),
+        per_cpu: vec![times],
+    };
+    let freq = proto::CpuFreq {
+        min: Some(0.0),
+        max: Some(0.0),
+        ..Default::default()
+    };
+    proto::System {
+        cpu_times: Some(set.clone()),
+        cpu_percent: Some(proto::CpuPercent {
+            total: 0.0,
+            per_cpu: vec![0.0],
+        }),
+        cpu_times_percent: Some(set),
+        cpu_stats: Some(proto::CpuStats {
+            soft_interrupts: Some(0),
+            syscalls: Some(0),
+            ..Default::default()
+        }),
+        cpu_freq: Some(proto::CpuFreqSet {
+            total: Some(freq),
+            per_cpu: vec![freq],
+        }),
+        cpu_count: Some(proto::CpuCount {
+            logical: 0,
+            physical: Some(0),
+        }),
+        loadavg: Some(proto::LoadAvg::default()),
+        virtual_memory: Some(proto::VirtualMemory {
+            active: Some(0),
+            inactive: Some(0),
+            buffers: Some(0),
+            cached: Some(0),
+            shared: Some(0),
+            slab: Some(0),
+            wired: Some(0),
+            ..Default::default()
+        }),
+        swap_memory: Some(proto::SwapMemory {
+            sin: Some(0),
+            sout: Some(0),
+            ..Default::default()
+        }),
+        users: vec![proto::User {
+            pid: Some(0),
+            ..Default::default()
+        }],
+        boot_time: Some(0.0),
+        temperatures: vec![proto::Temperature {
+            high: Some(0.0),
+            critical: Some(0.0),
+            ..Default::default()
+        }],
+        fans: vec![proto::Fan::default()],
+        battery: Some(proto::Battery {
+            secsleft: Some(0.0),
+            power_plugged: Some(false),
+            ..Default::default()
+        }),
+        cgroup: Some(proto::Cgroup {
+            memory_max: Some(0),
+            memory_swap_max: Some(0),
+            memory_swap_current: Some(0),
+            cpu_max_quota_us: Some(0),
+            cpu_usage_us: Some(0),
+            pids_max: Some(0),
+            pids_current: Some(0),
+            ..Default::default()
+        }),
+        field_errors: vec![proto::SystemFieldError::default()],
+    }
+}
+
+/// A partition with usage, for the CSV header.
+fn partition_template() -> proto::DiskPartition {
+    proto::DiskPartition {
+        usage: Some(proto::DiskUsage::default()),
+        usage_error: Some(0),
+        ..Default::default()
+    }
 }
 
 /// The fleet table's columns.
@@ -626,6 +721,36 @@ mod tests {
                 ..DfRow::default()
             },
         )
+    }
+
+    #[test]
+    fn the_csv_header_names_every_figure() {
+        let template =
+            sys_record("", &system_template(), Some(&[partition_template()])).expect("record");
+        let header = super::super::csv::Sheet::new(&template).header();
+        for column in [
+            "host",
+            "cpu_times.total.user",
+            "cpu_times.total.guest_nice",
+            "cpu_percent.total",
+            "cpu_freq.total.max",
+            "cpu_count.physical",
+            "loadavg.load15",
+            "virtual_memory.available",
+            "virtual_memory.wired",
+            "swap_memory.sout",
+            "users.name",
+            "boot_time",
+            "temperatures.critical",
+            "battery.secsleft",
+            "cgroup.memory_max",
+            "cgroup.pids_current",
+            "partitions.mountpoint",
+            "partitions.usage.percent",
+            "field_errors.kind",
+        ] {
+            assert!(header.iter().any(|h| h == column), "{column}: {header:?}");
+        }
     }
 
     #[test]
