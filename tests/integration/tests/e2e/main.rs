@@ -37,6 +37,7 @@ mod readme;
 mod reap;
 mod reload;
 mod sim;
+mod system;
 mod tidy;
 mod watch;
 mod watch_cli;
