@@ -755,6 +755,8 @@ fn bench_sys() -> Result<()> {
         ("psutil", "(p) psutil in process, the same figures"),
         ("backend", "(b) agent backend in process"),
         ("grpc", "(e) GetSystem + ListDisks over mTLS, end to end"),
+        ("grpc_system", "    of which GetSystem alone"),
+        ("grpc_disks", "    of which ListDisks alone"),
     ] {
         let m = median(id)?;
         println!("  {:>8.3} ms  {:>5.2}x psutil  {what}", m / 1e6, m / psutil);

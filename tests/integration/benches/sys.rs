@@ -3,6 +3,7 @@
 //! - `grpc`: a full GetSystem (every figure but the measured ones, so no
 //!   interval wait) and a ListDisks (partitions, usage, I/O counters) over
 //!   mutual TLS on loopback, received and decoded by the client;
+//! - `grpc_system`, `grpc_disks`: each of the two calls alone;
 //! - `backend`: the agent's backend reading the same figures in process;
 //! - `psutil`: psutil's in-process calls for the same figures, timed inside
 //!   Python with `time.perf_counter` (written where criterion writes its
@@ -153,6 +154,22 @@ fn sys(c: &mut Criterion) {
     let wanted = read_fields_pb();
     group.bench_function("grpc", |b| {
         b.to_async(&rt).iter(|| snapshot_grpc(&client, &wanted))
+    });
+    // Each call alone, to tell where the end-to-end time goes.
+    group.bench_function("grpc_system", |b| {
+        b.to_async(&rt).iter(|| async {
+            let request = pb::GetSystemRequest {
+                fields: wanted.clone(),
+                ..Default::default()
+            };
+            black_box(client.system(request).await.expect("GetSystem"))
+        })
+    });
+    group.bench_function("grpc_disks", |b| {
+        b.to_async(&rt).iter(|| async {
+            let request = pb::ListDisksRequest::default();
+            black_box(client.disks(request).await.expect("ListDisks"))
+        })
     });
     group.finish();
     drop(agent);
