@@ -26,7 +26,7 @@ Commands:
                        mutual TLS, and query it with `hostscope host`, `ps`,
                        `nics` (and a zombie it makes for the occasion)
   ci                   what .ci/run runs: fmt check, clippy, the tests
-  bench procs|watch|fleet
+  bench procs|watch|fleet|sys
                        benchmarks against their floors; see `cargo xtask bench
                        --help`
   fleet-sim [ARGS]     real agents on 127.0.0.1 and an inventory file for them;
@@ -74,7 +74,7 @@ What .ci/run runs: cargo fmt --check, cargo clippy --workspace
 ";
 
 const BENCH_HELP: &str = "\
-cargo xtask bench procs|watch|fleet
+cargo xtask bench procs|watch|fleet|sys
 
   procs   the agent's process collection against the floor (the kernel's
           cost of the same /proc reads) with 2,000 extra sleeping
@@ -87,6 +87,10 @@ cargo xtask bench procs|watch|fleet
           run, against the floor of a TCP connect and mutual-TLS handshake
           to every host; prints medians, hosts per second, the client's
           peak RSS and ratios
+  sys     GetSystem (every figure but the measured ones) and ListDisks
+          over mTLS, and the agent's backend in process, against psutil's
+          in-process calls for the same figures; prints medians, ratios
+          and the agent's CPU time per snapshot
 
 Release builds, in cargo's target directory (CARGO_TARGET_DIR, if set).
 ";
@@ -192,6 +196,7 @@ enum Bench {
     Procs,
     Watch,
     Fleet,
+    Sys,
 }
 
 /// The help text of `command`, if it is one.
@@ -249,6 +254,7 @@ fn parse(args: &[String]) -> Result<Task> {
                 "procs" => Bench::Procs,
                 "watch" => Bench::Watch,
                 "fleet" => Bench::Fleet,
+                "sys" => Bench::Sys,
                 _ => return Err(unexpected(which)),
             }),
             _ => bail!("which benchmark?\n\n{help}"),
@@ -283,6 +289,7 @@ fn main() -> ExitCode {
         Task::Bench(Bench::Procs) => bench_procs(),
         Task::Bench(Bench::Watch) => bench_watch(),
         Task::Bench(Bench::Fleet) => bench_fleet(),
+        Task::Bench(Bench::Sys) => bench_sys(),
         Task::FleetSim(args) => fleet_sim(&args),
         Task::InstallHooks => install_hooks(),
         Task::Dist => dist::dist().map(drop),
@@ -719,6 +726,50 @@ fn bench_procs() -> Result<()> {
     Ok(())
 }
 
+fn bench_sys() -> Result<()> {
+    // Criterion writes its estimates under CRITERION_HOME: set it, so that
+    // they are read from where they were written whatever the environment.
+    let criterion = target_dir()?.join("criterion");
+    run(cargo()
+        .args([
+            "bench",
+            "-j2",
+            "-p",
+            "hostscope-integration",
+            "--bench",
+            "sys",
+        ])
+        .env("CRITERION_HOME", &criterion))?;
+    let median = |id: &str| -> Result<f64> {
+        let path = criterion.join("sys").join(id).join("new/estimates.json");
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("reading {}", path.display()))?;
+        let json: serde_json::Value = serde_json::from_str(&text)?;
+        json["median"]["point_estimate"]
+            .as_f64()
+            .with_context(|| format!("no median in {}", path.display()))
+    };
+    let psutil = median("psutil")?;
+    println!("\nhost figures, one snapshot (medians of this run):");
+    for (id, what) in [
+        ("psutil", "(p) psutil in process, the same figures"),
+        ("backend", "(b) agent backend in process"),
+        ("grpc", "(e) GetSystem + ListDisks over mTLS, end to end"),
+        ("grpc_system", "    of which GetSystem alone"),
+        ("grpc_disks", "    of which ListDisks alone"),
+    ] {
+        let m = median(id)?;
+        println!("  {:>8.3} ms  {:>5.2}x psutil  {what}", m / 1e6, m / psutil);
+    }
+    let cpu = median("backend_cpu")?;
+    println!(
+        "  e/p = {:.2} (target <= 1.5)   agent CPU per snapshot {:.3} ms (target < 5)",
+        median("grpc")? / psutil,
+        cpu / 1e6
+    );
+    Ok(())
+}
+
 /// The processes on this machine now: the pids in /proc.
 fn count_processes() -> Result<usize> {
     Ok(fs::read_dir("/proc")?
@@ -1055,6 +1106,7 @@ mod tests {
             ("ci --help", CI_HELP),
             ("bench --help", BENCH_HELP),
             ("bench procs --help", BENCH_HELP),
+            ("bench sys --help", BENCH_HELP),
             ("fleet-sim --agents 10 --help", FLEET_SIM_HELP),
             ("install-hooks -h", INSTALL_HOOKS_HELP),
         ] {
@@ -1082,6 +1134,7 @@ mod tests {
             parse_line("bench watch").ok(),
             Some(Task::Bench(Bench::Watch))
         );
+        assert_eq!(parse_line("bench sys").ok(), Some(Task::Bench(Bench::Sys)));
         assert_eq!(
             parse_line("fleet-sim --agents 3 --dir d").ok(),
             Some(Task::FleetSim(

@@ -3,6 +3,7 @@
 //! die with the test, and the `hostscope` command line run in process.
 
 pub mod child;
+pub mod psutil;
 pub mod sim;
 
 use std::{

@@ -38,6 +38,7 @@ mod reap;
 mod reload;
 mod sim;
 mod sys_cli;
+mod system;
 mod tidy;
 mod watch;
 mod watch_cli;
