@@ -209,6 +209,14 @@ pub enum Error {
         message: String,
     },
 
+    /// The agent's configuration withholds this class of data
+    /// (connections, open files, environments, memory maps) from readers.
+    #[error("withheld by the agent's configuration: {message}")]
+    Withheld {
+        /// What is withheld.
+        message: String,
+    },
+
     /// The agent's platform cannot supply this.
     #[error("not supported by the agent's platform: {message}")]
     Unsupported {
@@ -439,7 +447,7 @@ impl Error {
         )
     }
 
-    /// The wire's `ErrorKind` of this error, for each of the eight kinds
+    /// The wire's `ErrorKind` of this error, for each of the nine kinds
     /// the API defines; `None` for everything else.
     pub fn kind(&self) -> Option<proto::ErrorKind> {
         use proto::ErrorKind as K;
@@ -448,6 +456,7 @@ impl Error {
             Error::ZombieProcess { .. } => Some(K::ZombieProcess),
             Error::AccessDenied { .. } => Some(K::AccessDenied),
             Error::Unsupported { .. } => Some(K::Unsupported),
+            Error::Withheld { .. } => Some(K::Withheld),
             Error::Timeout { .. } => Some(K::Timeout),
             Error::OperatorRequired { .. } => Some(K::OperatorRequired),
             Error::PidReused { .. } => Some(K::PidReused),
@@ -464,6 +473,7 @@ impl Error {
             Error::ZombieProcess { .. } => "zombie-process",
             Error::AccessDenied { .. } => "access-denied",
             Error::Unsupported { .. } => "unsupported",
+            Error::Withheld { .. } => "withheld",
             Error::Timeout { .. } => "timeout",
             Error::OperatorRequired { .. } => "operator-required",
             Error::PidReused { .. } => "pid-reused",
@@ -544,6 +554,9 @@ impl Error {
             },
             K::Unsupported => Error::Unsupported {
                 message: format!("{field} of a process"),
+            },
+            K::Withheld => Error::Withheld {
+                message: format!("{field} of processes"),
             },
             K::Timeout => Error::Timeout {
                 message: format!("reading {field} of process {pid} timed out on the agent"),
@@ -652,6 +665,9 @@ pub(crate) fn from_status(status: tonic::Status, ctx: &CallContext, pid: Option<
                 message: message.clone(),
             }),
             proto::ErrorKind::Unsupported => Ok(Error::Unsupported {
+                message: message.clone(),
+            }),
+            proto::ErrorKind::Withheld => Ok(Error::Withheld {
                 message: message.clone(),
             }),
             proto::ErrorKind::Timeout => Ok(Error::Timeout {

@@ -91,6 +91,12 @@ enum_name! {
     ProcessEventKind => "PROCESS_EVENT_KIND_",
     SystemField => "SYSTEM_FIELD_",
     DiskField => "DISK_FIELD_",
+    IoNiceClass => "IO_NICE_CLASS_",
+    ConnectionKind => "CONNECTION_KIND_",
+    SocketFamily => "SOCKET_FAMILY_",
+    SocketType => "SOCKET_TYPE_",
+    ConnectionStatus => "CONNECTION_STATUS_",
+    FileKind => "FILE_KIND_",
 }
 
 /// Serde helpers named by the generated `serialize_with` attributes: enum

@@ -180,6 +180,8 @@ pub fn process_to_pb(p: ProcessInfo, fields: FieldSet) -> pb::Process {
                 write_count: io.write_count,
                 read_bytes: io.read_bytes,
                 write_bytes: io.write_bytes,
+                read_chars: None,
+                write_chars: None,
             }),
         environ: p
             .environ
@@ -189,6 +191,14 @@ pub fn process_to_pb(p: ProcessInfo, fields: FieldSet) -> pb::Process {
         cpu_percent: p.cpu_percent.filter(|_| want(Field::CpuPercent)),
         memory_percent: p.memory_percent.filter(|_| want(Field::MemoryPercent)),
         cgroup: p.cgroup.filter(|_| want(Field::Cgroup)),
+        memory_full_info: None,
+        memory_maps: Vec::new(),
+        threads: Vec::new(),
+        rlimits: Vec::new(),
+        cpu_affinity: Vec::new(),
+        cpu_num: None,
+        ionice: None,
+        page_faults: None,
         field_errors: p
             .field_errors
             .into_iter()
@@ -395,6 +405,7 @@ pub fn host_to_pb(host: HostInfo, watch_mode: &str) -> pb::Host {
             .collect(),
         memory_total: host.memory_total,
         watch_mode: watch_mode.to_owned(),
+        withheld: Vec::new(),
         system_fields: host
             .system_fields
             .iter()

@@ -187,7 +187,9 @@ impl ServiceError {
         };
         let code = match kind {
             pb::ErrorKind::NoSuchProcess | pb::ErrorKind::ZombieProcess => Code::NotFound,
-            pb::ErrorKind::AccessDenied | pb::ErrorKind::OperatorRequired => Code::PermissionDenied,
+            pb::ErrorKind::AccessDenied
+            | pb::ErrorKind::OperatorRequired
+            | pb::ErrorKind::Withheld => Code::PermissionDenied,
             pb::ErrorKind::Unsupported => Code::Unimplemented,
             pb::ErrorKind::Timeout => Code::DeadlineExceeded,
             pb::ErrorKind::PidReused | pb::ErrorKind::ProtectedProcess => Code::FailedPrecondition,

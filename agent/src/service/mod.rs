@@ -300,6 +300,26 @@ impl pb::host_inspector_server::HostInspector for Inspector {
         )))
     }
 
+    type ListConnectionsStream = OutboxStream<pb::ConnectionBatch>;
+
+    async fn list_connections(
+        &self,
+        request: Request<pb::ListConnectionsRequest>,
+    ) -> Result<Response<Self::ListConnectionsStream>, Status> {
+        self.authorize_read(&request)?;
+        Err(Status::unimplemented("ListConnections is not served yet"))
+    }
+
+    type ListOpenFilesStream = OutboxStream<pb::OpenFileBatch>;
+
+    async fn list_open_files(
+        &self,
+        request: Request<pb::ListOpenFilesRequest>,
+    ) -> Result<Response<Self::ListOpenFilesStream>, Status> {
+        self.authorize_read(&request)?;
+        Err(Status::unimplemented("ListOpenFiles is not served yet"))
+    }
+
     type ListProcessesStream = OutboxStream<pb::ProcessBatch>;
 
     async fn list_processes(

@@ -85,6 +85,14 @@ pub fn process_template(columns: &[Column]) -> io::Result<Value> {
         cpu_percent: Some(0.0),
         memory_percent: Some(0.0),
         cgroup: Some(String::new()),
+        memory_full_info: Some(proto::MemoryFullInfo::default()),
+        memory_maps: Vec::new(),
+        threads: Vec::new(),
+        rlimits: Vec::new(),
+        cpu_affinity: Vec::new(),
+        cpu_num: Some(0),
+        ionice: Some(proto::IoNice::default()),
+        page_faults: Some(proto::PageFaults::default()),
         field_errors: vec![proto::FieldError::default()],
     };
     let Value::Object(mut record) = process_record("", &Process::new(template, &shown), &shown)?

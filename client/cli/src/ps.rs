@@ -83,6 +83,7 @@ pub async fn ps(
                     fields: request.iter().map(|f| *f as i32).collect(),
                     filter: Some(filter),
                     interval_ms: interval_ms(interval),
+                    memory_maps_ungrouped: false,
                 })
                 .await?;
             let mut all = Vec::new();

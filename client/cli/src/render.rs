@@ -150,7 +150,16 @@ fn value(p: &Process, f: F, style: Style) -> Result<String, Error> {
         F::CpuPercent => format!("{:.1}", p.cpu_percent()?),
         F::MemoryPercent => format!("{:.1}", p.memory_percent()?),
         F::Cgroup => p.cgroup()?.to_owned(),
-        F::Unspecified => "-".to_owned(),
+        // Not served yet: the agent refuses them, so no process has them.
+        F::MemoryFullInfo
+        | F::MemoryMaps
+        | F::Threads
+        | F::Rlimits
+        | F::CpuAffinity
+        | F::CpuNum
+        | F::Ionice
+        | F::PageFaults
+        | F::Unspecified => "-".to_owned(),
     })
 }
 

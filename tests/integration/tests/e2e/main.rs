@@ -503,8 +503,11 @@ async fn health_and_reflection_are_served() {
     );
 }
 
-/// `true`, started 50 at a time and reaped, over and over on a thread of
-/// its own until dropped; the pids it has started.
+/// Short-lived processes, started 50 at a time and reaped, over and over on
+/// a thread of its own until dropped; the pids it has started. Most are
+/// `true`, which exits at once and races every listing; every fifth sleeps
+/// 200 ms, so that a listing on a loaded machine still meets some of the
+/// burst alive.
 struct Burst {
     pids: Arc<Mutex<HashSet<u32>>>,
     stop: Arc<AtomicBool>,
@@ -519,9 +522,15 @@ impl Burst {
         let thread = std::thread::spawn(move || {
             while !stopped.load(Ordering::Relaxed) {
                 let mut batch: Vec<ChildGroup> = (0..50)
-                    .map(|_| {
-                        ChildGroup::spawn(Command::new("true").stdin(Stdio::null()))
-                            .expect("spawn true")
+                    .map(|i| {
+                        let mut cmd = if i % 5 == 0 {
+                            let mut sleep = Command::new("sleep");
+                            sleep.arg("0.2");
+                            sleep
+                        } else {
+                            Command::new("true")
+                        };
+                        ChildGroup::spawn(cmd.stdin(Stdio::null())).expect("spawn")
                     })
                     .collect();
                 let ids = batch.iter().map(ChildGroup::id);

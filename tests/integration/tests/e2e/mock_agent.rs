@@ -152,6 +152,26 @@ impl proto::host_inspector_server::HostInspector for Mock {
     ) -> Result<Response<proto::ListDisksResponse>, Status> {
         Err(Status::unimplemented("the stand-in agent has no disks"))
     }
+
+    type ListConnectionsStream = tokio_stream::Empty<Result<proto::ConnectionBatch, Status>>;
+
+    async fn list_connections(
+        &self,
+        _: Request<proto::ListConnectionsRequest>,
+    ) -> Result<Response<Self::ListConnectionsStream>, Status> {
+        Err(Status::unimplemented("the stand-in agent has no sockets"))
+    }
+
+    type ListOpenFilesStream = tokio_stream::Empty<Result<proto::OpenFileBatch, Status>>;
+
+    async fn list_open_files(
+        &self,
+        _: Request<proto::ListOpenFilesRequest>,
+    ) -> Result<Response<Self::ListOpenFilesStream>, Status> {
+        Err(Status::unimplemented(
+            "the stand-in agent has no open files",
+        ))
+    }
 }
 
 /// A running stand-in agent; stops when dropped.

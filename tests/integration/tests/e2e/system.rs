@@ -849,6 +849,7 @@ async fn a_busy_child_reads_busy_and_a_sleeping_one_idle() {
 
     let stream = client
         .list_processes(pb::ListProcessesRequest {
+            memory_maps_ungrouped: false,
             fields: vec![
                 pb::ProcessField::CpuPercent as i32,
                 pb::ProcessField::MemoryPercent as i32,
@@ -1169,6 +1170,7 @@ async fn bad_system_requests_are_invalid_arguments_naming_the_field() {
 
     let status = match raw
         .list_processes(pb::ListProcessesRequest {
+            memory_maps_ungrouped: false,
             fields: vec![pb::ProcessField::CpuPercent as i32],
             interval_ms: 20_000,
             ..Default::default()
