@@ -9,7 +9,9 @@
 //! the role.
 //! `reader` may call every read RPC; `operator` may also signal processes.
 //! No operator is configured by default, so no one can signal until a
-//! person decides so.
+//! person decides so. Some classes of data say a lot about a host (its
+//! connections, open files, environments, memory maps): the configuration
+//! can withhold each from readers; operators see them all.
 
 use rustls::pki_types::CertificateDer;
 use x509_parser::{extensions::GeneralName, prelude::FromDer};
@@ -63,7 +65,36 @@ impl Identity {
     }
 }
 
-/// Which identities hold which role.
+/// A class of data that the configuration can withhold from readers.
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Deserialize, clap::ValueEnum,
+)]
+#[serde(rename_all = "snake_case")]
+#[value(rename_all = "snake_case")]
+pub enum DataClass {
+    /// Sockets (ListConnections).
+    Connections,
+    /// Open descriptors (ListOpenFiles).
+    OpenFiles,
+    /// Process environments (the `environ` field).
+    Environ,
+    /// Process memory maps (the `memory_maps` field).
+    MemoryMaps,
+}
+
+impl DataClass {
+    /// The name the configuration and `GetHost` use: "open_files".
+    pub fn name(self) -> &'static str {
+        match self {
+            DataClass::Connections => "connections",
+            DataClass::OpenFiles => "open_files",
+            DataClass::Environ => "environ",
+            DataClass::MemoryMaps => "memory_maps",
+        }
+    }
+}
+
+/// Which identities hold which role, and what readers may not see.
 #[derive(Clone, Debug, Default)]
 pub struct Policy {
     /// Identities that may read; `None`: any client the fleet CA signed
@@ -71,6 +102,8 @@ pub struct Policy {
     pub readers: Option<Vec<String>>,
     /// Identities that may also signal processes.
     pub operators: Vec<String>,
+    /// Classes of data withheld from readers (operators see them).
+    pub withheld: Vec<DataClass>,
 }
 
 impl Policy {
@@ -85,6 +118,17 @@ impl Policy {
     /// Whether `id` may signal processes.
     pub fn may_operate(&self, id: &Identity) -> bool {
         id.names.iter().any(|n| self.operators.contains(n))
+    }
+
+    /// The classes of data withheld from `id`: none for an operator.
+    pub fn withheld_from(&self, id: &Identity) -> Vec<DataClass> {
+        if self.may_operate(id) {
+            return Vec::new();
+        }
+        let mut classes = self.withheld.clone();
+        classes.sort();
+        classes.dedup();
+        classes
     }
 }
 
@@ -129,6 +173,7 @@ mod tests {
         let policy = Policy {
             readers: Some(vec!["monitor".into()]),
             operators: vec!["ops.example.net".into()],
+            ..Policy::default()
         };
         let id = |names: &[&str]| Identity {
             names: names.iter().map(|s| s.to_string()).collect(),
@@ -139,5 +184,28 @@ mod tests {
         assert!(policy.may_read(&id(&["bob", "ops.example.net"])));
         assert!(!policy.may_read(&id(&["mallory"])));
         assert!(!policy.may_read(&Identity::default()));
+    }
+
+    #[test]
+    fn withheld_classes_are_hidden_from_readers_only() {
+        let policy = Policy {
+            operators: vec!["bob".into()],
+            withheld: vec![
+                DataClass::OpenFiles,
+                DataClass::Connections,
+                DataClass::OpenFiles,
+            ],
+            ..Policy::default()
+        };
+        let id = |name: &str| Identity {
+            names: vec![name.into()],
+        };
+        assert_eq!(
+            policy.withheld_from(&id("alice")),
+            [DataClass::Connections, DataClass::OpenFiles]
+        );
+        assert!(policy.withheld_from(&id("bob")).is_empty());
+        assert!(Policy::default().withheld_from(&id("alice")).is_empty());
+        assert_eq!(DataClass::OpenFiles.name(), "open_files");
     }
 }

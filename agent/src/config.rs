@@ -12,7 +12,10 @@ use std::{
 
 use serde::Deserialize;
 
-use crate::{authz::Policy, server, service};
+use crate::{
+    authz::{DataClass, Policy},
+    server, service,
+};
 
 /// Default port of an agent.
 pub const DEFAULT_PORT: u16 = 7443;
@@ -65,6 +68,8 @@ pub struct File {
     #[serde(default)]
     pub authz: AuthzSection,
     #[serde(default)]
+    pub privacy: PrivacySection,
+    #[serde(default)]
     pub audit: AuditSection,
     #[serde(default)]
     pub watch: WatchSection,
@@ -114,6 +119,16 @@ pub struct AuthzSection {
     /// Identities that may also signal processes. Absent or empty: nobody.
     #[serde(default)]
     pub operators: Vec<String>,
+}
+
+/// `[privacy]`: what readers may not see.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PrivacySection {
+    /// Classes of data withheld from readers: "connections", "open_files",
+    /// "environ", "memory_maps". Operators see them all.
+    #[serde(default)]
+    pub withhold: Vec<DataClass>,
 }
 
 /// `[audit]`
@@ -387,6 +402,10 @@ pub struct Flags {
     /// processes; repeatable, added to [authz] operators. Nobody may by default.
     #[arg(long = "operator", value_name = "IDENTITY")]
     pub operators: Vec<String>,
+    /// Withhold a class of data from readers (operators still see it); repeatable,
+    /// added to [privacy] withhold.
+    #[arg(long = "withhold", value_name = "CLASS", value_enum)]
+    pub withhold: Vec<DataClass>,
     /// Append an audit line (JSON) per signal request to FILE, besides the log.
     #[arg(long, value_name = "FILE")]
     pub audit_file: Option<PathBuf>,
@@ -563,6 +582,12 @@ impl Config {
                         .into_iter()
                         .chain(flags.operators)
                         .collect(),
+                    withheld: file
+                        .privacy
+                        .withhold
+                        .into_iter()
+                        .chain(flags.withhold)
+                        .collect(),
                 },
             },
             limits,
@@ -675,18 +700,31 @@ mod tests {
             request_timeout_secs = 5
             [authz]
             operators = ["alice"]
+            [privacy]
+            withhold = ["open_files"]
             [audit]
             file = "/var/log/hostscope/audit.log"
             "#,
         )
         .unwrap();
         let config = Config::merge(
-            flags(&["--listen", "127.0.0.2:9001", "--operator", "bob"]),
+            flags(&[
+                "--listen",
+                "127.0.0.2:9001",
+                "--operator",
+                "bob",
+                "--withhold",
+                "connections",
+            ]),
             file,
         )
         .unwrap();
         assert_eq!(config.service.policy.operators, ["alice", "bob"]);
         assert_eq!(config.service.policy.readers, None);
+        assert_eq!(
+            config.service.policy.withheld,
+            [DataClass::OpenFiles, DataClass::Connections]
+        );
         assert_eq!(
             config.audit_file.as_deref(),
             Some(Path::new("/var/log/hostscope/audit.log"))

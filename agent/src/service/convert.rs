@@ -212,14 +212,14 @@ pub fn process_to_pb(p: ProcessInfo, fields: FieldSet) -> pb::Process {
 }
 
 /// The message for `p` as [`process_to_pb`] makes it, with the `refused`
-/// fields (those the agent's configuration does not serve) named as
-/// ACCESS_DENIED rather than silently left out.
+/// fields (those the agent's configuration withholds from this client)
+/// named as WITHHELD rather than silently left out.
 pub fn process_to_pb_refusing(p: ProcessInfo, fields: FieldSet, refused: &[Field]) -> pb::Process {
     let mut msg = process_to_pb(p, fields);
     msg.field_errors
         .extend(refused.iter().map(|f| pb::FieldError {
             field: field_to_pb(*f) as i32,
-            kind: error_kind_to_pb(ErrorKind::AccessDenied) as i32,
+            kind: pb::ErrorKind::Withheld as i32,
         }));
     msg
 }
@@ -495,7 +495,7 @@ mod tests {
     }
 
     #[test]
-    fn refused_fields_are_named_access_denied() {
+    fn refused_fields_are_named_withheld() {
         let p = ProcessInfo {
             name: Some("sh".into()),
             ..ProcessInfo::new(5)
@@ -507,7 +507,7 @@ mod tests {
             msg.field_errors,
             [pb::FieldError {
                 field: pb::ProcessField::Environ as i32,
-                kind: pb::ErrorKind::AccessDenied as i32,
+                kind: pb::ErrorKind::Withheld as i32,
             }]
         );
     }

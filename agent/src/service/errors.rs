@@ -56,6 +56,18 @@ pub enum ServiceError {
         client: String,
     },
 
+    /// The configuration withholds this class of data from readers.
+    #[error(
+        "the agent withholds {class} from readers such as {client:?} ([privacy] withhold); \
+         an operator may ask"
+    )]
+    Withheld {
+        /// The class's name ("connections").
+        class: &'static str,
+        /// The client certificate's identity.
+        client: String,
+    },
+
     /// Signalling needs the operator role, which the client does not hold.
     #[error(
         "client {client:?} may not signal processes: that needs the operator role \
@@ -169,6 +181,7 @@ impl ServiceError {
                 None => return (Code::Internal, INTERNAL),
             },
             ServiceError::ReadDenied { .. } => pb::ErrorKind::AccessDenied,
+            ServiceError::Withheld { .. } => pb::ErrorKind::Withheld,
             ServiceError::OperatorRequired { .. } => pb::ErrorKind::OperatorRequired,
             ServiceError::ProtectedProcess { .. } => pb::ErrorKind::ProtectedProcess,
             ServiceError::InvalidArgument { .. } => {
@@ -205,6 +218,10 @@ impl ServiceError {
             ServiceError::Backend(e) => meta.backend(e),
             ServiceError::InvalidArgument { field, .. } => meta.put("field", field),
             ServiceError::ReadDenied { client } | ServiceError::OperatorRequired { client } => {
+                meta.put("client", client);
+            }
+            ServiceError::Withheld { class, client } => {
+                meta.put("class", class);
                 meta.put("client", client);
             }
             ServiceError::ProtectedProcess { pid, .. } => meta.put("pid", pid),

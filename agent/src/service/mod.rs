@@ -17,7 +17,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tonic::{Request, Response, Status};
 
 use crate::{
-    authz::{Identity, Policy},
+    authz::{DataClass, Identity, Policy},
     backend::{self, Backend, Field, FieldSet, ProcessInfo},
 };
 
@@ -188,6 +188,34 @@ impl Inspector {
         })
     }
 
+    /// The classes of data withheld from the client of `request`: those the
+    /// policy withholds from readers, and environments everywhere unless
+    /// the configuration serves them.
+    fn withheld<T>(&self, request: &Request<T>) -> Vec<DataClass> {
+        let mut classes = self.options.policy.withheld_from(&Identity::of(request));
+        if !self.options.environ && !classes.contains(&DataClass::Environ) {
+            classes.push(DataClass::Environ);
+            classes.sort();
+        }
+        classes
+    }
+
+    /// Refuses a call whose whole answer is of a class withheld from its
+    /// client.
+    fn refuse_withheld<T>(
+        &self,
+        request: &Request<T>,
+        class: DataClass,
+    ) -> Result<(), ServiceError> {
+        if self.withheld(request).contains(&class) {
+            return Err(ServiceError::Withheld {
+                class: class.name(),
+                client: Identity::of(request).display().to_owned(),
+            });
+        }
+        Ok(())
+    }
+
     /// Everything SignalProcess checks, then the signal itself.
     async fn signal(
         &self,
@@ -231,30 +259,43 @@ impl Inspector {
         })
     }
 
-    /// The fields to read for a request's `fields`, and the fields refused
-    /// by configuration. An empty selection means every field this agent
-    /// serves; environ asked for by name on an agent that does not serve it
-    /// is reported as ACCESS_DENIED rather than silently left out.
-    fn select(&self, fields: &[i32]) -> Result<(FieldSet, Vec<Field>), ServiceError> {
-        let mut set = if fields.is_empty() {
-            let mut all = FieldSet::all();
-            if !self.options.environ {
-                all.remove(Field::Environ);
-            }
-            all
-        } else {
+    /// The fields to read for a request's `fields`, and the fields
+    /// withheld from its client. An empty selection means every field the
+    /// client may see; a withheld field asked for by name is reported as
+    /// WITHHELD rather than silently left out.
+    fn select<T>(
+        &self,
+        request: &Request<T>,
+        fields: &[i32],
+    ) -> Result<(FieldSet, Vec<Field>), ServiceError> {
+        let named = !fields.is_empty();
+        let mut set = if named {
             fields
                 .iter()
                 .map(|f| convert::field_from_pb(*f))
                 .collect::<Result<FieldSet, _>>()
                 .map_err(|e| ServiceError::invalid("fields", e))?
+        } else {
+            FieldSet::all()
         };
         let mut refused = Vec::new();
-        if !self.options.environ && set.contains(Field::Environ) {
-            set.remove(Field::Environ);
-            refused.push(Field::Environ);
+        for field in self.withheld(request).into_iter().flat_map(withheld_fields) {
+            if set.contains(*field) {
+                set.remove(*field);
+                if named {
+                    refused.push(*field);
+                }
+            }
         }
         Ok((set, refused))
+    }
+}
+
+/// The process fields of a class of data.
+fn withheld_fields(class: DataClass) -> &'static [Field] {
+    match class {
+        DataClass::Environ => &[Field::Environ],
+        DataClass::Connections | DataClass::OpenFiles | DataClass::MemoryMaps => &[],
     }
 }
 
@@ -278,9 +319,10 @@ impl pb::host_inspector_server::HostInspector for Inspector {
         request: Request<pb::GetHostRequest>,
     ) -> Result<Response<pb::Host>, Status> {
         self.authorize_read(&request)?;
+        let withheld = self.withheld(&request);
         let mut host = blocking(&self.backend, |b| b.host()).await?;
-        if !self.options.environ {
-            host.process_fields.remove(Field::Environ);
+        for field in withheld.iter().copied().flat_map(withheld_fields) {
+            host.process_fields.remove(*field);
         }
         // What the service works out from what the backend reads.
         if host.system_fields.contains(backend::SystemField::CpuTimes) {
@@ -294,10 +336,9 @@ impl pb::host_inspector_server::HostInspector for Inspector {
         if host.process_fields.contains(Field::MemoryInfo) {
             host.process_fields.insert(Field::MemoryPercent);
         }
-        Ok(Response::new(convert::host_to_pb(
-            host,
-            self.hub.mode_name(),
-        )))
+        let mut host = convert::host_to_pb(host, self.hub.mode_name());
+        host.withheld = withheld.iter().map(|c| c.name().to_owned()).collect();
+        Ok(Response::new(host))
     }
 
     type ListConnectionsStream = OutboxStream<pb::ConnectionBatch>;
@@ -307,6 +348,7 @@ impl pb::host_inspector_server::HostInspector for Inspector {
         request: Request<pb::ListConnectionsRequest>,
     ) -> Result<Response<Self::ListConnectionsStream>, Status> {
         self.authorize_read(&request)?;
+        self.refuse_withheld(&request, DataClass::Connections)?;
         Err(Status::unimplemented("ListConnections is not served yet"))
     }
 
@@ -317,6 +359,7 @@ impl pb::host_inspector_server::HostInspector for Inspector {
         request: Request<pb::ListOpenFilesRequest>,
     ) -> Result<Response<Self::ListOpenFilesStream>, Status> {
         self.authorize_read(&request)?;
+        self.refuse_withheld(&request, DataClass::OpenFiles)?;
         Err(Status::unimplemented("ListOpenFiles is not served yet"))
     }
 
@@ -328,8 +371,8 @@ impl pb::host_inspector_server::HostInspector for Inspector {
     ) -> Result<Response<Self::ListProcessesStream>, Status> {
         self.authorize_read(&request)?;
         let conn = request.extensions().get::<Arc<ConnBuffer>>().cloned();
+        let (fields, refused) = self.select(&request, &request.get_ref().fields)?;
         let request = request.into_inner();
-        let (fields, refused) = self.select(&request.fields)?;
         let interval = fields
             .contains(Field::CpuPercent)
             .then(|| system::interval_from_pb("interval_ms", request.interval_ms))
@@ -368,9 +411,9 @@ impl pb::host_inspector_server::HostInspector for Inspector {
         request: Request<pb::GetProcessRequest>,
     ) -> Result<Response<pb::Process>, Status> {
         self.authorize_read(&request)?;
+        let (fields, refused) = self.select(&request, &request.get_ref().fields)?;
         let request = request.into_inner();
         let pid = convert::pid_from_pb("pid", request.pid)?;
-        let (fields, refused) = self.select(&request.fields)?;
         // Reads whose cost grows with the process (its fd directory, its
         // environment and arguments) wait for a scan permit like a scan.
         // The permit goes with the work: a call given up on does not free

@@ -136,8 +136,8 @@ impl TestAgent {
         let tls = pki.agent_tls().server_config().expect("server tls");
         let options = Options {
             policy: hostscope_agent::authz::Policy {
-                readers: None,
                 operators: vec!["operator".to_owned()],
+                ..Default::default()
             },
             ..Options::default()
         };

@@ -739,8 +739,8 @@ pub(crate) async fn operator_agent(path: &std::path::Path) -> Agent {
         Limits::default(),
         Options {
             policy: Policy {
-                readers: None,
                 operators: vec!["operator".to_owned()],
+                ..Policy::default()
             },
             ..Options::default()
         },

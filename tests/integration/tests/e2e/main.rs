@@ -32,6 +32,7 @@ mod hostile_input;
 mod hostile_limits;
 mod hostile_tls;
 mod mock_agent;
+mod privacy;
 mod privileges;
 mod readme;
 mod reap;
@@ -323,7 +324,7 @@ async fn environ_is_served_only_when_enabled() {
         .await
         .unwrap();
     assert!(
-        matches!(p.environ(), Err(Error::AccessDenied { .. })),
+        matches!(p.environ(), Err(Error::Withheld { .. })),
         "{:?}",
         p.proto()
     );
