@@ -233,13 +233,23 @@ impl Inspector {
 
     /// The fields to read for a request's `fields`, and the fields refused
     /// by configuration. An empty selection means every field this agent
-    /// serves; environ asked for by name on an agent that does not serve it
-    /// is reported as ACCESS_DENIED rather than silently left out.
-    fn select(&self, fields: &[i32]) -> Result<(FieldSet, Vec<Field>), ServiceError> {
+    /// serves but the costly ones (memory_full_info, memory_maps), which
+    /// are read when named; environ asked for by name on an agent that does
+    /// not serve it is reported as ACCESS_DENIED rather than silently left
+    /// out. `ungrouped` (the request's `memory_maps_ungrouped`) asks for
+    /// one memory map per mapping.
+    fn select(
+        &self,
+        fields: &[i32],
+        ungrouped: bool,
+    ) -> Result<(FieldSet, Vec<Field>), ServiceError> {
         let mut set = if fields.is_empty() {
             let mut all = FieldSet::all();
             if !self.options.environ {
                 all.remove(Field::Environ);
+            }
+            for costly in Field::COSTLY {
+                all.remove(costly);
             }
             all
         } else {
@@ -249,6 +259,10 @@ impl Inspector {
                 .collect::<Result<FieldSet, _>>()
                 .map_err(|e| ServiceError::invalid("fields", e))?
         };
+        if ungrouped && set.contains(Field::MemoryMaps) {
+            set.remove(Field::MemoryMaps);
+            set.insert(Field::MemoryMapsUngrouped);
+        }
         let mut refused = Vec::new();
         if !self.options.environ && set.contains(Field::Environ) {
             set.remove(Field::Environ);
@@ -329,7 +343,7 @@ impl pb::host_inspector_server::HostInspector for Inspector {
         self.authorize_read(&request)?;
         let conn = request.extensions().get::<Arc<ConnBuffer>>().cloned();
         let request = request.into_inner();
-        let (fields, refused) = self.select(&request.fields)?;
+        let (fields, refused) = self.select(&request.fields, request.memory_maps_ungrouped)?;
         let interval = fields
             .contains(Field::CpuPercent)
             .then(|| system::interval_from_pb("interval_ms", request.interval_ms))
@@ -370,15 +384,20 @@ impl pb::host_inspector_server::HostInspector for Inspector {
         self.authorize_read(&request)?;
         let request = request.into_inner();
         let pid = convert::pid_from_pb("pid", request.pid)?;
-        let (fields, refused) = self.select(&request.fields)?;
+        let (fields, refused) = self.select(&request.fields, request.memory_maps_ungrouped)?;
         // Reads whose cost grows with the process (its fd directory, its
         // environment and arguments) wait for a scan permit like a scan.
         // The permit goes with the work: a call given up on does not free
         // it while the read still runs.
-        let permit = if fields.contains(Field::NumFds)
-            || fields.contains(Field::Environ)
-            || fields.contains(Field::Cmdline)
-        {
+        let permit = if fields.any(&[
+            Field::NumFds,
+            Field::Environ,
+            Field::Cmdline,
+            Field::Threads,
+            Field::MemoryFullInfo,
+            Field::MemoryMaps,
+            Field::MemoryMapsUngrouped,
+        ]) {
             Some(self.scan_permit().await?)
         } else {
             None
