@@ -249,6 +249,16 @@ impl FakeBackend {
             cpu_percent: p.cpu_percent.filter(|_| keep(Field::CpuPercent)),
             memory_percent: p.memory_percent.filter(|_| keep(Field::MemoryPercent)),
             cgroup: p.cgroup.filter(|_| keep(Field::Cgroup)),
+            memory_full_info: p.memory_full_info.filter(|_| keep(Field::MemoryFullInfo)),
+            memory_maps: p
+                .memory_maps
+                .filter(|_| keep(Field::MemoryMaps) || keep(Field::MemoryMapsUngrouped)),
+            threads: p.threads.filter(|_| keep(Field::Threads)),
+            rlimits: p.rlimits.filter(|_| keep(Field::Rlimits)),
+            cpu_affinity: p.cpu_affinity.filter(|_| keep(Field::CpuAffinity)),
+            cpu_num: p.cpu_num.filter(|_| keep(Field::CpuNum)),
+            ionice: p.ionice.filter(|_| keep(Field::Ionice)),
+            page_faults: p.page_faults.filter(|_| keep(Field::PageFaults)),
             field_errors: p
                 .field_errors
                 .into_iter()

@@ -13,10 +13,12 @@ use crate::Error;
 struct FieldSet(u64);
 
 impl FieldSet {
-    /// The fields a request asked for; an empty selection means all.
+    /// The fields a request asked for; an empty selection means all but
+    /// the costly memory_full_info and memory_maps, which the agent reads
+    /// only when they are named.
     fn requested(fields: &[F]) -> FieldSet {
         if fields.is_empty() {
-            return FieldSet(u64::MAX);
+            return FieldSet(!(bit(F::MemoryFullInfo) | bit(F::MemoryMaps)));
         }
         FieldSet(fields.iter().fold(0, |bits, f| bits | bit(*f)))
     }
@@ -233,6 +235,67 @@ impl Process {
     pub fn cgroup(&self) -> Result<&str, Error> {
         self.get(F::Cgroup, self.inner.cgroup.as_deref())
     }
+
+    /// Unique, proportional and swapped memory in bytes (psutil's
+    /// `memory_full_info` beyond `memory_info`). Only when asked for by
+    /// name.
+    pub fn memory_full_info(&self) -> Result<proto::MemoryFullInfo, Error> {
+        self.get(F::MemoryFullInfo, self.inner.memory_full_info)
+    }
+
+    /// The memory mappings: one per path, or one per mapping with its
+    /// address and permissions when the request set
+    /// `memory_maps_ungrouped`. Empty for kernel threads. Only when asked
+    /// for by name.
+    pub fn memory_maps(&self) -> Result<&[proto::MemoryMap], Error> {
+        self.check(F::MemoryMaps)?;
+        Ok(&self.inner.memory_maps)
+    }
+
+    /// Every thread with its CPU times.
+    pub fn threads(&self) -> Result<&[proto::Thread], Error> {
+        self.check(F::Threads)?;
+        Ok(&self.inner.threads)
+    }
+
+    /// Every resource limit; `soft`/`hard` absent means unlimited.
+    pub fn rlimits(&self) -> Result<&[proto::Rlimit], Error> {
+        self.check(F::Rlimits)?;
+        Ok(&self.inner.rlimits)
+    }
+
+    /// One resource limit by psutil's name ("nofile", "as"...), as
+    /// (soft, hard) with `None` for unlimited; `Ok(None)` when the agent's
+    /// kernel has no such resource.
+    #[allow(clippy::type_complexity)]
+    pub fn rlimit(&self, resource: &str) -> Result<Option<(Option<u64>, Option<u64>)>, Error> {
+        Ok(self
+            .rlimits()?
+            .iter()
+            .find(|r| r.resource == resource)
+            .map(|r| (r.soft, r.hard)))
+    }
+
+    /// The CPUs the process may run on.
+    pub fn cpu_affinity(&self) -> Result<&[u32], Error> {
+        self.check(F::CpuAffinity)?;
+        Ok(&self.inner.cpu_affinity)
+    }
+
+    /// The CPU the process last ran on.
+    pub fn cpu_num(&self) -> Result<u32, Error> {
+        self.get(F::CpuNum, self.inner.cpu_num)
+    }
+
+    /// The I/O scheduling class and priority.
+    pub fn ionice(&self) -> Result<proto::IoNice, Error> {
+        self.get(F::Ionice, self.inner.ionice)
+    }
+
+    /// Minor and major page faults.
+    pub fn page_faults(&self) -> Result<proto::PageFaults, Error> {
+        self.get(F::PageFaults, self.inner.page_faults)
+    }
 }
 
 #[cfg(test)]
@@ -344,6 +407,54 @@ mod tests {
         assert!(matches!(
             p.memory_info(),
             Err(Error::FieldNotRequested { .. })
+        ));
+    }
+
+    #[test]
+    fn costly_fields_are_not_part_of_every_field() {
+        let p = Process::from(proto::Process {
+            pid: 7,
+            threads: vec![proto::Thread {
+                id: 7,
+                user_time: 0.5,
+                system_time: 0.25,
+            }],
+            rlimits: vec![proto::Rlimit {
+                resource: "nofile".to_owned(),
+                soft: Some(123),
+                hard: None,
+            }],
+            cpu_num: Some(1),
+            ..Default::default()
+        });
+        assert!(matches!(
+            p.memory_maps(),
+            Err(Error::FieldNotRequested {
+                field: F::MemoryMaps
+            })
+        ));
+        assert!(matches!(
+            p.memory_full_info(),
+            Err(Error::FieldNotRequested { .. })
+        ));
+        assert_eq!(p.threads().map(<[_]>::len).ok(), Some(1));
+        assert_eq!(p.rlimit("nofile").ok(), Some(Some((Some(123), None))));
+        assert_eq!(p.rlimit("widgets").ok(), Some(None));
+        assert_eq!(p.cpu_num().ok(), Some(1));
+        assert_eq!(p.cpu_affinity().ok(), Some(&[][..]));
+        let named = Process::new(p.clone().into_proto(), &[F::MemoryMaps]);
+        assert_eq!(named.memory_maps().ok(), Some(&[][..]));
+        let zombie = Process::new(
+            proto::Process {
+                pid: 8,
+                field_errors: vec![field_error(F::MemoryFullInfo, K::ZombieProcess)],
+                ..Default::default()
+            },
+            &[F::MemoryFullInfo],
+        );
+        assert!(matches!(
+            zombie.memory_full_info(),
+            Err(Error::ZombieProcess { pid: 8, .. })
         ));
     }
 

@@ -69,7 +69,7 @@ pub trait Kernel: Clone + Send + Sync + 'static {
     /// (`ru_inblock`), not the read and write calls and bytes the API
     /// means.
     fn process_fields(&self) -> FieldSet {
-        let mut fields = FieldSet::all();
+        let mut fields = Field::portable();
         fields.remove(Field::IoCounters);
         fields
     }

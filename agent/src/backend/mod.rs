@@ -412,11 +412,32 @@ pub enum Field {
     MemoryPercent,
     /// [`ProcessInfo::cgroup`].
     Cgroup,
+    /// [`ProcessInfo::memory_full_info`].
+    MemoryFullInfo,
+    /// [`ProcessInfo::memory_maps`], one entry per path.
+    MemoryMaps,
+    /// [`ProcessInfo::threads`].
+    Threads,
+    /// [`ProcessInfo::rlimits`].
+    Rlimits,
+    /// [`ProcessInfo::cpu_affinity`].
+    CpuAffinity,
+    /// [`ProcessInfo::cpu_num`].
+    CpuNum,
+    /// [`ProcessInfo::ionice`].
+    Ionice,
+    /// [`ProcessInfo::page_faults`].
+    PageFaults,
+    /// [`ProcessInfo::memory_maps`], one entry per mapping with its
+    /// address and permissions. The wire names it as `MemoryMaps` and tells
+    /// it apart by the request's `memory_maps_ungrouped`; a backend given
+    /// both reads this one.
+    MemoryMapsUngrouped,
 }
 
 impl Field {
     /// Every field, in declaration order.
-    pub const ALL: [Field; 22] = [
+    pub const ALL: [Field; 31] = [
         Field::Ppid,
         Field::Name,
         Field::Exe,
@@ -439,7 +460,49 @@ impl Field {
         Field::CpuPercent,
         Field::MemoryPercent,
         Field::Cgroup,
+        Field::MemoryFullInfo,
+        Field::MemoryMaps,
+        Field::Threads,
+        Field::Rlimits,
+        Field::CpuAffinity,
+        Field::CpuNum,
+        Field::Ionice,
+        Field::PageFaults,
+        Field::MemoryMapsUngrouped,
     ];
+
+    /// The fields only the Linux backend reads (psutil's Process methods
+    /// beyond the portable ones).
+    pub const LINUX_ONLY: [Field; 9] = [
+        Field::MemoryFullInfo,
+        Field::MemoryMaps,
+        Field::Threads,
+        Field::Rlimits,
+        Field::CpuAffinity,
+        Field::CpuNum,
+        Field::Ionice,
+        Field::PageFaults,
+        Field::MemoryMapsUngrouped,
+    ];
+
+    /// Fields whose read costs a walk of the whole address space
+    /// (`smaps`): "every field" leaves them out; they are read when asked
+    /// for by name.
+    pub const COSTLY: [Field; 3] = [
+        Field::MemoryFullInfo,
+        Field::MemoryMaps,
+        Field::MemoryMapsUngrouped,
+    ];
+
+    /// Every field but [`Field::LINUX_ONLY`]: what the BSD and macOS
+    /// backends start from.
+    pub fn portable() -> FieldSet {
+        let mut set = FieldSet::all();
+        for f in Field::LINUX_ONLY {
+            set.remove(f);
+        }
+        set
+    }
 
     /// Whether the service works the field out from others rather than a
     /// backend reading it.
@@ -656,6 +719,123 @@ pub struct IoCounters {
     pub read_bytes: u64,
     /// Bytes sent to storage.
     pub write_bytes: u64,
+    /// Bytes passed to read(2)-like calls, cached or not (Linux `rchar`).
+    pub read_chars: Option<u64>,
+    /// Bytes passed to write(2)-like calls (Linux `wchar`).
+    pub write_chars: Option<u64>,
+}
+
+/// Memory in bytes beyond [`MemoryInfo`] (psutil's `memory_full_info`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MemoryFullInfo {
+    /// Unique set size: private pages, freed if the process exited.
+    pub uss: u64,
+    /// Proportional set size: resident pages, shared ones divided among
+    /// their sharers.
+    pub pss: u64,
+    /// Swapped out.
+    pub swap: u64,
+}
+
+/// One mapping, or every mapping of one path (psutil's `memory_maps`), in
+/// bytes.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct MemoryMap {
+    /// The mapped file, or "[heap]", "[stack]", "[anon]"...
+    pub path: String,
+    /// "7f0000000000-7f0000021000"; empty when grouped.
+    pub addr: String,
+    /// "r-xp"; empty when grouped.
+    pub perms: String,
+    /// Resident.
+    pub rss: u64,
+    /// Mapped.
+    pub size: u64,
+    /// Proportional set size.
+    pub pss: u64,
+    /// Shared, unmodified.
+    pub shared_clean: u64,
+    /// Shared, modified.
+    pub shared_dirty: u64,
+    /// Private, unmodified.
+    pub private_clean: u64,
+    /// Private, modified.
+    pub private_dirty: u64,
+    /// Marked accessed.
+    pub referenced: u64,
+    /// Not backed by a file.
+    pub anonymous: u64,
+    /// Swapped out.
+    pub swap: u64,
+}
+
+impl MemoryMap {
+    /// Adds `other`'s sizes to this one's (psutil's grouping by path).
+    pub fn add(&mut self, other: &MemoryMap) {
+        self.rss += other.rss;
+        self.size += other.size;
+        self.pss += other.pss;
+        self.shared_clean += other.shared_clean;
+        self.shared_dirty += other.shared_dirty;
+        self.private_clean += other.private_clean;
+        self.private_dirty += other.private_dirty;
+        self.referenced += other.referenced;
+        self.anonymous += other.anonymous;
+        self.swap += other.swap;
+    }
+}
+
+/// A thread and its CPU time in seconds.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Thread {
+    /// The thread id.
+    pub id: u32,
+    /// In user mode.
+    pub user_time: f64,
+    /// In the kernel.
+    pub system_time: f64,
+}
+
+/// A resource limit; `None` is unlimited (RLIM_INFINITY).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Rlimit {
+    /// psutil's `RLIMIT_*` name without the prefix, lower case: "nofile".
+    pub resource: &'static str,
+    /// The limit enforced.
+    pub soft: Option<u64>,
+    /// The ceiling the soft limit may be raised to.
+    pub hard: Option<u64>,
+}
+
+/// I/O scheduling classes (psutil's `IOPRIO_CLASS_*`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum IoNiceClass {
+    /// No class set: the kernel derives one from the nice value.
+    None,
+    /// Real time.
+    Rt,
+    /// Best effort.
+    Be,
+    /// Only when no one else wants the disk.
+    Idle,
+}
+
+/// An I/O scheduling class and the priority within it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IoNice {
+    /// The class.
+    pub class: IoNiceClass,
+    /// The priority within the class, 0 (highest) to 7.
+    pub value: u32,
+}
+
+/// Page faults since the process started.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PageFaults {
+    /// Served without reading from disk.
+    pub minor: u64,
+    /// Needed a read from disk.
+    pub major: u64,
 }
 
 /// One process. A field is `Some` when it was requested and read; a
@@ -712,6 +892,22 @@ pub struct ProcessInfo {
     pub memory_percent: Option<f64>,
     /// The cgroup v2 path.
     pub cgroup: Option<String>,
+    /// Unique, proportional and swapped memory.
+    pub memory_full_info: Option<MemoryFullInfo>,
+    /// Mappings, grouped by path or one per mapping as the field set says.
+    pub memory_maps: Option<Vec<MemoryMap>>,
+    /// Every thread with its CPU times.
+    pub threads: Option<Vec<Thread>>,
+    /// Every resource limit.
+    pub rlimits: Option<Vec<Rlimit>>,
+    /// The CPUs the process may run on.
+    pub cpu_affinity: Option<Vec<u32>>,
+    /// The CPU the process last ran on.
+    pub cpu_num: Option<u32>,
+    /// The I/O scheduling class and priority.
+    pub ionice: Option<IoNice>,
+    /// Page faults.
+    pub page_faults: Option<PageFaults>,
     /// The requested fields that could not be read, and why.
     pub field_errors: Vec<(Field, ErrorKind)>,
 }

@@ -13,13 +13,15 @@ use super::{
     watch::{Event, EventKind, sampler::Rates},
 };
 use crate::backend::{
-    AddressFamily, Duplex, ErrorKind, Field, FieldSet, Filter, HostInfo, NetField, NetInterface,
-    ProcessInfo, Status,
+    AddressFamily, Duplex, ErrorKind, Field, FieldSet, Filter, HostInfo, IoNiceClass, NetField,
+    NetInterface, ProcessInfo, Status,
     glob::{self, Glob},
 };
 
 /// Backend fields beside their wire names: one table for both directions.
-const FIELDS: [(Field, pb::ProcessField); 22] = [
+/// `MemoryMapsUngrouped` comes last: the wire has one name for both map
+/// fields, and a wire field reads as the first entry with its name.
+const FIELDS: [(Field, pb::ProcessField); 31] = [
     (Field::Ppid, pb::ProcessField::Ppid),
     (Field::Name, pb::ProcessField::Name),
     (Field::Exe, pb::ProcessField::Exe),
@@ -42,6 +44,15 @@ const FIELDS: [(Field, pb::ProcessField); 22] = [
     (Field::CpuPercent, pb::ProcessField::CpuPercent),
     (Field::MemoryPercent, pb::ProcessField::MemoryPercent),
     (Field::Cgroup, pb::ProcessField::Cgroup),
+    (Field::MemoryFullInfo, pb::ProcessField::MemoryFullInfo),
+    (Field::MemoryMaps, pb::ProcessField::MemoryMaps),
+    (Field::Threads, pb::ProcessField::Threads),
+    (Field::Rlimits, pb::ProcessField::Rlimits),
+    (Field::CpuAffinity, pb::ProcessField::CpuAffinity),
+    (Field::CpuNum, pb::ProcessField::CpuNum),
+    (Field::Ionice, pb::ProcessField::Ionice),
+    (Field::PageFaults, pb::ProcessField::PageFaults),
+    (Field::MemoryMapsUngrouped, pb::ProcessField::MemoryMaps),
 ];
 
 const STATUSES: [(Status, pb::ProcessStatus); 14] = [
@@ -180,8 +191,8 @@ pub fn process_to_pb(p: ProcessInfo, fields: FieldSet) -> pb::Process {
                 write_count: io.write_count,
                 read_bytes: io.read_bytes,
                 write_bytes: io.write_bytes,
-                read_chars: None,
-                write_chars: None,
+                read_chars: io.read_chars,
+                write_chars: io.write_chars,
             }),
         environ: p
             .environ
@@ -191,14 +202,81 @@ pub fn process_to_pb(p: ProcessInfo, fields: FieldSet) -> pb::Process {
         cpu_percent: p.cpu_percent.filter(|_| want(Field::CpuPercent)),
         memory_percent: p.memory_percent.filter(|_| want(Field::MemoryPercent)),
         cgroup: p.cgroup.filter(|_| want(Field::Cgroup)),
-        memory_full_info: None,
-        memory_maps: Vec::new(),
-        threads: Vec::new(),
-        rlimits: Vec::new(),
-        cpu_affinity: Vec::new(),
-        cpu_num: None,
-        ionice: None,
-        page_faults: None,
+        memory_full_info: p
+            .memory_full_info
+            .filter(|_| want(Field::MemoryFullInfo))
+            .map(|m| pb::MemoryFullInfo {
+                uss: m.uss,
+                pss: m.pss,
+                swap: m.swap,
+            }),
+        memory_maps: p
+            .memory_maps
+            .filter(|_| want(Field::MemoryMaps) || want(Field::MemoryMapsUngrouped))
+            .unwrap_or_default()
+            .into_iter()
+            .map(|m| pb::MemoryMap {
+                path: m.path,
+                addr: m.addr,
+                perms: m.perms,
+                rss: m.rss,
+                size: m.size,
+                pss: m.pss,
+                shared_clean: m.shared_clean,
+                shared_dirty: m.shared_dirty,
+                private_clean: m.private_clean,
+                private_dirty: m.private_dirty,
+                referenced: m.referenced,
+                anonymous: m.anonymous,
+                swap: m.swap,
+            })
+            .collect(),
+        threads: p
+            .threads
+            .filter(|_| want(Field::Threads))
+            .unwrap_or_default()
+            .into_iter()
+            .map(|t| pb::Thread {
+                id: t.id,
+                user_time: t.user_time,
+                system_time: t.system_time,
+            })
+            .collect(),
+        rlimits: p
+            .rlimits
+            .filter(|_| want(Field::Rlimits))
+            .unwrap_or_default()
+            .into_iter()
+            .map(|r| pb::Rlimit {
+                resource: r.resource.to_owned(),
+                soft: r.soft,
+                hard: r.hard,
+            })
+            .collect(),
+        cpu_affinity: p
+            .cpu_affinity
+            .filter(|_| want(Field::CpuAffinity))
+            .unwrap_or_default(),
+        cpu_num: p.cpu_num.filter(|_| want(Field::CpuNum)),
+        ionice: p
+            .ionice
+            .filter(|_| want(Field::Ionice))
+            .map(|n| pb::IoNice {
+                ioclass: match n.class {
+                    IoNiceClass::None => pb::IoNiceClass::None,
+                    IoNiceClass::Rt => pb::IoNiceClass::Rt,
+                    IoNiceClass::Be => pb::IoNiceClass::Be,
+                    IoNiceClass::Idle => pb::IoNiceClass::Idle,
+                } as i32,
+                value: n.value,
+            }),
+        page_faults: p
+            .page_faults
+            .filter(|_| want(Field::PageFaults))
+            .map(|f| pb::PageFaults {
+                minor: f.minor,
+                major: f.major,
+            }),
         field_errors: p
             .field_errors
             .into_iter()
@@ -396,6 +474,8 @@ pub fn host_to_pb(host: HostInfo, watch_mode: &str) -> pb::Host {
         process_fields: host
             .process_fields
             .iter()
+            // The wire's MEMORY_MAPS already stands for both groupings.
+            .filter(|f| *f != Field::MemoryMapsUngrouped)
             .map(|f| field_to_pb(f) as i32)
             .collect(),
         net_interface_fields: host
@@ -480,9 +560,20 @@ mod tests {
         for (i, (field, pb)) in FIELDS.iter().enumerate() {
             assert_eq!(*field as usize, i);
             assert_eq!(Field::ALL[i], *field);
-            assert_eq!(field_from_pb(*pb as i32), Ok(*field));
+            if *field != Field::MemoryMapsUngrouped {
+                assert_eq!(field_from_pb(*pb as i32), Ok(*field));
+            }
         }
-        assert_eq!(pb::ProcessField::values().len(), FIELDS.len());
+        // Both groupings of the memory maps share one wire name.
+        assert_eq!(pb::ProcessField::values().len(), FIELDS.len() - 1);
+        assert_eq!(
+            field_from_pb(pb::ProcessField::MemoryMaps as i32),
+            Ok(Field::MemoryMaps)
+        );
+        assert_eq!(
+            field_to_pb(Field::MemoryMapsUngrouped),
+            pb::ProcessField::MemoryMaps
+        );
         assert_eq!(pb::ProcessStatus::values().len(), STATUSES.len());
     }
 

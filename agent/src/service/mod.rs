@@ -261,12 +261,16 @@ impl Inspector {
 
     /// The fields to read for a request's `fields`, and the fields
     /// withheld from its client. An empty selection means every field the
-    /// client may see; a withheld field asked for by name is reported as
-    /// WITHHELD rather than silently left out.
+    /// client may see but the costly ones (memory_full_info, memory_maps),
+    /// which are read when named; a withheld field asked for by name is
+    /// reported as WITHHELD rather than silently left out. `ungrouped` (the
+    /// request's `memory_maps_ungrouped`) asks for one memory map per
+    /// mapping.
     fn select<T>(
         &self,
         request: &Request<T>,
         fields: &[i32],
+        ungrouped: bool,
     ) -> Result<(FieldSet, Vec<Field>), ServiceError> {
         let named = !fields.is_empty();
         let mut set = if named {
@@ -276,8 +280,16 @@ impl Inspector {
                 .collect::<Result<FieldSet, _>>()
                 .map_err(|e| ServiceError::invalid("fields", e))?
         } else {
-            FieldSet::all()
+            let mut all = FieldSet::all();
+            for costly in Field::COSTLY {
+                all.remove(costly);
+            }
+            all
         };
+        if ungrouped && set.contains(Field::MemoryMaps) {
+            set.remove(Field::MemoryMaps);
+            set.insert(Field::MemoryMapsUngrouped);
+        }
         let mut refused = Vec::new();
         for field in self.withheld(request).into_iter().flat_map(withheld_fields) {
             if set.contains(*field) {
@@ -295,7 +307,8 @@ impl Inspector {
 fn withheld_fields(class: DataClass) -> &'static [Field] {
     match class {
         DataClass::Environ => &[Field::Environ],
-        DataClass::Connections | DataClass::OpenFiles | DataClass::MemoryMaps => &[],
+        DataClass::MemoryMaps => &[Field::MemoryMaps, Field::MemoryMapsUngrouped],
+        DataClass::Connections | DataClass::OpenFiles => &[],
     }
 }
 
@@ -371,7 +384,11 @@ impl pb::host_inspector_server::HostInspector for Inspector {
     ) -> Result<Response<Self::ListProcessesStream>, Status> {
         self.authorize_read(&request)?;
         let conn = request.extensions().get::<Arc<ConnBuffer>>().cloned();
-        let (fields, refused) = self.select(&request, &request.get_ref().fields)?;
+        let (fields, refused) = self.select(
+            &request,
+            &request.get_ref().fields,
+            request.get_ref().memory_maps_ungrouped,
+        )?;
         let request = request.into_inner();
         let interval = fields
             .contains(Field::CpuPercent)
@@ -411,17 +428,26 @@ impl pb::host_inspector_server::HostInspector for Inspector {
         request: Request<pb::GetProcessRequest>,
     ) -> Result<Response<pb::Process>, Status> {
         self.authorize_read(&request)?;
-        let (fields, refused) = self.select(&request, &request.get_ref().fields)?;
+        let (fields, refused) = self.select(
+            &request,
+            &request.get_ref().fields,
+            request.get_ref().memory_maps_ungrouped,
+        )?;
         let request = request.into_inner();
         let pid = convert::pid_from_pb("pid", request.pid)?;
         // Reads whose cost grows with the process (its fd directory, its
         // environment and arguments) wait for a scan permit like a scan.
         // The permit goes with the work: a call given up on does not free
         // it while the read still runs.
-        let permit = if fields.contains(Field::NumFds)
-            || fields.contains(Field::Environ)
-            || fields.contains(Field::Cmdline)
-        {
+        let permit = if fields.any(&[
+            Field::NumFds,
+            Field::Environ,
+            Field::Cmdline,
+            Field::Threads,
+            Field::MemoryFullInfo,
+            Field::MemoryMaps,
+            Field::MemoryMapsUngrouped,
+        ]) {
             Some(self.scan_permit().await?)
         } else {
             None

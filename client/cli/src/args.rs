@@ -90,8 +90,10 @@ const PS_EXAMPLES: &str = "\
 Fields (psutil's names): pid, ppid, name, exe, cmdline, status, username, uids, gids,
 terminal, cwd, nice, create_time, num_threads, num_fds, num_ctx_switches, cpu_times,
 memory_info, io_counters, environ, cpu_percent (%CPU: busy over --interval, 100 is one
-CPU), memory_percent (%MEM: rss of physical memory), cgroup; or all. Only the fields asked
-for are read on the host, so narrow lists are cheap.
+CPU), memory_percent (%MEM: rss of physical memory), cgroup, threads, rlimits, cpu_affinity,
+cpu_num, ionice, page_faults (Linux); or all. memory_full_info (uss, pss, swap) and
+memory_maps walk the whole address space, so \"all\" leaves them out: name them. Only the
+fields asked for are read on the host, so narrow lists are cheap.
 
 Statuses: running, sleeping, disk_sleep, stopped, tracing_stop, zombie, dead, wake_kill,
 waking, parked, idle, locked, waiting, suspended.

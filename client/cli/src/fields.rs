@@ -55,9 +55,14 @@ impl FieldList {
         Ok(FieldList { columns })
     }
 
-    /// Every column: pid, then every field in the API's order.
+    /// Every column: pid, then every field in the API's order but the
+    /// costly memory_full_info and memory_maps (the agent's "every field"
+    /// leaves them out too: they are read when named).
     pub fn all() -> FieldList {
-        let fields = ProcessField::values().iter().map(|f| Column::Field(*f));
+        let fields = ProcessField::values()
+            .iter()
+            .filter(|f| !COSTLY.contains(f))
+            .map(|f| Column::Field(*f));
         FieldList {
             columns: std::iter::once(Column::Pid).chain(fields).collect(),
         }
@@ -81,7 +86,9 @@ impl FieldList {
     /// the agent reads from the same file anyway.
     pub fn request(&self) -> Vec<ProcessField> {
         let fields = self.fields();
-        if fields.len() == ProcessField::values().len() {
+        if fields.len() == FieldList::all().columns.len() - 1
+            && !fields.iter().any(|f| COSTLY.contains(f))
+        {
             return Vec::new();
         }
         if fields.is_empty() {
@@ -101,6 +108,10 @@ impl FieldList {
             .collect()
     }
 }
+
+/// Fields that walk the whole address space of a process: only read when
+/// named.
+const COSTLY: [ProcessField; 2] = [ProcessField::MemoryFullInfo, ProcessField::MemoryMaps];
 
 fn valid_names() -> String {
     let mut names = vec!["pid".to_owned()];
@@ -134,7 +145,9 @@ mod tests {
     #[test]
     fn all_means_every_field() {
         let all = FieldList::parse("all").expect("valid");
-        assert_eq!(all.columns.len(), 1 + ProcessField::values().len());
+        assert_eq!(all.columns.len(), 1 + ProcessField::values().len() - 2);
+        let costly = FieldList::parse("all,memory_full_info").expect("valid");
+        assert_eq!(costly.request().len(), ProcessField::values().len() - 1);
         assert_eq!(all.columns[0], Column::Pid);
         assert_eq!(FieldList::parse("ALL,pid").expect("valid"), all);
         assert!(
@@ -148,7 +161,7 @@ mod tests {
         let e = FieldList::parse("pid,rss").expect_err("rss is no field");
         assert!(e.starts_with("unknown field \"rss\""), "{e}");
         assert!(e.contains("pid, ppid, name, exe"), "{e}");
-        assert!(e.ends_with("cgroup, or all"), "{e}");
+        assert!(e.ends_with("page_faults, or all"), "{e}");
         assert!(FieldList::parse(" , ").is_err());
         assert!(FieldList::parse("unspecified").is_err());
     }

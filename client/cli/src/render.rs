@@ -39,7 +39,15 @@ pub fn align(column: Column) -> Align {
     match column {
         Column::Pid
         | Column::Field(
-            F::Ppid | F::Nice | F::NumThreads | F::NumFds | F::CpuPercent | F::MemoryPercent,
+            F::Ppid
+            | F::Nice
+            | F::NumThreads
+            | F::NumFds
+            | F::CpuPercent
+            | F::MemoryPercent
+            | F::CpuNum
+            | F::Threads
+            | F::MemoryMaps,
         ) => Align::Right,
         Column::Field(_) => Align::Left,
     }
@@ -150,17 +158,97 @@ fn value(p: &Process, f: F, style: Style) -> Result<String, Error> {
         F::CpuPercent => format!("{:.1}", p.cpu_percent()?),
         F::MemoryPercent => format!("{:.1}", p.memory_percent()?),
         F::Cgroup => p.cgroup()?.to_owned(),
-        // Not served yet: the agent refuses them, so no process has them.
-        F::MemoryFullInfo
-        | F::MemoryMaps
-        | F::Threads
-        | F::Rlimits
-        | F::CpuAffinity
-        | F::CpuNum
-        | F::Ionice
-        | F::PageFaults
-        | F::Unspecified => "-".to_owned(),
+        F::MemoryFullInfo => {
+            let m = p.memory_full_info()?;
+            let b = format::bytes;
+            format!("uss={} pss={} swap={}", b(m.uss), b(m.pss), b(m.swap))
+        }
+        F::MemoryMaps => {
+            let maps = p.memory_maps()?;
+            match style {
+                Style::Cell => maps.len().to_string(),
+                Style::Line => maps
+                    .iter()
+                    .map(|m| format!("\n  {}", memory_map(m)))
+                    .collect(),
+            }
+        }
+        F::Threads => {
+            let threads = p.threads()?;
+            match style {
+                Style::Cell => threads.len().to_string(),
+                Style::Line => threads
+                    .iter()
+                    .map(|t| {
+                        format!(
+                            "\n  {} user={:.2} system={:.2}",
+                            t.id, t.user_time, t.system_time
+                        )
+                    })
+                    .collect(),
+            }
+        }
+        F::Rlimits => {
+            let limits = p.rlimits()?;
+            let show = |v: Option<u64>| v.map_or("unlimited".to_owned(), |n| n.to_string());
+            match style {
+                Style::Cell => limits
+                    .iter()
+                    .map(|r| format!("{}={}:{}", r.resource, show(r.soft), show(r.hard)))
+                    .collect::<Vec<_>>()
+                    .join(" "),
+                // A small table like prlimit(1): RESOURCE SOFT HARD.
+                Style::Line => {
+                    let mut text = format!("\n  {:<11} {:>20} {:>20}", "RESOURCE", "SOFT", "HARD");
+                    for r in limits {
+                        text.push_str(&format!(
+                            "\n  {:<11} {:>20} {:>20}",
+                            r.resource,
+                            show(r.soft),
+                            show(r.hard)
+                        ));
+                    }
+                    text
+                }
+            }
+        }
+        F::CpuAffinity => p
+            .cpu_affinity()?
+            .iter()
+            .map(u32::to_string)
+            .collect::<Vec<_>>()
+            .join(","),
+        F::CpuNum => p.cpu_num()?.to_string(),
+        F::Ionice => {
+            let n = p.ionice()?;
+            let class = proto::IoNiceClass::from_wire(n.ioclass)
+                .map_or_else(|| n.ioclass.to_string(), |c| c.short_name());
+            format!("class={class} value={}", n.value)
+        }
+        F::PageFaults => {
+            let f = p.page_faults()?;
+            format!("minor={} major={}", f.minor, f.major)
+        }
+        F::Unspecified => "-".to_owned(),
     })
+}
+
+/// One mapping (or one path's mappings) on a line: address and
+/// permissions when ungrouped, then sizes and the path.
+fn memory_map(m: &proto::MemoryMap) -> String {
+    let b = format::bytes;
+    let place = match m.addr.is_empty() {
+        true => String::new(),
+        false => format!("{} {} ", m.addr, m.perms),
+    };
+    format!(
+        "{place}rss={} pss={} private={} swap={} {}",
+        b(m.rss),
+        b(m.pss),
+        b(m.private_clean + m.private_dirty),
+        b(m.swap),
+        m.path
+    )
 }
 
 fn ids(ids: proto::Ids) -> String {

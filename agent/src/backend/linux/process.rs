@@ -19,13 +19,16 @@ use std::{
 
 use super::{Linux, sys};
 use crate::backend::{
-    Error, ErrorKind, Field, FieldSet, ProcessInfo, Status,
+    Error, ErrorKind, Field, FieldSet, PageFaults, ProcessInfo, Status, Thread,
     parse::{
         ParseError,
+        affinity::{decode_ioprio, parse_cpus_allowed},
         cgroup::parse_proc_cgroup,
         cmdline::{first_arg, link_target, parse_cmdline, parse_environ, widen_name},
         io::parse_io,
+        limits::parse_limits,
         lossy,
+        smaps::{parse_full_info, parse_memory_maps},
         stat::{Stat, Tty, decode_tty, parse_stat},
         statm::parse_statm,
         status::parse_status,
@@ -47,13 +50,22 @@ pub(super) enum PidFile {
     Cwd,
     Fd,
     Cgroup,
+    Limits,
+    /// `smaps_rollup`, and `smaps` in its stead where the kernel has no
+    /// rollup or refuses it.
+    SmapsRollup,
+    Smaps,
+    /// The `task` directory and each thread's `stat`.
+    Task,
+    /// Not a file: the ioprio_get(2) system call.
+    Ioprio,
 }
 
 impl PidFile {
     /// Every file, in the order a scan reads them: `stat` first, since it
     /// tells zombies and kernel threads apart and says whether the name
     /// needs the command line.
-    const ALL: [PidFile; 10] = [
+    const ALL: [PidFile; 15] = [
         PidFile::Stat,
         PidFile::Status,
         PidFile::Statm,
@@ -64,6 +76,11 @@ impl PidFile {
         PidFile::Cwd,
         PidFile::Fd,
         PidFile::Cgroup,
+        PidFile::Limits,
+        PidFile::SmapsRollup,
+        PidFile::Smaps,
+        PidFile::Task,
+        PidFile::Ioprio,
     ];
 
     pub(super) fn name(self) -> &'static CStr {
@@ -78,6 +95,11 @@ impl PidFile {
             PidFile::Cwd => c"cwd",
             PidFile::Fd => c"fd",
             PidFile::Cgroup => c"cgroup",
+            PidFile::Limits => c"limits",
+            PidFile::SmapsRollup => c"smaps_rollup",
+            PidFile::Smaps => c"smaps",
+            PidFile::Task => c"task",
+            PidFile::Ioprio => c"ioprio",
         }
     }
 
@@ -93,8 +115,14 @@ impl PidFile {
             | Field::CreateTime
             | Field::NumThreads
             | Field::CpuTimes
-            | Field::CpuPercent => PidFile::Stat,
-            Field::Username | Field::Uids | Field::Gids | Field::NumCtxSwitches => PidFile::Status,
+            | Field::CpuPercent
+            | Field::CpuNum
+            | Field::PageFaults => PidFile::Stat,
+            Field::Username
+            | Field::Uids
+            | Field::Gids
+            | Field::NumCtxSwitches
+            | Field::CpuAffinity => PidFile::Status,
             Field::MemoryInfo | Field::MemoryPercent => PidFile::Statm,
             Field::IoCounters => PidFile::Io,
             Field::Cmdline => PidFile::Cmdline,
@@ -103,6 +131,11 @@ impl PidFile {
             Field::Cwd => PidFile::Cwd,
             Field::NumFds => PidFile::Fd,
             Field::Cgroup => PidFile::Cgroup,
+            Field::Rlimits => PidFile::Limits,
+            Field::MemoryFullInfo => PidFile::SmapsRollup,
+            Field::MemoryMaps | Field::MemoryMapsUngrouped => PidFile::Smaps,
+            Field::Threads => PidFile::Task,
+            Field::Ionice => PidFile::Ioprio,
         }
     }
 
@@ -369,6 +402,11 @@ impl<'a> Scan<'a> {
             let flow = match file {
                 PidFile::Exe | PidFile::Cwd => self.read_link(&mut proc, file, &mut p)?,
                 PidFile::Fd => self.read_fds(&mut proc, &mut p)?,
+                PidFile::SmapsRollup | PidFile::Smaps => {
+                    self.read_smaps(&mut proc, file, &mut p)?
+                }
+                PidFile::Task => self.read_threads(&mut proc, &mut p)?,
+                PidFile::Ioprio => self.read_ioprio(&mut proc, &mut p)?,
                 _ => match self.load(&mut proc, file, &mut p)? {
                     Some(flow) => flow,
                     None => {
@@ -428,6 +466,16 @@ impl<'a> Scan<'a> {
                     .then(|| stat.create_time(host));
                 p.num_threads = f.contains(Field::NumThreads).then_some(stat.num_threads);
                 p.cpu_times = f.contains(Field::CpuTimes).then(|| stat.cpu_times(host));
+                p.page_faults = f.contains(Field::PageFaults).then_some(PageFaults {
+                    minor: stat.minflt,
+                    major: stat.majflt,
+                });
+                if f.contains(Field::CpuNum) {
+                    match stat.processor {
+                        Some(cpu) => p.cpu_num = Some(cpu),
+                        None => p.field_errors.push((Field::CpuNum, ErrorKind::Unsupported)),
+                    }
+                }
                 if f.contains(Field::Terminal) {
                     p.terminal = Some(match decode_tty(stat.tty_nr) {
                         Tty::None => None,
@@ -447,7 +495,11 @@ impl<'a> Scan<'a> {
                 p.username = f
                     .contains(Field::Username)
                     .then(|| self.linux.username(status.uids.real));
+                if f.contains(Field::CpuAffinity) {
+                    p.cpu_affinity = Some(parse_cpus_allowed(data).map_err(at)?);
+                }
             }
+            PidFile::Limits => p.rlimits = Some(parse_limits(data).map_err(at)?),
             PidFile::Statm => {
                 p.memory_info = Some(parse_statm(data).map_err(at)?.memory_info(host))
             }
@@ -470,7 +522,13 @@ impl<'a> Scan<'a> {
                     p.cmdline = Some(parse_cmdline(data));
                 }
             }
-            PidFile::Exe | PidFile::Cwd | PidFile::Fd => {}
+            PidFile::Exe
+            | PidFile::Cwd
+            | PidFile::Fd
+            | PidFile::SmapsRollup
+            | PidFile::Smaps
+            | PidFile::Task
+            | PidFile::Ioprio => {}
         }
         Ok(())
     }
@@ -529,6 +587,143 @@ impl<'a> Scan<'a> {
         }
     }
 
+    /// Reads `smaps_rollup` (memory_full_info) or `smaps` (memory_maps).
+    /// A zombie has no address space left: its fields are zombie errors,
+    /// decided before the read since a zombie's `smaps` reads as empty.
+    /// Where the kernel has no rollup, or refuses it (it does for kernel
+    /// threads, ESRCH), the whole `smaps` is summed, as psutil does.
+    fn read_smaps(
+        &mut self,
+        proc: &mut Pid<'_>,
+        file: PidFile,
+        p: &mut ProcessInfo,
+    ) -> Result<Flow, Error> {
+        match self.liveness(proc)? {
+            Liveness::Gone => return Ok(Flow::Vanished),
+            Liveness::Zombie => {
+                self.note(file, ErrorKind::ZombieProcess, p);
+                return Ok(Flow::Continue);
+            }
+            Liveness::Alive { .. } => {}
+        }
+        let mut read_file = file;
+        #[cfg(test)]
+        self.opened.push((proc.pid, file));
+        let mut read = sys::open_file_at(proc.dir, file.name()).and_then(|f| self.text.fill(f));
+        if file == PidFile::SmapsRollup
+            && let Err(err) = &read
+            && classify(err) == Errno::Missing
+        {
+            read_file = PidFile::Smaps;
+            #[cfg(test)]
+            self.opened.push((proc.pid, read_file));
+            read = sys::open_file_at(proc.dir, read_file.name()).and_then(|f| self.text.fill(f));
+        }
+        if let Err(err) = read {
+            return self.failed(proc, file, err, p);
+        }
+        let data = self.text.bytes();
+        let path = || pid_path(&self.linux.procfs, proc.pid, Some(read_file));
+        match file {
+            PidFile::SmapsRollup => {
+                p.memory_full_info = Some(parse_full_info(data).map_err(|e| e.at(path()))?);
+            }
+            _ => {
+                let grouped = !self.fields.contains(Field::MemoryMapsUngrouped);
+                let maps = parse_memory_maps(data, grouped, |path| Path::new(path).exists())
+                    .map_err(|e| e.at(path()))?;
+                p.memory_maps = Some(maps);
+            }
+        }
+        Ok(Flow::Continue)
+    }
+
+    /// Every thread of the process with its CPU times, from `task/<tid>/stat`
+    /// (psutil's `threads`). A thread that ends while the list is read is
+    /// left out.
+    fn read_threads(&mut self, proc: &mut Pid<'_>, p: &mut ProcessInfo) -> Result<Flow, Error> {
+        #[cfg(test)]
+        self.opened.push((proc.pid, PidFile::Task));
+        let listed = sys::open_dir_at(Some(proc.dir), PidFile::Task.name()).and_then(|dir| {
+            let mut tids = Vec::new();
+            let mut listing = self.fd_entries.list(dir.as_fd());
+            while let Some(tid) = listing.next_with(parse_pid) {
+                tids.extend(tid?);
+            }
+            Ok((dir, tids))
+        });
+        let (dir, mut tids) = match listed {
+            Ok(listed) => listed,
+            Err(err) => return self.failed(proc, PidFile::Task, err, p),
+        };
+        tids.sort_unstable();
+        let clk_tck = self.linux.consts.clk_tck as f64;
+        let mut threads = Vec::with_capacity(tids.len());
+        for tid in tids {
+            let name = PidName::new(tid);
+            let read = sys::open_dir_at(Some(dir.as_fd()), name.as_c_str())
+                .and_then(|task| sys::open_file_at(task.as_fd(), PidFile::Stat.name()))
+                .and_then(|f| self.text.fill(f));
+            match read {
+                Ok(()) => {}
+                Err(err) if classify(&err) == Errno::Missing => continue,
+                Err(err) => return self.failed(proc, PidFile::Task, err, p),
+            }
+            let stat = parse_stat(self.text.bytes()).map_err(|e| {
+                let path = pid_path(&self.linux.procfs, proc.pid, Some(PidFile::Task));
+                e.at(path.join(tid.to_string()).join("stat"))
+            })?;
+            threads.push(Thread {
+                id: tid,
+                user_time: stat.utime_ticks as f64 / clk_tck,
+                system_time: stat.stime_ticks as f64 / clk_tck,
+            });
+        }
+        p.threads = Some(threads);
+        Ok(Flow::Continue)
+    }
+
+    /// The I/O priority, by ioprio_get(2). The call asks the live kernel,
+    /// so a backend reading another procfs root (a fixture tree) cannot
+    /// answer it.
+    fn read_ioprio(&mut self, proc: &mut Pid<'_>, p: &mut ProcessInfo) -> Result<Flow, Error> {
+        if !self.linux.live {
+            self.note(PidFile::Ioprio, ErrorKind::Unsupported, p);
+            return Ok(Flow::Continue);
+        }
+        #[cfg(test)]
+        self.opened.push((proc.pid, PidFile::Ioprio));
+        let call = || PathBuf::from(format!("ioprio_get(2) of pid {}", proc.pid));
+        let raw = match sys::ioprio_get(proc.pid) {
+            Ok(raw) => raw,
+            Err(err) => {
+                let kind = match classify(&err) {
+                    Errno::Other => return Err(io_error(&call(), err)),
+                    Errno::Denied => ErrorKind::AccessDenied,
+                    Errno::Missing => match self.liveness(proc)? {
+                        Liveness::Gone => return Ok(Flow::Vanished),
+                        Liveness::Zombie => ErrorKind::ZombieProcess,
+                        Liveness::Alive { .. } => ErrorKind::NoSuchProcess,
+                    },
+                };
+                self.note(PidFile::Ioprio, kind, p);
+                return Ok(Flow::Continue);
+            }
+        };
+        p.ionice = Some(decode_ioprio(raw).map_err(|e| e.at(call()))?);
+        Ok(Flow::Continue)
+    }
+
+    /// Names every requested field `file` serves as failed with `kind`.
+    fn note(&self, file: PidFile, kind: ErrorKind, p: &mut ProcessInfo) {
+        p.field_errors.extend(
+            self.fields
+                .iter()
+                .filter(|f| PidFile::of(*f) == file)
+                .map(|f| (f, kind)),
+        );
+    }
+
     /// Turns a failed read of `file` into field errors, a fallback value,
     /// a vanished process, or (for unexpected errors) a call error.
     fn failed(
@@ -574,13 +769,7 @@ impl<'a> Scan<'a> {
                 },
             },
         };
-        let fields = self.fields;
-        p.field_errors.extend(
-            fields
-                .iter()
-                .filter(|f| PidFile::of(*f) == file)
-                .map(|f| (f, kind)),
-        );
+        self.note(file, kind, p);
         Ok(Flow::Continue)
     }
 

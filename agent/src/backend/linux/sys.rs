@@ -3,8 +3,10 @@
 //! The calls go through `rustix` (raw syscalls with owned descriptors and
 //! typed flags), and through `nix` for what only the C library answers:
 //! the user database (NSS), `getifaddrs(3)` and `sysconf(3)`. Neither
-//! needs `unsafe` here. Each wrapper turns results into owned values and
-//! `io::Result`s, and knows nothing of procfs layouts or the API's types.
+//! needs `unsafe` here. The one exception is ioprio_get(2), which neither
+//! wraps: [`ioprio_get`] calls it through `libc::syscall`. Each wrapper
+//! turns results into owned values and `io::Result`s, and knows nothing of
+//! procfs layouts or the API's types.
 
 use std::{
     ffi::CStr,
@@ -269,6 +271,28 @@ pub(super) fn kill(pid: u32, signal: Signal) -> io::Result<()> {
     Ok(rustix::process::kill_process(pid_of(pid)?, signal)?)
 }
 
+/// The I/O priority word of `pid` (ioprio_get(2) with
+/// `IOPRIO_WHO_PROCESS`): the class in bits 13 and up, the data below.
+#[allow(unsafe_code)]
+pub(super) fn ioprio_get(pid: u32) -> io::Result<i32> {
+    /// `IOPRIO_WHO_PROCESS` of linux/ioprio.h: `who` is a pid.
+    const IOPRIO_WHO_PROCESS: libc::c_int = 1;
+    let pid = pid_of(pid)?;
+    // SAFETY: ioprio_get takes two integers by value and touches no
+    // memory of the caller; it returns the priority or -1 with errno set.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_ioprio_get,
+            IOPRIO_WHO_PROCESS,
+            pid.as_raw_nonzero().get(),
+        )
+    };
+    if ret < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    i32::try_from(ret).map_err(|_| io::Error::other(format!("ioprio_get returned {ret}")))
+}
+
 // === Netlink ===
 
 /// The netlink protocol of the kernel's connector (`NETLINK_CONNECTOR`).
@@ -438,6 +462,14 @@ mod tests {
             // The second listing fills the very buffer the first did.
             assert_eq!(*first_buffer.get_or_insert(buf.0.as_ptr()), buf.0.as_ptr());
         }
+    }
+
+    #[test]
+    fn ioprio_of_this_process_and_of_no_process() {
+        let raw = ioprio_get(std::process::id()).expect("ioprio_get of self");
+        assert!((0..4 << 13).contains(&raw), "{raw:#x}");
+        let err = ioprio_get(0).expect_err("pid 0");
+        assert_eq!(Errno::from_io_error(&err), Some(Errno::SRCH));
     }
 
     #[test]

@@ -58,6 +58,7 @@ const DELETED: u32 = 15796;
 const ZOMBIE: u32 = 15802;
 const WIDENED: u32 = 15827;
 const KTHREADD: u32 = 2;
+const THREADED: u32 = 15830;
 const BOOT_TIME: f64 = 1_795_625_947.0;
 
 fn fixture_dir() -> PathBuf {
@@ -84,7 +85,7 @@ fn list(backend: &Linux, fields: FieldSet) -> BTreeMap<u32, ProcessInfo> {
 
 /// Every field of a fixture process that should read without an error.
 fn clean_process(pid: u32) -> ProcessInfo {
-    let p = fixture().process(pid, FieldSet::all()).unwrap();
+    let p = fixture().process(pid, Field::portable()).unwrap();
     assert_eq!(p.field_errors, vec![], "pid {pid}");
     p
 }
@@ -122,14 +123,17 @@ fn memory(statm: [u64; 5]) -> MemoryInfo {
 
 #[test]
 fn fixture_lists_every_pid_once() {
-    let all = list(&fixture(), FieldSet::all());
+    let all = list(&fixture(), Field::portable());
     let pids: Vec<u32> = all.keys().copied().collect();
-    assert_eq!(pids, [KTHREADD, NORMAL, PARENS, DELETED, ZOMBIE, WIDENED]);
+    assert_eq!(
+        pids,
+        [KTHREADD, NORMAL, PARENS, DELETED, ZOMBIE, WIDENED, THREADED]
+    );
 }
 
 #[test]
 fn fixture_normal_process_every_field() {
-    let p = fixture().process(NORMAL, FieldSet::all()).unwrap();
+    let p = fixture().process(NORMAL, Field::portable()).unwrap();
     let expected = ProcessInfo {
         pid: NORMAL,
         ppid: Some(1),
@@ -164,6 +168,8 @@ fn fixture_normal_process_every_field() {
             write_count: 0,
             read_bytes: 638_976,
             write_bytes: 16_384,
+            read_chars: Some(36_857),
+            write_chars: Some(0),
         }),
         environ: Some(env(&[
             ("HOME", "/var/www"),
@@ -175,13 +181,14 @@ fn fixture_normal_process_every_field() {
         memory_percent: None,
         cgroup: Some("/system.slice/apache2.service".into()),
         field_errors: vec![],
+        ..ProcessInfo::default()
     };
     assert_eq!(p, expected);
 }
 
 #[test]
 fn fixture_zombie() {
-    let p = fixture().process(ZOMBIE, FieldSet::all()).unwrap();
+    let p = fixture().process(ZOMBIE, Field::portable()).unwrap();
     assert_eq!(p.status, Some(Status::Zombie));
     assert_eq!(p.ppid, Some(15800));
     assert_eq!(p.name.as_deref(), Some("bash"));
@@ -194,7 +201,14 @@ fn fixture_zombie() {
     // all zeros (seen on this machine); exe, cwd and environ fail.
     assert_eq!(p.num_fds, Some(0));
     assert_eq!(p.memory_info, Some(MemoryInfo::default()));
-    assert_eq!(p.io_counters, Some(IoCounters::default()));
+    assert_eq!(
+        p.io_counters,
+        Some(IoCounters {
+            read_chars: Some(0),
+            write_chars: Some(0),
+            ..IoCounters::default()
+        })
+    );
     assert_eq!(p.cpu_times, Some(CpuTimes::default()));
     assert_eq!(
         (p.exe.as_ref(), p.cwd.as_ref(), p.environ.as_ref()),
@@ -290,6 +304,7 @@ fn fixture_cheap_listing_reads_only_stat() {
             (ZOMBIE, PidFile::Stat),
             (WIDENED, PidFile::Stat),
             (WIDENED, PidFile::Cmdline),
+            (THREADED, PidFile::Stat),
         ]
     );
     assert!(seen.contains(&(ZOMBIE, "bash".into(), Some(Status::Zombie))));
@@ -305,7 +320,7 @@ fn fixture_cheap_listing_reads_only_stat() {
 fn fixture_missing_pid() {
     let backend = fixture();
     assert!(matches!(
-        backend.process(4_000_000, FieldSet::all()),
+        backend.process(4_000_000, Field::portable()),
         Err(Error::NoSuchProcess { pid: 4_000_000 })
     ));
     assert!(matches!(
@@ -391,7 +406,7 @@ fn real() -> Linux {
 #[test]
 fn real_listing_has_this_process() {
     let me = std::process::id();
-    let all = list(&real(), FieldSet::all());
+    let all = list(&real(), Field::portable());
     let p = all.get(&me).unwrap();
     assert_eq!(p.ppid, Some(std::os::unix::process::parent_id()));
     let args: Vec<String> = std::env::args().collect();
@@ -436,7 +451,7 @@ fn real_zombie() {
     wait_for_zombie(pid);
     let backend = real();
 
-    let p = backend.process(pid, FieldSet::all()).unwrap();
+    let p = backend.process(pid, Field::portable()).unwrap();
     assert_eq!(p.status, Some(Status::Zombie));
     assert_eq!(p.ppid, Some(std::process::id()));
     assert_eq!(p.cmdline, Some(vec![]));
@@ -456,7 +471,7 @@ fn real_zombie() {
 
     child.wait().unwrap();
     assert!(matches!(
-        backend.process(pid, FieldSet::all()),
+        backend.process(pid, Field::portable()),
         Err(Error::NoSuchProcess { .. })
     ));
 }
@@ -1004,4 +1019,140 @@ mod system_figures {
         assert!(info.cpu_times.is_some() && info.virtual_memory.is_some());
         assert_eq!(linux.host().unwrap().system_fields, SystemFields::all());
     }
+}
+
+// === psutil's Process beyond the portable fields ===
+
+#[test]
+fn fixture_threads_limits_affinity_and_faults() {
+    let fields: FieldSet = [
+        Field::Threads,
+        Field::Rlimits,
+        Field::CpuAffinity,
+        Field::CpuNum,
+        Field::PageFaults,
+        Field::IoCounters,
+        Field::MemoryFullInfo,
+    ]
+    .into_iter()
+    .collect();
+    let p = fixture().process(THREADED, fields).unwrap();
+    assert_eq!(p.field_errors, vec![]);
+    let tids: Vec<u32> = p.threads.unwrap().iter().map(|t| t.id).collect();
+    assert_eq!(tids, [15830, 15831, 15832]);
+    let nofile = p
+        .rlimits
+        .unwrap()
+        .into_iter()
+        .find(|r| r.resource == "nofile")
+        .unwrap();
+    assert_eq!((nofile.soft, nofile.hard), (Some(123), Some(20_000)));
+    assert_eq!(p.cpu_affinity, Some(vec![1]));
+    assert_eq!(p.cpu_num, Some(1));
+    let faults = p.page_faults.unwrap();
+    assert_eq!((faults.minor, faults.major), (5544, 2));
+    let io = p.io_counters.unwrap();
+    assert_eq!(
+        (io.read_chars, io.write_chars),
+        (Some(1_693_638), Some(1689))
+    );
+    // From smaps_rollup: Private_Clean + Private_Dirty + Private_Hugetlb.
+    let full = p.memory_full_info.unwrap();
+    assert_eq!(full.uss, (120 + 9660 + 8) * 1024);
+}
+
+#[test]
+fn memory_maps_grouped_or_one_per_mapping() {
+    let grouped = fixture()
+        .process(THREADED, [Field::MemoryMaps].into_iter().collect())
+        .unwrap();
+    let maps = grouped.memory_maps.unwrap();
+    assert_eq!(maps.len(), 6);
+    assert!(maps.iter().all(|m| m.addr.is_empty()));
+    let ungrouped = fixture()
+        .process(THREADED, [Field::MemoryMapsUngrouped].into_iter().collect())
+        .unwrap();
+    let maps = ungrouped.memory_maps.unwrap();
+    assert_eq!(maps.len(), 8);
+    assert_eq!(maps[0].perms, "r--p");
+}
+
+#[test]
+fn without_a_rollup_smaps_is_summed() {
+    // 15827 has an smaps (a copy of 15830's) and no smaps_rollup.
+    let fields = [Field::MemoryFullInfo].into_iter().collect();
+    let p = fixture().process(WIDENED, fields).unwrap();
+    assert_eq!(p.field_errors, vec![]);
+    let full = p.memory_full_info.unwrap();
+    // Private kB of the eight mappings: 8 + 100 + 10240 + 4 + 4 + 16.
+    assert_eq!(full.uss, (8 + 100 + 10_240 + 4 + 4 + 16) * 1024);
+    assert_eq!(full.swap, 16 * 1024);
+}
+
+#[test]
+fn a_listing_without_costly_fields_reads_no_smaps() {
+    // No fixture process but 15830 and 15827 has smaps: a listing that
+    // read it would name memory_full_info errors for the others.
+    let backend = fixture();
+    let mut scan = Scan::new(&backend, Field::portable());
+    scan.each(&mut |p| {
+        assert_eq!(
+            p.field_errors
+                .iter()
+                .filter(|(f, _)| Field::COSTLY.contains(f))
+                .count(),
+            0
+        );
+        ControlFlow::Continue(())
+    })
+    .unwrap();
+    assert!(
+        scan.opened
+            .iter()
+            .all(|(_, f)| !matches!(f, PidFile::Smaps | PidFile::SmapsRollup | PidFile::Task)),
+        "{:?}",
+        scan.opened
+    );
+    // Asked for, a process without smaps says so.
+    let p = backend
+        .process(NORMAL, [Field::MemoryFullInfo].into_iter().collect())
+        .unwrap();
+    assert_eq!(
+        p.field_errors,
+        vec![(Field::MemoryFullInfo, ErrorKind::Unsupported)]
+    );
+}
+
+#[test]
+fn zombies_have_no_memory_maps_and_fixtures_no_ionice() {
+    let fields = [Field::MemoryMaps, Field::MemoryFullInfo, Field::Ionice]
+        .into_iter()
+        .collect();
+    let p = fixture().process(ZOMBIE, fields).unwrap();
+    assert_eq!(
+        p.field_errors,
+        vec![
+            (Field::MemoryFullInfo, ErrorKind::ZombieProcess),
+            (Field::MemoryMaps, ErrorKind::ZombieProcess),
+            (Field::Ionice, ErrorKind::Unsupported),
+        ]
+    );
+}
+
+#[test]
+fn live_process_ionice_and_threads() {
+    let backend = real();
+    let fields = [Field::Ionice, Field::Threads, Field::MemoryFullInfo]
+        .into_iter()
+        .collect();
+    let p = backend.process(std::process::id(), fields).unwrap();
+    assert_eq!(p.field_errors, vec![]);
+    assert!(p.ionice.is_some());
+    assert!(
+        p.threads
+            .unwrap()
+            .iter()
+            .any(|t| t.id == std::process::id())
+    );
+    assert!(p.memory_full_info.unwrap().uss > 0);
 }

@@ -146,7 +146,7 @@ impl Kernel for Libproc {
     const EXIT_STATUS: bool = false;
 
     fn process_fields(&self) -> FieldSet {
-        let mut fields = FieldSet::all();
+        let mut fields = Field::portable();
         fields.remove(Field::IoCounters);
         fields.remove(Field::NumCtxSwitches);
         fields

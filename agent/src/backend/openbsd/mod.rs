@@ -132,7 +132,7 @@ impl Kernel for Sysctl {
     const EXIT_STATUS: bool = true;
 
     fn process_fields(&self) -> FieldSet {
-        let mut fields = FieldSet::all();
+        let mut fields = Field::portable();
         fields.remove(Field::Exe);
         fields.remove(Field::IoCounters);
         fields

@@ -5,11 +5,15 @@ use super::{ParseError, key_values, number, required};
 use crate::backend::IoCounters;
 
 /// Parses `/proc/<pid>/io` into psutil's `io_counters`: read and write
-/// system calls and the bytes that reached the storage layer.
+/// system calls, the bytes that reached the storage layer, and the bytes
+/// passed to the calls (`rchar`, `wchar`).
 pub fn parse_io(bytes: &[u8]) -> Result<IoCounters, ParseError> {
     let (mut syscr, mut syscw, mut read_bytes, mut write_bytes) = (None, None, None, None);
+    let (mut rchar, mut wchar) = (None, None);
     for (n, key, value) in key_values(bytes) {
         let slot = match key {
+            b"rchar" => &mut rchar,
+            b"wchar" => &mut wchar,
             b"syscr" => &mut syscr,
             b"syscw" => &mut syscw,
             b"read_bytes" => &mut read_bytes,
@@ -23,6 +27,8 @@ pub fn parse_io(bytes: &[u8]) -> Result<IoCounters, ParseError> {
         write_count: required(syscw, "syscw")?,
         read_bytes: required(read_bytes, "read_bytes")?,
         write_bytes: required(write_bytes, "write_bytes")?,
+        read_chars: rchar,
+        write_chars: wchar,
     })
 }
 
@@ -50,6 +56,8 @@ cancelled_write_bytes: 0
                 write_count: 0,
                 read_bytes: 8192,
                 write_bytes: 4096,
+                read_chars: Some(6976),
+                write_chars: Some(0),
             }
         );
     }
@@ -57,6 +65,9 @@ cancelled_write_bytes: 0
     #[test]
     fn missing_or_bad_counters_are_errors() {
         assert!(parse_io(b"syscr: 1\nsyscw: 2\nread_bytes: 3\n").is_err());
+        // rchar and wchar are optional: absent, not zero.
+        let old = parse_io(b"syscr: 1\nsyscw: 2\nread_bytes: 3\nwrite_bytes: 4\n").unwrap();
+        assert_eq!((old.read_chars, old.write_chars), (None, None));
         let err = parse_io(b"syscr: 1\nsyscw: x\n").unwrap_err();
         assert_eq!(err.line, 2);
     }

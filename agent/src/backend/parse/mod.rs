@@ -13,16 +13,19 @@ use std::{fmt::Display, path::PathBuf, str::FromStr};
 
 use super::Error;
 
+pub mod affinity;
 pub mod cgroup;
 pub mod cmdline;
 pub mod cpu;
 pub mod diskstats;
 pub mod io;
+pub mod limits;
 pub mod meminfo;
 pub mod mounts;
 pub mod net;
 pub mod proc_event;
 pub mod sensors;
+pub mod smaps;
 pub mod stat;
 pub mod statm;
 pub mod status;

@@ -22,6 +22,10 @@ pub struct Stat<'a> {
     pub tty_nr: u32,
     /// `PF_*` flags of the task.
     pub flags: u32,
+    /// Minor page faults (served without a disk read).
+    pub minflt: u64,
+    /// Major page faults (needed a disk read).
+    pub majflt: u64,
     /// Clock ticks in user mode.
     pub utime_ticks: u64,
     /// Clock ticks in kernel mode.
@@ -46,6 +50,9 @@ pub struct Stat<'a> {
     /// Clock ticks spent waiting for block I/O; 0 on kernels older than
     /// 2.6.18, which lack the field.
     pub delayacct_blkio_ticks: u64,
+    /// The CPU the task last ran on (field 39); `None` on kernels older
+    /// than 2.2.8, which lack it.
+    pub processor: Option<u32>,
 }
 
 /// Parses `/proc/<pid>/stat`.
@@ -90,6 +97,8 @@ pub fn parse_stat(bytes: &[u8]) -> Result<Stat<'_>, ParseError> {
         ppid: number(rest[1], "ppid", 0)?,
         tty_nr: tty_field(rest[4])?,
         flags: number(rest[6], "flags", 0)?,
+        minflt: number(rest[7], "minflt", 0)?,
+        majflt: number(rest[9], "majflt", 0)?,
         utime_ticks: number(rest[11], "utime", 0)?,
         stime_ticks: number(rest[12], "stime", 0)?,
         cutime_ticks: number(rest[13], "cutime", 0)?,
@@ -103,6 +112,10 @@ pub fn parse_stat(bytes: &[u8]) -> Result<Stat<'_>, ParseError> {
         delayacct_blkio_ticks: match count {
             40.. => number(rest[39], "delayacct_blkio_ticks", 0)?,
             _ => 0,
+        },
+        processor: match count {
+            37.. => Some(number(rest[36], "processor", 0)?),
+            _ => None,
         },
     })
 }
@@ -237,6 +250,10 @@ mod tests {
         let stat = parse_stat(INIT).unwrap();
         assert_eq!((stat.priority, stat.nice, stat.num_threads), (10, -10, 14));
         assert_eq!(
+            (stat.minflt, stat.majflt, stat.processor),
+            (29668, 0, Some(1))
+        );
+        assert_eq!(
             stat.cpu_times(&HOST),
             CpuTimes {
                 user: 0.38,
@@ -253,6 +270,7 @@ mod tests {
         let short = b"5 (x) R 1 5 5 0 -1 0 0 0 0 0 3 4 0 0 20 0 1 0 9 100 2";
         let stat = parse_stat(short).unwrap();
         assert_eq!((stat.utime_ticks, stat.delayacct_blkio_ticks), (3, 0));
+        assert_eq!(stat.processor, None);
     }
 
     #[test]
