@@ -25,9 +25,11 @@ pub mod audit;
 pub mod budget;
 pub mod convert;
 pub mod errors;
+pub mod files;
 pub mod outbox;
 pub mod percent;
 pub mod signal;
+pub mod stream;
 pub mod system;
 pub mod watch;
 
@@ -317,7 +319,9 @@ impl pb::host_inspector_server::HostInspector for Inspector {
         request: Request<pb::ListOpenFilesRequest>,
     ) -> Result<Response<Self::ListOpenFilesStream>, Status> {
         self.authorize_read(&request)?;
-        Err(Status::unimplemented("ListOpenFiles is not served yet"))
+        let conn = request.extensions().get::<Arc<ConnBuffer>>().cloned();
+        let source = files::OpenFiles::new(request.into_inner())?;
+        Ok(Response::new(self.stream(conn, source).await?))
     }
 
     type ListProcessesStream = OutboxStream<pb::ProcessBatch>;

@@ -17,6 +17,8 @@ pub mod cgroup;
 pub mod cmdline;
 pub mod cpu;
 pub mod diskstats;
+pub mod fd_link;
+pub mod fdinfo;
 pub mod io;
 pub mod meminfo;
 pub mod mounts;
