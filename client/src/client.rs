@@ -11,7 +11,7 @@ use std::{
 
 use hostscope_proto::{self as proto, host_inspector_client::HostInspectorClient};
 use rustls::pki_types::ServerName;
-use tokio_stream::Stream;
+use tokio_stream::{Stream, StreamExt};
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 
 use crate::{
@@ -361,6 +361,28 @@ impl Client {
     ) -> Result<proto::ListDisksResponse, Error> {
         let result = self.inner.clone().list_disks(request).await;
         self.answer(result, None).await
+    }
+
+    /// The open descriptors of processes (ListOpenFiles), as psutil's
+    /// `Process.open_files` gives them: of `request.pids`, or of every
+    /// process; regular files only unless `request.all_kinds`. The agent's
+    /// batches come merged into one: `files` by process, each process's by
+    /// descriptor, and `process_errors` naming the processes whose
+    /// descriptors could not be read (ACCESS_DENIED, mostly; a pid asked
+    /// for that does not exist is NO_SUCH_PROCESS).
+    pub async fn open_files(
+        &self,
+        request: proto::ListOpenFilesRequest,
+    ) -> Result<proto::OpenFileBatch, Error> {
+        let result = self.inner.clone().list_open_files(request).await;
+        let mut batches = self.answer(result, None).await?;
+        let mut all = proto::OpenFileBatch::default();
+        while let Some(batch) = batches.next().await {
+            let batch = batch.map_err(|status| from_status(status, &self.ctx, None))?;
+            all.files.extend(batch.files);
+            all.process_errors.extend(batch.process_errors);
+        }
+        Ok(all)
     }
 
     /// Every zombie on the host with its parent, grouped by parent, most

@@ -11,6 +11,7 @@
 use std::{ops::ControlFlow, path::PathBuf, time::Duration};
 
 pub mod decode;
+pub mod files;
 pub mod filter;
 pub mod glob;
 pub mod parse;
@@ -55,6 +56,7 @@ pub mod openbsd;
 )))]
 pub mod unsupported;
 
+pub use files::{FileKind, FilesQuery, OpenFile};
 pub use filter::Filter;
 pub use system::{DiskIo, DiskUsage, Partition, SystemField, SystemFields, SystemInfo};
 
@@ -184,6 +186,25 @@ pub trait Backend: Send + Sync + 'static {
     fn disk_io_counters(&self) -> Result<Vec<DiskIo>, Error> {
         Err(Error::Unsupported {
             what: "disk I/O counters",
+        })
+    }
+
+    /// The open descriptors of `pid` that `query` keeps (its `pids`
+    /// aside), by ascending number, skipping those numbered `after` or
+    /// below, each handed to `visit`, which may stop early. A descriptor
+    /// closed during the read is skipped. [`Error::NoSuchProcess`] when
+    /// the process is gone; [`Error::AccessDenied`] (or, for a zombie,
+    /// [`Error::ZombieProcess`]) when its descriptors cannot be read.
+    fn open_files(
+        &self,
+        pid: u32,
+        query: &FilesQuery,
+        after: Option<u32>,
+        visit: &mut dyn FnMut(OpenFile) -> ControlFlow<()>,
+    ) -> Result<(), Error> {
+        let _ = (pid, query, after, visit);
+        Err(Error::Unsupported {
+            what: "listing open files",
         })
     }
 }

@@ -25,9 +25,11 @@ pub mod audit;
 pub mod budget;
 pub mod convert;
 pub mod errors;
+pub mod files;
 pub mod outbox;
 pub mod percent;
 pub mod signal;
+pub mod stream;
 pub mod system;
 pub mod watch;
 
@@ -373,7 +375,9 @@ impl pb::host_inspector_server::HostInspector for Inspector {
     ) -> Result<Response<Self::ListOpenFilesStream>, Status> {
         self.authorize_read(&request)?;
         self.refuse_withheld(&request, DataClass::OpenFiles)?;
-        Err(Status::unimplemented("ListOpenFiles is not served yet"))
+        let conn = request.extensions().get::<Arc<ConnBuffer>>().cloned();
+        let source = files::OpenFiles::new(request.into_inner())?;
+        Ok(Response::new(self.stream(conn, source).await?))
     }
 
     type ListProcessesStream = OutboxStream<pb::ProcessBatch>;

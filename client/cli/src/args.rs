@@ -424,6 +424,11 @@ pub enum Command {
     #[command(after_help = DF_EXAMPLES)]
     Df(DfArgs),
 
+    /// List the files processes hold open, like lsof: regular files by default, every
+    /// descriptor (sockets, pipes, devices, ...) with --all-kinds.
+    #[command(after_help = super::files::EXAMPLES)]
+    Files(super::files::FilesArgs),
+
     /// The central inventory of a fleet: per host its system, every interface, process
     /// counts by status, and the top processes by memory.
     #[command(after_help = INVENTORY_EXAMPLES)]
@@ -474,6 +479,7 @@ impl Command {
             Command::Ps(args) => Some(&args.targets),
             Command::Sys(args) => Some(&args.targets),
             Command::Df(args) => Some(&args.targets),
+            Command::Files(args) => Some(&args.targets),
             Command::Proc(args) => Some(&args.targets),
             Command::Inventory(args) => Some(&args.targets),
             Command::Zombies(args) => Some(&args.targets),

@@ -14,6 +14,7 @@ mod csv;
 mod duration;
 mod fanout;
 mod fields;
+mod files;
 mod format;
 #[doc(hidden)]
 pub mod fuzzing;
@@ -349,6 +350,7 @@ async fn run(cli: Cli, typed: Typed, io: &mut Io<'_>) -> anyhow::Result<Status> 
         Command::Ps(args) => ps::ps(&fleet, args, table, io).await?,
         Command::Sys(args) => system::sys(&fleet, args, table, io).await?,
         Command::Df(args) => system::df(&fleet, args, table, io).await?,
+        Command::Files(args) => files::files(&fleet, args, table, io).await?,
         Command::Proc(args) => show::process(&fleet, args, table, io).await?,
         Command::Nics(_) => show::nics(&fleet, table, io).await?,
         Command::Inventory(args) => inventory::inventory(&fleet, args, format, io).await?,

@@ -23,8 +23,8 @@ use std::{
 };
 
 use super::{
-    Backend, DiskIo, DiskUsage, Error, FieldSet, HostInfo, NetField, NetInterface, Partition,
-    ProcessInfo, SystemFields, SystemInfo,
+    Backend, DiskIo, DiskUsage, Error, FieldSet, FilesQuery, HostInfo, NetField, NetInterface,
+    OpenFile, Partition, ProcessInfo, SystemFields, SystemInfo,
     parse::{
         HostConsts,
         status::parse_status,
@@ -34,6 +34,7 @@ use super::{
 };
 
 mod events;
+mod files;
 mod net;
 mod process;
 mod sys;
@@ -295,6 +296,17 @@ impl Backend for Linux {
 
     fn disk_io_counters(&self) -> Result<Vec<DiskIo>, Error> {
         system::disk_io_counters(self)
+    }
+
+    /// From `<procfs>/<pid>/fd` and `fdinfo`, as psutil reads them.
+    fn open_files(
+        &self,
+        pid: u32,
+        query: &FilesQuery,
+        after: Option<u32>,
+        visit: &mut dyn FnMut(OpenFile) -> ControlFlow<()>,
+    ) -> Result<(), Error> {
+        files::open_files(self, pid, query, after, visit)
     }
 }
 

@@ -18,6 +18,8 @@ pub mod cgroup;
 pub mod cmdline;
 pub mod cpu;
 pub mod diskstats;
+pub mod fd_link;
+pub mod fdinfo;
 pub mod io;
 pub mod limits;
 pub mod meminfo;

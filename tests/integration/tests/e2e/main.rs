@@ -25,6 +25,7 @@ use tonic_types::StatusExt;
 mod child;
 mod cli_polish;
 mod ctrl_c;
+mod files;
 mod fleet;
 mod fuzz_corpora;
 mod hostile;

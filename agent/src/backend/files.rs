@@ -1,0 +1,120 @@
+//! Open descriptors of processes, as psutil's `Process.open_files` and
+//! `ls -l /proc/PID/fd` show them: the types a backend answers in, and
+//! which descriptors a listing keeps.
+
+use super::glob::Glob;
+
+/// What a descriptor refers to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum FileKind {
+    /// A regular file: the only kind psutil's `open_files` lists.
+    File,
+    /// A directory.
+    Directory,
+    /// A character or block device (`/dev/null`, `/dev/pts/0`).
+    Device,
+    /// A socket (`socket:[12345]`).
+    Socket,
+    /// An anonymous pipe (`pipe:[678]`) or a named one (a fifo).
+    Pipe,
+    /// An eventfd, epoll, timerfd, signalfd, inotify or the like
+    /// (`anon_inode:[eventfd]`).
+    AnonInode,
+    /// Anything else the kernel names.
+    Other,
+}
+
+/// One open descriptor of a process.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OpenFile {
+    /// The process holding it.
+    pub pid: u32,
+    /// The descriptor's number.
+    pub fd: u32,
+    /// The absolute path, or the kernel's name for what is not a file
+    /// (`socket:[12345]`); a deleted file's path without the kernel's
+    /// " (deleted)" suffix.
+    pub path: String,
+    /// The file offset in bytes.
+    pub position: u64,
+    /// psutil's mode: "r", "w", "a", "r+" or "a+".
+    pub mode: &'static str,
+    /// The open flags as the kernel reports them.
+    pub flags: u32,
+    /// What it refers to.
+    pub kind: FileKind,
+    /// The file was deleted while open.
+    pub deleted: bool,
+}
+
+/// Which descriptors a listing keeps.
+#[derive(Clone, Debug, Default)]
+pub struct FilesQuery {
+    /// Only these processes, each once, in this order; empty: every
+    /// process.
+    pub pids: Vec<u32>,
+    /// Only descriptors whose path (or kernel name) matches this glob.
+    pub path: Option<Glob>,
+    /// Every kind of descriptor; otherwise regular files only, as psutil's
+    /// `open_files`.
+    pub all_kinds: bool,
+}
+
+impl FilesQuery {
+    /// Whether a descriptor of `kind` can be kept at all, before its path
+    /// is known: regular files, or every kind with `all_kinds`.
+    pub fn admits(&self, kind: FileKind) -> bool {
+        self.all_kinds || kind == FileKind::File
+    }
+
+    /// Whether a descriptor of `kind` named `path` is kept.
+    pub fn keeps(&self, kind: FileKind, path: &str) -> bool {
+        self.admits(kind) && self.path.as_ref().is_none_or(|glob| glob.matches(path))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn regular_files_only_unless_every_kind_is_asked_for() {
+        let default = FilesQuery::default();
+        assert!(default.keeps(FileKind::File, "/var/log/app.log"));
+        for kind in [
+            FileKind::Directory,
+            FileKind::Device,
+            FileKind::Socket,
+            FileKind::Pipe,
+            FileKind::AnonInode,
+            FileKind::Other,
+        ] {
+            assert!(!default.keeps(kind, "/dev/null"), "{kind:?}");
+            let every = FilesQuery {
+                all_kinds: true,
+                ..FilesQuery::default()
+            };
+            assert!(every.keeps(kind, "socket:[1]"), "{kind:?}");
+        }
+    }
+
+    #[test]
+    fn the_path_glob_applies_to_kernel_names_too() {
+        let query = FilesQuery {
+            path: Some(Glob::new("/var/log/*.log").unwrap()),
+            all_kinds: true,
+            ..FilesQuery::default()
+        };
+        assert!(query.keeps(FileKind::File, "/var/log/app.log"));
+        // `*` crosses `/`, as in ps --name.
+        assert!(query.keeps(FileKind::File, "/var/log/nginx/access.log"));
+        assert!(!query.keeps(FileKind::File, "/var/log/app.log.1"));
+        assert!(!query.keeps(FileKind::Socket, "socket:[12]"));
+        let sockets = FilesQuery {
+            path: Some(Glob::new("socket:*").unwrap()),
+            all_kinds: true,
+            ..FilesQuery::default()
+        };
+        assert!(sockets.keeps(FileKind::Socket, "socket:[12]"));
+    }
+}
