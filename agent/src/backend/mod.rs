@@ -17,6 +17,7 @@ pub mod parse;
 #[cfg(unix)]
 mod passwd;
 pub mod poll;
+pub mod socket;
 pub mod system;
 
 #[cfg(any(
@@ -184,6 +185,16 @@ pub trait Backend: Send + Sync + 'static {
     fn disk_io_counters(&self) -> Result<Vec<DiskIo>, Error> {
         Err(Error::Unsupported {
             what: "disk I/O counters",
+        })
+    }
+
+    /// The sockets `query` asks for (psutil's `net_connections`), with
+    /// their holders when it asks for pids. Processes whose descriptors
+    /// cannot be read are named in [`socket::SocketListing::process_errors`].
+    fn connections(&self, query: &socket::SocketQuery) -> Result<socket::SocketListing, Error> {
+        let _ = query;
+        Err(Error::Unsupported {
+            what: "listing sockets",
         })
     }
 }

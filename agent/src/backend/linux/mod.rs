@@ -33,12 +33,14 @@ use super::{
 mod events;
 mod net;
 mod process;
+mod socket;
 mod sys;
 mod system;
 #[cfg(test)]
 mod tests;
 
 use process::{Errno, Scan, classify, io_error};
+pub use socket::SocketSource;
 
 /// The Linux backend, reading procfs and sysfs under the roots it was
 /// given.
@@ -54,6 +56,8 @@ pub struct Linux {
     /// The utmp file of login sessions, `/var/run/utmp` (a fixture in
     /// tests).
     utmp: PathBuf,
+    /// Where socket tables come from.
+    socket_source: SocketSource,
 }
 
 impl Linux {
@@ -97,6 +101,7 @@ impl Linux {
             },
             users: UserNames::default(),
             utmp: PathBuf::from(system::UTMP),
+            socket_source: SocketSource::default(),
         })
     }
 
@@ -117,7 +122,16 @@ impl Linux {
             consts: self.consts,
             users: UserNames::default(),
             utmp: self.utmp.clone(),
+            socket_source: self.socket_source,
         }
+    }
+
+    /// Reads socket tables from `source`: [`SocketSource::Procfs`] makes
+    /// the backend read procfs's `net/` tables as it does where netlink
+    /// sock_diag is not available.
+    pub fn with_socket_source(mut self, source: SocketSource) -> Linux {
+        self.socket_source = source;
+        self
     }
 
     fn open_root(&self) -> Result<std::os::fd::OwnedFd, Error> {
@@ -277,6 +291,13 @@ impl Backend for Linux {
 
     fn disk_io_counters(&self) -> Result<Vec<DiskIo>, Error> {
         system::disk_io_counters(self)
+    }
+
+    fn connections(
+        &self,
+        query: &crate::backend::socket::SocketQuery,
+    ) -> Result<crate::backend::socket::SocketListing, Error> {
+        socket::connections(self, query)
     }
 }
 

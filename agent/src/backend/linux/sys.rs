@@ -274,6 +274,9 @@ pub(super) fn kill(pid: u32, signal: Signal) -> io::Result<()> {
 /// The netlink protocol of the kernel's connector (`NETLINK_CONNECTOR`).
 pub(super) const NETLINK_CONNECTOR: Protocol = rustix::net::netlink::CONNECTOR;
 
+/// The netlink protocol of the kernel's socket tables (`NETLINK_SOCK_DIAG`).
+pub(super) const NETLINK_SOCK_DIAG: Protocol = rustix::net::netlink::SOCK_DIAG;
+
 /// A datagram socket of netlink `protocol`, close-on-exec, bound to the
 /// multicast `groups` (a bit mask) with a port the kernel picks.
 pub(super) fn netlink_socket(protocol: Protocol, groups: u32) -> io::Result<OwnedFd> {
