@@ -180,8 +180,9 @@ pub fn query_from_pb(request: pb::ListConnectionsRequest) -> Result<SocketQuery,
         ports
             .iter()
             .map(|&p| {
-                u16::try_from(p)
-                    .map_err(|_| ServiceError::invalid(field, format!("port {p} is beyond 65535")))
+                u16::try_from(p).map_err(|_| {
+                    ServiceError::invalid(field, format!("{field} holds port {p}, beyond 65535"))
+                })
             })
             .collect::<Result<Vec<u16>, _>>()
     };
@@ -220,7 +221,7 @@ fn status_from_pb(status: i32) -> Result<ConnStatus, ServiceError> {
         Ok(S::Unspecified) | Err(_) => {
             return Err(ServiceError::invalid(
                 "statuses",
-                format!("status {status} is no ConnectionStatus"),
+                format!("statuses holds {status}, which is no ConnectionStatus"),
             ));
         }
     })

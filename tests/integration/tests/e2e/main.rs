@@ -37,6 +37,7 @@ mod readme;
 mod reap;
 mod reload;
 mod sim;
+mod sockets;
 mod sys_cli;
 mod system;
 mod tidy;
