@@ -24,7 +24,7 @@ use super::{
 use crate::backend::{
     Error, ErrorKind,
     parse::{
-        proc_net_sockets::{parse_inet_table, parse_unix_table, socket_inode},
+        proc_net_sockets::{parse_inet_table, parse_unix_table},
         sock_diag::{ByteOrder, Dump, Progress, parse_datagram, request},
     },
     socket::{Family, Socket, SocketListing, SocketQuery, Transport},
@@ -226,11 +226,10 @@ impl Holders {
     /// there are none.
     fn scan(&mut self, linux: &Linux, pids: &[u32]) -> Result<(), Error> {
         let root = linux.open_root()?;
-        let mut link = Vec::new();
         let mut entries = sys::DirBuf::default();
         if !pids.is_empty() {
             for &pid in pids {
-                self.read_fds(linux, root.as_fd(), pid, &mut entries, &mut link);
+                self.read_fds(linux, root.as_fd(), pid, &mut entries);
             }
             return Ok(());
         }
@@ -239,7 +238,7 @@ impl Holders {
         while let Some(entry) = listing.next_with(parse_pid) {
             let entry = entry.map_err(|e| io_error(&linux.procfs, e))?;
             if let Some(pid) = entry {
-                self.read_fds(linux, root.as_fd(), pid, &mut entries, &mut link);
+                self.read_fds(linux, root.as_fd(), pid, &mut entries);
             }
         }
         Ok(())
@@ -253,7 +252,6 @@ impl Holders {
         root: BorrowedFd<'_>,
         pid: u32,
         entries: &mut sys::DirBuf,
-        link: &mut Vec<u8>,
     ) {
         let Ok(name) = CString::new(format!("{pid}/fd")) else {
             return;
@@ -283,10 +281,10 @@ impl Holders {
                 continue;
             };
             // A descriptor closed meanwhile is no longer held.
-            if sys::read_link_at(dir.as_fd(), &name, link).is_err() {
+            let Ok(Some(inode)) = sys::socket_inode_at(dir.as_fd(), &name) else {
                 continue;
-            }
-            if let Some(holders) = socket_inode(link).and_then(|i| self.by_inode.get_mut(&i)) {
+            };
+            if let Some(holders) = self.by_inode.get_mut(&inode) {
                 holders.push((pid, fd));
             }
         }

@@ -97,16 +97,6 @@ pub fn parse_unix_table(text: &[u8], out: &mut Vec<Socket>) -> Result<(), ParseE
     Ok(())
 }
 
-/// The inode of a `/proc/<pid>/fd` link target naming a socket
-/// (`socket:[12345]`); `None` for any other target.
-pub fn socket_inode(target: &[u8]) -> Option<u64> {
-    let inode = target.strip_prefix(b"socket:[")?.strip_suffix(b"]")?;
-    if inode.is_empty() || !inode.iter().all(u8::is_ascii_digit) {
-        return None;
-    }
-    std::str::from_utf8(inode).ok()?.parse().ok()
-}
-
 fn hex<T: TryFrom<u64>>(token: &[u8], what: &str, line: usize) -> Result<T, ParseError> {
     std::str::from_utf8(token)
         .ok()
@@ -239,14 +229,6 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(err.line, 2);
-    }
-
-    #[test]
-    fn socket_links_give_their_inode() {
-        assert_eq!(socket_inode(b"socket:[12345]"), Some(12345));
-        assert_eq!(socket_inode(b"pipe:[12345]"), None);
-        assert_eq!(socket_inode(b"socket:[]"), None);
-        assert_eq!(socket_inode(b"/tmp/socket:[1]"), None);
     }
 
     #[test]
