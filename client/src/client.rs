@@ -418,6 +418,77 @@ impl Client {
     }
 }
 
+// === Sockets ===
+
+impl Client {
+    /// The host's sockets (psutil's `net_connections`), as the agent's
+    /// batches arrive; each batch also names the processes whose
+    /// descriptors could not be read while mapping sockets to pids. See
+    /// [`ConnectionStream::collect_all`] for the whole listing at once.
+    pub async fn connections(
+        &self,
+        request: proto::ListConnectionsRequest,
+    ) -> Result<ConnectionStream, Error> {
+        let result = self.inner.clone().list_connections(request).await;
+        Ok(ConnectionStream {
+            batches: self.answer(result, None).await?,
+            ctx: self.ctx.clone(),
+        })
+    }
+}
+
+/// The batches of a socket listing: see [`Client::connections`]. Ends after
+/// the last batch, or with the first error.
+pub struct ConnectionStream {
+    batches: tonic::Streaming<proto::ConnectionBatch>,
+    ctx: Arc<CallContext>,
+}
+
+/// A whole socket listing.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Connections {
+    /// Every socket, once per holding process when pids were asked for.
+    pub connections: Vec<proto::Connection>,
+    /// Processes whose descriptors could not be read: their sockets are
+    /// listed without a pid.
+    pub process_errors: Vec<proto::ProcessError>,
+}
+
+impl ConnectionStream {
+    /// Every batch, gathered.
+    pub async fn collect_all(mut self) -> Result<Connections, Error> {
+        use tokio_stream::StreamExt;
+        let mut all = Connections::default();
+        while let Some(batch) = self.next().await {
+            let batch = batch?;
+            all.connections.extend(batch.connections);
+            all.process_errors.extend(batch.process_errors);
+        }
+        Ok(all)
+    }
+}
+
+impl std::fmt::Debug for ConnectionStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConnectionStream")
+            .field("endpoint", &self.ctx.endpoint)
+            .finish()
+    }
+}
+
+impl Stream for ConnectionStream {
+    type Item = Result<proto::ConnectionBatch, Error>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.get_mut();
+        match ready!(Pin::new(&mut this.batches).poll_next(cx)) {
+            Some(Ok(batch)) => Poll::Ready(Some(Ok(batch))),
+            Some(Err(status)) => Poll::Ready(Some(Err(from_status(status, &this.ctx, None)))),
+            None => Poll::Ready(None),
+        }
+    }
+}
+
 /// The events of a watch, as the agent sends them: see [`Client::watch`].
 pub struct EventStream {
     events: tonic::Streaming<proto::ProcessEvent>,

@@ -43,7 +43,7 @@ mod tls;
 
 pub use hostscope_proto as proto;
 
-pub use client::{Client, EventStream, ProcessStream};
+pub use client::{Client, ConnectionStream, Connections, EventStream, ProcessStream};
 pub use error::{Error, Peer, RejectedBy, StatusCode, TlsAlert};
 pub use process::Process;
 pub use tls::TlsConfig;

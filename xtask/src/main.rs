@@ -26,7 +26,7 @@ Commands:
                        mutual TLS, and query it with `hostscope host`, `ps`,
                        `nics` (and a zombie it makes for the occasion)
   ci                   what .ci/run runs: fmt check, clippy, the tests
-  bench procs|watch|fleet|sys
+  bench procs|watch|fleet|sys|sockets
                        benchmarks against their floors; see `cargo xtask bench
                        --help`
   fleet-sim [ARGS]     real agents on 127.0.0.1 and an inventory file for them;
@@ -74,7 +74,7 @@ What .ci/run runs: cargo fmt --check, cargo clippy --workspace
 ";
 
 const BENCH_HELP: &str = "\
-cargo xtask bench procs|watch|fleet|sys
+cargo xtask bench procs|watch|fleet|sys|sockets
 
   procs   the agent's process collection against the floor (the kernel's
           cost of the same /proc reads) with 2,000 extra sleeping
@@ -91,6 +91,10 @@ cargo xtask bench procs|watch|fleet|sys
           over mTLS, and the agent's backend in process, against psutil's
           in-process calls for the same figures; prints medians, ratios
           and the agent's CPU time per snapshot
+  sockets ListConnections (kind all, with pids) over mTLS, and the agent's
+          backend in process, with 10,000 extra sockets on loopback (a
+          child's 5,000 connected TCP pairs), against psutil's in-process
+          net_connections('all'); prints medians and ratios
 
 Release builds, in cargo's target directory (CARGO_TARGET_DIR, if set).
 ";
@@ -197,6 +201,7 @@ enum Bench {
     Watch,
     Fleet,
     Sys,
+    Sockets,
 }
 
 /// The help text of `command`, if it is one.
@@ -255,6 +260,7 @@ fn parse(args: &[String]) -> Result<Task> {
                 "watch" => Bench::Watch,
                 "fleet" => Bench::Fleet,
                 "sys" => Bench::Sys,
+                "sockets" => Bench::Sockets,
                 _ => return Err(unexpected(which)),
             }),
             _ => bail!("which benchmark?\n\n{help}"),
@@ -290,6 +296,7 @@ fn main() -> ExitCode {
         Task::Bench(Bench::Watch) => bench_watch(),
         Task::Bench(Bench::Fleet) => bench_fleet(),
         Task::Bench(Bench::Sys) => bench_sys(),
+        Task::Bench(Bench::Sockets) => bench_sockets(),
         Task::FleetSim(args) => fleet_sim(&args),
         Task::InstallHooks => install_hooks(),
         Task::Dist => dist::dist().map(drop),
@@ -726,7 +733,9 @@ fn bench_procs() -> Result<()> {
     Ok(())
 }
 
-fn bench_sys() -> Result<()> {
+/// Runs the criterion bench `name` of hostscope-integration; the median
+/// of one of its ids (`name/<id>`), in nanoseconds.
+fn run_criterion_bench(name: &'static str) -> Result<impl Fn(&str) -> Result<f64>> {
     // Criterion writes its estimates under CRITERION_HOME: set it, so that
     // they are read from where they were written whatever the environment.
     let criterion = target_dir()?.join("criterion");
@@ -737,18 +746,22 @@ fn bench_sys() -> Result<()> {
             "-p",
             "hostscope-integration",
             "--bench",
-            "sys",
+            name,
         ])
         .env("CRITERION_HOME", &criterion))?;
-    let median = |id: &str| -> Result<f64> {
-        let path = criterion.join("sys").join(id).join("new/estimates.json");
+    Ok(move |id: &str| -> Result<f64> {
+        let path = criterion.join(name).join(id).join("new/estimates.json");
         let text = std::fs::read_to_string(&path)
             .with_context(|| format!("reading {}", path.display()))?;
         let json: serde_json::Value = serde_json::from_str(&text)?;
         json["median"]["point_estimate"]
             .as_f64()
             .with_context(|| format!("no median in {}", path.display()))
-    };
+    })
+}
+
+fn bench_sys() -> Result<()> {
+    let median = run_criterion_bench("sys")?;
     let psutil = median("psutil")?;
     println!("\nhost figures, one snapshot (medians of this run):");
     for (id, what) in [
@@ -766,6 +779,31 @@ fn bench_sys() -> Result<()> {
         "  e/p = {:.2} (target <= 1.5)   agent CPU per snapshot {:.3} ms (target < 5)",
         median("grpc")? / psutil,
         cpu / 1e6
+    );
+    Ok(())
+}
+
+/// ListConnections (kind all, with pids) with 10,000 extra sockets on
+/// loopback, against psutil.net_connections('all'); see
+/// tests/integration/benches/sockets.rs.
+fn bench_sockets() -> Result<()> {
+    let median = run_criterion_bench("sockets")?;
+    let psutil = median("psutil")?;
+    println!("\nevery socket with its process, 10,000 extra on loopback (medians of this run):");
+    for (id, what) in [
+        ("psutil", "(p) psutil.net_connections('all') in process"),
+        ("backend", "(b) agent backend in process"),
+        (
+            "grpc",
+            "(e) ListConnections kind=all with_pids over mTLS, end to end",
+        ),
+    ] {
+        let m = median(id)?;
+        println!("  {:>8.3} ms  {:>5.2}x psutil  {what}", m / 1e6, m / psutil);
+    }
+    println!(
+        "  p/e = {:.2}x faster than psutil (target >= 3)",
+        psutil / median("grpc")?
     );
     Ok(())
 }

@@ -18,6 +18,7 @@ pub mod parse;
 #[cfg(unix)]
 mod passwd;
 pub mod poll;
+pub mod socket;
 pub mod system;
 
 #[cfg(any(
@@ -205,6 +206,16 @@ pub trait Backend: Send + Sync + 'static {
         let _ = (pid, query, after, visit);
         Err(Error::Unsupported {
             what: "listing open files",
+        })
+    }
+
+    /// The sockets `query` asks for (psutil's `net_connections`), with
+    /// their holders when it asks for pids. Processes whose descriptors
+    /// cannot be read are named in [`socket::SocketListing::process_errors`].
+    fn connections(&self, query: &socket::SocketQuery) -> Result<socket::SocketListing, Error> {
+        let _ = query;
+        Err(Error::Unsupported {
+            what: "listing sockets",
         })
     }
 }

@@ -29,6 +29,7 @@ pub mod files;
 pub mod outbox;
 pub mod percent;
 pub mod signal;
+pub mod sockets;
 pub mod stream;
 pub mod system;
 pub mod watch;
@@ -177,6 +178,19 @@ impl Inspector {
             .acquire_owned()
             .await
             .map_err(|_| ServiceError::ShuttingDown)
+    }
+
+    /// What every listing does before it scans: refuses one that cannot
+    /// have room for its first batch, then waits for a scan permit.
+    async fn start_listing(
+        &self,
+        conn: Option<&Arc<ConnBuffer>>,
+    ) -> Result<(Reservation, OwnedSemaphorePermit), ServiceError> {
+        let first = self
+            .budget
+            .try_reserve(conn, BATCH_BYTES)
+            .map_err(ServiceError::from)?;
+        Ok((first, self.scan_permit().await?))
     }
 
     /// Refuses clients that hold no reader role.
@@ -364,7 +378,7 @@ impl pb::host_inspector_server::HostInspector for Inspector {
     ) -> Result<Response<Self::ListConnectionsStream>, Status> {
         self.authorize_read(&request)?;
         self.refuse_withheld(&request, DataClass::Connections)?;
-        Err(Status::unimplemented("ListConnections is not served yet"))
+        Ok(Response::new(self.list_connections_stream(request).await?))
     }
 
     type ListOpenFilesStream = OutboxStream<pb::OpenFileBatch>;
@@ -399,16 +413,7 @@ impl pb::host_inspector_server::HostInspector for Inspector {
             .then(|| system::interval_from_pb("interval_ms", request.interval_ms))
             .transpose()?;
         let filter = convert::filter_from_pb(request.filter.unwrap_or_default())?;
-        // A listing that cannot have room for its first batch is refused
-        // before it scans anything.
-        let first = self
-            .budget
-            .try_reserve(conn.as_ref(), BATCH_BYTES)
-            .map_err(ServiceError::from)?;
-        let permit = Arc::clone(&self.scans)
-            .acquire_owned()
-            .await
-            .map_err(|_| ServiceError::ShuttingDown)?;
+        let (first, permit) = self.start_listing(conn.as_ref()).await?;
 
         let (outbox, stream) = outbox::outbox(1, self.options.stream_stall_timeout);
         let listing = Listing {
@@ -657,6 +662,28 @@ fn scan(
 
 // === Listing ===
 
+/// Waits until the client has taken the batch before, then for `want`
+/// bytes of the response budget (`held` when it is that large). `None`
+/// when the client has gone.
+async fn batch_room<T>(
+    budget: &Arc<Budget>,
+    conn: Option<&Arc<ConnBuffer>>,
+    outbox: &Outbox<T>,
+    held: Option<Reservation>,
+    want: usize,
+) -> Result<Option<Reservation>, ServiceError> {
+    if outbox.room().await.is_err() {
+        return Ok(None);
+    }
+    Ok(Some(match held {
+        Some(r) if r.bytes() >= want => r,
+        held => {
+            drop(held);
+            budget.reserve(conn, want, outbox.stall()).await?
+        }
+    }))
+}
+
 /// One ListProcesses stream: which processes match is decided first (a
 /// list of pids, cheap to hold); their fields are read a batch at a time,
 /// only when the client has taken the batch before and the agent's
@@ -729,18 +756,12 @@ impl Listing {
         let mut reserved = Some(first);
         let mut needs = None;
         while next < pids.len() {
-            if outbox.room().await.is_err() {
-                return Ok(());
-            }
             let want = needs.map_or(BATCH_BYTES, |n: usize| n.max(BATCH_BYTES));
-            let mut reservation = match reserved.take() {
-                Some(r) if r.bytes() >= want => r,
-                held => {
-                    drop(held);
-                    self.budget
-                        .reserve(self.conn.as_ref(), want, outbox.stall())
-                        .await?
-                }
+            let held = reserved.take();
+            let Some(mut reservation) =
+                batch_room(&self.budget, self.conn.as_ref(), outbox, held, want).await?
+            else {
+                return Ok(());
             };
             let permit = Arc::clone(&self.scans)
                 .acquire_owned()

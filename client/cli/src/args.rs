@@ -5,7 +5,7 @@
 use std::{path::PathBuf, time::Duration};
 
 use clap::{ArgGroup, Args, Parser, Subcommand, ValueEnum};
-use hostscope_client::proto::{EnumName, ProcessStatus, Signal};
+use hostscope_client::proto::{ConnectionKind, ConnectionStatus, EnumName, ProcessStatus, Signal};
 
 use super::{duration, fields::FieldList};
 
@@ -156,6 +156,20 @@ Examples:
   hostscope df
   hostscope --inventory fleet.toml df --sort -percent --min-percent 90
   hostscope --inventory fleet.toml df --type ext4,xfs -o csv";
+
+const SOCKETS_EXAMPLES: &str = "\
+Like `ss -tuan` (`ss -tulpn` with --listening --processes): protocol, state, local and peer
+address, and with -p the pid and name of the process that holds the socket (a socket held by
+several processes is listed once for each); a fleet adds the HOST column. --listening keeps
+TCP sockets in LISTEN, UDP sockets with no peer and unix sockets bound to a name, as `ss -l`
+does. Finding the processes reads every process's descriptor table: an agent that does not
+run as root cannot see other users' processes, and says how many it could not read.
+
+Examples:
+  hostscope sockets --listening -p
+  hostscope sockets --kind tcp --state established --rport 5432
+  hostscope sockets --kind unix --pid 1234
+  hostscope --inventory fleet.toml sockets --listening --port 22 -o csv";
 
 const INVENTORY_EXAMPLES: &str = "\
 Each record: the host's name, address, labels and groups; \"system\" (what `hostscope host`
@@ -429,6 +443,11 @@ pub enum Command {
     #[command(after_help = super::files::EXAMPLES)]
     Files(super::files::FilesArgs),
 
+    /// List sockets with their state, addresses and processes, like ss -tulpn (psutil's
+    /// net_connections).
+    #[command(after_help = SOCKETS_EXAMPLES)]
+    Sockets(SocketsArgs),
+
     /// The central inventory of a fleet: per host its system, every interface, process
     /// counts by status, and the top processes by memory.
     #[command(after_help = INVENTORY_EXAMPLES)]
@@ -480,6 +499,7 @@ impl Command {
             Command::Sys(args) => Some(&args.targets),
             Command::Df(args) => Some(&args.targets),
             Command::Files(args) => Some(&args.targets),
+            Command::Sockets(args) => Some(&args.targets),
             Command::Proc(args) => Some(&args.targets),
             Command::Inventory(args) => Some(&args.targets),
             Command::Zombies(args) => Some(&args.targets),
@@ -593,6 +613,50 @@ pub struct DfArgs {
 
     #[command(flatten)]
     pub targets: Targets,
+}
+
+#[derive(Debug, Args)]
+pub struct SocketsArgs {
+    /// Which sockets: inet (TCP and UDP over IPv4 and IPv6), inet4, inet6, tcp, tcp4, tcp6,
+    /// udp, udp4, udp6, unix or all, as psutil's `kind`.
+    #[arg(long, value_name = "KIND", default_value = "inet", value_parser = parse_socket_kind)]
+    pub kind: ConnectionKind,
+
+    /// Only listening sockets: TCP in LISTEN, UDP with no peer, unix bound to a name.
+    #[arg(long, short = 'l')]
+    pub listening: bool,
+
+    /// Only sockets in these states (established, listen, time_wait, ..., none for UDP and
+    /// unix); repeat or separate with commas.
+    #[arg(long, value_name = "STATE", value_delimiter = ',', value_parser = parse_socket_state)]
+    pub state: Vec<ConnectionStatus>,
+
+    /// Only sockets with this local port; repeat or separate with commas.
+    #[arg(long, value_name = "PORT", value_delimiter = ',')]
+    pub port: Vec<u16>,
+
+    /// Only sockets with this remote port; repeat or separate with commas.
+    #[arg(long, value_name = "PORT", value_delimiter = ',')]
+    pub rport: Vec<u16>,
+
+    /// Only sockets these processes hold (shows their pids); repeat or separate with commas.
+    #[arg(long, value_name = "PID", value_delimiter = ',')]
+    pub pid: Vec<u32>,
+
+    /// Show the pid and name of the process that holds each socket.
+    #[arg(long, short = 'p')]
+    pub processes: bool,
+
+    #[command(flatten)]
+    pub targets: Targets,
+}
+
+fn parse_socket_kind(s: &str) -> Result<ConnectionKind, String> {
+    parse_enum_name("kind", "kinds", s)
+}
+
+fn parse_socket_state(s: &str) -> Result<ConnectionStatus, String> {
+    parse_enum_name("state", "states", s)
 }
 
 fn parse_percent(s: &str) -> Result<f64, String> {
@@ -780,10 +844,15 @@ pub fn parse_interval(s: &str) -> Result<std::time::Duration, String> {
 }
 
 fn parse_status(s: &str) -> Result<ProcessStatus, String> {
-    ProcessStatus::from_short_name(s.trim()).ok_or_else(|| {
+    parse_enum_name("status", "statuses", s)
+}
+
+/// A value of a proto enum by its short name, in either case.
+fn parse_enum_name<T: EnumName>(what: &str, plural: &str, s: &str) -> Result<T, String> {
+    T::from_short_name(s.trim()).ok_or_else(|| {
         format!(
-            "unknown status {s:?}; valid statuses: {}",
-            ProcessStatus::short_names().join(", ")
+            "unknown {what} {s:?}; valid {plural}: {}",
+            T::short_names().join(", ")
         )
     })
 }

@@ -27,6 +27,7 @@ mod ps;
 mod render;
 mod show;
 mod signal;
+mod sockets;
 mod system;
 mod table;
 mod targets;
@@ -351,6 +352,7 @@ async fn run(cli: Cli, typed: Typed, io: &mut Io<'_>) -> anyhow::Result<Status> 
         Command::Sys(args) => system::sys(&fleet, args, table, io).await?,
         Command::Df(args) => system::df(&fleet, args, table, io).await?,
         Command::Files(args) => files::files(&fleet, args, table, io).await?,
+        Command::Sockets(args) => sockets::sockets(&fleet, args, table, io).await?,
         Command::Proc(args) => show::process(&fleet, args, table, io).await?,
         Command::Nics(_) => show::nics(&fleet, table, io).await?,
         Command::Inventory(args) => inventory::inventory(&fleet, args, format, io).await?,

@@ -14,7 +14,7 @@
 //! xtask prints the medians and the ratios against psutil, measured in the
 //! same run.
 
-use std::{hint::black_box, path::PathBuf, time::Duration};
+use std::{hint::black_box, time::Duration};
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use hostscope_agent::backend::{self, Backend, SystemField, SystemFields};
@@ -98,25 +98,9 @@ fn thread_cpu_ns() -> f64 {
     ns(usage.ru_utime) + ns(usage.ru_stime)
 }
 
-/// Where criterion writes its estimates.
-fn criterion_home() -> PathBuf {
-    std::env::var_os("CRITERION_HOME")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            psutil::target_dir()
-                .expect("target directory")
-                .join("criterion")
-        })
-}
-
-/// Writes `ns` as the median of `sys/<id>`, in criterion's own layout, so
-/// that xtask reads every figure the same way.
+/// Writes `ns` as the median of `sys/<id>`, in criterion's layout.
 fn write_estimate(id: &str, ns: f64) {
-    let dir = criterion_home().join("sys").join(id).join("new");
-    std::fs::create_dir_all(&dir).expect("criterion directory");
-    let json = serde_json::json!({ "median": { "point_estimate": ns } });
-    std::fs::write(dir.join("estimates.json"), json.to_string()).expect("estimates");
-    println!("sys/{id}: {:.3} ms", ns / 1e6);
+    psutil::write_estimate("sys", id, ns);
 }
 
 fn sys(c: &mut Criterion) {

@@ -277,3 +277,18 @@ print(json.dumps({{"ns_per_round": elapsed / n * 1e9}}))
 "#
     )
 }
+
+/// Writes `ns` as the median of `group/<id>` where criterion writes its
+/// estimates (CRITERION_HOME, else the target directory's `criterion`), in
+/// criterion's own layout, so that xtask reads figures timed outside
+/// criterion (psutil's, inside Python) the same way.
+pub fn write_estimate(group: &str, id: &str, ns: f64) {
+    let home = std::env::var_os("CRITERION_HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| target_dir().expect("target directory").join("criterion"));
+    let dir = home.join(group).join(id).join("new");
+    std::fs::create_dir_all(&dir).expect("criterion directory");
+    let json = serde_json::json!({ "median": { "point_estimate": ns } });
+    std::fs::write(dir.join("estimates.json"), json.to_string()).expect("estimates");
+    println!("{group}/{id}: {:.3} ms", ns / 1e6);
+}

@@ -37,12 +37,14 @@ mod events;
 mod files;
 mod net;
 mod process;
+mod socket;
 mod sys;
 mod system;
 #[cfg(test)]
 mod tests;
 
 use process::{Errno, Scan, classify, io_error};
+pub use socket::SocketSource;
 
 /// The Linux backend, reading procfs and sysfs under the roots it was
 /// given.
@@ -61,6 +63,8 @@ pub struct Linux {
     /// Whether `procfs` is the kernel's own `/proc`, so that system calls
     /// about a pid (ioprio_get) describe the processes it lists.
     live: bool,
+    /// Where socket tables come from.
+    socket_source: SocketSource,
 }
 
 impl Linux {
@@ -105,6 +109,7 @@ impl Linux {
             utmp: PathBuf::from(system::UTMP),
             live: procfs_is_live(&procfs),
             procfs,
+            socket_source: SocketSource::default(),
         })
     }
 
@@ -126,7 +131,16 @@ impl Linux {
             users: UserNames::default(),
             utmp: self.utmp.clone(),
             live: self.live,
+            socket_source: self.socket_source,
         }
+    }
+
+    /// Reads socket tables from `source`: [`SocketSource::Procfs`] makes
+    /// the backend read procfs's `net/` tables as it does where netlink
+    /// sock_diag is not available.
+    pub fn with_socket_source(mut self, source: SocketSource) -> Linux {
+        self.socket_source = source;
+        self
     }
 
     fn open_root(&self) -> Result<std::os::fd::OwnedFd, Error> {
@@ -307,6 +321,13 @@ impl Backend for Linux {
         visit: &mut dyn FnMut(OpenFile) -> ControlFlow<()>,
     ) -> Result<(), Error> {
         files::open_files(self, pid, query, after, visit)
+    }
+
+    fn connections(
+        &self,
+        query: &crate::backend::socket::SocketQuery,
+    ) -> Result<crate::backend::socket::SocketListing, Error> {
+        socket::connections(self, query)
     }
 }
 

@@ -249,6 +249,16 @@ fn pid_of(pid: u32) -> io::Result<Pid> {
         .ok_or_else(|| Errno::SRCH.into())
 }
 
+/// The inode number of the socket the link `name` relative to `dir` leads
+/// to (a `/proc/<pid>/fd` entry), `None` when it leads to anything but a
+/// socket. Following the link is cheaper than reading it: procfs formats
+/// a link's text ("socket:[12345]") on every read.
+pub(super) fn socket_inode_at(dir: BorrowedFd<'_>, name: &CStr) -> io::Result<Option<u64>> {
+    let st = rustix::fs::statat(dir, name, rustix::fs::AtFlags::empty())?;
+    let is_socket = rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::Socket;
+    Ok(is_socket.then_some(st.st_ino))
+}
+
 /// A descriptor for the process `pid` (pidfd_open(2), Linux 5.3). It keeps
 /// naming that process after it exits, so a signal sent through it can
 /// never reach a process that reused the pid. `None` when the kernel has
@@ -297,6 +307,9 @@ pub(super) fn ioprio_get(pid: u32) -> io::Result<i32> {
 
 /// The netlink protocol of the kernel's connector (`NETLINK_CONNECTOR`).
 pub(super) const NETLINK_CONNECTOR: Protocol = rustix::net::netlink::CONNECTOR;
+
+/// The netlink protocol of the kernel's socket tables (`NETLINK_SOCK_DIAG`).
+pub(super) const NETLINK_SOCK_DIAG: Protocol = rustix::net::netlink::SOCK_DIAG;
 
 /// A datagram socket of netlink `protocol`, close-on-exec, bound to the
 /// multicast `groups` (a bit mask) with a port the kernel picks.

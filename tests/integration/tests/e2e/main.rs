@@ -39,6 +39,7 @@ mod readme;
 mod reap;
 mod reload;
 mod sim;
+mod sockets;
 mod sys_cli;
 mod system;
 mod tidy;
