@@ -1,7 +1,7 @@
 //! The connection to one agent and its typed calls.
 
 use std::{
-    collections::VecDeque,
+    collections::{HashMap, VecDeque},
     net::Ipv6Addr,
     pin::Pin,
     sync::Arc,
@@ -317,6 +317,28 @@ impl Client {
             .pid_exists(proto::PidExistsRequest { pid })
             .await;
         Ok(self.answer(result, Some(pid)).await?.exists)
+    }
+
+    /// The names of `pids` that still run (or are zombies), from one
+    /// listing; none asked, none read. A pid that is gone, or whose name
+    /// cannot be read, is left out.
+    pub async fn process_names(&self, pids: Vec<u32>) -> Result<HashMap<u32, String>, Error> {
+        let mut names = HashMap::new();
+        if pids.is_empty() {
+            return Ok(names);
+        }
+        let filter = proto::ProcessFilter {
+            pids,
+            ..Default::default()
+        };
+        let mut stream = self.processes(&[proto::ProcessField::Name], filter).await?;
+        while let Some(p) = stream.next().await {
+            let p = p?;
+            if let Ok(name) = p.name() {
+                names.insert(p.pid(), name.to_owned());
+            }
+        }
+        Ok(names)
     }
 
     /// Every network interface with addresses, link state and counters.

@@ -209,6 +209,7 @@ impl Source for OpenFiles {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::service::stream::testing::{Fake, batches};
 
     #[test]
     fn requests_are_checked_and_pids_asked_once() {
@@ -292,102 +293,6 @@ mod tests {
         ];
         for (kind, wire) in kinds {
             assert_eq!(kind_to_pb(kind), wire);
-        }
-    }
-
-    /// A backend with `per_process` descriptors in each of pids 1..=3, pid
-    /// 2 unreadable, and no pid 4.
-    struct Fake {
-        per_process: u32,
-    }
-
-    impl Backend for Fake {
-        fn host(&self) -> Result<backend::HostInfo, backend::Error> {
-            unimplemented!()
-        }
-        fn for_each_process(
-            &self,
-            _: FieldSet,
-            visit: &mut dyn FnMut(backend::ProcessInfo) -> ControlFlow<()>,
-        ) -> Result<(), backend::Error> {
-            for pid in 1..=3 {
-                if visit(backend::ProcessInfo::new(pid)).is_break() {
-                    break;
-                }
-            }
-            Ok(())
-        }
-        fn process(&self, _: u32, _: FieldSet) -> Result<backend::ProcessInfo, backend::Error> {
-            unimplemented!()
-        }
-        fn pid_exists(&self, _: u32) -> Result<bool, backend::Error> {
-            unimplemented!()
-        }
-        fn net_interfaces(&self) -> Result<Vec<backend::NetInterface>, backend::Error> {
-            unimplemented!()
-        }
-        fn signal(&self, _: u32, _: i32, _: Option<f64>) -> Result<(), backend::Error> {
-            unimplemented!()
-        }
-        fn events(
-            &self,
-            _: backend::WatchMode,
-            _: std::time::Duration,
-        ) -> Result<Box<dyn backend::EventSource>, backend::Error> {
-            unimplemented!()
-        }
-        fn open_files(
-            &self,
-            pid: u32,
-            _: &FilesQuery,
-            after: Option<u32>,
-            visit: &mut dyn FnMut(OpenFile) -> ControlFlow<()>,
-        ) -> Result<(), backend::Error> {
-            match pid {
-                2 => {
-                    return Err(backend::Error::AccessDenied {
-                        pid: Some(2),
-                        path: "/proc/2/fd".into(),
-                    });
-                }
-                4.. => return Err(backend::Error::NoSuchProcess { pid }),
-                _ => {}
-            }
-            let first = after.map_or(0, |a| a + 1);
-            for fd in first..self.per_process {
-                let file = OpenFile {
-                    pid,
-                    fd,
-                    path: format!("/data/{pid}/{fd:04}"),
-                    position: 0,
-                    mode: "r",
-                    flags: 0,
-                    kind: FileKind::File,
-                    deleted: false,
-                };
-                if visit(file).is_break() {
-                    break;
-                }
-            }
-            Ok(())
-        }
-    }
-
-    /// Every batch of a listing, read with `room` bytes each.
-    fn batches(mut source: OpenFiles, backend: &Fake, room: usize) -> Vec<pb::OpenFileBatch> {
-        let mut all = Vec::new();
-        loop {
-            let (batch, ended) = source.next(backend, room, &|| false).unwrap();
-            assert!(
-                batch.encoded_len() <= room,
-                "{} > {room}",
-                batch.encoded_len()
-            );
-            all.push(batch);
-            if ended {
-                return all;
-            }
-            assert!(all.len() < 1000, "no progress");
         }
     }
 

@@ -378,7 +378,9 @@ impl pb::host_inspector_server::HostInspector for Inspector {
     ) -> Result<Response<Self::ListConnectionsStream>, Status> {
         self.authorize_read(&request)?;
         self.refuse_withheld(&request, DataClass::Connections)?;
-        Ok(Response::new(self.list_connections_stream(request).await?))
+        let conn = request.extensions().get::<Arc<ConnBuffer>>().cloned();
+        let source = sockets::Connections::new(request.into_inner())?;
+        Ok(Response::new(self.stream(conn, source).await?))
     }
 
     type ListOpenFilesStream = OutboxStream<pb::OpenFileBatch>;

@@ -2,23 +2,16 @@
 //!
 //! The request is checked and turned into a [`SocketQuery`]; the backend
 //! lists the sockets (and reads descriptor tables when pids are asked for)
-//! in one pass under a scan permit, given back before anything is sent;
-//! the listing then goes out in batches bounded in count and in bytes, each
-//! under the response budget, as ListProcesses sends its batches.
+//! in one pass, under the first batch's scan permit; the listing then goes
+//! out in batches bounded in count and in bytes, as every streamed listing
+//! does (see [`super::stream`]).
 
-use std::{net::IpAddr, sync::Arc};
+use std::{net::IpAddr, vec};
 
 use hostscope_proto as pb;
 use prost::Message;
-use tokio::sync::OwnedSemaphorePermit;
-use tonic::Request;
 
-use super::{
-    BATCH_BYTES, ENTRY_OVERHEAD, Inspector, ServiceError, batch_room,
-    budget::{Budget, ConnBuffer, Reservation},
-    convert,
-    outbox::{self, Outbox, OutboxStream},
-};
+use super::{ENTRY_OVERHEAD, ServiceError, convert, stream::Source};
 use crate::backend::{
     Backend,
     socket::{
@@ -29,118 +22,75 @@ use crate::backend::{
 /// A batch holds at most this many sockets (and process errors).
 const BATCH_CONNECTIONS: usize = 4096;
 
-impl Inspector {
-    /// The stream of a ListConnections call whose caller was authorized.
-    pub(super) async fn list_connections_stream(
-        &self,
-        request: Request<pb::ListConnectionsRequest>,
-    ) -> Result<OutboxStream<pb::ConnectionBatch>, ServiceError> {
-        let conn = request.extensions().get::<Arc<ConnBuffer>>().cloned();
-        let query = query_from_pb(request.into_inner())?;
-        let (first, permit) = self.start_listing(conn.as_ref()).await?;
-        let (outbox, stream) = outbox::outbox(1, self.options.stream_stall_timeout);
-        let sender = Sender {
-            budget: Arc::clone(&self.budget),
-            conn,
-        };
-        let backend = Arc::clone(&self.backend);
-        tokio::spawn(async move {
-            let sent = sender
-                .send_all(&outbox, backend, query, permit, first)
-                .await;
-            if let Err(e) = sent {
-                if outbox.send(Err(e.into())).await.is_err() {
-                    return;
-                }
-            }
-            let _ = outbox.finish().await;
-        });
-        Ok(stream)
+/// One ListConnections listing: the query until the first batch lists the
+/// sockets, then what is left to send.
+pub(super) struct Connections {
+    query: Option<SocketQuery>,
+    errors: vec::IntoIter<(u32, crate::backend::ErrorKind)>,
+    sockets: vec::IntoIter<Socket>,
+    /// A socket taken that did not fit the batch before.
+    pending: Option<pb::Connection>,
+}
+
+impl Connections {
+    /// The listing a request asks for; INVALID_ARGUMENT names the field at
+    /// fault.
+    pub(super) fn new(request: pb::ListConnectionsRequest) -> Result<Self, ServiceError> {
+        Ok(Connections {
+            query: Some(query_from_pb(request)?),
+            errors: Vec::new().into_iter(),
+            sockets: Vec::new().into_iter(),
+            pending: None,
+        })
     }
 }
 
-/// What a listing sends through.
-struct Sender {
-    budget: Arc<Budget>,
-    conn: Option<Arc<ConnBuffer>>,
-}
+impl Source for Connections {
+    type Batch = pb::ConnectionBatch;
 
-impl Sender {
-    /// Lists under `permit`, then sends every batch; Err for the status
-    /// that ends the stream.
-    async fn send_all(
-        &self,
-        outbox: &Outbox<pb::ConnectionBatch>,
-        backend: Arc<dyn Backend>,
-        query: SocketQuery,
-        permit: OwnedSemaphorePermit,
-        first: Reservation,
-    ) -> Result<(), ServiceError> {
-        let listing = tokio::task::spawn_blocking(move || {
-            let _permit = permit;
-            backend.connections(&query)
-        })
-        .await
-        .map_err(|e| ServiceError::internal("the socket scan failed", e))??;
-        let SocketListing {
-            sockets,
-            process_errors,
-        } = listing;
-        let mut errors = process_errors
-            .into_iter()
-            .map(|(pid, kind)| pb::ProcessError {
+    fn next(
+        &mut self,
+        backend: &dyn Backend,
+        room: usize,
+        _gone: &dyn Fn() -> bool,
+    ) -> Result<(pb::ConnectionBatch, bool), ServiceError> {
+        if let Some(query) = self.query.take() {
+            let SocketListing {
+                sockets,
+                process_errors,
+            } = backend.connections(&query)?;
+            self.errors = process_errors.into_iter();
+            self.sockets = sockets.into_iter();
+        }
+        let mut batch = pb::ConnectionBatch::default();
+        let mut bytes = 0;
+        // Process errors first: a few bytes each, they always fit.
+        for (pid, kind) in self.errors.by_ref() {
+            let error = pb::ProcessError {
                 pid,
                 kind: convert::error_kind_to_pb(kind) as i32,
-            });
-        let mut sockets = sockets.into_iter().map(connection_to_pb).peekable();
-        let mut errors = errors.by_ref().peekable();
-        let mut held = Some(first);
-        while errors.peek().is_some() || sockets.peek().is_some() {
-            let Some(mut reservation) = batch_room(
-                &self.budget,
-                self.conn.as_ref(),
-                outbox,
-                held.take(),
-                BATCH_BYTES,
-            )
-            .await?
-            else {
-                return Ok(());
             };
-            let room = reservation.bytes();
-            let mut batch = pb::ConnectionBatch::default();
-            let mut bytes = 0;
-            let mut count = 0;
-            while count < BATCH_CONNECTIONS {
-                let len = match errors.peek() {
-                    Some(e) => e.encoded_len(),
-                    None => match sockets.peek() {
-                        Some(c) => c.encoded_len(),
-                        None => break,
-                    },
-                } + ENTRY_OVERHEAD;
-                // An entry is a few hundred bytes at most: an empty batch
-                // always has room for one.
-                if count > 0 && bytes + len > room {
-                    break;
-                }
-                match errors.next() {
-                    Some(e) => batch.process_errors.push(e),
-                    None => batch.connections.extend(sockets.next()),
-                }
-                bytes += len;
-                count += 1;
-            }
-            reservation.shrink_to(bytes);
-            if outbox
-                .send_held(Ok(batch), Some(reservation))
-                .await
-                .is_err()
-            {
-                return Ok(());
-            }
+            bytes += error.encoded_len() + ENTRY_OVERHEAD;
+            batch.process_errors.push(error);
         }
-        Ok(())
+        while batch.connections.len() < BATCH_CONNECTIONS {
+            let next = self.pending.take();
+            let Some(connection) = next.or_else(|| self.sockets.next().map(connection_to_pb))
+            else {
+                break;
+            };
+            let len = connection.encoded_len() + ENTRY_OVERHEAD;
+            // An entry is a few hundred bytes at most: an empty batch
+            // always has room for one.
+            if !batch.connections.is_empty() && bytes + len > room {
+                self.pending = Some(connection);
+                break;
+            }
+            bytes += len;
+            batch.connections.push(connection);
+        }
+        let ended = self.pending.is_none() && self.sockets.len() == 0;
+        Ok((batch, ended))
     }
 }
 
@@ -288,6 +238,32 @@ mod tests {
             Err(ServiceError::InvalidArgument { field, .. }) => field,
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn a_large_table_goes_out_in_batches_without_loss_or_repeat() {
+        use crate::service::stream::testing::{Fake, batches};
+        let backend = Fake { per_process: 500 };
+        let every = Connections::new(pb::ListConnectionsRequest::default()).unwrap();
+        let all = batches(every, &backend, 4096);
+        assert!(all.len() > 5, "{} batches", all.len());
+        let sockets: Vec<(Option<u32>, Option<u32>)> = all
+            .iter()
+            .flat_map(|b| b.connections.iter().map(|c| (c.pid, c.fd)))
+            .collect();
+        let want: Vec<(Option<u32>, Option<u32>)> = [1, 3]
+            .into_iter()
+            .flat_map(|pid| (0..500).map(move |fd| (Some(pid), Some(fd))))
+            .collect();
+        assert_eq!(sockets, want);
+        let errors: Vec<_> = all.iter().flat_map(|b| b.process_errors.clone()).collect();
+        assert_eq!(
+            errors,
+            [pb::ProcessError {
+                pid: 2,
+                kind: pb::ErrorKind::AccessDenied as i32,
+            }]
+        );
     }
 
     #[test]

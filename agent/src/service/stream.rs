@@ -15,7 +15,7 @@ use prost::Message;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::{
-    BATCH_BYTES, Inspector, ServiceError,
+    BATCH_BYTES, Inspector, ServiceError, batch_room,
     budget::{Budget, ConnBuffer, Reservation},
     outbox::{self, Outbox, OutboxStream},
 };
@@ -57,11 +57,7 @@ impl Inspector {
         conn: Option<Arc<ConnBuffer>>,
         source: S,
     ) -> Result<OutboxStream<S::Batch>, ServiceError> {
-        let first = self
-            .budget
-            .try_reserve(conn.as_ref(), BATCH_BYTES)
-            .map_err(ServiceError::from)?;
-        let permit = self.scan_permit().await?;
+        let (first, permit) = self.start_listing(conn.as_ref()).await?;
         let (outbox, stream) = outbox::outbox(1, self.options.stream_stall_timeout);
         let streamer = Streamer {
             backend: Arc::clone(&self.backend),
@@ -102,16 +98,11 @@ impl Streamer {
         let mut permit = Some(permit);
         let mut reserved = Some(first);
         loop {
-            if outbox.room().await.is_err() {
+            let held = reserved.take();
+            let Some(mut reservation) =
+                batch_room(&self.budget, self.conn.as_ref(), outbox, held, BATCH_BYTES).await?
+            else {
                 return Ok(());
-            }
-            let mut reservation = match reserved.take() {
-                Some(r) => r,
-                None => {
-                    self.budget
-                        .reserve(self.conn.as_ref(), BATCH_BYTES, outbox.stall())
-                        .await?
-                }
             };
             let permit = match permit.take() {
                 Some(p) => p,
@@ -148,6 +139,137 @@ impl Streamer {
             if ended {
                 return Ok(());
             }
+        }
+    }
+}
+
+/// A backend and a reader for testing listings.
+#[cfg(test)]
+pub(super) mod testing {
+    use std::ops::ControlFlow;
+
+    use super::*;
+    use crate::backend::{
+        self, FieldSet,
+        files::{FileKind, FilesQuery, OpenFile},
+        socket::{ConnStatus, Endpoint, Family, SockType, Socket, SocketListing, SocketQuery},
+    };
+
+    /// A backend with `per_process` descriptors (and as many sockets) in
+    /// each of pids 1..=3, pid 2 unreadable, and no pid 4.
+    pub struct Fake {
+        pub per_process: u32,
+    }
+
+    impl Backend for Fake {
+        fn host(&self) -> Result<backend::HostInfo, backend::Error> {
+            unimplemented!()
+        }
+        fn for_each_process(
+            &self,
+            _: FieldSet,
+            visit: &mut dyn FnMut(backend::ProcessInfo) -> ControlFlow<()>,
+        ) -> Result<(), backend::Error> {
+            for pid in 1..=3 {
+                if visit(backend::ProcessInfo::new(pid)).is_break() {
+                    break;
+                }
+            }
+            Ok(())
+        }
+        fn process(&self, _: u32, _: FieldSet) -> Result<backend::ProcessInfo, backend::Error> {
+            unimplemented!()
+        }
+        fn pid_exists(&self, _: u32) -> Result<bool, backend::Error> {
+            unimplemented!()
+        }
+        fn net_interfaces(&self) -> Result<Vec<backend::NetInterface>, backend::Error> {
+            unimplemented!()
+        }
+        fn signal(&self, _: u32, _: i32, _: Option<f64>) -> Result<(), backend::Error> {
+            unimplemented!()
+        }
+        fn events(
+            &self,
+            _: backend::WatchMode,
+            _: std::time::Duration,
+        ) -> Result<Box<dyn backend::EventSource>, backend::Error> {
+            unimplemented!()
+        }
+        fn open_files(
+            &self,
+            pid: u32,
+            _: &FilesQuery,
+            after: Option<u32>,
+            visit: &mut dyn FnMut(OpenFile) -> ControlFlow<()>,
+        ) -> Result<(), backend::Error> {
+            match pid {
+                2 => {
+                    return Err(backend::Error::AccessDenied {
+                        pid: Some(2),
+                        path: "/proc/2/fd".into(),
+                    });
+                }
+                4.. => return Err(backend::Error::NoSuchProcess { pid }),
+                _ => {}
+            }
+            let first = after.map_or(0, |a| a + 1);
+            for fd in first..self.per_process {
+                let file = OpenFile {
+                    pid,
+                    fd,
+                    path: format!("/data/{pid}/{fd:04}"),
+                    position: 0,
+                    mode: "r",
+                    flags: 0,
+                    kind: FileKind::File,
+                    deleted: false,
+                };
+                if visit(file).is_break() {
+                    break;
+                }
+            }
+            Ok(())
+        }
+        fn connections(&self, _: &SocketQuery) -> Result<SocketListing, backend::Error> {
+            let sockets = [1, 3]
+                .into_iter()
+                .flat_map(|pid| {
+                    (0..self.per_process).map(move |fd| Socket {
+                        family: Family::Unix,
+                        kind: SockType::Stream,
+                        laddr: Endpoint::path(format!("/run/{pid}/{fd:04}.sock")),
+                        raddr: None,
+                        status: ConnStatus::None,
+                        inode: u64::from(fd) + 1,
+                        uid: None,
+                        pid: Some(pid),
+                        fd: Some(fd),
+                    })
+                })
+                .collect();
+            Ok(SocketListing {
+                sockets,
+                process_errors: vec![(2, backend::ErrorKind::AccessDenied)],
+            })
+        }
+    }
+
+    /// Every batch of a listing, read with `room` bytes each; each fits.
+    pub fn batches<S: Source>(mut source: S, backend: &Fake, room: usize) -> Vec<S::Batch> {
+        let mut all = Vec::new();
+        loop {
+            let (batch, ended) = source.next(backend, room, &|| false).unwrap();
+            assert!(
+                batch.encoded_len() <= room,
+                "{} > {room}",
+                batch.encoded_len()
+            );
+            all.push(batch);
+            if ended {
+                return all;
+            }
+            assert!(all.len() < 1000, "no progress");
         }
     }
 }

@@ -5,7 +5,6 @@ use std::collections::HashMap;
 
 use clap::Args;
 use serde::Serialize;
-use tokio_stream::StreamExt;
 
 use super::{
     args::{self, Output, Targets},
@@ -14,7 +13,7 @@ use super::{
     table::{Align, Table},
 };
 use hostscope_client::{
-    Client, Error,
+    Client,
     fleet::{Fleet, Summary},
     proto::{self, EnumName},
 };
@@ -109,25 +108,6 @@ struct Answer {
     names: HashMap<u32, String>,
 }
 
-/// The names of `pids`, in one ListProcesses call.
-async fn names(client: &Client, pids: Vec<u32>) -> Result<HashMap<u32, String>, Error> {
-    let filter = proto::ProcessFilter {
-        pids,
-        ..Default::default()
-    };
-    let mut stream = client
-        .processes(&[proto::ProcessField::Name], filter)
-        .await?;
-    let mut names = HashMap::new();
-    while let Some(p) = stream.next().await {
-        let p = p?;
-        if let Ok(name) = p.name() {
-            names.insert(p.pid(), name.to_owned());
-        }
-    }
-    Ok(names)
-}
-
 /// Lists open files, one table (with the host first for a fleet), or a
 /// record per descriptor.
 pub async fn files(
@@ -153,7 +133,7 @@ pub async fn files(
             if with_names && !files.files.is_empty() {
                 let mut pids: Vec<u32> = files.files.iter().map(|f| f.pid).collect();
                 pids.dedup();
-                names = self::names(&client, pids).await?;
+                names = client.process_names(pids).await?;
             }
             Ok(Answer { files, names })
         }

@@ -74,6 +74,14 @@ fn write_host(out: &mut dyn Write, h: &proto::Host) -> io::Result<()> {
         ("process_fields", names(process_fields)),
         ("net_interface_fields", names(nic_fields)),
         ("system_fields", names(system_fields)),
+        (
+            "withheld",
+            if h.withheld.is_empty() {
+                "none".to_owned()
+            } else {
+                names(h.withheld.clone())
+            },
+        ),
     ];
     for (key, value) in lines {
         writeln!(out, "{key}: {value}")?;

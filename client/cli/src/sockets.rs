@@ -11,13 +11,12 @@ use std::collections::HashMap;
 
 use anyhow::Context as _;
 use hostscope_client::{
-    Client, Connections, Error,
+    Client, Connections,
     fleet::{Fleet, Summary},
     proto,
 };
 use proto::EnumName as _;
 use serde::Serialize;
-use tokio_stream::StreamExt as _;
 
 use super::{
     args::{Output, SocketsArgs},
@@ -148,28 +147,6 @@ struct Answer {
     names: HashMap<u32, String>,
 }
 
-/// The names of `pids`, from one ListProcesses call.
-async fn names(client: &Client, pids: Vec<u32>) -> Result<HashMap<u32, String>, Error> {
-    if pids.is_empty() {
-        return Ok(HashMap::new());
-    }
-    let filter = proto::ProcessFilter {
-        pids,
-        ..Default::default()
-    };
-    let mut stream = client
-        .processes(&[proto::ProcessField::Name], filter)
-        .await?;
-    let mut names = HashMap::new();
-    while let Some(p) = stream.next().await {
-        let p = p?;
-        if let Ok(name) = p.name() {
-            names.insert(p.pid(), name.to_owned());
-        }
-    }
-    Ok(names)
-}
-
 pub async fn sockets(
     fleet: &Fleet,
     args: SocketsArgs,
@@ -190,7 +167,7 @@ pub async fn sockets(
             pids.sort_unstable();
             pids.dedup();
             let names = match with_names {
-                true => names(&client, pids).await?,
+                true => client.process_names(pids).await?,
                 false => HashMap::new(),
             };
             Ok(Answer { connections, names })

@@ -91,6 +91,19 @@ async fn readers_are_refused_withheld_classes_and_told_so() {
         "{:?}",
         p.proto()
     );
+    let maps = reader
+        .process(me, &[pb::ProcessField::MemoryMaps])
+        .await
+        .unwrap();
+    assert!(
+        maps.proto()
+            .field_errors
+            .iter()
+            .any(|e| e.field == pb::ProcessField::MemoryMaps as i32
+                && e.kind == pb::ErrorKind::Withheld as i32),
+        "{:?}",
+        maps.proto()
+    );
     let all = reader.process(me, &[]).await.unwrap();
     assert!(all.proto().environ.is_empty());
     assert!(
@@ -132,4 +145,21 @@ async fn by_default_only_environments_are_withheld() {
     let agent = TestAgent::start().await;
     let host = agent.client().await.host().await.unwrap();
     assert_eq!(host.withheld, ["environ"]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_cli_says_what_is_withheld_and_fails_the_host_that_withholds() {
+    let agent = guarded_agent().await;
+    let (code, out, err) = crate::reap::hostscope(&agent, "client", &["host"]).await;
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.lines()
+            .any(|l| l == "withheld: connections, open_files, environ, memory_maps"),
+        "{out}"
+    );
+    for command in ["sockets", "files"] {
+        let (code, out, err) = crate::reap::hostscope(&agent, "client", &[command]).await;
+        assert_eq!(code, 2, "{command}: {out}{err}");
+        assert!(err.contains("withheld"), "{command}: {err}");
+    }
 }
