@@ -228,6 +228,19 @@ fn table(rows: &[(String, FileRow)], with_host: bool, with_names: bool) -> Table
     table
 }
 
+/// One process's descriptors, as `proc` shows them: the `files` table
+/// without the pid.
+pub(crate) fn process_table(files: Vec<proto::OpenFile>) -> Table {
+    let none = HashMap::new();
+    let rows: Vec<(String, FileRow)> = files
+        .into_iter()
+        .map(|f| (String::new(), FileRow::of(f, &none)))
+        .collect();
+    let mut table = table(&rows, false, false);
+    table.remove_column(0);
+    table
+}
+
 /// How many pids an error line names before it counts the rest.
 const PIDS_NAMED: usize = 10;
 

@@ -7,11 +7,12 @@ use super::{
     args::{Output, ProcArgs},
     fanout::Io,
     fields::{Column, FieldList},
-    format, output,
+    files, format, output,
     render::{self, Style},
+    sockets,
 };
 use hostscope_client::{
-    Client, Process,
+    Client, Connections, Error, Process,
     fleet::{Fleet, Summary},
     proto::{self, EnumName},
 };
@@ -90,35 +91,127 @@ fn write_host(out: &mut dyn Write, h: &proto::Host) -> io::Result<()> {
 }
 
 /// Shows one process on each host, a line per field; fields the agent
-/// could not read say why.
+/// could not read say why. Without `--fields`, the table also shows what
+/// costs more calls: uss, pss and swap, the open descriptors and the
+/// sockets (each says why where the agent would not tell).
 pub async fn process(
     fleet: &Fleet,
     args: ProcArgs,
     format: Output,
     io: &mut Io<'_>,
 ) -> anyhow::Result<Summary> {
+    let extras = args.fields.is_none() && format == Output::Table;
     let list = args.fields.unwrap_or_else(FieldList::all);
     let (pid, request, shown) = (args.pid, list.request(), list.fields());
     let call = move |client: Client| {
         let request = request.clone();
-        async move { client.process(pid, &request).await }
+        async move {
+            let p = client.process(pid, &request).await?;
+            let extras = match extras {
+                true => Some(Extras::ask(&client, pid).await),
+                false => None,
+            };
+            Ok((p, extras))
+        }
     };
     let template = output::process_template(&list.with_pid())?;
     let mut printer = io
         .printer(format, fleet.len(), &template)
         .one_record_per_host();
     let summary = io
-        .fan_out(fleet, call, |host, p: Process, out| {
-            if printer.is_table() {
-                printer.table(out, host, |out| write_process(out, &p, &list))?;
-            } else {
-                printer.records(out, [output::process_record(&host.name, &p, &shown)])?;
-            }
-            Ok(())
-        })
+        .fan_out(
+            fleet,
+            call,
+            |host, (p, extras): (Process, Option<Extras>), out| {
+                if printer.is_table() {
+                    printer.table(out, host, |out| {
+                        write_process(out, &p, &list)?;
+                        extras.map_or(Ok(()), |e| e.write(out))
+                    })?;
+                } else {
+                    printer.records(out, [output::process_record(&host.name, &p, &shown)])?;
+                }
+                Ok(())
+            },
+        )
         .await?;
     printer.finish(io.out)?;
     Ok(summary)
+}
+
+/// What `proc` shows of a process besides its fields.
+struct Extras {
+    /// The process with memory_full_info alone.
+    full: Result<Process, Error>,
+    /// Every descriptor it holds, of every kind.
+    files: Result<proto::OpenFileBatch, Error>,
+    /// The sockets it holds.
+    connections: Result<Connections, Error>,
+}
+
+impl Extras {
+    async fn ask(client: &Client, pid: u32) -> Extras {
+        let full = client.process(pid, &[proto::ProcessField::MemoryFullInfo]);
+        let files = client.open_files(proto::ListOpenFilesRequest {
+            pids: vec![pid],
+            all_kinds: true,
+            ..Default::default()
+        });
+        let connections = async {
+            let request = proto::ListConnectionsRequest {
+                kind: proto::ConnectionKind::All as i32,
+                pids: vec![pid],
+                with_pids: true,
+                ..Default::default()
+            };
+            client.connections(request).await?.collect_all().await
+        };
+        let (full, files, connections) = tokio::join!(full, files, connections);
+        Extras {
+            full,
+            files,
+            connections,
+        }
+    }
+
+    /// `memory_full_info: ...`, then `open_files:` and `connections:`,
+    /// each a table indented under its name, or the reason there is none.
+    fn write(self, out: &mut dyn Write) -> io::Result<()> {
+        let field = Column::Field(proto::ProcessField::MemoryFullInfo);
+        let full = match &self.full {
+            Ok(p) => render::column(p, field, Style::Line),
+            Err(e) => format!("<{}>", e.label()),
+        };
+        writeln!(out, "{}: {full}", field.name())?;
+        let files = self.files.map(|batch| {
+            let errors = batch.process_errors.first().map(|e| e.kind);
+            (files::process_table(batch.files), errors)
+        });
+        let connections = self.connections.map(|all| {
+            let errors = all.process_errors.first().map(|e| e.kind);
+            (sockets::process_table(all.connections), errors)
+        });
+        for (name, answer) in [("open_files", files), ("connections", connections)] {
+            match answer {
+                Err(e) => writeln!(out, "{name}: <{}>", e.label())?,
+                Ok((_, Some(kind))) => {
+                    let kind = proto::ErrorKind::from_wire(kind)
+                        .map_or(kind.to_string(), |k| k.short_name());
+                    writeln!(out, "{name}: <{kind}>")?;
+                }
+                Ok((table, None)) if table.is_empty() => writeln!(out, "{name}: none")?,
+                Ok((table, None)) => {
+                    writeln!(out, "{name}:")?;
+                    let mut text = Vec::new();
+                    table.write_with(&mut text, None, true)?;
+                    for line in String::from_utf8_lossy(&text).lines() {
+                        writeln!(out, "  {line}")?;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The process as `field: value` lines.
@@ -133,12 +226,10 @@ fn write_process(out: &mut dyn Write, p: &Process, list: &FieldList) -> io::Resu
         if environ_absent {
             continue;
         }
-        writeln!(
-            out,
-            "{}: {}",
-            column.name(),
-            render::column(p, column, Style::Line)
-        )?;
+        // A value of several lines starts on the next one.
+        let value = render::column(p, column, Style::Line);
+        let gap = if value.starts_with('\n') { "" } else { " " };
+        writeln!(out, "{}:{gap}{value}", column.name())?;
     }
     Ok(())
 }

@@ -227,6 +227,17 @@ pub async fn sockets(
 }
 
 /// `ss -tulpn`'s table, with the host first for a fleet.
+/// One process's sockets, as `proc` shows them: the `sockets` table
+/// without the process.
+pub(crate) fn process_table(connections: Vec<proto::Connection>) -> Table {
+    let none = HashMap::new();
+    let rows: Vec<(String, SockRow)> = connections
+        .into_iter()
+        .map(|c| (String::new(), SockRow::of(c, &none)))
+        .collect();
+    table(&rows, false, false)
+}
+
 fn table(rows: &[(String, SockRow)], with_host: bool, processes: bool) -> Table {
     let mut headers = vec![
         ("Proto", Align::Left),

@@ -46,6 +46,23 @@ impl Table {
         self.rows.push(row);
     }
 
+    /// Removes column `i` from the headers and every row.
+    pub fn remove_column(&mut self, i: usize) {
+        if i < self.headers.len() {
+            self.headers.remove(i);
+        }
+        for row in &mut self.rows {
+            if i < row.len() {
+                row.remove(i);
+            }
+        }
+    }
+
+    /// Whether it has no rows.
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+
     /// Writes the header line and every row, each cut to `max_width`
     /// characters when given (the terminal's width, as `ps` does).
     /// The header line comes only when `header` (not with --no-headers);

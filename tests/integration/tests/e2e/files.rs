@@ -425,3 +425,53 @@ async fn hostscope_files_lists_like_lsof() {
     assert_eq!(code, 1, "a bad glob is refused before dialling");
     assert!(err.contains("is no valid glob"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn proc_shows_uss_open_files_and_sockets_of_its_process() {
+    let holder = Holder::start();
+    let agent = TestAgent::start().await;
+    let pid = holder.pid.to_string();
+    let (code, out, err) = hostscope(&agent, "client", &["proc", &pid]).await;
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("memory_full_info: uss=") && l.contains(" pss=")),
+        "{out}"
+    );
+    // The sections in order, each a table indented under its name.
+    let section = |name: &str| -> Vec<Vec<String>> {
+        out.lines()
+            .skip_while(|l| *l != format!("{name}:"))
+            .skip(1)
+            .take_while(|l| l.starts_with("  "))
+            .map(|l| l.split_whitespace().map(str::to_owned).collect())
+            .collect()
+    };
+    let files = section("open_files");
+    assert_eq!(files[0], ["FD", "MODE", "POS", "KIND", "PATH"], "{out}");
+    let read = [
+        holder.fd("read").to_string(),
+        "r".to_owned(),
+        "5".to_owned(),
+        "file".to_owned(),
+        holder.path("read.txt"),
+    ];
+    assert!(files.contains(&read.to_vec()), "{out}");
+    let pipe = holder.fd("pipe_r").to_string();
+    assert!(
+        files.iter().any(|l| l[0] == pipe && l[3] == "pipe"),
+        "every kind of descriptor: {out}"
+    );
+    // The socket pair: two unix sockets, unnamed, not connected by name.
+    let sockets = section("connections");
+    assert_eq!(sockets[0][0], "Proto", "{out}");
+    assert_eq!(
+        sockets.iter().filter(|l| l[0] == "unix").count(),
+        2,
+        "{out}"
+    );
+    // --fields shows just those fields.
+    let (code, out, err) = hostscope(&agent, "client", &["proc", &pid, "--fields", "name"]).await;
+    assert_eq!(code, 0, "{err}");
+    assert!(!out.contains("open_files"), "{out}");
+}
