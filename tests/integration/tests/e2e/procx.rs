@@ -378,20 +378,15 @@ async fn memory_full_info_and_maps_match_psutil() {
         .await
         .unwrap();
     let ungrouped = client
-        .list_processes(pb::ListProcessesRequest {
+        .get_process(pb::GetProcessRequest {
+            pid: work.pid,
             fields: vec![F::MemoryMaps as i32],
-            filter: Some(pb::ProcessFilter {
-                pids: vec![work.pid],
-                ..Default::default()
-            }),
             memory_maps_ungrouped: true,
             ..Default::default()
         })
         .await
         .unwrap();
-    let ungrouped = collect(ungrouped).await;
-    assert_eq!(ungrouped.len(), 1);
-    let ungrouped = ungrouped[0].memory_maps().unwrap();
+    let ungrouped = ungrouped.memory_maps().unwrap();
 
     // The process is idle on its stdin, but the kernel may still move
     // pages (reclaim, THP collapse): 10% or 512 KiB, whichever is more.
@@ -468,15 +463,6 @@ async fn memory_full_info_and_maps_match_psutil() {
     assert_eq!(ours.len(), theirs.len());
     assert_eq!(ours, theirs);
     assert!(ungrouped.len() > grouped.len());
-}
-
-async fn collect(mut stream: hostscope_client::ProcessStream) -> Vec<hostscope_client::Process> {
-    use tokio_stream::StreamExt;
-    let mut all = Vec::new();
-    while let Some(p) = stream.next().await {
-        all.push(p.unwrap());
-    }
-    all
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
