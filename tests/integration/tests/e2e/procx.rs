@@ -19,7 +19,7 @@ use hostscope_client::{Error, proto as pb};
 use hostscope_integration::{TestAgent, child::ChildGroup, proc_state, psutil, wait_for};
 use serde_json::Value;
 
-use super::list;
+use super::{list, reap::hostscope};
 use pb::ProcessField as F;
 
 const MIB: u64 = 1 << 20;
@@ -639,4 +639,77 @@ async fn a_zombie_has_no_memory_and_no_bogus_zeros() {
     assert!(io.read_chars.unwrap() >= 100_000, "{io:?}");
     assert!(io.write_chars.unwrap() >= 100_000, "{io:?}");
     p.cpu_num().unwrap();
+}
+
+/// The order in which the `pids` come in `out`: by the first line on which
+/// each stands as a whole word (a table row, or a CSV row split on commas).
+fn order_of(out: &str, pids: &[u32]) -> Vec<u32> {
+    let line_of = |pid: &u32| {
+        let pid = pid.to_string();
+        out.lines()
+            .position(|l| l.split([' ', ',']).any(|w| w == pid))
+            .unwrap_or_else(|| panic!("pid {pid} missing from:\n{out}"))
+    };
+    let mut ordered = pids.to_vec();
+    ordered.sort_by_key(line_of);
+    ordered
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ps_sorts_by_uss_and_asks_for_it() {
+    // 8 MiB against 64 MiB of touched memory: far apart whatever the
+    // interpreter itself holds.
+    let small = Workload::with_memory(8);
+    let big = Workload::with_memory(64);
+    let agent = TestAgent::start().await;
+    let pids = format!("{},{}", small.pid, big.pid);
+    let both = [small.pid, big.pid];
+
+    let (code, out, err) = hostscope(
+        &agent,
+        "client",
+        &[
+            "ps",
+            "--sort",
+            "-uss",
+            "--fields",
+            "pid,name,memory_full_info",
+            "--pid",
+            &pids,
+            "--output",
+            "csv",
+        ],
+    )
+    .await;
+    assert_eq!(code, 0, "{err}");
+    let header = out.lines().next().unwrap();
+    assert_eq!(
+        header,
+        "host,pid,name,memory_full_info.uss,memory_full_info.pss,memory_full_info.swap,\
+         field_errors"
+    );
+    assert_eq!(order_of(&out, &both), [big.pid, small.pid], "{out}");
+    let uss: Vec<u64> = out
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').nth(3).unwrap().parse().unwrap())
+        .collect();
+    assert!(uss[0] >= uss[1] + 32 * MIB, "{out}");
+
+    // Ascending, in the default table, which does not show uss: the field
+    // is asked for all the same, or the order would be the pids'.
+    let ascending = ["ps", "--sort", "uss", "--pid", &pids];
+    let (code, out, err) = hostscope(&agent, "client", &ascending).await;
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(order_of(&out, &both), [small.pid, big.pid], "{out}");
+    let descending = ["ps", "--sort", "-USS", "--pid", &pids];
+    let (code, out, err) = hostscope(&agent, "client", &descending).await;
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(order_of(&out, &both), [big.pid, small.pid], "{out}");
+
+    // "all" leaves memory_full_info out, but sorting by it reads it.
+    let all = ["ps", "--sort", "-pss", "--fields", "all", "--pid", &pids];
+    let (code, out, err) = hostscope(&agent, "client", &all).await;
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(order_of(&out, &both), [big.pid, small.pid], "{out}");
 }
