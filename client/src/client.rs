@@ -167,6 +167,14 @@ fn tls_settings(
     Ok((config, for_probe))
 }
 
+/// The fields a request names, as the enum: wire values this client does
+/// not know are left out.
+fn requested_fields(wire: &[i32]) -> Vec<proto::ProcessField> {
+    wire.iter()
+        .filter_map(|f| proto::ProcessField::try_from(*f).ok())
+        .collect()
+}
+
 impl Client {
     /// Connects to the agent at `endpoint`: "host", "host:port",
     /// "[::1]:port" or "https://host:port"; the port defaults to 7443.
@@ -278,11 +286,7 @@ impl Client {
         &self,
         request: proto::ListProcessesRequest,
     ) -> Result<ProcessStream, Error> {
-        let fields: Vec<proto::ProcessField> = request
-            .fields
-            .iter()
-            .filter_map(|f| proto::ProcessField::try_from(*f).ok())
-            .collect();
+        let fields = requested_fields(&request.fields);
         let result = self.inner.clone().list_processes(request).await;
         Ok(ProcessStream {
             batches: self.answer(result, None).await?,
@@ -300,13 +304,22 @@ impl Client {
         pid: u32,
         fields: &[proto::ProcessField],
     ) -> Result<Process, Error> {
-        let request = proto::GetProcessRequest {
+        self.get_process(proto::GetProcessRequest {
             pid,
             fields: fields.iter().map(|f| *f as i32).collect(),
             ..Default::default()
-        };
+        })
+        .await
+    }
+
+    /// [`Client::process`] with every knob of the request, such as
+    /// `memory_maps_ungrouped` (one memory map per mapping, with its
+    /// address and permissions, rather than one per path).
+    pub async fn get_process(&self, request: proto::GetProcessRequest) -> Result<Process, Error> {
+        let pid = request.pid;
+        let fields = requested_fields(&request.fields);
         let result = self.inner.clone().get_process(request).await;
-        Ok(Process::new(self.answer(result, Some(pid)).await?, fields))
+        Ok(Process::new(self.answer(result, Some(pid)).await?, &fields))
     }
 
     /// Whether `pid` exists; true for zombies too.

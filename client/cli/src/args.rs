@@ -99,16 +99,17 @@ Statuses: running, sleeping, disk_sleep, stopped, tracing_stop, zombie, dead, wa
 waking, parked, idle, locked, waiting, suspended.
 
 Sorting: --sort takes field names and CSV column names (pid, name, memory_info.rss,
-cpu_times.user, create_time) and the short names the table shows (rss, vms, cpu or %cpu for
-%CPU, mem or %mem for %MEM, user, threads, start, time for user plus system time), in any
-case, comma-separated,
+cpu_times.user, create_time, cpu_num) and the short names the table shows (rss, vms, cpu
+or %cpu for %CPU, mem or %mem for %MEM, user, threads, start, time for user plus system
+time) or memory_full_info's uss, pss and swap, in any case, comma-separated,
 \"-\" before one for descending; the default table is sorted by pid, and records come in
-the agent's order.
+the agent's order. A field sorted by is read even when not shown.
 
 Examples:
   hostscope ps
   hostscope ps --sort -cpu --interval 1s | head
   hostscope ps --sort -memory_info.rss --fields pid,name,memory_info | head
+  hostscope ps --sort -uss --fields pid,name,memory_full_info | head
   hostscope ps --status zombie --fields pid,ppid,name,create_time
   hostscope ps --name 'nginx*' --user www-data
   hostscope ps --ppid 1 --fields pid,name,memory_info --output ndjson | head
@@ -543,8 +544,9 @@ pub struct PsArgs {
     pub pid: Vec<u32>,
 
     /// Order the listing by these fields, comma-separated, a `-` before one for
-    /// descending ("-rss,pid"); nested fields as in CSV columns (memory_info.rss), or the
-    /// table's short names (rss, vms, cpu (%CPU), mem (%MEM), user, threads, start, time).
+    /// descending ("-rss,pid"); nested fields as in CSV columns (memory_info.rss), the
+    /// table's short names (rss, vms, cpu (%CPU), mem (%MEM), user, threads, start, time), or
+    /// uss, pss and swap (memory_full_info).
     #[arg(long, value_name = "FIELD,...", value_parser = super::ps::parse_sort, allow_hyphen_values = true)]
     pub sort: Option<super::ps::Sort>,
 

@@ -111,7 +111,7 @@ impl FieldList {
 
 /// Fields that walk the whole address space of a process: only read when
 /// named.
-const COSTLY: [ProcessField; 2] = [ProcessField::MemoryFullInfo, ProcessField::MemoryMaps];
+pub const COSTLY: [ProcessField; 2] = [ProcessField::MemoryFullInfo, ProcessField::MemoryMaps];
 
 fn valid_names() -> String {
     let mut names = vec!["pid".to_owned()];

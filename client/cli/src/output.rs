@@ -86,9 +86,16 @@ pub fn process_template(columns: &[Column]) -> io::Result<Value> {
         memory_percent: Some(0.0),
         cgroup: Some(String::new()),
         memory_full_info: Some(proto::MemoryFullInfo::default()),
-        memory_maps: Vec::new(),
-        threads: Vec::new(),
-        rlimits: Vec::new(),
+        // Lists of messages hold one element, so that each of its keys is
+        // a column of its own (`rlimits.soft`) rather than one column of
+        // `key=value` pairs.
+        memory_maps: vec![proto::MemoryMap::default()],
+        threads: vec![proto::Thread::default()],
+        rlimits: vec![proto::Rlimit {
+            resource: String::new(),
+            soft: Some(0),
+            hard: Some(0),
+        }],
         cpu_affinity: Vec::new(),
         cpu_num: Some(0),
         ionice: Some(proto::IoNice::default()),
@@ -384,6 +391,85 @@ mod tests {
                 "memory_info.data",
                 "field_errors"
             ]
+        );
+    }
+
+    #[test]
+    fn lists_of_messages_get_a_column_per_key() {
+        let columns = [
+            ProcessField::MemoryFullInfo,
+            ProcessField::Threads,
+            ProcessField::Rlimits,
+            ProcessField::CpuAffinity,
+            ProcessField::CpuNum,
+            ProcessField::Ionice,
+            ProcessField::PageFaults,
+        ]
+        .map(Column::Field);
+        let sheet = Sheet::new(&process_template(&columns).expect("template"));
+        let header = sheet.header();
+        assert_eq!(
+            header,
+            [
+                "host",
+                "memory_full_info.uss",
+                "memory_full_info.pss",
+                "memory_full_info.swap",
+                "threads.id",
+                "threads.user_time",
+                "threads.system_time",
+                "rlimits.resource",
+                "rlimits.soft",
+                "rlimits.hard",
+                "cpu_affinity",
+                "cpu_num",
+                "ionice.ioclass",
+                "ionice.value",
+                "page_faults.minor",
+                "page_faults.major",
+                "pid",
+                "field_errors"
+            ]
+        );
+        let maps = process_template(&[Column::Pid, Column::Field(ProcessField::MemoryMaps)])
+            .expect("template");
+        let header = Sheet::new(&maps).header();
+        assert_eq!(
+            header[2..5],
+            ["memory_maps.path", "memory_maps.addr", "memory_maps.perms"]
+        );
+        assert!(header.contains(&"memory_maps.rss".to_owned()), "{header:?}");
+
+        // An unlimited limit keeps its place in the parallel columns.
+        let p = Process::new(
+            proto::Process {
+                pid: 7,
+                rlimits: vec![
+                    proto::Rlimit {
+                        resource: "cpu".to_owned(),
+                        soft: None,
+                        hard: None,
+                    },
+                    proto::Rlimit {
+                        resource: "nofile".to_owned(),
+                        soft: Some(1024),
+                        hard: Some(4096),
+                    },
+                ],
+                ..Default::default()
+            },
+            &[ProcessField::Rlimits],
+        );
+        let template = process_template(&[Column::Pid, Column::Field(ProcessField::Rlimits)])
+            .expect("template");
+        let mut sheet = Sheet::new(&template);
+        let mut out = Vec::new();
+        let record = process_record("h", &p, &[ProcessField::Rlimits]).expect("record");
+        sheet.row(&mut out, &record).expect("row");
+        assert_eq!(
+            String::from_utf8(out).expect("utf-8"),
+            "host,pid,rlimits.resource,rlimits.soft,rlimits.hard,field_errors\n\
+             h,7,cpu nofile,- 1024,- 4096,\n"
         );
     }
 

@@ -7,7 +7,7 @@ use tokio_stream::StreamExt;
 use super::{
     args::{Output, PsArgs},
     fanout::Io,
-    fields::Column,
+    fields::{COSTLY, Column, FieldList},
     format, output,
     render::{self, Style},
     table::{Align, Table},
@@ -64,9 +64,13 @@ pub async fn ps(
         Some(list) => (list.request(), list.fields()),
         None => (DEFAULT_FIELDS.to_vec(), DEFAULT_FIELDS.to_vec()),
     };
-    // A field sorted by is read even when it is not shown; an empty
-    // request already means every field.
+    // A field sorted by is read even when it is not shown. An empty
+    // request already means every field but the costly ones: sorting by
+    // one of those names every field instead.
     let sort = args.sort.unwrap_or_default();
+    if request.is_empty() && sort.fields().iter().any(|f| COSTLY.contains(f)) {
+        request = FieldList::all().fields();
+    }
     if !request.is_empty() {
         for field in sort.fields() {
             if !request.contains(&field) {
@@ -157,9 +161,13 @@ pub struct Sort(Vec<SortKey>);
 /// The short names `--sort` takes for what the default table shows (its
 /// headers, in any case) and for what `ps` users type, with the record
 /// path each stands for. `time` is user plus system CPU time, the TIME
-/// column; `cpu` and `mem` are the %CPU and %MEM columns.
-const SORT_ALIASES: [(&str, &str); 15] = [
+/// column; `cpu` and `mem` are the %CPU and %MEM columns; `uss`, `pss`
+/// and `swap` are memory_full_info's, which is then read as well.
+const SORT_ALIASES: [(&str, &str); 18] = [
     ("rss", "memory_info.rss"),
+    ("uss", "memory_full_info.uss"),
+    ("pss", "memory_full_info.pss"),
+    ("swap", "memory_full_info.swap"),
     ("mem", "memory_percent"),
     ("%mem", "memory_percent"),
     ("pmem", "memory_percent"),
@@ -456,6 +464,38 @@ mod tests {
         for typed in ["mem", "%mem", "PMEM"] {
             assert_eq!(parse_sort(typed), parse_sort("memory_percent"), "{typed}");
         }
+    }
+
+    #[test]
+    fn sort_takes_memory_full_info_and_cpu_num_and_asks_for_them() {
+        for (typed, path, field) in [
+            ("uss", "memory_full_info.uss", F::MemoryFullInfo),
+            ("-PSS", "-memory_full_info.pss", F::MemoryFullInfo),
+            ("swap", "memory_full_info.swap", F::MemoryFullInfo),
+            ("cpu_num", "cpu_num", F::CpuNum),
+            ("-num_threads", "-num_threads", F::NumThreads),
+        ] {
+            let sort = parse_sort(typed).expect(typed);
+            assert_eq!(Ok(&sort), parse_sort(path).as_ref(), "{typed}");
+            assert_eq!(sort.fields(), [field], "{typed}");
+        }
+        let full = |pid, uss| {
+            Process::new(
+                proto::Process {
+                    pid,
+                    memory_full_info: Some(proto::MemoryFullInfo {
+                        uss,
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                },
+                &[F::MemoryFullInfo],
+            )
+        };
+        let mut all = vec![full(1, 8 << 20), full(2, 64 << 20), full(3, 1 << 20)];
+        parse_sort("-uss").expect("uss").apply(&mut all);
+        let pids: Vec<u32> = all.iter().map(Process::pid).collect();
+        assert_eq!(pids, [2, 1, 3]);
     }
 
     #[test]

@@ -10,7 +10,6 @@
 use std::{
     collections::HashMap,
     ffi::CStr,
-    fs::File,
     io::{self, Read},
     ops::ControlFlow,
     os::fd::{AsFd, BorrowedFd},
@@ -229,7 +228,19 @@ impl FileBuf {
     /// Reads all of `file`. A short read ends the record: procfs and sysfs
     /// fill the caller's buffer unless the record has ended, and this saves
     /// the extra read that would return 0 on every file.
-    fn fill(&mut self, mut file: File) -> io::Result<()> {
+    fn fill(&mut self, file: impl Read) -> io::Result<()> {
+        self.read_from(file, true)
+    }
+
+    /// Reads all of `file`, up to the read that returns nothing. For files
+    /// of many records such as `smaps`: the kernel's seq_file hands out at
+    /// most one buffer of whole records per read, so a short read there
+    /// does not mean the end.
+    fn fill_to_end(&mut self, file: impl Read) -> io::Result<()> {
+        self.read_from(file, false)
+    }
+
+    fn read_from(&mut self, mut file: impl Read, short_read_ends: bool) -> io::Result<()> {
         self.len = 0;
         loop {
             if self.len == self.data.len() {
@@ -237,9 +248,10 @@ impl FileBuf {
             }
             let room = self.data.len() - self.len;
             match file.read(&mut self.data[self.len..]) {
+                Ok(0) => return Ok(()),
                 Ok(n) => {
                     self.len += n;
-                    if n < room {
+                    if short_read_ends && n < room {
                         return Ok(());
                     }
                 }
@@ -609,7 +621,11 @@ impl<'a> Scan<'a> {
         let mut read_file = file;
         #[cfg(test)]
         self.opened.push((proc.pid, file));
-        let mut read = sys::open_file_at(proc.dir, file.name()).and_then(|f| self.text.fill(f));
+        // The rollup is one record; smaps is one per mapping.
+        let mut read = sys::open_file_at(proc.dir, file.name()).and_then(|f| match file {
+            PidFile::Smaps => self.text.fill_to_end(f),
+            _ => self.text.fill(f),
+        });
         if file == PidFile::SmapsRollup
             && let Err(err) = &read
             && classify(err) == Errno::Missing
@@ -617,7 +633,8 @@ impl<'a> Scan<'a> {
             read_file = PidFile::Smaps;
             #[cfg(test)]
             self.opened.push((proc.pid, read_file));
-            read = sys::open_file_at(proc.dir, read_file.name()).and_then(|f| self.text.fill(f));
+            read = sys::open_file_at(proc.dir, read_file.name())
+                .and_then(|f| self.text.fill_to_end(f));
         }
         if let Err(err) = read {
             return self.failed(proc, file, err, p);
@@ -685,7 +702,9 @@ impl<'a> Scan<'a> {
 
     /// The I/O priority, by ioprio_get(2). The call asks the live kernel,
     /// so a backend reading another procfs root (a fixture tree) cannot
-    /// answer it.
+    /// answer it. A zombie has dropped its I/O context, and the call then
+    /// answers the kernel's default rather than what the process had: that
+    /// is a zombie error.
     fn read_ioprio(&mut self, proc: &mut Pid<'_>, p: &mut ProcessInfo) -> Result<Flow, Error> {
         if !self.linux.live {
             self.note(PidFile::Ioprio, ErrorKind::Unsupported, p);
@@ -693,7 +712,8 @@ impl<'a> Scan<'a> {
         }
         #[cfg(test)]
         self.opened.push((proc.pid, PidFile::Ioprio));
-        let call = || PathBuf::from(format!("ioprio_get(2) of pid {}", proc.pid));
+        let pid = proc.pid;
+        let call = || PathBuf::from(format!("ioprio_get(2) of pid {pid}"));
         let raw = match sys::ioprio_get(proc.pid) {
             Ok(raw) => raw,
             Err(err) => {
@@ -710,7 +730,13 @@ impl<'a> Scan<'a> {
                 return Ok(Flow::Continue);
             }
         };
-        p.ionice = Some(decode_ioprio(raw).map_err(|e| e.at(call()))?);
+        match self.liveness(proc)? {
+            Liveness::Gone => return Ok(Flow::Vanished),
+            Liveness::Zombie => self.note(PidFile::Ioprio, ErrorKind::ZombieProcess, p),
+            Liveness::Alive { .. } => {
+                p.ionice = Some(decode_ioprio(raw).map_err(|e| e.at(call()))?);
+            }
+        }
         Ok(Flow::Continue)
     }
 
@@ -916,6 +942,41 @@ mod tests {
             assert_eq!(classify(&err), class, "{err}");
         }
         assert_eq!(classify(&io::Error::other("no errno")), Errno::Other);
+    }
+
+    /// Hands out at most `chunk` bytes per read, as seq_file does with
+    /// its one buffer of whole records.
+    struct Chunked<'a> {
+        rest: &'a [u8],
+        chunk: usize,
+    }
+
+    impl Read for Chunked<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            let n = buf.len().min(self.chunk).min(self.rest.len());
+            buf[..n].copy_from_slice(&self.rest[..n]);
+            self.rest = &self.rest[n..];
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn many_records_are_read_past_short_reads() {
+        let smaps: Vec<u8> = (0..10_000u32).map(|i| (i % 200) as u8).collect();
+        let mut buf = FileBuf::default();
+        buf.fill_to_end(Chunked {
+            rest: &smaps,
+            chunk: 3000,
+        })
+        .unwrap();
+        assert_eq!(buf.bytes(), smaps);
+        // A one-record file stops at the first short read.
+        buf.fill(Chunked {
+            rest: &smaps,
+            chunk: 3000,
+        })
+        .unwrap();
+        assert_eq!(buf.bytes(), &smaps[..3000]);
     }
 
     #[test]

@@ -462,6 +462,16 @@ fn real_zombie() {
             p.field_errors
         );
     }
+    // Its I/O context is gone: ioprio_get(2) answers the kernel's
+    // default, not the process's own priority.
+    let p = backend
+        .process(pid, [Field::Ionice].into_iter().collect())
+        .unwrap();
+    assert_eq!(p.ionice, None);
+    assert_eq!(
+        p.field_errors,
+        vec![(Field::Ionice, ErrorKind::ZombieProcess)]
+    );
     assert!(backend.pid_exists(pid).unwrap());
     let listed = list(&backend, [Field::Status].into_iter().collect());
     assert_eq!(

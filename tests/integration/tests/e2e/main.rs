@@ -35,6 +35,7 @@ mod hostile_tls;
 mod mock_agent;
 mod privacy;
 mod privileges;
+mod procx;
 mod readme;
 mod reap;
 mod reload;
