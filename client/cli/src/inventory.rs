@@ -1,6 +1,7 @@
 //! `hostscope inventory`: the central inventory of a fleet, one record per
-//! host with its system, every interface, process counts by status and the
-//! top processes by resident memory.
+//! host with its system, every interface, process counts by status, the
+//! top processes by resident memory, its figures, disks and the IP sockets
+//! it listens on.
 
 use std::{
     collections::{BTreeMap, HashMap, HashSet},
@@ -18,6 +19,7 @@ use super::{
     args::{InventoryArgs, Output},
     fanout::Io,
     format, output,
+    sockets::{self, SockRow},
     table::{Align, Table},
 };
 use hostscope_client::{
@@ -39,6 +41,9 @@ struct Census {
     figures: Option<proto::System>,
     /// ListDisks; `None` from an agent too old to serve it.
     disks: Option<proto::ListDisksResponse>,
+    /// The IP sockets it listens on; `None` from an agent that does not
+    /// serve ListConnections (too old, another OS, or withheld).
+    listening: Option<Vec<SockRow>>,
 }
 
 /// A host's processes, counted, and the largest by resident memory.
@@ -82,6 +87,10 @@ struct Record<'a> {
     /// Mounted file systems with their usage, and disk I/O counters.
     #[serde(skip_serializing_if = "Option::is_none")]
     disks: Option<&'a proto::ListDisksResponse>,
+    /// The IP sockets it listens on, once per holding process, as
+    /// `sockets --listening -p -o json` gives them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    listening: Option<&'a [SockRow]>,
 }
 
 impl Processes {
@@ -173,13 +182,19 @@ pub async fn inventory(
         let disks = async { client.disks(proto::ListDisksRequest::default()).await.ok() };
         let (system, interfaces, all) =
             tokio::try_join!(client.host(), client.net_interfaces(), listing)?;
-        let (figures, disks) = tokio::join!(figures, disks);
+        let names: HashMap<u32, String> = all
+            .iter()
+            .filter_map(|p| Some((p.pid(), p.name().ok()?.to_owned())))
+            .collect();
+        let listening = async { sockets::listening(&client, &names).await.ok() };
+        let (figures, disks, listening) = tokio::join!(figures, disks, listening);
         Ok(Census {
             system,
             interfaces,
             processes: Processes::digest(&all, top),
             figures,
             disks,
+            listening,
         })
     };
 
@@ -237,6 +252,7 @@ impl<'a> Record<'a> {
             processes: &census.processes,
             figures: census.figures.as_ref(),
             disks: census.disks.as_ref(),
+            listening: census.listening.as_deref(),
         }
     }
 }
@@ -278,6 +294,7 @@ fn template_record() -> Value {
         processes: &processes,
         figures: Some(&figures),
         disks: Some(&disks),
+        listening: Some(&[SockRow::template()]),
     };
     serde_json::to_value(record).unwrap_or(Value::Null)
 }
@@ -336,6 +353,7 @@ fn table_headers() -> Table {
         header("MEM%", Align::Right),
         header("DISK%", Align::Right),
         header("UP/NICS", Align::Right),
+        header("LISTEN", Align::Right),
         header("PROCS", Align::Right),
         header("ZOMBIES", Align::Right),
         header("LARGEST", Align::Left),
@@ -345,7 +363,7 @@ fn table_headers() -> Table {
 /// One host as a table row: UPTIME since boot as an age ("3h04m",
 /// "2d03h"), LOAD1 the load average over a minute, MEM% memory in use,
 /// DISK% the fullest file system's use, UP/NICS the interfaces whose link
-/// is up, of all.
+/// is up, of all, LISTEN the local addresses it listens on (tcp and udp).
 fn row(host: &HostSpec, census: &Census) -> Vec<String> {
     let system = &census.system;
     let figures = census.figures.as_ref();
@@ -387,6 +405,11 @@ fn row(host: &HostSpec, census: &Census) -> Vec<String> {
             .and_then(|d| super::system::fullest(&d.partitions))
             .map_or_else(dash, |(_, u)| format!("{:.1}", u.percent)),
         format!("{up}/{}", census.interfaces.len()),
+        census.listening.as_ref().map_or_else(dash, |rows| {
+            let local: HashSet<(&str, String)> =
+                rows.iter().map(|r| (r.proto.as_str(), r.local())).collect();
+            local.len().to_string()
+        }),
         census.processes.total.to_string(),
         census.processes.count(ProcessStatus::Zombie).to_string(),
         largest,
@@ -489,6 +512,10 @@ mod tests {
             "figures.loadavg.load1",
             "disks.partitions.mountpoint",
             "disks.partitions.usage.percent",
+            "listening.proto",
+            "listening.local_port",
+            "listening.pid",
+            "listening.name",
         ] {
             assert!(header.iter().any(|h| h == column), "{column}: {header:?}");
         }

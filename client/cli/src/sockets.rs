@@ -27,9 +27,9 @@ use super::{
 
 /// One row: a socket, flat, for every format.
 #[derive(Debug, Default, Clone, Serialize)]
-struct SockRow {
+pub(crate) struct SockRow {
     /// "tcp", "tcp6", "udp", "udp6" or "unix", as netstat names them.
-    proto: String,
+    pub(crate) proto: String,
     family: String,
     #[serde(rename = "type")]
     kind: String,
@@ -87,9 +87,20 @@ impl SockRow {
         }
     }
 
+    /// A row with every column present, for CSV headers.
+    pub(crate) fn template() -> SockRow {
+        SockRow {
+            pid: Some(0),
+            fd: Some(0),
+            name: Some(String::new()),
+            uid: Some(0),
+            ..SockRow::default()
+        }
+    }
+
     /// Whether `ss -l` would show it: TCP in LISTEN, UDP with no peer,
     /// unix bound to a name.
-    fn listening(&self) -> bool {
+    pub(crate) fn listening(&self) -> bool {
         match self.proto.as_str() {
             "unix" => !self.path.is_empty(),
             _ => self.status == "listen" || (self.status == "none" && self.remote_port == 0),
@@ -98,7 +109,7 @@ impl SockRow {
 
     /// "ip:port", with IPv6 addresses bracketed as ss shows them; the path
     /// ("*" when unnamed) for unix sockets.
-    fn local(&self) -> String {
+    pub(crate) fn local(&self) -> String {
         match self.proto.as_str() {
             "unix" if self.path.is_empty() => "*".to_owned(),
             "unix" => self.path.clone(),
@@ -141,6 +152,30 @@ fn request(args: &SocketsArgs) -> proto::ListConnectionsRequest {
     }
 }
 
+/// The IP sockets a host listens on, as `sockets --listening -p` shows
+/// them, each named from `names` (the holders' pids to names).
+pub(crate) async fn listening(
+    client: &Client,
+    names: &HashMap<u32, String>,
+) -> Result<Vec<SockRow>, hostscope_client::Error> {
+    let request = proto::ListConnectionsRequest {
+        kind: proto::ConnectionKind::Inet as i32,
+        statuses: vec![
+            proto::ConnectionStatus::Listen as i32,
+            proto::ConnectionStatus::None as i32,
+        ],
+        with_pids: true,
+        ..Default::default()
+    };
+    let all = client.connections(request).await?.collect_all().await?;
+    Ok(all
+        .connections
+        .into_iter()
+        .map(|c| SockRow::of(c, names))
+        .filter(SockRow::listening)
+        .collect())
+}
+
 /// A host's answer: its sockets, and the names of their holders.
 struct Answer {
     connections: Connections,
@@ -173,16 +208,7 @@ pub async fn sockets(
             Ok(Answer { connections, names })
         }
     };
-    let template = output::record(
-        "",
-        &SockRow {
-            pid: Some(0),
-            fd: Some(0),
-            name: Some(String::new()),
-            uid: Some(0),
-            ..SockRow::default()
-        },
-    )?;
+    let template = output::record("", &SockRow::template())?;
     let mut printer = io.printer(format, fleet.len(), &template);
     let mut rows: Vec<(String, SockRow)> = Vec::new();
     let mut unread: Vec<(String, usize)> = Vec::new();

@@ -536,3 +536,42 @@ async fn the_cli_shows_the_childs_listener() {
     assert_ne!(code, 0);
     assert!(err.contains("unknown kind"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inventory_lists_what_a_host_listens_on_with_its_holders() {
+    let child = Sockets::open();
+    let agent = TestAgent::start().await;
+    let (code, out, err) = hostscope(&agent, "client", &["inventory", "-o", "ndjson"]).await;
+    assert_eq!(code, 0, "{err}");
+    let record: serde_json::Value =
+        serde_json::from_str(out.lines().next().unwrap_or_default()).unwrap();
+    let listening = record["listening"].as_array().expect("listening");
+    let mine: Vec<(String, u64, String)> = listening
+        .iter()
+        .filter(|r| r["pid"] == child.pid())
+        .map(|r| {
+            (
+                r["proto"].as_str().unwrap_or_default().to_owned(),
+                r["local_port"].as_u64().unwrap_or_default(),
+                r["name"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect();
+    // The TCP listener and the bound UDP socket; not the connected pair,
+    // nor unix sockets.
+    let python = || "python3".to_owned();
+    assert_eq!(
+        BTreeSet::from_iter(mine),
+        BTreeSet::from([
+            ("tcp".to_owned(), child.num("port"), python()),
+            ("udp".to_owned(), child.num("udp_port"), python()),
+        ]),
+        "{listening:?}"
+    );
+    let (code, out, err) = hostscope(&agent, "client", &["inventory", "-o", "table"]).await;
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.lines().next().unwrap_or_default().contains("LISTEN"),
+        "{out}"
+    );
+}
