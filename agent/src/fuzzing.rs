@@ -582,6 +582,7 @@ pub fn bsd_decoders(data: &[u8]) {
                 apply(table);
             }
             let _ = files(bytes);
+            let _ = open_files(1, bytes);
             let _ = IF_DATA.decode(bytes);
             if let Some(word) = bytes.first_chunk::<4>() {
                 let _ = FLAGS.names(u32::from_ne_bytes(*word));

@@ -20,8 +20,8 @@ use std::{
 };
 
 use super::{
-    Backend, Duplex, Error, ErrorKind, EventSource, Field, FieldSet, HostInfo, NetField,
-    NetIfStats, NetInterface, Partition, ProcessInfo, RawEvent, WatchMode,
+    Backend, Duplex, Error, ErrorKind, EventSource, Field, FieldSet, FilesQuery, HostInfo,
+    NetField, NetIfStats, NetInterface, OpenFile, Partition, ProcessInfo, RawEvent, WatchMode,
     bsd_sys::{self, IfAddr},
     decode::{
         Family, IfData, IfDataLayout, IfFlags, Kinfo, Record,
@@ -31,7 +31,7 @@ use super::{
         system::{is_physical, mount_bit, mount_opts},
         terminal_path,
     },
-    parse::ParseError,
+    parse::{ParseError, lossy},
     passwd::UserNames,
     poll::Poller,
     system::{
@@ -91,6 +91,23 @@ pub trait Kernel: Clone + Send + Sync + 'static {
     fn environ(&self, pid: u32) -> io::Result<Vec<(String, String)>>;
     fn cwd(&self, pid: u32) -> io::Result<String>;
     fn num_fds(&self, pid: u32) -> io::Result<u32>;
+
+    /// The open descriptors of `pid`, in any order. `query` and `after`
+    /// say which the caller keeps, for kernels that read each descriptor
+    /// apart: others may return more, which [`Bsd`] filters. Errors as
+    /// [`process_error`] makes them; [`Error::NoSuchProcess`] is refined
+    /// by the caller.
+    fn open_files(
+        &self,
+        pid: u32,
+        query: &FilesQuery,
+        after: Option<u32>,
+    ) -> Result<Vec<OpenFile>, Error> {
+        let _ = (pid, query, after);
+        Err(Error::Unsupported {
+            what: "listing open files",
+        })
+    }
 
     /// The interfaces' counters by name where they do not come with the
     /// `AF_LINK` entries.
@@ -354,6 +371,19 @@ enum Flow {
     Vanished,
 }
 
+/// The error of the call `what` that failed with `err` reading process
+/// `pid`: gone, not ours to read, or another failure.
+pub(super) fn process_error(pid: u32, what: impl Into<String>, err: io::Error) -> Error {
+    match classify(&err) {
+        Errno::Gone => Error::NoSuchProcess { pid },
+        Errno::Denied => Error::AccessDenied {
+            pid: Some(pid),
+            path: PathBuf::from(what.into()),
+        },
+        _ => io_error(what, err),
+    }
+}
+
 /// A backend error for a failed call `what`.
 pub(super) fn io_error(what: impl Into<String>, source: io::Error) -> Error {
     Error::Io {
@@ -586,6 +616,41 @@ impl<K: Kernel> Backend for Bsd<K> {
             .process(pid, fields)?
             .ok_or(Error::NoSuchProcess { pid })?;
         self.fill(&k, fields)?.ok_or(Error::NoSuchProcess { pid })
+    }
+
+    /// The kernel's descriptors of `pid`, filtered and ordered here. A
+    /// process the kernel calls gone but still lists is a zombie
+    /// ([`Error::ZombieProcess`]), or one that holds no descriptors any
+    /// more: FreeBSD refuses the descriptors of a process that is exiting,
+    /// and macOS answers a process without descriptors as one without a
+    /// process.
+    fn open_files(
+        &self,
+        pid: u32,
+        query: &FilesQuery,
+        after: Option<u32>,
+        visit: &mut dyn FnMut(OpenFile) -> ControlFlow<()>,
+    ) -> Result<(), Error> {
+        let files = match self.kernel.open_files(pid, query, after) {
+            Err(Error::NoSuchProcess { .. }) => {
+                return match self.kernel.process(pid, FieldSet::EMPTY) {
+                    Ok(Some(k)) if k.is_zombie() => Err(Error::ZombieProcess {
+                        pid,
+                        ppid: Some(k.ppid),
+                        name: Some(lossy(&k.comm)),
+                    }),
+                    Ok(Some(_)) => Ok(()),
+                    _ => Err(Error::NoSuchProcess { pid }),
+                };
+            }
+            read => read?,
+        };
+        for file in query.select(files, after) {
+            if visit(file).is_break() {
+                break;
+            }
+        }
+        Ok(())
     }
 
     fn pid_exists(&self, pid: u32) -> Result<bool, Error> {

@@ -71,6 +71,15 @@ impl FilesQuery {
     pub fn keeps(&self, kind: FileKind, path: &str) -> bool {
         self.admits(kind) && self.path.as_ref().is_none_or(|glob| glob.matches(path))
     }
+
+    /// The descriptors of one process, read in any order, that a listing
+    /// keeps: those this query keeps, numbered above `after`, by
+    /// ascending number.
+    pub fn select(&self, mut files: Vec<OpenFile>, after: Option<u32>) -> Vec<OpenFile> {
+        files.retain(|f| after.is_none_or(|after| f.fd > after) && self.keeps(f.kind, &f.path));
+        files.sort_by_key(|f| f.fd);
+        files
+    }
 }
 
 #[cfg(test)]
@@ -96,6 +105,44 @@ mod tests {
             };
             assert!(every.keeps(kind, "socket:[1]"), "{kind:?}");
         }
+    }
+
+    #[test]
+    fn selects_in_order_above_a_descriptor() {
+        let file = |fd, kind, path: &str| OpenFile {
+            pid: 7,
+            fd,
+            path: path.to_owned(),
+            position: 0,
+            mode: "r",
+            flags: 0,
+            kind,
+            deleted: false,
+        };
+        let read = || {
+            vec![
+                file(9, FileKind::File, "/var/log/b.log"),
+                file(3, FileKind::File, "/var/log/a.log"),
+                file(4, FileKind::Socket, ""),
+                file(12, FileKind::File, "/etc/hosts"),
+                file(5, FileKind::File, "/var/log/c.log"),
+            ]
+        };
+        let fds = |files: Vec<OpenFile>| files.iter().map(|f| f.fd).collect::<Vec<_>>();
+        let default = FilesQuery::default();
+        assert_eq!(fds(default.select(read(), None)), [3, 5, 9, 12]);
+        assert_eq!(fds(default.select(read(), Some(5))), [9, 12]);
+        let logs = FilesQuery {
+            path: Some(Glob::new("/var/log/*").unwrap()),
+            all_kinds: true,
+            ..FilesQuery::default()
+        };
+        assert_eq!(fds(logs.select(read(), Some(3))), [5, 9]);
+        let every = FilesQuery {
+            all_kinds: true,
+            ..FilesQuery::default()
+        };
+        assert_eq!(fds(every.select(read(), None)), [3, 4, 5, 9, 12]);
     }
 
     #[test]

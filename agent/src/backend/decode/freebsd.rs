@@ -3,9 +3,9 @@
 //! of `sys/proc.h`. Offsets are those of amd64 and arm64 (LP64), checked
 //! against the `libc` crate when the FreeBSD backend is built.
 
-use super::{IfDataLayout, IfFlags, Kinfo, Record, records, until_nul};
+use super::{IfDataLayout, IfFlags, Kinfo, Record, records};
 use crate::backend::{
-    CpuTimes, CtxSwitches, MemoryInfo, Status,
+    CpuTimes, CtxSwitches, FileKind, MemoryInfo, OpenFile, Status,
     parse::{ParseError, lossy},
 };
 
@@ -140,16 +140,129 @@ pub fn proc_table(buf: &[u8], page_size: u64) -> Result<Vec<Kinfo>, ParseError> 
 
 // === Descriptors ===
 
-/// Byte offsets in `struct kinfo_file` (`KINFO_FILE_SIZE` 1392).
+/// Byte offsets in `struct kinfo_file` (`sys/user.h`, `KINFO_FILE_SIZE`
+/// 1392; FreeBSD 12 and later).
 pub mod kinfo_file {
     pub const STRUCTSIZE: usize = 0;
+    /// `kf_type`: `KF_TYPE_*`.
+    pub const TYPE: usize = 4;
     pub const FD: usize = 8;
+    /// `kf_flags`: `KF_FLAG_*`.
+    pub const FLAGS: usize = 16;
+    /// `kf_offset`: the file offset, an `int64_t`.
+    pub const OFFSET: usize = 24;
+    /// `kf_vnode_type` (`KF_VTYPE_*`): the first word of the union
+    /// `kf_un`, where FreeBSD 12 kept it for compatibility (it is also
+    /// `kf_un.kf_file.kf_file_type`).
+    pub const VNODE_TYPE: usize = 32;
     pub const PATH: usize = 368;
     pub const PATH_LEN: usize = 1024;
 }
 
 /// `KF_FD_TYPE_CWD`: the record of the working directory.
 pub const KF_FD_TYPE_CWD: i32 = -1;
+
+/// `KF_TYPE_*` (`sys/user.h`): what a descriptor is.
+pub mod kf_type {
+    pub const VNODE: i32 = 1;
+    pub const SOCKET: i32 = 2;
+    pub const PIPE: i32 = 3;
+    pub const FIFO: i32 = 4;
+    pub const KQUEUE: i32 = 5;
+    pub const PTS: i32 = 10;
+    pub const PROCDESC: i32 = 11;
+    pub const DEV: i32 = 12;
+    /// `KF_TYPE_EVENTFD` and `KF_TYPE_TIMERFD`, which the `libc` crate
+    /// does not name.
+    pub const EVENTFD: i32 = 13;
+    pub const TIMERFD: i32 = 14;
+}
+
+/// `KF_VTYPE_*` (`sys/user.h`): what a vnode is.
+pub mod kf_vtype {
+    pub const VREG: i32 = 1;
+    pub const VDIR: i32 = 2;
+    pub const VBLK: i32 = 3;
+    pub const VCHR: i32 = 4;
+    pub const VSOCK: i32 = 6;
+    pub const VFIFO: i32 = 7;
+}
+
+/// `KF_FLAG_READ`, `KF_FLAG_WRITE` and `KF_FLAG_APPEND` of `kf_flags`.
+pub const KF_FLAG_READ: u32 = 0x1;
+pub const KF_FLAG_WRITE: u32 = 0x2;
+pub const KF_FLAG_APPEND: u32 = 0x4;
+
+/// FreeBSD's `O_WRONLY` and `O_RDWR` (`fcntl.h`).
+pub const O_WRONLY: u32 = 0x1;
+pub const O_RDWR: u32 = 0x2;
+
+/// The `kf_flags` bits past read and write, each with the `O_*` open
+/// flag of FreeBSD's `fcntl.h` it stands for: the inverse of the kernel's
+/// table in `kern_descrip.c`. `KF_FLAG_HASLOCK` (a lock taken with
+/// flock(2), not an open flag) has no entry.
+pub const KF_OPEN_FLAGS: [(u32, u32); 12] = [
+    (KF_FLAG_APPEND, 0x8), // O_APPEND
+    (0x8, 0x40),           // KF_FLAG_ASYNC: O_ASYNC
+    (0x10, 0x80),          // KF_FLAG_FSYNC: O_FSYNC
+    (0x20, 0x4),           // KF_FLAG_NONBLOCK: O_NONBLOCK
+    (0x40, 0x1_0000),      // KF_FLAG_DIRECT: O_DIRECT
+    (0x100, 0x10),         // KF_FLAG_SHLOCK: O_SHLOCK
+    (0x200, 0x20),         // KF_FLAG_EXLOCK: O_EXLOCK
+    (0x400, 0x100),        // KF_FLAG_NOFOLLOW: O_NOFOLLOW
+    (0x800, 0x200),        // KF_FLAG_CREAT: O_CREAT
+    (0x1000, 0x400),       // KF_FLAG_TRUNC: O_TRUNC
+    (0x2000, 0x800),       // KF_FLAG_EXCL: O_EXCL
+    (0x4000, 0x4_0000),    // KF_FLAG_EXEC: O_EXEC
+];
+
+/// The open flags, numbered as FreeBSD's `fcntl.h` numbers them, that
+/// `kf_flags` records: the access mode (`O_RDONLY`, `O_WRONLY`,
+/// `O_RDWR`) and the flags of [`KF_OPEN_FLAGS`]. Close-on-exec belongs to
+/// the descriptor, not the open file, and `kinfo_file` does not carry it.
+pub fn open_flags(kf_flags: u32) -> u32 {
+    let access = match (kf_flags & KF_FLAG_READ != 0, kf_flags & KF_FLAG_WRITE != 0) {
+        (true, true) => O_RDWR,
+        (false, true) => O_WRONLY,
+        _ => 0,
+    };
+    KF_OPEN_FLAGS
+        .iter()
+        .filter(|(kf, _)| kf_flags & kf != 0)
+        .fold(access, |flags, (_, o)| flags | o)
+}
+
+/// psutil's mode of a descriptor with `kf_flags`.
+pub fn mode(kf_flags: u32) -> &'static str {
+    super::access_mode(
+        kf_flags & KF_FLAG_READ != 0,
+        kf_flags & KF_FLAG_WRITE != 0,
+        kf_flags & KF_FLAG_APPEND != 0,
+    )
+}
+
+/// What a descriptor of `kf_type` `ty` refers to; for a vnode, by its
+/// `kf_vnode_type`.
+pub fn kind(ty: i32, vnode_type: i32) -> FileKind {
+    use {kf_type as t, kf_vtype as v};
+    match ty {
+        t::VNODE => match vnode_type {
+            v::VREG => FileKind::File,
+            v::VDIR => FileKind::Directory,
+            v::VBLK | v::VCHR => FileKind::Device,
+            v::VSOCK => FileKind::Socket,
+            v::VFIFO => FileKind::Pipe,
+            _ => FileKind::Other,
+        },
+        t::SOCKET => FileKind::Socket,
+        t::PIPE | t::FIFO => FileKind::Pipe,
+        t::PTS | t::DEV => FileKind::Device,
+        // The BSD kin of Linux's anonymous inodes: kqueues, process
+        // descriptors, eventfds and timerfds.
+        t::KQUEUE | t::PROCDESC | t::EVENTFD | t::TIMERFD => FileKind::AnonInode,
+        _ => FileKind::Other,
+    }
+}
 
 /// What a `KERN_PROC_FILEDESC` (or `KERN_PROC_CWD`) buffer says.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -162,16 +275,18 @@ pub struct Files {
     pub num_fds: u32,
 }
 
-/// Walks the packed `kinfo_file` records of `buf`: each starts with its
-/// own size (`kf_structsize`, the path trimmed and rounded up to 8
-/// bytes), so the next one starts there.
-pub fn files(buf: &[u8]) -> Result<Files, ParseError> {
+/// Walks the packed `kinfo_file` records of `buf`, handing each to
+/// `visit` with its path: each starts with its own size (`kf_structsize`,
+/// the path trimmed and rounded up to 8 bytes), so the next one starts
+/// there.
+fn each_file(
+    buf: &[u8],
+    mut visit: impl FnMut(Record<'_>, &[u8]) -> Result<(), ParseError>,
+) -> Result<(), ParseError> {
     use kinfo_file as f;
-    let mut out = Files::default();
     let mut rest = buf;
     while !rest.is_empty() {
-        let r = Record::new("kinfo_file", rest);
-        let size = r.id(f::STRUCTSIZE)? as usize;
+        let size = Record::new("kinfo_file", rest).id(f::STRUCTSIZE)? as usize;
         if size <= f::PATH || size > rest.len() {
             return Err(ParseError::new(
                 0,
@@ -182,15 +297,56 @@ pub fn files(buf: &[u8]) -> Result<Files, ParseError> {
             ));
         }
         let record = Record::new("kinfo_file", &rest[..size]);
-        let fd = record.i32(f::FD)?;
+        let path = record.cstr(f::PATH, size.min(f::PATH + f::PATH_LEN) - f::PATH)?;
+        visit(record, path)?;
+        rest = &rest[size..];
+    }
+    Ok(())
+}
+
+/// The working directory and the number of descriptors in `buf`.
+pub fn files(buf: &[u8]) -> Result<Files, ParseError> {
+    let mut out = Files::default();
+    each_file(buf, |record, path| {
+        let fd = record.i32(kinfo_file::FD)?;
         if fd >= 0 {
             out.num_fds += 1;
         } else if fd == KF_FD_TYPE_CWD {
-            let end = size.min(f::PATH + f::PATH_LEN);
-            out.cwd = Some(lossy(until_nul(&rest[f::PATH..end])));
+            out.cwd = Some(lossy(path));
         }
-        rest = &rest[size..];
-    }
+        Ok(())
+    })?;
+    Ok(out)
+}
+
+/// Every descriptor of process `pid` in `buf`, in the kernel's order
+/// (ascending), skipping the records of negative `kf_fd` (working
+/// directory, root, jail root, trace file, text file, terminal), which
+/// are not descriptors. The path is `kf_path`: empty where the kernel
+/// has none (sockets, pipes, a vnode whose name it could not find).
+/// Whether a file was deleted while open is not recorded: `deleted` is
+/// false.
+pub fn open_files(pid: u32, buf: &[u8]) -> Result<Vec<OpenFile>, ParseError> {
+    use kinfo_file as f;
+    let mut out = Vec::new();
+    each_file(buf, |r, path| {
+        let Ok(fd) = u32::try_from(r.i32(f::FD)?) else {
+            return Ok(());
+        };
+        let flags = r.u32(f::FLAGS)?;
+        out.push(OpenFile {
+            pid,
+            fd,
+            path: lossy(path),
+            // Descriptors without an offset may report -1.
+            position: u64::try_from(r.i64(f::OFFSET)?).unwrap_or(0),
+            mode: mode(flags),
+            flags: open_flags(flags),
+            kind: kind(r.i32(f::TYPE)?, r.i32(f::VNODE_TYPE)?),
+            deleted: false,
+        });
+        Ok(())
+    })?;
     Ok(out)
 }
 
@@ -358,14 +514,33 @@ mod tests {
         );
     }
 
-    /// A packed `kinfo_file` record: `kf_structsize` at 0, `kf_fd` at 8,
-    /// `kf_path` at 368, the size rounded up to 8 bytes past the path's
-    /// NUL, as `sys/kern/kern_descrip.c` packs them.
-    fn file_record(fd: i32, path: &[u8]) -> Vec<u8> {
+    /// A packed `kinfo_file` record, laid out as FreeBSD 14 `sys/user.h`
+    /// has it on amd64: `kf_structsize` at 0, `kf_type` at 4, `kf_fd` at
+    /// 8, `kf_flags` at 16, `kf_offset` at 24, `kf_vnode_type` at 32 (the
+    /// head of `kf_un`), `kf_path` at 368; the size rounded up to 8 bytes
+    /// past the path's NUL, as `sys/kern/kern_descrip.c` packs them.
+    fn file_entry(
+        fd: i32,
+        (kf_type, vnode_type): (i32, i32),
+        flags: u32,
+        offset: i64,
+        path: &[u8],
+    ) -> Vec<u8> {
         let size = (368 + path.len() + 1).div_ceil(8) * 8;
         let mut b = Bytes::zeroed(size);
-        b.i32(0, size as i32).i32(8, fd).put(368, path);
+        b.i32(0, size as i32) // kf_structsize
+            .i32(4, kf_type) // kf_type
+            .i32(8, fd) // kf_fd
+            .u32(16, flags) // kf_flags
+            .i64(24, offset) // kf_offset
+            .i32(32, vnode_type) // kf_vnode_type
+            .put(368, path); // kf_path
         b.0
+    }
+
+    /// A record of a regular file read-only at offset 0.
+    fn file_record(fd: i32, path: &[u8]) -> Vec<u8> {
+        file_entry(fd, (1, 1), KF_FLAG_READ, 0, path)
     }
 
     #[test]
@@ -387,6 +562,128 @@ mod tests {
         bad.truncate(300);
         assert!(super::files(&bad).is_err());
         assert!(super::files(&[0u8; 16]).is_err());
+    }
+
+    /// What `procstat -f` shows of a small daemon: its working directory,
+    /// root and text records, /dev/null on 0-2 (a character device), a log
+    /// opened for appending at offset 4096, a database read and written at
+    /// 512, a directory, a TCP socket, both ends of a pipe, a kqueue and a
+    /// file whose name the kernel could not find.
+    fn daemon() -> Vec<u8> {
+        const READ: u32 = KF_FLAG_READ;
+        const WRITE: u32 = KF_FLAG_WRITE;
+        const APPEND: u32 = KF_FLAG_APPEND;
+        const NONBLOCK: u32 = 0x20;
+        const CREAT: u32 = 0x800;
+        let vnode = |vtype| (1, vtype);
+        let mut buf = Vec::new();
+        buf.extend(file_entry(-1, vnode(2), READ, 0, b"/var/db/app")); // KF_FD_TYPE_CWD
+        buf.extend(file_entry(-2, vnode(2), READ, 0, b"/")); // KF_FD_TYPE_ROOT
+        buf.extend(file_entry(-5, vnode(1), READ, 0, b"/usr/local/sbin/appd")); // KF_FD_TYPE_TEXT
+        for fd in 0..3 {
+            buf.extend(file_entry(fd, vnode(4), READ | WRITE, 0, b"/dev/null")); // VCHR
+        }
+        buf.extend(file_entry(
+            3,
+            vnode(1),
+            WRITE | APPEND | CREAT,
+            4096,
+            b"/var/log/app.log",
+        ));
+        buf.extend(file_entry(
+            4,
+            vnode(1),
+            READ | WRITE,
+            512,
+            b"/var/db/app/data.db",
+        ));
+        buf.extend(file_entry(5, vnode(2), READ, 0, b"/var/db/app"));
+        buf.extend(file_entry(6, (2, 0), READ | WRITE | NONBLOCK, 0, b"")); // KF_TYPE_SOCKET
+        buf.extend(file_entry(7, (3, 0), READ | WRITE, 0, b"")); // KF_TYPE_PIPE
+        buf.extend(file_entry(8, (3, 0), READ | WRITE, 0, b""));
+        buf.extend(file_entry(9, (5, 0), READ | WRITE, -1, b"")); // KF_TYPE_KQUEUE
+        buf.extend(file_entry(10, vnode(1), READ, 0, b"")); // name not found
+        buf
+    }
+
+    #[test]
+    fn open_descriptors() {
+        let got = open_files(812, &daemon()).unwrap();
+        let rows: Vec<(u32, &str, FileKind, u64, &str)> = got
+            .iter()
+            .map(|f| (f.fd, f.path.as_str(), f.kind, f.position, f.mode))
+            .collect();
+        assert_eq!(
+            rows,
+            [
+                (0, "/dev/null", FileKind::Device, 0, "r+"),
+                (1, "/dev/null", FileKind::Device, 0, "r+"),
+                (2, "/dev/null", FileKind::Device, 0, "r+"),
+                (3, "/var/log/app.log", FileKind::File, 4096, "a"),
+                (4, "/var/db/app/data.db", FileKind::File, 512, "r+"),
+                (5, "/var/db/app", FileKind::Directory, 0, "r"),
+                (6, "", FileKind::Socket, 0, "r+"),
+                (7, "", FileKind::Pipe, 0, "r+"),
+                (8, "", FileKind::Pipe, 0, "r+"),
+                (9, "", FileKind::AnonInode, 0, "r+"),
+                (10, "", FileKind::File, 0, "r"),
+            ]
+        );
+        assert!(got.iter().all(|f| f.pid == 812 && !f.deleted));
+        // FreeBSD's O_WRONLY | O_APPEND | O_CREAT; O_RDWR | O_NONBLOCK.
+        assert_eq!(got[3].flags, 0x1 | 0x8 | 0x200);
+        assert_eq!(got[6].flags, 0x2 | 0x4);
+        // The same buffer counts the same descriptors.
+        let counted = files(&daemon()).unwrap();
+        assert_eq!(counted.num_fds as usize, got.len());
+        assert_eq!(counted.cwd.as_deref(), Some("/var/db/app"));
+    }
+
+    #[test]
+    fn open_flags_and_modes() {
+        assert_eq!((open_flags(0x1), mode(0x1)), (0, "r"));
+        assert_eq!((open_flags(0x2), mode(0x2)), (0x1, "w"));
+        assert_eq!((open_flags(0x3 | 0x4), mode(0x3 | 0x4)), (0x2 | 0x8, "a+"));
+        // Opened for execution only: O_EXEC, neither read nor write.
+        assert_eq!((open_flags(0x4000), mode(0x4000)), (0x4_0000, ""));
+        // KF_FLAG_HASLOCK is no open flag.
+        assert_eq!(open_flags(0x1 | 0x80), 0);
+        let every = KF_OPEN_FLAGS.iter().fold(0x3, |all, (kf, _)| all | kf);
+        assert_eq!(open_flags(every).count_ones(), 13);
+    }
+
+    #[test]
+    fn kinds_of_descriptors() {
+        assert_eq!(kind(4, 0), FileKind::Pipe); // KF_TYPE_FIFO
+        assert_eq!(kind(1, 7), FileKind::Pipe); // a vnode of KF_VTYPE_VFIFO
+        assert_eq!(kind(1, 6), FileKind::Socket); // KF_VTYPE_VSOCK
+        assert_eq!(kind(1, 3), FileKind::Device); // KF_VTYPE_VBLK
+        assert_eq!(kind(1, 5), FileKind::Other); // KF_VTYPE_VLNK
+        assert_eq!(kind(10, 0), FileKind::Device); // KF_TYPE_PTS
+        assert_eq!(kind(11, 0), FileKind::AnonInode); // KF_TYPE_PROCDESC
+        assert_eq!(kind(8, 0), FileKind::Other); // KF_TYPE_SHM
+        assert_eq!(kind(255, 0), FileKind::Other); // KF_TYPE_UNKNOWN
+    }
+
+    #[test]
+    fn malformed_descriptor_tables_are_errors() {
+        let buf = daemon();
+        // Cut inside a record, or with a size too small to hold a path.
+        for cut in [1, 7, 300, buf.len() - 1] {
+            assert!(open_files(1, &buf[..cut]).is_err(), "cut at {cut}");
+        }
+        let mut small = file_record(3, b"/x");
+        small[..4].copy_from_slice(&368i32.to_ne_bytes());
+        assert!(open_files(1, &small).is_err());
+        let mut negative = file_record(3, b"/x");
+        negative[..4].copy_from_slice(&(-8i32).to_ne_bytes());
+        assert!(open_files(1, &negative).is_err());
+        // A path filling the whole record, with no NUL, is cut at the end.
+        let mut full = file_record(3, b"");
+        let size = full.len();
+        full[368..size].fill(b'a');
+        assert_eq!(open_files(1, &full).unwrap()[0].path.len(), size - 368);
+        assert_eq!(open_files(1, &[]), Ok(Vec::new()));
     }
 
     #[test]

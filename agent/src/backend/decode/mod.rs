@@ -212,6 +212,22 @@ pub fn environ_of<S: AsRef<[u8]>>(vars: &[S]) -> Vec<(String, String)> {
     parse_environ(&block)
 }
 
+/// psutil's mode of a descriptor open for reading (`read`), writing
+/// (`write`) and appending (`append`), as its `file_flags_to_mode` names
+/// Linux's open flags: "r", "w" or "r+", with "w" turned into "a" by
+/// append ("a", "a+"). A descriptor open for neither (FreeBSD's `O_PATH`
+/// or `O_EXEC`), which psutil cannot name, is "".
+pub fn access_mode(read: bool, write: bool, append: bool) -> &'static str {
+    match (read, write, append) {
+        (true, false, _) => "r",
+        (false, true, false) => "w",
+        (false, true, true) => "a",
+        (true, true, false) => "r+",
+        (true, true, true) => "a+",
+        (false, false, _) => "",
+    }
+}
+
 /// A terminal's path from the name `devname(3)` gives its device: `None`
 /// when the name is not of a device under `/dev` (FreeBSD answers `#C:`
 /// and a number, macOS `??`, for devices it cannot name).
@@ -691,6 +707,18 @@ mod tests {
             ]
         );
         assert!(environ_of::<&str>(&[]).is_empty());
+    }
+
+    #[test]
+    fn access_modes_as_psutil_names_them() {
+        assert_eq!(access_mode(true, false, false), "r");
+        // Appending without writing changes nothing, as O_RDONLY|O_APPEND.
+        assert_eq!(access_mode(true, false, true), "r");
+        assert_eq!(access_mode(false, true, false), "w");
+        assert_eq!(access_mode(false, true, true), "a");
+        assert_eq!(access_mode(true, true, false), "r+");
+        assert_eq!(access_mode(true, true, true), "a+");
+        assert_eq!(access_mode(false, false, false), "");
     }
 
     #[test]

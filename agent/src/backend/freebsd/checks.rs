@@ -4,13 +4,15 @@
 
 use std::mem::{offset_of, size_of};
 
-use libc::{if_data, ifmediareq, kinfo_file, kinfo_proc, rusage};
+use libc::{c_int, if_data, ifmediareq, kinfo_file, kinfo_proc, rusage};
 
 use crate::backend::{
     bsd::{assert_if_counters, assert_notes},
     decode::{
         freebsd::{
-            IF_DATA, KF_FD_TYPE_CWD, P_SYSTEM, kinfo_file as kf, kinfo_proc as kp, rusage as ru,
+            IF_DATA, KF_FD_TYPE_CWD, KF_FLAG_READ, KF_FLAG_WRITE, KF_OPEN_FLAGS, O_RDWR, O_WRONLY,
+            P_SYSTEM, kf_type as kft, kf_vtype as kfv, kinfo_file as kf, kinfo_proc as kp,
+            rusage as ru,
         },
         kevent,
         media::IFMEDIAREQ_LEN,
@@ -54,6 +56,55 @@ const _: () = {
     assert!(offset_of!(kinfo_file, kf_fd) == kf::FD);
     assert!(offset_of!(kinfo_file, kf_path) == kf::PATH);
     assert!(KF_FD_TYPE_CWD == libc::KF_FD_TYPE_CWD);
+    assert!(offset_of!(kinfo_file, kf_type) == kf::TYPE);
+    assert!(offset_of!(kinfo_file, kf_flags) == kf::FLAGS);
+    assert!(offset_of!(kinfo_file, kf_offset) == kf::OFFSET);
+    // `kf_un`, which `libc` keeps opaque, starts right after the offset
+    // and ends where `kf_status` begins.
+    assert!(kf::OFFSET + 8 == kf::VNODE_TYPE);
+    assert!(offset_of!(kinfo_file, kf_status) == kf::VNODE_TYPE + 304);
+    assert!(size_of::<libc::off_t>() == 8);
+
+    assert!(kft::VNODE == libc::KF_TYPE_VNODE);
+    assert!(kft::SOCKET == libc::KF_TYPE_SOCKET);
+    assert!(kft::PIPE == libc::KF_TYPE_PIPE);
+    assert!(kft::FIFO == libc::KF_TYPE_FIFO);
+    assert!(kft::KQUEUE == libc::KF_TYPE_KQUEUE);
+    assert!(kft::PTS == libc::KF_TYPE_PTS);
+    assert!(kft::PROCDESC == libc::KF_TYPE_PROCDESC);
+    assert!(kft::DEV == libc::KF_TYPE_DEV);
+    assert!(kfv::VREG == libc::KF_VTYPE_VREG);
+    assert!(kfv::VDIR == libc::KF_VTYPE_VDIR);
+    assert!(kfv::VBLK == libc::KF_VTYPE_VBLK);
+    assert!(kfv::VCHR == libc::KF_VTYPE_VCHR);
+    assert!(kfv::VSOCK == libc::KF_VTYPE_VSOCK);
+    assert!(kfv::VFIFO == libc::KF_VTYPE_VFIFO);
+
+    assert!(KF_FLAG_READ == libc::KF_FLAG_READ as u32);
+    assert!(KF_FLAG_WRITE == libc::KF_FLAG_WRITE as u32);
+    assert!(O_WRONLY == libc::O_WRONLY as u32);
+    assert!(O_RDWR == libc::O_RDWR as u32);
+    assert!(libc::O_RDONLY == 0);
+    let open_flags: [(c_int, c_int); 12] = [
+        (libc::KF_FLAG_APPEND, libc::O_APPEND),
+        (libc::KF_FLAG_ASYNC, libc::O_ASYNC),
+        (libc::KF_FLAG_FSYNC, libc::O_FSYNC),
+        (libc::KF_FLAG_NONBLOCK, libc::O_NONBLOCK),
+        (libc::KF_FLAG_DIRECT, libc::O_DIRECT),
+        (libc::KF_FLAG_SHLOCK, libc::O_SHLOCK),
+        (libc::KF_FLAG_EXLOCK, libc::O_EXLOCK),
+        (libc::KF_FLAG_NOFOLLOW, libc::O_NOFOLLOW),
+        (libc::KF_FLAG_CREAT, libc::O_CREAT),
+        (libc::KF_FLAG_TRUNC, libc::O_TRUNC),
+        (libc::KF_FLAG_EXCL, libc::O_EXCL),
+        (libc::KF_FLAG_EXEC, libc::O_EXEC),
+    ];
+    let mut i = 0;
+    while i < open_flags.len() {
+        assert!(KF_OPEN_FLAGS[i].0 == open_flags[i].0 as u32);
+        assert!(KF_OPEN_FLAGS[i].1 == open_flags[i].1 as u32);
+        i += 1;
+    }
 
     assert_if_counters!(if_data, IF_DATA);
     assert!(matches!(IF_DATA.link_state, Some(o) if o == offset_of!(if_data, ifi_link_state)));

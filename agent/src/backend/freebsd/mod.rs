@@ -4,7 +4,8 @@
 //! threads folded in); per process, `kern.proc.pathname`, `.args`, `.env`,
 //! `.cwd` and `.filedesc`. Every field of the API is supplied but the I/O
 //! counters: FreeBSD keeps block operations (`ru_inblock`), not the read
-//! and write calls and bytes the API means.
+//! and write calls and bytes the API means. Open files come from
+//! `.filedesc` too, paths, offsets and flags included.
 //!
 //! System figures: CPU times (`kern.cp_time`, `kern.cp_times` at
 //! `kern.clockrate`'s stathz), `vm.stats` counters, swap devices
@@ -17,7 +18,7 @@ use std::io;
 use libc::c_int;
 
 use super::{
-    Error, FieldSet,
+    Error, FieldSet, FilesQuery, OpenFile,
     bsd::{self, Bsd, Kernel, parse_error},
     bsd_sys,
     decode::system::mount_bit,
@@ -171,6 +172,21 @@ impl Kernel for Sysctl {
 
     fn num_fds(&self, pid: u32) -> io::Result<u32> {
         Ok(self.files(libc::KERN_PROC_FILEDESC, pid)?.num_fds)
+    }
+
+    /// `kern.proc.filedesc`: every descriptor with its path, offset and
+    /// flags in one call (what `procstat -f` and psutil read).
+    fn open_files(
+        &self,
+        pid: u32,
+        _query: &FilesQuery,
+        _after: Option<u32>,
+    ) -> Result<Vec<OpenFile>, Error> {
+        let what = || format!("sysctl kern.proc.filedesc.{pid}");
+        let buf = self
+            .per_process(libc::KERN_PROC_FILEDESC, pid)
+            .map_err(|e| bsd::process_error(pid, what(), e))?;
+        layout::open_files(pid, &buf).map_err(parse_error(what()))
     }
 
     fn system_fields(&self) -> SystemFields {
