@@ -639,6 +639,12 @@ pub fn bsd_decoders(data: &[u8]) {
                 apply(vec![k]);
             }
             let _ = cwd(bytes);
+            let _ = vnode_fd(1, 3, bytes);
+            if let Ok(fds) = fd_list(whole(FDINFO_SIZE)) {
+                for (_, fdtype) in fds {
+                    let _ = fd_kind(fdtype);
+                }
+            }
             if let Ok(args) = procargs2(bytes) {
                 let _ = decode::environ_of(&args.env);
             }

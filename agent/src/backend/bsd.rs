@@ -373,6 +373,7 @@ enum Flow {
 
 /// The error of the call `what` that failed with `err` reading process
 /// `pid`: gone, not ours to read, or another failure.
+#[cfg(any(target_os = "freebsd", target_os = "macos"))]
 pub(super) fn process_error(pid: u32, what: impl Into<String>, err: io::Error) -> Error {
     match classify(&err) {
         Errno::Gone => Error::NoSuchProcess { pid },

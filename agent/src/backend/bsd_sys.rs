@@ -516,30 +516,74 @@ pub(super) fn all_pids() -> io::Result<Vec<u32>> {
 #[cfg(target_os = "macos")]
 pub(super) fn pidinfo(pid: u32, flavor: c_int, size: usize, buf: &mut Vec<u8>) -> io::Result<()> {
     let pid = c_int::try_from(pid).map_err(|_| io::Error::from_raw_os_error(libc::ESRCH))?;
+    // SAFETY: proc_pidinfo writes at most `len` bytes to `ptr` and
+    // returns how many it wrote.
+    unsafe {
+        libproc_fill(size, buf, |ptr, len| {
+            libc::proc_pidinfo(pid, flavor, 0, ptr, len)
+        })
+    }
+}
+
+/// `proc_pidfdinfo(pid, fd, flavor, ...)` into `buf` (cleared first),
+/// which must be the flavor's structure size: what one descriptor is
+/// (`PROC_PIDFDVNODEPATHINFO`). EBADF when the descriptor is closed, or
+/// is no longer of the flavor's kind.
+#[cfg(target_os = "macos")]
+pub(super) fn pidfdinfo(
+    pid: u32,
+    fd: u32,
+    flavor: c_int,
+    size: usize,
+    buf: &mut Vec<u8>,
+) -> io::Result<()> {
+    let pid = c_int::try_from(pid).map_err(|_| io::Error::from_raw_os_error(libc::ESRCH))?;
+    let fd = c_int::try_from(fd).map_err(|_| io::Error::from_raw_os_error(libc::EBADF))?;
+    // SAFETY: proc_pidfdinfo writes at most `len` bytes to `ptr` and
+    // returns how many it wrote.
+    unsafe {
+        libproc_fill(size, buf, |ptr, len| {
+            libc::proc_pidfdinfo(pid, fd, flavor, ptr, len)
+        })
+    }
+}
+
+/// Runs a libproc `call` into `buf` (cleared first) with room for `size`
+/// bytes; an error when it wrote nothing.
+///
+/// # Safety
+///
+/// `call(ptr, len)` must write at most `len` bytes from `ptr` and return
+/// how many it wrote (or 0 or less on failure).
+#[cfg(target_os = "macos")]
+unsafe fn libproc_fill(
+    size: usize,
+    buf: &mut Vec<u8>,
+    call: impl FnOnce(*mut c_void, c_int) -> c_int,
+) -> io::Result<()> {
     buf.clear();
     buf.reserve(size);
     let len = c_int::try_from(size).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
-    // SAFETY: the pointer and `len` describe `buf`'s allocation, which
-    // proc_pidinfo only writes to.
-    let n = unsafe { libc::proc_pidinfo(pid, flavor, 0, buf.as_mut_ptr().cast::<c_void>(), len) };
+    let n = call(buf.as_mut_ptr().cast::<c_void>(), len);
     if n <= 0 {
         let err = io::Error::last_os_error();
-        // proc_pidinfo leaves errno unset for a process that vanished.
+        // libproc leaves errno unset for a process that vanished.
         return Err(match err.raw_os_error() {
             Some(0) | None => io::Error::from_raw_os_error(libc::ESRCH),
             _ => err,
         });
     }
-    // SAFETY: proc_pidinfo initialised the first `n` bytes (at most `len`).
+    // SAFETY: by the caller's promise the call initialised the first `n`
+    // bytes (at most `len`, the room `buf` has).
     unsafe { buf.set_len(usize::try_from(n).unwrap_or(0).min(size)) };
     Ok(())
 }
 
-/// How many bytes `proc_pidinfo(pid, flavor)` fills for a list flavor
-/// (`PROC_PIDLISTFDS`): asked first with no buffer, then read into room
-/// with some to spare, since the list may grow meanwhile.
+/// The list `proc_pidinfo(pid, flavor)` fills for a list flavor
+/// (`PROC_PIDLISTFDS`): its size asked first with no buffer, then read
+/// into room with some to spare, since the list may grow meanwhile.
 #[cfg(target_os = "macos")]
-pub(super) fn pidinfo_len(pid: u32, flavor: c_int) -> io::Result<usize> {
+pub(super) fn pidinfo_list(pid: u32, flavor: c_int) -> io::Result<Vec<u8>> {
     let pid_c = c_int::try_from(pid).map_err(|_| io::Error::from_raw_os_error(libc::ESRCH))?;
     // SAFETY: a null buffer asks for the size the list needs.
     let needed = unsafe { libc::proc_pidinfo(pid_c, flavor, 0, std::ptr::null_mut(), 0) };
@@ -552,7 +596,7 @@ pub(super) fn pidinfo_len(pid: u32, flavor: c_int) -> io::Result<usize> {
     let size = usize::try_from(needed).unwrap_or(0) + 64 * 8;
     let mut buf = Vec::new();
     pidinfo(pid, flavor, size, &mut buf)?;
-    Ok(buf.len())
+    Ok(buf)
 }
 
 /// The executable of `pid` (`proc_pidpath`).

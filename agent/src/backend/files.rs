@@ -33,17 +33,24 @@ pub struct OpenFile {
     pub fd: u32,
     /// The absolute path, or the kernel's name for what is not a file
     /// (`socket:[12345]`); a deleted file's path without the kernel's
-    /// " (deleted)" suffix.
+    /// " (deleted)" suffix. Empty where the kernel names nothing (on
+    /// FreeBSD sockets and pipes; on macOS whatever is not a vnode).
     pub path: String,
     /// The file offset in bytes.
     pub position: u64,
-    /// psutil's mode: "r", "w", "a", "r+" or "a+".
+    /// psutil's mode: "r", "w", "a", "r+" or "a+"; "" where the
+    /// descriptor is open for neither reading nor writing, or the kernel
+    /// does not say.
     pub mode: &'static str,
-    /// The open flags as the kernel reports them.
+    /// The open flags as the kernel reports them, numbered as the OS's
+    /// `fcntl.h` numbers them: on Linux close-on-exec included; on
+    /// FreeBSD what `kinfo_file` records (close-on-exec not); 0 on macOS
+    /// for what is not a vnode.
     pub flags: u32,
     /// What it refers to.
     pub kind: FileKind,
-    /// The file was deleted while open.
+    /// The file was deleted while open (never set on FreeBSD, whose
+    /// `kinfo_file` does not tell).
     pub deleted: bool,
 }
 

@@ -7,7 +7,7 @@
 
 use super::{IfData, IfDataLayout, Kinfo, Record, timeval_secs, until_nul};
 use crate::backend::{
-    CpuTimes, MemoryInfo, Status,
+    CpuTimes, FileKind, MemoryInfo, OpenFile, Status,
     parse::{ParseError, lossy},
 };
 
@@ -59,8 +59,134 @@ pub mod vnodepathinfo {
     pub const PATH_LEN: usize = 1024;
 }
 
-/// `struct proc_fdinfo`, the records of `PROC_PIDLISTFDS`.
+/// `struct proc_fdinfo`, the records of `PROC_PIDLISTFDS`: `proc_fd`
+/// then `proc_fdtype` (`PROX_FDTYPE_*`).
 pub const FDINFO_SIZE: usize = 8;
+
+/// `PROX_FDTYPE_*` (`sys/proc_info.h`): what a descriptor is.
+pub mod prox_fdtype {
+    pub const VNODE: u32 = 1;
+    pub const SOCKET: u32 = 2;
+    pub const KQUEUE: u32 = 5;
+    pub const PIPE: u32 = 6;
+    pub const FSEVENTS: u32 = 7;
+    pub const NETPOLICY: u32 = 9;
+    pub const CHANNEL: u32 = 10;
+    pub const NEXUS: u32 = 11;
+}
+
+/// The descriptors of a `PROC_PIDLISTFDS` list: number and
+/// `PROX_FDTYPE_*`, in the kernel's order (ascending).
+pub fn fd_list(bytes: &[u8]) -> Result<Vec<(u32, u32)>, ParseError> {
+    super::records("proc_fdinfo", bytes, FDINFO_SIZE)?
+        .map(|r| Ok((r.id(0)?, r.u32(4)?)))
+        .collect()
+}
+
+/// What a descriptor of `PROX_FDTYPE_*` `fdtype` other than a vnode
+/// refers to (a vnode's kind comes from its mode, see [`vnode_fd`]).
+pub fn fd_kind(fdtype: u32) -> FileKind {
+    use prox_fdtype as t;
+    match fdtype {
+        t::VNODE => FileKind::File,
+        t::SOCKET => FileKind::Socket,
+        t::PIPE => FileKind::Pipe,
+        // The kin of Linux's anonymous inodes: kqueues, fsevents clones,
+        // network policy and Skywalk channels.
+        t::KQUEUE | t::FSEVENTS | t::NETPOLICY | t::CHANNEL | t::NEXUS => FileKind::AnonInode,
+        // POSIX shared memory and semaphores, AppleTalk.
+        _ => FileKind::Other,
+    }
+}
+
+/// `PROC_PIDFDVNODEPATHINFO`, the `proc_pidfdinfo` flavor answering a
+/// `struct vnode_fdinfowithpath` (`sys/proc_info.h`).
+pub const PROC_PIDFDVNODEPATHINFO: i32 = 2;
+
+/// Byte offsets in `struct vnode_fdinfowithpath` (1200 bytes): a
+/// `proc_fileinfo` (24 bytes) then a `vnode_info_path`, whose
+/// `vnode_info` starts with a `vinfo_stat` and is 152 bytes before the
+/// `MAXPATHLEN`-byte path.
+pub mod fdinfowithpath {
+    pub const SIZE: usize = 1200;
+    /// `pfi.fi_openflags`: the open file's `FREAD`, `FWRITE` and `O_*`
+    /// flags.
+    pub const OPENFLAGS: usize = 0;
+    /// `pfi.fi_status`: `PROC_FP_*`.
+    pub const STATUS: usize = 4;
+    /// `pfi.fi_offset`: an `off_t`.
+    pub const OFFSET: usize = 8;
+    /// `pvip`, the `vnode_info_path`.
+    pub const VNODE: usize = 24;
+    /// `pvip.vip_vi.vi_stat.vst_mode` and `.vst_nlink`, both `uint16_t`.
+    pub const MODE: usize = VNODE + 4;
+    pub const NLINK: usize = VNODE + 6;
+    /// `pvip.vip_path`.
+    pub const PATH: usize = VNODE + 152;
+    pub const PATH_LEN: usize = 1024;
+}
+
+/// `FREAD` and `FWRITE` of `fi_openflags` (`sys/fcntl.h`: the access mode
+/// plus one), and `O_APPEND`.
+pub const FREAD: u32 = 0x1;
+pub const FWRITE: u32 = 0x2;
+pub const O_APPEND: u32 = 0x8;
+/// `O_CLOEXEC` (`sys/fcntl.h`), reported where `fi_status` has
+/// `PROC_FP_CLEXEC` (0x2).
+pub const O_CLOEXEC: u32 = 0x0100_0000;
+pub const PROC_FP_CLEXEC: u32 = 0x2;
+
+/// The open flags as `open(2)` takes them, from `fi_openflags` (which
+/// holds `FREAD` and `FWRITE` where `open(2)` has the access mode) and
+/// `fi_status` (close-on-exec, a property of the descriptor).
+pub fn open_flags(openflags: u32, status: u32) -> u32 {
+    let access = match openflags & (FREAD | FWRITE) {
+        FWRITE => 0x1,                   // O_WRONLY
+        x if x == FREAD | FWRITE => 0x2, // O_RDWR
+        _ => 0,                          // O_RDONLY
+    };
+    let cloexec = if status & PROC_FP_CLEXEC != 0 {
+        O_CLOEXEC
+    } else {
+        0
+    };
+    openflags & !(FREAD | FWRITE) | access | cloexec
+}
+
+/// The type bits of `st_mode` (`sys/stat.h`), alike on every Unix.
+const S_IFMT: u16 = 0o170_000;
+
+/// Decodes the `vnode_fdinfowithpath` of descriptor `fd` of process
+/// `pid`: its path, offset, flags and psutil's mode, and its kind by the
+/// file's mode (psutil keeps those of `S_IFREG`). A file without links
+/// left was deleted while open.
+pub fn vnode_fd(pid: u32, fd: u32, bytes: &[u8]) -> Result<OpenFile, ParseError> {
+    use fdinfowithpath as v;
+    let r = Record::new("vnode_fdinfowithpath", bytes);
+    let openflags = r.u32(v::OPENFLAGS)?;
+    let kind = match r.u16(v::MODE)? & S_IFMT {
+        0o100_000 => FileKind::File,
+        0o040_000 => FileKind::Directory,
+        0o020_000 | 0o060_000 => FileKind::Device,
+        0o010_000 => FileKind::Pipe,
+        0o140_000 => FileKind::Socket,
+        _ => FileKind::Other,
+    };
+    Ok(OpenFile {
+        pid,
+        fd,
+        path: lossy(r.cstr(v::PATH, v::PATH_LEN)?),
+        position: u64::try_from(r.i64(v::OFFSET)?).unwrap_or(0),
+        mode: super::access_mode(
+            openflags & FREAD != 0,
+            openflags & FWRITE != 0,
+            openflags & O_APPEND != 0,
+        ),
+        flags: open_flags(openflags, r.u32(v::STATUS)?),
+        kind,
+        deleted: r.u16(v::NLINK)? == 0,
+    })
+}
 
 /// The working directory in a `proc_vnodepathinfo`.
 pub fn cwd(bytes: &[u8]) -> Result<String, ParseError> {
@@ -260,6 +386,103 @@ pub const FLAGS: super::IfFlags = super::netbsd::FLAGS;
 mod tests {
     use super::*;
     use crate::backend::decode::fixture::Bytes;
+
+    /// A `vnode_fdinfowithpath` as `sys/proc_info.h` lays it out: the
+    /// `proc_fileinfo` (`fi_openflags` at 0, `fi_status` at 4, `fi_offset`
+    /// at 8), then the `vnode_info_path` at 24 (`vst_mode` at 28,
+    /// `vst_nlink` at 30, `vip_path` at 176).
+    fn vnode(
+        openflags: u32,
+        status: u32,
+        offset: i64,
+        mode: u16,
+        nlink: u16,
+        path: &[u8],
+    ) -> Bytes {
+        let mut b = Bytes::zeroed(1200);
+        b.u32(0, openflags) // pfi.fi_openflags
+            .u32(4, status) // pfi.fi_status
+            .i64(8, offset) // pfi.fi_offset
+            .put(28, &mode.to_ne_bytes()) // pvip.vip_vi.vi_stat.vst_mode
+            .put(30, &nlink.to_ne_bytes()) // pvip.vip_vi.vi_stat.vst_nlink
+            .put(176, path); // pvip.vip_path
+        b
+    }
+
+    #[test]
+    fn vnode_descriptors() {
+        // A log opened O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC: the
+        // kernel keeps FWRITE | O_APPEND | O_CREAT and close-on-exec apart.
+        let log = vnode(
+            0x2 | 0x8 | 0x200,
+            0x2,
+            4096,
+            0o100_644,
+            1,
+            b"/var/log/app.log",
+        );
+        let f = vnode_fd(88, 3, &log.0).unwrap();
+        assert_eq!(
+            f,
+            OpenFile {
+                pid: 88,
+                fd: 3,
+                path: "/var/log/app.log".to_owned(),
+                position: 4096,
+                mode: "a",
+                flags: 0x1 | 0x8 | 0x200 | 0x0100_0000,
+                kind: FileKind::File,
+                deleted: false,
+            }
+        );
+        // Read and written, deleted while open.
+        let gone = vnode(0x3, 0, 7, 0o100_600, 0, b"/private/tmp/scratch");
+        let f = vnode_fd(88, 4, &gone.0).unwrap();
+        assert_eq!((f.mode, f.flags, f.deleted), ("r+", 0x2, true));
+        // A directory read-only, a terminal read and written.
+        let dir = vnode(0x1, 0, 0, 0o040_755, 3, b"/Users");
+        let f = vnode_fd(88, 5, &dir.0).unwrap();
+        assert_eq!((f.kind, f.mode, f.flags), (FileKind::Directory, "r", 0));
+        let tty = vnode(0x3, 0, 0, 0o020_620, 1, b"/dev/ttys001");
+        assert_eq!(vnode_fd(88, 6, &tty.0).unwrap().kind, FileKind::Device);
+        let fifo = vnode(0x1, 0, 0, 0o010_644, 1, b"/tmp/fifo");
+        assert_eq!(vnode_fd(88, 7, &fifo.0).unwrap().kind, FileKind::Pipe);
+        // Short input is an error, not a panic.
+        for cut in [0, 3, 12, 29, 175, 1199] {
+            assert!(vnode_fd(88, 3, &log.0[..cut]).is_err(), "cut at {cut}");
+        }
+    }
+
+    #[test]
+    fn descriptor_lists() {
+        let mut b = Bytes::zeroed(32);
+        b.i32(0, 0)
+            .u32(4, 1) // PROX_FDTYPE_VNODE
+            .i32(8, 3)
+            .u32(12, 2) // PROX_FDTYPE_SOCKET
+            .i32(16, 4)
+            .u32(20, 6) // PROX_FDTYPE_PIPE
+            .i32(24, 5)
+            .u32(28, 5); // PROX_FDTYPE_KQUEUE
+        let fds = fd_list(&b.0).unwrap();
+        assert_eq!(fds, [(0, 1), (3, 2), (4, 6), (5, 5)]);
+        let kinds: Vec<FileKind> = fds.iter().map(|(_, t)| fd_kind(*t)).collect();
+        assert_eq!(
+            kinds,
+            [
+                FileKind::File,
+                FileKind::Socket,
+                FileKind::Pipe,
+                FileKind::AnonInode
+            ]
+        );
+        assert_eq!(fd_kind(3), FileKind::Other); // PROX_FDTYPE_PSHM
+        assert!(fd_list(&b.0[..12]).is_err());
+        let mut negative = Bytes::zeroed(8);
+        negative.i32(0, -1);
+        assert!(fd_list(&negative.0).is_err());
+        assert_eq!(fd_list(&[]), Ok(Vec::new()));
+    }
 
     /// A `proc_bsdinfo` of launchd's child `syslogd` as
     /// `sys/proc_info.h` lays it out.

@@ -5,15 +5,17 @@
 use std::mem::{offset_of, size_of};
 
 use libc::{
-    if_data64, if_msghdr2, proc_bsdinfo, proc_fdinfo, proc_taskallinfo, proc_taskinfo,
-    proc_vnodepathinfo, timeval, vm_statistics64, vnode_info_path, xsw_usage,
+    c_int, if_data64, if_msghdr2, proc_bsdinfo, proc_fdinfo, proc_taskallinfo, proc_taskinfo,
+    proc_vnodepathinfo, timeval, vinfo_stat, vm_statistics64, vnode_info, vnode_info_path,
+    xsw_usage,
 };
 
 use crate::backend::{
     bsd::{assert_if_counters, assert_notes},
     decode::macos::{
-        FDINFO_SIZE, IF_DATA64, RTM_IFINFO2, TASKALLINFO_SIZE, bsdinfo as b, if_msghdr2 as m,
-        taskinfo as t, vnodepathinfo as v,
+        FDINFO_SIZE, IF_DATA64, O_APPEND, O_CLOEXEC, RTM_IFINFO2, TASKALLINFO_SIZE, bsdinfo as b,
+        fdinfowithpath as fdp, if_msghdr2 as m, prox_fdtype as fdt, taskinfo as t,
+        vnodepathinfo as v,
     },
     decode::system::{self as sys, vm_statistics64 as vm},
 };
@@ -50,6 +52,30 @@ const _: () = {
     assert!(offset_of!(proc_vnodepathinfo, pvi_cdir) == 0);
     assert!(offset_of!(vnode_info_path, vip_path) == v::CDIR_PATH);
     assert!(size_of::<proc_fdinfo>() == FDINFO_SIZE);
+    assert!(offset_of!(proc_fdinfo, proc_fd) == 0);
+    assert!(offset_of!(proc_fdinfo, proc_fdtype) == 4);
+    assert!(fdt::VNODE as c_int == libc::PROX_FDTYPE_VNODE);
+    assert!(fdt::SOCKET as c_int == libc::PROX_FDTYPE_SOCKET);
+    assert!(fdt::KQUEUE as c_int == libc::PROX_FDTYPE_KQUEUE);
+    assert!(fdt::PIPE as c_int == libc::PROX_FDTYPE_PIPE);
+    assert!(fdt::FSEVENTS as c_int == libc::PROX_FDTYPE_FSEVENTS);
+    assert!(fdt::NETPOLICY as c_int == libc::PROX_FDTYPE_NETPOLICY);
+    assert!(fdt::CHANNEL as c_int == libc::PROX_FDTYPE_CHANNEL);
+    assert!(fdt::NEXUS as c_int == libc::PROX_FDTYPE_NEXUS);
+
+    // `vnode_fdinfowithpath`'s `vnode_info_path`, after the 24-byte
+    // `proc_fileinfo` the `libc` crate does not declare.
+    assert!(size_of::<vnode_info_path>() == fdp::SIZE - fdp::VNODE);
+    assert!(offset_of!(vnode_info_path, vip_path) == fdp::PATH - fdp::VNODE);
+    assert!(offset_of!(vnode_info_path, vip_vi) == 0);
+    assert!(offset_of!(vnode_info, vi_stat) == 0);
+    assert!(offset_of!(vinfo_stat, vst_mode) == fdp::MODE - fdp::VNODE);
+    assert!(offset_of!(vinfo_stat, vst_nlink) == fdp::NLINK - fdp::VNODE);
+    assert!(size_of::<libc::off_t>() == 8);
+    assert!(O_APPEND == libc::O_APPEND as u32);
+    assert!(O_CLOEXEC == libc::O_CLOEXEC as u32);
+    assert!(libc::O_WRONLY == 1 && libc::O_RDWR == 2);
+    assert!(libc::S_IFMT == 0o170_000 && libc::S_IFREG == 0o100_000);
 
     assert!(size_of::<timeval>() == 16);
     assert!(offset_of!(timeval, tv_usec) == 8);

@@ -6,7 +6,8 @@
 //! else (and for zombies and other users' processes, which it refuses)
 //! `PROC_PIDTBSDINFO`. Arguments and environment come from
 //! `KERN_PROCARGS2`, the executable from `proc_pidpath`, the working
-//! directory and descriptors from `proc_pidinfo` again. Not supplied: I/O
+//! directory and descriptors from `proc_pidinfo` again (open files with
+//! `proc_pidfdinfo` per vnode). Not supplied: I/O
 //! counters (the kernel keeps none per process that match the API) and
 //! context switches (one total, which the API cannot split into
 //! voluntary and involuntary).
@@ -18,7 +19,7 @@
 use std::{collections::HashMap, io};
 
 use super::{
-    Error, ErrorKind, Field, FieldSet,
+    Error, ErrorKind, Field, FieldSet, FilesQuery, OpenFile,
     bsd::{self, Bsd, Kernel, parse_error},
     bsd_sys,
     decode::system::mount_bit,
@@ -217,8 +218,66 @@ impl Kernel for Libproc {
     }
 
     fn num_fds(&self, pid: u32) -> io::Result<u32> {
-        let bytes = bsd_sys::pidinfo_len(pid, libc::PROC_PIDLISTFDS)?;
+        let bytes = bsd_sys::pidinfo_list(pid, libc::PROC_PIDLISTFDS)?.len();
         Ok(u32::try_from(bytes / layout::FDINFO_SIZE).unwrap_or(u32::MAX))
+    }
+
+    /// `PROC_PIDLISTFDS`, then for each vnode `proc_pidfdinfo`'s
+    /// `PROC_PIDFDVNODEPATHINFO` (path, offset, flags), as psutil reads
+    /// them. Other descriptors are listed by kind alone: no path, offset,
+    /// mode or flags. Descriptors `query` or `after` leave out are not
+    /// read.
+    fn open_files(
+        &self,
+        pid: u32,
+        query: &FilesQuery,
+        after: Option<u32>,
+    ) -> Result<Vec<OpenFile>, Error> {
+        let what = format!("proc_pidinfo PROC_PIDLISTFDS of pid {pid}");
+        let list = bsd_sys::pidinfo_list(pid, libc::PROC_PIDLISTFDS)
+            .map_err(|e| bsd::process_error(pid, &what, e))?;
+        let fds = layout::fd_list(&list).map_err(parse_error(what))?;
+        let mut files = Vec::new();
+        let mut buf = Vec::new();
+        for (fd, fdtype) in fds {
+            if after.is_some_and(|after| fd <= after) {
+                continue;
+            }
+            if fdtype != layout::prox_fdtype::VNODE {
+                let kind = layout::fd_kind(fdtype);
+                if query.admits(kind) {
+                    files.push(OpenFile {
+                        pid,
+                        fd,
+                        path: String::new(),
+                        position: 0,
+                        mode: "",
+                        flags: 0,
+                        kind,
+                        deleted: false,
+                    });
+                }
+                continue;
+            }
+            let what = || format!("proc_pidfdinfo PROC_PIDFDVNODEPATHINFO of fd {fd} of pid {pid}");
+            let read = bsd_sys::pidfdinfo(
+                pid,
+                fd,
+                layout::PROC_PIDFDVNODEPATHINFO,
+                layout::fdinfowithpath::SIZE,
+                &mut buf,
+            );
+            match read {
+                Ok(()) => files.push(layout::vnode_fd(pid, fd, &buf).map_err(parse_error(what()))?),
+                // Closed since the list was read, or reused for another
+                // kind of descriptor: skipped, as psutil skips it.
+                Err(e) if e.raw_os_error() == Some(libc::EBADF) => {}
+                // The process exited part way: what was read stands.
+                Err(e) if e.raw_os_error() == Some(libc::ESRCH) => break,
+                Err(e) => return Err(bsd::process_error(pid, what(), e)),
+            }
+        }
+        Ok(files)
     }
 
     fn system_fields(&self) -> SystemFields {
