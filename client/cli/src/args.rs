@@ -118,10 +118,14 @@ Examples:
 
 const PROC_EXAMPLES: &str = "\
 Every field is shown unless --fields narrows them; a field the agent could not read says
-why, such as \"exe: <zombie process>\" or \"cwd: <access denied>\".
+why, such as \"exe: <zombie process>\" or \"cwd: <access denied>\". Without --fields the
+table also shows memory_full_info (uss, pss, swap), every descriptor the process holds (as
+`files --all-kinds`) and its sockets (as `sockets -p`), or why they are missing, such as
+\"open_files: <withheld>\". memory_maps is read only when named.
 
 Examples:
   hostscope proc 1
+  hostscope proc 4242 --fields name,memory_full_info,memory_maps
   hostscope proc 4242 --fields name,exe,cmdline,status --output json
   hostscope --hosts web1,web2 proc 1 --fields name,exe";
 
