@@ -110,6 +110,7 @@ Examples:
   hostscope ps --sort -cpu --interval 1s | head
   hostscope ps --sort -memory_info.rss --fields pid,name,memory_info | head
   hostscope ps --sort -uss --fields pid,name,memory_full_info | head
+  hostscope ps --pid 4242 --fields name,memory_maps --ungrouped-maps -o json
   hostscope ps --status zombie --fields pid,ppid,name,create_time
   hostscope ps --name 'nginx*' --user www-data
   hostscope ps --ppid 1 --fields pid,name,memory_info --output ndjson | head
@@ -121,11 +122,13 @@ Every field is shown unless --fields narrows them; a field the agent could not r
 why, such as \"exe: <zombie process>\" or \"cwd: <access denied>\". Without --fields the
 table also shows memory_full_info (uss, pss, swap), every descriptor the process holds (as
 `files --all-kinds`) and its sockets (as `sockets -p`), or why they are missing, such as
-\"open_files: <withheld>\". memory_maps is read only when named.
+\"open_files: <withheld>\". memory_maps is read only when named (or with --ungrouped-maps,
+one line per mapping).
 
 Examples:
   hostscope proc 1
   hostscope proc 4242 --fields name,memory_full_info,memory_maps
+  hostscope proc 4242 --ungrouped-maps
   hostscope proc 4242 --fields name,exe,cmdline,status --output json
   hostscope --hosts web1,web2 proc 1 --fields name,exe";
 
@@ -564,6 +567,12 @@ pub struct PsArgs {
     #[arg(long, value_name = "PID", value_parser = parse_ppid, allow_negative_numbers = true)]
     pub ppid: Option<u32>,
 
+    /// Read memory_maps one entry per mapping, with its address and permissions (psutil's
+    /// memory_maps(grouped=False)), instead of one per path; adds memory_maps to the
+    /// fields when they do not name it.
+    #[arg(long, requires = "fields")]
+    pub ungrouped_maps: bool,
+
     #[command(flatten)]
     pub targets: Targets,
 }
@@ -694,6 +703,12 @@ pub struct ProcArgs {
     /// Fields to fetch and show, comma-separated psutil names, or "all" (the default).
     #[arg(long, value_name = "LIST", value_parser = FieldList::parse)]
     pub fields: Option<FieldList>,
+
+    /// Read memory_maps one entry per mapping, with its address and permissions (psutil's
+    /// memory_maps(grouped=False)), instead of one per path; adds memory_maps to the
+    /// fields when they do not name it.
+    #[arg(long)]
+    pub ungrouped_maps: bool,
 
     #[command(flatten)]
     pub targets: Targets,

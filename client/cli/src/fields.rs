@@ -97,6 +97,14 @@ impl FieldList {
         fields
     }
 
+    /// The list with `field` at its end, unless it names it already.
+    pub fn with(mut self, field: ProcessField) -> FieldList {
+        if !self.columns.contains(&Column::Field(field)) {
+            self.columns.push(Column::Field(field));
+        }
+        self
+    }
+
     /// The columns as shown: the user's, with the pid first when they did
     /// not place it themselves.
     pub fn with_pid(&self) -> Vec<Column> {

@@ -48,7 +48,7 @@ const DEFAULT_FIELDS: [F; 11] = [
 /// sorted by pid.
 pub async fn ps(
     fleet: &Fleet,
-    args: PsArgs,
+    mut args: PsArgs,
     format: Output,
     io: &mut Io<'_>,
 ) -> anyhow::Result<Summary> {
@@ -60,6 +60,10 @@ pub async fn ps(
         username: args.user.unwrap_or_default(),
         statuses: args.status.iter().map(|s| *s as i32).collect(),
     };
+    let ungrouped_maps = args.ungrouped_maps;
+    if ungrouped_maps {
+        args.fields = args.fields.map(|list| list.with(F::MemoryMaps));
+    }
     let (mut request, shown) = match &args.fields {
         Some(list) => (list.request(), list.fields()),
         None => (DEFAULT_FIELDS.to_vec(), DEFAULT_FIELDS.to_vec()),
@@ -87,7 +91,7 @@ pub async fn ps(
                     fields: request.iter().map(|f| *f as i32).collect(),
                     filter: Some(filter),
                     interval_ms: interval_ms(interval),
-                    memory_maps_ungrouped: false,
+                    memory_maps_ungrouped: ungrouped_maps,
                 })
                 .await?;
             let mut all = Vec::new();

@@ -101,12 +101,21 @@ pub async fn process(
     io: &mut Io<'_>,
 ) -> anyhow::Result<Summary> {
     let extras = args.fields.is_none() && format == Output::Table;
-    let list = args.fields.unwrap_or_else(FieldList::all);
+    let mut list = args.fields.unwrap_or_else(FieldList::all);
+    if args.ungrouped_maps {
+        list = list.with(proto::ProcessField::MemoryMaps);
+    }
     let (pid, request, shown) = (args.pid, list.request(), list.fields());
+    let ungrouped_maps = args.ungrouped_maps;
     let call = move |client: Client| {
-        let request = request.clone();
+        let request = proto::GetProcessRequest {
+            pid,
+            fields: request.iter().map(|f| *f as i32).collect(),
+            memory_maps_ungrouped: ungrouped_maps,
+            ..Default::default()
+        };
         async move {
-            let p = client.process(pid, &request).await?;
+            let p = client.get_process(request).await?;
             let extras = match extras {
                 true => Some(Extras::ask(&client, pid).await),
                 false => None,

@@ -475,3 +475,60 @@ async fn proc_shows_uss_open_files_and_sockets_of_its_process() {
     assert_eq!(code, 0, "{err}");
     assert!(!out.contains("open_files"), "{out}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn proc_and_ps_show_memory_maps_per_mapping_when_asked() {
+    let holder = Holder::start();
+    let agent = TestAgent::start().await;
+    let pid = holder.pid.to_string();
+    // Each memory map's address ("" where it has none) in the record of
+    // `args`, which must succeed.
+    let addrs = |args: Vec<&'static str>| {
+        let (agent, pid) = (&agent, pid.clone());
+        async move {
+            let args: Vec<&str> = args
+                .into_iter()
+                .map(|a| if a == "PID" { &pid } else { a })
+                .collect();
+            let (code, out, err) = hostscope(agent, "client", &args).await;
+            assert_eq!(code, 0, "{args:?}: {err}");
+            let record: serde_json::Value = out
+                .lines()
+                .find_map(|l| serde_json::from_str(l).ok())
+                .unwrap_or_else(|| panic!("a JSON record: {out}"));
+            let maps = record["memory_maps"]
+                .as_array()
+                .unwrap_or_else(|| panic!("memory_maps: {out}"));
+            let addrs: Vec<String> = maps
+                .iter()
+                .map(|m| m["addr"].as_str().unwrap_or_default().to_owned())
+                .collect();
+            addrs
+        }
+    };
+    let grouped = addrs(vec![
+        "proc",
+        "PID",
+        "--fields",
+        "memory_maps",
+        "-o",
+        "ndjson",
+    ])
+    .await;
+    assert!(grouped.iter().all(String::is_empty), "{grouped:?}");
+
+    // --ungrouped-maps adds memory_maps to proc's fields; ps takes it with
+    // --fields. Each mapping has its address range.
+    let flags = ["--fields", "name", "--ungrouped-maps", "-o", "ndjson"];
+    for command in [vec!["proc", "PID"], vec!["ps", "--pid", "PID"]] {
+        let args = command.into_iter().chain(flags).collect();
+        let ungrouped = addrs(args).await;
+        assert!(ungrouped.len() > grouped.len(), "{ungrouped:?}");
+        assert!(ungrouped.iter().all(|a| a.contains('-')), "{ungrouped:?}");
+    }
+
+    // ps asks for the fields it is to show.
+    let (code, _, err) = hostscope(&agent, "client", &["ps", "--ungrouped-maps"]).await;
+    assert_eq!(code, 1, "a usage mistake: {err}");
+    assert!(err.contains("--fields"), "{err}");
+}
