@@ -717,12 +717,14 @@ pub struct CpuTimes {
     pub user: f64,
     /// In the kernel on the process's behalf.
     pub system: f64,
-    /// User time of reaped children.
-    pub children_user: f64,
-    /// System time of reaped children.
-    pub children_system: f64,
-    /// Waiting for block I/O (Linux delay accounting; 0 elsewhere).
-    pub iowait: f64,
+    /// User time of reaped children (on OpenBSD and NetBSD their user and
+    /// system time in one sum); `None` where the kernel keeps none.
+    pub children_user: Option<f64>,
+    /// System time of reaped children; `None` where the kernel does not
+    /// keep it apart.
+    pub children_system: Option<f64>,
+    /// Waiting for block I/O (Linux delay accounting; `None` elsewhere).
+    pub iowait: Option<f64>,
 }
 
 /// Memory in bytes.
@@ -732,12 +734,12 @@ pub struct MemoryInfo {
     pub rss: u64,
     /// Virtual memory size: everything mapped.
     pub vms: u64,
-    /// Resident memory that may be shared with other processes.
-    pub shared: u64,
-    /// Program code.
-    pub text: u64,
-    /// Data and stack.
-    pub data: u64,
+    /// Resident memory that may be shared with other processes (Linux).
+    pub shared: Option<u64>,
+    /// Program code; `None` where the kernel does not say.
+    pub text: Option<u64>,
+    /// Data and stack; `None` where the kernel does not say.
+    pub data: Option<u64>,
 }
 
 /// The process's I/O since it started.

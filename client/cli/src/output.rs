@@ -78,9 +78,24 @@ pub fn process_template(columns: &[Column]) -> io::Result<Value> {
         num_threads: Some(0),
         num_fds: Some(0),
         num_ctx_switches: Some(proto::CtxSwitches::default()),
-        cpu_times: Some(proto::CpuTimes::default()),
-        memory_info: Some(proto::MemoryInfo::default()),
-        io_counters: Some(proto::IoCounters::default()),
+        // Members some OSes leave out are columns all the same.
+        cpu_times: Some(proto::CpuTimes {
+            children_user: Some(0.0),
+            children_system: Some(0.0),
+            iowait: Some(0.0),
+            ..Default::default()
+        }),
+        memory_info: Some(proto::MemoryInfo {
+            shared: Some(0),
+            text: Some(0),
+            data: Some(0),
+            ..Default::default()
+        }),
+        io_counters: Some(proto::IoCounters {
+            read_chars: Some(0),
+            write_chars: Some(0),
+            ..Default::default()
+        }),
         environ: Default::default(),
         cpu_percent: Some(0.0),
         memory_percent: Some(0.0),

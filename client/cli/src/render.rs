@@ -128,14 +128,8 @@ fn value(p: &Process, f: F, style: Style) -> Result<String, Error> {
         F::MemoryInfo => {
             let m = p.memory_info()?;
             let b = format::bytes;
-            format!(
-                "rss={} vms={} shared={} text={} data={}",
-                b(m.rss),
-                b(m.vms),
-                b(m.shared),
-                b(m.text),
-                b(m.data)
-            )
+            let known = [("shared", m.shared), ("text", m.text), ("data", m.data)];
+            format!("rss={} vms={}{}", b(m.rss), b(m.vms), present(known, b))
         }
         F::IoCounters => {
             let io = p.io_counters()?;
@@ -259,10 +253,30 @@ fn ids(ids: proto::Ids) -> String {
 }
 
 fn cpu_times(t: proto::CpuTimes) -> String {
+    let known = [
+        ("children_user", t.children_user),
+        ("children_system", t.children_system),
+        ("iowait", t.iowait),
+    ];
+    let secs = |s: f64| format!("{s:.2}");
     format!(
-        "user={:.2} system={:.2} children_user={:.2} children_system={:.2} iowait={:.2}",
-        t.user, t.system, t.children_user, t.children_system, t.iowait
+        "user={:.2} system={:.2}{}",
+        t.user,
+        t.system,
+        present(known, secs)
     )
+}
+
+/// " name=value" for each member the host's OS keeps: one it does not is
+/// left out, never shown as a zero.
+fn present<T: Copy, const N: usize>(
+    members: [(&str, Option<T>); N],
+    show: impl Fn(T) -> String,
+) -> String {
+    members
+        .iter()
+        .filter_map(|(name, value)| value.map(|v| format!(" {name}={}", show(v))))
+        .collect()
 }
 
 #[cfg(test)]
@@ -303,9 +317,50 @@ mod tests {
         assert_eq!(field(&p, F::Cwd, Style::Line), "<access denied>");
         assert_eq!(field(&p, F::Status, Style::Line), "zombie");
         assert_eq!(field(&p, F::Ppid, Style::Cell), "17");
+        assert_eq!(field(&p, F::MemoryInfo, Style::Line), "rss=0B vms=0B");
+    }
+
+    #[test]
+    fn members_an_os_does_not_keep_are_left_out_not_zero() {
+        let linux = Process::from(proto::Process {
+            pid: 7,
+            cpu_times: Some(proto::CpuTimes {
+                user: 1.0,
+                system: 0.5,
+                children_user: Some(0.0),
+                children_system: Some(0.25),
+                iowait: Some(0.0),
+            }),
+            memory_info: Some(proto::MemoryInfo {
+                rss: 4096,
+                vms: 8192,
+                shared: Some(0),
+                text: Some(4096),
+                data: Some(0),
+            }),
+            ..Default::default()
+        });
         assert_eq!(
-            field(&p, F::MemoryInfo, Style::Line),
-            "rss=0B vms=0B shared=0B text=0B data=0B"
+            field(&linux, F::CpuTimes, Style::Line),
+            "user=1.00 system=0.50 children_user=0.00 children_system=0.25 iowait=0.00"
+        );
+        assert_eq!(
+            field(&linux, F::MemoryInfo, Style::Line),
+            "rss=4.0K vms=8.0K shared=0B text=4.0K data=0B"
+        );
+        // macOS keeps neither the children's times nor text and data.
+        let macos = Process::from(proto::Process {
+            pid: 7,
+            cpu_times: Some(proto::CpuTimes {
+                user: 1.0,
+                system: 0.5,
+                ..Default::default()
+            }),
+            ..Default::default()
+        });
+        assert_eq!(
+            field(&macos, F::CpuTimes, Style::Line),
+            "user=1.00 system=0.50"
         );
     }
 

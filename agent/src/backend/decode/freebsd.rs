@@ -114,17 +114,17 @@ pub fn kinfo_proc(r: Record<'_>, page_size: u64) -> Result<Kinfo, ParseError> {
         cpu_times: Some(CpuTimes {
             user: r.timeval(ru(k::RUSAGE, rusage::UTIME), 8)?,
             system: r.timeval(ru(k::RUSAGE, rusage::STIME), 8)?,
-            children_user: r.timeval(ru(k::RUSAGE_CH, rusage::UTIME), 8)?,
-            children_system: r.timeval(ru(k::RUSAGE_CH, rusage::STIME), 8)?,
-            iowait: 0.0,
+            children_user: Some(r.timeval(ru(k::RUSAGE_CH, rusage::UTIME), 8)?),
+            children_system: Some(r.timeval(ru(k::RUSAGE_CH, rusage::STIME), 8)?),
+            iowait: None,
         }),
         memory_info: Some(MemoryInfo {
             rss: pages(k::RSSIZE)?,
             vms: r.u64(k::SIZE_BYTES)?,
-            shared: 0,
-            text: pages(k::TSIZE)?,
+            shared: None,
+            text: Some(pages(k::TSIZE)?),
             // The API's `data` is data plus stack, as Linux counts it.
-            data: pages(k::DSIZE)?.saturating_add(pages(k::SSIZE)?),
+            data: Some(pages(k::DSIZE)?.saturating_add(pages(k::SSIZE)?)),
         }),
         system: r.i64(k::FLAG)? & P_SYSTEM != 0,
         partial: None,
@@ -448,12 +448,16 @@ mod tests {
         );
         let cpu = k.cpu_times.unwrap();
         assert_eq!((cpu.user, cpu.system), (1.25, 0.5));
-        assert_eq!((cpu.children_user, cpu.children_system), (3.0, 4.0));
+        assert_eq!(
+            (cpu.children_user, cpu.children_system),
+            (Some(3.0), Some(4.0))
+        );
+        assert_eq!(cpu.iowait, None);
         let mem = k.memory_info.unwrap();
         assert_eq!(mem.rss, 2000 * 4096);
         assert_eq!(mem.vms, 22_000_000);
-        assert_eq!(mem.text, 100 * 4096);
-        assert_eq!(mem.data, 330 * 4096);
+        assert_eq!(mem.text, Some(100 * 4096));
+        assert_eq!(mem.data, Some(330 * 4096));
         assert!(!k.system);
     }
 
@@ -467,7 +471,7 @@ mod tests {
             .i64(296, i64::MAX); // ki_ssize
         let k = kinfo_proc(Record::new("kinfo_proc", &b.0), 4096).unwrap();
         let mem = k.memory_info.unwrap();
-        assert_eq!((mem.rss, mem.data), (u64::MAX, u64::MAX));
+        assert_eq!((mem.rss, mem.data), (u64::MAX, Some(u64::MAX)));
     }
 
     #[test]

@@ -262,8 +262,8 @@ impl Timebase {
 }
 
 /// Adds what a `proc_taskinfo` says to `k`: memory, CPU times and
-/// threads. Shared, text and data sizes are not in the record and stay
-/// 0; the context switch count is a single total, which the API cannot
+/// threads. Shared, text and data sizes and the children's times are not
+/// in the record and stay absent; the context switch count is a single total, which the API cannot
 /// split, so it is not reported.
 pub fn add_taskinfo(k: &mut Kinfo, bytes: &[u8], timebase: Timebase) -> Result<(), ParseError> {
     use taskinfo as t;

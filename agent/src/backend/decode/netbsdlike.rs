@@ -117,9 +117,9 @@ pub fn kinfo(
                     system: secs(l.ustime)?,
                     // The kernel sums its children's user and system time
                     // into one value; it is reported as user time.
-                    children_user: children,
-                    children_system: 0.0,
-                    iowait: 0.0,
+                    children_user: Some(children),
+                    children_system: None,
+                    iowait: None,
                 })
             })
             .transpose()?,
@@ -128,9 +128,9 @@ pub fn kinfo(
             // As ps(1) computes it on OpenBSD; NetBSD's caller replaces it
             // with p_vm_msize.
             vms: pages(tsize)? + pages(dsize)? + pages(ssize)?,
-            shared: 0,
-            text: pages(tsize)?,
-            data: pages(dsize)? + pages(ssize)?,
+            shared: None,
+            text: Some(pages(tsize)?),
+            data: Some(pages(dsize)? + pages(ssize)?),
         }),
         system: r.i32(l.flag)? & P_SYSTEM != 0,
         partial: None,

@@ -207,9 +207,9 @@ mod tests {
             Some(CpuTimes {
                 user: 2.5,
                 system: 1.0,
-                children_user: 7.0,
-                children_system: 0.0,
-                iowait: 0.0
+                children_user: Some(7.0),
+                children_system: None,
+                iowait: None
             })
         );
         let mem = k.memory_info.unwrap();

@@ -115,9 +115,9 @@ fn memory(statm: [u64; 5]) -> MemoryInfo {
     MemoryInfo {
         rss,
         vms,
-        shared,
-        text,
-        data,
+        shared: Some(shared),
+        text: Some(text),
+        data: Some(data),
     }
 }
 
@@ -158,9 +158,9 @@ fn fixture_normal_process_every_field() {
         cpu_times: Some(CpuTimes {
             user: 0.12,
             system: 0.34,
-            children_user: 0.05,
-            children_system: 0.06,
-            iowait: 0.07,
+            children_user: Some(0.05),
+            children_system: Some(0.06),
+            iowait: Some(0.07),
         }),
         memory_info: Some(memory([450, 730, 423, 5, 89])),
         io_counters: Some(IoCounters {
@@ -200,7 +200,7 @@ fn fixture_zombie() {
     // A real zombie's fd directory is there and empty, its io and statm
     // all zeros (seen on this machine); exe, cwd and environ fail.
     assert_eq!(p.num_fds, Some(0));
-    assert_eq!(p.memory_info, Some(MemoryInfo::default()));
+    assert_eq!(p.memory_info, Some(memory([0; 5])));
     assert_eq!(
         p.io_counters,
         Some(IoCounters {
@@ -209,7 +209,15 @@ fn fixture_zombie() {
             ..IoCounters::default()
         })
     );
-    assert_eq!(p.cpu_times, Some(CpuTimes::default()));
+    assert_eq!(
+        p.cpu_times,
+        Some(CpuTimes {
+            children_user: Some(0.0),
+            children_system: Some(0.0),
+            iowait: Some(0.0),
+            ..CpuTimes::default()
+        })
+    );
     assert_eq!(
         (p.exe.as_ref(), p.cwd.as_ref(), p.environ.as_ref()),
         (None, None, None)
@@ -235,7 +243,7 @@ fn fixture_kernel_thread() {
     assert_eq!(p.cwd.as_deref(), Some("/"));
     assert_eq!(p.num_fds, Some(0));
     assert_eq!(p.status, Some(Status::Sleeping));
-    assert_eq!(p.memory_info, Some(MemoryInfo::default()));
+    assert_eq!(p.memory_info, Some(memory([0; 5])));
     assert_eq!(p.create_time, Some(0.24 + BOOT_TIME));
     assert_eq!(
         p.num_ctx_switches,

@@ -138,9 +138,9 @@ impl Stat<'_> {
         CpuTimes {
             user: seconds(self.utime_ticks),
             system: seconds(self.stime_ticks),
-            children_user: seconds(self.cutime_ticks),
-            children_system: seconds(self.cstime_ticks),
-            iowait: seconds(self.delayacct_blkio_ticks),
+            children_user: Some(seconds(self.cutime_ticks)),
+            children_system: Some(seconds(self.cstime_ticks)),
+            iowait: Some(seconds(self.delayacct_blkio_ticks)),
         }
     }
 
@@ -258,9 +258,9 @@ mod tests {
             CpuTimes {
                 user: 0.38,
                 system: 2.06,
-                children_user: 7.22,
-                children_system: 4.22,
-                iowait: 0.07,
+                children_user: Some(7.22),
+                children_system: Some(4.22),
+                iowait: Some(0.07),
             }
         );
     }

@@ -48,9 +48,9 @@ impl Statm {
         MemoryInfo {
             rss: bytes(self.resident),
             vms: bytes(self.size),
-            shared: bytes(self.shared),
-            text: bytes(self.text),
-            data: bytes(self.data),
+            shared: Some(bytes(self.shared)),
+            text: Some(bytes(self.text)),
+            data: Some(bytes(self.data)),
         }
     }
 }
@@ -76,9 +76,9 @@ mod tests {
             MemoryInfo {
                 rss: 431 * 4096,
                 vms: 765 * 4096,
-                shared: 403 * 4096,
-                text: 5 * 4096,
-                data: 123 * 4096,
+                shared: Some(403 * 4096),
+                text: Some(5 * 4096),
+                data: Some(123 * 4096),
             }
         );
     }
@@ -94,7 +94,10 @@ mod tests {
             boot_time: 0.0,
         };
         let info = parse_statm(huge.as_bytes()).unwrap().memory_info(&host);
-        assert_eq!((info.vms, info.rss, info.data), (u64::MAX, 4096, u64::MAX));
+        assert_eq!(
+            (info.vms, info.rss, info.data),
+            (u64::MAX, 4096, Some(u64::MAX))
+        );
     }
 
     #[test]
