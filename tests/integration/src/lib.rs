@@ -1,6 +1,13 @@
 //! Helpers for the end-to-end tests: a throwaway PKI, a real agent on
 //! 127.0.0.1 with real mutual TLS, real processes (zombies included) that
 //! die with the test, and the `hostscope` command line run in process.
+//!
+//! # Programs the tests run
+//!
+//! The agent and the command line as real processes are binaries of this
+//! package (`hostscope-test-agent`, `hostscope-cli`, each its crate's own
+//! `main`), which cargo builds before any test runs: tests name them with
+//! `env!("CARGO_BIN_EXE_<name>")` and never run cargo (a tidy test checks).
 
 pub mod child;
 pub mod psutil;
