@@ -8,6 +8,10 @@
 //! package (`hostscope-test-agent`, `hostscope-cli`, each its crate's own
 //! `main`), which cargo builds before any test runs: tests name them with
 //! `env!("CARGO_BIN_EXE_<name>")` and never run cargo (a tidy test checks).
+//! The in-process command line ([`hostscope`], [`hostscope_in`]) reads only
+//! the [`hostscope_cli::Env`] it is given, never this process's
+//! environment, so the tests pass whatever HOSTSCOPE_* variables or
+//! profile file the person running them has.
 
 pub mod child;
 pub mod psutil;
@@ -360,51 +364,35 @@ pub struct CliRun {
     pub err: String,
 }
 
-/// The environment variables the command line reads.
-const CLI_ENV: [&str; 5] = [
-    "HOSTSCOPE_HOST",
-    "HOSTSCOPE_CA",
-    "HOSTSCOPE_CERT",
-    "HOSTSCOPE_KEY",
-    "HOSTSCOPE_CONTEXT",
-];
-
 /// Runs `hostscope ARGS` in this process, reading `stdin` where it reads
-/// standard input.
+/// standard input, in an empty environment: no HOSTSCOPE_* variable and
+/// no profile file, whatever this process's environment holds (see
+/// [`hostscope_in`]).
 ///
 /// It builds a Tokio runtime of its own, so call it from a plain thread
-/// (or [`hostscope_async`]), never from async code. It reads this
-/// process's environment, which a test cannot change safely while other
-/// tests run: the run panics if a `HOSTSCOPE_*` variable is set rather
-/// than answer for a command line the test did not write, and so does a
-/// client profile file, for the same reason.
+/// (or [`hostscope_async`]), never from async code.
 pub fn hostscope<I, S>(args: I, stdin: &str) -> CliRun
 where
     I: IntoIterator<Item = S>,
     S: Into<OsString>,
 {
-    let set: Vec<&str> = CLI_ENV
-        .into_iter()
-        .filter(|name| std::env::var_os(name).is_some())
-        .collect();
-    assert!(
-        set.is_empty(),
-        "{} set in the environment: the tests run `hostscope` in process, where it would \
-         read them; unset them to run the tests",
-        set.join(", ")
-    );
-    if let Some(profile) = hostscope_cli::profile_path().filter(|p| p.exists()) {
-        panic!(
-            "{} exists: the tests run `hostscope` in process, where it would read it; set \
-             XDG_CONFIG_HOME to an empty directory to run the tests",
-            profile.display()
-        );
-    }
+    hostscope_in(&hostscope_cli::Env::default(), args, stdin)
+}
+
+/// [`hostscope`] in the environment `env`: the HOSTSCOPE_* variables and
+/// the profile file a test writes down. The command line never reads this
+/// process's own environment (only the binary's `main` does), which a test
+/// cannot change safely while other tests run.
+pub fn hostscope_in<I, S>(env: &hostscope_cli::Env, args: I, stdin: &str) -> CliRun
+where
+    I: IntoIterator<Item = S>,
+    S: Into<OsString>,
+{
     let argv: Vec<OsString> = std::iter::once(OsString::from("hostscope"))
         .chain(args.into_iter().map(Into::into))
         .collect();
     let (mut out, mut err) = (Vec::new(), Vec::new());
-    let code = hostscope_cli::run_with(argv, &mut stdin.as_bytes(), &mut out, &mut err);
+    let code = hostscope_cli::run_with(argv, env, &mut stdin.as_bytes(), &mut out, &mut err);
     let text = |bytes: Vec<u8>| String::from_utf8_lossy(&bytes).into_owned();
     CliRun {
         code,

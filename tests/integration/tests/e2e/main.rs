@@ -23,6 +23,7 @@ use tonic::Code;
 use tonic_types::StatusExt;
 
 mod child;
+mod cli_env;
 mod cli_polish;
 mod ctrl_c;
 mod files;
