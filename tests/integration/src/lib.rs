@@ -12,6 +12,20 @@
 //! the [`hostscope_cli::Env`] it is given, never this process's
 //! environment, so the tests pass whatever HOSTSCOPE_* variables or
 //! profile file the person running them has.
+//!
+//! # Skipped tests
+//!
+//! A test whose precondition this host lacks (root, setpriv, a writable
+//! cgroup v1 hierarchy, the kernel's process events) checks for it at run
+//! time and calls [`skip!`] with the reason: it prints
+//! `SKIPPED: <test>: <reason>` on the real standard error, which the test
+//! harness does not capture, so the line shows among the results of a plain
+//! `cargo test`, and returns. libtest has no "skipped" outcome: such a test
+//! is listed as `ok`, and the SKIPPED line is what tells it from a pass.
+//! With `HOSTSCOPE_NO_SKIP` set (to anything but an empty value) a missing
+//! precondition fails the test instead, for runs that must prove every
+//! test ran, such as `.ci/deploy`'s run of the privileges tests as root.
+//! There is no `#[ignore]`: a test either runs or says why not.
 
 pub mod child;
 pub mod psutil;
@@ -348,6 +362,47 @@ pub fn missing_pid() -> u32 {
         .and_then(|s| s.trim().parse().ok())
         .unwrap_or(4_194_304);
     max + 1
+}
+
+// === skipped tests ===
+
+/// The variable that turns a skip into a failure (see the crate's docs).
+pub const NO_SKIP: &str = "HOSTSCOPE_NO_SKIP";
+
+/// Ends the calling test, which must return `()`, as skipped, for the
+/// reason given as `format!` arguments: see [the crate's docs](crate)
+/// for what that prints and when it fails instead.
+#[macro_export]
+macro_rules! skip {
+    ($($reason:tt)+) => {{
+        $crate::skipping(&::std::format!($($reason)+));
+        return;
+    }};
+}
+
+/// What [`skip!`] does before it returns: prints `SKIPPED: <test>:
+/// <reason>` past the harness's capture, or panics under [`NO_SKIP`].
+pub fn skipping(reason: &str) {
+    let thread = std::thread::current();
+    // libtest runs each test on a thread named after it.
+    let test = thread.name().unwrap_or("a test");
+    if let Some(line) = skip_line(test, reason, std::env::var_os(NO_SKIP).as_deref()) {
+        use std::io::Write;
+        // Not eprintln!, which the harness captures and shows only for
+        // failures: a skip must show in a run that passes.
+        let _ = writeln!(std::io::stderr().lock(), "{line}");
+    } else {
+        panic!("{test} cannot run here, and {NO_SKIP} is set: {reason}");
+    }
+}
+
+/// The line a skip of `test` prints, or `None` when `no_skip` (the value
+/// of [`NO_SKIP`]) forbids skipping.
+pub fn skip_line(test: &str, reason: &str, no_skip: Option<&std::ffi::OsStr>) -> Option<String> {
+    match no_skip.is_some_and(|value| !value.is_empty()) {
+        true => None,
+        false => Some(format!("SKIPPED: {test}: {reason}")),
+    }
 }
 
 // === the command line ===

@@ -41,6 +41,7 @@ mod readme;
 mod reap;
 mod reload;
 mod sim;
+mod skip;
 mod sockets;
 mod sys_cli;
 mod system;

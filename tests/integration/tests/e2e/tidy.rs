@@ -1,8 +1,9 @@
 //! The layering rules of DESIGN.md, checked on the source tree so that a
 //! plain `cargo test` catches a break (rust-analyzer's `tidy.rs`):
 //! backends never see tonic, prost or the generated types, and the agent
-//! and the client never depend on each other. And one rule of the tests
-//! themselves: no test runs cargo.
+//! and the client never depend on each other. And two rules of the tests
+//! themselves: no test runs cargo, and a test that skips says so through
+//! `hostscope_integration::skip!`.
 
 use std::{
     collections::{BTreeMap, BTreeSet},
@@ -453,3 +454,47 @@ fn cargo_runs_are_found_outside_comments() {
     assert_eq!(cargo_runs(code), [2, 4]);
 }
 
+// === skips go through skip! ===
+
+/// The places (`line`) where `code` prints about skipping by hand, outside
+/// `//` comments: such a line is captured by the harness and the test
+/// passes, where `skip!` shows the reason and fails under HOSTSCOPE_NO_SKIP.
+fn printed_skips(code: &str) -> Vec<usize> {
+    let mut found = Vec::new();
+    let mut printing = false;
+    for (n, line) in code.lines().enumerate() {
+        let code = line.split_once("//").map_or(line, |(code, _)| code);
+        // A print's arguments may follow on the next lines.
+        printing = code.contains("println!(") || (printing && !code.contains(';'));
+        if printing && code.to_ascii_lowercase().contains("skip") {
+            found.push(n + 1);
+        }
+    }
+    found
+}
+
+#[test]
+fn tests_skip_only_through_skip() {
+    // This file's examples print skips on purpose.
+    let tidy = Path::new(file!()).file_name().expect("a file name");
+    let files = sources(&root().join("tests/integration/tests"))
+        .into_iter()
+        .filter(|f| f.file_name() != Some(tidy));
+    let offences = places(files, printed_skips);
+    assert!(
+        offences.is_empty(),
+        "a test that cannot run here calls hostscope_integration::skip!(reason). Found:\n  {}",
+        offences.join("\n  ")
+    );
+}
+
+#[test]
+fn printed_skips_are_found_across_lines() {
+    let code = "eprintln!(\"SKIPPED: no root\");\n\
+                eprintln!(\n    \"{}\",\n    \"skipped: no netlink\"\n);\n\
+                println!(\"done\");\n\
+                let skip = 1;\n\
+                // eprintln!(\"skipped\") in a comment\n\
+                skip!(\"no root\");\n";
+    assert_eq!(printed_skips(code), [1, 4]);
+}
