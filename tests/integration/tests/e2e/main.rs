@@ -22,6 +22,7 @@ use tokio_stream::StreamExt;
 use tonic::Code;
 use tonic_types::StatusExt;
 
+mod backend_live;
 mod child;
 mod cli_env;
 mod cli_polish;
