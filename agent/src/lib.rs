@@ -6,12 +6,14 @@
 //! [`server`] serves the service with mutual TLS, health and reflection;
 //! [`config`] resolves flags and the TOML file; [`tls`] loads the
 //! certificate files and reloads them while serving; [`health`] is the
-//! plaintext loopback health endpoint for probes.
+//! plaintext loopback health endpoint for probes; [`cli`] is the
+//! `hostscope-agent` program itself, which its binary only calls.
 
 #![deny(unsafe_code)]
 
 pub mod authz;
 pub mod backend;
+pub mod cli;
 pub mod config;
 #[doc(hidden)]
 pub mod fuzzing;

@@ -1,5 +1,7 @@
 //! The `hostscope` command line, as a library so that tests can run it
 //! in-process: [`main`] for the binary, [`run_with`] for everyone else.
+//! Only [`main`] reads the process's environment; [`run_with`] takes an
+//! explicit [`Env`] (the HOSTSCOPE_* variables and the profile file).
 //!
 //! It resolves what the user typed into TLS settings and target hosts,
 //! asks every host (one or a fleet), prints each host's results as they
@@ -12,6 +14,7 @@
 mod args;
 mod csv;
 mod duration;
+mod env;
 mod fanout;
 mod fields;
 mod files;
@@ -21,8 +24,6 @@ pub mod fuzzing;
 mod inventory;
 mod output;
 mod profile;
-
-pub use profile::default_path as profile_path;
 mod ps;
 mod render;
 mod show;
@@ -44,6 +45,7 @@ use std::{
 use anyhow::{Context, bail};
 use clap::{ArgMatches, CommandFactory, FromArgMatches, parser::ValueSource};
 
+pub use self::env::Env;
 use self::{
     args::{Cli, Command, Global, Output, PkiCommand},
     fanout::{EXIT_ERROR, EXIT_OK, Io, Status},
@@ -61,9 +63,9 @@ const TLS_FLAGS: [(&str, &str, &str); 3] = [
     ("key", "--key", "HOSTSCOPE_KEY"),
 ];
 
-/// The `hostscope` binary: the process's arguments, stdin, stdout and
-/// stderr, with a progress bar when stderr is a terminal and tables cut to
-/// the terminal's width.
+/// The `hostscope` binary: the process's arguments, environment
+/// ([`Env::from_process`]), stdin, stdout and stderr, with a progress bar
+/// when stderr is a terminal and tables cut to the terminal's width.
 pub fn main() -> ExitCode {
     let stdout = io::stdout();
     let mut out = BufWriter::new(stdout.lock());
@@ -75,6 +77,7 @@ pub fn main() -> ExitCode {
     };
     let code = run_inner(
         std::env::args_os().collect(),
+        &Env::from_process(),
         &mut io::stdin().lock(),
         &mut out,
         &mut err,
@@ -84,7 +87,8 @@ pub fn main() -> ExitCode {
 }
 
 /// Runs `hostscope` with `args` (the program name first, as in
-/// `std::env::args_os`), reading `-` targets from `stdin`, printing results
+/// `std::env::args_os`) in the environment `env`, never the process's
+/// own, reading `-` targets from `stdin`, printing results
 /// to `out` and the summary and errors to `err`; returns the exit code: 0
 /// when every host answered, 2 when some failed, 1 on usage or local
 /// errors. Help and version go to `out` and exit 0.
@@ -94,6 +98,7 @@ pub fn main() -> ExitCode {
 /// no table to a terminal's width: `out` and `err` are taken to be files.
 pub fn run_with(
     args: Vec<OsString>,
+    env: &Env,
     stdin: &mut dyn Read,
     out: &mut dyn Write,
     err: &mut dyn Write,
@@ -103,7 +108,7 @@ pub fn run_with(
         progress: false,
         ctrl_c: false,
     };
-    run_inner(args, stdin, out, err, terminals)
+    run_inner(args, env, stdin, out, err, terminals)
 }
 
 /// What kind of places stdout and stderr are.
@@ -120,19 +125,24 @@ struct Terminals {
 
 fn run_inner(
     args: Vec<OsString>,
+    env: &Env,
     stdin: &mut dyn Read,
     out: &mut dyn Write,
     err: &mut dyn Write,
     terminals: Terminals,
 ) -> u8 {
-    let matches = match command().try_get_matches_from(args) {
+    let matches = match command_with(env).try_get_matches_from(args) {
         Ok(matches) => matches,
         Err(e) => return clap_exit(&with_synonyms(e), out, err),
     };
-    let cli = match Cli::from_arg_matches(&matches) {
+    let mut cli = match Cli::from_arg_matches(&matches) {
         Ok(cli) => cli,
         Err(e) => return clap_exit(&e, out, err),
     };
+    if let Err(e) = env.fill(&mut cli.global) {
+        let _ = writeln!(err, "error: {e:#}");
+        return EXIT_ERROR;
+    }
     let typed = Typed::from(&matches);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -157,7 +167,7 @@ fn run_inner(
             false => fanout::Interrupt::new(),
         },
     };
-    let mut result = runtime.block_on(run(cli, typed, &mut io));
+    let mut result = runtime.block_on(run(cli, typed, env, &mut io));
     if result.is_ok()
         && let Err(e) = io.out.flush()
     {
@@ -177,9 +187,15 @@ fn run_inner(
 /// line, rather than repeating some 45 lines of them under every command.
 /// They are still taken before or after any subcommand. Completions and
 /// man pages describe the whole command, from `Cli::command()`. Public for
-/// tests that check documented command lines against it.
+/// tests that check documented command lines against it; it shows an
+/// empty environment's `[env: NAME=]` in its help.
 pub fn command() -> clap::Command {
-    let cli = Cli::command();
+    command_with(&Env::default())
+}
+
+/// [`command`], reading (and showing in its help) the variables of `env`.
+fn command_with(env: &Env) -> clap::Command {
+    let cli = env.bind(Cli::command());
     let globals: Vec<clap::Arg> = cli
         .get_arguments()
         .filter(|a| a.is_global_set())
@@ -296,26 +312,26 @@ impl Typed {
 }
 
 /// Runs the command the user asked for.
-async fn run(cli: Cli, typed: Typed, io: &mut Io<'_>) -> anyhow::Result<Status> {
+async fn run(cli: Cli, typed: Typed, env: &Env, io: &mut Io<'_>) -> anyhow::Result<Status> {
     let command = match cli.command {
         Command::Pki(command) => {
             run_pki(command, cli.global.ca.as_deref(), io.out)?;
             return Ok(Status::Answered);
         }
         Command::Config(command) => {
-            let path = profile::default_path().context(
+            let path = env.profile_path().context(
                 "no profile file: neither XDG_CONFIG_HOME nor HOME is set, so there is no \
                  ~/.config/hostscope/config.toml",
             )?;
-            profile::run_config(command, &path, io.out)?;
+            profile::run_config(command, path, io.out)?;
             return Ok(Status::Answered);
         }
         Command::Completions { shell } => {
-            clap_complete::generate(shell, &mut Cli::command(), "hostscope", io.out);
+            clap_complete::generate(shell, &mut env.bind(Cli::command()), "hostscope", io.out);
             return Ok(Status::Answered);
         }
         Command::Manpages { dir } => {
-            clap_mangen::generate_to(Cli::command(), &dir)
+            clap_mangen::generate_to(env.bind(Cli::command()), &dir)
                 .with_context(|| format!("writing man pages into {}", dir.display()))?;
             return Ok(Status::Answered);
         }
@@ -323,8 +339,8 @@ async fn run(cli: Cli, typed: Typed, io: &mut Io<'_>) -> anyhow::Result<Status> 
     };
     let mut global = cli.global;
     let mut targets = cli.targets.join(command.targets())?;
-    let profile = match profile::default_path() {
-        Some(path) => profile::Profile::load(&path)?,
+    let profile = match env.profile_path() {
+        Some(path) => profile::Profile::load(path)?.with_home(env.home_dir()),
         None => profile::Profile::default(),
     };
     let settings = profile.settings(global.context.as_deref())?;
@@ -572,7 +588,8 @@ mod tests {
     use super::*;
 
     fn parse(args: &[&str]) -> (Cli, Vec<&'static str>) {
-        let matches = Cli::command()
+        let matches = Env::default()
+            .bind(Cli::command())
             .try_get_matches_from(args)
             .expect("valid arguments");
         let cli = Cli::from_arg_matches(&matches).expect("valid arguments");
@@ -618,7 +635,7 @@ mod tests {
     fn run(args: &[&str]) -> (u8, String, String) {
         let (mut out, mut err) = (Vec::new(), Vec::new());
         let args = args.iter().map(OsString::from).collect();
-        let code = run_with(args, &mut &b""[..], &mut out, &mut err);
+        let code = run_with(args, &Env::default(), &mut &b""[..], &mut out, &mut err);
         let text = |b: Vec<u8>| String::from_utf8_lossy(&b).into_owned();
         (code, text(out), text(err))
     }

@@ -75,13 +75,19 @@ impl File {
 /// A loaded profile file.
 #[derive(Debug, Default)]
 pub struct Profile {
-    /// Where it was read from, for errors.
+    /// Where it was read from (or would have been), for errors.
     path: PathBuf,
+    /// Whether there was a file at `path`.
+    found: bool,
     file: File,
+    /// The home directory, for `~/` in the file's paths.
+    home: Option<PathBuf>,
 }
 
 /// Where the profile file lives: `$XDG_CONFIG_HOME/hostscope/config.toml`,
-/// else `$HOME/.config/hostscope/config.toml`; `None` without either.
+/// else `$HOME/.config/hostscope/config.toml`; `None` without either. Read
+/// from this process's environment: only [`crate::Env::from_process`]
+/// calls it.
 pub fn default_path() -> Option<PathBuf> {
     let non_empty = |var: &str| std::env::var_os(var).filter(|v| !v.is_empty());
     let base = non_empty("XDG_CONFIG_HOME")
@@ -96,7 +102,12 @@ impl Profile {
     pub fn load(path: &Path) -> anyhow::Result<Profile> {
         let text = match std::fs::read_to_string(path) {
             Ok(text) => text,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Profile::default()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Ok(Profile {
+                    path: path.to_owned(),
+                    ..Profile::default()
+                });
+            }
             Err(e) => {
                 return Err(e).with_context(|| format!("cannot read {}", path.display()));
             }
@@ -116,8 +127,18 @@ impl Profile {
         })?;
         Ok(Profile {
             path: path.to_owned(),
+            found: true,
             file,
+            home: None,
         })
+    }
+
+    /// This profile, with `~/` in its paths taken from `home`.
+    pub fn with_home(self, home: Option<&Path>) -> Profile {
+        Profile {
+            home: home.map(Path::to_owned),
+            ..self
+        }
     }
 
     /// The settings for `context` (typed, else the file's `context`),
@@ -133,13 +154,14 @@ impl Profile {
                     true => "it has none".to_owned(),
                     false => format!("it has {}", known.join(", ")),
                 };
-                if self.path.as_os_str().is_empty() {
+                if !self.found {
+                    let path = match self.path.as_os_str().is_empty() {
+                        true => "~/.config/hostscope/config.toml".to_owned(),
+                        false => self.path.display().to_string(),
+                    };
                     bail!(
-                        "no context {name:?}: there is no profile file; write one at {} with a \
-                         [contexts.{name}] table",
-                        default_path().map_or("~/.config/hostscope/config.toml".to_owned(), |p| p
-                            .display()
-                            .to_string())
+                        "no context {name:?}: there is no profile file; write one at {path} \
+                         with a [contexts.{name}] table"
                     );
                 }
                 bail!(
@@ -165,7 +187,7 @@ impl Profile {
         .into_iter()
         .flatten()
         {
-            *path = resolve(dir, path);
+            *path = resolve(dir, path, self.home.as_deref());
         }
         Ok(settings)
     }
@@ -254,12 +276,12 @@ fn with_context_key(text: &str, name: &str) -> String {
     text
 }
 
-/// `~/x` from the home directory, a relative path from `dir`.
-fn resolve(dir: &Path, path: &Path) -> PathBuf {
+/// `~/x` from the `home` directory, a relative path from `dir`.
+fn resolve(dir: &Path, path: &Path, home: Option<&Path>) -> PathBuf {
     if let Ok(rest) = path.strip_prefix("~")
-        && let Some(home) = std::env::var_os("HOME")
+        && let Some(home) = home
     {
-        return Path::new(&home).join(rest);
+        return home.join(rest);
     }
     dir.join(path)
 }

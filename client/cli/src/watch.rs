@@ -786,7 +786,14 @@ mod tests {
     fn the_help_teaches_with_examples() {
         let args = ["hostscope", "watch", "--help"].map(std::ffi::OsString::from);
         let (mut out, mut err) = (Vec::new(), Vec::new());
-        let code = crate::run_with(args.to_vec(), &mut std::io::empty(), &mut out, &mut err);
+        let env = crate::Env::default();
+        let code = crate::run_with(
+            args.to_vec(),
+            &env,
+            &mut std::io::empty(),
+            &mut out,
+            &mut err,
+        );
         let help = String::from_utf8(out).expect("utf-8");
         assert_eq!(code, 0, "{help}");
         for example in [

@@ -1,6 +1,31 @@
 //! Helpers for the end-to-end tests: a throwaway PKI, a real agent on
 //! 127.0.0.1 with real mutual TLS, real processes (zombies included) that
 //! die with the test, and the `hostscope` command line run in process.
+//!
+//! # Programs the tests run
+//!
+//! The agent and the command line as real processes are binaries of this
+//! package (`hostscope-test-agent`, `hostscope-cli`, each its crate's own
+//! `main`), which cargo builds before any test runs: tests name them with
+//! `env!("CARGO_BIN_EXE_<name>")` and never run cargo (a tidy test checks).
+//! The in-process command line ([`hostscope`], [`hostscope_in`]) reads only
+//! the [`hostscope_cli::Env`] it is given, never this process's
+//! environment, so the tests pass whatever HOSTSCOPE_* variables or
+//! profile file the person running them has.
+//!
+//! # Skipped tests
+//!
+//! A test whose precondition this host lacks (root, setpriv, a writable
+//! cgroup v1 hierarchy, the kernel's process events) checks for it at run
+//! time and calls [`skip!`] with the reason: it prints
+//! `SKIPPED: <test>: <reason>` on the real standard error, which the test
+//! harness does not capture, so the line shows among the results of a plain
+//! `cargo test`, and returns. libtest has no "skipped" outcome: such a test
+//! is listed as `ok`, and the SKIPPED line is what tells it from a pass.
+//! With `HOSTSCOPE_NO_SKIP` set (to anything but an empty value) a missing
+//! precondition fails the test instead, for runs that must prove every
+//! test ran, such as `.ci/deploy`'s run of the privileges tests as root.
+//! There is no `#[ignore]`: a test either runs or says why not.
 
 pub mod child;
 pub mod psutil;
@@ -339,6 +364,47 @@ pub fn missing_pid() -> u32 {
     max + 1
 }
 
+// === skipped tests ===
+
+/// The variable that turns a skip into a failure (see the crate's docs).
+pub const NO_SKIP: &str = "HOSTSCOPE_NO_SKIP";
+
+/// Ends the calling test, which must return `()`, as skipped, for the
+/// reason given as `format!` arguments: see [the crate's docs](crate)
+/// for what that prints and when it fails instead.
+#[macro_export]
+macro_rules! skip {
+    ($($reason:tt)+) => {{
+        $crate::skipping(&::std::format!($($reason)+));
+        return;
+    }};
+}
+
+/// What [`skip!`] does before it returns: prints `SKIPPED: <test>:
+/// <reason>` past the harness's capture, or panics under [`NO_SKIP`].
+pub fn skipping(reason: &str) {
+    let thread = std::thread::current();
+    // libtest runs each test on a thread named after it.
+    let test = thread.name().unwrap_or("a test");
+    if let Some(line) = skip_line(test, reason, std::env::var_os(NO_SKIP).as_deref()) {
+        use std::io::Write;
+        // Not eprintln!, which the harness captures and shows only for
+        // failures: a skip must show in a run that passes.
+        let _ = writeln!(std::io::stderr().lock(), "{line}");
+    } else {
+        panic!("{test} cannot run here, and {NO_SKIP} is set: {reason}");
+    }
+}
+
+/// The line a skip of `test` prints, or `None` when `no_skip` (the value
+/// of [`NO_SKIP`]) forbids skipping.
+pub fn skip_line(test: &str, reason: &str, no_skip: Option<&std::ffi::OsStr>) -> Option<String> {
+    match no_skip.is_some_and(|value| !value.is_empty()) {
+        true => None,
+        false => Some(format!("SKIPPED: {test}: {reason}")),
+    }
+}
+
 // === the command line ===
 
 /// What one in-process run of the `hostscope` command line did.
@@ -353,51 +419,35 @@ pub struct CliRun {
     pub err: String,
 }
 
-/// The environment variables the command line reads.
-const CLI_ENV: [&str; 5] = [
-    "HOSTSCOPE_HOST",
-    "HOSTSCOPE_CA",
-    "HOSTSCOPE_CERT",
-    "HOSTSCOPE_KEY",
-    "HOSTSCOPE_CONTEXT",
-];
-
 /// Runs `hostscope ARGS` in this process, reading `stdin` where it reads
-/// standard input.
+/// standard input, in an empty environment: no HOSTSCOPE_* variable and
+/// no profile file, whatever this process's environment holds (see
+/// [`hostscope_in`]).
 ///
 /// It builds a Tokio runtime of its own, so call it from a plain thread
-/// (or [`hostscope_async`]), never from async code. It reads this
-/// process's environment, which a test cannot change safely while other
-/// tests run: the run panics if a `HOSTSCOPE_*` variable is set rather
-/// than answer for a command line the test did not write, and so does a
-/// client profile file, for the same reason.
+/// (or [`hostscope_async`]), never from async code.
 pub fn hostscope<I, S>(args: I, stdin: &str) -> CliRun
 where
     I: IntoIterator<Item = S>,
     S: Into<OsString>,
 {
-    let set: Vec<&str> = CLI_ENV
-        .into_iter()
-        .filter(|name| std::env::var_os(name).is_some())
-        .collect();
-    assert!(
-        set.is_empty(),
-        "{} set in the environment: the tests run `hostscope` in process, where it would \
-         read them; unset them to run the tests",
-        set.join(", ")
-    );
-    if let Some(profile) = hostscope_cli::profile_path().filter(|p| p.exists()) {
-        panic!(
-            "{} exists: the tests run `hostscope` in process, where it would read it; set \
-             XDG_CONFIG_HOME to an empty directory to run the tests",
-            profile.display()
-        );
-    }
+    hostscope_in(&hostscope_cli::Env::default(), args, stdin)
+}
+
+/// [`hostscope`] in the environment `env`: the HOSTSCOPE_* variables and
+/// the profile file a test writes down. The command line never reads this
+/// process's own environment (only the binary's `main` does), which a test
+/// cannot change safely while other tests run.
+pub fn hostscope_in<I, S>(env: &hostscope_cli::Env, args: I, stdin: &str) -> CliRun
+where
+    I: IntoIterator<Item = S>,
+    S: Into<OsString>,
+{
     let argv: Vec<OsString> = std::iter::once(OsString::from("hostscope"))
         .chain(args.into_iter().map(Into::into))
         .collect();
     let (mut out, mut err) = (Vec::new(), Vec::new());
-    let code = hostscope_cli::run_with(argv, &mut stdin.as_bytes(), &mut out, &mut err);
+    let code = hostscope_cli::run_with(argv, env, &mut stdin.as_bytes(), &mut out, &mut err);
     let text = |bytes: Vec<u8>| String::from_utf8_lossy(&bytes).into_owned();
     CliRun {
         code,

@@ -279,8 +279,6 @@ impl Reader<'_> {
 
 #[cfg(test)]
 mod tests {
-    use std::os::fd::AsRawFd;
-
     use super::*;
     use crate::backend::{Backend, glob::Glob};
 
@@ -419,69 +417,5 @@ mod tests {
                 "{err:?}"
             );
         }
-    }
-
-    /// This very process, through the live /proc: a file read from, one
-    /// appended to, one deleted while open, a pipe and a socket pair.
-    #[test]
-    fn live_descriptors_of_this_process() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = |name: &str| dir.path().join(name);
-        std::fs::write(path("read.txt"), "hello world").unwrap();
-        let mut read = std::fs::File::open(path("read.txt")).unwrap();
-        let mut five = [0u8; 5];
-        read.read_exact(&mut five).unwrap();
-        let append = std::fs::OpenOptions::new()
-            .append(true)
-            .create(true)
-            .open(path("append.log"))
-            .unwrap();
-        let gone = std::fs::File::create(path("gone.log")).unwrap();
-        std::fs::remove_file(path("gone.log")).unwrap();
-        let (pipe_r, _pipe_w) = rustix::pipe::pipe().unwrap();
-        let (sock, _peer) = std::os::unix::net::UnixStream::pair().unwrap();
-
-        let live = Linux::with_roots("/proc".into(), "/sys".into()).unwrap();
-        let me = std::process::id();
-        let every = FilesQuery {
-            all_kinds: true,
-            ..FilesQuery::default()
-        };
-        let got = files(&live, me, &every, None).unwrap();
-        let by_fd = |fd: i32| {
-            got.iter()
-                .find(|f| f.fd == fd as u32)
-                .unwrap_or_else(|| panic!("fd {fd} missing from {got:#?}"))
-        };
-        let name = |n: &str| path(n).to_str().unwrap().to_owned();
-        let r = by_fd(read.as_raw_fd());
-        assert_eq!(
-            (r.path.clone(), r.position, r.mode, r.kind, r.deleted),
-            (name("read.txt"), 5, "r", FileKind::File, false)
-        );
-        let a = by_fd(append.as_raw_fd());
-        assert_eq!((a.path.clone(), a.mode), (name("append.log"), "a"));
-        let g = by_fd(gone.as_raw_fd());
-        assert_eq!(
-            (g.path.clone(), g.kind, g.deleted, g.mode),
-            (name("gone.log"), FileKind::File, true, "w")
-        );
-        assert_eq!(by_fd(pipe_r.as_raw_fd()).kind, FileKind::Pipe);
-        let s = by_fd(sock.as_raw_fd());
-        assert_eq!(s.kind, FileKind::Socket);
-        assert!(s.path.starts_with("socket:["), "{}", s.path);
-        // Rust opens everything close-on-exec.
-        for fd in [read.as_raw_fd(), append.as_raw_fd(), sock.as_raw_fd()] {
-            assert_ne!(by_fd(fd).flags & 0o2000000, 0, "fd {fd}");
-        }
-
-        let default = files(&live, me, &FilesQuery::default(), None).unwrap();
-        assert!(default.iter().all(|f| f.kind == FileKind::File));
-        assert!(
-            default
-                .iter()
-                .any(|f| f.deleted && f.fd == gone.as_raw_fd() as u32)
-        );
-        assert!(!default.iter().any(|f| f.fd == sock.as_raw_fd() as u32));
     }
 }

@@ -22,7 +22,9 @@ use tokio_stream::StreamExt;
 use tonic::Code;
 use tonic_types::StatusExt;
 
+mod backend_live;
 mod child;
+mod cli_env;
 mod cli_polish;
 mod ctrl_c;
 mod files;
@@ -40,6 +42,7 @@ mod readme;
 mod reap;
 mod reload;
 mod sim;
+mod skip;
 mod sockets;
 mod sys_cli;
 mod system;

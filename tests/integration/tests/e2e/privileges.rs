@@ -23,7 +23,7 @@ use std::{
 };
 
 use hostscope_client::{Client, proto as pb};
-use hostscope_integration::{Pki, Zombie, missing_pid, wait_for};
+use hostscope_integration::{Pki, Zombie, missing_pid, skip, wait_for};
 use tokio_stream::StreamExt;
 
 use super::reload::{AgentProcess, agent_binary};
@@ -95,8 +95,7 @@ fn status_field(pid: u32, key: &str) -> String {
 #[tokio::test(flavor = "multi_thread")]
 async fn an_unprivileged_agent_with_four_capabilities_serves_every_rpc() {
     if let Some(reason) = cannot_run() {
-        eprintln!("privileges: SKIPPED: {reason}");
-        return;
+        skip!("{reason}");
     }
     let pki = Pki::new();
     let dir = tempfile::tempdir().expect("tempdir");

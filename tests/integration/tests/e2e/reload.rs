@@ -13,9 +13,9 @@ use std::{
     io::{BufRead, BufReader},
     net::SocketAddr,
     os::unix::process::CommandExt,
-    path::{Path, PathBuf},
+    path::PathBuf,
     process::{Child, Command, Stdio},
-    sync::{Arc, Mutex, OnceLock},
+    sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
 
@@ -498,61 +498,16 @@ async fn a_fifo_as_the_client_ca_is_refused_on_sighup_and_the_agent_still_stops(
 
 // === the agent binary ===
 
-/// The workspace's `hostscope-agent` binary, built once per test run: cargo
-/// has released its build lock by the time tests run, so the nested build
-/// only waits for other cargo commands. `HOSTSCOPE_AGENT_BIN` names a
-/// binary to test instead, such as the one a package installed.
+/// The `hostscope-agent` program: this package's `hostscope-test-agent`
+/// binary, which cargo builds before the tests (the agent's own `main`, see
+/// src/bin/hostscope-test-agent.rs), so no test runs cargo.
+/// `HOSTSCOPE_AGENT_BIN` names a binary to test instead, such as the one a
+/// package installed (.ci/deploy).
 pub(crate) fn agent_binary() -> PathBuf {
-    static BINARY: OnceLock<PathBuf> = OnceLock::new();
-    BINARY
-        .get_or_init(|| {
-            if let Some(path) = std::env::var_os("HOSTSCOPE_AGENT_BIN") {
-                return PathBuf::from(path);
-            }
-            let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-            let mut cargo = Command::new(env!("CARGO"));
-            // What cargo set for this test process describes this package;
-            // build scripts (ring's) rerun when such variables differ from
-            // a plain `cargo build`, which would rebuild half the tree twice.
-            for (name, _) in std::env::vars_os() {
-                let name = name.to_string_lossy();
-                if name.starts_with("CARGO_PKG_")
-                    || name.starts_with("CARGO_BIN_EXE_")
-                    || [
-                        "CARGO_MANIFEST_DIR",
-                        "CARGO_MANIFEST_PATH",
-                        "CARGO_CRATE_NAME",
-                        "CARGO_PRIMARY_PACKAGE",
-                        "CARGO_TARGET_TMPDIR",
-                        "OUT_DIR",
-                    ]
-                    .contains(&name.as_ref())
-                {
-                    cargo.env_remove(name.as_ref());
-                }
-            }
-            let output = cargo
-                .args(["build", "-p", "hostscope-agent", "--bin", "hostscope-agent"])
-                .arg("--message-format=json-render-diagnostics")
-                .current_dir(&workspace)
-                .stderr(Stdio::inherit())
-                .output()
-                .expect("running cargo build");
-            assert!(
-                output.status.success(),
-                "cargo build -p hostscope-agent failed"
-            );
-            String::from_utf8_lossy(&output.stdout)
-                .lines()
-                .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
-                .filter(|msg| {
-                    msg["reason"] == "compiler-artifact"
-                        && msg["target"]["name"] == "hostscope-agent"
-                })
-                .find_map(|msg| msg["executable"].as_str().map(PathBuf::from))
-                .expect("cargo named the hostscope-agent executable")
-        })
-        .clone()
+    match std::env::var_os("HOSTSCOPE_AGENT_BIN") {
+        Some(path) => PathBuf::from(path),
+        None => PathBuf::from(env!("CARGO_BIN_EXE_hostscope-test-agent")),
+    }
 }
 
 /// A `hostscope-agent` process (possibly started through a wrapper such

@@ -1,7 +1,9 @@
 //! The layering rules of DESIGN.md, checked on the source tree so that a
 //! plain `cargo test` catches a break (rust-analyzer's `tidy.rs`):
 //! backends never see tonic, prost or the generated types, and the agent
-//! and the client never depend on each other.
+//! and the client never depend on each other. And two rules of the tests
+//! themselves: no test runs cargo, and a test that skips says so through
+//! `hostscope_integration::skip!`.
 
 use std::{
     collections::{BTreeMap, BTreeSet},
@@ -380,4 +382,119 @@ fn tokens_are_whole_words_outside_comments() {
                 // unsafe in a comment\n\
                 unsafe extern \"C\" {}\n";
     assert_eq!(lines_with_token(code, "unsafe"), [1, 4]);
+}
+
+// === no test runs cargo ===
+
+/// What starts cargo from a test: the cargo that runs the tests, or any
+/// other. Spelt in pieces so that this file does not match itself.
+const CARGO_RUNS: [&str; 2] = [
+    concat!("env!(\"", "CARGO", "\")"),
+    concat!("Command::new(\"", "cargo", "\")"),
+];
+
+/// The places (`FILE:LINE`) in `files` that `find` finds (it answers the
+/// line numbers of one file's code).
+fn places(files: impl IntoIterator<Item = PathBuf>, find: fn(&str) -> Vec<usize>) -> Vec<String> {
+    let root = root();
+    let mut found = Vec::new();
+    for file in files {
+        let code = std::fs::read_to_string(&file).expect("a source file");
+        let shown = file
+            .strip_prefix(&root)
+            .unwrap_or(&file)
+            .display()
+            .to_string();
+        found.extend(
+            find(&code)
+                .into_iter()
+                .map(|line| format!("{shown}:{line}")),
+        );
+    }
+    found
+}
+
+/// The places (`line`) where `code` starts cargo, outside `//` comments.
+fn cargo_runs(code: &str) -> Vec<usize> {
+    code.lines()
+        .enumerate()
+        .filter(|(_, line)| {
+            let code = line.split_once("//").map_or(*line, |(code, _)| code);
+            CARGO_RUNS.iter().any(|run| code.contains(run))
+        })
+        .map(|(n, _)| n + 1)
+        .collect()
+}
+
+#[test]
+fn no_test_runs_cargo() {
+    // The binaries the tests run are this package's own, and cargo has
+    // built them (`CARGO_BIN_EXE_*`) before any test starts: a nested
+    // `cargo build` waits on the build lock, rebuilds with other flags,
+    // and fails offline.
+    let package = root().join("tests/integration");
+    let files = ["src", "tests", "benches"]
+        .into_iter()
+        .flat_map(|dir| sources(&package.join(dir)));
+    let offences = places(files, cargo_runs);
+    assert!(
+        offences.is_empty(),
+        "tests take binaries from env!(\"CARGO_BIN_EXE_<name>\") (a [[bin]] of \
+         tests/integration), never from cargo. Found:\n  {}",
+        offences.join("\n  ")
+    );
+}
+
+#[test]
+fn cargo_runs_are_found_outside_comments() {
+    let code = "let bin = env!(\"CARGO_BIN_EXE_x\");\n\
+                let cargo = Command::new(env!(\"CARGO\"));\n\
+                // Command::new(\"cargo\") in a comment\n\
+                let c = std::process::Command::new(\"cargo\");\n";
+    assert_eq!(cargo_runs(code), [2, 4]);
+}
+
+// === skips go through skip! ===
+
+/// The places (`line`) where `code` prints about skipping by hand, outside
+/// `//` comments: such a line is captured by the harness and the test
+/// passes, where `skip!` shows the reason and fails under HOSTSCOPE_NO_SKIP.
+fn printed_skips(code: &str) -> Vec<usize> {
+    let mut found = Vec::new();
+    let mut printing = false;
+    for (n, line) in code.lines().enumerate() {
+        let code = line.split_once("//").map_or(line, |(code, _)| code);
+        // A print's arguments may follow on the next lines.
+        printing = code.contains("println!(") || (printing && !code.contains(';'));
+        if printing && code.to_ascii_lowercase().contains("skip") {
+            found.push(n + 1);
+        }
+    }
+    found
+}
+
+#[test]
+fn tests_skip_only_through_skip() {
+    // This file's examples print skips on purpose.
+    let tidy = Path::new(file!()).file_name().expect("a file name");
+    let files = sources(&root().join("tests/integration/tests"))
+        .into_iter()
+        .filter(|f| f.file_name() != Some(tidy));
+    let offences = places(files, printed_skips);
+    assert!(
+        offences.is_empty(),
+        "a test that cannot run here calls hostscope_integration::skip!(reason). Found:\n  {}",
+        offences.join("\n  ")
+    );
+}
+
+#[test]
+fn printed_skips_are_found_across_lines() {
+    let code = "eprintln!(\"SKIPPED: no root\");\n\
+                eprintln!(\n    \"{}\",\n    \"skipped: no netlink\"\n);\n\
+                println!(\"done\");\n\
+                let skip = 1;\n\
+                // eprintln!(\"skipped\") in a comment\n\
+                skip!(\"no root\");\n";
+    assert_eq!(printed_skips(code), [1, 4]);
 }

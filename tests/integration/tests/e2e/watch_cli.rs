@@ -104,8 +104,9 @@ async fn watch_prints_each_exit_as_ndjson_and_as_a_line() {
     if mode != "netlink" {
         // Polling misses processes that live a millisecond, and cannot
         // tell exit codes: the kernel's events need CAP_NET_ADMIN.
-        eprintln!("skipped: the agent watches in {mode} mode here, without CAP_NET_ADMIN");
-        return;
+        hostscope_integration::skip!(
+            "the agent watches in {mode} mode here, without CAP_NET_ADMIN"
+        );
     }
     let mut shell = ExitSevens::start();
 
