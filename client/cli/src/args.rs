@@ -9,6 +9,11 @@ use hostscope_client::proto::{ConnectionKind, ConnectionStatus, EnumName, Proces
 
 use super::{duration, fields::FieldList};
 
+mod sort;
+mod watch;
+
+pub use self::{sort::Sort, watch::WatchArgs};
+
 const ABOUT: &str = "Ask hostscope agents, on one host or a whole fleet, what psutil would tell \
                      you there: processes, their state and use, network interfaces and their \
                      addresses.";
@@ -469,8 +474,8 @@ pub enum Command {
 
     /// Follow processes as they start, exec, exit and turn into zombies, with optional
     /// samples of their use; one line per event, from one host or a fleet, until Ctrl-C.
-    #[command(after_help = super::watch::EXAMPLES)]
-    Watch(super::watch::WatchArgs),
+    #[command(after_help = watch::EXAMPLES)]
+    Watch(WatchArgs),
 
     /// Make a fleet CA and issue agent and client certificates (no openssl needed).
     #[command(subcommand, after_help = PKI_EXAMPLES)]
@@ -551,8 +556,8 @@ pub struct PsArgs {
     /// descending ("-rss,pid"); nested fields as in CSV columns (memory_info.rss), the
     /// table's short names (rss, vms, cpu (%CPU), mem (%MEM), user, threads, start, time), or
     /// uss, pss and swap (memory_full_info).
-    #[arg(long, value_name = "FIELD,...", value_parser = super::ps::parse_sort, allow_hyphen_values = true)]
-    pub sort: Option<super::ps::Sort>,
+    #[arg(long, value_name = "FIELD,...", value_parser = sort::parse_sort, allow_hyphen_values = true)]
+    pub sort: Option<Sort>,
 
     /// How long %CPU (cpu_percent) is measured over: the agent reads each process's CPU
     /// time, waits this long and reads it again (at most 10s).
