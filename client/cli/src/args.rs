@@ -9,10 +9,16 @@ use hostscope_client::proto::{ConnectionKind, ConnectionStatus, EnumName, Proces
 
 use super::{duration, fields::FieldList};
 
-mod sort;
+mod files;
+// Open to the crate for `system`'s tests, which parse a `df --sort`.
+pub(crate) mod sort;
 mod watch;
 
-pub use self::{sort::Sort, watch::WatchArgs};
+pub use self::{
+    files::FilesArgs,
+    sort::{DfKey, DfSort, Sort},
+    watch::WatchArgs,
+};
 
 const ABOUT: &str = "Ask hostscope agents, on one host or a whole fleet, what psutil would tell \
                      you there: processes, their state and use, network interfaces and their \
@@ -450,8 +456,8 @@ pub enum Command {
 
     /// List the files processes hold open, like lsof: regular files by default, every
     /// descriptor (sockets, pipes, devices, ...) with --all-kinds.
-    #[command(after_help = super::files::EXAMPLES)]
-    Files(super::files::FilesArgs),
+    #[command(after_help = files::EXAMPLES)]
+    Files(FilesArgs),
 
     /// List sockets with their state, addresses and processes, like ss -tulpn (psutil's
     /// net_connections).
@@ -602,8 +608,8 @@ pub struct DfArgs {
     /// Order by percent, size, used, avail, mountpoint, device, fstype or host; a `-`
     /// before it for descending ("-percent": the fullest first). Default: by host, then
     /// in mount order.
-    #[arg(long, value_name = "COLUMN", value_parser = super::system::parse_df_sort, allow_hyphen_values = true)]
-    pub sort: Option<super::system::DfSort>,
+    #[arg(long, value_name = "COLUMN", value_parser = sort::parse_df_sort, allow_hyphen_values = true)]
+    pub sort: Option<DfSort>,
 
     /// Only file systems at least this full, in percent ("90": who is nearly full).
     #[arg(long, value_name = "PERCENT", value_parser = parse_percent)]

@@ -1,5 +1,6 @@
 //! `ps --sort`: the keys as typed, checked against the process fields
-//! when the flags are parsed, and the order they put a listing in.
+//! when the flags are parsed, and the order they put a listing in; and
+//! `df --sort`'s column, which `crate::system` orders its rows by.
 
 use std::cmp::Ordering;
 
@@ -140,6 +141,51 @@ fn compare(a: &serde_json::Value, b: &serde_json::Value) -> Ordering {
         (Some(x), Some(y)) => x.total_cmp(&y),
         _ => a.to_string().cmp(&b.to_string()),
     }
+}
+
+/// `--sort` of `df`: a column and a direction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DfSort {
+    pub(crate) key: DfKey,
+    pub(crate) descending: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DfKey {
+    Host,
+    Device,
+    Mountpoint,
+    Fstype,
+    Total,
+    Used,
+    Free,
+    Percent,
+}
+
+/// Parses `--sort` of `df`: percent, size, used, avail, mountpoint,
+/// device, fstype or host, `-` before it for descending.
+pub fn parse_df_sort(s: &str) -> Result<DfSort, String> {
+    let (descending, name) = match s.trim().strip_prefix('-') {
+        Some(name) => (true, name),
+        None => (false, s.trim()),
+    };
+    let key = match name.to_ascii_lowercase().as_str() {
+        "host" => DfKey::Host,
+        "device" | "filesystem" | "source" => DfKey::Device,
+        "mountpoint" | "mounted" | "target" => DfKey::Mountpoint,
+        "fstype" | "type" => DfKey::Fstype,
+        "total" | "size" => DfKey::Total,
+        "used" => DfKey::Used,
+        "free" | "avail" => DfKey::Free,
+        "percent" | "use%" | "pcent" => DfKey::Percent,
+        _ => {
+            return Err(format!(
+                "cannot sort by {name:?}: sort by percent, size, used, avail, mountpoint, \
+                 device, fstype or host (\"-percent\" for the fullest first)"
+            ));
+        }
+    };
+    Ok(DfSort { key, descending })
 }
 
 #[cfg(test)]
