@@ -26,6 +26,7 @@ use crate::{
 };
 
 mod conn;
+mod conn_state;
 mod edge;
 mod gate;
 

@@ -19,15 +19,11 @@
 //! status the client reads should it read again.
 
 use std::{
-    collections::HashMap,
     io,
     net::SocketAddr,
     pin::Pin,
-    sync::{
-        Arc, Mutex,
-        atomic::{AtomicBool, Ordering},
-    },
-    task::{Context, Poll, Waker},
+    sync::Arc,
+    task::{Context, Poll},
     time::Duration,
 };
 
@@ -42,8 +38,10 @@ use tonic::{
     transport::server::{Connected, TcpConnectInfo, TlsConnectInfo},
 };
 
-use super::gate::{Gate, Rejection};
-use crate::service::budget::ConnBuffer;
+use super::{
+    conn_state::{CallGuard, ConnState, register},
+    gate::{Gate, Rejection},
+};
 
 /// The HTTP/2 client connection preface is this many bytes (RFC 9113 §3.4).
 const PREFACE_LEN: usize = 24;
@@ -110,165 +108,6 @@ impl AsyncWrite for Io {
         match self.get_mut() {
             Io::Plain(tcp) => Pin::new(tcp).poll_shutdown(cx),
             Io::Tls(tls) => Pin::new(tls.as_mut()).poll_shutdown(cx),
-        }
-    }
-}
-
-// === ConnState ===
-
-/// What a connection and its calls share: its open calls, since when none
-/// is, and whether the connection must close.
-#[derive(Debug)]
-pub(crate) struct ConnState {
-    calls: Mutex<Calls>,
-    closing: AtomicBool,
-    /// The tasks last waiting to read and to write, woken when the idle
-    /// clock starts or the connection must close.
-    readers: Mutex<Option<Waker>>,
-    writers: Mutex<Option<Waker>>,
-    /// The bytes of responses held for this connection's calls.
-    buffered: Arc<ConnBuffer>,
-}
-
-impl ConnState {
-    /// The state of a new connection: idle from now.
-    pub(super) fn new() -> Arc<ConnState> {
-        Arc::new(ConnState {
-            calls: Mutex::new(Calls {
-                open: 0,
-                next: 0,
-                idle_since: Instant::now(),
-                held: HashMap::new(),
-            }),
-            closing: AtomicBool::new(false),
-            readers: Mutex::new(None),
-            writers: Mutex::new(None),
-            buffered: ConnBuffer::new(),
-        })
-    }
-
-    /// Marks the connection for closing and wakes whoever waits on it.
-    pub(super) fn close(&self) {
-        self.closing.store(true, Ordering::SeqCst);
-        wake(&self.readers);
-        wake(&self.writers);
-    }
-
-    fn is_closing(&self) -> bool {
-        self.closing.load(Ordering::SeqCst)
-    }
-
-    /// Counts a call until the returned guard is dropped; `watched` calls
-    /// are subject to the stall timeout.
-    fn call_started(self: &Arc<ConnState>, watched: bool) -> CallGuard {
-        let mut calls = lock(&self.calls);
-        calls.open += 1;
-        calls.next += 1;
-        CallGuard {
-            state: Arc::clone(self),
-            id: calls.next,
-            watched,
-        }
-    }
-
-    /// When the connection became idle, or None while it carries a call.
-    fn idle_since(&self) -> Option<Instant> {
-        let calls = lock(&self.calls);
-        (calls.open == 0).then_some(calls.idle_since)
-    }
-
-    /// Since when the oldest response data hyper holds without sending it
-    /// has been held, if any.
-    fn held_since(&self) -> Option<Instant> {
-        lock(&self.calls).held.values().min().copied()
-    }
-
-    /// Notes that hyper holds data of call `id` from now on (`true`) or
-    /// has come back for more (`false`).
-    fn hold(&self, id: u64, held: bool) {
-        let started = {
-            let mut calls = lock(&self.calls);
-            if held {
-                let mut started = false;
-                calls.held.entry(id).or_insert_with(|| {
-                    started = true;
-                    Instant::now()
-                });
-                started
-            } else {
-                calls.held.remove(&id);
-                false
-            }
-        };
-        if started {
-            // The reader's timer may wait for nothing, or for later.
-            wake(&self.readers);
-        }
-    }
-}
-
-/// The calls of a connection.
-#[derive(Debug)]
-struct Calls {
-    open: usize,
-    next: u64,
-    idle_since: Instant,
-    /// For each call whose response data hyper holds without sending it
-    /// (the client's window is shut), since when.
-    held: HashMap<u64, Instant>,
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-fn register(slot: &Mutex<Option<Waker>>, waker: &Waker) {
-    let mut slot = lock(slot);
-    if !slot.as_ref().is_some_and(|w| w.will_wake(waker)) {
-        *slot = Some(waker.clone());
-    }
-}
-
-fn wake(slot: &Mutex<Option<Waker>>) {
-    if let Some(waker) = lock(slot).take() {
-        waker.wake();
-    }
-}
-
-/// One open call on a connection. The last one to end starts the idle
-/// clock.
-struct CallGuard {
-    state: Arc<ConnState>,
-    id: u64,
-    /// Whether the stall timeout applies to the call's response.
-    watched: bool,
-}
-
-impl CallGuard {
-    /// Notes whether hyper holds data of this call's response.
-    fn hold(&self, held: bool) {
-        if self.watched {
-            self.state.hold(self.id, held);
-        }
-    }
-}
-
-impl Drop for CallGuard {
-    fn drop(&mut self) {
-        let idle = {
-            let mut calls = lock(&self.state.calls);
-            calls.held.remove(&self.id);
-            calls.open -= 1;
-            if calls.open == 0 {
-                calls.idle_since = Instant::now();
-            }
-            calls.open == 0
-        };
-        if idle {
-            // The connection's reader may be waiting without a timer.
-            wake(&self.state.readers);
         }
     }
 }
@@ -605,25 +444,5 @@ where
 
     fn size_hint(&self) -> http_body::SizeHint {
         self.body.size_hint()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[tokio::test(start_paused = true)]
-    async fn the_idle_clock_starts_when_the_last_call_ends() {
-        let state = ConnState::new();
-        let opened = state.idle_since().expect("a new connection is idle");
-        let first = state.call_started(true);
-        let second = state.call_started(true);
-        assert_eq!(state.idle_since(), None, "calls are open");
-        tokio::time::advance(Duration::from_secs(5)).await;
-        drop(first);
-        assert_eq!(state.idle_since(), None, "one call is still open");
-        drop(second);
-        let since = state.idle_since().expect("idle again");
-        assert_eq!(since - opened, Duration::from_secs(5));
     }
 }

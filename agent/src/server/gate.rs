@@ -24,7 +24,7 @@ use std::{
 
 use tokio::sync::oneshot;
 
-use super::{Limits, conn::ConnState};
+use super::{Limits, conn_state::ConnState};
 
 /// How often suppressed rejections are summed up in one log line.
 pub(super) const LOG_INTERVAL: Duration = Duration::from_secs(10);

@@ -10,7 +10,7 @@ use hostscope_proto::EnumName;
 
 use super::{
     ServiceError,
-    watch::{Event, EventKind, sampler::Rates},
+    watch::event::{Event, EventKind, Rates},
 };
 use crate::backend::{
     AddressFamily, Duplex, ErrorKind, Field, FieldSet, Filter, HostInfo, IoNiceClass, NetField,

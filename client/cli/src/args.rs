@@ -9,6 +9,17 @@ use hostscope_client::proto::{ConnectionKind, ConnectionStatus, EnumName, Proces
 
 use super::{duration, fields::FieldList};
 
+mod files;
+// Open to the crate for `system`'s tests, which parse a `df --sort`.
+pub(crate) mod sort;
+mod watch;
+
+pub use self::{
+    files::FilesArgs,
+    sort::{DfKey, DfSort, Sort},
+    watch::WatchArgs,
+};
+
 const ABOUT: &str = "Ask hostscope agents, on one host or a whole fleet, what psutil would tell \
                      you there: processes, their state and use, network interfaces and their \
                      addresses.";
@@ -448,8 +459,8 @@ pub enum Command {
 
     /// List the files processes hold open, like lsof: regular files by default, every
     /// descriptor (sockets, pipes, devices, ...) with --all-kinds.
-    #[command(after_help = super::files::EXAMPLES)]
-    Files(super::files::FilesArgs),
+    #[command(after_help = files::EXAMPLES)]
+    Files(FilesArgs),
 
     /// List sockets with their state, addresses and processes, like ss -tulpn (psutil's
     /// net_connections).
@@ -472,8 +483,8 @@ pub enum Command {
 
     /// Follow processes as they start, exec, exit and turn into zombies, with optional
     /// samples of their use; one line per event, from one host or a fleet, until Ctrl-C.
-    #[command(after_help = super::watch::EXAMPLES)]
-    Watch(super::watch::WatchArgs),
+    #[command(after_help = watch::EXAMPLES)]
+    Watch(WatchArgs),
 
     /// Make a fleet CA and issue agent and client certificates (no openssl needed).
     #[command(subcommand, after_help = PKI_EXAMPLES)]
@@ -554,8 +565,8 @@ pub struct PsArgs {
     /// descending ("-rss,pid"); nested fields as in CSV columns (memory_info.rss), the
     /// table's short names (rss, vms, cpu (%CPU), mem (%MEM), user, threads, start, time), or
     /// uss, pss and swap (memory_full_info).
-    #[arg(long, value_name = "FIELD,...", value_parser = super::ps::parse_sort, allow_hyphen_values = true)]
-    pub sort: Option<super::ps::Sort>,
+    #[arg(long, value_name = "FIELD,...", value_parser = sort::parse_sort, allow_hyphen_values = true)]
+    pub sort: Option<Sort>,
 
     /// How long %CPU (cpu_percent) is measured over: the agent reads each process's CPU
     /// time, waits this long and reads it again (at most 10s).
@@ -606,8 +617,8 @@ pub struct DfArgs {
     /// Order by percent, size, used, avail, mountpoint, device, fstype or host; a `-`
     /// before it for descending ("-percent": the fullest first). Default: by host, then
     /// in mount order.
-    #[arg(long, value_name = "COLUMN", value_parser = super::system::parse_df_sort, allow_hyphen_values = true)]
-    pub sort: Option<super::system::DfSort>,
+    #[arg(long, value_name = "COLUMN", value_parser = sort::parse_df_sort, allow_hyphen_values = true)]
+    pub sort: Option<DfSort>,
 
     /// Only file systems at least this full, in percent ("90": who is nearly full).
     #[arg(long, value_name = "PERCENT", value_parser = parse_percent)]

@@ -9,7 +9,7 @@ use std::{
 use serde::Serialize;
 
 use super::{
-    args::{DfArgs, Output, SysArgs},
+    args::{DfArgs, DfKey, DfSort, Output, SysArgs},
     fanout::Io,
     format, output,
     ps::interval_ms,
@@ -526,51 +526,6 @@ impl DfRow {
     }
 }
 
-/// `--sort` of `df`: a column and a direction.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct DfSort {
-    key: DfKey,
-    descending: bool,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum DfKey {
-    Host,
-    Device,
-    Mountpoint,
-    Fstype,
-    Total,
-    Used,
-    Free,
-    Percent,
-}
-
-/// Parses `--sort` of `df`: percent, size, used, avail, mountpoint,
-/// device, fstype or host, `-` before it for descending.
-pub fn parse_df_sort(s: &str) -> Result<DfSort, String> {
-    let (descending, name) = match s.trim().strip_prefix('-') {
-        Some(name) => (true, name),
-        None => (false, s.trim()),
-    };
-    let key = match name.to_ascii_lowercase().as_str() {
-        "host" => DfKey::Host,
-        "device" | "filesystem" | "source" => DfKey::Device,
-        "mountpoint" | "mounted" | "target" => DfKey::Mountpoint,
-        "fstype" | "type" => DfKey::Fstype,
-        "total" | "size" => DfKey::Total,
-        "used" => DfKey::Used,
-        "free" | "avail" => DfKey::Free,
-        "percent" | "use%" | "pcent" => DfKey::Percent,
-        _ => {
-            return Err(format!(
-                "cannot sort by {name:?}: sort by percent, size, used, avail, mountpoint, \
-                 device, fstype or host (\"-percent\" for the fullest first)"
-            ));
-        }
-    };
-    Ok(DfSort { key, descending })
-}
-
 impl DfSort {
     fn compare(&self, a: &(String, DfRow), b: &(String, DfRow)) -> Ordering {
         let num = |x: Option<u64>, y: Option<u64>| x.cmp(&y);
@@ -711,6 +666,7 @@ fn df_table(rows: &[(String, DfRow)], with_host: bool) -> Table {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::args::sort::parse_df_sort;
 
     fn row(mount: &str, percent: Option<f64>) -> (String, DfRow) {
         (

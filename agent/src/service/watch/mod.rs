@@ -18,14 +18,16 @@ use std::{
 
 use tokio::sync::broadcast;
 
-use crate::backend::{self, ProcessInfo};
+use crate::backend;
 
 mod collector;
+pub(crate) mod event;
 mod filter;
 mod hub;
 pub(crate) mod sampler;
 mod tree;
 
+pub use event::{Event, EventKind};
 pub use hub::Hub;
 
 /// How watching is set up and bounded.
@@ -56,46 +58,6 @@ impl Default for WatchOptions {
             max_watchers_per_client: 8,
         }
     }
-}
-
-/// A process lifecycle event as the collector publishes it to every
-/// watcher, before conversion to `hostscope.v1`.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Event {
-    /// What happened.
-    pub kind: EventKind,
-    /// When it happened, in seconds since the Unix epoch.
-    pub time: f64,
-    /// What is known of the process: the pid always; ppid, name, cmdline,
-    /// username, uids and create_time where they could be read. Watchers'
-    /// filters match on it.
-    pub process: ProcessInfo,
-}
-
-/// What happened to a process.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum EventKind {
-    /// It was created (fork).
-    Started,
-    /// It replaced its program (exec).
-    Exec,
-    /// It exited, with the code it passed to exit(2) or the signal that
-    /// ended it, where the event source tells.
-    Exited {
-        /// The exit status.
-        code: Option<i32>,
-        /// The ending signal.
-        signal: Option<i32>,
-    },
-    /// It exited and its parent has not collected it.
-    Zombie,
-    /// Not an event of one process: the source lost events it cannot name
-    /// (the kernel's buffer overflowed), at least this many. Every watcher
-    /// gets it, as LAGGED.
-    Lost {
-        /// The fewest events lost.
-        at_least: u64,
-    },
 }
 
 /// The running collector's sender, shared by the hub (which subscribes new

@@ -14,7 +14,7 @@ use std::{
 use hostscope_proto as pb;
 use tokio::sync::Semaphore;
 
-use super::{filter::WatchFilter, tree::Tree};
+use super::{event::Rates, filter::WatchFilter, tree::Tree};
 use crate::{
     backend::{Backend, Field, FieldSet, ProcessInfo, Status},
     service::{self, ServiceError, convert},
@@ -62,18 +62,6 @@ impl Reading {
             io_bytes: p.io_counters.map(|io| (io.read_bytes, io.write_bytes)),
         }
     }
-}
-
-/// A process's rates over one interval; a rate whose counters could not
-/// be read at both ends is absent.
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
-pub struct Rates {
-    /// CPU use, psutil's meaning: 100 is one full core.
-    pub cpu_percent: Option<f64>,
-    /// Storage reads, in bytes per second.
-    pub read_bytes_per_sec: Option<f64>,
-    /// Storage writes, in bytes per second.
-    pub write_bytes_per_sec: Option<f64>,
 }
 
 /// The rates from `before` to `after`; `None` when the two readings are of

@@ -498,3 +498,248 @@ fn printed_skips_are_found_across_lines() {
                 skip!(\"no root\");\n";
     assert_eq!(printed_skips(code), [1, 4]);
 }
+
+// === module cycles stay broken ===
+
+/// Every path into the crate that `code` names with `crate::`, `super::`
+/// or `self::`, made absolute from the crate root (`watch::WatchArgs`,
+/// `service::watch::event::Event`) as seen from the file module `module`
+/// (`["args"]` for `args.rs`), with `use` groups expanded and `//`
+/// comments left out; each with its line. Of the modules declared inline,
+/// only a `mod tests {` that ends the file is followed (its `super::*` is
+/// the file's module).
+fn crate_paths(code: &str, module: &[&str]) -> Vec<(usize, String)> {
+    let code: String = code
+        .lines()
+        .map(|line| line.split_once("//").map_or(line, |(code, _)| code))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let tests = code
+        .match_indices("mod tests {")
+        .map(|(at, _)| at)
+        .find(|at| code[..*at].ends_with('\n') || *at == 0)
+        .unwrap_or(code.len());
+    let ident = |c: char| c.is_alphanumeric() || c == '_';
+    let mut found = Vec::new();
+    for start in ["crate::", "super::", "self::"] {
+        for (at, _) in code.match_indices(start) {
+            let before = &code[..at];
+            if before.ends_with("::") || before.chars().next_back().is_some_and(ident) {
+                continue;
+            }
+            let line = before.matches('\n').count() + 1;
+            let mut paths = Vec::new();
+            use_tree(&code[at..], String::new(), &mut paths);
+            for path in paths {
+                let mut absolute: Vec<&str> = module.to_vec();
+                if at > tests {
+                    absolute.push("tests");
+                }
+                let mut segments = path.split("::").peekable();
+                while let Some(first) = segments.peek() {
+                    match *first {
+                        "crate" => absolute.clear(),
+                        "super" => drop(absolute.pop()),
+                        "self" => {}
+                        _ => break,
+                    }
+                    segments.next();
+                }
+                absolute.extend(segments);
+                found.push((line, absolute.join("::")));
+            }
+        }
+    }
+    found.sort();
+    found
+}
+
+/// The paths of the use tree (or plain path) at the start of `code`, each
+/// after `prefix`: `a::{b, c::{d, e}}` gives `a::b`, `a::c::d`, `a::c::e`.
+/// Returns how many bytes it read.
+fn use_tree(code: &str, prefix: String, paths: &mut Vec<String>) -> usize {
+    let ident = |c: char| c.is_alphanumeric() || c == '_' || c == '*';
+    let skip = |code: &str, at: usize| at + (code[at..].len() - code[at..].trim_start().len());
+    let mut at = skip(code, 0);
+    if code[at..].starts_with('{') {
+        at += 1;
+        loop {
+            at = skip(code, at);
+            match code[at..].chars().next() {
+                None => return at,
+                Some('}') => return at + 1,
+                Some(',') => at += 1,
+                Some(_) => at += use_tree(&code[at..], prefix.clone(), paths),
+            }
+        }
+    }
+    let end = code[at..]
+        .find(|c: char| !ident(c))
+        .map_or(code.len(), |n| at + n);
+    let name = &code[at..end];
+    if name.is_empty() {
+        // Not a path after all (`{` `}` mismatched, a stray `,`): step on.
+        return end.max(at + 1);
+    }
+    let path = match (prefix.is_empty(), name) {
+        (true, _) => name.to_owned(),
+        // `a::{self, b}` names `a` itself.
+        (false, "self") => prefix,
+        (false, _) => format!("{prefix}::{name}"),
+    };
+    let after = skip(code, end);
+    if code[after..].starts_with("::") {
+        return after + 2 + use_tree(&code[after + 2..], path, paths);
+    }
+    paths.push(path);
+    end
+}
+
+/// Where the files `files` (each with its module path) name one of the
+/// paths `forbidden` (a path or what is inside it) other than through
+/// one of `allowed`: `file:line: path`.
+fn crossings_into(
+    files: &[(PathBuf, Vec<String>)],
+    forbidden: &[String],
+    allowed: &[&str],
+) -> Vec<String> {
+    let within = |path: &str, of: &str| path == of || path.starts_with(&format!("{of}::"));
+    let mut found = Vec::new();
+    for (file, module) in files {
+        let code = std::fs::read_to_string(file)
+            .unwrap_or_else(|e| panic!("reading {}: {e}", file.display()));
+        let module: Vec<&str> = module.iter().map(String::as_str).collect();
+        for (line, path) in crate_paths(&code, &module) {
+            let bad = forbidden.iter().any(|f| within(&path, f));
+            if bad && !allowed.iter().any(|a| within(&path, a)) {
+                let shown = file.strip_prefix(root()).unwrap_or(file).display();
+                found.push(format!("{shown}:{line}: {path}"));
+            }
+        }
+    }
+    found
+}
+
+/// The file modules of the CLI's first stage: `args.rs` and its leaves.
+fn stage_one_files(src: &Path) -> Vec<(PathBuf, Vec<String>)> {
+    let mut files = vec![(src.join("args.rs"), vec!["args".to_owned()])];
+    for file in sources(&src.join("args")) {
+        let mut module = vec!["args".to_owned()];
+        let relative = file.strip_prefix(src.join("args")).expect("below args/");
+        module.extend(relative.with_extension("").iter().filter_map(|s| {
+            let s = s.to_string_lossy();
+            (s != "mod").then(|| s.into_owned())
+        }));
+        files.push((file, module));
+    }
+    files
+}
+
+#[test]
+fn the_cli_first_stage_imports_no_later_stage() {
+    // ripgrep's low-level args: what the user typed, validated. The
+    // commands (watch, ps, files, ...) import args; args imports none of
+    // them, only its own leaves and the parsers it validates with.
+    const LEAVES: [&str; 3] = ["args", "duration", "fields"];
+    let src = root().join("client/cli/src");
+    let lib = std::fs::read_to_string(src.join("lib.rs")).expect("the CLI's lib.rs");
+    let modules: Vec<String> = lib
+        .lines()
+        .filter_map(|line| {
+            let line = line.trim().trim_start_matches("pub ");
+            let name = line.strip_prefix("mod ")?.strip_suffix(';')?;
+            Some(name.trim().to_owned())
+        })
+        .collect();
+    assert!(
+        modules.iter().any(|m| m == "watch") && modules.iter().any(|m| m == "ps"),
+        "no command modules found in {}: {modules:?}",
+        src.join("lib.rs").display()
+    );
+    let later: Vec<String> = modules
+        .into_iter()
+        .filter(|m| !LEAVES.contains(&m.as_str()))
+        .collect();
+    let files = stage_one_files(&src);
+    assert!(files.len() > 1, "no leaves of args found");
+    assert_eq!(
+        crossings_into(&files, &later, &[]),
+        Vec::<String>::new(),
+        "args.rs is the first stage: what it needs of a command (its flags, \
+         their parsers, its help) lives in args or a leaf args owns (issue 20)"
+    );
+}
+
+#[test]
+fn the_agent_leaves_that_break_cycles_stay_leaves() {
+    let agent = root().join("agent/src");
+    let file = |path: &str, module: &str| {
+        let module = module.split("::").map(str::to_owned).collect();
+        vec![(agent.join(path), module)]
+    };
+    let owned = |paths: &[&str]| paths.iter().map(|p| (*p).to_owned()).collect::<Vec<_>>();
+    let mut offences = Vec::new();
+    // The watch imports convert; convert sees only the watch's leaf of
+    // plain types.
+    offences.extend(crossings_into(
+        &file("service/convert.rs", "service::convert"),
+        &owned(&["service::watch"]),
+        &["service::watch::event"],
+    ));
+    offences.extend(crossings_into(
+        &file("service/watch/event.rs", "service::watch::event"),
+        &owned(&["service"]),
+        &["service::watch::event"],
+    ));
+    // conn imports gate; gate sees the connections' shared state only.
+    offences.extend(crossings_into(
+        &file("server/gate.rs", "server::gate"),
+        &owned(&["server::conn"]),
+        &[],
+    ));
+    offences.extend(crossings_into(
+        &file("server/conn_state.rs", "server::conn_state"),
+        &owned(&["server"]),
+        &["server::conn_state"],
+    ));
+    assert_eq!(
+        offences,
+        Vec::<String>::new(),
+        "a leaf that breaks a module cycle names none of the modules that \
+         import it (issue 20)"
+    );
+}
+
+#[test]
+fn crate_paths_expands_groups_and_resolves_super() {
+    let code = "use super::{duration, watch::{self, WatchArgs}};\n\
+                use crate::args::Targets; // crate::ps in a comment\n\
+                let x = super::super::ps::parse_sort(s);\n\
+                use hostscope_client::proto::{self as pb};\n\
+                fn f() { self::g(); }\n\
+                mod tests {\n\
+                    use super::*;\n\
+                }\n";
+    assert_eq!(
+        crate_paths(code, &["args", "watch"]),
+        [
+            (1, "args::duration".to_owned()),
+            (1, "args::watch".to_owned()),
+            (1, "args::watch::WatchArgs".to_owned()),
+            (2, "args::Targets".to_owned()),
+            (3, "ps::parse_sort".to_owned()),
+            (5, "args::watch::g".to_owned()),
+            (7, "args::watch::*".to_owned()),
+        ]
+    );
+    assert_eq!(
+        crate_paths(
+            "use super::{ServiceError,\n    watch::event::Event};",
+            &["service", "convert"]
+        ),
+        [
+            (1, "service::ServiceError".to_owned()),
+            (1, "service::watch::event::Event".to_owned()),
+        ]
+    );
+}
