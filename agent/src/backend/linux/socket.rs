@@ -56,7 +56,17 @@ pub(super) fn connections(linux: &Linux, query: &SocketQuery) -> Result<SocketLi
         SocketSource::Procfs => None,
     };
     let tcp_states = query.tcp_state_mask();
-    for (transport, family) in query.kind.inet_tables() {
+    let mut tables = query.kind.inet_tables();
+    // TCP of both families in one walk of the kernel's tables, where it
+    // takes the older request that dumps both; else one dump a family.
+    let both = |t| tables.contains(&(t, Family::Inet)) && tables.contains(&(t, Family::Inet6));
+    if both(Transport::Tcp)
+        && tcp_states != 0
+        && dumped(&mut netlink, Dump::Tcp { states: tcp_states }, &mut sockets)?
+    {
+        tables.retain(|(transport, _)| *transport != Transport::Tcp);
+    }
+    for (transport, family) in tables {
         let states = match transport {
             Transport::Tcp if tcp_states == 0 => continue,
             Transport::Tcp => tcp_states,

@@ -8,6 +8,11 @@
 //! - `struct inet_diag_req_v2` (linux/inet_diag.h): `u8 family,
 //!   u8 protocol, u8 ext, u8 pad, u32 states, struct inet_diag_sockid id`
 //!   (56 bytes).
+//! - `struct inet_diag_req` (linux/inet_diag.h, the older request that
+//!   `TCPDIAG_GETSOCK` takes): `u8 family, u8 src_len, u8 dst_len,
+//!   u8 ext, struct inet_diag_sockid id, u32 states, u32 dbs` (60 bytes).
+//!   The kernel dumps it for both families at once (it reads the family
+//!   as AF_UNSPEC) and answers with messages of its type.
 //! - `struct inet_diag_sockid`: `be16 sport, be16 dport, be32 src[4],
 //!   be32 dst[4], u32 if, u32 cookie[2]` (48 bytes).
 //! - `struct inet_diag_msg`: `u8 family, u8 state, u8 timer, u8 retrans,
@@ -76,6 +81,8 @@ impl ByteOrder {
 
 /// `SOCK_DIAG_BY_FAMILY`, the message type of requests and answers.
 pub const SOCK_DIAG_BY_FAMILY: u16 = 20;
+/// `TCPDIAG_GETSOCK`: the older request for TCP sockets, of both families.
+const TCPDIAG_GETSOCK: u16 = 18;
 const NLMSG_ERROR: u16 = 2;
 const NLMSG_DONE: u16 = 3;
 const NLM_F_REQUEST: u16 = 1;
@@ -106,13 +113,22 @@ pub enum Dump {
         /// The states bit mask (`idiag_states`).
         states: u32,
     },
+    /// TCP sockets of both families, in the states of the mask, in one
+    /// walk of the kernel's tables rather than one per family: a walk
+    /// visits every bucket of the established hash (262,144 on a host
+    /// with 24 GiB), empty or not.
+    Tcp {
+        /// The states bit mask (`idiag_states`).
+        states: u32,
+    },
     /// Every unix socket, with its name.
     Unix,
 }
 
 /// The request datagram for `dump` with sequence number `seq`.
 pub fn request(dump: Dump, seq: u32, order: ByteOrder) -> Vec<u8> {
-    let mut body = Vec::with_capacity(56);
+    let mut body = Vec::with_capacity(60);
+    let mut kind = SOCK_DIAG_BY_FAMILY;
     match dump {
         Dump::Inet {
             transport,
@@ -133,6 +149,14 @@ pub fn request(dump: Dump, seq: u32, order: ByteOrder) -> Vec<u8> {
             // A zeroed inet_diag_sockid: no socket in particular.
             body.resize(56, 0);
         }
+        Dump::Tcp { states } => {
+            kind = TCPDIAG_GETSOCK;
+            // AF_UNSPEC, no address lengths, no extensions, a zeroed
+            // inet_diag_sockid, the states, no tables (`dbs`).
+            body.resize(52, 0);
+            order.put_u32(&mut body, states);
+            order.put_u32(&mut body, 0);
+        }
         Dump::Unix => {
             body.extend_from_slice(&[AF_UNIX, 0, 0, 0]);
             order.put_u32(&mut body, u32::MAX);
@@ -144,7 +168,7 @@ pub fn request(dump: Dump, seq: u32, order: ByteOrder) -> Vec<u8> {
     let mut msg = Vec::with_capacity(NLMSG_HDRLEN + body.len());
     let len = u32::try_from(NLMSG_HDRLEN + body.len()).unwrap_or(u32::MAX);
     order.put_u32(&mut msg, len);
-    order.put_u16(&mut msg, SOCK_DIAG_BY_FAMILY);
+    order.put_u16(&mut msg, kind);
     order.put_u16(&mut msg, NLM_F_REQUEST | NLM_F_DUMP);
     order.put_u32(&mut msg, seq);
     order.put_u32(&mut msg, 0);
@@ -203,9 +227,10 @@ pub fn parse_datagram(
                     e => Progress::Refused(e.saturating_abs()),
                 });
             }
-            SOCK_DIAG_BY_FAMILY => {
+            SOCK_DIAG_BY_FAMILY | TCPDIAG_GETSOCK => {
                 let socket = match dump {
                     Dump::Inet { transport, .. } => inet_socket(body, transport, order)?,
+                    Dump::Tcp { .. } => inet_socket(body, Transport::Tcp, order)?,
                     Dump::Unix => unix_socket(body, order)?,
                 };
                 out.extend(socket);
@@ -334,6 +359,14 @@ mod tests {
         assert_eq!(msg[8..12], 7u32.to_le_bytes());
         assert_eq!(msg[16..20], [10, 6, 0, 0]);
         assert_eq!(msg[20..24], 1024u32.to_le_bytes());
+        // TCP of both families: the older request, 60 bytes, its states
+        // after the zeroed family and sockid.
+        let tcp = request(Dump::Tcp { states: 1 << 10 }, 3, ByteOrder::Little);
+        assert_eq!(tcp.len(), 16 + 60);
+        assert_eq!(tcp[4..6], 18u16.to_le_bytes());
+        assert_eq!(tcp[16..68], [0; 52]);
+        assert_eq!(tcp[68..72], 1024u32.to_le_bytes());
+        assert_eq!(tcp[72..76], [0; 4]);
         let unix = request(Dump::Unix, 1, ByteOrder::Big);
         assert_eq!(unix.len(), 16 + 24);
         assert_eq!(unix[..4], 40u32.to_be_bytes());
@@ -431,6 +464,52 @@ mod tests {
             assert_eq!(shown(&got[0].laddr), "::ffff:127.0.0.1:38063");
             assert_eq!((got[0].inode, got[0].status), (1091481, ConnStatus::Listen));
             assert_eq!(got[0].raddr, None);
+        }
+
+        #[test]
+        fn tcp_of_both_families_in_one_dump() {
+            let got = parse(
+                include_bytes!("../../../tests/fixtures/linux/sock_diag/tcp.bin"),
+                Dump::Tcp { states: 0x1ffe },
+            );
+            let mut got: Vec<_> = got
+                .iter()
+                .map(|s| {
+                    assert_eq!(s.kind, SockType::Stream);
+                    let raddr = s.raddr.as_ref().map(shown);
+                    (s.inode, s.family, shown(&s.laddr), raddr, s.status)
+                })
+                .collect();
+            got.sort_by_key(|s| s.0);
+            let ip = |port| format!("127.0.0.1:{port}");
+            let (v4, v6) = (Family::Inet, Family::Inet6);
+            assert_eq!(
+                got,
+                [
+                    (164609, v4, ip(50577), None, ConnStatus::Listen),
+                    (
+                        164610,
+                        v4,
+                        ip(50902),
+                        Some(ip(50577)),
+                        ConnStatus::Established
+                    ),
+                    (
+                        164611,
+                        v4,
+                        ip(50577),
+                        Some(ip(50902)),
+                        ConnStatus::Established
+                    ),
+                    (
+                        164613,
+                        v6,
+                        "::ffff:127.0.0.1:53581".to_owned(),
+                        None,
+                        ConnStatus::Listen
+                    ),
+                ]
+            );
         }
 
         #[test]
