@@ -79,6 +79,21 @@ impl SocketKind {
     pub fn unix(self) -> bool {
         matches!(self, SocketKind::Unix | SocketKind::All)
     }
+
+    /// Whether the kind covers a socket of `family` and `kind`: unix
+    /// sockets of every type, IP sockets by their table (a stream is TCP,
+    /// a datagram UDP, as the backends list only those).
+    pub fn admits(self, family: Family, kind: SockType) -> bool {
+        let transport = match kind {
+            SockType::Stream => Transport::Tcp,
+            SockType::Dgram => Transport::Udp,
+            _ => return family == Family::Unix && self.unix(),
+        };
+        match family {
+            Family::Unix => self.unix(),
+            Family::Inet | Family::Inet6 => self.inet_tables().contains(&(transport, family)),
+        }
+    }
 }
 
 /// A socket's address family.
@@ -172,6 +187,28 @@ impl ConnStatus {
             12 => Some(ConnStatus::SynRecv),
             n => ConnStatus::TCP.get(usize::from(n).checked_sub(1)?).copied(),
         }
+    }
+
+    /// The status of a BSD or macOS TCP state number (`TCPS_*` of
+    /// `netinet/tcp_fsm.h`, macOS's `TSI_S_*`), as psutil's `_psbsd.py`
+    /// and `_psosx.py` map them: `TCPS_CLOSED` is CLOSE. `None` for a
+    /// number with no name.
+    pub fn from_bsd_tcp(state: i32) -> Option<ConnStatus> {
+        use ConnStatus as S;
+        Some(match state {
+            0 => S::Close,
+            1 => S::Listen,
+            2 => S::SynSent,
+            3 => S::SynRecv,
+            4 => S::Established,
+            5 => S::CloseWait,
+            6 => S::FinWait1,
+            7 => S::Closing,
+            8 => S::LastAck,
+            9 => S::FinWait2,
+            10 => S::TimeWait,
+            _ => return None,
+        })
     }
 
     /// The Linux TCP state number, `None` for [`ConnStatus::None`].
@@ -343,6 +380,78 @@ impl SocketQuery {
         self.status_matches(socket.status)
             && port_in(&self.local_ports, Some(&socket.laddr))
             && port_in(&self.remote_ports, socket.raddr.as_ref())
+    }
+}
+
+/// A socket one descriptor refers to, as the BSD and macOS kernels list
+/// them: per process, each with its holder.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HeldSocket {
+    /// The socket, `pid` and `fd` set.
+    pub socket: Socket,
+    /// The kernel's handle of the socket (an address, or macOS's
+    /// permuted one), the same in every descriptor that refers to it; 0
+    /// where the kernel hides it.
+    pub key: u64,
+}
+
+impl SocketQuery {
+    /// Whether `socket` passes the kind, state and port filters.
+    pub fn keeps(&self, socket: &Socket) -> bool {
+        self.kind.admits(socket.family, socket.kind) && self.matches(socket)
+    }
+
+    /// The listing of sockets read per descriptor, `held` (by the
+    /// processes of `pids`, or by all), with the processes that could not
+    /// be read: those the query keeps, in psutil's order (tcp, tcp6, udp,
+    /// udp6, unix), then by holder. Without pids asked for, the holders
+    /// are dropped and a socket several descriptors share (by its
+    /// [`HeldSocket::key`]) is listed once.
+    pub fn select_held(
+        &self,
+        held: Vec<HeldSocket>,
+        process_errors: Vec<(u32, ErrorKind)>,
+    ) -> SocketListing {
+        let mut kept: Vec<HeldSocket> = held
+            .into_iter()
+            .filter(|h| {
+                self.keeps(&h.socket)
+                    && (self.pids.is_empty()
+                        || h.socket.pid.is_some_and(|pid| self.pids.contains(&pid)))
+            })
+            .collect();
+        kept.sort_by_key(|h| (table_rank(&h.socket), h.socket.pid, h.socket.fd));
+        let mut seen = std::collections::HashSet::new();
+        let sockets = kept
+            .into_iter()
+            .filter(|h| self.wants_pids() || h.key == 0 || seen.insert(h.key))
+            .map(|h| {
+                if self.wants_pids() {
+                    h.socket
+                } else {
+                    Socket {
+                        pid: None,
+                        fd: None,
+                        ..h.socket
+                    }
+                }
+            })
+            .collect();
+        SocketListing {
+            sockets,
+            process_errors,
+        }
+    }
+}
+
+/// Where psutil's order puts a socket: tcp, tcp6, udp, udp6, then unix.
+fn table_rank(socket: &Socket) -> u8 {
+    match (socket.family, socket.kind) {
+        (Family::Inet, SockType::Stream) => 0,
+        (Family::Inet6, SockType::Stream) => 1,
+        (Family::Inet, _) => 2,
+        (Family::Inet6, _) => 3,
+        (Family::Unix, _) => 4,
     }
 }
 

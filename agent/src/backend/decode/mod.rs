@@ -22,6 +22,7 @@ use super::{
         cmdline::parse_environ,
         net::{FLAG_NAMES, format_inet, format_inet6, format_mac, names_of},
     },
+    socket::{ConnStatus, Endpoint, Family as SocketFamily, HeldSocket, SockType, Socket},
 };
 
 pub mod freebsd;
@@ -454,6 +455,122 @@ pub fn sockaddr(bytes: &[u8], family: Family) -> Option<SockAddr> {
             })
         }
     }
+}
+
+// === Sockets ===
+
+/// `SOCK_STREAM`, `SOCK_DGRAM`, `SOCK_RAW` and `SOCK_SEQPACKET` are
+/// numbered alike on the BSDs, macOS and Linux (1, 2, 3, 5), and so are
+/// `IPPROTO_TCP` (6) and `IPPROTO_UDP` (17); each backend asserts it
+/// against the `libc` crate.
+pub const IPPROTO_TCP: i32 = 6;
+/// See [`IPPROTO_TCP`].
+pub const IPPROTO_UDP: i32 = 17;
+
+/// One socket descriptor as a BSD kernel or macOS describes it, its
+/// family already recognised (the `AF_*` numbers differ), the rest in the
+/// kernel's numbers; [`held_socket`] makes the API's socket of it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SocketRecord {
+    pub pid: u32,
+    pub fd: u32,
+    pub family: SocketFamily,
+    /// `SOCK_*`.
+    pub sock_type: i32,
+    /// `IPPROTO_*` (0 for unix sockets).
+    pub protocol: i32,
+    /// The local end: address and port, or a unix socket's path.
+    pub laddr: Endpoint,
+    /// The remote end, as `laddr`; an IP socket's port 0 (or a unix
+    /// socket's empty path) where it is not connected.
+    pub raddr: Endpoint,
+    /// The TCP state (`TCPS_*`), `None` where the kernel's record has
+    /// none (FreeBSD's `kinfo_file`).
+    pub tcp_state: Option<i32>,
+    /// The kernel's handle of the socket, 0 where hidden.
+    pub key: u64,
+}
+
+/// The socket psutil lists for `r`: unix sockets of every type, IP
+/// sockets only of TCP (streams) and UDP (datagrams), as on Linux; `None`
+/// for the others (raw IP, SCTP, an unknown type or TCP state). A TCP
+/// socket whose kernel gives no state is NONE; UDP and unix sockets have
+/// none, as psutil shows them.
+pub fn held_socket(r: SocketRecord) -> Option<HeldSocket> {
+    let kind = SockType::from_linux(u32::try_from(r.sock_type).ok()?)?;
+    let (status, raddr) = match r.family {
+        SocketFamily::Unix => {
+            let connected = !r.raddr.path.is_empty();
+            (ConnStatus::None, connected.then_some(r.raddr))
+        }
+        SocketFamily::Inet | SocketFamily::Inet6 => {
+            let status = match (kind, r.protocol) {
+                (SockType::Stream, IPPROTO_TCP) => match r.tcp_state {
+                    Some(state) => ConnStatus::from_bsd_tcp(state)?,
+                    None => ConnStatus::None,
+                },
+                (SockType::Dgram, IPPROTO_UDP) => ConnStatus::None,
+                _ => return None,
+            };
+            (status, Some(r.raddr).filter(|e| e.port != 0))
+        }
+    };
+    Some(HeldSocket {
+        socket: Socket {
+            family: r.family,
+            kind,
+            laddr: r.laddr,
+            raddr,
+            status,
+            inode: 0,
+            uid: None,
+            pid: Some(r.pid),
+            fd: Some(r.fd),
+        },
+        key: r.key,
+    })
+}
+
+/// One end of a socket from a BSD `struct sockaddr_in`, `sockaddr_in6`
+/// or `sockaddr_un` of `family` (`sys/un.h`: `sun_len`, `sun_family`,
+/// then the path from byte 2; the port of the IP ones at 2, in network
+/// byte order). A unix path ends at `sun_len` or its first NUL; an IPv6
+/// address loses its scope, as the API's addresses have none.
+pub fn sockaddr_endpoint(bytes: &[u8], family: SocketFamily) -> Endpoint {
+    match family {
+        SocketFamily::Unix => {
+            let len = bytes
+                .first()
+                .map_or(0, |l| usize::from(*l))
+                .min(bytes.len());
+            let path = bytes.get(2..len).unwrap_or_default();
+            Endpoint::path(super::parse::lossy(until_nul(path)))
+        }
+        SocketFamily::Inet | SocketFamily::Inet6 => {
+            let port = match bytes.get(2..4) {
+                Some(&[hi, lo]) => u16::from_be_bytes([hi, lo]),
+                _ => 0,
+            };
+            let ip: std::net::IpAddr = if family == SocketFamily::Inet6 {
+                match sockaddr(bytes, Family::Inet6) {
+                    Some(SockAddr::Inet6 { octets, .. }) => octets.into(),
+                    _ => std::net::Ipv6Addr::UNSPECIFIED.into(),
+                }
+            } else {
+                match sockaddr(bytes, Family::Inet) {
+                    Some(SockAddr::Inet(octets)) => octets.into(),
+                    _ => std::net::Ipv4Addr::UNSPECIFIED.into(),
+                }
+            };
+            Endpoint::ip(ip, port)
+        }
+    }
+}
+
+/// A port as the kernels keep it in a wider word: the `in_port_t` in
+/// network byte order, its low 16 bits in native order.
+pub fn net_port(word: u32) -> u16 {
+    u16::from_be(word as u16)
 }
 
 /// `IFF_BROADCAST` and `IFF_POINTOPOINT`, alike on Linux and the BSDs.
