@@ -485,6 +485,144 @@ mod tests {
     }
 
     #[test]
+    fn bsd_tcp_states_map_as_psutil_maps_them() {
+        // netinet/tcp_fsm.h: CLOSED 0, LISTEN 1, ..., TIME_WAIT 10.
+        let named: Vec<_> = (0..=10).map(ConnStatus::from_bsd_tcp).collect();
+        assert_eq!(
+            named,
+            [
+                ConnStatus::Close,
+                ConnStatus::Listen,
+                ConnStatus::SynSent,
+                ConnStatus::SynRecv,
+                ConnStatus::Established,
+                ConnStatus::CloseWait,
+                ConnStatus::FinWait1,
+                ConnStatus::Closing,
+                ConnStatus::LastAck,
+                ConnStatus::FinWait2,
+                ConnStatus::TimeWait,
+            ]
+            .map(Some)
+        );
+        // Every TCP status has a BSD number: none is left unnamed.
+        for status in ConnStatus::TCP {
+            assert!(named.contains(&Some(status)), "{status:?}");
+        }
+        assert_eq!(ConnStatus::from_bsd_tcp(11), None); // TSI_S_RESERVED
+        assert_eq!(ConnStatus::from_bsd_tcp(-1), None);
+    }
+
+    #[test]
+    fn kinds_admit_their_sockets() {
+        use {Family as F, SockType as T, SocketKind as K};
+        assert!(K::Inet.admits(F::Inet, T::Stream) && K::Inet.admits(F::Inet6, T::Dgram));
+        assert!(!K::Inet.admits(F::Unix, T::Stream));
+        assert!(K::Tcp6.admits(F::Inet6, T::Stream) && !K::Tcp6.admits(F::Inet, T::Stream));
+        assert!(!K::Tcp.admits(F::Inet, T::Dgram) && K::Udp4.admits(F::Inet, T::Dgram));
+        assert!(K::Unix.admits(F::Unix, T::Seqpacket) && K::All.admits(F::Unix, T::Dgram));
+        assert!(!K::All.admits(F::Inet, T::Raw) && !K::Unix.admits(F::Inet, T::Stream));
+    }
+
+    /// A socket held by `pid` at `fd`, the kernel's handle `key`.
+    fn held(pid: u32, fd: u32, family: Family, kind: SockType, port: u16, key: u64) -> HeldSocket {
+        let laddr = match family {
+            Family::Unix => Endpoint::path(format!("/run/{port}")),
+            _ => Endpoint::ip([127, 0, 0, 1].into(), port),
+        };
+        let status = match (family, kind) {
+            (Family::Unix, _) | (_, SockType::Dgram) => ConnStatus::None,
+            _ => ConnStatus::Listen,
+        };
+        HeldSocket {
+            socket: Socket {
+                family,
+                kind,
+                laddr,
+                raddr: None,
+                status,
+                inode: 0,
+                uid: None,
+                pid: Some(pid),
+                fd: Some(fd),
+            },
+            key,
+        }
+    }
+
+    #[test]
+    fn held_sockets_are_filtered_ordered_and_shared_ones_listed_once() {
+        use {Family as F, SockType as T};
+        let read = || {
+            vec![
+                held(40, 3, F::Unix, T::Stream, 1, 0xa),
+                held(40, 5, F::Inet, T::Dgram, 53, 0xb),
+                // Two processes share one listening socket (a fork), and
+                // two unnamed keys stay apart.
+                held(41, 4, F::Inet, T::Stream, 80, 0xc),
+                held(40, 4, F::Inet, T::Stream, 80, 0xc),
+                held(40, 6, F::Inet6, T::Stream, 443, 0),
+                held(42, 6, F::Inet6, T::Stream, 443, 0),
+            ]
+        };
+        let rows = |listing: SocketListing| {
+            listing
+                .sockets
+                .iter()
+                .map(|s| (s.pid, s.fd, s.laddr.port))
+                .collect::<Vec<_>>()
+        };
+        let errors = vec![(7, ErrorKind::AccessDenied)];
+        // With pids: every holder, in psutil's order, then by holder.
+        let with_pids = SocketQuery {
+            kind: SocketKind::All,
+            with_pids: true,
+            ..SocketQuery::default()
+        };
+        let listing = with_pids.select_held(read(), errors.clone());
+        assert_eq!(listing.process_errors, errors);
+        assert_eq!(
+            rows(listing),
+            [
+                (Some(40), Some(4), 80),
+                (Some(41), Some(4), 80),
+                (Some(40), Some(6), 443),
+                (Some(42), Some(6), 443),
+                (Some(40), Some(5), 53),
+                (Some(40), Some(3), 0),
+            ]
+        );
+        // Without: the holders dropped, the shared socket once.
+        let plain = SocketQuery::default();
+        assert_eq!(
+            rows(plain.select_held(read(), Vec::new())),
+            [
+                (None, None, 80),
+                (None, None, 443),
+                (None, None, 443),
+                (None, None, 53)
+            ]
+        );
+        // The pid, kind, state and port filters.
+        let one = SocketQuery {
+            pids: vec![41, 42],
+            kind: SocketKind::Tcp,
+            ..SocketQuery::default()
+        };
+        assert_eq!(
+            rows(one.select_held(read(), Vec::new())),
+            [(Some(41), Some(4), 80), (Some(42), Some(6), 443)]
+        );
+        let listen_443 = SocketQuery {
+            statuses: vec![ConnStatus::Listen],
+            local_ports: vec![443],
+            with_pids: true,
+            ..SocketQuery::default()
+        };
+        assert_eq!(rows(listen_443.select_held(read(), Vec::new())).len(), 2);
+    }
+
+    #[test]
     fn the_state_mask_has_the_states_asked_for() {
         let all = SocketQuery::default();
         assert_eq!(all.tcp_state_mask(), 0x1ffe);

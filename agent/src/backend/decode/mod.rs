@@ -839,6 +839,94 @@ mod tests {
     }
 
     #[test]
+    fn socket_ends_from_bsd_sockaddrs() {
+        use crate::backend::socket::Family as F;
+        // sockaddr_in 10.1.2.3:8080 (netinet/in.h).
+        let sin = [16, 2, 0x1f, 0x90, 10, 1, 2, 3, 0, 0, 0, 0, 0, 0, 0, 0];
+        assert_eq!(
+            sockaddr_endpoint(&sin, F::Inet),
+            Endpoint::ip([10, 1, 2, 3].into(), 8080)
+        );
+        // sockaddr_in6 [fe80::1%2]:22 with KAME's embedded scope: the
+        // scope goes, as the API's addresses have none.
+        let mut sin6 = vec![28, 28, 0, 22, 0, 0, 0, 0, 0xfe, 0x80, 0, 2];
+        sin6.extend([0; 11]);
+        sin6.extend([1, 0, 0, 0, 0]);
+        assert_eq!(
+            sockaddr_endpoint(&sin6, F::Inet6),
+            Endpoint::ip("fe80::1".parse().unwrap(), 22)
+        );
+        // sockaddr_un: the path ends at sun_len or at a NUL.
+        let sun = [10, 1, b'/', b't', b'm', b'p', b'/', b's', b'o', b'c', b'k'];
+        assert_eq!(sockaddr_endpoint(&sun, F::Unix).path, "/tmp/soc");
+        assert_eq!(
+            sockaddr_endpoint(&[12, 1, b'/', b'x', 0, b'y'], F::Unix).path,
+            "/x"
+        );
+        // Empty or short: unnamed, or the unspecified address.
+        assert_eq!(
+            sockaddr_endpoint(&[], F::Unix),
+            Endpoint::path(String::new())
+        );
+        assert_eq!(sockaddr_endpoint(&[1], F::Unix).path, "");
+        assert_eq!(
+            sockaddr_endpoint(&[], F::Inet6),
+            Endpoint::ip("::".parse().unwrap(), 0)
+        );
+        assert_eq!(net_port(u32::from(443u16.to_be())), 443);
+        assert_eq!(net_port(0xdead_0000 | u32::from(80u16.to_be())), 80);
+    }
+
+    #[test]
+    fn records_become_the_sockets_psutil_lists() {
+        use crate::backend::socket::Family as F;
+        let record = |family, sock_type, protocol, tcp_state| SocketRecord {
+            pid: 9,
+            fd: 4,
+            family,
+            sock_type,
+            protocol,
+            laddr: Endpoint::ip([0; 4].into(), 80),
+            raddr: Endpoint::ip([0; 4].into(), 0),
+            tcp_state,
+            key: 1,
+        };
+        let status = |r| held_socket(r).map(|h| h.socket.status);
+        assert_eq!(
+            status(record(F::Inet, 1, 6, Some(1))),
+            Some(ConnStatus::Listen)
+        );
+        assert_eq!(status(record(F::Inet, 1, 6, None)), Some(ConnStatus::None));
+        assert_eq!(
+            status(record(F::Inet6, 2, 17, Some(4))),
+            Some(ConnStatus::None)
+        );
+        // SCTP, raw IP, UDP-lite as a stream, an unnamed state, a type
+        // psutil does not know.
+        assert_eq!(status(record(F::Inet, 1, 132, Some(1))), None);
+        assert_eq!(status(record(F::Inet, 3, 6, Some(1))), None);
+        assert_eq!(status(record(F::Inet, 1, 17, Some(1))), None);
+        assert_eq!(status(record(F::Inet, 1, 6, Some(12))), None);
+        assert_eq!(status(record(F::Unix, 4, 0, None)), None);
+        assert_eq!(status(record(F::Unix, -1, 0, None)), None);
+        let unix = SocketRecord {
+            laddr: Endpoint::path(String::new()),
+            raddr: Endpoint::path("/var/run/log".into()),
+            ..record(F::Unix, 5, 0, Some(4))
+        };
+        let s = held_socket(unix).unwrap().socket;
+        assert_eq!((s.kind, s.status), (SockType::Seqpacket, ConnStatus::None));
+        assert_eq!(s.raddr, Some(Endpoint::path("/var/run/log".into())));
+        let connected = SocketRecord {
+            raddr: Endpoint::ip([10, 0, 0, 1].into(), 5000),
+            ..record(F::Inet, 1, 6, Some(4))
+        };
+        let s = held_socket(connected).unwrap().socket;
+        assert_eq!(s.raddr.map(|r| r.port), Some(5000));
+        assert_eq!((s.pid, s.fd), (Some(9), Some(4)));
+    }
+
+    #[test]
     fn terminals() {
         assert_eq!(terminal_path(b"pts/3").as_deref(), Some("/dev/pts/3"));
         assert_eq!(terminal_path(b"ttyv0").as_deref(), Some("/dev/ttyv0"));
