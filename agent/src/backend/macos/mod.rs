@@ -7,7 +7,8 @@
 //! `PROC_PIDTBSDINFO`. Arguments and environment come from
 //! `KERN_PROCARGS2`, the executable from `proc_pidpath`, the working
 //! directory and descriptors from `proc_pidinfo` again (open files with
-//! `proc_pidfdinfo` per vnode). Not supplied: I/O
+//! `proc_pidfdinfo` per vnode, sockets with `proc_pidfdinfo` per
+//! socket, TCP states included). Not supplied: I/O
 //! counters (the kernel keeps none per process that match the API) and
 //! context switches (one total, which the API cannot split into
 //! voluntary and involuntary).
@@ -20,7 +21,7 @@ use std::{collections::HashMap, io};
 
 use super::{
     Error, ErrorKind, Field, FieldSet, FilesQuery, OpenFile,
-    bsd::{self, Bsd, Kernel, parse_error},
+    bsd::{self, Bsd, HeldSockets, Kernel, parse_error},
     bsd_sys,
     decode::system::mount_bit,
     decode::{
@@ -30,6 +31,7 @@ use super::{
         system as sys,
     },
     parse::lossy,
+    socket::HeldSocket,
     system::{
         CpuFreq, CpuFreqSet, CpuTimesSet, SwapMemory, SystemField, SystemFields, User,
         VirtualMemory,
@@ -96,6 +98,41 @@ impl Libproc {
             _ => ErrorKind::NoSuchProcess,
         });
         Ok(Some(k))
+    }
+
+    /// The sockets `pid` holds (see [`Kernel::sockets`]).
+    fn process_sockets(&self, pid: u32) -> Result<Vec<HeldSocket>, Error> {
+        let what = format!("proc_pidinfo PROC_PIDLISTFDS of pid {pid}");
+        let list = bsd_sys::pidinfo_list(pid, libc::PROC_PIDLISTFDS)
+            .map_err(|e| bsd::process_error(pid, &what, e))?;
+        let fds = layout::fd_list(&list).map_err(parse_error(what))?;
+        let mut sockets = Vec::new();
+        let mut buf = Vec::new();
+        for (fd, _) in fds
+            .into_iter()
+            .filter(|(_, fdtype)| *fdtype == layout::prox_fdtype::SOCKET)
+        {
+            let what = || format!("proc_pidfdinfo PROC_PIDFDSOCKETINFO of fd {fd} of pid {pid}");
+            let read = bsd_sys::pidfdinfo(
+                pid,
+                fd,
+                layout::PROC_PIDFDSOCKETINFO,
+                layout::socket_fdinfo::SIZE,
+                &mut buf,
+            );
+            match read {
+                Ok(()) => {
+                    sockets.extend(layout::socket_fd(pid, fd, &buf).map_err(parse_error(what()))?)
+                }
+                // Closed since the list was read, or reused for another
+                // kind of descriptor: skipped, as psutil skips it.
+                Err(e) if e.raw_os_error() == Some(libc::EBADF) => {}
+                // The process exited part way: what was read stands.
+                Err(e) if e.raw_os_error() == Some(libc::ESRCH) => break,
+                Err(e) => return Err(bsd::process_error(pid, what(), e)),
+            }
+        }
+        Ok(sockets)
     }
 
     /// `KERN_PROCARGS2` of `pid`, decoded. The kernel answers EINVAL for
@@ -278,6 +315,17 @@ impl Kernel for Libproc {
             }
         }
         Ok(files)
+    }
+
+    /// For each process, `PROC_PIDLISTFDS`, then `proc_pidfdinfo`'s
+    /// `PROC_PIDFDSOCKETINFO` for each socket, as psutil reads them:
+    /// family, type, both ends and the TCP state.
+    fn sockets(&self, pids: &[u32]) -> Result<HeldSockets, Error> {
+        let pids = match pids {
+            [] => bsd_sys::all_pids().map_err(|e| bsd::io_error("proc_listallpids", e))?,
+            pids => pids.to_vec(),
+        };
+        HeldSockets::per_process(pids, |pid| self.process_sockets(pid))
     }
 
     fn system_fields(&self) -> SystemFields {
