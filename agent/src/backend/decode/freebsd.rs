@@ -5,6 +5,7 @@
 
 use super::{
     IfDataLayout, IfFlags, Kinfo, Record, SocketRecord, held_socket, records, sockaddr_endpoint,
+    socket_family,
 };
 use crate::backend::{
     CpuTimes, CtxSwitches, FileKind, MemoryInfo, OpenFile, Status,
@@ -185,9 +186,7 @@ pub mod kf_sock {
     pub const PCB: usize = 304;
 }
 
-/// FreeBSD's `AF_UNIX`, `AF_INET` and `AF_INET6` (`sys/socket.h`).
-pub const AF_UNIX: i32 = 1;
-pub const AF_INET: i32 = 2;
+/// FreeBSD's `AF_INET6` (`sys/socket.h`).
 pub const AF_INET6: i32 = 28;
 
 /// `KF_FD_TYPE_CWD`: the record of the working directory.
@@ -424,11 +423,8 @@ pub fn sockets(pid: u32, buf: &[u8]) -> Result<Vec<HeldSocket>, ParseError> {
         if r.i32(kinfo_file::TYPE)? != kf_type::SOCKET {
             return Ok(());
         }
-        let family = match r.i32(k::DOMAIN)? {
-            AF_UNIX => SocketFamily::Unix,
-            AF_INET => SocketFamily::Inet,
-            AF_INET6 => SocketFamily::Inet6,
-            _ => return Ok(()),
+        let Some(family) = socket_family(r.i32(k::DOMAIN)?.into(), AF_INET6.into()) else {
+            return Ok(());
         };
         let record = SocketRecord {
             pid,

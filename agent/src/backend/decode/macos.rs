@@ -5,11 +5,9 @@
 //! and arm64, checked against the `libc` crate when the macOS backend is
 //! built.
 
-use std::net::IpAddr;
-
 use super::{
-    IfData, IfDataLayout, Kinfo, Record, SocketRecord, held_socket, net_port, sockaddr_endpoint,
-    timeval_secs, until_nul,
+    IfData, IfDataLayout, Kinfo, Record, SocketRecord, held_socket, ip_endpoint, sockaddr_endpoint,
+    socket_family, timeval_secs, until_nul,
 };
 use crate::backend::{
     CpuTimes, FileKind, MemoryInfo, OpenFile, Status,
@@ -235,9 +233,7 @@ pub mod socket_fdinfo {
 /// `SOCKINFO_TCP` of `soi_kind`: `soi_proto` is a `tcp_sockinfo`.
 pub const SOCKINFO_TCP: i32 = 2;
 
-/// macOS's `AF_UNIX`, `AF_INET` and `AF_INET6` (`sys/socket.h`).
-pub const AF_UNIX: i32 = 1;
-pub const AF_INET: i32 = 2;
+/// macOS's `AF_INET6` (`sys/socket.h`).
 pub const AF_INET6: i32 = 30;
 
 /// Decodes the `socket_fdinfo` of descriptor `fd` of process `pid`, as
@@ -254,11 +250,8 @@ pub fn socket_fd(pid: u32, fd: u32, bytes: &[u8]) -> Result<Option<HeldSocket>, 
         ));
     }
     let r = Record::new("socket_fdinfo", bytes);
-    let family = match r.i32(f::FAMILY)? {
-        AF_UNIX => SocketFamily::Unix,
-        AF_INET => SocketFamily::Inet,
-        AF_INET6 => SocketFamily::Inet6,
-        _ => return Ok(None),
+    let Some(family) = socket_family(r.i32(f::FAMILY)?.into(), AF_INET6.into()) else {
+        return Ok(None);
     };
     let kind = r.i32(f::KIND)?;
     let (laddr, raddr) = match family {
@@ -267,15 +260,12 @@ pub fn socket_fd(pid: u32, fd: u32, bytes: &[u8]) -> Result<Option<HeldSocket>, 
             sockaddr_endpoint(r.field(f::UN_CADDR, f::UN_ADDR_LEN)?, family),
         ),
         SocketFamily::Inet | SocketFamily::Inet6 => {
-            let end = |addr: usize, port: usize| -> Result<Endpoint, ParseError> {
-                let ip: IpAddr = if family == SocketFamily::Inet6 {
-                    r.array::<16>(addr)?.into()
-                } else {
-                    r.array::<4>(addr + 12)?.into()
-                };
-                Ok(Endpoint::ip(ip, net_port(r.u32(port)?)))
-            };
-            (end(f::LADDR, f::LPORT)?, end(f::FADDR, f::FPORT)?)
+            // An IPv4 address is the last 4 bytes of an `in4in6_addr`.
+            let v4 = if family == SocketFamily::Inet { 12 } else { 0 };
+            (
+                ip_endpoint(&r, family, f::LADDR + v4, f::LPORT)?,
+                ip_endpoint(&r, family, f::FADDR + v4, f::FPORT)?,
+            )
         }
     };
     let record = SocketRecord {

@@ -567,6 +567,35 @@ pub fn sockaddr_endpoint(bytes: &[u8], family: SocketFamily) -> Endpoint {
     }
 }
 
+/// The family of a socket whose domain is `af`, on a kernel numbering
+/// `AF_INET6` `inet6` (`AF_UNIX` and `AF_INET`, 1 and 2, are alike
+/// everywhere); `None` for the families psutil does not list.
+pub fn socket_family(af: i64, inet6: i64) -> Option<SocketFamily> {
+    match af {
+        1 => Some(SocketFamily::Unix),
+        2 => Some(SocketFamily::Inet),
+        _ if af == inet6 => Some(SocketFamily::Inet6),
+        _ => None,
+    }
+}
+
+/// One end of an IP socket of `family` from a record that keeps its
+/// address as bytes at `addr` (16 for IPv6, 4 for IPv4) and its port in
+/// a wider word at `port` (see [`net_port`]).
+pub fn ip_endpoint(
+    r: &Record<'_>,
+    family: SocketFamily,
+    addr: usize,
+    port: usize,
+) -> Result<Endpoint, ParseError> {
+    let ip: std::net::IpAddr = if family == SocketFamily::Inet6 {
+        r.array::<16>(addr)?.into()
+    } else {
+        r.array::<4>(addr)?.into()
+    };
+    Ok(Endpoint::ip(ip, net_port(r.u32(port)?)))
+}
+
 /// A port as the kernels keep it in a wider word: the `in_port_t` in
 /// network byte order, its low 16 bits in native order.
 pub fn net_port(word: u32) -> u16 {

@@ -4,12 +4,10 @@
 //! those of amd64 and arm64, checked against the `libc` crate when the
 //! OpenBSD backend is built.
 
-use std::net::IpAddr;
-
 use super::{
-    IfDataLayout, IfFlags, Kinfo, Record, SocketRecord, held_socket, net_port,
+    IfDataLayout, IfFlags, Kinfo, Record, SocketRecord, held_socket, ip_endpoint,
     netbsdlike::{Extra, KinfoLayout},
-    records, until_nul,
+    records, socket_family, until_nul,
 };
 use crate::backend::{
     Status,
@@ -136,9 +134,7 @@ pub mod kf_socket {
 /// `DTYPE_SOCKET` of `f_type`.
 pub const DTYPE_SOCKET: u32 = 2;
 
-/// OpenBSD's `AF_UNIX`, `AF_INET` and `AF_INET6` (`sys/socket.h`).
-pub const AF_UNIX: u32 = 1;
-pub const AF_INET: u32 = 2;
+/// OpenBSD's `AF_INET6` (`sys/socket.h`).
 pub const AF_INET6: u32 = 24;
 
 /// The sockets psutil lists among the `kinfo_file` records of `buf` (a
@@ -155,19 +151,8 @@ pub fn sockets(buf: &[u8]) -> Result<Vec<HeldSocket>, ParseError> {
         let Ok(fd) = u32::try_from(r.i32(KINFO_FILE_FD)?) else {
             continue;
         };
-        let family = match r.u32(k::SO_FAMILY)? {
-            AF_UNIX => SocketFamily::Unix,
-            AF_INET => SocketFamily::Inet,
-            AF_INET6 => SocketFamily::Inet6,
-            _ => continue,
-        };
-        let end = |addr: usize, port: usize| -> Result<Endpoint, ParseError> {
-            let ip: IpAddr = if family == SocketFamily::Inet6 {
-                r.array::<16>(addr)?.into()
-            } else {
-                r.array::<4>(addr)?.into()
-            };
-            Ok(Endpoint::ip(ip, net_port(r.u32(port)?)))
+        let Some(family) = socket_family(r.u32(k::SO_FAMILY)?.into(), AF_INET6.into()) else {
+            continue;
         };
         let (laddr, raddr) = match family {
             SocketFamily::Unix => (
@@ -175,8 +160,8 @@ pub fn sockets(buf: &[u8]) -> Result<Vec<HeldSocket>, ParseError> {
                 Endpoint::path(String::new()),
             ),
             _ => (
-                end(k::INP_LADDRU, k::INP_LPORT)?,
-                end(k::INP_FADDRU, k::INP_FPORT)?,
+                ip_endpoint(&r, family, k::INP_LADDRU, k::INP_LPORT)?,
+                ip_endpoint(&r, family, k::INP_FADDRU, k::INP_FPORT)?,
             ),
         };
         let record = SocketRecord {
@@ -270,7 +255,8 @@ mod tests {
             .u32(376, pid) // p_pid
             .i32(380, fd) // fd_fd
             .i32(596, state); // t_state
-        if family == AF_UNIX {
+        if family == 1 {
+            // AF_UNIX
             b.put(488, local.0); // unp_path
         } else {
             b.put(308, local.0).put(328, remote.0); // inp_laddru, inp_faddru

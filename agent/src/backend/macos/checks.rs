@@ -13,8 +13,8 @@ use libc::{
 use crate::backend::{
     bsd::{assert_if_counters, assert_notes, assert_socket_numbers},
     decode::macos::{
-        AF_INET, AF_INET6, AF_UNIX, FDINFO_SIZE, IF_DATA64, O_APPEND, O_CLOEXEC, RTM_IFINFO2,
-        TASKALLINFO_SIZE, bsdinfo as b, fdinfowithpath as fdp, if_msghdr2 as m, prox_fdtype as fdt,
+        AF_INET6, FDINFO_SIZE, IF_DATA64, O_APPEND, O_CLOEXEC, RTM_IFINFO2, TASKALLINFO_SIZE,
+        bsdinfo as b, fdinfowithpath as fdp, if_msghdr2 as m, prox_fdtype as fdt,
         socket_fdinfo as sf, taskinfo as t, vnodepathinfo as v,
     },
     decode::system::{self as sys, vm_statistics64 as vm},
@@ -180,7 +180,6 @@ const _: () = {
     assert!(proto + offset_of!(UnSockinfo, unsi_addr) == sf::UN_ADDR);
     assert!(proto + offset_of!(UnSockinfo, unsi_caddr) == sf::UN_CADDR);
     assert!(libc::SOCK_MAXADDRLEN as usize == sf::UN_ADDR_LEN);
-    assert!(AF_UNIX == libc::AF_UNIX && AF_INET == libc::AF_INET);
     assert!(AF_INET6 == libc::AF_INET6);
     assert_socket_numbers!();
 };

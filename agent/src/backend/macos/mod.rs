@@ -30,7 +30,7 @@ use super::{
         media::{MACOS, MediaLayout},
         system as sys,
     },
-    parse::lossy,
+    parse::{ParseError, lossy},
     socket::HeldSocket,
     system::{
         CpuFreq, CpuFreqSet, CpuTimesSet, SwapMemory, SystemField, SystemFields, User,
@@ -112,24 +112,13 @@ impl Libproc {
             .into_iter()
             .filter(|(_, fdtype)| *fdtype == layout::prox_fdtype::SOCKET)
         {
-            let what = || format!("proc_pidfdinfo PROC_PIDFDSOCKETINFO of fd {fd} of pid {pid}");
-            let read = bsd_sys::pidfdinfo(
-                pid,
-                fd,
-                layout::PROC_PIDFDSOCKETINFO,
-                layout::socket_fdinfo::SIZE,
-                &mut buf,
-            );
+            let read = read_fd(pid, fd, FdFlavor::SOCKET, &mut buf, |b| {
+                layout::socket_fd(pid, fd, b)
+            })?;
             match read {
-                Ok(()) => {
-                    sockets.extend(layout::socket_fd(pid, fd, &buf).map_err(parse_error(what()))?)
-                }
-                // Closed since the list was read, or reused for another
-                // kind of descriptor: skipped, as psutil skips it.
-                Err(e) if e.raw_os_error() == Some(libc::EBADF) => {}
-                // The process exited part way: what was read stands.
-                Err(e) if e.raw_os_error() == Some(libc::ESRCH) => break,
-                Err(e) => return Err(bsd::process_error(pid, what(), e)),
+                FdRead::Read(socket) => sockets.extend(socket),
+                FdRead::Closed => {}
+                FdRead::Gone => break,
             }
         }
         Ok(sockets)
@@ -146,6 +135,58 @@ impl Libproc {
             }
             Err(e) => Err(e),
         }
+    }
+}
+
+/// A `proc_pidfdinfo` flavor: its number, the size of its structure and
+/// its name for messages.
+#[derive(Clone, Copy)]
+struct FdFlavor(libc::c_int, usize, &'static str);
+
+impl FdFlavor {
+    const VNODE_PATH: FdFlavor = FdFlavor(
+        layout::PROC_PIDFDVNODEPATHINFO,
+        layout::fdinfowithpath::SIZE,
+        "PROC_PIDFDVNODEPATHINFO",
+    );
+    const SOCKET: FdFlavor = FdFlavor(
+        layout::PROC_PIDFDSOCKETINFO,
+        layout::socket_fdinfo::SIZE,
+        "PROC_PIDFDSOCKETINFO",
+    );
+
+    fn what(self, pid: u32, fd: u32) -> String {
+        format!("proc_pidfdinfo {} of fd {fd} of pid {pid}", self.2)
+    }
+}
+
+/// What reading one descriptor found.
+enum FdRead<T> {
+    /// The flavor's structure, decoded.
+    Read(T),
+    /// Closed since the list was read, or reused for another kind of
+    /// descriptor: skipped, as psutil skips it.
+    Closed,
+    /// The process exited part way: what was read stands.
+    Gone,
+}
+
+/// `proc_pidfdinfo` of `flavor` for descriptor `fd` of `pid`, read into
+/// `buf` and handed to `decode`.
+fn read_fd<T>(
+    pid: u32,
+    fd: u32,
+    flavor: FdFlavor,
+    buf: &mut Vec<u8>,
+    decode: impl FnOnce(&[u8]) -> Result<T, ParseError>,
+) -> Result<FdRead<T>, Error> {
+    match bsd_sys::pidfdinfo(pid, fd, flavor.0, flavor.1, buf) {
+        Ok(()) => decode(buf)
+            .map(FdRead::Read)
+            .map_err(parse_error(flavor.what(pid, fd))),
+        Err(e) if e.raw_os_error() == Some(libc::EBADF) => Ok(FdRead::Closed),
+        Err(e) if e.raw_os_error() == Some(libc::ESRCH) => Ok(FdRead::Gone),
+        Err(e) => Err(bsd::process_error(pid, flavor.what(pid, fd), e)),
     }
 }
 
@@ -296,22 +337,13 @@ impl Kernel for Libproc {
                 }
                 continue;
             }
-            let what = || format!("proc_pidfdinfo PROC_PIDFDVNODEPATHINFO of fd {fd} of pid {pid}");
-            let read = bsd_sys::pidfdinfo(
-                pid,
-                fd,
-                layout::PROC_PIDFDVNODEPATHINFO,
-                layout::fdinfowithpath::SIZE,
-                &mut buf,
-            );
+            let read = read_fd(pid, fd, FdFlavor::VNODE_PATH, &mut buf, |b| {
+                layout::vnode_fd(pid, fd, b)
+            })?;
             match read {
-                Ok(()) => files.push(layout::vnode_fd(pid, fd, &buf).map_err(parse_error(what()))?),
-                // Closed since the list was read, or reused for another
-                // kind of descriptor: skipped, as psutil skips it.
-                Err(e) if e.raw_os_error() == Some(libc::EBADF) => {}
-                // The process exited part way: what was read stands.
-                Err(e) if e.raw_os_error() == Some(libc::ESRCH) => break,
-                Err(e) => return Err(bsd::process_error(pid, what(), e)),
+                FdRead::Read(file) => files.push(file),
+                FdRead::Closed => {}
+                FdRead::Gone => break,
             }
         }
         Ok(files)

@@ -11,8 +11,8 @@ use crate::backend::{
     decode::{
         kevent,
         openbsd::{
-            AF_INET, AF_INET6, AF_UNIX, DTYPE_SOCKET, IF_DATA, KINFO_FILE_FD, KINFO_FILE_SIZE,
-            KINFO_PROC as k, PSFLAGS, TID, kf_socket as kfs,
+            AF_INET6, DTYPE_SOCKET, IF_DATA, KINFO_FILE_FD, KINFO_FILE_SIZE, KINFO_PROC as k,
+            PSFLAGS, TID, kf_socket as kfs,
         },
     },
 };
@@ -68,8 +68,6 @@ const _: () = {
     assert!(libc::KI_UNPPATHLEN as usize == kfs::UNP_PATH_LEN);
     assert!(offset_of!(kinfo_file, t_state) == kfs::T_STATE);
     assert!(DTYPE_SOCKET as libc::c_int == libc::DTYPE_SOCKET);
-    assert!(AF_UNIX as libc::c_int == libc::AF_UNIX);
-    assert!(AF_INET as libc::c_int == libc::AF_INET);
     assert!(AF_INET6 as libc::c_int == libc::AF_INET6);
     assert_socket_numbers!();
 
