@@ -10,7 +10,7 @@ use super::{
 use crate::backend::{
     CpuTimes, CtxSwitches, FileKind, MemoryInfo, OpenFile, Status,
     parse::{ParseError, lossy},
-    socket::{Family as SocketFamily, HeldSocket},
+    socket::HeldSocket,
 };
 
 /// Byte offsets in `struct kinfo_proc` (`KINFO_PROC_SIZE` 1088).
@@ -446,6 +446,7 @@ pub fn sockets(pid: u32, buf: &[u8]) -> Result<Vec<HeldSocket>, ParseError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::backend::socket::Family as SocketFamily;
     use crate::backend::{Ids, NetIoCounters, decode::fixture::Bytes};
 
     /// A `kinfo_proc` of sshd as `ps` would show it: pid 812, parent 1,

@@ -12,7 +12,7 @@ use super::{
 use crate::backend::{
     CpuTimes, FileKind, MemoryInfo, OpenFile, Status,
     parse::{ParseError, lossy},
-    socket::{Endpoint, Family as SocketFamily, HeldSocket},
+    socket::{Family as SocketFamily, HeldSocket},
 };
 
 /// Byte offsets in `struct proc_bsdinfo` (136 bytes).
@@ -485,6 +485,7 @@ pub const FLAGS: super::IfFlags = super::netbsd::FLAGS;
 mod tests {
     use super::*;
     use crate::backend::decode::fixture::Bytes;
+    use crate::backend::socket::Endpoint;
 
     /// A `vnode_fdinfowithpath` as `sys/proc_info.h` lays it out: the
     /// `proc_fileinfo` (`fi_openflags` at 0, `fi_status` at 4, `fi_offset`
