@@ -260,12 +260,14 @@ pub struct Socket {
     /// The local end.
     pub laddr: Endpoint,
     /// The remote end; `None` when the socket is not connected (an IP
-    /// socket whose remote port is 0, and unix sockets, as psutil).
+    /// socket whose remote port is 0). A unix socket's is its peer's
+    /// path where the kernel reports it (FreeBSD, macOS, as psutil on
+    /// macOS); `None` on Linux and OpenBSD, as psutil.
     pub raddr: Option<Endpoint>,
     /// The state.
     pub status: ConnStatus,
     /// The socket's inode number; 0 for sockets no descriptor refers to
-    /// (TIME_WAIT, connection requests).
+    /// (TIME_WAIT, connection requests), and on the BSDs and macOS.
     pub inode: u64,
     /// The owner's uid, where the kernel reports it.
     pub uid: Option<u32>,
