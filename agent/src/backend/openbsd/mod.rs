@@ -217,7 +217,13 @@ impl Kernel for Sysctl {
         let decode = |what: &str, buf: &[u8]| layout::sockets(buf).map_err(parse_error(what));
         if pids.is_empty() {
             let what = "sysctl kern.file (KERN_FILE_BYPID, all processes)";
-            let buf = table(-1).map_err(|e| bsd::io_error(what, e))?;
+            let buf = table(-1).map_err(|e| match e.raw_os_error() {
+                Some(libc::EPERM | libc::EACCES) => Error::AccessDenied {
+                    pid: None,
+                    path: what.into(),
+                },
+                _ => bsd::io_error(what, e),
+            })?;
             return Ok(HeldSockets {
                 sockets: decode(what, &buf)?,
                 process_errors: Vec::new(),
