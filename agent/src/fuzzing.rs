@@ -583,6 +583,7 @@ pub fn bsd_decoders(data: &[u8]) {
             }
             let _ = files(bytes);
             let _ = open_files(1, bytes);
+            let _ = sockets(1, bytes);
             let _ = IF_DATA.decode(bytes);
             if let Some(word) = bytes.first_chunk::<4>() {
                 let _ = FLAGS.names(u32::from_ne_bytes(*word));
@@ -596,6 +597,8 @@ pub fn bsd_decoders(data: &[u8]) {
                 apply(table);
             }
             let _ = count_threads(whole(size));
+            let _ = sockets(bytes);
+            let _ = sockets(whole(KINFO_FILE_SIZE));
             let _ = decode::netbsdlike::count_fds(
                 "kinfo_file",
                 whole(KINFO_FILE_SIZE),
@@ -640,6 +643,7 @@ pub fn bsd_decoders(data: &[u8]) {
             }
             let _ = cwd(bytes);
             let _ = vnode_fd(1, 3, bytes);
+            let _ = socket_fd(1, 3, bytes);
             if let Ok(fds) = fd_list(whole(FDINFO_SIZE)) {
                 for (_, fdtype) in fds {
                     let _ = fd_kind(fdtype);

@@ -34,6 +34,7 @@ use super::{
     parse::{ParseError, lossy},
     passwd::UserNames,
     poll::Poller,
+    socket::{HeldSocket, SocketListing, SocketQuery, Transport},
     system::{
         Battery, CpuCount, CpuFreqSet, CpuStats, CpuTimesSet, DiskIo, DiskUsage, LoadAvg,
         SwapMemory, SystemField, SystemFields, SystemInfo, Temperature, User, VirtualMemory,
@@ -106,6 +107,22 @@ pub trait Kernel: Clone + Send + Sync + 'static {
         let _ = (pid, query, after);
         Err(Error::Unsupported {
             what: "listing open files",
+        })
+    }
+
+    /// Whether the kernel's socket records carry the TCP state: FreeBSD's
+    /// `kinfo_file` does not, so its TCP sockets are NONE and a listing
+    /// cannot filter them by state.
+    const TCP_STATES: bool = true;
+
+    /// The sockets the processes `pids` hold (every process's when
+    /// empty), one per descriptor with its holder, and the processes
+    /// whose descriptors could not be read. Which sockets to keep is
+    /// [`Bsd`]'s business; kernels may return any.
+    fn sockets(&self, pids: &[u32]) -> Result<HeldSockets, Error> {
+        let _ = pids;
+        Err(Error::Unsupported {
+            what: "listing sockets",
         })
     }
 
@@ -340,6 +357,45 @@ impl<K: Kernel> Bsd<K> {
     }
 }
 
+/// The sockets processes hold, one per descriptor, and the processes
+/// whose descriptors could not be read.
+#[derive(Debug, Default)]
+pub struct HeldSockets {
+    pub sockets: Vec<HeldSocket>,
+    pub process_errors: Vec<(u32, ErrorKind)>,
+}
+
+impl HeldSockets {
+    /// The sockets of `pids`, each process's read by `read` (its errors
+    /// as [`process_error`] makes them): a process gone meanwhile is
+    /// skipped, one the agent may not read (or that fails to read) is
+    /// named in the process errors, as on Linux. A kernel that cannot
+    /// list sockets, or a record that does not decode, fails the whole
+    /// listing.
+    #[cfg(not(target_os = "netbsd"))]
+    pub(super) fn per_process(
+        pids: impl IntoIterator<Item = u32>,
+        mut read: impl FnMut(u32) -> Result<Vec<HeldSocket>, Error>,
+    ) -> Result<HeldSockets, Error> {
+        let mut out = HeldSockets::default();
+        for pid in pids {
+            match read(pid) {
+                Ok(sockets) => out.sockets.extend(sockets),
+                Err(Error::NoSuchProcess { .. } | Error::ZombieProcess { .. }) => {}
+                Err(Error::AccessDenied { .. }) => {
+                    out.process_errors.push((pid, ErrorKind::AccessDenied));
+                }
+                Err(error @ Error::Io { .. }) => {
+                    tracing::warn!(pid, %error, "unreadable descriptor table");
+                    out.process_errors.push((pid, ErrorKind::AccessDenied));
+                }
+                Err(error) => return Err(error),
+            }
+        }
+        Ok(out)
+    }
+}
+
 /// What a failed per-process call means.
 enum Errno {
     /// ESRCH: the process is gone.
@@ -373,7 +429,7 @@ enum Flow {
 
 /// The error of the call `what` that failed with `err` reading process
 /// `pid`: gone, not ours to read, or another failure.
-#[cfg(any(target_os = "freebsd", target_os = "macos"))]
+#[cfg(not(target_os = "netbsd"))]
 pub(super) fn process_error(pid: u32, what: impl Into<String>, err: io::Error) -> Error {
     match classify(&err) {
         Errno::Gone => Error::NoSuchProcess { pid },
@@ -656,6 +712,25 @@ impl<K: Kernel> Backend for Bsd<K> {
 
     fn pid_exists(&self, pid: u32) -> Result<bool, Error> {
         Ok(self.kernel.process(pid, FieldSet::EMPTY)?.is_some())
+    }
+
+    /// The kernel's sockets, one per descriptor, filtered and ordered by
+    /// [`SocketQuery::select_held`]. A kernel without TCP states cannot
+    /// answer a state filter on TCP sockets: that is UNSUPPORTED rather
+    /// than a listing that looks empty.
+    fn connections(&self, query: &SocketQuery) -> Result<SocketListing, Error> {
+        let tcp = query
+            .kind
+            .inet_tables()
+            .iter()
+            .any(|(transport, _)| *transport == Transport::Tcp);
+        if !K::TCP_STATES && tcp && !query.statuses.is_empty() {
+            return Err(Error::Unsupported {
+                what: "filtering TCP sockets by state (the kernel's records carry none)",
+            });
+        }
+        let held = self.kernel.sockets(&query.pids)?;
+        Ok(query.select_held(held.sockets, held.process_errors))
     }
 
     fn net_interfaces(&self) -> Result<Vec<NetInterface>, Error> {
@@ -954,6 +1029,30 @@ macro_rules! assert_if_counters {
 }
 #[cfg(not(target_os = "netbsd"))]
 pub(super) use assert_if_counters;
+
+/// Compile-time checks of what the socket decoders take to be alike on
+/// every BSD and macOS: the `SOCK_*` numbers (those of Linux, which
+/// [`super::socket::SockType::from_linux`] reads), `IPPROTO_TCP` and
+/// `IPPROTO_UDP`, and where `sockaddr_in`, `sockaddr_in6` and
+/// `sockaddr_un` keep their ports, addresses and paths.
+#[cfg(not(target_os = "netbsd"))]
+macro_rules! assert_socket_numbers {
+    () => {
+        assert!(libc::SOCK_STREAM == 1 && libc::SOCK_DGRAM == 2);
+        assert!(libc::SOCK_RAW == 3 && libc::SOCK_SEQPACKET == 5);
+        assert!($crate::backend::decode::IPPROTO_TCP == libc::IPPROTO_TCP);
+        assert!($crate::backend::decode::IPPROTO_UDP == libc::IPPROTO_UDP);
+        assert!(std::mem::offset_of!(libc::sockaddr_in, sin_port) == 2);
+        assert!(std::mem::offset_of!(libc::sockaddr_in, sin_addr) == 4);
+        assert!(std::mem::offset_of!(libc::sockaddr_in6, sin6_port) == 2);
+        assert!(std::mem::offset_of!(libc::sockaddr_in6, sin6_addr) == 8);
+        assert!(std::mem::offset_of!(libc::sockaddr_in6, sin6_scope_id) == 24);
+        assert!(std::mem::offset_of!(libc::sockaddr_un, sun_path) == 2);
+        assert!(libc::AF_UNIX == 1 && libc::AF_INET == 2);
+    };
+}
+#[cfg(not(target_os = "netbsd"))]
+pub(super) use assert_socket_numbers;
 
 /// Compile-time checks that the `EVFILT_PROC` notes the event source uses
 /// are the `libc` crate's.

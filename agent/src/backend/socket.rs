@@ -79,6 +79,21 @@ impl SocketKind {
     pub fn unix(self) -> bool {
         matches!(self, SocketKind::Unix | SocketKind::All)
     }
+
+    /// Whether the kind covers a socket of `family` and `kind`: unix
+    /// sockets of every type, IP sockets by their table (a stream is TCP,
+    /// a datagram UDP, as the backends list only those).
+    pub fn admits(self, family: Family, kind: SockType) -> bool {
+        let transport = match kind {
+            SockType::Stream => Transport::Tcp,
+            SockType::Dgram => Transport::Udp,
+            _ => return family == Family::Unix && self.unix(),
+        };
+        match family {
+            Family::Unix => self.unix(),
+            Family::Inet | Family::Inet6 => self.inet_tables().contains(&(transport, family)),
+        }
+    }
 }
 
 /// A socket's address family.
@@ -174,6 +189,28 @@ impl ConnStatus {
         }
     }
 
+    /// The status of a BSD or macOS TCP state number (`TCPS_*` of
+    /// `netinet/tcp_fsm.h`, macOS's `TSI_S_*`), as psutil's `_psbsd.py`
+    /// and `_psosx.py` map them: `TCPS_CLOSED` is CLOSE. `None` for a
+    /// number with no name.
+    pub fn from_bsd_tcp(state: i32) -> Option<ConnStatus> {
+        use ConnStatus as S;
+        Some(match state {
+            0 => S::Close,
+            1 => S::Listen,
+            2 => S::SynSent,
+            3 => S::SynRecv,
+            4 => S::Established,
+            5 => S::CloseWait,
+            6 => S::FinWait1,
+            7 => S::Closing,
+            8 => S::LastAck,
+            9 => S::FinWait2,
+            10 => S::TimeWait,
+            _ => return None,
+        })
+    }
+
     /// The Linux TCP state number, `None` for [`ConnStatus::None`].
     pub fn linux_tcp(self) -> Option<u8> {
         let at = ConnStatus::TCP.iter().position(|s| *s == self)?;
@@ -223,12 +260,14 @@ pub struct Socket {
     /// The local end.
     pub laddr: Endpoint,
     /// The remote end; `None` when the socket is not connected (an IP
-    /// socket whose remote port is 0, and unix sockets, as psutil).
+    /// socket whose remote port is 0). A unix socket's is its peer's
+    /// path where the kernel reports it (FreeBSD, macOS, as psutil on
+    /// macOS); `None` on Linux and OpenBSD, as psutil.
     pub raddr: Option<Endpoint>,
     /// The state.
     pub status: ConnStatus,
     /// The socket's inode number; 0 for sockets no descriptor refers to
-    /// (TIME_WAIT, connection requests).
+    /// (TIME_WAIT, connection requests), and on the BSDs and macOS.
     pub inode: u64,
     /// The owner's uid, where the kernel reports it.
     pub uid: Option<u32>,
@@ -346,6 +385,78 @@ impl SocketQuery {
     }
 }
 
+/// A socket one descriptor refers to, as the BSD and macOS kernels list
+/// them: per process, each with its holder.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HeldSocket {
+    /// The socket, `pid` and `fd` set.
+    pub socket: Socket,
+    /// The kernel's handle of the socket (an address, or macOS's
+    /// permuted one), the same in every descriptor that refers to it; 0
+    /// where the kernel hides it.
+    pub key: u64,
+}
+
+impl SocketQuery {
+    /// Whether `socket` passes the kind, state and port filters.
+    pub fn keeps(&self, socket: &Socket) -> bool {
+        self.kind.admits(socket.family, socket.kind) && self.matches(socket)
+    }
+
+    /// The listing of sockets read per descriptor, `held` (by the
+    /// processes of `pids`, or by all), with the processes that could not
+    /// be read: those the query keeps, in psutil's order (tcp, tcp6, udp,
+    /// udp6, unix), then by holder. Without pids asked for, the holders
+    /// are dropped and a socket several descriptors share (by its
+    /// [`HeldSocket::key`]) is listed once.
+    pub fn select_held(
+        &self,
+        held: Vec<HeldSocket>,
+        process_errors: Vec<(u32, ErrorKind)>,
+    ) -> SocketListing {
+        let mut kept: Vec<HeldSocket> = held
+            .into_iter()
+            .filter(|h| {
+                self.keeps(&h.socket)
+                    && (self.pids.is_empty()
+                        || h.socket.pid.is_some_and(|pid| self.pids.contains(&pid)))
+            })
+            .collect();
+        kept.sort_by_key(|h| (table_rank(&h.socket), h.socket.pid, h.socket.fd));
+        let mut seen = std::collections::HashSet::new();
+        let sockets = kept
+            .into_iter()
+            .filter(|h| self.wants_pids() || h.key == 0 || seen.insert(h.key))
+            .map(|h| {
+                if self.wants_pids() {
+                    h.socket
+                } else {
+                    Socket {
+                        pid: None,
+                        fd: None,
+                        ..h.socket
+                    }
+                }
+            })
+            .collect();
+        SocketListing {
+            sockets,
+            process_errors,
+        }
+    }
+}
+
+/// Where psutil's order puts a socket: tcp, tcp6, udp, udp6, then unix.
+fn table_rank(socket: &Socket) -> u8 {
+    match (socket.family, socket.kind) {
+        (Family::Inet, SockType::Stream) => 0,
+        (Family::Inet6, SockType::Stream) => 1,
+        (Family::Inet, _) => 2,
+        (Family::Inet6, _) => 3,
+        (Family::Unix, _) => 4,
+    }
+}
+
 /// What a socket listing found.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct SocketListing {
@@ -373,6 +484,144 @@ mod tests {
             assert_eq!(status.linux_tcp(), Some(n));
         }
         assert_eq!(ConnStatus::None.linux_tcp(), None);
+    }
+
+    #[test]
+    fn bsd_tcp_states_map_as_psutil_maps_them() {
+        // netinet/tcp_fsm.h: CLOSED 0, LISTEN 1, ..., TIME_WAIT 10.
+        let named: Vec<_> = (0..=10).map(ConnStatus::from_bsd_tcp).collect();
+        assert_eq!(
+            named,
+            [
+                ConnStatus::Close,
+                ConnStatus::Listen,
+                ConnStatus::SynSent,
+                ConnStatus::SynRecv,
+                ConnStatus::Established,
+                ConnStatus::CloseWait,
+                ConnStatus::FinWait1,
+                ConnStatus::Closing,
+                ConnStatus::LastAck,
+                ConnStatus::FinWait2,
+                ConnStatus::TimeWait,
+            ]
+            .map(Some)
+        );
+        // Every TCP status has a BSD number: none is left unnamed.
+        for status in ConnStatus::TCP {
+            assert!(named.contains(&Some(status)), "{status:?}");
+        }
+        assert_eq!(ConnStatus::from_bsd_tcp(11), None); // TSI_S_RESERVED
+        assert_eq!(ConnStatus::from_bsd_tcp(-1), None);
+    }
+
+    #[test]
+    fn kinds_admit_their_sockets() {
+        use {Family as F, SockType as T, SocketKind as K};
+        assert!(K::Inet.admits(F::Inet, T::Stream) && K::Inet.admits(F::Inet6, T::Dgram));
+        assert!(!K::Inet.admits(F::Unix, T::Stream));
+        assert!(K::Tcp6.admits(F::Inet6, T::Stream) && !K::Tcp6.admits(F::Inet, T::Stream));
+        assert!(!K::Tcp.admits(F::Inet, T::Dgram) && K::Udp4.admits(F::Inet, T::Dgram));
+        assert!(K::Unix.admits(F::Unix, T::Seqpacket) && K::All.admits(F::Unix, T::Dgram));
+        assert!(!K::All.admits(F::Inet, T::Raw) && !K::Unix.admits(F::Inet, T::Stream));
+    }
+
+    /// A socket held by `pid` at `fd`, the kernel's handle `key`.
+    fn held(pid: u32, fd: u32, family: Family, kind: SockType, port: u16, key: u64) -> HeldSocket {
+        let laddr = match family {
+            Family::Unix => Endpoint::path(format!("/run/{port}")),
+            _ => Endpoint::ip([127, 0, 0, 1].into(), port),
+        };
+        let status = match (family, kind) {
+            (Family::Unix, _) | (_, SockType::Dgram) => ConnStatus::None,
+            _ => ConnStatus::Listen,
+        };
+        HeldSocket {
+            socket: Socket {
+                family,
+                kind,
+                laddr,
+                raddr: None,
+                status,
+                inode: 0,
+                uid: None,
+                pid: Some(pid),
+                fd: Some(fd),
+            },
+            key,
+        }
+    }
+
+    #[test]
+    fn held_sockets_are_filtered_ordered_and_shared_ones_listed_once() {
+        use {Family as F, SockType as T};
+        let read = || {
+            vec![
+                held(40, 3, F::Unix, T::Stream, 1, 0xa),
+                held(40, 5, F::Inet, T::Dgram, 53, 0xb),
+                // Two processes share one listening socket (a fork), and
+                // two unnamed keys stay apart.
+                held(41, 4, F::Inet, T::Stream, 80, 0xc),
+                held(40, 4, F::Inet, T::Stream, 80, 0xc),
+                held(40, 6, F::Inet6, T::Stream, 443, 0),
+                held(42, 6, F::Inet6, T::Stream, 443, 0),
+            ]
+        };
+        let rows = |listing: SocketListing| {
+            listing
+                .sockets
+                .iter()
+                .map(|s| (s.pid, s.fd, s.laddr.port))
+                .collect::<Vec<_>>()
+        };
+        let errors = vec![(7, ErrorKind::AccessDenied)];
+        // With pids: every holder, in psutil's order, then by holder.
+        let with_pids = SocketQuery {
+            kind: SocketKind::All,
+            with_pids: true,
+            ..SocketQuery::default()
+        };
+        let listing = with_pids.select_held(read(), errors.clone());
+        assert_eq!(listing.process_errors, errors);
+        assert_eq!(
+            rows(listing),
+            [
+                (Some(40), Some(4), 80),
+                (Some(41), Some(4), 80),
+                (Some(40), Some(6), 443),
+                (Some(42), Some(6), 443),
+                (Some(40), Some(5), 53),
+                (Some(40), Some(3), 0),
+            ]
+        );
+        // Without: the holders dropped, the shared socket once.
+        let plain = SocketQuery::default();
+        assert_eq!(
+            rows(plain.select_held(read(), Vec::new())),
+            [
+                (None, None, 80),
+                (None, None, 443),
+                (None, None, 443),
+                (None, None, 53)
+            ]
+        );
+        // The pid, kind, state and port filters.
+        let one = SocketQuery {
+            pids: vec![41, 42],
+            kind: SocketKind::Tcp,
+            ..SocketQuery::default()
+        };
+        assert_eq!(
+            rows(one.select_held(read(), Vec::new())),
+            [(Some(41), Some(4), 80), (Some(42), Some(6), 443)]
+        );
+        let listen_443 = SocketQuery {
+            statuses: vec![ConnStatus::Listen],
+            local_ports: vec![443],
+            with_pids: true,
+            ..SocketQuery::default()
+        };
+        assert_eq!(rows(listen_443.select_held(read(), Vec::new())).len(), 2);
     }
 
     #[test]

@@ -3,10 +3,14 @@
 //! of `sys/proc.h`. Offsets are those of amd64 and arm64 (LP64), checked
 //! against the `libc` crate when the FreeBSD backend is built.
 
-use super::{IfDataLayout, IfFlags, Kinfo, Record, records};
+use super::{
+    IfDataLayout, IfFlags, Kinfo, Record, SocketRecord, held_socket, records, sockaddr_endpoint,
+    socket_family,
+};
 use crate::backend::{
     CpuTimes, CtxSwitches, FileKind, MemoryInfo, OpenFile, Status,
     parse::{ParseError, lossy},
+    socket::HeldSocket,
 };
 
 /// Byte offsets in `struct kinfo_proc` (`KINFO_PROC_SIZE` 1088).
@@ -158,6 +162,32 @@ pub mod kinfo_file {
     pub const PATH: usize = 368;
     pub const PATH_LEN: usize = 1024;
 }
+
+/// Byte offsets of `kf_un.kf_sock` in `struct kinfo_file` (`sys/user.h`,
+/// FreeBSD 12 and later), for records of `KF_TYPE_SOCKET`: the union
+/// starts at 32 with `kf_sock_sendq` (where `kf_vnode_type` is for
+/// vnodes), then domain, type and protocol, the two
+/// `sockaddr_storage`s (128 bytes each) and the kernel addresses.
+pub mod kf_sock {
+    /// `kf_sock_domain0`: `AF_*`.
+    pub const DOMAIN: usize = 36;
+    /// `kf_sock_type0`: `SOCK_*`.
+    pub const TYPE: usize = 40;
+    /// `kf_sock_protocol0`: `IPPROTO_*`.
+    pub const PROTOCOL: usize = 44;
+    /// `kf_sa_local`: the socket's own address.
+    pub const SA_LOCAL: usize = 48;
+    /// `kf_sa_peer`: the address of the peer it is connected to.
+    pub const SA_PEER: usize = 176;
+    /// `sizeof(struct sockaddr_storage)`.
+    pub const SA_LEN: usize = 128;
+    /// `kf_sock_pcb`: the address of the socket's protocol control block,
+    /// the same in every descriptor of the socket.
+    pub const PCB: usize = 304;
+}
+
+/// FreeBSD's `AF_INET6` (`sys/socket.h`).
+pub const AF_INET6: i32 = 28;
 
 /// `KF_FD_TYPE_CWD`: the record of the working directory.
 pub const KF_FD_TYPE_CWD: i32 = -1;
@@ -378,9 +408,45 @@ pub const FLAGS: IfFlags = IfFlags {
     ],
 };
 
+/// The sockets of the descriptors of process `pid` in `buf` (a
+/// `kern.proc.filedesc` table) that psutil lists: TCP, UDP and unix
+/// sockets with their addresses from `kf_sa_local` and `kf_sa_peer`, as
+/// `procstat -S` shows them. `kinfo_file` carries no TCP state: TCP
+/// sockets are NONE here, and the backend says so.
+pub fn sockets(pid: u32, buf: &[u8]) -> Result<Vec<HeldSocket>, ParseError> {
+    use kf_sock as k;
+    let mut out = Vec::new();
+    each_file(buf, |r, _| {
+        let Ok(fd) = u32::try_from(r.i32(kinfo_file::FD)?) else {
+            return Ok(());
+        };
+        if r.i32(kinfo_file::TYPE)? != kf_type::SOCKET {
+            return Ok(());
+        }
+        let Some(family) = socket_family(r.i32(k::DOMAIN)?.into(), AF_INET6.into()) else {
+            return Ok(());
+        };
+        let record = SocketRecord {
+            pid,
+            fd,
+            family,
+            sock_type: r.i32(k::TYPE)?,
+            protocol: r.i32(k::PROTOCOL)?,
+            laddr: sockaddr_endpoint(r.field(k::SA_LOCAL, k::SA_LEN)?, family),
+            raddr: sockaddr_endpoint(r.field(k::SA_PEER, k::SA_LEN)?, family),
+            tcp_state: None,
+            key: r.u64(k::PCB)?,
+        };
+        out.extend(held_socket(record));
+        Ok(())
+    })?;
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::backend::socket::Family as SocketFamily;
     use crate::backend::{Ids, NetIoCounters, decode::fixture::Bytes};
 
     /// A `kinfo_proc` of sshd as `ps` would show it: pid 812, parent 1,
@@ -566,6 +632,174 @@ mod tests {
         bad.truncate(300);
         assert!(super::files(&bad).is_err());
         assert!(super::files(&[0u8; 16]).is_err());
+    }
+
+    /// A `sockaddr_in` (`netinet/in.h`: `sin_len`, `sin_family`, the
+    /// port in network order at 2, the address at 4).
+    fn sin(addr: [u8; 4], port: u16) -> Vec<u8> {
+        let mut sa = vec![16, 2];
+        sa.extend(port.to_be_bytes());
+        sa.extend(addr);
+        sa
+    }
+
+    /// A `sockaddr_in6` (`netinet6/in6.h`: the port at 2, the address at
+    /// 8, the scope id at 24).
+    fn sin6(addr: [u8; 16], port: u16) -> Vec<u8> {
+        let mut sa = vec![28, 28];
+        sa.extend(port.to_be_bytes());
+        sa.extend([0; 4]);
+        sa.extend(addr);
+        sa.extend([0; 4]);
+        sa
+    }
+
+    /// A `sockaddr_un` (`sys/un.h`: `sun_len` counts the path without its
+    /// NUL, which the kernel may or may not store).
+    fn sun(path: &[u8]) -> Vec<u8> {
+        let mut sa = vec![(2 + path.len()) as u8, 1];
+        sa.extend(path);
+        sa
+    }
+
+    /// A `KF_TYPE_SOCKET` record: `kf_un.kf_sock` from 32 as FreeBSD 14
+    /// `sys/user.h` lays it out on amd64 (domain at 36, type at 40,
+    /// protocol at 44, `kf_sa_local` at 48, `kf_sa_peer` at 176,
+    /// `kf_sock_pcb` at 304), no path.
+    fn socket_entry(
+        fd: i32,
+        (domain, ty, protocol): (i32, i32, i32),
+        local: &[u8],
+        peer: &[u8],
+        pcb: u64,
+    ) -> Vec<u8> {
+        let mut b = Bytes(file_entry(fd, (2, 0), KF_FLAG_READ | KF_FLAG_WRITE, 0, b""));
+        b.i32(36, domain)
+            .i32(40, ty)
+            .i32(44, protocol)
+            .put(48, local)
+            .put(176, peer)
+            .u64(304, pcb);
+        b.0
+    }
+
+    /// What `procstat -S` shows of a small server: a listening TCP
+    /// socket, an accepted IPv6 connection, a bound UDP socket, a unix
+    /// socket connected to syslogd's, a raw ICMP socket and an SCTP
+    /// socket (which psutil does not list), and a vnode in between.
+    fn server() -> Vec<u8> {
+        let any = [0; 4];
+        let mut v6 = [0u8; 16];
+        v6[..2].copy_from_slice(&[0x20, 0x01]);
+        v6[15] = 5;
+        let mut peer6 = v6;
+        peer6[15] = 9;
+        let mut buf = Vec::new();
+        buf.extend(file_record(-1, b"/var/db/app")); // KF_FD_TYPE_CWD
+        buf.extend(file_record(0, b"/dev/null"));
+        buf.extend(socket_entry(3, (2, 1, 6), &sin(any, 8080), &[], 0xa1));
+        buf.extend(socket_entry(
+            4,
+            (28, 1, 6),
+            &sin6(v6, 8080),
+            &sin6(peer6, 50123),
+            0xa2,
+        ));
+        buf.extend(socket_entry(
+            5,
+            (2, 2, 17),
+            &sin([127, 0, 0, 1], 53),
+            &[],
+            0xa3,
+        ));
+        buf.extend(socket_entry(
+            6,
+            (1, 2, 0),
+            &sun(b""),
+            &sun(b"/var/run/log"),
+            0xa4,
+        ));
+        buf.extend(socket_entry(7, (2, 3, 1), &sin(any, 0), &[], 0xa5)); // SOCK_RAW, ICMP
+        buf.extend(socket_entry(8, (2, 1, 132), &sin(any, 9), &[], 0xa6)); // SCTP
+        buf.extend(socket_entry(
+            9,
+            (1, 1, 0),
+            &sun(b"/var/run/app.sock"),
+            &[],
+            0xa7,
+        ));
+        buf
+    }
+
+    #[test]
+    fn socket_descriptors() {
+        use crate::backend::socket::{ConnStatus, SockType};
+        let got = sockets(812, &server()).unwrap();
+        let shown = |e: &crate::backend::socket::Endpoint| match e.ip {
+            Some(ip) => format!("{ip}:{}", e.port),
+            None => e.path.clone(),
+        };
+        let rows: Vec<(u32, SocketFamily, SockType, String, Option<String>, u64)> = got
+            .iter()
+            .map(|h| {
+                let s = &h.socket;
+                assert_eq!((s.pid, s.status, s.inode), (Some(812), ConnStatus::None, 0));
+                (
+                    s.fd.unwrap(),
+                    s.family,
+                    s.kind,
+                    shown(&s.laddr),
+                    s.raddr.as_ref().map(shown),
+                    h.key,
+                )
+            })
+            .collect();
+        let row = |fd, family, kind, laddr: &str, raddr: Option<&str>, key| {
+            (
+                fd,
+                family,
+                kind,
+                laddr.to_owned(),
+                raddr.map(str::to_owned),
+                key,
+            )
+        };
+        use {SockType as T, SocketFamily as F};
+        assert_eq!(
+            rows,
+            [
+                row(3, F::Inet, T::Stream, "0.0.0.0:8080", None, 0xa1),
+                row(
+                    4,
+                    F::Inet6,
+                    T::Stream,
+                    "2001::5:8080",
+                    Some("2001::9:50123"),
+                    0xa2
+                ),
+                row(5, F::Inet, T::Dgram, "127.0.0.1:53", None, 0xa3),
+                row(6, F::Unix, T::Dgram, "", Some("/var/run/log"), 0xa4),
+                row(9, F::Unix, T::Stream, "/var/run/app.sock", None, 0xa7),
+            ]
+        );
+    }
+
+    #[test]
+    fn socket_tables_cut_short_are_errors() {
+        let buf = server();
+        for cut in [1, 100, buf.len() - 1] {
+            assert!(sockets(1, &buf[..cut]).is_err(), "cut at {cut}");
+        }
+        assert_eq!(sockets(1, &[]), Ok(Vec::new()));
+        // The shortest record the walk accepts still holds `kf_sock`; one
+        // cut inside it is an error, not a panic.
+        let mut short = socket_entry(3, (2, 1, 6), &sin([0; 4], 80), &[], 1);
+        short.truncate(376);
+        short[..4].copy_from_slice(&376i32.to_ne_bytes());
+        assert_eq!(sockets(1, &short).map(|s| s.len()), Ok(1));
+        let mut tiny = socket_entry(3, (2, 1, 6), &sin([0; 4], 80), &[], 1);
+        tiny.truncate(40);
+        assert!(sockets(1, &tiny).is_err());
     }
 
     /// What `procstat -f` shows of a small daemon: its working directory,

@@ -22,6 +22,7 @@ use super::{
         cmdline::parse_environ,
         net::{FLAG_NAMES, format_inet, format_inet6, format_mac, names_of},
     },
+    socket::{ConnStatus, Endpoint, Family as SocketFamily, HeldSocket, SockType, Socket},
 };
 
 pub mod freebsd;
@@ -456,6 +457,151 @@ pub fn sockaddr(bytes: &[u8], family: Family) -> Option<SockAddr> {
     }
 }
 
+// === Sockets ===
+
+/// `SOCK_STREAM`, `SOCK_DGRAM`, `SOCK_RAW` and `SOCK_SEQPACKET` are
+/// numbered alike on the BSDs, macOS and Linux (1, 2, 3, 5), and so are
+/// `IPPROTO_TCP` (6) and `IPPROTO_UDP` (17); each backend asserts it
+/// against the `libc` crate.
+pub const IPPROTO_TCP: i32 = 6;
+/// See [`IPPROTO_TCP`].
+pub const IPPROTO_UDP: i32 = 17;
+
+/// One socket descriptor as a BSD kernel or macOS describes it, its
+/// family already recognised (the `AF_*` numbers differ), the rest in the
+/// kernel's numbers; [`held_socket`] makes the API's socket of it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SocketRecord {
+    pub pid: u32,
+    pub fd: u32,
+    pub family: SocketFamily,
+    /// `SOCK_*`.
+    pub sock_type: i32,
+    /// `IPPROTO_*` (0 for unix sockets).
+    pub protocol: i32,
+    /// The local end: address and port, or a unix socket's path.
+    pub laddr: Endpoint,
+    /// The remote end, as `laddr`; an IP socket's port 0 (or a unix
+    /// socket's empty path) where it is not connected.
+    pub raddr: Endpoint,
+    /// The TCP state (`TCPS_*`), `None` where the kernel's record has
+    /// none (FreeBSD's `kinfo_file`).
+    pub tcp_state: Option<i32>,
+    /// The kernel's handle of the socket, 0 where hidden.
+    pub key: u64,
+}
+
+/// The socket psutil lists for `r`: unix sockets of every type, IP
+/// sockets only of TCP (streams) and UDP (datagrams), as on Linux; `None`
+/// for the others (raw IP, SCTP, an unknown type or TCP state). A TCP
+/// socket whose kernel gives no state is NONE; UDP and unix sockets have
+/// none, as psutil shows them.
+pub fn held_socket(r: SocketRecord) -> Option<HeldSocket> {
+    let kind = SockType::from_linux(u32::try_from(r.sock_type).ok()?)?;
+    let (status, raddr) = match r.family {
+        SocketFamily::Unix => {
+            let connected = !r.raddr.path.is_empty();
+            (ConnStatus::None, connected.then_some(r.raddr))
+        }
+        SocketFamily::Inet | SocketFamily::Inet6 => {
+            let status = match (kind, r.protocol) {
+                (SockType::Stream, IPPROTO_TCP) => match r.tcp_state {
+                    Some(state) => ConnStatus::from_bsd_tcp(state)?,
+                    None => ConnStatus::None,
+                },
+                (SockType::Dgram, IPPROTO_UDP) => ConnStatus::None,
+                _ => return None,
+            };
+            (status, Some(r.raddr).filter(|e| e.port != 0))
+        }
+    };
+    Some(HeldSocket {
+        socket: Socket {
+            family: r.family,
+            kind,
+            laddr: r.laddr,
+            raddr,
+            status,
+            inode: 0,
+            uid: None,
+            pid: Some(r.pid),
+            fd: Some(r.fd),
+        },
+        key: r.key,
+    })
+}
+
+/// One end of a socket from a BSD `struct sockaddr_in`, `sockaddr_in6`
+/// or `sockaddr_un` of `family` (`sys/un.h`: `sun_len`, `sun_family`,
+/// then the path from byte 2; the port of the IP ones at 2, in network
+/// byte order). A unix path ends at `sun_len` or its first NUL; an IPv6
+/// address loses its scope, as the API's addresses have none.
+pub fn sockaddr_endpoint(bytes: &[u8], family: SocketFamily) -> Endpoint {
+    match family {
+        SocketFamily::Unix => {
+            let len = bytes
+                .first()
+                .map_or(0, |l| usize::from(*l))
+                .min(bytes.len());
+            let path = bytes.get(2..len).unwrap_or_default();
+            Endpoint::path(super::parse::lossy(until_nul(path)))
+        }
+        SocketFamily::Inet | SocketFamily::Inet6 => {
+            let port = match bytes.get(2..4) {
+                Some(&[hi, lo]) => u16::from_be_bytes([hi, lo]),
+                _ => 0,
+            };
+            let ip: std::net::IpAddr = if family == SocketFamily::Inet6 {
+                match sockaddr(bytes, Family::Inet6) {
+                    Some(SockAddr::Inet6 { octets, .. }) => octets.into(),
+                    _ => std::net::Ipv6Addr::UNSPECIFIED.into(),
+                }
+            } else {
+                match sockaddr(bytes, Family::Inet) {
+                    Some(SockAddr::Inet(octets)) => octets.into(),
+                    _ => std::net::Ipv4Addr::UNSPECIFIED.into(),
+                }
+            };
+            Endpoint::ip(ip, port)
+        }
+    }
+}
+
+/// The family of a socket whose domain is `af`, on a kernel numbering
+/// `AF_INET6` `inet6` (`AF_UNIX` and `AF_INET`, 1 and 2, are alike
+/// everywhere); `None` for the families psutil does not list.
+pub fn socket_family(af: i64, inet6: i64) -> Option<SocketFamily> {
+    match af {
+        1 => Some(SocketFamily::Unix),
+        2 => Some(SocketFamily::Inet),
+        _ if af == inet6 => Some(SocketFamily::Inet6),
+        _ => None,
+    }
+}
+
+/// One end of an IP socket of `family` from a record that keeps its
+/// address as bytes at `addr` (16 for IPv6, 4 for IPv4) and its port in
+/// a wider word at `port` (see [`net_port`]).
+pub fn ip_endpoint(
+    r: &Record<'_>,
+    family: SocketFamily,
+    addr: usize,
+    port: usize,
+) -> Result<Endpoint, ParseError> {
+    let ip: std::net::IpAddr = if family == SocketFamily::Inet6 {
+        r.array::<16>(addr)?.into()
+    } else {
+        r.array::<4>(addr)?.into()
+    };
+    Ok(Endpoint::ip(ip, net_port(r.u32(port)?)))
+}
+
+/// A port as the kernels keep it in a wider word: the `in_port_t` in
+/// network byte order, its low 16 bits in native order.
+pub fn net_port(word: u32) -> u16 {
+    u16::from_be(word as u16)
+}
+
 /// `IFF_BROADCAST` and `IFF_POINTOPOINT`, alike on Linux and the BSDs.
 const IFF_BROADCAST: u32 = 0x2;
 const IFF_POINTOPOINT: u32 = 0x10;
@@ -719,6 +865,94 @@ mod tests {
         assert_eq!(access_mode(true, true, false), "r+");
         assert_eq!(access_mode(true, true, true), "a+");
         assert_eq!(access_mode(false, false, false), "");
+    }
+
+    #[test]
+    fn socket_ends_from_bsd_sockaddrs() {
+        use crate::backend::socket::Family as F;
+        // sockaddr_in 10.1.2.3:8080 (netinet/in.h).
+        let sin = [16, 2, 0x1f, 0x90, 10, 1, 2, 3, 0, 0, 0, 0, 0, 0, 0, 0];
+        assert_eq!(
+            sockaddr_endpoint(&sin, F::Inet),
+            Endpoint::ip([10, 1, 2, 3].into(), 8080)
+        );
+        // sockaddr_in6 [fe80::1%2]:22 with KAME's embedded scope: the
+        // scope goes, as the API's addresses have none.
+        let mut sin6 = vec![28, 28, 0, 22, 0, 0, 0, 0, 0xfe, 0x80, 0, 2];
+        sin6.extend([0; 11]);
+        sin6.extend([1, 0, 0, 0, 0]);
+        assert_eq!(
+            sockaddr_endpoint(&sin6, F::Inet6),
+            Endpoint::ip("fe80::1".parse().unwrap(), 22)
+        );
+        // sockaddr_un: the path ends at sun_len or at a NUL.
+        let sun = [10, 1, b'/', b't', b'm', b'p', b'/', b's', b'o', b'c', b'k'];
+        assert_eq!(sockaddr_endpoint(&sun, F::Unix).path, "/tmp/soc");
+        assert_eq!(
+            sockaddr_endpoint(&[12, 1, b'/', b'x', 0, b'y'], F::Unix).path,
+            "/x"
+        );
+        // Empty or short: unnamed, or the unspecified address.
+        assert_eq!(
+            sockaddr_endpoint(&[], F::Unix),
+            Endpoint::path(String::new())
+        );
+        assert_eq!(sockaddr_endpoint(&[1], F::Unix).path, "");
+        assert_eq!(
+            sockaddr_endpoint(&[], F::Inet6),
+            Endpoint::ip("::".parse().unwrap(), 0)
+        );
+        assert_eq!(net_port(u32::from(443u16.to_be())), 443);
+        assert_eq!(net_port(0xdead_0000 | u32::from(80u16.to_be())), 80);
+    }
+
+    #[test]
+    fn records_become_the_sockets_psutil_lists() {
+        use crate::backend::socket::Family as F;
+        let record = |family, sock_type, protocol, tcp_state| SocketRecord {
+            pid: 9,
+            fd: 4,
+            family,
+            sock_type,
+            protocol,
+            laddr: Endpoint::ip([0; 4].into(), 80),
+            raddr: Endpoint::ip([0; 4].into(), 0),
+            tcp_state,
+            key: 1,
+        };
+        let status = |r| held_socket(r).map(|h| h.socket.status);
+        assert_eq!(
+            status(record(F::Inet, 1, 6, Some(1))),
+            Some(ConnStatus::Listen)
+        );
+        assert_eq!(status(record(F::Inet, 1, 6, None)), Some(ConnStatus::None));
+        assert_eq!(
+            status(record(F::Inet6, 2, 17, Some(4))),
+            Some(ConnStatus::None)
+        );
+        // SCTP, raw IP, UDP-lite as a stream, an unnamed state, a type
+        // psutil does not know.
+        assert_eq!(status(record(F::Inet, 1, 132, Some(1))), None);
+        assert_eq!(status(record(F::Inet, 3, 6, Some(1))), None);
+        assert_eq!(status(record(F::Inet, 1, 17, Some(1))), None);
+        assert_eq!(status(record(F::Inet, 1, 6, Some(12))), None);
+        assert_eq!(status(record(F::Unix, 4, 0, None)), None);
+        assert_eq!(status(record(F::Unix, -1, 0, None)), None);
+        let unix = SocketRecord {
+            laddr: Endpoint::path(String::new()),
+            raddr: Endpoint::path("/var/run/log".into()),
+            ..record(F::Unix, 5, 0, Some(4))
+        };
+        let s = held_socket(unix).unwrap().socket;
+        assert_eq!((s.kind, s.status), (SockType::Seqpacket, ConnStatus::None));
+        assert_eq!(s.raddr, Some(Endpoint::path("/var/run/log".into())));
+        let connected = SocketRecord {
+            raddr: Endpoint::ip([10, 0, 0, 1].into(), 5000),
+            ..record(F::Inet, 1, 6, Some(4))
+        };
+        let s = held_socket(connected).unwrap().socket;
+        assert_eq!(s.raddr.map(|r| r.port), Some(5000));
+        assert_eq!((s.pid, s.fd), (Some(9), Some(4)));
     }
 
     #[test]

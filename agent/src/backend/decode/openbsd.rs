@@ -5,13 +5,14 @@
 //! OpenBSD backend is built.
 
 use super::{
-    IfDataLayout, IfFlags, Kinfo, Record,
+    IfDataLayout, IfFlags, Kinfo, Record, SocketRecord, held_socket, ip_endpoint,
     netbsdlike::{Extra, KinfoLayout},
-    records, until_nul,
+    records, socket_family, until_nul,
 };
 use crate::backend::{
     Status,
     parse::{ParseError, lossy},
+    socket::{Endpoint, Family as SocketFamily, HeldSocket},
 };
 
 /// `struct kinfo_proc` (648 bytes in OpenBSD 7).
@@ -99,6 +100,86 @@ pub const KINFO_FILE_SIZE: usize = 632;
 /// See [`KINFO_FILE_SIZE`].
 pub const KINFO_FILE_FD: usize = 380;
 
+/// Byte offsets of the socket fields of `struct kinfo_file`
+/// (`sys/sysctl.h`), which the kernel's `fill_file` sets for descriptors
+/// of `DTYPE_SOCKET`; `fstat(1)` and psutil read the same.
+pub mod kf_socket {
+    /// `f_type`: `DTYPE_*`.
+    pub const F_TYPE: usize = 16;
+    /// `f_data`: the socket's address, 0 unless the caller is root.
+    pub const F_DATA: usize = 64;
+    /// `so_type`: `SOCK_*`.
+    pub const SO_TYPE: usize = 272;
+    /// `so_protocol`: `IPPROTO_*`.
+    pub const SO_PROTOCOL: usize = 288;
+    /// `so_family`: `AF_*`.
+    pub const SO_FAMILY: usize = 292;
+    /// `inp_lport` and `inp_fport`: `uint32_t`s holding the `in_port_t`
+    /// in network byte order.
+    pub const INP_LPORT: usize = 304;
+    pub const INP_FPORT: usize = 324;
+    /// `inp_laddru` and `inp_faddru`: 16 bytes, an IPv4 address in the
+    /// first 4.
+    pub const INP_LADDRU: usize = 308;
+    pub const INP_FADDRU: usize = 328;
+    /// `p_pid`, the holding process.
+    pub const P_PID: usize = 376;
+    /// `unp_path`: `KI_UNPPATHLEN` (104) bytes, the bound path.
+    pub const UNP_PATH: usize = 488;
+    pub const UNP_PATH_LEN: usize = 104;
+    /// `t_state`: `TCPS_*`, for TCP sockets.
+    pub const T_STATE: usize = 596;
+}
+
+/// `DTYPE_SOCKET` of `f_type`.
+pub const DTYPE_SOCKET: u32 = 2;
+
+/// OpenBSD's `AF_INET6` (`sys/socket.h`).
+pub const AF_INET6: u32 = 24;
+
+/// The sockets psutil lists among the `kinfo_file` records of `buf` (a
+/// `KERN_FILE_BYPID` table, of one process or of all): TCP with its
+/// state, UDP and unix sockets, each with its holder. A unix socket's
+/// peer is not in the record: its remote end is absent.
+pub fn sockets(buf: &[u8]) -> Result<Vec<HeldSocket>, ParseError> {
+    use kf_socket as k;
+    let mut out = Vec::new();
+    for r in records("kinfo_file", buf, KINFO_FILE_SIZE)? {
+        if r.u32(k::F_TYPE)? != DTYPE_SOCKET {
+            continue;
+        }
+        let Ok(fd) = u32::try_from(r.i32(KINFO_FILE_FD)?) else {
+            continue;
+        };
+        let Some(family) = socket_family(r.u32(k::SO_FAMILY)?.into(), AF_INET6.into()) else {
+            continue;
+        };
+        let (laddr, raddr) = match family {
+            SocketFamily::Unix => (
+                Endpoint::path(lossy(r.cstr(k::UNP_PATH, k::UNP_PATH_LEN)?)),
+                Endpoint::path(String::new()),
+            ),
+            _ => (
+                ip_endpoint(&r, family, k::INP_LADDRU, k::INP_LPORT)?,
+                ip_endpoint(&r, family, k::INP_FADDRU, k::INP_FPORT)?,
+            ),
+        };
+        let record = SocketRecord {
+            pid: r.u32(k::P_PID)?,
+            fd,
+            family,
+            sock_type: r.i32(k::SO_TYPE)?,
+            protocol: r.i32(k::SO_PROTOCOL)?,
+            laddr,
+            raddr,
+            tcp_state: Some(r.i32(k::T_STATE)?),
+            key: r.u64(k::F_DATA)?,
+        };
+        out.extend(held_socket(record));
+    }
+    Ok(out)
+}
+
 /// Decodes what `KERN_PROC_ARGS` with `KERN_PROC_ARGV` or `KERN_PROC_ENV`
 /// returns: a NULL-terminated array of pointers, then the strings they
 /// point to. The kernel writes the pointers as addresses inside the
@@ -149,6 +230,157 @@ pub const FLAGS: IfFlags = IfFlags {
 mod tests {
     use super::*;
     use crate::backend::{CpuTimes, Ids, decode::fixture::Bytes};
+
+    /// A `kinfo_file` record of a socket, laid out as OpenBSD 7.6
+    /// `sys/sysctl.h` has it on amd64: `f_type` at 16, `f_data` at 64,
+    /// `so_type` at 272, `so_protocol` at 288, `so_family` at 292,
+    /// `inp_lport` at 304, `inp_laddru` at 308, `inp_fport` at 324,
+    /// `inp_faddru` at 328, `p_pid` at 376, `fd_fd` at 380, `unp_path` at
+    /// 488, `t_state` at 596.
+    fn socket_file(
+        (pid, fd): (u32, i32),
+        (family, ty, protocol): (u32, i32, i32),
+        local: (&[u8], u16),
+        remote: (&[u8], u16),
+        state: i32,
+    ) -> Bytes {
+        let mut b = Bytes::zeroed(KINFO_FILE_SIZE);
+        b.u32(16, DTYPE_SOCKET) // f_type
+            .u64(64, 0xffff_8000_0000_1000 + fd as u64) // f_data
+            .i32(272, ty) // so_type
+            .i32(288, protocol) // so_protocol
+            .u32(292, family) // so_family
+            .u32(304, u32::from(local.1.to_be())) // inp_lport
+            .u32(324, u32::from(remote.1.to_be())) // inp_fport
+            .u32(376, pid) // p_pid
+            .i32(380, fd) // fd_fd
+            .i32(596, state); // t_state
+        if family == 1 {
+            // AF_UNIX
+            b.put(488, local.0); // unp_path
+        } else {
+            b.put(308, local.0).put(328, remote.0); // inp_laddru, inp_faddru
+        }
+        b
+    }
+
+    /// What `fstat -n` shows on a small host (`KERN_FILE_BYPID` for all
+    /// processes): sshd listening on IPv4 and IPv6 with one session,
+    /// syslogd's unix and UDP sockets, a closing connection, the
+    /// working directory and a raw socket (neither listed).
+    fn host_files() -> Vec<u8> {
+        let any = ([0u8; 4], 0);
+        let mut v6 = [0u8; 16];
+        v6[..4].copy_from_slice(&[0x20, 0x01, 0x0d, 0xb8]);
+        v6[15] = 1;
+        let mut cwd = Bytes::zeroed(KINFO_FILE_SIZE);
+        cwd.u32(16, 1).u32(376, 7110).i32(380, -2); // DTYPE_VNODE, KERN_FILE_CDIR
+        let mut buf = cwd.0;
+        for file in [
+            socket_file((7110, 3), (2, 1, 6), (&[0; 4], 22), (&any.0, 0), 1),
+            socket_file((7110, 4), (24, 1, 6), (&[0; 16], 22), (&[0; 16], 0), 1),
+            socket_file(
+                (7301, 5),
+                (24, 1, 6),
+                (&v6, 22),
+                (
+                    &[0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2],
+                    61000,
+                ),
+                4,
+            ),
+            socket_file((52, 3), (1, 2, 0), (b"/dev/log", 0), (&[], 0), 0),
+            socket_file((52, 4), (2, 2, 17), (&[10, 0, 0, 5], 514), (&any.0, 0), 0),
+            socket_file(
+                (9100, 6),
+                (2, 1, 6),
+                (&[10, 0, 0, 5], 4100),
+                (&[10, 0, 0, 9], 80),
+                7,
+            ),
+            socket_file((9100, 7), (2, 3, 1), (&[0; 4], 0), (&[0; 4], 0), 0),
+        ] {
+            buf.extend(file.0);
+        }
+        buf
+    }
+
+    #[test]
+    fn socket_files() {
+        use crate::backend::socket::{ConnStatus as S, Family as F, SockType as T};
+        let got = sockets(&host_files()).unwrap();
+        let shown = |e: &Endpoint| match e.ip {
+            Some(ip) => format!("{ip}:{}", e.port),
+            None => e.path.clone(),
+        };
+        let rows: Vec<_> = got
+            .iter()
+            .map(|h| {
+                let s = &h.socket;
+                (
+                    (s.pid.unwrap(), s.fd.unwrap()),
+                    (s.family, s.kind, s.status),
+                    shown(&s.laddr),
+                    s.raddr.as_ref().map(shown),
+                )
+            })
+            .collect();
+        let laddr = |s: &str| s.to_owned();
+        assert_eq!(
+            rows,
+            [
+                (
+                    (7110, 3),
+                    (F::Inet, T::Stream, S::Listen),
+                    laddr("0.0.0.0:22"),
+                    None
+                ),
+                (
+                    (7110, 4),
+                    (F::Inet6, T::Stream, S::Listen),
+                    laddr(":::22"),
+                    None
+                ),
+                (
+                    (7301, 5),
+                    (F::Inet6, T::Stream, S::Established),
+                    laddr("2001:db8::1:22"),
+                    Some(laddr("2001:db8::2:61000"))
+                ),
+                (
+                    (52, 3),
+                    (F::Unix, T::Dgram, S::None),
+                    laddr("/dev/log"),
+                    None
+                ),
+                (
+                    (52, 4),
+                    (F::Inet, T::Dgram, S::None),
+                    laddr("10.0.0.5:514"),
+                    None
+                ),
+                (
+                    (9100, 6),
+                    (F::Inet, T::Stream, S::Closing),
+                    laddr("10.0.0.5:4100"),
+                    Some(laddr("10.0.0.9:80"))
+                ),
+            ]
+        );
+        assert_eq!(got[0].key, 0xffff_8000_0000_1003);
+        assert!(
+            got.iter()
+                .all(|h| h.socket.inode == 0 && h.socket.uid.is_none())
+        );
+    }
+
+    #[test]
+    fn socket_tables_of_broken_records_are_errors() {
+        let buf = host_files();
+        assert!(sockets(&buf[..buf.len() - 1]).is_err());
+        assert!(sockets(&buf[..100]).is_err());
+        assert_eq!(sockets(&[]), Ok(Vec::new()));
+    }
 
     /// A `kinfo_proc` of httpd, laid out as OpenBSD 7.6 `sys/sysctl.h`
     /// puts it on amd64.

@@ -7,12 +7,12 @@ use std::mem::{offset_of, size_of};
 use libc::{c_int, if_data, ifmediareq, kinfo_file, kinfo_proc, rusage};
 
 use crate::backend::{
-    bsd::{assert_if_counters, assert_notes},
+    bsd::{assert_if_counters, assert_notes, assert_socket_numbers},
     decode::{
         freebsd::{
-            IF_DATA, KF_FD_TYPE_CWD, KF_FLAG_READ, KF_FLAG_WRITE, KF_OPEN_FLAGS, O_RDWR, O_WRONLY,
-            P_SYSTEM, kf_type as kft, kf_vtype as kfv, kinfo_file as kf, kinfo_proc as kp,
-            rusage as ru,
+            AF_INET6, IF_DATA, KF_FD_TYPE_CWD, KF_FLAG_READ, KF_FLAG_WRITE, KF_OPEN_FLAGS, O_RDWR,
+            O_WRONLY, P_SYSTEM, kf_sock as kfs, kf_type as kft, kf_vtype as kfv, kinfo_file as kf,
+            kinfo_proc as kp, rusage as ru,
         },
         kevent,
         media::IFMEDIAREQ_LEN,
@@ -105,6 +105,21 @@ const _: () = {
         assert!(KF_OPEN_FLAGS[i].1 == open_flags[i].1 as u32);
         i += 1;
     }
+
+    // `kf_un.kf_sock`, which `libc` keeps opaque too: domain, type and
+    // protocol follow the word `kf_vnode_type` shares with
+    // `kf_sock_sendq`, then two `sockaddr_storage`s and the three kernel
+    // addresses; with the buffer states and `kf_sock_recvq` (8 bytes
+    // together) it fills the union to `kf_status`.
+    assert!(kfs::DOMAIN == kf::VNODE_TYPE + 4);
+    assert!(kfs::TYPE == kfs::DOMAIN + 4 && kfs::PROTOCOL == kfs::TYPE + 4);
+    assert!(kfs::SA_LOCAL == kfs::PROTOCOL + 4);
+    assert!(size_of::<libc::sockaddr_storage>() == kfs::SA_LEN);
+    assert!(kfs::SA_PEER == kfs::SA_LOCAL + kfs::SA_LEN);
+    assert!(kfs::PCB == kfs::SA_PEER + kfs::SA_LEN);
+    assert!(kfs::PCB + 3 * 8 + 8 == offset_of!(kinfo_file, kf_status));
+    assert!(AF_INET6 == libc::AF_INET6);
+    assert_socket_numbers!();
 
     assert_if_counters!(if_data, IF_DATA);
     assert!(matches!(IF_DATA.link_state, Some(o) if o == offset_of!(if_data, ifi_link_state)));

@@ -5,7 +5,9 @@
 //! `.cwd` and `.filedesc`. Every field of the API is supplied but the I/O
 //! counters: FreeBSD keeps block operations (`ru_inblock`), not the read
 //! and write calls and bytes the API means. Open files come from
-//! `.filedesc` too, paths, offsets and flags included.
+//! `.filedesc` too, paths, offsets and flags included, and so do sockets:
+//! family, type, fd and both addresses, but no TCP state (`kinfo_file`
+//! has none; TCP sockets are NONE, and a state filter is UNSUPPORTED).
 //!
 //! System figures: CPU times (`kern.cp_time`, `kern.cp_times` at
 //! `kern.clockrate`'s stathz), `vm.stats` counters, swap devices
@@ -19,7 +21,7 @@ use libc::c_int;
 
 use super::{
     Error, FieldSet, FilesQuery, OpenFile,
-    bsd::{self, Bsd, Kernel, parse_error},
+    bsd::{self, Bsd, HeldSockets, Kernel, parse_error},
     bsd_sys,
     decode::system::mount_bit,
     decode::{
@@ -114,6 +116,7 @@ impl Kernel for Sysctl {
     const MOUNT_FLAGS: &'static [(u64, &'static str)] = MOUNT_FLAGS;
     const TRACK: bool = true;
     const EXIT_STATUS: bool = true;
+    const TCP_STATES: bool = false;
 
     fn os_release(&self) -> Result<String, Error> {
         Ok(format!("FreeBSD {}", bsd::named_string("kern.osrelease")?))
@@ -187,6 +190,27 @@ impl Kernel for Sysctl {
             .per_process(libc::KERN_PROC_FILEDESC, pid)
             .map_err(|e| bsd::process_error(pid, what(), e))?;
         layout::open_files(pid, &buf).map_err(parse_error(what()))
+    }
+
+    /// Each process's `kern.proc.filedesc`, whose socket records carry
+    /// family, type, protocol and both addresses (what `procstat -S`
+    /// shows) but not the TCP state.
+    fn sockets(&self, pids: &[u32]) -> Result<HeldSockets, Error> {
+        let pids = match pids {
+            [] => self
+                .processes(FieldSet::EMPTY)?
+                .into_iter()
+                .map(|k| k.pid)
+                .collect(),
+            pids => pids.to_vec(),
+        };
+        HeldSockets::per_process(pids, |pid| {
+            let what = || format!("sysctl kern.proc.filedesc.{pid}");
+            let buf = self
+                .per_process(libc::KERN_PROC_FILEDESC, pid)
+                .map_err(|e| bsd::process_error(pid, what(), e))?;
+            layout::sockets(pid, &buf).map_err(parse_error(what()))
+        })
     }
 
     fn system_fields(&self) -> SystemFields {

@@ -11,13 +11,177 @@ use libc::{
 };
 
 use crate::backend::{
-    bsd::{assert_if_counters, assert_notes},
+    bsd::{assert_if_counters, assert_notes, assert_socket_numbers},
     decode::macos::{
-        FDINFO_SIZE, IF_DATA64, O_APPEND, O_CLOEXEC, RTM_IFINFO2, TASKALLINFO_SIZE, bsdinfo as b,
-        fdinfowithpath as fdp, if_msghdr2 as m, prox_fdtype as fdt, taskinfo as t,
-        vnodepathinfo as v,
+        AF_INET6, FDINFO_SIZE, IF_DATA64, O_APPEND, O_CLOEXEC, RTM_IFINFO2, TASKALLINFO_SIZE,
+        bsdinfo as b, fdinfowithpath as fdp, if_msghdr2 as m, prox_fdtype as fdt,
+        socket_fdinfo as sf, taskinfo as t, vnodepathinfo as v,
     },
     decode::system::{self as sys, vm_statistics64 as vm},
+};
+
+/// `struct socket_fdinfo` and its parts as `sys/proc_info.h` declares
+/// them, which the `libc` crate does not: declared here only so that the
+/// compiler lays them out (around the crate's `vinfo_stat`, `in_addr`,
+/// `in6_addr` and `sockaddr_un`) and the decoder's offsets are checked
+/// against that layout, padding included. `soi_proto`'s other members
+/// (`ndrv_info`, `kern_event_info`, `kern_ctl_info`, `vsock_sockinfo`)
+/// are smaller than `un_sockinfo` and change nothing.
+#[allow(dead_code)]
+mod proc_info {
+    use libc::{c_char, c_int, in_addr, in6_addr, off_t, sockaddr_un, vinfo_stat};
+
+    #[repr(C)]
+    pub struct ProcFileinfo {
+        fi_openflags: u32,
+        fi_status: u32,
+        fi_offset: off_t,
+        fi_type: i32,
+        fi_guardflags: u32,
+    }
+
+    #[repr(C)]
+    pub struct SockbufInfo {
+        sbi_cc: u32,
+        sbi_hiwat: u32,
+        sbi_mbcnt: u32,
+        sbi_mbmax: u32,
+        sbi_lowat: u32,
+        sbi_flags: i16,
+        sbi_timeo: i16,
+    }
+
+    #[repr(C)]
+    #[derive(Clone, Copy)]
+    pub struct In4In6Addr {
+        i46a_pad32: [u32; 3],
+        pub i46a_addr4: in_addr,
+    }
+
+    #[repr(C)]
+    #[derive(Clone, Copy)]
+    pub union InAddr {
+        ina_46: In4In6Addr,
+        ina_6: in6_addr,
+    }
+
+    #[repr(C)]
+    #[derive(Clone, Copy)]
+    pub struct InV6 {
+        in6_hlim: u8,
+        in6_cksum: c_int,
+        in6_ifindex: u16,
+        in6_hops: i16,
+    }
+
+    #[repr(C)]
+    #[derive(Clone, Copy)]
+    pub struct InSockinfo {
+        pub insi_fport: c_int,
+        pub insi_lport: c_int,
+        insi_gencnt: u64,
+        insi_flags: u32,
+        insi_flow: u32,
+        insi_vflag: u8,
+        insi_ip_ttl: u8,
+        rfu_1: u32,
+        pub insi_faddr: InAddr,
+        pub insi_laddr: InAddr,
+        insi_v4: u8,
+        insi_v6: InV6,
+    }
+
+    #[repr(C)]
+    #[derive(Clone, Copy)]
+    pub struct TcpSockinfo {
+        pub tcpsi_ini: InSockinfo,
+        pub tcpsi_state: c_int,
+        tcpsi_timer: [c_int; 4],
+        tcpsi_mss: c_int,
+        tcpsi_flags: u32,
+        rfu_1: u32,
+        tcpsi_tp: u64,
+    }
+
+    #[repr(C)]
+    #[derive(Clone, Copy)]
+    pub union UnAddr {
+        ua_sun: sockaddr_un,
+        ua_dummy: [c_char; libc::SOCK_MAXADDRLEN as usize],
+    }
+
+    #[repr(C)]
+    #[derive(Clone, Copy)]
+    pub struct UnSockinfo {
+        unsi_conn_so: u64,
+        unsi_conn_pcb: u64,
+        pub unsi_addr: UnAddr,
+        pub unsi_caddr: UnAddr,
+    }
+
+    #[repr(C)]
+    pub union SoiProto {
+        pri_in: InSockinfo,
+        pri_tcp: TcpSockinfo,
+        pri_un: UnSockinfo,
+    }
+
+    #[repr(C)]
+    pub struct SocketInfo {
+        soi_stat: vinfo_stat,
+        pub soi_so: u64,
+        soi_pcb: u64,
+        pub soi_type: c_int,
+        pub soi_protocol: c_int,
+        pub soi_family: c_int,
+        soi_options: i16,
+        soi_linger: i16,
+        soi_state: i16,
+        soi_qlen: i16,
+        soi_incqlen: i16,
+        soi_qlimit: i16,
+        soi_timeo: i16,
+        soi_error: u16,
+        soi_oobmark: u32,
+        soi_rcv: SockbufInfo,
+        soi_snd: SockbufInfo,
+        pub soi_kind: c_int,
+        rfu_1: u32,
+        pub soi_proto: SoiProto,
+    }
+
+    #[repr(C)]
+    pub struct SocketFdinfo {
+        pfi: ProcFileinfo,
+        pub psi: SocketInfo,
+    }
+}
+
+const _: () = {
+    use proc_info::{In4In6Addr, InSockinfo, SocketFdinfo, SocketInfo, TcpSockinfo, UnSockinfo};
+    let psi = offset_of!(SocketFdinfo, psi);
+    let proto = psi + offset_of!(SocketInfo, soi_proto);
+    assert!(size_of::<SocketFdinfo>() == sf::SIZE);
+    assert!(psi == size_of::<proc_info::ProcFileinfo>() && psi == fdp::VNODE);
+    assert!(size_of::<vinfo_stat>() == 136);
+    assert!(psi + offset_of!(SocketInfo, soi_so) == sf::SO);
+    assert!(psi + offset_of!(SocketInfo, soi_type) == sf::TYPE);
+    assert!(psi + offset_of!(SocketInfo, soi_protocol) == sf::PROTOCOL);
+    assert!(psi + offset_of!(SocketInfo, soi_family) == sf::FAMILY);
+    assert!(psi + offset_of!(SocketInfo, soi_kind) == sf::KIND);
+    assert!(proto == sf::PROTO);
+    assert!(proto + offset_of!(InSockinfo, insi_fport) == sf::FPORT);
+    assert!(proto + offset_of!(InSockinfo, insi_lport) == sf::LPORT);
+    assert!(proto + offset_of!(InSockinfo, insi_faddr) == sf::FADDR);
+    assert!(proto + offset_of!(InSockinfo, insi_laddr) == sf::LADDR);
+    assert!(offset_of!(In4In6Addr, i46a_addr4) == 12);
+    assert!(offset_of!(TcpSockinfo, tcpsi_ini) == 0);
+    assert!(proto + offset_of!(TcpSockinfo, tcpsi_state) == sf::TCP_STATE);
+    assert!(proto + offset_of!(UnSockinfo, unsi_addr) == sf::UN_ADDR);
+    assert!(proto + offset_of!(UnSockinfo, unsi_caddr) == sf::UN_CADDR);
+    assert!(libc::SOCK_MAXADDRLEN as usize == sf::UN_ADDR_LEN);
+    assert!(AF_INET6 == libc::AF_INET6);
+    assert_socket_numbers!();
 };
 
 const _: () = {

@@ -7,7 +7,8 @@
 //! `PROC_PIDTBSDINFO`. Arguments and environment come from
 //! `KERN_PROCARGS2`, the executable from `proc_pidpath`, the working
 //! directory and descriptors from `proc_pidinfo` again (open files with
-//! `proc_pidfdinfo` per vnode). Not supplied: I/O
+//! `proc_pidfdinfo` per vnode, sockets with `proc_pidfdinfo` per
+//! socket, TCP states included). Not supplied: I/O
 //! counters (the kernel keeps none per process that match the API) and
 //! context switches (one total, which the API cannot split into
 //! voluntary and involuntary).
@@ -20,7 +21,7 @@ use std::{collections::HashMap, io};
 
 use super::{
     Error, ErrorKind, Field, FieldSet, FilesQuery, OpenFile,
-    bsd::{self, Bsd, Kernel, parse_error},
+    bsd::{self, Bsd, HeldSockets, Kernel, parse_error},
     bsd_sys,
     decode::system::mount_bit,
     decode::{
@@ -29,7 +30,8 @@ use super::{
         media::{MACOS, MediaLayout},
         system as sys,
     },
-    parse::lossy,
+    parse::{ParseError, lossy},
+    socket::HeldSocket,
     system::{
         CpuFreq, CpuFreqSet, CpuTimesSet, SwapMemory, SystemField, SystemFields, User,
         VirtualMemory,
@@ -98,6 +100,30 @@ impl Libproc {
         Ok(Some(k))
     }
 
+    /// The sockets `pid` holds (see [`Kernel::sockets`]).
+    fn process_sockets(&self, pid: u32) -> Result<Vec<HeldSocket>, Error> {
+        let what = format!("proc_pidinfo PROC_PIDLISTFDS of pid {pid}");
+        let list = bsd_sys::pidinfo_list(pid, libc::PROC_PIDLISTFDS)
+            .map_err(|e| bsd::process_error(pid, &what, e))?;
+        let fds = layout::fd_list(&list).map_err(parse_error(what))?;
+        let mut sockets = Vec::new();
+        let mut buf = Vec::new();
+        for (fd, _) in fds
+            .into_iter()
+            .filter(|(_, fdtype)| *fdtype == layout::prox_fdtype::SOCKET)
+        {
+            let read = read_fd(pid, fd, FdFlavor::SOCKET, &mut buf, |b| {
+                layout::socket_fd(pid, fd, b)
+            })?;
+            match read {
+                FdRead::Read(socket) => sockets.extend(socket),
+                FdRead::Closed => {}
+                FdRead::Gone => break,
+            }
+        }
+        Ok(sockets)
+    }
+
     /// `KERN_PROCARGS2` of `pid`, decoded. The kernel answers EINVAL for
     /// processes the caller may not read (and for zombies), which is
     /// reported as EPERM.
@@ -109,6 +135,58 @@ impl Libproc {
             }
             Err(e) => Err(e),
         }
+    }
+}
+
+/// A `proc_pidfdinfo` flavor: its number, the size of its structure and
+/// its name for messages.
+#[derive(Clone, Copy)]
+struct FdFlavor(libc::c_int, usize, &'static str);
+
+impl FdFlavor {
+    const VNODE_PATH: FdFlavor = FdFlavor(
+        layout::PROC_PIDFDVNODEPATHINFO,
+        layout::fdinfowithpath::SIZE,
+        "PROC_PIDFDVNODEPATHINFO",
+    );
+    const SOCKET: FdFlavor = FdFlavor(
+        layout::PROC_PIDFDSOCKETINFO,
+        layout::socket_fdinfo::SIZE,
+        "PROC_PIDFDSOCKETINFO",
+    );
+
+    fn what(self, pid: u32, fd: u32) -> String {
+        format!("proc_pidfdinfo {} of fd {fd} of pid {pid}", self.2)
+    }
+}
+
+/// What reading one descriptor found.
+enum FdRead<T> {
+    /// The flavor's structure, decoded.
+    Read(T),
+    /// Closed since the list was read, or reused for another kind of
+    /// descriptor: skipped, as psutil skips it.
+    Closed,
+    /// The process exited part way: what was read stands.
+    Gone,
+}
+
+/// `proc_pidfdinfo` of `flavor` for descriptor `fd` of `pid`, read into
+/// `buf` and handed to `decode`.
+fn read_fd<T>(
+    pid: u32,
+    fd: u32,
+    flavor: FdFlavor,
+    buf: &mut Vec<u8>,
+    decode: impl FnOnce(&[u8]) -> Result<T, ParseError>,
+) -> Result<FdRead<T>, Error> {
+    match bsd_sys::pidfdinfo(pid, fd, flavor.0, flavor.1, buf) {
+        Ok(()) => decode(buf)
+            .map(FdRead::Read)
+            .map_err(parse_error(flavor.what(pid, fd))),
+        Err(e) if e.raw_os_error() == Some(libc::EBADF) => Ok(FdRead::Closed),
+        Err(e) if e.raw_os_error() == Some(libc::ESRCH) => Ok(FdRead::Gone),
+        Err(e) => Err(bsd::process_error(pid, flavor.what(pid, fd), e)),
     }
 }
 
@@ -259,25 +337,27 @@ impl Kernel for Libproc {
                 }
                 continue;
             }
-            let what = || format!("proc_pidfdinfo PROC_PIDFDVNODEPATHINFO of fd {fd} of pid {pid}");
-            let read = bsd_sys::pidfdinfo(
-                pid,
-                fd,
-                layout::PROC_PIDFDVNODEPATHINFO,
-                layout::fdinfowithpath::SIZE,
-                &mut buf,
-            );
+            let read = read_fd(pid, fd, FdFlavor::VNODE_PATH, &mut buf, |b| {
+                layout::vnode_fd(pid, fd, b)
+            })?;
             match read {
-                Ok(()) => files.push(layout::vnode_fd(pid, fd, &buf).map_err(parse_error(what()))?),
-                // Closed since the list was read, or reused for another
-                // kind of descriptor: skipped, as psutil skips it.
-                Err(e) if e.raw_os_error() == Some(libc::EBADF) => {}
-                // The process exited part way: what was read stands.
-                Err(e) if e.raw_os_error() == Some(libc::ESRCH) => break,
-                Err(e) => return Err(bsd::process_error(pid, what(), e)),
+                FdRead::Read(file) => files.push(file),
+                FdRead::Closed => {}
+                FdRead::Gone => break,
             }
         }
         Ok(files)
+    }
+
+    /// For each process, `PROC_PIDLISTFDS`, then `proc_pidfdinfo`'s
+    /// `PROC_PIDFDSOCKETINFO` for each socket, as psutil reads them:
+    /// family, type, both ends and the TCP state.
+    fn sockets(&self, pids: &[u32]) -> Result<HeldSockets, Error> {
+        let pids = match pids {
+            [] => bsd_sys::all_pids().map_err(|e| bsd::io_error("proc_listallpids", e))?,
+            pids => pids.to_vec(),
+        };
+        HeldSockets::per_process(pids, |pid| self.process_sockets(pid))
     }
 
     fn system_fields(&self) -> SystemFields {

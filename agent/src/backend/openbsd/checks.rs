@@ -7,10 +7,13 @@ use std::mem::{offset_of, size_of};
 use libc::{if_data, kinfo_file, kinfo_proc};
 
 use crate::backend::{
-    bsd::{assert_if_counters, assert_notes},
+    bsd::{assert_if_counters, assert_notes, assert_socket_numbers},
     decode::{
         kevent,
-        openbsd::{IF_DATA, KINFO_FILE_FD, KINFO_FILE_SIZE, KINFO_PROC as k, PSFLAGS, TID},
+        openbsd::{
+            AF_INET6, DTYPE_SOCKET, IF_DATA, KINFO_FILE_FD, KINFO_FILE_SIZE, KINFO_PROC as k,
+            PSFLAGS, TID, kf_socket as kfs,
+        },
     },
 };
 
@@ -51,6 +54,22 @@ const _: () = {
 
     assert!(size_of::<kinfo_file>() == KINFO_FILE_SIZE);
     assert!(offset_of!(kinfo_file, fd_fd) == KINFO_FILE_FD);
+    assert!(offset_of!(kinfo_file, f_type) == kfs::F_TYPE);
+    assert!(offset_of!(kinfo_file, f_data) == kfs::F_DATA);
+    assert!(offset_of!(kinfo_file, so_type) == kfs::SO_TYPE);
+    assert!(offset_of!(kinfo_file, so_protocol) == kfs::SO_PROTOCOL);
+    assert!(offset_of!(kinfo_file, so_family) == kfs::SO_FAMILY);
+    assert!(offset_of!(kinfo_file, inp_lport) == kfs::INP_LPORT);
+    assert!(offset_of!(kinfo_file, inp_laddru) == kfs::INP_LADDRU);
+    assert!(offset_of!(kinfo_file, inp_fport) == kfs::INP_FPORT);
+    assert!(offset_of!(kinfo_file, inp_faddru) == kfs::INP_FADDRU);
+    assert!(offset_of!(kinfo_file, p_pid) == kfs::P_PID);
+    assert!(offset_of!(kinfo_file, unp_path) == kfs::UNP_PATH);
+    assert!(libc::KI_UNPPATHLEN as usize == kfs::UNP_PATH_LEN);
+    assert!(offset_of!(kinfo_file, t_state) == kfs::T_STATE);
+    assert!(DTYPE_SOCKET as libc::c_int == libc::DTYPE_SOCKET);
+    assert!(AF_INET6 as libc::c_int == libc::AF_INET6);
+    assert_socket_numbers!();
 
     assert_if_counters!(if_data, IF_DATA);
     assert!(matches!(IF_DATA.link_state, Some(o) if o == offset_of!(if_data, ifi_link_state)));

@@ -5,7 +5,8 @@
 //! `KERN_PROC_CWD`, `KERN_FILE_BYPID` for descriptors, and a
 //! `KERN_PROC_SHOW_THREADS` table to count threads. Not supplied: the
 //! executable (OpenBSD keeps no path of it that a sysctl returns) and
-//! I/O counters (block operations only).
+//! I/O counters (block operations only). Sockets come from
+//! `KERN_FILE_BYPID` too, TCP states included.
 //!
 //! System figures: CPU times (`kern.cp_time2.N` at `kern.clockrate`'s
 //! stathz), `vm.uvmexp` for memory, swap and CPU counters, the buffer
@@ -18,7 +19,8 @@ use libc::c_int;
 
 use super::{
     Error, Field, FieldSet,
-    bsd::{self, Bsd, Kernel, parse_error},
+    bsd::{self, Bsd, HeldSockets, Kernel, parse_error},
+    bsd_sys,
     decode::system::mount_bit,
     decode::{
         IfDataLayout, IfFlags, Kinfo, environ_of,
@@ -198,6 +200,42 @@ impl Kernel for Sysctl {
             layout::KINFO_FILE_SIZE,
             layout::KINFO_FILE_FD,
         )
+    }
+
+    /// `KERN_FILE_BYPID`: one table of every process's descriptors (pid
+    /// -1, as psutil and `fstat(1)` read it) or one per process asked
+    /// for; the socket records carry family, type, both addresses and
+    /// the TCP state. Only a unix socket's own path is recorded, not its
+    /// peer's.
+    fn sockets(&self, pids: &[u32]) -> Result<HeldSockets, Error> {
+        let table = |arg: c_int| -> io::Result<Vec<u8>> {
+            let mib = [libc::CTL_KERN, libc::KERN_FILE, libc::KERN_FILE_BYPID, arg];
+            let mut buf = Vec::new();
+            bsd_sys::sysctl_table(&mib, layout::KINFO_FILE_SIZE, &mut buf)?;
+            Ok(buf)
+        };
+        let decode = |what: &str, buf: &[u8]| layout::sockets(buf).map_err(parse_error(what));
+        if pids.is_empty() {
+            let what = "sysctl kern.file (KERN_FILE_BYPID, all processes)";
+            let buf = table(-1).map_err(|e| match e.raw_os_error() {
+                Some(libc::EPERM | libc::EACCES) => Error::AccessDenied {
+                    pid: None,
+                    path: what.into(),
+                },
+                _ => bsd::io_error(what, e),
+            })?;
+            return Ok(HeldSockets {
+                sockets: decode(what, &buf)?,
+                process_errors: Vec::new(),
+            });
+        }
+        HeldSockets::per_process(pids.iter().copied(), |pid| {
+            let what = format!("sysctl kern.file (KERN_FILE_BYPID, pid {pid})");
+            let buf = bsd::pid_arg(pid)
+                .and_then(table)
+                .map_err(|e| bsd::process_error(pid, &what, e))?;
+            decode(&what, &buf)
+        })
     }
 
     fn system_fields(&self) -> SystemFields {
