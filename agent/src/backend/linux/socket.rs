@@ -48,8 +48,31 @@ const DUMP_WAIT: Duration = Duration::from_secs(5);
 /// Room for one datagram of a dump: the kernel makes them at most 32 KiB.
 const DATAGRAM_BYTES: usize = 64 << 10;
 
-/// The sockets `query` asks for.
+/// The sockets `query` asks for. When it wants their holders, the
+/// descriptor tables are read on a thread of their own while the kernel
+/// dumps its tables: the two take about as long, and neither needs the
+/// other until the end.
 pub(super) fn connections(linux: &Linux, query: &SocketQuery) -> Result<SocketListing, Error> {
+    if !query.wants_pids() {
+        return Ok(SocketListing {
+            sockets: tables(linux, query)?,
+            process_errors: Vec::new(),
+        });
+    }
+    let (sockets, holders) = std::thread::scope(|scope| {
+        let scan = scope.spawn(|| Holders::scan(linux, &query.pids));
+        let sockets = tables(linux, query);
+        let holders = scan
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        (sockets, holders)
+    });
+    Ok(holders?.assign(sockets?, !query.pids.is_empty()))
+}
+
+/// The sockets of the kernel's tables that `query` matches, without
+/// their holders.
+fn tables(linux: &Linux, query: &SocketQuery) -> Result<Vec<Socket>, Error> {
     let mut sockets = Vec::new();
     let mut netlink = match linux.socket_source {
         SocketSource::Netlink => Netlink::open(),
@@ -100,15 +123,7 @@ pub(super) fn connections(linux: &Linux, query: &SocketQuery) -> Result<SocketLi
         parse_unix_table(&text, &mut sockets).map_err(|e| e.at(path))?;
     }
     sockets.retain(|s| query.matches(s));
-    if !query.wants_pids() {
-        return Ok(SocketListing {
-            sockets,
-            process_errors: Vec::new(),
-        });
-    }
-    let mut holders = Holders::new(&sockets);
-    holders.scan(linux, &query.pids)?;
-    Ok(holders.assign(sockets, !query.pids.is_empty()))
+    Ok(sockets)
 }
 
 /// Dumps `dump` through `netlink` into `out`; `false` when there is no
@@ -212,46 +227,38 @@ fn receive(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize> {
 
 // === impl Holders ===
 
-/// Which processes hold the sockets of a listing, by inode.
+/// Which processes hold which sockets, by inode.
+#[derive(Default)]
 struct Holders {
-    /// (pid, fd) of every holder, by inode; only inodes of the listing.
+    /// (pid, fd) of every holder of a socket, by the socket's inode. Every
+    /// socket a scanned process holds, since the scan runs before the
+    /// listing is known.
     by_inode: HashMap<u64, Vec<(u32, u32)>>,
     errors: Vec<(u32, ErrorKind)>,
 }
 
 impl Holders {
-    fn new(sockets: &[Socket]) -> Holders {
-        let by_inode = sockets
-            .iter()
-            .filter(|s| s.inode != 0)
-            .map(|s| (s.inode, Vec::new()))
-            .collect();
-        Holders {
-            by_inode,
-            errors: Vec::new(),
-        }
-    }
-
     /// Reads the descriptor tables of `pids`, or of every process when
     /// there are none.
-    fn scan(&mut self, linux: &Linux, pids: &[u32]) -> Result<(), Error> {
+    fn scan(linux: &Linux, pids: &[u32]) -> Result<Holders, Error> {
+        let mut holders = Holders::default();
         let root = linux.open_root()?;
         let mut entries = sys::DirBuf::default();
         if !pids.is_empty() {
             for &pid in pids {
-                self.read_fds(linux, root.as_fd(), pid, &mut entries);
+                holders.read_fds(linux, root.as_fd(), pid, &mut entries);
             }
-            return Ok(());
+            return Ok(holders);
         }
         let mut listing_buf = sys::DirBuf::default();
         let mut listing = listing_buf.list(root.as_fd());
         while let Some(entry) = listing.next_with(parse_pid) {
             let entry = entry.map_err(|e| io_error(&linux.procfs, e))?;
             if let Some(pid) = entry {
-                self.read_fds(linux, root.as_fd(), pid, &mut entries);
+                holders.read_fds(linux, root.as_fd(), pid, &mut entries);
             }
         }
-        Ok(())
+        Ok(holders)
     }
 
     /// Notes the sockets in `pid`'s descriptor table. A process that is
@@ -294,9 +301,7 @@ impl Holders {
             let Ok(Some(inode)) = sys::socket_inode_at(dir.as_fd(), &name) else {
                 continue;
             };
-            if let Some(holders) = self.by_inode.get_mut(&inode) {
-                holders.push((pid, fd));
-            }
+            self.by_inode.entry(inode).or_default().push((pid, fd));
         }
     }
 
