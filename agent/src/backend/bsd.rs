@@ -463,7 +463,7 @@ impl HeldSockets {
     /// named in the process errors, as on Linux. A kernel that cannot
     /// list sockets, or a record that does not decode, fails the whole
     /// listing.
-    #[cfg(not(target_os = "netbsd"))]
+    #[cfg(any(test, not(target_os = "netbsd")))]
     pub(super) fn per_process(
         pids: impl IntoIterator<Item = u32>,
         mut read: impl FnMut(u32) -> Result<Vec<HeldSocket>, Error>,
@@ -520,7 +520,7 @@ enum Flow {
 
 /// The error of the call `what` that failed with `err` reading process
 /// `pid`: gone, not ours to read, or another failure.
-#[cfg(not(target_os = "netbsd"))]
+#[cfg(any(test, not(target_os = "netbsd")))]
 pub(super) fn process_error(pid: u32, what: impl Into<String>, err: io::Error) -> Error {
     match classify(&err) {
         Errno::Gone => Error::NoSuchProcess { pid },
