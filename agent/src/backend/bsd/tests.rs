@@ -199,16 +199,7 @@ impl Kernel for Fake {
             let err = io::Error::from_raw_os_error(errno);
             return Err(process_error(pid, format!("files of {pid}"), err));
         }
-        let file = |fd, kind, path: &str| OpenFile {
-            pid,
-            fd,
-            path: path.to_owned(),
-            position: 0,
-            mode: "r",
-            flags: 0,
-            kind,
-            deleted: false,
-        };
+        let file = |fd, kind, path: &str| OpenFile::sample(pid, fd, kind, path);
         Ok(vec![
             file(5, FileKind::File, "/var/log/messages"),
             file(1, FileKind::File, "/dev/null"),
