@@ -7,8 +7,11 @@
 //! arguments, environment, working directory and descriptors,
 //! `getifaddrs(3)` with `AF_LINK` entries carrying `if_data`,
 //! `SIOCGIFMEDIA` for link speed and duplex, `kill(2)`, and kqueue's
-//! `EVFILT_PROC` for process events. The syscalls are in
-//! [`super::bsd_sys`], the decoding in [`super::decode`].
+//! `EVFILT_PROC` for process events. The decoding is in
+//! [`super::decode`]; the calls are behind [`Kernel`] and [`Sys`], so this
+//! module builds on any host and its tests drive it with a fake kernel.
+//! The real calls (`native`, over `bsd_sys`) exist only on the BSDs and
+//! macOS.
 
 use std::{
     collections::HashMap,
@@ -19,16 +22,33 @@ use std::{
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
+#[cfg(any(
+    target_os = "freebsd",
+    target_os = "openbsd",
+    target_os = "netbsd",
+    target_os = "macos"
+))]
+mod native;
+#[cfg(any(
+    target_os = "freebsd",
+    target_os = "openbsd",
+    target_os = "netbsd",
+    target_os = "macos"
+))]
+pub(super) use native::*;
+
+#[cfg(test)]
+mod tests;
+
 use super::{
     Backend, Duplex, Error, ErrorKind, EventSource, Field, FieldSet, FilesQuery, HostInfo,
     NetField, NetIfStats, NetInterface, OpenFile, Partition, ProcessInfo, RawEvent, WatchMode,
-    bsd_sys::{self, IfAddr},
     decode::{
-        Family, IfData, IfDataLayout, IfFlags, Kinfo, Record,
+        Family, IfData, IfDataLayout, IfFlags, Kinfo,
         kevent::{Merge, NOTE_EXEC, NOTE_EXIT, NOTE_FORK, NOTE_TRACK, ProcEvent},
         media::MediaLayout,
         net_address,
-        system::{is_physical, mount_bit, mount_opts},
+        system::{is_physical, mount_opts},
         terminal_path,
     },
     parse::{ParseError, lossy},
@@ -59,6 +79,13 @@ pub trait Kernel: Clone + Send + Sync + 'static {
     /// The `MNT_*` flags psutil names in a mount's options, after "ro" or
     /// "rw", in its order.
     const MOUNT_FLAGS: &'static [(u64, &'static str)];
+    /// What an interface's `if_data` link state says of its duplex, where
+    /// the media word does not say: unknown, unless the kernel's link
+    /// states carry it (OpenBSD's do).
+    fn link_state_duplex(link_state: u8) -> Duplex {
+        let _ = link_state;
+        Duplex::Unknown
+    }
     /// Whether `EVFILT_PROC` takes `NOTE_TRACK` (not on macOS).
     const TRACK: bool;
     /// Whether `NOTE_EXIT` carries the exit status for any process (not on
@@ -199,20 +226,90 @@ const SHARED_FIELDS: [SystemField; 3] = [
 /// `IFF_UP`, alike everywhere.
 const IFF_UP: u32 = 0x1;
 
+/// `MNT_RDONLY`, alike everywhere.
+const MNT_RDONLY: u64 = 0x1;
+
+// === Shared calls ===
+
+/// The calls every BSD kernel and macOS answer alike, apart from what
+/// [`Kernel`] reads: `native::Native` makes them on a real host, a test
+/// answers with canned values.
+pub trait Sys: Send + Sync + 'static {
+    /// The load averages over 1, 5 and 15 minutes (`getloadavg(3)`).
+    fn loadavg(&self) -> io::Result<[f64; 3]>;
+    /// The CPUs online (`sysconf(_SC_NPROCESSORS_ONLN)`), `None` when the
+    /// system does not say.
+    fn online_cpus(&self) -> Option<u64>;
+    /// The name under `/dev` of the character device `dev` (`devname(3)`).
+    fn devname(&self, dev: u64) -> Option<Vec<u8>>;
+    /// The media status and active media words of the interface `name`
+    /// (`SIOCGIFMEDIA`).
+    fn media(&self, name: &str) -> io::Result<(u64, u64)>;
+    /// Every `getifaddrs(3)` entry, with `data_len` bytes of each
+    /// `AF_LINK` entry's `if_data`.
+    fn interface_addresses(&self, data_len: usize) -> io::Result<Vec<IfAddr>>;
+    /// Sends `signal` to `pid` (`kill(2)`).
+    fn kill(&self, pid: u32, signal: i32) -> io::Result<()>;
+    /// The mounted file systems (`getfsstat(2)`).
+    fn mounts(&self) -> io::Result<Vec<Mount>>;
+    /// A new queue of process events (a kqueue).
+    fn process_queue(&self) -> io::Result<Box<dyn ProcQueue>>;
+}
+
+/// A queue of process events (`EVFILT_PROC`).
+pub trait ProcQueue: Send {
+    /// Starts watching `pid` for the `NOTE_*` events in `fflags`.
+    fn watch(&self, pid: u32, fflags: u32) -> io::Result<()>;
+    /// Waits up to `timeout` for events and appends them to `out`.
+    fn wait(&mut self, timeout: Duration, out: &mut Vec<ProcEvent>) -> io::Result<()>;
+}
+
+/// One `getifaddrs(3)` entry, its socket addresses copied as bytes (as
+/// long as their `sa_len` says) for [`super::decode::sockaddr`].
+#[derive(Clone, Debug, Default)]
+pub struct IfAddr {
+    pub name: String,
+    /// The interface's `IFF_*` flags.
+    pub flags: u32,
+    /// The family of `addr`, if one the API reports.
+    pub family: Option<Family>,
+    pub addr: Option<Vec<u8>>,
+    pub netmask: Option<Vec<u8>>,
+    /// The broadcast address or the point-to-point peer.
+    pub dstaddr: Option<Vec<u8>>,
+    /// For `AF_LINK` entries, the first `data_len` bytes `ifa_data`
+    /// points to: the interface's `struct if_data`.
+    pub data: Option<Vec<u8>>,
+}
+
+/// One mounted file system, as `getfsstat(2)` (`getvfsstat(2)` on NetBSD)
+/// describes it.
+#[derive(Clone, Debug, Default)]
+pub struct Mount {
+    pub device: String,
+    pub mountpoint: String,
+    pub fstype: String,
+    /// `f_flags` (`f_flag` on NetBSD): the `MNT_*` flags.
+    pub flags: u64,
+}
+
 // === impl Bsd ===
 
 /// The backend of a BSD kernel or macOS.
 #[derive(Clone)]
 pub struct Bsd<K: Kernel> {
     kernel: K,
+    sys: Arc<dyn Sys>,
     /// Shared by the clones a polling event source owns.
     users: Arc<UserNames>,
 }
 
 impl<K: Kernel> Bsd<K> {
-    pub(super) fn new(kernel: K) -> Bsd<K> {
+    /// The backend of `kernel`, making the shared calls through `sys`.
+    fn with_sys(kernel: K, sys: Arc<dyn Sys>) -> Bsd<K> {
         Bsd {
             kernel,
+            sys,
             users: Arc::default(),
         }
     }
@@ -260,7 +357,7 @@ impl<K: Kernel> Bsd<K> {
         if wanted.contains(Field::Terminal) {
             p.terminal = Some(
                 k.tdev
-                    .and_then(bsd_sys::devname)
+                    .and_then(|dev| self.sys.devname(dev))
                     .and_then(|name| terminal_path(&name)),
             );
         }
@@ -330,7 +427,7 @@ impl<K: Kernel> Bsd<K> {
     /// The interfaces' link state: speed and duplex from `SIOCGIFMEDIA`,
     /// the speed from the baud rate where the media word names none.
     fn stats(&self, name: &str, flags: u32, data: Option<&IfData>) -> NetIfStats {
-        let media = bsd_sys::media(name).ok();
+        let media = self.sys.media(name).ok();
         let speed = media
             .and_then(|(_, active)| K::MEDIA.speed(active))
             .or_else(|| data.map(IfData::speed_mbps))
@@ -338,14 +435,8 @@ impl<K: Kernel> Bsd<K> {
         let mut duplex = media.map_or(Duplex::Unknown, |(status, active)| {
             K::MEDIA.duplex(status, active)
         });
-        // OpenBSD's link state says the duplex where the media word does
-        // not (LINK_STATE_HALF_DUPLEX 5, LINK_STATE_FULL_DUPLEX 6).
-        if duplex == Duplex::Unknown && K::OS == "openbsd" {
-            duplex = match data.map(|d| d.link_state) {
-                Some(5) => Duplex::Half,
-                Some(6) => Duplex::Full,
-                _ => Duplex::Unknown,
-            };
+        if duplex == Duplex::Unknown {
+            duplex = data.map_or(Duplex::Unknown, |d| K::link_state_duplex(d.link_state));
         }
         NetIfStats {
             isup: flags & IFF_UP != 0,
@@ -372,7 +463,7 @@ impl HeldSockets {
     /// named in the process errors, as on Linux. A kernel that cannot
     /// list sockets, or a record that does not decode, fails the whole
     /// listing.
-    #[cfg(not(target_os = "netbsd"))]
+    #[cfg(any(test, not(target_os = "netbsd")))]
     pub(super) fn per_process(
         pids: impl IntoIterator<Item = u32>,
         mut read: impl FnMut(u32) -> Result<Vec<HeldSocket>, Error>,
@@ -429,7 +520,7 @@ enum Flow {
 
 /// The error of the call `what` that failed with `err` reading process
 /// `pid`: gone, not ours to read, or another failure.
-#[cfg(not(target_os = "netbsd"))]
+#[cfg(any(test, not(target_os = "netbsd")))]
 pub(super) fn process_error(pid: u32, what: impl Into<String>, err: io::Error) -> Error {
     match classify(&err) {
         Errno::Gone => Error::NoSuchProcess { pid },
@@ -449,102 +540,6 @@ pub(super) fn io_error(what: impl Into<String>, source: io::Error) -> Error {
     }
 }
 
-// === Reading sysctls ===
-
-/// `pid` as a sysctl name component; a pid beyond `int` is no process.
-pub(super) fn pid_arg(pid: u32) -> io::Result<libc::c_int> {
-    libc::c_int::try_from(pid).map_err(|_| io::Error::from_raw_os_error(libc::ESRCH))
-}
-
-/// The value of the sysctl `mib`, in a buffer of its own.
-pub(super) fn sysctl_vec(mib: &[libc::c_int]) -> io::Result<Vec<u8>> {
-    let mut buf = Vec::new();
-    bsd_sys::sysctl(mib, &mut buf)?;
-    Ok(buf)
-}
-
-/// The process table `fetched` (from `what`), decoded: the BSDs return
-/// one as a sysctl (macOS's libproc answers pid by pid).
-#[cfg(not(target_os = "macos"))]
-pub(super) fn table(
-    what: &str,
-    fetched: io::Result<Vec<u8>>,
-    decode: impl FnOnce(&[u8]) -> Result<Vec<Kinfo>, ParseError>,
-) -> Result<Vec<Kinfo>, Error> {
-    let buf = fetched.map_err(|e| io_error(what, e))?;
-    decode(&buf).map_err(parse_error(what))
-}
-
-/// Process `pid` from a table of it `fetched` (from `what`), decoded;
-/// `None` when the kernel says there is no such process.
-#[cfg(not(target_os = "macos"))]
-pub(super) fn single(
-    pid: u32,
-    what: &str,
-    fetched: io::Result<Vec<u8>>,
-    decode: impl FnOnce(&[u8]) -> Result<Vec<Kinfo>, ParseError>,
-) -> Result<Option<Kinfo>, Error> {
-    match fetched {
-        Err(e) if e.raw_os_error() == Some(libc::ESRCH) => Ok(None),
-        fetched => Ok(table(what, fetched, decode)?.pop().filter(|k| k.pid == pid)),
-    }
-}
-
-/// A table of `elem`-byte records from `KERN_PROC` (OpenBSD) or
-/// `KERN_PROC2` (NetBSD), `node`, selected by `op` and `arg`.
-#[cfg(any(target_os = "openbsd", target_os = "netbsd"))]
-pub(super) fn proc_records(
-    node: libc::c_int,
-    op: libc::c_int,
-    arg: libc::c_int,
-    elem: usize,
-) -> io::Result<Vec<u8>> {
-    let mut buf = Vec::new();
-    bsd_sys::sysctl_table(&[libc::CTL_KERN, node, op, arg], elem, &mut buf)?;
-    Ok(buf)
-}
-
-/// The descriptors `pid` holds, from the `KERN_FILE` (OpenBSD) or
-/// `KERN_FILE2` (NetBSD) table `node` of its files: `size`-byte records
-/// with the descriptor number at `fd`.
-#[cfg(any(target_os = "openbsd", target_os = "netbsd"))]
-pub(super) fn count_fds(node: libc::c_int, pid: u32, size: usize, fd: usize) -> io::Result<u32> {
-    let mib = [libc::CTL_KERN, node, libc::KERN_FILE_BYPID, pid_arg(pid)?];
-    let mut buf = Vec::new();
-    bsd_sys::sysctl_table(&mib, size, &mut buf)?;
-    super::decode::netbsdlike::count_fds("kinfo_file", &buf, size, fd).map_err(io::Error::other)
-}
-
-/// A number sysctl `mib` of whatever width (`what` names it).
-#[cfg(any(target_os = "openbsd", target_os = "netbsd"))]
-pub(super) fn sysctl_u64(mib: &[libc::c_int], what: &'static str) -> Result<u64, Error> {
-    let buf = sysctl_vec(mib).map_err(|e| io_error(what, e))?;
-    super::decode::unsigned(what, &buf).map_err(parse_error(what))
-}
-
-/// The boot time from the sysctl `mib` (`KERN_BOOTTIME`).
-#[cfg(any(target_os = "openbsd", target_os = "netbsd"))]
-pub(super) fn sysctl_boot_time(mib: &[libc::c_int]) -> Result<f64, Error> {
-    let what = "sysctl kern.boottime";
-    timeval(what, &sysctl_vec(mib).map_err(|e| io_error(what, e))?)
-}
-
-/// Seconds since the epoch from a `struct timeval` the kernel returned
-/// for `what`; the width of `tv_usec` is the target's (4 bytes on macOS
-/// and NetBSD, 8 on FreeBSD and OpenBSD).
-pub(super) fn timeval(what: &'static str, bytes: &[u8]) -> Result<f64, Error> {
-    fn width<T>(_: &T) -> usize {
-        std::mem::size_of::<T>()
-    }
-    let probe = libc::timeval {
-        tv_sec: 0,
-        tv_usec: 0,
-    };
-    Record::new(what, bytes)
-        .timeval(0, width(&probe.tv_usec))
-        .map_err(parse_error(what))
-}
-
 /// A backend error for a record that did not decode.
 pub(super) fn parse_error(what: impl Into<String>) -> impl FnOnce(ParseError) -> Error {
     let what = what.into();
@@ -555,7 +550,9 @@ impl<K: Kernel> Backend for Bsd<K> {
     fn host(&self) -> Result<HostInfo, Error> {
         let uts = rustix::system::uname();
         let text = |s: &std::ffi::CStr| s.to_string_lossy().into_owned();
-        let cpu_count = bsd_sys::sysconf(libc::_SC_NPROCESSORS_ONLN)
+        let cpu_count = self
+            .sys
+            .online_cpus()
             .and_then(|n| u32::try_from(n).ok())
             .ok_or(Error::Unsupported {
                 what: "sysconf(_SC_NPROCESSORS_ONLN)",
@@ -600,8 +597,10 @@ impl<K: Kernel> Backend for Bsd<K> {
         info.users = info.read(wanted, SystemField::Users, || k.users());
         info.boot_time = info.read(wanted, SystemField::BootTime, || k.boot_time());
         info.loadavg = info.read(wanted, SystemField::Loadavg, || {
-            let [load1, load5, load15] =
-                bsd_sys::loadavg().map_err(|e| io_error("getloadavg(3)", e))?;
+            let [load1, load5, load15] = self
+                .sys
+                .loadavg()
+                .map_err(|e| io_error("getloadavg(3)", e))?;
             Ok(LoadAvg {
                 load1,
                 load5,
@@ -609,7 +608,9 @@ impl<K: Kernel> Backend for Bsd<K> {
             })
         });
         info.cpu_count = info.read(wanted, SystemField::CpuCount, || {
-            let logical = bsd_sys::sysconf(libc::_SC_NPROCESSORS_ONLN)
+            let logical = self
+                .sys
+                .online_cpus()
                 .and_then(|n| u32::try_from(n).ok())
                 .ok_or(Error::Unsupported {
                     what: "sysconf(_SC_NPROCESSORS_ONLN)",
@@ -622,13 +623,12 @@ impl<K: Kernel> Backend for Bsd<K> {
     }
 
     fn disk_partitions(&self, all: bool) -> Result<Vec<Partition>, Error> {
-        let mounts = bsd_sys::mounts().map_err(|e| io_error("getfsstat(2)", e))?;
-        let read_only = mount_bit(libc::MNT_RDONLY);
+        let mounts = self.sys.mounts().map_err(|e| io_error("getfsstat(2)", e))?;
         Ok(mounts
             .into_iter()
             .filter(|m| all || is_physical(&m.device, &m.fstype))
             .map(|m| Partition {
-                opts: mount_opts(m.flags, read_only, K::MOUNT_FLAGS),
+                opts: mount_opts(m.flags, MNT_RDONLY, K::MOUNT_FLAGS),
                 device: m.device,
                 mountpoint: m.mountpoint,
                 fstype: m.fstype,
@@ -735,8 +735,10 @@ impl<K: Kernel> Backend for Bsd<K> {
 
     fn net_interfaces(&self) -> Result<Vec<NetInterface>, Error> {
         let data_len = K::IF_DATA.as_ref().map_or(0, |l| l.size);
-        let entries =
-            bsd_sys::interface_addresses(data_len).map_err(|e| io_error("getifaddrs(3)", e))?;
+        let entries = self
+            .sys
+            .interface_addresses(data_len)
+            .map_err(|e| io_error("getifaddrs(3)", e))?;
         let mut counters = self.kernel.counters()?;
         let mut order: Vec<String> = Vec::new();
         let mut by_name: HashMap<String, (NetInterface, u32, Option<IfData>)> = HashMap::new();
@@ -749,8 +751,7 @@ impl<K: Kernel> Backend for Bsd<K> {
                 };
                 (nic, entry.flags, counters.remove(&entry.name))
             });
-            let family = entry.addr.as_deref().and_then(family_of);
-            if family == Some(Family::Link) {
+            if entry.family == Some(Family::Link) {
                 if let (Some(layout), Some(data)) = (K::IF_DATA.as_ref(), entry.data.as_deref()) {
                     let decoded = layout
                         .decode(data)
@@ -758,7 +759,7 @@ impl<K: Kernel> Backend for Bsd<K> {
                     slot.2 = Some(decoded);
                 }
             }
-            if let Some(address) = address_of(&entry, family) {
+            if let Some(address) = address_of(&entry) {
                 slot.0.addresses.push(address);
             }
         }
@@ -787,14 +788,16 @@ impl<K: Kernel> Backend for Bsd<K> {
     ) -> Result<(), Error> {
         self.process(pid, ProcessInfo::SIGNAL_FIELDS.into_iter().collect())?
             .check_signal_target(expected_create_time)?;
-        bsd_sys::kill(pid, signal).map_err(|err| match classify(&err) {
-            Errno::Gone => Error::NoSuchProcess { pid },
-            Errno::Denied => Error::AccessDenied {
-                pid: Some(pid),
-                path: PathBuf::from(format!("signal {signal} to pid {pid}")),
-            },
-            _ => io_error("kill(2)", err),
-        })
+        self.sys
+            .kill(pid, signal)
+            .map_err(|err| match classify(&err) {
+                Errno::Gone => Error::NoSuchProcess { pid },
+                Errno::Denied => Error::AccessDenied {
+                    pid: Some(pid),
+                    path: PathBuf::from(format!("signal {signal} to pid {pid}")),
+                },
+                _ => io_error("kill(2)", err),
+            })
     }
 
     fn events(
@@ -819,20 +822,10 @@ impl<K: Kernel> Backend for Bsd<K> {
     }
 }
 
-/// The family of a socket address from its `sa_family` byte.
-fn family_of(sa: &[u8]) -> Option<Family> {
-    match libc::c_int::from(*sa.get(1)?) {
-        libc::AF_INET => Some(Family::Inet),
-        libc::AF_INET6 => Some(Family::Inet6),
-        libc::AF_LINK => Some(Family::Link),
-        _ => None,
-    }
-}
-
 /// The address an entry holds, if of a family the API reports.
-fn address_of(entry: &IfAddr, family: Option<Family>) -> Option<super::NetAddress> {
+fn address_of(entry: &IfAddr) -> Option<super::NetAddress> {
     net_address(
-        family?,
+        entry.family?,
         entry.addr.as_deref()?,
         entry.netmask.as_deref(),
         entry.dstaddr.as_deref(),
@@ -846,7 +839,7 @@ fn address_of(entry: &IfAddr, family: Option<Family>) -> Option<super::NetAddres
 /// Process events from kqueue for every process known, with the polling
 /// diff finding the new ones (and those kqueue may not watch).
 struct Kqueue<K: Kernel> {
-    queue: bsd_sys::Kqueue,
+    queue: Box<dyn ProcQueue>,
     poller: Poller<Bsd<K>>,
     merge: Merge,
     /// How long one wait on the queue lasts at most, so the poll keeps
@@ -861,7 +854,10 @@ impl<K: Kernel> Kqueue<K> {
     /// the agent may not watch are left to the poll; a queue that can
     /// watch none is an error, so [`WatchMode::Auto`] polls instead.
     fn open(bsd: &Bsd<K>, interval: Duration) -> Result<Kqueue<K>, Error> {
-        let queue = bsd_sys::Kqueue::new().map_err(|e| io_error("kqueue(2)", e))?;
+        let queue = bsd
+            .sys
+            .process_queue()
+            .map_err(|e| io_error("kqueue(2)", e))?;
         let mut fflags = NOTE_EXIT | NOTE_FORK | NOTE_EXEC;
         if K::TRACK {
             fflags |= NOTE_TRACK;
@@ -944,124 +940,3 @@ fn epoch_now() -> f64 {
         .duration_since(UNIX_EPOCH)
         .map_or(0.0, |d| d.as_secs_f64())
 }
-
-// === Named sysctls (FreeBSD, macOS) ===
-
-/// The value of the sysctl `name`, through the `sysctl` crate, which
-/// resolves names on FreeBSD and macOS (OpenBSD and NetBSD have numbers
-/// only).
-#[cfg(any(target_os = "freebsd", target_os = "macos"))]
-pub(super) fn named(name: &'static str) -> Result<sysctl::CtlValue, Error> {
-    use sysctl::Sysctl;
-    sysctl::Ctl::new(name)
-        .and_then(|ctl| ctl.value())
-        .map_err(|e| io_error(format!("sysctl {name}"), io::Error::other(e)))
-}
-
-/// The value of the sysctl `name`, a name made at run time.
-#[cfg(target_os = "freebsd")]
-pub(super) fn named_dynamic(name: &str) -> Result<sysctl::CtlValue, Error> {
-    use sysctl::Sysctl;
-    sysctl::Ctl::new(name)
-        .and_then(|ctl| ctl.value())
-        .map_err(|e| io_error(format!("sysctl {name}"), io::Error::other(e)))
-}
-
-/// An integer sysctl, whatever its width.
-#[cfg(any(target_os = "freebsd", target_os = "macos"))]
-pub(super) fn named_u64(name: &'static str) -> Result<u64, Error> {
-    use sysctl::CtlValue as V;
-    let value = named(name)?;
-    let n: Option<u64> = match value {
-        V::Int(v) | V::S32(v) => u64::try_from(v).ok(),
-        V::Uint(v) | V::U32(v) => Some(u64::from(v)),
-        V::Long(v) | V::S64(v) => u64::try_from(v).ok(),
-        V::Ulong(v) | V::U64(v) => Some(v),
-        _ => None,
-    };
-    n.ok_or_else(|| ParseError::new(0, format!("not an unsigned integer: {value:?}")))
-        .map_err(parse_error(format!("sysctl {name}")))
-}
-
-/// A string sysctl.
-#[cfg(any(target_os = "freebsd", target_os = "macos"))]
-pub(super) fn named_string(name: &'static str) -> Result<String, Error> {
-    match named(name)? {
-        sysctl::CtlValue::String(s) => Ok(s),
-        other => Err(parse_error(format!("sysctl {name}"))(ParseError::new(
-            0,
-            format!("not a string: {other:?}"),
-        ))),
-    }
-}
-
-/// A structure sysctl, as bytes.
-#[cfg(any(target_os = "freebsd", target_os = "macos"))]
-pub(super) fn named_bytes(name: &'static str) -> Result<Vec<u8>, Error> {
-    match named(name)? {
-        sysctl::CtlValue::Struct(b) | sysctl::CtlValue::Node(b) => Ok(b),
-        other => Err(parse_error(format!("sysctl {name}"))(ParseError::new(
-            0,
-            format!("not a structure: {other:?}"),
-        ))),
-    }
-}
-
-// === Layout checks ===
-
-/// Compile-time checks that `$layout`'s counter offsets are those of the
-/// `libc` crate's `$ty` (a `struct if_data` or `if_data64`; the crate has
-/// none for NetBSD).
-#[cfg(not(target_os = "netbsd"))]
-macro_rules! assert_if_counters {
-    ($ty:ty, $layout:expr) => {
-        assert!(std::mem::size_of::<$ty>() == $layout.size);
-        assert!(std::mem::offset_of!($ty, ifi_mtu) == $layout.mtu.0);
-        assert!(std::mem::offset_of!($ty, ifi_baudrate) == $layout.counters[0]);
-        assert!(std::mem::offset_of!($ty, ifi_ipackets) == $layout.counters[1]);
-        assert!(std::mem::offset_of!($ty, ifi_ierrors) == $layout.counters[2]);
-        assert!(std::mem::offset_of!($ty, ifi_opackets) == $layout.counters[3]);
-        assert!(std::mem::offset_of!($ty, ifi_oerrors) == $layout.counters[4]);
-        assert!(std::mem::offset_of!($ty, ifi_ibytes) == $layout.counters[5]);
-        assert!(std::mem::offset_of!($ty, ifi_obytes) == $layout.counters[6]);
-        assert!(std::mem::offset_of!($ty, ifi_iqdrops) == $layout.counters[7]);
-    };
-}
-#[cfg(not(target_os = "netbsd"))]
-pub(super) use assert_if_counters;
-
-/// Compile-time checks of what the socket decoders take to be alike on
-/// every BSD and macOS: the `SOCK_*` numbers (those of Linux, which
-/// [`super::socket::SockType::from_linux`] reads), `IPPROTO_TCP` and
-/// `IPPROTO_UDP`, and where `sockaddr_in`, `sockaddr_in6` and
-/// `sockaddr_un` keep their ports, addresses and paths.
-#[cfg(not(target_os = "netbsd"))]
-macro_rules! assert_socket_numbers {
-    () => {
-        assert!(libc::SOCK_STREAM == 1 && libc::SOCK_DGRAM == 2);
-        assert!(libc::SOCK_RAW == 3 && libc::SOCK_SEQPACKET == 5);
-        assert!($crate::backend::decode::IPPROTO_TCP == libc::IPPROTO_TCP);
-        assert!($crate::backend::decode::IPPROTO_UDP == libc::IPPROTO_UDP);
-        assert!(std::mem::offset_of!(libc::sockaddr_in, sin_port) == 2);
-        assert!(std::mem::offset_of!(libc::sockaddr_in, sin_addr) == 4);
-        assert!(std::mem::offset_of!(libc::sockaddr_in6, sin6_port) == 2);
-        assert!(std::mem::offset_of!(libc::sockaddr_in6, sin6_addr) == 8);
-        assert!(std::mem::offset_of!(libc::sockaddr_in6, sin6_scope_id) == 24);
-        assert!(std::mem::offset_of!(libc::sockaddr_un, sun_path) == 2);
-        assert!(libc::AF_UNIX == 1 && libc::AF_INET == 2);
-    };
-}
-#[cfg(not(target_os = "netbsd"))]
-pub(super) use assert_socket_numbers;
-
-/// Compile-time checks that the `EVFILT_PROC` notes the event source uses
-/// are the `libc` crate's.
-macro_rules! assert_notes {
-    () => {
-        assert!($crate::backend::decode::kevent::NOTE_EXIT == libc::NOTE_EXIT);
-        assert!($crate::backend::decode::kevent::NOTE_FORK == libc::NOTE_FORK);
-        assert!($crate::backend::decode::kevent::NOTE_EXEC == libc::NOTE_EXEC);
-        assert!($crate::backend::decode::kevent::NOTE_CHILD == libc::NOTE_CHILD);
-    };
-}
-pub(super) use assert_notes;

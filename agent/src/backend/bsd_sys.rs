@@ -22,7 +22,10 @@ use rustix::{
     process::Pid,
 };
 
-use super::decode::kevent::ProcEvent;
+use super::{
+    bsd::{IfAddr, Mount},
+    decode::{Family, kevent::ProcEvent},
+};
 
 // === sysctl ===
 
@@ -227,22 +230,6 @@ pub(super) fn sysconf(name: c_int) -> Option<u64> {
 
 // === Interfaces ===
 
-/// One `getifaddrs(3)` entry, its socket addresses copied as bytes (as
-/// long as their `sa_len` says) for [`super::decode::sockaddr`].
-#[derive(Clone, Debug, Default)]
-pub(super) struct IfAddr {
-    pub(super) name: String,
-    /// The interface's `IFF_*` flags.
-    pub(super) flags: u32,
-    pub(super) addr: Option<Vec<u8>>,
-    pub(super) netmask: Option<Vec<u8>>,
-    /// The broadcast address or the point-to-point peer.
-    pub(super) dstaddr: Option<Vec<u8>>,
-    /// For `AF_LINK` entries, the first `data_len` bytes `ifa_data`
-    /// points to: the interface's `struct if_data`.
-    pub(super) data: Option<Vec<u8>>,
-}
-
 /// The list `getifaddrs(3)` allocates, freed on drop.
 struct IfAddrList(NonNull<libc::ifaddrs>);
 
@@ -288,9 +275,8 @@ pub(super) fn interface_addresses(data_len: usize) -> io::Result<Vec<IfAddr>> {
 /// An entry's name, flags, addresses and link data, copied out.
 fn copy_entry(ifa: &libc::ifaddrs, data_len: usize) -> IfAddr {
     let addr = sockaddr_bytes(ifa.ifa_addr);
-    let link = addr
-        .as_ref()
-        .is_some_and(|a| a.get(1).copied() == Some(libc::AF_LINK as u8));
+    let family = addr.as_deref().and_then(family_of);
+    let link = family == Some(Family::Link);
     let data = match NonNull::new(ifa.ifa_data) {
         // SAFETY: for AF_LINK entries ifa_data points to the interface's
         // struct if_data, `data_len` bytes long.
@@ -305,10 +291,21 @@ fn copy_entry(ifa: &libc::ifaddrs, data_len: usize) -> IfAddr {
             .to_string_lossy()
             .into_owned(),
         flags: ifa.ifa_flags,
+        family,
         addr,
         netmask: sockaddr_bytes(ifa.ifa_netmask),
         dstaddr: sockaddr_bytes(ifa.ifa_dstaddr),
         data,
+    }
+}
+
+/// The family of a socket address from its `sa_family` byte.
+fn family_of(sa: &[u8]) -> Option<Family> {
+    match c_int::from(*sa.get(1)?) {
+        libc::AF_INET => Some(Family::Inet),
+        libc::AF_INET6 => Some(Family::Inet6),
+        libc::AF_LINK => Some(Family::Link),
+        _ => None,
     }
 }
 
@@ -742,17 +739,6 @@ pub(super) fn vm_statistics64() -> io::Result<Vec<u8>> {
 }
 
 // === Mounted file systems ===
-
-/// One mounted file system, as `getfsstat(2)` (`getvfsstat(2)` on NetBSD)
-/// describes it.
-#[derive(Clone, Debug, Default)]
-pub(super) struct Mount {
-    pub(super) device: String,
-    pub(super) mountpoint: String,
-    pub(super) fstype: String,
-    /// `f_flags` (`f_flag` on NetBSD): the `MNT_*` flags.
-    pub(super) flags: u64,
-}
 
 #[cfg(not(target_os = "netbsd"))]
 type FsStat = libc::statfs;

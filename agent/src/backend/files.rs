@@ -90,6 +90,24 @@ impl FilesQuery {
 }
 
 #[cfg(test)]
+impl OpenFile {
+    /// A descriptor `fd` of `pid` for tests: read-only at offset 0, no
+    /// flags, not deleted.
+    pub(crate) fn sample(pid: u32, fd: u32, kind: FileKind, path: &str) -> OpenFile {
+        OpenFile {
+            pid,
+            fd,
+            path: path.to_owned(),
+            position: 0,
+            mode: "r",
+            flags: 0,
+            kind,
+            deleted: false,
+        }
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
@@ -116,16 +134,7 @@ mod tests {
 
     #[test]
     fn selects_in_order_above_a_descriptor() {
-        let file = |fd, kind, path: &str| OpenFile {
-            pid: 7,
-            fd,
-            path: path.to_owned(),
-            position: 0,
-            mode: "r",
-            flags: 0,
-            kind,
-            deleted: false,
-        };
+        let file = |fd, kind, path: &str| OpenFile::sample(7, fd, kind, path);
         let read = || {
             vec![
                 file(9, FileKind::File, "/var/log/b.log"),

@@ -10,7 +10,7 @@ use super::{
     records, socket_family, until_nul,
 };
 use crate::backend::{
-    Status,
+    Duplex, Status,
     parse::{ParseError, lossy},
     socket::{Endpoint, Family as SocketFamily, HeldSocket},
 };
@@ -219,6 +219,17 @@ pub const IF_DATA: IfDataLayout = IfDataLayout {
     oqdrops: Some(104),
 };
 
+/// The duplex an `if_data` link state says: OpenBSD adds
+/// `LINK_STATE_HALF_DUPLEX` (5) and `LINK_STATE_FULL_DUPLEX` (6) to up
+/// (`net/if.h`); the other states say nothing of it.
+pub fn link_state_duplex(link_state: u8) -> Duplex {
+    match link_state {
+        5 => Duplex::Half,
+        6 => Duplex::Full,
+        _ => Duplex::Unknown,
+    }
+}
+
 /// OpenBSD's `IFF_*` flags (`net/if.h`): `staticarp` at 0x20, nothing above
 /// 0x8000.
 pub const FLAGS: IfFlags = IfFlags {
@@ -230,6 +241,22 @@ pub const FLAGS: IfFlags = IfFlags {
 mod tests {
     use super::*;
     use crate::backend::{CpuTimes, Ids, decode::fixture::Bytes};
+
+    #[test]
+    fn link_states_half_and_full_say_the_duplex() {
+        // LINK_STATE_UNKNOWN 0, DOWN 2, UP 4, HALF_DUPLEX 5, FULL_DUPLEX 6.
+        let duplex: Vec<Duplex> = [0, 2, 4, 5, 6].map(link_state_duplex).to_vec();
+        assert_eq!(
+            duplex,
+            [
+                Duplex::Unknown,
+                Duplex::Unknown,
+                Duplex::Unknown,
+                Duplex::Half,
+                Duplex::Full
+            ]
+        );
+    }
 
     /// A `kinfo_file` record of a socket, laid out as OpenBSD 7.6
     /// `sys/sysctl.h` has it on amd64: `f_type` at 16, `f_data` at 64,

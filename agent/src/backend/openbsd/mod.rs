@@ -18,7 +18,7 @@ use std::io;
 use libc::c_int;
 
 use super::{
-    Error, Field, FieldSet,
+    Duplex, Error, Field, FieldSet,
     bsd::{self, Bsd, HeldSockets, Kernel, parse_error},
     bsd_sys,
     decode::system::mount_bit,
@@ -132,6 +132,10 @@ impl Kernel for Sysctl {
     const MOUNT_FLAGS: &'static [(u64, &'static str)] = MOUNT_FLAGS;
     const TRACK: bool = true;
     const EXIT_STATUS: bool = true;
+
+    fn link_state_duplex(link_state: u8) -> Duplex {
+        layout::link_state_duplex(link_state)
+    }
 
     fn process_fields(&self) -> FieldSet {
         let mut fields = Field::portable();
