@@ -170,8 +170,9 @@ pub fn heading(host: &HostSpec) -> String {
 
 /// Writes each host's part as the output format wants it: a table part
 /// under a `== NAME (ADDRESS)` line when several hosts are asked; NDJSON
-/// records at once, flushed per host by the caller; CSV rows under one
-/// header; JSON collected and written as one array at the end.
+/// records at once, flushed by the caller; CSV rows under one header; JSON
+/// as the elements of one array, written as they come and closed at the
+/// end (only a lone object waits for the end).
 pub struct Printer {
     format: Output,
     /// More than one host: table parts get a heading line each.
@@ -179,7 +180,10 @@ pub struct Printer {
     /// A JSON answer of exactly one record prints as that object rather
     /// than an array (`host` and `proc` asked of a single host).
     lone_object: bool,
+    /// A lone object's records, written at the end.
     collected: Vec<Value>,
+    /// JSON array elements written so far.
+    elements: usize,
     sheet: Option<Sheet>,
     parts: usize,
 }
@@ -193,6 +197,7 @@ impl Printer {
             several: hosts > 1,
             lone_object: false,
             collected: Vec::new(),
+            elements: 0,
             sheet: (format == Output::Csv).then(|| Sheet::new(template)),
             parts: 0,
         }
@@ -251,8 +256,26 @@ impl Printer {
                     out.write_all(b"\n")?;
                 }
                 (Output::Csv, Some(sheet)) => sheet.row(out, &record)?,
+                (Output::Json, _) if !self.lone_object => self.element(out, &record)?,
                 _ => self.collected.push(record),
             }
+        }
+        Ok(())
+    }
+
+    /// One element of the JSON array, indented as `write_pretty` would
+    /// indent it inside the array. JSON text has no raw line breaks within
+    /// strings, so every line of the element moves in alike.
+    fn element(&mut self, out: &mut dyn Write, record: &Value) -> io::Result<()> {
+        out.write_all(if self.elements == 0 { b"[\n" } else { b",\n" })?;
+        self.elements += 1;
+        let text = serde_json::to_string_pretty(record)?;
+        for (i, line) in text.lines().enumerate() {
+            if i > 0 {
+                out.write_all(b"\n")?;
+            }
+            out.write_all(b"  ")?;
+            out.write_all(line.as_bytes())?;
         }
         Ok(())
     }
@@ -266,7 +289,9 @@ impl Printer {
             // The single host failed: its error goes to stderr, and an
             // empty array would read as an answer.
             Output::Json if self.lone_object && self.collected.is_empty() => Ok(()),
-            Output::Json => write_pretty(out, &self.collected),
+            Output::Json if self.lone_object => write_pretty(out, &self.collected),
+            Output::Json if self.elements == 0 => out.write_all(b"[]\n"),
+            Output::Json => out.write_all(b"\n]\n"),
             Output::Csv => match &mut self.sheet {
                 Some(sheet) => sheet.finish(out),
                 None => Ok(()),
@@ -360,6 +385,32 @@ mod tests {
         assert_eq!(
             print(Printer::new(Output::Json, 1, &Value::Null), 0),
             "[]\n"
+        );
+    }
+
+    #[test]
+    fn json_written_as_it_comes_reads_as_one_pretty_array() {
+        let records = [
+            serde_json::json!({"host": "a", "pid": 1, "cmdline": ["sh", "-c"], "env": {}}),
+            serde_json::json!({"host": "b", "nested": {"x": [1, {"y": "line\nbreak"}]}}),
+            serde_json::json!({"host": "c", "empty": []}),
+        ];
+        let mut printer = Printer::new(Output::Json, 3, &Value::Null);
+        let mut out = Vec::new();
+        printer
+            .records(&mut out, records[..2].iter().cloned().map(Ok))
+            .expect("write");
+        // The first host's elements are out before the end.
+        assert!(out.starts_with(b"[\n  {\n    \"host\": \"a\""));
+        printer
+            .records(&mut out, [Ok(records[2].clone())])
+            .expect("write");
+        printer.finish(&mut out).expect("finish");
+        let mut whole = Vec::new();
+        write_pretty(&mut whole, &records).expect("write");
+        assert_eq!(
+            String::from_utf8(out).expect("utf-8"),
+            String::from_utf8(whole).expect("utf-8")
         );
     }
 

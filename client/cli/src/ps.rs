@@ -1,10 +1,8 @@
 //! `hostscope ps`: a process listing that reads like `ps`.
 
-use tokio_stream::StreamExt;
-
 use super::{
     args::{Output, PsArgs},
-    fanout::Io,
+    fanout::{Io, Piece},
     fields::{COSTLY, Column, FieldList},
     format, output,
     render::{self, Style},
@@ -12,7 +10,7 @@ use super::{
 };
 use hostscope_client::{
     Client, Process,
-    fleet::{Fleet, Summary},
+    fleet::{Charge, Fleet, Parts, Summary},
     proto::{self, ProcessField as F, ProcessFilter, ProcessStatus},
 };
 
@@ -41,9 +39,17 @@ const DEFAULT_FIELDS: [F; 11] = [
     F::Cmdline,
 ];
 
-/// Lists processes on every host. Each host's listing is collected within
-/// its deadline, then printed: records in the agent's order, a table
-/// sorted by pid.
+/// What is held of a host's listing until it has ended: its processes,
+/// charged to the query's budget until printed. Empty when the listing
+/// streams.
+struct Held {
+    processes: Vec<Process>,
+    charge: Charge,
+}
+
+/// Lists processes on every host. NDJSON and CSV print each batch as it
+/// arrives, in the agent's order; a table (sorted by pid), JSON and a
+/// `--sort`ed listing print each host's listing whole once it has ended.
 pub async fn ps(
     fleet: &Fleet,
     mut args: PsArgs,
@@ -81,24 +87,6 @@ pub async fn ps(
         }
     }
     let interval = args.interval;
-    let call = move |client: Client| {
-        let (request, filter) = (request.clone(), filter.clone());
-        async move {
-            let mut processes = client
-                .list_processes(proto::ListProcessesRequest {
-                    fields: request.iter().map(|f| *f as i32).collect(),
-                    filter: Some(filter),
-                    interval_ms: interval_ms(interval),
-                    memory_maps_ungrouped: ungrouped_maps,
-                })
-                .await?;
-            let mut all = Vec::new();
-            while let Some(p) = processes.next().await {
-                all.push(p?);
-            }
-            Ok(all)
-        }
-    };
     let columns = args.fields.map(|list| list.with_pid());
     let template = match &columns {
         Some(columns) => output::process_template(columns)?,
@@ -109,9 +97,46 @@ pub async fn ps(
         }
     };
     let mut printer = io.printer(format, fleet.len(), &template);
+    // NDJSON and CSV in the agent's order print each batch as it comes;
+    // a table, JSON or a sorted listing needs a host's every process
+    // first, held against the budget.
+    let streams = matches!(format, Output::Ndjson | Output::Csv) && sort.is_empty();
+    let budget = io.budget();
+    let charging = budget.clone();
+    let call = move |client: Client, parts: Parts<Vec<Process>, Held>| {
+        let (request, filter) = (request.clone(), filter.clone());
+        let mut held = Held {
+            processes: Vec::new(),
+            charge: charging.charge(),
+        };
+        async move {
+            let mut processes = client
+                .list_processes(proto::ListProcessesRequest {
+                    fields: request.iter().map(|f| *f as i32).collect(),
+                    filter: Some(filter),
+                    interval_ms: interval_ms(interval),
+                    memory_maps_ungrouped: ungrouped_maps,
+                })
+                .await?;
+            while let Some(batch) = processes.next_batch().await {
+                let batch = batch?;
+                if streams {
+                    parts.send(batch).await;
+                } else {
+                    held.charge.add(batch.iter().map(Process::size_bytes).sum());
+                    held.processes.extend(batch);
+                }
+            }
+            Ok(held)
+        }
+    };
     let (width, headers) = (io.width, !io.no_headers);
     let summary = io
-        .fan_out(fleet, call, |host, mut all: Vec<Process>, out| {
+        .fan_out_parts(fleet, budget, call, |host, piece, out| {
+            let mut all = match piece {
+                Piece::Part(batch) => batch,
+                Piece::Done(held) => held.processes,
+            };
             if printer.is_table() {
                 all.sort_by_key(Process::pid);
             }

@@ -31,8 +31,8 @@ mod stream;
 mod watch;
 
 pub use inventory::{HostSpec, Inventory, InventoryError};
-pub use stream::{Budget, Charge, Parts, Streamed};
 use stream::Clock;
+pub use stream::{Budget, Charge, Parts, Streamed};
 pub use watch::WatchItem;
 
 /// How a fleet is asked.

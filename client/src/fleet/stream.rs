@@ -189,7 +189,9 @@ pub struct Charge {
 
 impl fmt::Debug for Charge {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Charge").field("bytes", &self.bytes).finish()
+        f.debug_struct("Charge")
+            .field("bytes", &self.bytes)
+            .finish()
     }
 }
 

@@ -254,6 +254,7 @@ mod tests {
             no_headers: false,
             quiet: false,
             interrupt: Default::default(),
+            buffer_budget: usize::MAX,
         };
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
