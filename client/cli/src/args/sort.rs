@@ -100,7 +100,6 @@ impl Sort {
     /// Orders `processes` by the keys; a process without a key's value
     /// comes after those with one, whichever the direction. Stable, so
     /// equal keys keep the order they had.
-
     pub fn apply(&self, processes: &mut [Process]) {
         if self.0.is_empty() {
             return;
