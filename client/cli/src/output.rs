@@ -242,6 +242,25 @@ impl Printer {
         write(out)
     }
 
+    /// Renders rows apart from the printer (on the tasks that ask the
+    /// hosts), for NDJSON and CSV; `None` for the formats that keep a
+    /// host's part together.
+    pub fn renderer(&self, template: &Value) -> Option<Renderer> {
+        match self.format {
+            Output::Ndjson => Some(Renderer::Ndjson),
+            Output::Csv => Some(Renderer::Csv(std::sync::Arc::new(Sheet::new(template)))),
+            Output::Table | Output::Json => None,
+        }
+    }
+
+    /// Rows a [`Renderer`] made: written as they are, after CSV's header.
+    pub fn rendered(&mut self, out: &mut dyn Write, rows: &[u8]) -> io::Result<()> {
+        if let Some(sheet) = &mut self.sheet {
+            sheet.header_now(out)?;
+        }
+        out.write_all(rows)
+    }
+
     /// One host's records.
     pub fn records(
         &mut self,
@@ -297,6 +316,31 @@ impl Printer {
                 None => Ok(()),
             },
             Output::Table | Output::Ndjson => Ok(()),
+        }
+    }
+}
+
+/// Renders NDJSON lines or CSV rows into bytes, on any thread, for
+/// [`Printer::rendered`]: a host's rows take far less room as text than
+/// as the messages they come from.
+#[derive(Debug, Clone)]
+pub enum Renderer {
+    /// One JSON object a line.
+    Ndjson,
+    /// CSV rows under the columns of the printer's template.
+    Csv(std::sync::Arc<Sheet>),
+}
+
+impl Renderer {
+    /// Appends `record` to `out` as a line.
+    pub fn row(&self, out: &mut Vec<u8>, record: &Value) -> io::Result<()> {
+        match self {
+            Renderer::Ndjson => {
+                serde_json::to_writer(&mut *out, record)?;
+                out.push(b'\n');
+                Ok(())
+            }
+            Renderer::Csv(sheet) => sheet.line(out, record),
         }
     }
 }

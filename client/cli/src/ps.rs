@@ -9,7 +9,7 @@ use super::{
     table::{Align, Table},
 };
 use hostscope_client::{
-    Client, Process,
+    Client, Error, Process,
     fleet::{Charge, Fleet, Parts, Summary},
     proto::{self, ProcessField as F, ProcessFilter, ProcessStatus},
 };
@@ -100,11 +100,15 @@ pub async fn ps(
     // NDJSON and CSV in the agent's order print each batch as it comes;
     // a table, JSON or a sorted listing needs a host's every process
     // first, held against the budget.
-    let streams = matches!(format, Output::Ndjson | Output::Csv) && sort.is_empty();
+    // The rows are rendered where they arrive, so that what waits for
+    // stdout is text, not messages.
+    let renderer = printer.renderer(&template).filter(|_| sort.is_empty());
     let budget = io.budget();
     let charging = budget.clone();
-    let call = move |client: Client, parts: Parts<Vec<Process>, Held>| {
+    let record_fields = shown.clone();
+    let call = move |client: Client, parts: Parts<Vec<u8>, Held>| {
         let (request, filter) = (request.clone(), filter.clone());
+        let (renderer, shown) = (renderer.clone(), record_fields.clone());
         let mut held = Held {
             processes: Vec::new(),
             charge: charging.charge(),
@@ -120,8 +124,15 @@ pub async fn ps(
                 .await?;
             while let Some(batch) = processes.next_batch().await {
                 let batch = batch?;
-                if streams {
-                    parts.send(batch).await;
+                if let Some(renderer) = &renderer {
+                    let mut rows = Vec::new();
+                    for p in &batch {
+                        output::process_record(&parts.host().name, p, &shown)
+                            .and_then(|record| renderer.row(&mut rows, &record))
+                            .map_err(unrenderable)?;
+                    }
+                    drop(batch);
+                    parts.send(rows).await;
                 } else {
                     held.charge.add(batch.iter().map(Process::size_bytes).sum());
                     held.processes.extend(batch);
@@ -134,7 +145,7 @@ pub async fn ps(
     let summary = io
         .fan_out_parts(fleet, budget, call, |host, piece, out| {
             let mut all = match piece {
-                Piece::Part(batch) => batch,
+                Piece::Part(rows) => return Ok(printer.rendered(out, &rows)?),
                 Piece::Done(held) => held.processes,
             };
             if printer.is_table() {
@@ -161,6 +172,14 @@ pub async fn ps(
         .await?;
     printer.finish(io.out)?;
     Ok(summary)
+}
+
+/// A process that could not be made a row (serde_json refusing a value),
+/// as the host's error.
+fn unrenderable(e: std::io::Error) -> Error {
+    Error::Protocol {
+        message: format!("a process could not be written as a row: {e}"),
+    }
 }
 
 /// What a table with no rows says instead of a bare header: `ps --status
