@@ -282,21 +282,22 @@ impl Printer {
         Ok(())
     }
 
-    /// One element of the JSON array, indented as `write_pretty` would
-    /// indent it inside the array. JSON text has no raw line breaks within
-    /// strings, so every line of the element moves in alike.
+    /// One element of the JSON array.
     fn element(&mut self, out: &mut dyn Write, record: &Value) -> io::Result<()> {
-        out.write_all(if self.elements == 0 { b"[\n" } else { b",\n" })?;
-        self.elements += 1;
-        let text = serde_json::to_string_pretty(record)?;
-        for (i, line) in text.lines().enumerate() {
-            if i > 0 {
-                out.write_all(b"\n")?;
-            }
-            out.write_all(b"  ")?;
-            out.write_all(line.as_bytes())?;
+        let mut text = Vec::new();
+        json_element(&mut text, record)?;
+        self.elements(out, &text, 1)
+    }
+
+    /// `count` elements of the JSON array that [`json_element`] rendered,
+    /// joined by `,\n`: one host's part, in one piece.
+    pub fn elements(&mut self, out: &mut dyn Write, text: &[u8], count: usize) -> io::Result<()> {
+        if count == 0 {
+            return Ok(());
         }
-        Ok(())
+        out.write_all(if self.elements == 0 { b"[\n" } else { b",\n" })?;
+        self.elements += count;
+        out.write_all(text)
     }
 
     /// Ends the output: JSON writes its array now, CSV at least its header.
@@ -343,6 +344,21 @@ impl Renderer {
             Renderer::Csv(sheet) => sheet.line(out, record),
         }
     }
+}
+
+/// Appends `record` as an element of a JSON array, indented as
+/// `write_pretty` indents it inside the array. JSON text has no raw line
+/// breaks within strings, so every line of the element moves in alike.
+pub fn json_element(out: &mut Vec<u8>, record: &Value) -> io::Result<()> {
+    let text = serde_json::to_string_pretty(record)?;
+    for (i, line) in text.lines().enumerate() {
+        if i > 0 {
+            out.push(b'\n');
+        }
+        out.extend_from_slice(b"  ");
+        out.extend_from_slice(line.as_bytes());
+    }
+    Ok(())
 }
 
 /// Writes `value` as indented JSON and a newline.
