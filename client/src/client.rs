@@ -569,6 +569,30 @@ impl std::fmt::Debug for ProcessStream {
     }
 }
 
+impl ProcessStream {
+    /// The processes of the agent's next batch, as it arrives (`None`
+    /// after the last), for a reader that handles a listing batch by batch
+    /// rather than one process at a time.
+    pub async fn next_batch(&mut self) -> Option<Result<Vec<Process>, Error>> {
+        if !self.pending.is_empty() {
+            let fields = &self.fields;
+            return Some(Ok(self
+                .pending
+                .drain(..)
+                .map(|p| Process::new(p, fields))
+                .collect()));
+        }
+        match self.batches.next().await? {
+            Ok(batch) => Some(Ok(batch
+                .processes
+                .into_iter()
+                .map(|p| Process::new(p, &self.fields))
+                .collect())),
+            Err(status) => Some(Err(from_status(status, &self.ctx, None))),
+        }
+    }
+}
+
 impl Stream for ProcessStream {
     type Item = Result<Process, Error>;
 

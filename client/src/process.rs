@@ -82,6 +82,13 @@ impl Process {
         self.inner
     }
 
+    /// About the memory this process takes while held, in bytes: the
+    /// struct and its encoded size standing for what it holds on the heap.
+    pub fn size_bytes(&self) -> usize {
+        use prost::Message;
+        std::mem::size_of::<Process>() + self.inner.encoded_len()
+    }
+
     /// Whether the request asked for `field`.
     pub fn was_requested(&self, field: F) -> bool {
         self.requested.contains(field)

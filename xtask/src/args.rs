@@ -31,7 +31,16 @@ pub enum Bench {
     Fleet,
     Sys,
     Sockets,
+    /// The CLI's peak RSS and time over this many simulated hosts.
+    Fanout {
+        hosts: usize,
+    },
 }
+
+/// Hosts `bench fanout` simulates unless told; at most [`FANOUT_MAX`].
+pub const FANOUT_HOSTS: usize = 200;
+/// The most hosts `bench fanout` simulates: the agents share this machine.
+pub const FANOUT_MAX: usize = 2000;
 
 /// Reads the command line (without the program name). Asking for help
 /// anywhere wins, so that `--help` never starts a build.
@@ -68,6 +77,20 @@ pub fn parse(args: &[String]) -> Result<Task> {
             }
         }
         "bench" => match rest {
+            [which, rest @ ..] if which == "fanout" => {
+                let hosts = match rest {
+                    [] => FANOUT_HOSTS,
+                    [flag, n] if flag == "--hosts" => n
+                        .parse::<usize>()
+                        .ok()
+                        .filter(|n| (1..=FANOUT_MAX).contains(n))
+                        .with_context(|| {
+                            format!("--hosts takes a number from 1 to {FANOUT_MAX}, not {n:?}")
+                        })?,
+                    [arg, ..] => return Err(unexpected(arg)),
+                };
+                Task::Bench(Bench::Fanout { hosts })
+            }
             [which] => Task::Bench(match which.as_str() {
                 "procs" => Bench::Procs,
                 "watch" => Bench::Watch,
@@ -138,6 +161,16 @@ mod tests {
             Some(Task::Bench(Bench::Watch))
         );
         assert_eq!(parse_line("bench sys").ok(), Some(Task::Bench(Bench::Sys)));
+        assert_eq!(
+            parse_line("bench fanout").ok(),
+            Some(Task::Bench(Bench::Fanout { hosts: 200 }))
+        );
+        assert_eq!(
+            parse_line("bench fanout --hosts 500").ok(),
+            Some(Task::Bench(Bench::Fanout { hosts: 500 }))
+        );
+        assert!(parse_line("bench fanout --hosts 0").is_err());
+        assert!(parse_line("bench fanout --hosts 100000").is_err());
         assert_eq!(
             parse_line("fleet-sim --agents 3 --dir d").ok(),
             Some(Task::FleetSim(

@@ -12,7 +12,7 @@ use crate::{cargo, run, target_dir};
 
 mod fleet;
 
-pub use fleet::bench_fleet;
+pub use fleet::{bench_fanout, bench_fleet};
 
 /// Exit-to-event delay of WatchProcesses against the agent's own event
 /// source, over 1,000 processes; see tests/integration/src/bin/hostscope-watch-bench.rs.

@@ -58,7 +58,7 @@ What .ci/run runs: cargo fmt --check, cargo clippy --workspace
 ";
 
 pub const BENCH_HELP: &str = "\
-cargo xtask bench procs|watch|fleet|sys|sockets
+cargo xtask bench procs|watch|fleet|sys|sockets|fanout [--hosts N]
 
   procs   the agent's process collection against the floor (the kernel's
           cost of the same /proc reads) with 2,000 extra sleeping
@@ -71,6 +71,10 @@ cargo xtask bench procs|watch|fleet|sys|sockets
           run, against the floor of a TCP connect and mutual-TLS handshake
           to every host; prints medians, hosts per second, the client's
           peak RSS and ratios
+  fanout  the CLI's peak RSS (wait4) and wall time for `hostscope host` and
+          `hostscope ps --fields pid,name,status -o ndjson` over --hosts N
+          simulated agents (200; at most 2,000), stdout to /dev/null and to
+          a drained pipe; median of 3 fresh-process runs each
   sys     GetSystem (every figure but the measured ones) and ListDisks
           over mTLS, and the agent's backend in process, against psutil's
           in-process calls for the same figures; prints medians, ratios

@@ -68,7 +68,11 @@ Targets:
 Fleets:
   Up to --concurrency hosts are asked at once, each within --timeout (connect, TLS handshake,
   retries and the call together), an unreachable host retried --retries times. Results print
-  as each host answers; a dead host fails alone. With more than one host, the tables get a
+  as each host answers; a dead host fails alone. ndjson and csv rows print as they arrive,
+  one host's between another's, each carrying its host; a process listing is read batch by
+  batch and never held whole. Tables and json print each host's part whole, so they hold
+  the parts of the hosts in flight: up to --buffer-budget (64MiB) of them, beyond which no
+  further host is asked until parts have been printed. With more than one host, the tables get a
   \"== NAME (ADDRESS)\" line per host, a summary goes to stderr at the end (\"42 ok, 8 failed
   (2 timed out) in 3.2s\" and a line per failed host), and a progress bar shows on a terminal.
 
@@ -413,6 +417,12 @@ pub struct FleetFlags {
     /// How many more times to try a host that was unreachable.
     #[arg(long, global = true, value_name = "N", default_value_t = 1)]
     pub retries: u32,
+
+    /// How much of the hosts in flight tables and JSON may hold while each
+    /// host's part waits to be printed whole (64MiB, 512KiB, 1GiB or
+    /// bytes); once reached, no further host is asked until parts are out.
+    #[arg(long, global = true, value_name = "SIZE", default_value = "64MiB", value_parser = parse_size)]
+    pub buffer_budget: usize,
 }
 
 /// Output formats.
@@ -899,6 +909,35 @@ fn parse_label(s: &str) -> Result<(String, String), String> {
     }
 }
 
+/// Parses a size: bytes, or a number with KiB, MiB or GiB (K, M, G and
+/// KB, MB, GB read the same, as powers of 1024).
+pub fn parse_size(s: &str) -> Result<usize, String> {
+    let text = s.trim();
+    let digits = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(digits);
+    let unit = unit.trim();
+    let shift = match unit.to_ascii_lowercase().as_str() {
+        "" | "b" => 0,
+        "k" | "kb" | "kib" => 10,
+        "m" | "mb" | "mib" => 20,
+        "g" | "gb" | "gib" => 30,
+        _ => {
+            return Err(format!(
+                "{s:?}: expected bytes or a size such as 512KiB, 64MiB or 1GiB"
+            ));
+        }
+    };
+    let number: usize = number
+        .parse()
+        .map_err(|_| format!("{s:?}: expected a number of bytes, such as 64MiB"))?;
+    number
+        .checked_mul(1usize << shift)
+        .filter(|n| *n > 0)
+        .ok_or_else(|| format!("{s:?}: expected a size from 1 byte to {} bytes", usize::MAX))
+}
+
 /// Parses `--concurrency`: at least one host at a time.
 fn parse_concurrency(s: &str) -> Result<usize, String> {
     match s.trim().parse::<usize>() {
@@ -1055,6 +1094,7 @@ mod tests {
         assert_eq!(cli.fleet.concurrency, 256);
         assert_eq!(cli.fleet.timeout, Duration::from_secs(10));
         assert_eq!(cli.fleet.retries, 1);
+        assert_eq!(cli.fleet.buffer_budget, 64 << 20);
         assert!(cli.targets.hosts.is_empty() && cli.targets.inventory.is_none());
         assert!(cli.command.targets().is_some_and(|t| t.hosts.is_empty()));
 
@@ -1107,6 +1147,20 @@ mod tests {
         assert!(error(&["--timeout", "0s"]).contains("longer than 0"));
         assert!(error(&["--timeout", "3 parsecs"]).contains("such as 500ms"));
         assert!(error(&["--concurrency", "0"]).contains("at least 1"));
+        assert!(error(&["--buffer-budget", "0"]).contains("from 1 byte"));
+        assert!(error(&["--buffer-budget", "64 parsecs"]).contains("such as 512KiB"));
+    }
+
+    #[test]
+    fn sizes_take_bytes_and_binary_units() {
+        assert_eq!(parse_size("4096"), Ok(4096));
+        assert_eq!(parse_size("512KiB"), Ok(512 << 10));
+        assert_eq!(parse_size("64MiB"), Ok(64 << 20));
+        assert_eq!(parse_size("64 mb"), Ok(64 << 20));
+        assert_eq!(parse_size("1GiB"), Ok(1 << 30));
+        assert!(parse_size("MiB").is_err());
+        assert!(parse_size("-1").is_err());
+        assert!(parse_size("1.5MiB").is_err());
     }
 
     #[test]

@@ -55,6 +55,18 @@ impl Sheet {
     /// Writes one record as a row, after the header if it is the first.
     pub fn row(&mut self, out: &mut dyn Write, record: &Value) -> io::Result<()> {
         self.write_header(out)?;
+        self.line(out, record)
+    }
+
+    /// Writes the header row now unless it has been (or is not wanted), for
+    /// rows written by [`Sheet::line`].
+    pub fn header_now(&mut self, out: &mut dyn Write) -> io::Result<()> {
+        self.write_header(out)
+    }
+
+    /// Writes one record as a row, whatever came before: for rows written
+    /// apart from the sheet that writes the header.
+    pub fn line(&self, out: &mut dyn Write, record: &Value) -> io::Result<()> {
         let cells: Vec<String> = self
             .columns
             .iter()

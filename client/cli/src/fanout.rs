@@ -6,6 +6,7 @@
 
 use std::{
     collections::HashMap,
+    convert::Infallible,
     future::Future,
     io::{self, Write},
     sync::Arc,
@@ -20,7 +21,7 @@ use tokio_stream::StreamExt;
 use super::{args::Output, output::Printer};
 use hostscope_client::{
     Client, Error,
-    fleet::{Failure, Fleet, HostOutcome, HostSpec, Summary},
+    fleet::{Budget, Failure, Fleet, HostSpec, Parts, Streamed, Summary},
 };
 
 /// Every host answered.
@@ -175,6 +176,9 @@ pub struct Io<'a> {
     pub quiet: bool,
     /// Ends a fleet query early (Ctrl-C).
     pub interrupt: Interrupt,
+    /// --buffer-budget: bytes that tables and JSON may hold of the hosts
+    /// in flight before no further host is asked.
+    pub buffer_budget: usize,
 }
 
 impl Io<'_> {
@@ -182,6 +186,12 @@ impl Io<'_> {
     /// under --no-headers.
     pub fn printer(&self, format: Output, hosts: usize, template: &serde_json::Value) -> Printer {
         Printer::new(format, hosts, template).without_headers(self.no_headers)
+    }
+
+    /// The byte budget of a query: what tables and JSON may hold of the
+    /// hosts in flight (--buffer-budget).
+    pub fn budget(&self) -> Budget {
+        Budget::new(self.buffer_budget)
     }
 
     /// Runs `call` on every host of `fleet` and hands each answer to
@@ -201,60 +211,94 @@ impl Io<'_> {
         F: Fn(Client) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<T, Error>> + Send + 'static,
     {
+        let call = move |client: Client, _: Parts<Infallible, T>| call(client);
+        let each = |host: &HostSpec, piece: Piece<Infallible, T>, out: &mut dyn Write| match piece {
+            Piece::Part(never) => match never {},
+            Piece::Done(answer) => each(host, answer, out),
+        };
+        self.fan_out_parts(fleet, Budget::unlimited(), call, each)
+            .await
+    }
+
+    /// [`Io::fan_out`] for answers in parts: `call` sends parts (a batch
+    /// of a listing) as it has them, and `each` gets every part as it
+    /// arrives, output flushed after it, then the host's answer once it
+    /// has ended well. No further host is dialled while what the callers
+    /// charged to `budget` is over its limit (see [`Fleet::stream`]).
+    pub async fn fan_out_parts<P, T, F, Fut>(
+        &mut self,
+        fleet: &Fleet,
+        budget: Budget,
+        call: F,
+        mut each: impl FnMut(&HostSpec, Piece<P, T>, &mut dyn Write) -> anyhow::Result<()>,
+    ) -> anyhow::Result<Summary>
+    where
+        P: Send + 'static,
+        T: Send + 'static,
+        F: Fn(Client, Parts<P, T>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<T, Error>> + Send + 'static,
+    {
         let start = Instant::now();
         let mut summary = Summary::start(fleet.len());
         let progress = Progress::new(self.progress && fleet.len() > 1, fleet.len());
         // The hosts with an outcome, by name and address.
         let mut done: HashMap<(String, String), usize> = HashMap::new();
         let out = &mut *self.out;
-        let mut take = |outcome: HostOutcome<T>| {
+        let mut write = |host: &HostSpec, piece: Piece<P, T>| {
+            progress.suspend(|| {
+                each(host, piece, &mut *out)?;
+                out.flush()?;
+                anyhow::Ok(())
+            })
+        };
+        let mut take = |item: Streamed<P, T>| {
+            let outcome = match item {
+                Streamed::Part { host, part } => return write(&host, Piece::Part(part)),
+                Streamed::Done(outcome) => outcome,
+            };
             summary.record(&outcome);
             progress.advance(summary.failed.len());
             let key = (outcome.host.name.clone(), outcome.host.address.clone());
             *done.entry(key).or_default() += 1;
             if let Ok(answer) = outcome.result {
-                progress.suspend(|| {
-                    each(&outcome.host, answer, &mut *out)?;
-                    out.flush()?;
-                    anyhow::Ok(())
-                })?;
+                write(&outcome.host, Piece::Done(answer))?;
             }
             anyhow::Ok(())
         };
-        let mut outcomes = Box::pin(fleet.run(call));
+        let mut items = Box::pin(fleet.stream(budget, call));
         let interrupted = self.interrupt.triggered();
         tokio::pin!(interrupted);
         let mut cancelled = false;
         loop {
-            let outcome = tokio::select! {
+            let item = tokio::select! {
                 biased;
                 () = &mut interrupted => {
                     cancelled = true;
                     break;
                 }
-                outcome = outcomes.next() => outcome,
+                item = items.next() => item,
             };
-            match outcome {
-                Some(outcome) => take(outcome)?,
+            match item {
+                Some(item) => take(item)?,
                 None => break,
             }
         }
         if cancelled {
-            // Outcomes already here are printed; nothing more is awaited.
+            // What is already here is printed; nothing more is awaited.
             loop {
-                let outcome = tokio::select! {
+                let item = tokio::select! {
                     biased;
-                    outcome = outcomes.next() => outcome,
+                    item = items.next() => item,
                     () = std::future::ready(()) => None,
                 };
-                match outcome {
-                    Some(outcome) => take(outcome)?,
+                match item {
+                    Some(item) => take(item)?,
                     None => break,
                 }
             }
         }
         // Dropping the stream abandons the hosts still in flight.
-        drop(outcomes);
+        drop(items);
         drop(progress);
         if cancelled {
             for host in fleet.hosts() {
@@ -268,6 +312,16 @@ impl Io<'_> {
         summary.finish(start.elapsed());
         Ok(summary)
     }
+}
+
+/// What [`Io::fan_out_parts`] hands on of a host: a part of its answer,
+/// or, once it has ended well, the rest.
+#[derive(Debug)]
+pub enum Piece<P, T> {
+    /// A part, as the host sent it.
+    Part(P),
+    /// What the call returned.
+    Done(T),
 }
 
 /// Counts a host that answered as failed after all: it answered, but
@@ -555,6 +609,7 @@ mod tests {
                 no_headers: false,
                 quiet: false,
                 interrupt,
+                buffer_budget: usize::MAX,
             };
             let call = |client: hostscope_client::Client| async move { client.host().await };
             let summary = io

@@ -13,7 +13,6 @@ use anyhow::{Context, bail};
 use clap::ValueEnum;
 use serde::Serialize;
 use serde_json::{Map, Value};
-use tokio_stream::StreamExt;
 
 use super::{
     args::{InventoryArgs, Output},
@@ -93,47 +92,90 @@ struct Record<'a> {
     listening: Option<&'a [SockRow]>,
 }
 
+/// A host's processes as they come, counted and ranked: what is kept of
+/// a listing of any length is the counts and the `top` largest.
+struct Digest {
+    top: usize,
+    total: usize,
+    counts: Vec<usize>,
+    /// The largest so far by rss, with their pids, unordered; at most
+    /// twice `top` between trims.
+    ranked: Vec<(u64, TopProcess)>,
+}
+
+impl Digest {
+    fn new(top: usize) -> Digest {
+        Digest {
+            top,
+            total: 0,
+            counts: vec![0; ProcessStatus::values().len()],
+            ranked: Vec::new(),
+        }
+    }
+
+    /// Counts `p`, and ranks it when its memory could be read.
+    fn add(&mut self, p: &Process) {
+        self.total += 1;
+        let statuses = ProcessStatus::values();
+        if let Some(i) = p
+            .status()
+            .ok()
+            .and_then(|s| statuses.iter().position(|v| *v == s))
+        {
+            self.counts[i] += 1;
+        }
+        if self.top == 0 {
+            return;
+        }
+        if let Ok(m) = p.memory_info() {
+            self.ranked.push((
+                m.rss,
+                TopProcess {
+                    pid: p.pid(),
+                    name: p.name().ok().map(str::to_owned),
+                    username: p.username().ok().map(str::to_owned),
+                    rss: m.rss,
+                    cmdline: p.cmdline().map(<[String]>::to_vec).unwrap_or_default(),
+                },
+            ));
+            if self.ranked.len() >= self.top.saturating_mul(2).max(64) {
+                self.trim();
+            }
+        }
+    }
+
+    /// Keeps the `top` largest, largest first, ties by pid.
+    fn trim(&mut self) {
+        self.ranked
+            .sort_by(|a, b| b.0.cmp(&a.0).then(a.1.pid.cmp(&b.1.pid)));
+        self.ranked.truncate(self.top);
+    }
+
+    fn finish(mut self) -> Processes {
+        self.trim();
+        let by_status = ProcessStatus::values()
+            .iter()
+            .zip(self.counts)
+            .map(|(s, n)| (s.short_name(), Value::from(n)))
+            .collect();
+        Processes {
+            total: self.total,
+            by_status,
+            top_rss: self.ranked.into_iter().map(|(_, p)| p).collect(),
+        }
+    }
+}
+
 impl Processes {
     /// Counts `all` by status and keeps the `top` largest by rss
     /// (processes whose memory could not be read are counted, not ranked).
+    #[cfg(test)]
     fn digest(all: &[Process], top: usize) -> Processes {
-        let statuses = ProcessStatus::values();
-        let mut counts = vec![0usize; statuses.len()];
+        let mut digest = Digest::new(top);
         for p in all {
-            if let Some(i) = p
-                .status()
-                .ok()
-                .and_then(|s| statuses.iter().position(|v| *v == s))
-            {
-                counts[i] += 1;
-            }
+            digest.add(p);
         }
-        let by_status = statuses
-            .iter()
-            .zip(counts)
-            .map(|(s, n)| (s.short_name(), Value::from(n)))
-            .collect();
-        let mut ranked: Vec<(u64, &Process)> = all
-            .iter()
-            .filter_map(|p| p.memory_info().ok().map(|m| (m.rss, p)))
-            .collect();
-        ranked.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.pid().cmp(&b.1.pid())));
-        let top_rss = ranked
-            .into_iter()
-            .take(top)
-            .map(|(rss, p)| TopProcess {
-                pid: p.pid(),
-                name: p.name().ok().map(str::to_owned),
-                username: p.username().ok().map(str::to_owned),
-                rss,
-                cmdline: p.cmdline().map(<[String]>::to_vec).unwrap_or_default(),
-            })
-            .collect();
-        Processes {
-            total: all.len(),
-            by_status,
-            top_rss,
-        }
+        digest.finish()
     }
 
     /// A process by status count of one status.
@@ -168,30 +210,31 @@ pub async fn inventory(
     let format = format.unwrap_or(Output::Json);
     let top = args.top;
     let call = move |client: Client| async move {
+        // Counted batch by batch: a host's listing is never held whole.
         let listing = async {
             let mut processes = client.processes(&FIELDS, ProcessFilter::default()).await?;
-            let mut all = Vec::new();
-            while let Some(p) = processes.next().await {
-                all.push(p?);
+            let mut digest = Digest::new(top);
+            while let Some(batch) = processes.next_batch().await {
+                for p in &batch? {
+                    digest.add(p);
+                }
             }
-            Ok::<_, Error>(all)
+            Ok::<_, Error>(digest.finish())
         };
         // An agent from before GetSystem and ListDisks still answers
         // the rest.
         let figures = async { client.system(proto::GetSystemRequest::default()).await.ok() };
         let disks = async { client.disks(proto::ListDisksRequest::default()).await.ok() };
-        let (system, interfaces, all) =
-            tokio::try_join!(client.host(), client.net_interfaces(), listing)?;
-        let names: HashMap<u32, String> = all
-            .iter()
-            .filter_map(|p| Some((p.pid(), p.name().ok()?.to_owned())))
-            .collect();
-        let listening = async { sockets::listening(&client, &names).await.ok() };
-        let (figures, disks, listening) = tokio::join!(figures, disks, listening);
+        let listening = async { sockets::listening(&client).await.ok() };
+        let (asked, (figures, disks, listening)) = tokio::join!(
+            async { tokio::try_join!(client.host(), client.net_interfaces(), listing) },
+            async { tokio::join!(figures, disks, listening) }
+        );
+        let (system, interfaces, processes) = asked?;
         Ok(Census {
             system,
             interfaces,
-            processes: Processes::digest(&all, top),
+            processes,
             figures,
             disks,
             listening,
@@ -261,7 +304,7 @@ impl<'a> Record<'a> {
 fn template_record() -> Value {
     let processes = Processes {
         total: 0,
-        by_status: Processes::digest(&[], 0).by_status,
+        by_status: Digest::new(0).finish().by_status,
         top_rss: vec![TopProcess {
             pid: 0,
             name: Some(String::new()),

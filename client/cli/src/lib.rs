@@ -166,6 +166,7 @@ fn run_inner(
             true => fanout::Interrupt::ctrl_c(),
             false => fanout::Interrupt::new(),
         },
+        buffer_budget: cli.fleet.buffer_budget,
     };
     let mut result = runtime.block_on(run(cli, typed, env, &mut io));
     if result.is_ok()

@@ -170,8 +170,9 @@ pub fn heading(host: &HostSpec) -> String {
 
 /// Writes each host's part as the output format wants it: a table part
 /// under a `== NAME (ADDRESS)` line when several hosts are asked; NDJSON
-/// records at once, flushed per host by the caller; CSV rows under one
-/// header; JSON collected and written as one array at the end.
+/// records at once, flushed by the caller; CSV rows under one header; JSON
+/// as the elements of one array, written as they come and closed at the
+/// end (only a lone object waits for the end).
 pub struct Printer {
     format: Output,
     /// More than one host: table parts get a heading line each.
@@ -179,7 +180,10 @@ pub struct Printer {
     /// A JSON answer of exactly one record prints as that object rather
     /// than an array (`host` and `proc` asked of a single host).
     lone_object: bool,
+    /// A lone object's records, written at the end.
     collected: Vec<Value>,
+    /// JSON array elements written so far.
+    elements: usize,
     sheet: Option<Sheet>,
     parts: usize,
 }
@@ -193,6 +197,7 @@ impl Printer {
             several: hosts > 1,
             lone_object: false,
             collected: Vec::new(),
+            elements: 0,
             sheet: (format == Output::Csv).then(|| Sheet::new(template)),
             parts: 0,
         }
@@ -237,6 +242,25 @@ impl Printer {
         write(out)
     }
 
+    /// Renders rows apart from the printer (on the tasks that ask the
+    /// hosts), for NDJSON and CSV; `None` for the formats that keep a
+    /// host's part together.
+    pub fn renderer(&self, template: &Value) -> Option<Renderer> {
+        match self.format {
+            Output::Ndjson => Some(Renderer::Ndjson),
+            Output::Csv => Some(Renderer::Csv(std::sync::Arc::new(Sheet::new(template)))),
+            Output::Table | Output::Json => None,
+        }
+    }
+
+    /// Rows a [`Renderer`] made: written as they are, after CSV's header.
+    pub fn rendered(&mut self, out: &mut dyn Write, rows: &[u8]) -> io::Result<()> {
+        if let Some(sheet) = &mut self.sheet {
+            sheet.header_now(out)?;
+        }
+        out.write_all(rows)
+    }
+
     /// One host's records.
     pub fn records(
         &mut self,
@@ -251,10 +275,29 @@ impl Printer {
                     out.write_all(b"\n")?;
                 }
                 (Output::Csv, Some(sheet)) => sheet.row(out, &record)?,
+                (Output::Json, _) if !self.lone_object => self.element(out, &record)?,
                 _ => self.collected.push(record),
             }
         }
         Ok(())
+    }
+
+    /// One element of the JSON array.
+    fn element(&mut self, out: &mut dyn Write, record: &Value) -> io::Result<()> {
+        let mut text = Vec::new();
+        json_element(&mut text, record)?;
+        self.elements(out, &text, 1)
+    }
+
+    /// `count` elements of the JSON array that [`json_element`] rendered,
+    /// joined by `,\n`: one host's part, in one piece.
+    pub fn elements(&mut self, out: &mut dyn Write, text: &[u8], count: usize) -> io::Result<()> {
+        if count == 0 {
+            return Ok(());
+        }
+        out.write_all(if self.elements == 0 { b"[\n" } else { b",\n" })?;
+        self.elements += count;
+        out.write_all(text)
     }
 
     /// Ends the output: JSON writes its array now, CSV at least its header.
@@ -266,7 +309,9 @@ impl Printer {
             // The single host failed: its error goes to stderr, and an
             // empty array would read as an answer.
             Output::Json if self.lone_object && self.collected.is_empty() => Ok(()),
-            Output::Json => write_pretty(out, &self.collected),
+            Output::Json if self.lone_object => write_pretty(out, &self.collected),
+            Output::Json if self.elements == 0 => out.write_all(b"[]\n"),
+            Output::Json => out.write_all(b"\n]\n"),
             Output::Csv => match &mut self.sheet {
                 Some(sheet) => sheet.finish(out),
                 None => Ok(()),
@@ -274,6 +319,46 @@ impl Printer {
             Output::Table | Output::Ndjson => Ok(()),
         }
     }
+}
+
+/// Renders NDJSON lines or CSV rows into bytes, on any thread, for
+/// [`Printer::rendered`]: a host's rows take far less room as text than
+/// as the messages they come from.
+#[derive(Debug, Clone)]
+pub enum Renderer {
+    /// One JSON object a line.
+    Ndjson,
+    /// CSV rows under the columns of the printer's template.
+    Csv(std::sync::Arc<Sheet>),
+}
+
+impl Renderer {
+    /// Appends `record` to `out` as a line.
+    pub fn row(&self, out: &mut Vec<u8>, record: &Value) -> io::Result<()> {
+        match self {
+            Renderer::Ndjson => {
+                serde_json::to_writer(&mut *out, record)?;
+                out.push(b'\n');
+                Ok(())
+            }
+            Renderer::Csv(sheet) => sheet.line(out, record),
+        }
+    }
+}
+
+/// Appends `record` as an element of a JSON array, indented as
+/// `write_pretty` indents it inside the array. JSON text has no raw line
+/// breaks within strings, so every line of the element moves in alike.
+pub fn json_element(out: &mut Vec<u8>, record: &Value) -> io::Result<()> {
+    let text = serde_json::to_string_pretty(record)?;
+    for (i, line) in text.lines().enumerate() {
+        if i > 0 {
+            out.push(b'\n');
+        }
+        out.extend_from_slice(b"  ");
+        out.extend_from_slice(line.as_bytes());
+    }
+    Ok(())
 }
 
 /// Writes `value` as indented JSON and a newline.
@@ -360,6 +445,32 @@ mod tests {
         assert_eq!(
             print(Printer::new(Output::Json, 1, &Value::Null), 0),
             "[]\n"
+        );
+    }
+
+    #[test]
+    fn json_written_as_it_comes_reads_as_one_pretty_array() {
+        let records = [
+            serde_json::json!({"host": "a", "pid": 1, "cmdline": ["sh", "-c"], "env": {}}),
+            serde_json::json!({"host": "b", "nested": {"x": [1, {"y": "line\nbreak"}]}}),
+            serde_json::json!({"host": "c", "empty": []}),
+        ];
+        let mut printer = Printer::new(Output::Json, 3, &Value::Null);
+        let mut out = Vec::new();
+        printer
+            .records(&mut out, records[..2].iter().cloned().map(Ok))
+            .expect("write");
+        // The first host's elements are out before the end.
+        assert!(out.starts_with(b"[\n  {\n    \"host\": \"a\""));
+        printer
+            .records(&mut out, [Ok(records[2].clone())])
+            .expect("write");
+        printer.finish(&mut out).expect("finish");
+        let mut whole = Vec::new();
+        write_pretty(&mut whole, &records).expect("write");
+        assert_eq!(
+            String::from_utf8(out).expect("utf-8"),
+            String::from_utf8(whole).expect("utf-8")
         );
     }
 

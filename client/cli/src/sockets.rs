@@ -153,11 +153,8 @@ fn request(args: &SocketsArgs) -> proto::ListConnectionsRequest {
 }
 
 /// The IP sockets a host listens on, as `sockets --listening -p` shows
-/// them, each named from `names` (the holders' pids to names).
-pub(crate) async fn listening(
-    client: &Client,
-    names: &HashMap<u32, String>,
-) -> Result<Vec<SockRow>, hostscope_client::Error> {
+/// them, each named by its holder's name.
+pub(crate) async fn listening(client: &Client) -> Result<Vec<SockRow>, hostscope_client::Error> {
     let request = proto::ListConnectionsRequest {
         kind: proto::ConnectionKind::Inet as i32,
         statuses: vec![
@@ -168,10 +165,14 @@ pub(crate) async fn listening(
         ..Default::default()
     };
     let all = client.connections(request).await?.collect_all().await?;
+    let mut pids: Vec<u32> = all.connections.iter().filter_map(|c| c.pid).collect();
+    pids.sort_unstable();
+    pids.dedup();
+    let names = client.process_names(pids).await?;
     Ok(all
         .connections
         .into_iter()
-        .map(|c| SockRow::of(c, names))
+        .map(|c| SockRow::of(c, &names))
         .filter(SockRow::listening)
         .collect())
 }

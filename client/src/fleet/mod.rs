@@ -13,7 +13,7 @@ use std::{
     future::Future,
     sync::{
         Arc, Mutex,
-        atomic::{AtomicU32, Ordering},
+        atomic::{AtomicBool, AtomicU32, Ordering},
     },
     time::{Duration, Instant},
 };
@@ -22,14 +22,17 @@ use tokio::{
     sync::{Semaphore, mpsc},
     task::JoinSet,
 };
-use tokio_stream::{Stream, wrappers::ReceiverStream};
+use tokio_stream::{Stream, StreamExt, wrappers::ReceiverStream};
 
 use crate::{Client, Error, TlsConfig};
 
 pub mod inventory;
+mod stream;
 mod watch;
 
 pub use inventory::{HostSpec, Inventory, InventoryError};
+use stream::Clock;
+pub use stream::{Budget, Charge, Parts, Streamed};
 pub use watch::WatchItem;
 
 /// How a fleet is asked.
@@ -124,6 +127,35 @@ impl Fleet {
         F: Fn(Client) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<T, Error>> + Send + 'static,
     {
+        let call = move |client: Client, _: Parts<std::convert::Infallible, T>| call(client);
+        self.stream(Budget::unlimited(), call)
+            .filter_map(|item| match item {
+                Streamed::Done(outcome) => Some(outcome),
+                Streamed::Part { part, .. } => match part {},
+            })
+    }
+
+    /// [`Fleet::run`] for answers that come in parts: `call` sends each
+    /// part through its [`Parts`] as it has it (a batch of a listing, say)
+    /// and returns what is left for the end. The stream yields every part
+    /// as it is sent and each host's outcome after its parts. A host is
+    /// dialled only while `budget` has room: what the reader buffers it
+    /// charges to the budget, and once the charges reach its limit no
+    /// further host is dialled until they are released. Time a call spends
+    /// waiting for the reader to take a part does not count against the
+    /// host's deadline, and a host that has sent a part is not retried (its
+    /// parts would come twice).
+    pub fn stream<P, T, F, Fut>(
+        &self,
+        budget: Budget,
+        call: F,
+    ) -> impl Stream<Item = Streamed<P, T>> + Send + 'static
+    where
+        P: Send + 'static,
+        T: Send + 'static,
+        F: Fn(Client, Parts<P, T>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<T, Error>> + Send + 'static,
+    {
         let inner = Arc::clone(&self.inner);
         let call = Arc::new(call);
         let concurrency = inner.options.concurrency.max(1);
@@ -136,14 +168,17 @@ impl Fleet {
                     let Ok(slot) = Arc::clone(&slots).acquire_owned().await else {
                         break;
                     };
+                    // After the slot: a host that just ended has charged
+                    // what the reader holds of it by now.
+                    budget.admit().await;
                     if tx.is_closed() {
                         break;
                     }
                     let (inner, call, tx) = (Arc::clone(&inner), Arc::clone(&call), tx.clone());
                     tasks.spawn(async move {
-                        let outcome = inner.ask(host, call.as_ref()).await;
+                        let outcome = inner.ask(host, call.as_ref(), &tx).await;
                         drop(slot);
-                        let _ = tx.send(outcome).await;
+                        let _ = tx.send(Streamed::Done(outcome)).await;
                     });
                     while tasks.try_join_next().is_some() {}
                 }
@@ -163,23 +198,37 @@ impl Fleet {
 
 impl Inner {
     /// One host, under its deadline, with retries.
-    async fn ask<T, F, Fut>(&self, host: Arc<HostSpec>, call: &F) -> HostOutcome<T>
+    async fn ask<P, T, F, Fut>(
+        &self,
+        host: Arc<HostSpec>,
+        call: &F,
+        tx: &mpsc::Sender<Streamed<P, T>>,
+    ) -> HostOutcome<T>
     where
-        F: Fn(Client) -> Fut,
+        F: Fn(Client, Parts<P, T>) -> Fut,
         Fut: Future<Output = Result<T, Error>>,
     {
         let start = Instant::now();
         let attempts = AtomicU32::new(0);
         let deadline = self.options.timeout;
+        let clock = Arc::new(Clock::start(deadline));
+        let sent = Arc::new(AtomicBool::new(false));
         let attempt_all = async {
             loop {
                 let n = attempts.fetch_add(1, Ordering::Relaxed) + 1;
+                let parts = Parts {
+                    host: Arc::clone(&host),
+                    tx: tx.clone(),
+                    clock: Arc::clone(&clock),
+                    sent: Arc::clone(&sent),
+                };
                 let result = match self.client(&host).await {
-                    Ok(client) => call(client).await,
+                    Ok(client) => call(client, parts).await,
                     Err(e) => Err(e),
                 };
+                let again = !sent.load(Ordering::Relaxed) && n <= self.options.retries;
                 match result {
-                    Err(e) if e.is_retryable() && n <= self.options.retries => {
+                    Err(e) if e.is_retryable() && again => {
                         self.forget(&host);
                         tokio::time::sleep(self.options.backoff * 2u32.pow(n - 1)).await;
                     }
@@ -193,9 +242,9 @@ impl Inner {
                 }
             }
         };
-        let result = match tokio::time::timeout(deadline, attempt_all).await {
-            Ok(result) => result,
-            Err(_) => {
+        let result = tokio::select! {
+            result = attempt_all => result,
+            () = clock.expired() => {
                 self.forget(&host);
                 Err(Error::Timeout {
                     message: format!(
@@ -471,6 +520,104 @@ mod tests {
             .await
             .expect("the host in flight is abandoned once the stream is dropped")
             .expect_err("nothing is sent: the sender is only dropped");
+    }
+
+    #[tokio::test]
+    async fn a_full_budget_holds_back_the_next_host_until_released() {
+        // Plaintext hosts that accept TCP: connecting succeeds, and the
+        // call below needs nothing more.
+        let mut addrs = Vec::new();
+        let mut listeners = Vec::new();
+        for _ in 0..3 {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            addrs.push(listener.local_addr().unwrap().to_string());
+            listeners.push(tokio::spawn(async move {
+                let mut sockets = Vec::new();
+                while let Ok((socket, _)) = listener.accept().await {
+                    sockets.push(socket);
+                }
+            }));
+        }
+        let refs: Vec<&str> = addrs.iter().map(String::as_str).collect();
+        let options = FleetOptions {
+            concurrency: 1,
+            retries: 0,
+            ..FleetOptions::default()
+        };
+        let fleet = Fleet::new(hosts(&refs), None, options);
+        let budget = Budget::new(100);
+        let dialled = Arc::new(AtomicU32::new(0));
+        let (counter, charging) = (Arc::clone(&dialled), budget.clone());
+        // Each host's answer is held by the reader, over the whole budget,
+        // until the reader drops it.
+        let call = move |_: Client, _: Parts<(), Charge>| {
+            let (counter, charging) = (Arc::clone(&counter), charging.clone());
+            async move {
+                counter.fetch_add(1, Ordering::Relaxed);
+                let mut charge = charging.charge();
+                charge.add(150);
+                Ok(charge)
+            }
+        };
+        let mut items = Box::pin(fleet.stream(budget.clone(), call));
+        let mut next = async || match items.next().await {
+            Some(Streamed::Done(outcome)) => outcome.result.expect("answered"),
+            other => panic!("expected an outcome, got {other:?}"),
+        };
+        let first = next().await;
+        assert_eq!(budget.used(), 150);
+        // The next host waits for room, undialled.
+        budget.held_back().await;
+        assert_eq!(dialled.load(Ordering::Relaxed), 1);
+        // Released, it is dialled, and holds the budget in turn.
+        drop(first);
+        let second = next().await;
+        assert_eq!(dialled.load(Ordering::Relaxed), 2);
+        assert_eq!(budget.used(), 150);
+        drop(second);
+        drop(next().await);
+        assert_eq!((dialled.load(Ordering::Relaxed), budget.used()), (3, 0));
+        for listener in listeners {
+            listener.abort();
+        }
+    }
+
+    #[tokio::test]
+    async fn a_host_that_sent_a_part_is_not_retried() {
+        let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let silent_addr = silent.local_addr().unwrap().to_string();
+        let held = tokio::spawn(async move {
+            let mut sockets = Vec::new();
+            while let Ok((socket, _)) = silent.accept().await {
+                sockets.push(socket);
+            }
+        });
+        let options = FleetOptions {
+            retries: 3,
+            backoff: Duration::from_millis(1),
+            ..FleetOptions::default()
+        };
+        let fleet = Fleet::new(hosts(&[&silent_addr]), None, options);
+        // A part, then a failure that would be retried had nothing been
+        // sent.
+        let call = |_: Client, parts: Parts<u32, ()>| async move {
+            parts.send(7).await;
+            Err::<(), _>(Error::Transport {
+                endpoint: "here".to_owned(),
+                message: "gone".to_owned(),
+            })
+        };
+        let items: Vec<_> = fleet.stream(Budget::unlimited(), call).collect().await;
+        assert_eq!(items.len(), 2, "{items:?}");
+        assert!(matches!(items[0], Streamed::Part { part: 7, .. }));
+        match &items[1] {
+            Streamed::Done(outcome) => {
+                assert_eq!(outcome.attempts, 1);
+                assert!(outcome.result.is_err());
+            }
+            other => panic!("expected the outcome, got {other:?}"),
+        }
+        held.abort();
     }
 
     #[test]

@@ -18,7 +18,7 @@
 use std::{
     io,
     os::unix::process::CommandExt,
-    process::{Child, ChildStdin, ChildStdout, Command, ExitStatus},
+    process::{Child, ChildStderr, ChildStdin, ChildStdout, Command, ExitStatus},
     time::{Duration, Instant},
 };
 
@@ -72,6 +72,11 @@ impl ChildGroup {
     /// The read end of the child's stdout, if it was piped and not taken yet.
     pub fn take_stdout(&mut self) -> Option<ChildStdout> {
         self.child.stdout.take()
+    }
+
+    /// The read end of the child's stderr, if it was piped and not taken yet.
+    pub fn take_stderr(&mut self) -> Option<ChildStderr> {
+        self.child.stderr.take()
     }
 
     /// The child's exit status if it has ended, without blocking. Once it

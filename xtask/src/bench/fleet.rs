@@ -30,7 +30,21 @@ struct Sample {
     code: Option<i32>,
 }
 
-pub fn bench_fleet() -> Result<()> {
+/// A simulated fleet, running, and the release binaries that ask it.
+struct Simulated {
+    sim: Guard,
+    dir: std::path::PathBuf,
+    inventory: std::path::PathBuf,
+    pki: std::path::PathBuf,
+    hostscope: std::path::PathBuf,
+    sim_bin: std::path::PathBuf,
+    hosts: usize,
+    processes: usize,
+}
+
+/// Builds the CLI and the simulator (release) and starts `agents` agents,
+/// their files under `target/NAME`.
+fn simulate(agents: usize, name: &str) -> Result<Simulated> {
     let target = target_dir()?;
     run(cargo().args([
         "build",
@@ -55,7 +69,7 @@ pub fn bench_fleet() -> Result<()> {
         );
     }
 
-    let dir = target.join("bench-fleet");
+    let dir = target.join(name);
     let (inventory, pki) = (dir.join("inventory.toml"), dir.join("pki"));
     // A previous run's inventory would pass for this fleet's until the
     // simulator removes it.
@@ -65,11 +79,11 @@ pub fn bench_fleet() -> Result<()> {
         }
         _ => {}
     }
-    eprintln!("\n== starting a simulated fleet of {FLEET_AGENTS} agents");
+    eprintln!("\n== starting a simulated fleet of {agents} agents");
     let mut sim = Guard(
         Command::new(&sim_bin)
             .arg("--agents")
-            .arg(FLEET_AGENTS.to_string())
+            .arg(agents.to_string())
             .arg("--dir")
             .arg(&dir)
             // Long enough for every run; the guard kills it when done.
@@ -78,26 +92,45 @@ pub fn bench_fleet() -> Result<()> {
             .spawn()
             .context("starting hostscope-fleet-sim")?,
     );
-    let hosts = wait_for_fleet(&mut sim.0, &inventory, Duration::from_secs(120))?;
+    let hosts = wait_for_fleet(&mut sim.0, &inventory, agents, Duration::from_secs(120))?;
     let processes = count_processes()?;
+    Ok(Simulated {
+        sim,
+        dir,
+        inventory,
+        pki,
+        hostscope,
+        sim_bin,
+        hosts,
+        processes,
+    })
+}
 
+/// The flags that reach a simulated fleet: its inventory and the client's
+/// certificate.
+fn fleet_flags(fleet: &Simulated) -> Vec<String> {
     let path = |p: &Path| p.to_string_lossy().into_owned();
-    let (inv, pki_dir) = (path(&inventory), path(&pki));
-    let (ca, cert, key) = (
-        path(&pki.join("ca.pem")),
-        path(&pki.join("client.pem")),
-        path(&pki.join("client-key.pem")),
-    );
-    let fleet_args = [
-        "--inventory",
-        &inv,
-        "--ca",
-        &ca,
-        "--cert",
-        &cert,
-        "--key",
-        &key,
-    ];
+    vec![
+        "--inventory".to_owned(),
+        path(&fleet.inventory),
+        "--ca".to_owned(),
+        path(&fleet.pki.join("ca.pem")),
+        "--cert".to_owned(),
+        path(&fleet.pki.join("client.pem")),
+        "--key".to_owned(),
+        path(&fleet.pki.join("client-key.pem")),
+    ]
+}
+
+pub fn bench_fleet() -> Result<()> {
+    let fleet = simulate(FLEET_AGENTS, "bench-fleet")?;
+    let (hosts, processes, dir) = (fleet.hosts, fleet.processes, fleet.dir.clone());
+    let (inventory, pki) = (&fleet.inventory, &fleet.pki);
+    let (hostscope, sim_bin) = (fleet.hostscope.clone(), fleet.sim_bin.clone());
+    let path = |p: &Path| p.to_string_lossy().into_owned();
+    let (inv, pki_dir) = (path(inventory), path(pki));
+    let fleet_args = fleet_flags(&fleet);
+    let fleet_args: Vec<&str> = fleet_args.iter().map(String::as_str).collect();
     let floor_args = [
         "handshake-floor",
         "--inventory",
@@ -138,7 +171,7 @@ pub fn bench_fleet() -> Result<()> {
     let log = dir.join("stderr.log");
     for round in 0..=FLEET_RUNS {
         for ((id, _, program, args), samples) in commands.iter().zip(&mut samples) {
-            let sample = measure(Command::new(program).args(args), &log)?;
+            let sample = measure(Command::new(program).args(args), &log, Sink::Null)?;
             let last_line = fs::read_to_string(&log)
                 .unwrap_or_default()
                 .lines()
@@ -162,7 +195,7 @@ pub fn bench_fleet() -> Result<()> {
             }
         }
     }
-    drop(sim);
+    drop(fleet);
 
     let median = |samples: &[Sample]| -> (f64, f64) {
         let mut walls: Vec<f64> = samples.iter().map(|s| s.wall.as_secs_f64()).collect();
@@ -197,7 +230,12 @@ pub fn bench_fleet() -> Result<()> {
 
 /// Waits until the simulator has written its inventory and every address in
 /// it accepts TCP; returns how many hosts it lists.
-fn wait_for_fleet(sim: &mut Child, inventory: &Path, limit: Duration) -> Result<usize> {
+fn wait_for_fleet(
+    sim: &mut Child,
+    inventory: &Path,
+    agents: usize,
+    limit: Duration,
+) -> Result<usize> {
     let start = Instant::now();
     let mut ready = |what: &str| -> Result<()> {
         if let Some(status) = sim.try_wait()? {
@@ -223,9 +261,9 @@ fn wait_for_fleet(sim: &mut Child, inventory: &Path, limit: Duration) -> Result<
         .map(|a| a.trim_end_matches('"').parse())
         .collect::<Result<_, _>>()
         .with_context(|| format!("an address in {}", inventory.display()))?;
-    if addrs.len() != FLEET_AGENTS {
+    if addrs.len() != agents {
         bail!(
-            "{} lists {} hosts, not {FLEET_AGENTS}",
+            "{} lists {} hosts, not {agents}",
             inventory.display(),
             addrs.len()
         );
@@ -243,17 +281,34 @@ fn wait_for_fleet(sim: &mut Child, inventory: &Path, limit: Duration) -> Result<
     Ok(addrs.len())
 }
 
-/// Runs `cmd` with stdout to /dev/null and stderr to `log`, and reaps it
+/// Where a measured command's stdout goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Sink {
+    /// /dev/null: writes cost nothing and never block.
+    Null,
+    /// A pipe that this process drains as fast as it can, as `| wc -l`
+    /// would.
+    Pipe,
+}
+
+/// Runs `cmd` with stdout to `sink` and stderr to `log`, and reaps it
 /// with wait4, which reports that child's own peak RSS.
-fn measure(cmd: &mut Command, log: &Path) -> Result<Sample> {
+fn measure(cmd: &mut Command, log: &Path, sink: Sink) -> Result<Sample> {
     let stderr = fs::File::create(log).with_context(|| format!("creating {}", log.display()))?;
     let start = Instant::now();
-    let child = cmd
+    let mut child = cmd
         .stdin(Stdio::null())
-        .stdout(Stdio::null())
+        .stdout(match sink {
+            Sink::Null => Stdio::null(),
+            Sink::Pipe => Stdio::piped(),
+        })
         .stderr(stderr)
         .spawn()
         .with_context(|| format!("starting {}", display(cmd)))?;
+    // Drained on a thread of its own; it ends with the child's stdout.
+    if let Some(mut stdout) = child.stdout.take() {
+        thread::spawn(move || std::io::copy(&mut stdout, &mut std::io::sink()));
+    }
     let pid = child.id() as libc::pid_t;
     let mut status = 0;
     // SAFETY: rusage is plain old data, for which all zeroes is valid.
@@ -277,4 +332,66 @@ fn measure(cmd: &mut Command, log: &Path) -> Result<Sample> {
         }
     }
     bail!("waiting for {} was interrupted too often", display(cmd))
+}
+
+// === fanout ===
+
+/// Fresh-process runs of each command and sink in `bench fanout`.
+const FANOUT_RUNS: usize = 3;
+
+/// `cargo xtask bench fanout`: the CLI's peak RSS and wall time for `host`
+/// and `ps -o ndjson` over `agents` simulated hosts, with stdout to
+/// /dev/null and to a pipe.
+pub fn bench_fanout(agents: usize) -> Result<()> {
+    let fleet = simulate(agents, "bench-fanout")?;
+    let flags = fleet_flags(&fleet);
+    let commands: [(&str, &[&str]); 2] = [
+        ("host", &["host", "--output", "ndjson"]),
+        (
+            "ps",
+            &["ps", "--fields", "pid,name,status", "--output", "ndjson"],
+        ),
+    ];
+    let log = fleet.dir.join("stderr.log");
+    let mut rows = Vec::new();
+    for (id, args) in commands {
+        for sink in [Sink::Null, Sink::Pipe] {
+            let mut samples = Vec::new();
+            // Run 0 warms the agents up and is not counted.
+            for round in 0..=FANOUT_RUNS {
+                let mut cmd = Command::new(&fleet.hostscope);
+                cmd.args(&flags).args(args);
+                let sample = measure(&mut cmd, &log, sink)?;
+                if round > 0 {
+                    samples.push(sample);
+                }
+            }
+            rows.push((id, sink, args.join(" "), samples));
+        }
+    }
+    drop(fleet.sim);
+    println!(
+        "\nfan-out, {} simulated agents on 127.0.0.1, {} processes per host (median wall of \
+         {FANOUT_RUNS} fresh-process runs, highest peak RSS of the CLI):",
+        fleet.hosts, fleet.processes
+    );
+    for (id, sink, args, samples) in rows {
+        let mut walls: Vec<f64> = samples.iter().map(|s| s.wall.as_secs_f64()).collect();
+        walls.sort_by(f64::total_cmp);
+        let rss = samples.iter().map(|s| s.max_rss_kib).max().unwrap_or(0) as f64 / 1024.0;
+        let failed = samples.iter().filter(|s| s.code != Some(0)).count();
+        let sink = match sink {
+            Sink::Null => "> /dev/null",
+            Sink::Pipe => "| (drained)",
+        };
+        println!(
+            "  {id:<5} {:>8.0} ms  {rss:>7.1} MiB  hostscope {args} {sink}{}",
+            walls[walls.len() / 2] * 1e3,
+            match failed {
+                0 => String::new(),
+                n => format!("  ({n} runs did not exit 0)"),
+            }
+        );
+    }
+    Ok(())
 }

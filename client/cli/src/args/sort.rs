@@ -92,6 +92,11 @@ impl Sort {
             .collect()
     }
 
+    /// Whether no order was asked for: the agent's order stands.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
     /// Orders `processes` by the keys; a process without a key's value
     /// comes after those with one, whichever the direction. Stable, so
     /// equal keys keep the order they had.

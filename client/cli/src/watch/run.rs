@@ -15,9 +15,10 @@ use super::{
     print::{event_record, plural, print_event},
 };
 use crate::{
+    args::Output,
     duration,
     fanout::{Io, Status},
-    output,
+    output::Printer,
 };
 use hostscope_client::{Error, fleet::WatchItem, proto::ProcessEventKind as Kind};
 
@@ -70,8 +71,9 @@ pub(super) async fn follow(
         }
     });
     let mut tally = Tally::default();
-    // `-o json`: every event's record, written as one array at the end.
-    let mut collected = Vec::new();
+    // `-o json`: every event's record, as an element of one array, written
+    // as it comes and closed at the end.
+    let mut array = Printer::new(Output::Json, hosts.total, &serde_json::Value::Null);
     loop {
         let item = tokio::select! {
             () = &mut stop => break,
@@ -82,7 +84,9 @@ pub(super) async fn follow(
         match item {
             WatchItem::Event { host, event } => {
                 if plan.json {
-                    collected.push(event_record(&host.name, &event)?);
+                    let record = event_record(&host.name, &event)?;
+                    array.records(io.out, [Ok(record)])?;
+                    io.out.flush()?;
                 } else {
                     print_event(io.out, &host, &event, plan.ndjson, hosts.width)?;
                 }
@@ -141,7 +145,7 @@ pub(super) async fn follow(
         }
     }
     if plan.json {
-        output::write_pretty(io.out, &collected)?;
+        array.finish(io.out)?;
         io.out.flush()?;
     }
     let watched = tally.connected.len();
@@ -254,6 +258,7 @@ mod tests {
             no_headers: false,
             quiet: false,
             interrupt: Default::default(),
+            buffer_budget: usize::MAX,
         };
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()

@@ -4,15 +4,21 @@
 //! and real rich errors, with answers that a real agent's host would not
 //! give the same way twice.
 
-use std::{collections::HashMap, net::SocketAddr, path::Path, pin::Pin};
+use std::{collections::HashMap, net::SocketAddr, path::Path, pin::Pin, sync::Arc};
 
 use hostscope_client::{
     Client, Error, RejectedBy,
     proto::{self, host_inspector_server::HostInspectorServer},
 };
 use hostscope_integration::{CliRun, Pki, hostscope_async};
-use tokio::{net::TcpListener, sync::oneshot};
-use tokio_stream::{Stream, StreamExt, wrappers::TcpListenerStream};
+use tokio::{
+    net::TcpListener,
+    sync::{Notify, oneshot},
+};
+use tokio_stream::{
+    Stream, StreamExt,
+    wrappers::{ReceiverStream, TcpListenerStream},
+};
 use tonic::{
     Code, Request, Response, Status,
     transport::{Certificate, Identity, Server, ServerTlsConfig},
@@ -20,8 +26,11 @@ use tonic::{
 use tonic_types::{ErrorDetails, StatusExt};
 
 /// Canned answers: pid 1 is alive, pid 2 a zombie, pid 3 unreadable, and
-/// every other pid missing.
-struct Mock;
+/// every other pid missing. With `release`, a listing sends its first
+/// batch and holds the rest back until the test notifies it.
+struct Mock {
+    release: Option<Arc<Notify>>,
+}
 
 fn rich(code: Code, reason: &str, pid: u32) -> Status {
     let meta = HashMap::from([("pid".to_owned(), pid.to_string())]);
@@ -69,7 +78,25 @@ impl proto::host_inspector_server::HostInspector for Mock {
                 processes: vec![process(12)],
             }),
         ];
-        Ok(Response::new(Box::pin(tokio_stream::iter(batches))))
+        let Some(release) = self.release.clone() else {
+            return Ok(Response::new(Box::pin(tokio_stream::iter(batches))));
+        };
+        let (tx, rx) = tokio::sync::mpsc::channel(batches.len());
+        tokio::spawn(async move {
+            let mut batches = batches.into_iter();
+            if let Some(first) = batches.next()
+                && tx.send(first).await.is_err()
+            {
+                return;
+            }
+            release.notified().await;
+            for batch in batches {
+                if tx.send(batch).await.is_err() {
+                    return;
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
 
     async fn get_process(
@@ -184,6 +211,12 @@ impl Agent {
     /// Starts an agent; with `pki_dir`, over mTLS with `agent.pem` from it
     /// and client certificates demanded from its CA.
     async fn start(pki_dir: Option<&Path>) -> Agent {
+        Agent::start_held(pki_dir, None).await
+    }
+
+    /// [`Agent::start`], with listings held after their first batch until
+    /// `release` is notified.
+    async fn start_held(pki_dir: Option<&Path>, release: Option<Arc<Notify>>) -> Agent {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("local addr");
@@ -196,7 +229,7 @@ impl Agent {
                 .client_ca_root(Certificate::from_pem(read("ca.pem")));
             builder = builder.tls_config(tls).expect("server TLS");
         }
-        let router = builder.add_service(HostInspectorServer::new(Mock));
+        let router = builder.add_service(HostInspectorServer::new(Mock { release }));
         tokio::spawn(
             router.serve_with_incoming_shutdown(TcpListenerStream::new(listener), async {
                 drop(stopped.await)
@@ -723,4 +756,103 @@ mod cli {
         assert!(err.starts_with("error: <stdin>:3: "), "{err}");
         assert!(err.contains("port"), "{err}");
     }
+}
+
+// === Streaming ===
+
+/// How long a step may take on a loaded machine before the test gives up.
+const LIMIT: std::time::Duration = std::time::Duration::from_secs(120);
+
+/// `ps -o ndjson` over two real agents and a stand-in whose listing stops
+/// after its first batch: the lines of every host, the held one's first
+/// batch included, are on stdout while that host has not finished, and
+/// its last batch follows once it is released.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ndjson_prints_each_batch_before_the_last_host_has_answered() {
+    use std::io::BufRead;
+
+    use hostscope_integration::{TestAgent, child::ChildGroup};
+
+    let fast = TestAgent::start().await;
+    let other = fast.sibling().await;
+    let release = Arc::new(Notify::new());
+    let held = Agent::start_held(Some(fast.pki.dir()), Some(Arc::clone(&release))).await;
+    let home = tempfile::tempdir().expect("tempdir");
+    let hosts = [fast.endpoint(), held.endpoint(), other.endpoint()];
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_hostscope-cli"));
+    command
+        .arg("--ca")
+        .arg(fast.pki.path("ca.pem"))
+        .arg("--cert")
+        .arg(fast.pki.path("client.pem"))
+        .arg("--key")
+        .arg(fast.pki.path("client-key.pem"))
+        .args(["--hosts", &hosts.join(","), "--timeout", "10m"])
+        .args(["ps", "--fields", "pid,name,status", "-o", "ndjson"])
+        .env_remove("HOSTSCOPE_HOST")
+        .env_remove("HOSTSCOPE_CA")
+        .env_remove("HOSTSCOPE_CERT")
+        .env_remove("HOSTSCOPE_KEY")
+        // No profile of the user's.
+        .env("XDG_CONFIG_HOME", home.path())
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = ChildGroup::spawn(&mut command).expect("run hostscope");
+    let stdout = child.take_stdout().expect("piped stdout");
+    let (tx, mut lines) = tokio::sync::mpsc::unbounded_channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    // Pids by host, as the lines come.
+    let mut seen: HashMap<String, Vec<u64>> = HashMap::new();
+    let take = |seen: &mut HashMap<String, Vec<u64>>, line: String| {
+        let record: serde_json::Value = serde_json::from_str(&line).expect("a JSON line");
+        let host = record["host"].as_str().expect("a host").to_owned();
+        assert!(record["name"].is_string(), "{line}");
+        let pid = record["pid"].as_u64().expect("a pid");
+        seen.entry(host).or_default().push(pid);
+    };
+    let mut next = async || {
+        tokio::time::timeout(LIMIT, lines.recv())
+            .await
+            .expect("a line within the limit")
+    };
+    loop {
+        let ready = {
+            let seen_of = |host: &String| seen.get(host).map_or(0, Vec::len);
+            seen_of(&hosts[0]) > 0 && seen_of(&hosts[2]) > 0 && seen_of(&hosts[1]) == 2
+        };
+        if ready {
+            break;
+        }
+        take(
+            &mut seen,
+            next()
+                .await
+                .expect("stdout open while the held host is held"),
+        );
+    }
+    assert_eq!(seen[&hosts[1]], [10, 11]);
+    // The held host has not finished, so neither has the query.
+    assert!(child.try_wait().expect("wait").is_none());
+
+    release.notify_one();
+    while let Some(line) = next().await {
+        take(&mut seen, line);
+    }
+    let status = child.wait(LIMIT);
+    let mut err = String::new();
+    if let Some(mut stderr) = child.take_stderr() {
+        std::io::Read::read_to_string(&mut stderr, &mut err).expect("stderr");
+    }
+    assert_eq!(status.code(), Some(0), "{err}");
+    assert!(err.starts_with("3 ok, 0 failed in "), "{err}");
+    assert_eq!(seen[&hosts[1]], [10, 11, 12]);
+    assert_eq!(seen.len(), 3, "{seen:?}");
 }
