@@ -560,27 +560,23 @@ async fn every_field_leaves_out_the_costly_ones_and_naming_them_returns_them() {
 }
 
 /// A zombie that did real I/O under set limits and I/O priority: `head`
-/// copies 100,000 bytes under `prlimit --nofile=77:88 ionice -c 3` in the
-/// background of a shell that then execs `sleep`, which never reaps it.
-/// Returns the sleep (its group is killed on drop, and the zombie reaped
-/// by whoever inherits it) and the zombie's pid.
+/// copies 100,000 bytes under `prlimit --nofile=77:88 ionice -c 3` (both
+/// exec what they run, so the pid stays `head`'s) as a child of this test,
+/// which does not wait for it until the guard drops. A shell as its parent
+/// could reap it between its exit and an `exec` of something that never
+/// waits. Returns the guard (which reaps it) and the zombie's pid.
 fn zombie_that_did_io() -> (ChildGroup, u32) {
-    let script = "prlimit --nofile=77:88 -- ionice -c 3 head -c 100000 /dev/zero >/dev/null & \
-                  echo $!; exec sleep 120";
-    let mut parent = ChildGroup::spawn(
-        Command::new("sh")
-            .args(["-c", script])
+    let zombie = ChildGroup::spawn(
+        Command::new("prlimit")
+            .args(["--nofile=77:88", "--", "ionice", "-c", "3"])
+            .args(["head", "-c", "100000", "/dev/zero"])
             .stdin(Stdio::null())
-            .stdout(Stdio::piped()),
+            .stdout(Stdio::null()),
     )
-    .expect("sh");
-    let mut line = String::new();
-    BufReader::new(parent.take_stdout().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let pid: u32 = line.trim().parse().unwrap();
+    .expect("prlimit");
+    let pid = zombie.id();
     wait_for(Duration::from_secs(30), || proc_state(pid) == Some('Z'));
-    (parent, pid)
+    (zombie, pid)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
