@@ -46,6 +46,13 @@ pub struct FleetOptions {
     pub retries: u32,
     /// Wait before the first retry; doubled for each further one.
     pub backoff: Duration,
+    /// Keep each host's connection open once its call is done, for the
+    /// next call to that host through this fleet or its clones. A query
+    /// that asks each host once has no use for it: an open connection holds
+    /// its socket and its TLS and HTTP/2 buffers, tens of KiB a host, so
+    /// over 10,000 hosts the idle connections would outweigh everything
+    /// else the client holds.
+    pub keep_connections: bool,
 }
 
 impl Default for FleetOptions {
@@ -55,12 +62,14 @@ impl Default for FleetOptions {
             timeout: Duration::from_secs(10),
             retries: 1,
             backoff: Duration::from_millis(200),
+            keep_connections: true,
         }
     }
 }
 
 /// Many agents, asked together. Cloning is cheap; clones share the
-/// connections, so a second call to a host reuses the first's.
+/// connections, so a second call to a host reuses the first's (unless
+/// [`FleetOptions::keep_connections`] is off).
 #[derive(Clone)]
 pub struct Fleet {
     inner: Arc<Inner>,
@@ -275,7 +284,9 @@ impl Inner {
             tls
         });
         let client = Client::connect(&host.address, tls).await?;
-        self.clients().insert(host.address.clone(), client.clone());
+        if self.options.keep_connections {
+            self.clients().insert(host.address.clone(), client.clone());
+        }
         Ok(client)
     }
 
