@@ -140,10 +140,27 @@ impl Target {
     }
 }
 
+/// TLS settings checked, and turned into the rustls configuration the
+/// [`Probe`] speaks, once for any number of connections: checking the PEM
+/// and building the configuration parse every certificate and the key
+/// again, which a fleet would otherwise repeat for each host.
+#[derive(Clone, Debug)]
+pub(crate) struct PreparedTls {
+    tls: TlsConfig,
+    for_probe: Arc<rustls::ClientConfig>,
+}
+
+impl PreparedTls {
+    pub(crate) fn new(tls: TlsConfig) -> Result<PreparedTls, Error> {
+        let for_probe = tls.rustls_config()?;
+        Ok(PreparedTls { tls, for_probe })
+    }
+}
+
 /// The TLS settings for tonic, checking the agent's certificate for
 /// `name`, and the same settings for the [`Probe`].
 fn tls_settings(
-    tls: &TlsConfig,
+    tls: &PreparedTls,
     name: &str,
 ) -> Result<
     (
@@ -156,12 +173,12 @@ fn tls_settings(
         ServerName::try_from(name.to_owned()).map_err(|e| Error::InvalidArgument {
             message: format!("{name:?} is no TLS server name: {e}"),
         })?;
-    let for_probe = (tls.rustls_config()?, server_name);
+    let for_probe = (Arc::clone(&tls.for_probe), server_name);
     let mut config = ClientTlsConfig::new()
-        .ca_certificate(Certificate::from_pem(&tls.ca_pem))
+        .ca_certificate(Certificate::from_pem(&tls.tls.ca_pem))
         .domain_name(name)
         .timeout(CONNECT_TIMEOUT);
-    if let Some((cert, key)) = &tls.identity {
+    if let Some((cert, key)) = &tls.tls.identity {
         config = config.identity(Identity::from_pem(cert, key));
     }
     Ok((config, for_probe))
@@ -189,15 +206,30 @@ impl Client {
     /// name mismatch is reported here. An agent refusing *this client's*
     /// certificate is, with TLS 1.3, only seen on the first call.
     pub async fn connect(endpoint: &str, tls: Option<TlsConfig>) -> Result<Client, Error> {
+        Target::parse(endpoint)?.check_scheme(endpoint, tls.is_some())?;
+        let tls = tls.map(PreparedTls::new).transpose()?;
+        Client::connect_prepared(endpoint, tls.as_ref(), None).await
+    }
+
+    /// [`Client::connect`] with TLS settings prepared beforehand;
+    /// `server_name`, when given, overrides theirs.
+    pub(crate) async fn connect_prepared(
+        endpoint: &str,
+        tls: Option<&PreparedTls>,
+        server_name: Option<&str>,
+    ) -> Result<Client, Error> {
         install_crypto_provider();
         let target = Target::parse(endpoint)?;
         target.check_scheme(endpoint, tls.is_some())?;
         let scheme = if tls.is_some() { "https" } else { "http" };
         let ctx = CallContext {
             endpoint: target.authority(),
-            server_name: tls
-                .as_ref()
-                .map(|t| t.server_name.clone().unwrap_or_else(|| target.host.clone())),
+            server_name: tls.map(|t| {
+                server_name
+                    .map(str::to_owned)
+                    .or_else(|| t.tls.server_name.clone())
+                    .unwrap_or_else(|| target.host.clone())
+            }),
         };
         let uri = format!("{scheme}://{}", ctx.endpoint);
         let mut ep = Endpoint::from_shared(uri).map_err(|e| Error::InvalidArgument {
@@ -205,7 +237,7 @@ impl Client {
         })?;
         ep = ep.connect_timeout(CONNECT_TIMEOUT).tcp_nodelay(true);
         let mut probe_tls = None;
-        if let (Some(tls), Some(name)) = (&tls, &ctx.server_name) {
+        if let (Some(tls), Some(name)) = (tls, &ctx.server_name) {
             let (config, for_probe) = tls_settings(tls, name)?;
             probe_tls = Some(for_probe);
             ep = ep.tls_config(config).map_err(|e| Error::Tls {

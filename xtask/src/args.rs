@@ -31,16 +31,15 @@ pub enum Bench {
     Fleet,
     Sys,
     Sockets,
-    /// The CLI's peak RSS and time over this many simulated hosts.
+    /// The CLI's peak RSS and time over virtual fleets of these sizes.
     Fanout {
-        hosts: usize,
+        hosts: Option<usize>,
     },
 }
 
-/// Hosts `bench fanout` simulates unless told; at most [`FANOUT_MAX`].
-pub const FANOUT_HOSTS: usize = 200;
-/// The most hosts `bench fanout` simulates: the agents share this machine.
-pub const FANOUT_MAX: usize = 2000;
+/// The most hosts `bench fanout --hosts N` simulates: each virtual host
+/// holds a listening socket in the simulator, within its open-files limit.
+pub const FANOUT_MAX: usize = 16_000;
 
 /// Reads the command line (without the program name). Asking for help
 /// anywhere wins, so that `--help` never starts a build.
@@ -79,14 +78,15 @@ pub fn parse(args: &[String]) -> Result<Task> {
         "bench" => match rest {
             [which, rest @ ..] if which == "fanout" => {
                 let hosts = match rest {
-                    [] => FANOUT_HOSTS,
+                    [] => None,
                     [flag, n] if flag == "--hosts" => n
                         .parse::<usize>()
                         .ok()
                         .filter(|n| (1..=FANOUT_MAX).contains(n))
                         .with_context(|| {
                             format!("--hosts takes a number from 1 to {FANOUT_MAX}, not {n:?}")
-                        })?,
+                        })
+                        .map(Some)?,
                     [arg, ..] => return Err(unexpected(arg)),
                 };
                 Task::Bench(Bench::Fanout { hosts })
@@ -163,14 +163,20 @@ mod tests {
         assert_eq!(parse_line("bench sys").ok(), Some(Task::Bench(Bench::Sys)));
         assert_eq!(
             parse_line("bench fanout").ok(),
-            Some(Task::Bench(Bench::Fanout { hosts: 200 }))
+            Some(Task::Bench(Bench::Fanout { hosts: None }))
         );
         assert_eq!(
             parse_line("bench fanout --hosts 500").ok(),
-            Some(Task::Bench(Bench::Fanout { hosts: 500 }))
+            Some(Task::Bench(Bench::Fanout { hosts: Some(500) }))
         );
         assert!(parse_line("bench fanout --hosts 0").is_err());
         assert!(parse_line("bench fanout --hosts 100000").is_err());
+        assert_eq!(
+            parse_line("bench fanout --hosts 10000").ok(),
+            Some(Task::Bench(Bench::Fanout {
+                hosts: Some(10_000)
+            }))
+        );
         assert_eq!(
             parse_line("fleet-sim --agents 3 --dir d").ok(),
             Some(Task::FleetSim(

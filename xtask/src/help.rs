@@ -72,9 +72,12 @@ cargo xtask bench procs|watch|fleet|sys|sockets|fanout [--hosts N]
           to every host; prints medians, hosts per second, the client's
           peak RSS and ratios
   fanout  the CLI's peak RSS (wait4) and wall time for `hostscope host` and
-          `hostscope ps --fields pid,name,status -o ndjson` over --hosts N
-          simulated agents (200; at most 2,000), stdout to /dev/null and to
-          a drained pipe; median of 3 fresh-process runs each
+          `hostscope ps --fields pid,name,status -o ndjson` over 500 and
+          10,000 virtual hosts (--hosts N: that many only, at most 16,000):
+          one simulator process, a listener with real mutual TLS on each of
+          127.1.0.1 onwards, each listing 600 processes from a canned copy
+          of this machine's; stdout to a drained pipe and to /dev/null;
+          time per host, and the goals met or not
   sys     GetSystem (every figure but the measured ones) and ListDisks
           over mTLS, and the agent's backend in process, against psutil's
           in-process calls for the same figures; prints medians, ratios

@@ -355,6 +355,13 @@ async fn run(cli: Cli, typed: Typed, env: &Env, io: &mut Io<'_>) -> anyhow::Resu
         // A sweep waits between its rounds of signals: its hosts need longer.
         options.timeout = zombies::host_deadline(args, options.timeout);
     }
+    // A sweep, a signal and a watch call their hosts again; every other
+    // command asks each host once, so its connections close as each host
+    // is done rather than all at the end.
+    options.keep_connections = matches!(
+        command,
+        Command::Zombies(_) | Command::Signal(_) | Command::Watch(_)
+    );
     let fleet = Fleet::new(hosts, tls, options);
     if !matches!(command, Command::Watch(_)) {
         // From here Ctrl-C ends the query, not the process. A watch

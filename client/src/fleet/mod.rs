@@ -24,7 +24,7 @@ use tokio::{
 };
 use tokio_stream::{Stream, StreamExt, wrappers::ReceiverStream};
 
-use crate::{Client, Error, TlsConfig};
+use crate::{Client, Error, TlsConfig, client::PreparedTls};
 
 pub mod inventory;
 mod stream;
@@ -46,6 +46,13 @@ pub struct FleetOptions {
     pub retries: u32,
     /// Wait before the first retry; doubled for each further one.
     pub backoff: Duration,
+    /// Keep each host's connection open once its call is done, for the
+    /// next call to that host through this fleet or its clones. A query
+    /// that asks each host once has no use for it: an open connection holds
+    /// its socket and its TLS and HTTP/2 buffers, tens of KiB a host, so
+    /// over 10,000 hosts the idle connections would outweigh everything
+    /// else the client holds.
+    pub keep_connections: bool,
 }
 
 impl Default for FleetOptions {
@@ -55,12 +62,14 @@ impl Default for FleetOptions {
             timeout: Duration::from_secs(10),
             retries: 1,
             backoff: Duration::from_millis(200),
+            keep_connections: true,
         }
     }
 }
 
 /// Many agents, asked together. Cloning is cheap; clones share the
-/// connections, so a second call to a host reuses the first's.
+/// connections, so a second call to a host reuses the first's (unless
+/// [`FleetOptions::keep_connections`] is off).
 #[derive(Clone)]
 pub struct Fleet {
     inner: Arc<Inner>,
@@ -69,6 +78,9 @@ pub struct Fleet {
 struct Inner {
     hosts: Vec<Arc<HostSpec>>,
     tls: Option<TlsConfig>,
+    /// `tls` checked and prepared once for every host; `None` when it
+    /// could not be, and each host then reports why as it dials.
+    prepared: Option<PreparedTls>,
     options: FleetOptions,
     /// Open connections by address.
     clients: Mutex<HashMap<String, Client>>,
@@ -95,6 +107,7 @@ impl Fleet {
         Fleet {
             inner: Arc::new(Inner {
                 hosts: hosts.into_iter().map(Arc::new).collect(),
+                prepared: tls.clone().and_then(|tls| PreparedTls::new(tls).ok()),
                 tls,
                 options,
                 clients: Mutex::new(HashMap::new()),
@@ -268,14 +281,24 @@ impl Inner {
         if let Some(client) = self.clients().get(&host.address) {
             return Ok(client.clone());
         }
-        let tls = self.tls.clone().map(|mut tls| {
-            if host.server_name.is_some() {
-                tls.server_name.clone_from(&host.server_name);
+        let client = match &self.prepared {
+            Some(prepared) => {
+                Client::connect_prepared(&host.address, Some(prepared), host.server_name.as_deref())
+                    .await?
             }
-            tls
-        });
-        let client = Client::connect(&host.address, tls).await?;
-        self.clients().insert(host.address.clone(), client.clone());
+            None => {
+                let tls = self.tls.clone().map(|mut tls| {
+                    if host.server_name.is_some() {
+                        tls.server_name.clone_from(&host.server_name);
+                    }
+                    tls
+                });
+                Client::connect(&host.address, tls).await?
+            }
+        };
+        if self.options.keep_connections {
+            self.clients().insert(host.address.clone(), client.clone());
+        }
         Ok(client)
     }
 
@@ -492,6 +515,43 @@ mod tests {
             }
         }
         held.abort();
+    }
+
+    #[tokio::test]
+    async fn without_keep_connections_each_host_is_hung_up_on_when_done() {
+        use tokio::io::AsyncReadExt;
+        // Plaintext hosts that accept TCP: connecting succeeds, and the
+        // call below needs nothing more.
+        let mut addrs = Vec::new();
+        let mut listeners = Vec::new();
+        for _ in 0..2 {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            addrs.push(listener.local_addr().unwrap().to_string());
+            listeners.push(listener);
+        }
+        let refs: Vec<&str> = addrs.iter().map(String::as_str).collect();
+        let options = FleetOptions {
+            keep_connections: false,
+            retries: 0,
+            ..FleetOptions::default()
+        };
+        let fleet = Fleet::new(hosts(&refs), None, options);
+        let outcomes: Vec<_> = fleet
+            .run(|_client| async move { Ok::<_, Error>(()) })
+            .collect()
+            .await;
+        assert!(outcomes.iter().all(|o| o.result.is_ok()));
+        // The fleet is still alive, yet every host sees its connection
+        // closed: reading ends at EOF, whatever the client sent first.
+        for listener in listeners {
+            let (mut socket, _) = listener.accept().await.unwrap();
+            let mut sink = Vec::new();
+            tokio::time::timeout(Duration::from_secs(30), socket.read_to_end(&mut sink))
+                .await
+                .expect("the connection is closed once its host is done")
+                .unwrap();
+        }
+        drop(fleet);
     }
 
     #[tokio::test]

@@ -30,6 +30,7 @@
 pub mod child;
 pub mod psutil;
 pub mod sim;
+pub mod virtual_fleet;
 
 use std::{
     ffi::OsString,

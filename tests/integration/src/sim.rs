@@ -269,7 +269,7 @@ fn raise_fd_limit() -> io::Result<()> {
 /// Creates `dir`, refusing one that holds anything but an earlier
 /// simulation, and clears the earlier simulation's PKI and inventory (the
 /// inventory first, so nobody reads a stale one as the new fleet's).
-fn prepare_dir(dir: &Path) -> Result<()> {
+pub(crate) fn prepare_dir(dir: &Path) -> Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let marker = dir.join(MARKER);
     let empty = std::fs::read_dir(dir)
@@ -406,7 +406,7 @@ fn inventory_toml(hosts: &[SimHost]) -> String {
 
 /// Writes through a temporary file and a rename, so that a reader sees no
 /// file or the whole file.
-fn write_atomically(path: &Path, contents: &[u8]) -> Result<()> {
+pub(crate) fn write_atomically(path: &Path, contents: &[u8]) -> Result<()> {
     let tmp = path.with_extension("toml.tmp");
     std::fs::write(&tmp, contents)
         .and_then(|()| std::fs::rename(&tmp, path))

@@ -5,7 +5,7 @@
 use std::{
     fs,
     net::SocketAddr,
-    path::Path,
+    path::{Path, PathBuf},
     process::{Child, Command, Stdio},
     thread,
     time::{Duration, Instant},
@@ -28,11 +28,13 @@ struct Sample {
     wall: Duration,
     max_rss_kib: i64,
     code: Option<i32>,
+    /// Lines it printed, when its stdout was a pipe.
+    lines: Option<u64>,
 }
 
 /// A simulated fleet, running, and the release binaries that ask it.
 struct Simulated {
-    sim: Guard,
+    _sim: Guard,
     dir: std::path::PathBuf,
     inventory: std::path::PathBuf,
     pki: std::path::PathBuf,
@@ -42,9 +44,9 @@ struct Simulated {
     processes: usize,
 }
 
-/// Builds the CLI and the simulator (release) and starts `agents` agents,
-/// their files under `target/NAME`.
-fn simulate(agents: usize, name: &str) -> Result<Simulated> {
+/// Builds the CLI and the simulator (release); returns the target
+/// directory and the two binaries.
+fn release_binaries() -> Result<(PathBuf, PathBuf, PathBuf)> {
     let target = target_dir()?;
     run(cargo().args([
         "build",
@@ -61,6 +63,24 @@ fn simulate(agents: usize, name: &str) -> Result<Simulated> {
     ]))?;
     let bin = target.join("release");
     let (hostscope, sim_bin) = (bin.join("hostscope"), bin.join("hostscope-fleet-sim"));
+    Ok((target, hostscope, sim_bin))
+}
+
+/// Removes a previous run's inventory, which would pass for the new
+/// fleet's until the simulator removes it.
+fn remove_stale(inventory: &Path) -> Result<()> {
+    match fs::remove_file(inventory) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            Err(e).with_context(|| format!("removing {}", inventory.display()))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Builds the CLI and the simulator (release) and starts `agents` agents,
+/// their files under `target/NAME`.
+fn simulate(agents: usize, name: &str) -> Result<Simulated> {
+    let (target, hostscope, sim_bin) = release_binaries()?;
     let help = Command::new(&hostscope).arg("--help").output()?;
     if !String::from_utf8_lossy(&help.stdout).contains("--inventory") {
         bail!(
@@ -71,14 +91,7 @@ fn simulate(agents: usize, name: &str) -> Result<Simulated> {
 
     let dir = target.join(name);
     let (inventory, pki) = (dir.join("inventory.toml"), dir.join("pki"));
-    // A previous run's inventory would pass for this fleet's until the
-    // simulator removes it.
-    match fs::remove_file(&inventory) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-            return Err(e).with_context(|| format!("removing {}", inventory.display()));
-        }
-        _ => {}
-    }
+    remove_stale(&inventory)?;
     eprintln!("\n== starting a simulated fleet of {agents} agents");
     let mut sim = Guard(
         Command::new(&sim_bin)
@@ -95,7 +108,7 @@ fn simulate(agents: usize, name: &str) -> Result<Simulated> {
     let hosts = wait_for_fleet(&mut sim.0, &inventory, agents, Duration::from_secs(120))?;
     let processes = count_processes()?;
     Ok(Simulated {
-        sim,
+        _sim: sim,
         dir,
         inventory,
         pki,
@@ -108,17 +121,17 @@ fn simulate(agents: usize, name: &str) -> Result<Simulated> {
 
 /// The flags that reach a simulated fleet: its inventory and the client's
 /// certificate.
-fn fleet_flags(fleet: &Simulated) -> Vec<String> {
+fn fleet_flags(inventory: &Path, pki: &Path) -> Vec<String> {
     let path = |p: &Path| p.to_string_lossy().into_owned();
     vec![
         "--inventory".to_owned(),
-        path(&fleet.inventory),
+        path(inventory),
         "--ca".to_owned(),
-        path(&fleet.pki.join("ca.pem")),
+        path(&pki.join("ca.pem")),
         "--cert".to_owned(),
-        path(&fleet.pki.join("client.pem")),
+        path(&pki.join("client.pem")),
         "--key".to_owned(),
-        path(&fleet.pki.join("client-key.pem")),
+        path(&pki.join("client-key.pem")),
     ]
 }
 
@@ -129,7 +142,7 @@ pub fn bench_fleet() -> Result<()> {
     let (hostscope, sim_bin) = (fleet.hostscope.clone(), fleet.sim_bin.clone());
     let path = |p: &Path| p.to_string_lossy().into_owned();
     let (inv, pki_dir) = (path(inventory), path(pki));
-    let fleet_args = fleet_flags(&fleet);
+    let fleet_args = fleet_flags(&fleet.inventory, &fleet.pki);
     let fleet_args: Vec<&str> = fleet_args.iter().map(String::as_str).collect();
     let floor_args = [
         "handshake-floor",
@@ -291,8 +304,21 @@ enum Sink {
     Pipe,
 }
 
+/// Longest one measured command may run; it is killed beyond.
+const RUN_LIMIT: Duration = Duration::from_secs(300);
+
+impl Sink {
+    fn label(self) -> &'static str {
+        match self {
+            Sink::Null => "> /dev/null",
+            Sink::Pipe => "| (drained)",
+        }
+    }
+}
+
 /// Runs `cmd` with stdout to `sink` and stderr to `log`, and reaps it
-/// with wait4, which reports that child's own peak RSS.
+/// with wait4, which reports that child's own peak RSS. The wait polls
+/// every millisecond, so that a run past [`RUN_LIMIT`] is killed.
 fn measure(cmd: &mut Command, log: &Path, sink: Sink) -> Result<Sample> {
     let stderr = fs::File::create(log).with_context(|| format!("creating {}", log.display()))?;
     let start = Instant::now();
@@ -305,46 +331,107 @@ fn measure(cmd: &mut Command, log: &Path, sink: Sink) -> Result<Sample> {
         .stderr(stderr)
         .spawn()
         .with_context(|| format!("starting {}", display(cmd)))?;
-    // Drained on a thread of its own; it ends with the child's stdout.
-    if let Some(mut stdout) = child.stdout.take() {
-        thread::spawn(move || std::io::copy(&mut stdout, &mut std::io::sink()));
-    }
+    // Drained on a thread of its own, counting lines; it ends with the
+    // child's stdout.
+    let drain = child.stdout.take().map(|mut stdout| {
+        thread::spawn(move || {
+            let mut buf = vec![0u8; 1 << 16];
+            let mut lines = 0u64;
+            loop {
+                match std::io::Read::read(&mut stdout, &mut buf) {
+                    Ok(0) | Err(_) => return lines,
+                    Ok(n) => lines += buf[..n].iter().filter(|&&b| b == b'\n').count() as u64,
+                }
+            }
+        })
+    });
     let pid = child.id() as libc::pid_t;
     let mut status = 0;
     // SAFETY: rusage is plain old data, for which all zeroes is valid.
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    // Signals may interrupt the wait; a few retries are plenty.
-    for _ in 0..100 {
-        // SAFETY: waits for our own child; both out pointers are valid.
-        let reaped = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    let give_up = |child: &mut Child| {
+        let _ = child.kill();
+        let _ = child.wait();
+    };
+    loop {
+        // SAFETY: polls our own child; both out pointers are valid.
+        let reaped = unsafe { libc::wait4(pid, &mut status, libc::WNOHANG, &mut usage) };
         if reaped == pid {
             let wall = start.elapsed();
             let code = libc::WIFEXITED(status).then(|| libc::WEXITSTATUS(status));
+            let lines = drain.and_then(|d| d.join().ok());
             return Ok(Sample {
                 wall,
                 max_rss_kib: usage.ru_maxrss,
                 code,
+                lines,
             });
         }
-        let e = std::io::Error::last_os_error();
-        if e.kind() != std::io::ErrorKind::Interrupted {
-            return Err(e).with_context(|| format!("waiting for {}", display(cmd)));
+        if reaped < 0 {
+            let e = std::io::Error::last_os_error();
+            if e.kind() != std::io::ErrorKind::Interrupted {
+                give_up(&mut child);
+                return Err(e).with_context(|| format!("waiting for {}", display(cmd)));
+            }
         }
+        if start.elapsed() > RUN_LIMIT {
+            give_up(&mut child);
+            bail!("{} ran longer than {RUN_LIMIT:?}", display(cmd));
+        }
+        thread::sleep(Duration::from_millis(1));
     }
-    bail!("waiting for {} was interrupted too often", display(cmd))
 }
 
 // === fanout ===
 
-/// Fresh-process runs of each command and sink in `bench fanout`.
-const FANOUT_RUNS: usize = 3;
+/// Fleet sizes `bench fanout` measures unless told one.
+const FANOUT_SIZES: [usize; 2] = [500, 10_000];
+/// Processes each virtual host lists, as on a busy real host.
+const FANOUT_PROCESSES: usize = 600;
+/// The goals: the CLI's peak RSS for `ps -o ndjson` over 500 hosts, and
+/// for `host` and `ps` over 10,000, in MiB.
+const GOAL_PS_500_MIB: f64 = 48.0;
+const GOAL_HOST_10K_MIB: f64 = 64.0;
+const GOAL_PS_10K_MIB: f64 = 100.0;
+
+/// Counted fresh-process runs of each command and sink: fewer over large
+/// fleets, where one run of `ps` prints millions of lines.
+fn fanout_runs(hosts: usize) -> usize {
+    if hosts <= 2000 { 3 } else { 1 }
+}
+
+/// One measured command and sink over one fleet size.
+struct FanoutRow {
+    hosts: usize,
+    id: &'static str,
+    sink: Sink,
+    samples: Vec<Sample>,
+}
+
+impl FanoutRow {
+    fn median_wall(&self) -> f64 {
+        let mut walls: Vec<f64> = self.samples.iter().map(|s| s.wall.as_secs_f64()).collect();
+        walls.sort_by(f64::total_cmp);
+        walls.get(walls.len() / 2).copied().unwrap_or(f64::NAN)
+    }
+
+    fn peak_mib(&self) -> f64 {
+        self.samples
+            .iter()
+            .map(|s| s.max_rss_kib)
+            .max()
+            .unwrap_or(0) as f64
+            / 1024.0
+    }
+}
 
 /// `cargo xtask bench fanout`: the CLI's peak RSS and wall time for `host`
-/// and `ps -o ndjson` over `agents` simulated hosts, with stdout to
-/// /dev/null and to a pipe.
-pub fn bench_fanout(agents: usize) -> Result<()> {
-    let fleet = simulate(agents, "bench-fanout")?;
-    let flags = fleet_flags(&fleet);
+/// and `ps -o ndjson` over virtual fleets of 500 and 10,000 hosts (or
+/// `hosts`), with stdout to a drained pipe and to /dev/null, against the
+/// goals.
+pub fn bench_fanout(hosts: Option<usize>) -> Result<()> {
+    let sizes = hosts.map_or_else(|| FANOUT_SIZES.to_vec(), |n| vec![n]);
+    let (target, hostscope, sim_bin) = release_binaries()?;
     let commands: [(&str, &[&str]); 2] = [
         ("host", &["host", "--output", "ndjson"]),
         (
@@ -352,46 +439,177 @@ pub fn bench_fanout(agents: usize) -> Result<()> {
             &["ps", "--fields", "pid,name,status", "--output", "ndjson"],
         ),
     ];
-    let log = fleet.dir.join("stderr.log");
     let mut rows = Vec::new();
-    for (id, args) in commands {
-        for sink in [Sink::Null, Sink::Pipe] {
-            let mut samples = Vec::new();
-            // Run 0 warms the agents up and is not counted.
-            for round in 0..=FANOUT_RUNS {
-                let mut cmd = Command::new(&fleet.hostscope);
-                cmd.args(&flags).args(args);
-                let sample = measure(&mut cmd, &log, sink)?;
-                if round > 0 {
+    for &hosts in &sizes {
+        let dir = target.join(format!("bench-fanout-{hosts}"));
+        let fleet = start_virtual(&sim_bin, hosts, &dir)?;
+        let flags = fleet_flags(&fleet.inventory, &dir.join("pki"));
+        let log = dir.join("stderr.log");
+        // One uncounted run first: the simulator reads its canned listing
+        // on the first call for a field selection.
+        measure(
+            Command::new(&hostscope).args(&flags).args(commands[1].1),
+            &log,
+            Sink::Null,
+        )?;
+        for (id, args) in commands {
+            for sink in [Sink::Pipe, Sink::Null] {
+                let mut samples = Vec::new();
+                for _ in 0..fanout_runs(hosts) {
+                    let sample =
+                        measure(Command::new(&hostscope).args(&flags).args(args), &log, sink)?;
+                    eprintln!(
+                        "  {hosts:>6} hosts {id:<5} {:<12} {:>9.1} ms  peak RSS {:>7.1} MiB  exit {}",
+                        sink.label(),
+                        sample.wall.as_secs_f64() * 1e3,
+                        sample.max_rss_kib as f64 / 1024.0,
+                        sample.code.map_or("by signal".into(), |c| c.to_string()),
+                    );
                     samples.push(sample);
                 }
+                rows.push(FanoutRow {
+                    hosts,
+                    id,
+                    sink,
+                    samples,
+                });
             }
-            rows.push((id, sink, args.join(" "), samples));
         }
+        drop(fleet);
     }
-    drop(fleet.sim);
+
+    let cores = thread::available_parallelism().map_or(0, |n| n.get());
     println!(
-        "\nfan-out, {} simulated agents on 127.0.0.1, {} processes per host (median wall of \
-         {FANOUT_RUNS} fresh-process runs, highest peak RSS of the CLI):",
-        fleet.hosts, fleet.processes
+        "\nfan-out over virtual hosts: one simulator process with a listener on each of \
+         127.1.0.1 onwards, real TCP and mutual TLS per host, each host listing \
+         {FANOUT_PROCESSES} processes from a canned copy of this machine's (not a scan of /proc \
+         per call); {cores} cores shared by the simulator and the CLI; median wall of fresh-process \
+         runs, highest peak RSS of the CLI (wait4):"
     );
-    for (id, sink, args, samples) in rows {
-        let mut walls: Vec<f64> = samples.iter().map(|s| s.wall.as_secs_f64()).collect();
-        walls.sort_by(f64::total_cmp);
-        let rss = samples.iter().map(|s| s.max_rss_kib).max().unwrap_or(0) as f64 / 1024.0;
-        let failed = samples.iter().filter(|s| s.code != Some(0)).count();
-        let sink = match sink {
-            Sink::Null => "> /dev/null",
-            Sink::Pipe => "| (drained)",
-        };
+    println!(
+        "  {:>6}  {:<5} {:<12} {:>10} {:>9} {:>9} {:>11}  command",
+        "hosts", "", "stdout", "wall ms", "us/host", "MiB", "lines"
+    );
+    for row in &rows {
+        let wall = row.median_wall();
+        let lines = row
+            .samples
+            .iter()
+            .find_map(|s| s.lines)
+            .map_or_else(|| "-".to_owned(), |n| n.to_string());
+        let failed = row.samples.iter().filter(|s| s.code != Some(0)).count();
+        let (_, args) = commands
+            .iter()
+            .find(|(id, _)| *id == row.id)
+            .copied()
+            .unwrap_or(("", &[]));
         println!(
-            "  {id:<5} {:>8.0} ms  {rss:>7.1} MiB  hostscope {args} {sink}{}",
-            walls[walls.len() / 2] * 1e3,
+            "  {:>6}  {:<5} {:<12} {:>10.0} {:>9.1} {:>9.1} {lines:>11}  hostscope {}{}",
+            row.hosts,
+            row.id,
+            row.sink.label(),
+            wall * 1e3,
+            wall * 1e6 / row.hosts as f64,
+            row.peak_mib(),
+            args.join(" "),
             match failed {
                 0 => String::new(),
-                n => format!("  ({n} runs did not exit 0)"),
+                n => format!("  ({n} of {} runs did not exit 0)", row.samples.len()),
             }
         );
     }
+
+    println!("goals:");
+    let peak = |hosts: usize, id: &str| -> Option<f64> {
+        rows.iter()
+            .filter(|r| r.hosts == hosts && r.id == id)
+            .map(FanoutRow::peak_mib)
+            .reduce(f64::max)
+    };
+    let verdict = |met: bool| if met { "met" } else { "NOT MET" };
+    for (hosts, id, goal) in [
+        (500, "ps", GOAL_PS_500_MIB),
+        (10_000, "host", GOAL_HOST_10K_MIB),
+        (10_000, "ps", GOAL_PS_10K_MIB),
+    ] {
+        match peak(hosts, id) {
+            Some(mib) => println!(
+                "  {id:<4} over {hosts:>6} hosts: peak RSS {mib:>6.1} MiB, goal <= {goal:.0} MiB: {}",
+                verdict(mib <= goal)
+            ),
+            None => println!("  {id:<4} over {hosts:>6} hosts: not measured in this run"),
+        }
+    }
+    let per_host = |hosts: usize, id: &str, sink: Sink| -> Option<f64> {
+        rows.iter()
+            .find(|r| r.hosts == hosts && r.id == id && r.sink == sink)
+            .map(|r| r.median_wall() * 1e6 / hosts as f64)
+    };
+    let (small, large) = (FANOUT_SIZES[0], FANOUT_SIZES[1]);
+    for (id, _) in commands {
+        for sink in [Sink::Pipe, Sink::Null] {
+            match (per_host(small, id, sink), per_host(large, id, sink)) {
+                (Some(a), Some(b)) => println!(
+                    "  {id:<4} {:<12} time per host at {large}: {b:>6.1} us, at {small}: {a:>6.1} us, \
+                     goal no worse: {}",
+                    sink.label(),
+                    verdict(b <= a)
+                ),
+                _ => println!(
+                    "  {id:<4} {:<12} time per host: needs both {small} and {large} hosts in one run",
+                    sink.label()
+                ),
+            }
+        }
+    }
     Ok(())
+}
+
+/// A running virtual fleet: its simulator (killed on drop) and inventory.
+struct Virtual {
+    _sim: Guard,
+    inventory: std::path::PathBuf,
+}
+
+/// Starts `hostscope-fleet-sim virtual` with `hosts` hosts under `dir` and
+/// waits until it has written its inventory, which it does once every
+/// listener is bound.
+fn start_virtual(sim_bin: &Path, hosts: usize, dir: &Path) -> Result<Virtual> {
+    let inventory = dir.join("inventory.toml");
+    remove_stale(&inventory)?;
+    eprintln!("\n== starting {hosts} virtual hosts");
+    let mut sim = Guard(
+        Command::new(sim_bin)
+            .args(["virtual", "--hosts", &hosts.to_string()])
+            .args(["--processes", &FANOUT_PROCESSES.to_string()])
+            .arg("--dir")
+            .arg(dir)
+            // Long enough for every run; the guard kills it when done.
+            .args(["--duration", "30m"])
+            .stdin(Stdio::null())
+            .spawn()
+            .context("starting hostscope-fleet-sim virtual")?,
+    );
+    let start = Instant::now();
+    let limit = Duration::from_secs(120);
+    let text = loop {
+        if let Ok(text) = fs::read_to_string(&inventory) {
+            break text;
+        }
+        if let Some(status) = sim.0.try_wait()? {
+            bail!("hostscope-fleet-sim exited ({status}) before writing its inventory");
+        }
+        if start.elapsed() > limit {
+            bail!("no inventory from hostscope-fleet-sim within {limit:?}");
+        }
+        thread::sleep(Duration::from_millis(100));
+    };
+    let listed = text.lines().filter(|l| l.starts_with("address = ")).count();
+    if listed != hosts {
+        bail!("{} lists {listed} hosts, not {hosts}", inventory.display());
+    }
+    Ok(Virtual {
+        _sim: sim,
+        inventory,
+    })
 }

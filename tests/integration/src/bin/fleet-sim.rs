@@ -12,7 +12,10 @@ use std::{
 
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
-use hostscope_integration::sim::{FleetSim, Kind, SimSpec};
+use hostscope_integration::{
+    sim::{FleetSim, Kind, SimSpec},
+    virtual_fleet::{VirtualFleet, VirtualSpec},
+};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, pem::PemObject};
 use tokio::{
     io::AsyncWriteExt,
@@ -66,6 +69,28 @@ enum Mode {
     /// inventory, then close; no gRPC. Prints the wall time to stderr; exits 2
     /// when a host failed.
     HandshakeFloor(FloorArgs),
+    /// Thousands of virtual hosts in this one process: a listener on each of
+    /// 127.1.0.1, 127.1.0.2, ... with real mutual TLS, all answering with the
+    /// agent's service over a canned listing (this machine's processes read
+    /// once per field selection, repeated to --processes) instead of a scan
+    /// of /proc per call.
+    Virtual(VirtualArgs),
+}
+
+#[derive(Debug, Args)]
+struct VirtualArgs {
+    /// Virtual hosts, each on an address of its own.
+    #[arg(long)]
+    hosts: usize,
+    /// Processes each host lists.
+    #[arg(long, default_value_t = 600)]
+    processes: usize,
+    /// Where the PKI (DIR/pki) and the inventory (DIR/inventory.toml) go.
+    #[arg(long, value_name = "DIR")]
+    dir: PathBuf,
+    /// Stop after this long ("90s", "10m"); SIGINT and SIGTERM stop sooner.
+    #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
+    duration: Duration,
 }
 
 #[derive(Debug, Args)]
@@ -99,6 +124,7 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match cli.mode {
             Some(Mode::HandshakeFloor(args)) => handshake_floor(args).await,
+            Some(Mode::Virtual(args)) => simulate_virtual(args).await.map(|()| true),
             None => simulate(cli.run).await.map(|()| true),
         }
     });
@@ -157,14 +183,49 @@ async fn simulate(args: RunArgs) -> Result<()> {
         pki.join("client-key.pem").display(),
     );
 
-    let mut term = signal(SignalKind::terminate()).context("handling SIGTERM")?;
-    let why = tokio::select! {
-        () = tokio::time::sleep(args.duration) => "the duration is over",
-        _ = tokio::signal::ctrl_c() => "SIGINT",
-        _ = term.recv() => "SIGTERM",
-    };
+    let why = stopped(args.duration).await?;
     println!("fleet-sim: stopping ({why})");
     sim.stop().await;
+    Ok(())
+}
+
+/// Waits for `duration`, SIGINT or SIGTERM; says which came.
+async fn stopped(duration: Duration) -> Result<&'static str> {
+    let mut term = signal(SignalKind::terminate()).context("handling SIGTERM")?;
+    Ok(tokio::select! {
+        () = tokio::time::sleep(duration) => "the duration is over",
+        _ = tokio::signal::ctrl_c() => "SIGINT",
+        _ = term.recv() => "SIGTERM",
+    })
+}
+
+// === virtual ===
+
+async fn simulate_virtual(args: VirtualArgs) -> Result<()> {
+    let dir = std::path::absolute(&args.dir).with_context(|| format!("{}", args.dir.display()))?;
+    let started = Instant::now();
+    let fleet = VirtualFleet::start(VirtualSpec {
+        hosts: args.hosts,
+        processes: args.processes,
+        dir,
+    })
+    .await?;
+    let addrs = fleet.addresses();
+    println!(
+        "fleet-sim: {} virtual hosts in one process, {} to {}; each lists {} processes \
+         (this machine's, read once per field selection and repeated, not a scan per call); \
+         ready in {:.1} s, stopping after {}",
+        addrs.len(),
+        addrs.first().map_or_else(String::new, ToString::to_string),
+        addrs.last().map_or_else(String::new, ToString::to_string),
+        args.processes,
+        started.elapsed().as_secs_f64(),
+        humantime::format_duration(args.duration),
+    );
+    println!("inventory: {}", fleet.inventory().display());
+    let why = stopped(args.duration).await?;
+    println!("fleet-sim: stopping ({why})");
+    fleet.stop().await;
     Ok(())
 }
 
