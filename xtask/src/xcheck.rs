@@ -9,7 +9,8 @@
 //! build script passes `-arch` and `-mmacosx-version-min`, which only
 //! clang takes, and cc-rs wants an SDK. Clang with `-ffreestanding` and
 //! ring's `RING_CORE_NOSTDLIBINC` needs no system headers but
-//! `TargetConditionals.h`, which a stub SDK directory provides. Nothing is
+//! `TargetConditionals.h`, which a stub SDK directory provides. SQLite's C,
+//! which does need libc headers, is not compiled at all. Nothing is
 //! linked: this proves the code compiles and lints clean there, not that
 //! it runs.
 
@@ -85,7 +86,13 @@ pub(crate) fn xcheck(args: &[String]) -> Result<()> {
             cmd.current_dir(root())
                 .arg(target)
                 .args(check)
-                .env("CARGO_TARGET_DIR", &target_dir);
+                .env("CARGO_TARGET_DIR", &target_dir)
+                // The bundled SQLite is C that needs the target's libc
+                // headers, which only that OS has. Nothing is linked here,
+                // so libsqlite3-sys may take its pregenerated bindings and
+                // compile no C (the "system library" path, whose link flags
+                // are never used).
+                .env("LIBSQLITE3_SYS_USE_PKG_CONFIG", "1");
             if let (true, Some(sdk)) = (target.contains("apple"), sdk.as_deref()) {
                 apple_env(&mut cmd, target, sdk);
             }
