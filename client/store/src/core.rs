@@ -47,13 +47,17 @@ macro_rules! transaction {
 /// Brings the schema up to date: every migration newer than the
 /// database's version, each in its own transaction.
 pub(crate) async fn migrate<D: Db>(db: &mut D, begin: &str) -> Result<(), Error> {
-    db.batch(
-        "CREATE TABLE IF NOT EXISTS schema_migrations \
-         (version BIGINT PRIMARY KEY, applied_at DOUBLE PRECISION NOT NULL)",
-    )
-    .await?;
+    transaction!(db, begin, async {
+        lock_for_migration(db).await?;
+        db.batch(
+            "CREATE TABLE IF NOT EXISTS schema_migrations \
+             (version BIGINT PRIMARY KEY, applied_at DOUBLE PRECISION NOT NULL)",
+        )
+        .await
+    })?;
     for (version, text) in schema::migrations(db.dialect()) {
         transaction!(db, begin, async {
+            lock_for_migration(db).await?;
             // Checked inside the transaction: another collector may have
             // applied it meanwhile.
             if version <= current_version(db).await? {
@@ -69,6 +73,16 @@ pub(crate) async fn migrate<D: Db>(db: &mut D, begin: &str) -> Result<(), Error>
         })?;
     }
     check_version(db).await
+}
+
+/// Makes collectors that start together (one per shard) migrate one
+/// after the other. SQLite's `BEGIN IMMEDIATE` already does.
+async fn lock_for_migration<D: Db>(db: &mut D) -> Result<(), Error> {
+    if db.dialect() == Dialect::Postgres {
+        // Released with the transaction; the key is "hsdb" in ASCII.
+        db.batch("SELECT pg_advisory_xact_lock(1752392802)").await?;
+    }
+    Ok(())
 }
 
 pub(crate) async fn current_version<D: Db>(db: &mut D) -> Result<i64, Error> {

@@ -15,6 +15,7 @@
 #![deny(unsafe_code)]
 
 mod core;
+mod postgres;
 mod rows;
 mod schema;
 mod sqlite;
@@ -24,12 +25,12 @@ use std::{
     time::{SystemTime, UNIX_EPOCH},
 };
 
-use self::sqlite::Sqlite;
 pub use self::{
     core::{AddressRef, HostDiff, LinkChange, ProcessRef, Pruned, ZombieRef},
     rows::{HostId, Listening, Outcome, Scrape, Snapshot},
     schema::Dialect,
 };
+use self::{postgres::Postgres, sqlite::Sqlite};
 
 /// What can go wrong with a store.
 #[derive(Debug, thiserror::Error)]
@@ -70,6 +71,12 @@ pub enum Error {
     /// A statement given to read would write.
     #[error("only statements that read (SELECT, WITH, EXPLAIN) are allowed")]
     NotReadOnly,
+    /// PostgreSQL refused a statement or the connection; its own message.
+    #[error("PostgreSQL: {0}")]
+    Postgres(String),
+    /// A PostgreSQL URL that cannot be used.
+    #[error("the PostgreSQL URL: {0}")]
+    Url(String),
     /// A value could not be encoded.
     #[error("encoding a value: {0}")]
     Encode(String),
@@ -167,6 +174,7 @@ pub struct Store {
 
 enum Backend {
     Sqlite(Sqlite),
+    Postgres(Postgres),
 }
 
 impl std::fmt::Debug for Store {
@@ -186,6 +194,10 @@ macro_rules! with_db {
                 // IMMEDIATE: take the write lock up front, so that two
                 // writers wait for each other instead of failing midway.
                 let $begin = "BEGIN IMMEDIATE";
+                $body
+            }
+            Backend::Postgres($db) => {
+                let $begin = "BEGIN";
                 $body
             }
         }
@@ -228,10 +240,35 @@ impl Store {
         Ok(store)
     }
 
+    /// Connects to the PostgreSQL database at `url` for writing and
+    /// brings its schema up to date. The password comes apart from the
+    /// URL, which must hold none.
+    pub async fn open_postgres(url: &str, password: Option<String>) -> Result<Store, Error> {
+        let mut store = Store {
+            backend: Backend::Postgres(Postgres::connect(url, password).await?),
+        };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    /// Connects to the PostgreSQL database at `url` to read; its schema
+    /// must be this program's.
+    pub async fn open_postgres_read_only(
+        url: &str,
+        password: Option<String>,
+    ) -> Result<Store, Error> {
+        let mut store = Store {
+            backend: Backend::Postgres(Postgres::connect(url, password).await?),
+        };
+        with_db!(store, |db, _begin| core::check_version(db).await)?;
+        Ok(store)
+    }
+
     /// Which database this is.
     pub fn dialect(&self) -> Dialect {
         match &self.backend {
             Backend::Sqlite(_) => Dialect::Sqlite,
+            Backend::Postgres(_) => Dialect::Postgres,
         }
     }
 
@@ -278,6 +315,7 @@ impl Store {
     pub async fn query(&mut self, sql: &str) -> Result<QueryResult, Error> {
         match &mut self.backend {
             Backend::Sqlite(db) => db.query(sql),
+            Backend::Postgres(db) => db.query(sql).await,
         }
     }
 }
