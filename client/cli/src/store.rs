@@ -2,10 +2,10 @@
 //! inventory store (crate hostscope-store), written host by host as the
 //! fan-out yields them, and read back with SQL.
 
-use std::convert::Infallible;
+use std::{collections::BTreeMap, convert::Infallible, pin::Pin, time::Duration};
 
 use anyhow::{Context, bail};
-use tokio_stream::StreamExt;
+use tokio_stream::{Stream, StreamExt};
 
 use super::{
     args::{CollectArgs, DbArgs, DiffArgs, Output, SqlArgs},
@@ -16,7 +16,7 @@ use super::{
 };
 use hostscope_client::{
     Client, Error, Process,
-    fleet::{Budget, Charge, Fleet, HostOutcome, HostSpec, Parts, Streamed, Summary},
+    fleet::{Budget, Charge, Fleet, HostOutcome, HostSpec, Parts, Streamed, Summary, WatchItem},
     proto::{self, EnumName, ProcessField as F, ProcessFilter},
 };
 use hostscope_store::{
@@ -177,15 +177,92 @@ fn host_id(host: &HostSpec) -> HostId {
     }
 }
 
+/// Process events of `collect --watch`, in batches.
+type Events = Pin<Box<dyn Stream<Item = Vec<WatchItem>> + Send>>;
+
+/// Events come to the store at most this many at a time ...
+const EVENT_BATCH: usize = 512;
+/// ... and at most this long after they arrived.
+const EVENT_DELAY: Duration = Duration::from_secs(1);
+
+/// The next batch of events, or never without a watch.
+async fn next_events(events: &mut Option<Events>) -> Vec<WatchItem> {
+    match events {
+        Some(events) => match events.next().await {
+            Some(batch) => batch,
+            // Every host's watch has ended for good.
+            None => std::future::pending().await,
+        },
+        None => std::future::pending().await,
+    }
+}
+
+/// Appends a batch of events to process_events, one transaction per
+/// host; a watch that failed or broke off is said on `err`.
+async fn write_events(
+    store: &mut Store,
+    batch: Vec<WatchItem>,
+    err: &mut dyn std::io::Write,
+) -> anyhow::Result<()> {
+    let mut by_host: BTreeMap<String, (HostId, Vec<proto::ProcessEvent>)> = BTreeMap::new();
+    for item in batch {
+        match item {
+            WatchItem::Event { host, event } => {
+                by_host
+                    .entry(host.name.clone())
+                    .or_insert_with(|| (host_id(&host), Vec::new()))
+                    .1
+                    .push(event);
+            }
+            WatchItem::Failed { host, error } => {
+                writeln!(err, "{}: watch failed: {error}", host.name)?;
+            }
+            WatchItem::Interrupted { host, error, .. } => {
+                let why = error.map_or_else(|| "the agent ended it".to_owned(), |e| e.to_string());
+                writeln!(
+                    err,
+                    "{}: watch interrupted ({why}), reconnecting",
+                    host.name
+                )?;
+            }
+            WatchItem::Connected { .. } => {}
+        }
+    }
+    for (name, (host, events)) in by_host {
+        store
+            .write_events(&host, &events)
+            .await
+            .with_context(|| format!("writing the process events of {name}"))?;
+    }
+    Ok(())
+}
+
 /// One snapshot of `fleet` into `store`, each host written (in its own
-/// transaction) as it answers or fails. What the hosts in flight hold is
-/// bounded by the budget, so the fleet is never in memory whole.
-async fn snapshot(fleet: &Fleet, store: &mut Store, budget: Budget) -> anyhow::Result<Summary> {
+/// transaction) as it answers or fails, and events written as they come.
+/// What the hosts in flight hold is bounded by the budget, so the fleet
+/// is never in memory whole.
+async fn snapshot(
+    fleet: &Fleet,
+    store: &mut Store,
+    budget: Budget,
+    events: &mut Option<Events>,
+    err: &mut dyn std::io::Write,
+) -> anyhow::Result<Summary> {
     let mut summary = Summary::start(fleet.len());
     let for_calls = budget.clone();
     let call = move |client: Client, _: Parts<Infallible, Held>| take(client, for_calls.clone());
     let mut items = Box::pin(fleet.stream(budget, call));
-    while let Some(item) = items.next().await {
+    loop {
+        let item = tokio::select! {
+            item = items.next() => item,
+            batch = next_events(events) => {
+                write_events(store, batch, err).await?;
+                continue;
+            }
+        };
+        let Some(item) = item else {
+            return Ok(summary);
+        };
         let outcome = match item {
             Streamed::Done(outcome) => outcome,
             Streamed::Part { part, .. } => match part {},
@@ -197,7 +274,6 @@ async fn snapshot(fleet: &Fleet, store: &mut Store, budget: Budget) -> anyhow::R
             .await
             .with_context(|| format!("writing the snapshot of {name}"))?;
     }
-    Ok(summary)
 }
 
 /// `hostscope collect`: a snapshot, or one every --every until a signal.
@@ -209,8 +285,12 @@ pub async fn collect(
 ) -> anyhow::Result<Summary> {
     let mut store = open(&args.db, env, true).await?;
     io.interrupt.listen_terminate()?;
+    let mut events: Option<Events> = args.watch.then(|| {
+        let watch = fleet.watch(proto::WatchProcessesRequest::default());
+        Box::pin(watch.chunks_timeout(EVENT_BATCH, EVENT_DELAY)) as Events
+    });
     loop {
-        let summary = snapshot(fleet, &mut store, io.budget()).await?;
+        let summary = snapshot(fleet, &mut store, io.budget(), &mut events, io.err).await?;
         if let Some(retain) = args.retain {
             let cutoff = hostscope_store::now() - retain.as_secs_f64();
             store.prune(cutoff).await.context("pruning old snapshots")?;
@@ -220,9 +300,16 @@ pub async fn collect(
         };
         io.out.flush()?;
         fanout::report(&summary, io.quiet, io.err)?;
-        tokio::select! {
-            () = io.interrupt.triggered() => return Ok(Summary::start(0)),
-            () = tokio::time::sleep(every) => {}
+        let next = tokio::time::sleep(every);
+        tokio::pin!(next);
+        loop {
+            tokio::select! {
+                () = io.interrupt.triggered() => return Ok(Summary::start(0)),
+                () = &mut next => break,
+                batch = next_events(&mut events) => {
+                    write_events(&mut store, batch, io.err).await?;
+                }
+            }
         }
     }
 }
@@ -265,7 +352,7 @@ pub async fn sql_live(
     io: &mut Io<'_>,
 ) -> anyhow::Result<Summary> {
     let mut store = Store::in_memory().await?;
-    let summary = snapshot(fleet, &mut store, io.budget()).await?;
+    let summary = snapshot(fleet, &mut store, io.budget(), &mut None, io.err).await?;
     query(
         &mut store,
         args.query.as_deref().unwrap_or_default(),

@@ -328,6 +328,52 @@ fn sigterm_mid_snapshot(sim: &Sim, db: &str) {
     assert_eq!(count(db, whole), 3);
 }
 
+/// `collect --watch` appends the agents' process events while it runs.
+fn watch(sim: &Sim, db: &str) {
+    let all = sim.inventory("all.toml", None);
+    let mut child = ChildGroup::spawn(
+        Command::new(env!("CARGO_BIN_EXE_hostscope-cli"))
+            .arg("--inventory")
+            .arg(&all)
+            .args(sim.tls())
+            .args(["collect", "--db", db, "--every", "1h", "--watch"])
+            .env("XDG_CONFIG_HOME", sim.dir())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null()),
+    )
+    .expect("run hostscope");
+    // Short processes, until the store holds the exit of one of them:
+    // those started before the watches were open are not seen.
+    let mut pids = Vec::new();
+    wait_for(Duration::from_secs(120), || {
+        let mut short = Command::new("true");
+        if let Ok(status) = short.spawn().and_then(|mut c| {
+            pids.push(c.id());
+            c.wait()
+        }) {
+            assert!(status.success());
+        }
+        std::thread::sleep(Duration::from_millis(200));
+        let list = pids
+            .iter()
+            .map(u32::to_string)
+            .collect::<Vec<_>>()
+            .join(",");
+        let query = format!(
+            "SELECT count(DISTINCT host) FROM process_events WHERE kind = 'exited' AND pid IN ({list})"
+        );
+        let run = hostscope(["sql", "--db", db, &query], "");
+        run.code == 0 && run.out.lines().nth(1).map(str::trim) == Some("3")
+    });
+    let pid = rustix::process::Pid::from_raw(child.id() as i32).expect("pid");
+    rustix::process::kill_process(pid, rustix::process::Signal::TERM).expect("SIGTERM");
+    assert_eq!(child.wait(Duration::from_secs(120)).code(), Some(0));
+    let hosts = sql(db, "SELECT DISTINCT host FROM process_events ORDER BY host");
+    let hosts: Vec<&str> = hosts.iter().filter_map(|r| r["host"].as_str()).collect();
+    assert_eq!(hosts, sim.names(Kind::Good));
+}
+
 /// Statements that write are refused, bad SQL gets the database's message.
 fn refusals(sim: &Sim, db: &str) {
     let all = sim.inventory("all.toml", None);
@@ -344,7 +390,7 @@ fn refusals(sim: &Sim, db: &str) {
 /// A scenario: its name (the database's) and what it does.
 type Scenario = (&'static str, fn(&Sim, &str));
 
-fn scenarios() -> [Scenario; 6] {
+fn scenarios() -> [Scenario; 7] {
     [
         ("snapshot", snapshot_and_a_host_that_went_down),
         ("retention", retention),
@@ -352,6 +398,7 @@ fn scenarios() -> [Scenario; 6] {
         ("shards", shards),
         ("sigterm", sigterm_mid_snapshot),
         ("refusals", refusals),
+        ("watch", watch),
     ]
 }
 
