@@ -393,7 +393,12 @@ async fn run(cli: Cli, typed: Typed, env: &Env, io: &mut Io<'_>) -> anyhow::Resu
             zombies::zombies(&fleet, args, cli.fleet.timeout, table, io).await?
         }
         Command::Signal(args) => signal::signal(&fleet, args, table, io).await?,
-        Command::Collect(args) => store::collect(&fleet, args, env, io).await?,
+        Command::Collect(args) => match store::collect(&fleet, args, env, io).await? {
+            Some(summary) => summary,
+            // Stopped by a signal between snapshots, each one's summary
+            // reported as it ended.
+            None => return Ok(Status::Answered),
+        },
         Command::Sql(args) => store::sql_live(&fleet, args, table, io).await?,
         // A watch has no summary of hosts that answered: it says how many
         // events it saw, and which hosts failed as they fail.

@@ -248,6 +248,7 @@ async fn snapshot(
     events: &mut Option<Events>,
     err: &mut dyn std::io::Write,
 ) -> anyhow::Result<Summary> {
+    let start = std::time::Instant::now();
     let mut summary = Summary::start(fleet.len());
     let for_calls = budget.clone();
     let call = move |client: Client, _: Parts<Infallible, Held>| take(client, for_calls.clone());
@@ -261,6 +262,7 @@ async fn snapshot(
             }
         };
         let Some(item) = item else {
+            summary.elapsed = start.elapsed();
             return Ok(summary);
         };
         let outcome = match item {
@@ -276,13 +278,15 @@ async fn snapshot(
     }
 }
 
-/// `hostscope collect`: a snapshot, or one every --every until a signal.
+/// `hostscope collect`: a snapshot, whose summary it returns, or with
+/// --every one snapshot after another, each summary reported as it ends,
+/// until a signal (then `None`).
 pub async fn collect(
     fleet: &Fleet,
     args: CollectArgs,
     env: &Env,
     io: &mut Io<'_>,
-) -> anyhow::Result<Summary> {
+) -> anyhow::Result<Option<Summary>> {
     let mut store = open(&args.db, env, true).await?;
     io.interrupt.listen_terminate()?;
     let mut events: Option<Events> = args.watch.then(|| {
@@ -296,7 +300,7 @@ pub async fn collect(
             store.prune(cutoff).await.context("pruning old snapshots")?;
         }
         let Some(every) = args.every else {
-            return Ok(summary);
+            return Ok(Some(summary));
         };
         io.out.flush()?;
         fanout::report(&summary, io.quiet, io.err)?;
@@ -304,7 +308,7 @@ pub async fn collect(
         tokio::pin!(next);
         loop {
             tokio::select! {
-                () = io.interrupt.triggered() => return Ok(Summary::start(0)),
+                () = io.interrupt.triggered() => return Ok(None),
                 () = &mut next => break,
                 batch = next_events(&mut events) => {
                     write_events(&mut store, batch, io.err).await?;

@@ -285,19 +285,20 @@ CREATE INDEX process_events_host_at ON process_events (host, at);
 
 -- Each host's last successful scrape, how old it is, and whether the
 -- latest attempt answered: a host that is down still shows its last state.
+-- A host that never answered is here too, with no scrape_id or age.
 CREATE VIEW latest_scrapes AS
 SELECT h.name AS host, h.address, h.labels, s.id AS scrape_id,
        s.started_at AS scraped_at, {AGE} AS age_seconds, {AS_OF} AS as_of,
        l.ok AS up, l.error AS last_error, l.started_at AS last_attempt
 FROM hosts h
-JOIN scrapes s ON s.id = h.last_ok_scrape_id
-JOIN scrapes l ON l.id = h.last_scrape_id;
+JOIN scrapes l ON l.id = h.last_scrape_id
+LEFT JOIN scrapes s ON s.id = h.last_ok_scrape_id;
 
 CREATE VIEW latest_hosts AS
 SELECT ls.host, ls.address, ls.labels, f.hostname, f.os, f.os_release, f.kernel,
        f.arch, f.boot_time, f.cpu_count, f.memory_total, f.agent_version, f.backend,
        ls.scraped_at, ls.age_seconds, ls.as_of, ls.up, ls.last_error
-FROM latest_scrapes ls JOIN host_facts f ON f.scrape_id = ls.scrape_id;
+FROM latest_scrapes ls LEFT JOIN host_facts f ON f.scrape_id = ls.scrape_id;
 
 {LATEST_TABLES}
 "#;

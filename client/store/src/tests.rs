@@ -182,6 +182,7 @@ async fn a_host_that_went_down_still_answers_with_its_last_state_and_its_age() {
         .await
         .unwrap();
     store.write_scrape(&failed("web1", t - 60.0)).await.unwrap();
+    store.write_scrape(&failed("web3", t - 60.0)).await.unwrap();
     store
         .write_scrape(&answered("web2", t - 60.0, procs(), vec![]))
         .await
@@ -195,6 +196,8 @@ async fn a_host_that_went_down_still_answers_with_its_last_state_and_its_age() {
         [
             vec![text("web1"), Val::Int(0), text("timeout"), text("3 h ago")],
             vec![text("web2"), Val::Int(1), Val::Null, text("60 s ago")],
+            // Never answered: no state, and no age.
+            vec![text("web3"), Val::Int(0), text("timeout"), Val::Null],
         ]
     );
     assert_eq!(
