@@ -658,10 +658,10 @@ impl<K: Kernel> Backend for Bsd<K> {
         visit: &mut dyn FnMut(ProcessInfo) -> ControlFlow<()>,
     ) -> Result<(), Error> {
         for k in self.kernel.processes(fields)? {
-            if let Some(p) = self.fill(&k, fields)? {
-                if visit(p).is_break() {
-                    break;
-                }
+            if let Some(p) = self.fill(&k, fields)?
+                && visit(p).is_break()
+            {
+                break;
             }
         }
         Ok(())
@@ -751,13 +751,13 @@ impl<K: Kernel> Backend for Bsd<K> {
                 };
                 (nic, entry.flags, counters.remove(&entry.name))
             });
-            if entry.family == Some(Family::Link) {
-                if let (Some(layout), Some(data)) = (K::IF_DATA.as_ref(), entry.data.as_deref()) {
-                    let decoded = layout
-                        .decode(data)
-                        .map_err(parse_error(format!("if_data of {}", entry.name)))?;
-                    slot.2 = Some(decoded);
-                }
+            if entry.family == Some(Family::Link)
+                && let (Some(layout), Some(data)) = (K::IF_DATA.as_ref(), entry.data.as_deref())
+            {
+                let decoded = layout
+                    .decode(data)
+                    .map_err(parse_error(format!("if_data of {}", entry.name)))?;
+                slot.2 = Some(decoded);
             }
             if let Some(address) = address_of(&entry) {
                 slot.0.addresses.push(address);

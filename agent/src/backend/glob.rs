@@ -470,10 +470,10 @@ fn parse(pattern: &str) -> Result<(Vec<Token>, Vec<Gap>), GlobError> {
 /// Adds stars to the last state's gap. Several stars in a row are one: `*`
 /// if any of them is (`**/*` is anything), else `**`.
 fn add_gap(gaps: &mut [Gap], gap: Gap) {
-    if let Some(last) = gaps.last_mut() {
-        if *last != Gap::Star {
-            *last = gap;
-        }
+    if let Some(last) = gaps.last_mut()
+        && *last != Gap::Star
+    {
+        *last = gap;
     }
 }
 

@@ -734,10 +734,10 @@ impl Listing {
         permit: OwnedSemaphorePermit,
         first: Reservation,
     ) {
-        if let Err(e) = self.send_all(&outbox, permit, first).await {
-            if outbox.send(Err(e.into())).await.is_err() {
-                return;
-            }
+        if let Err(e) = self.send_all(&outbox, permit, first).await
+            && outbox.send(Err(e.into())).await.is_err()
+        {
+            return;
         }
         let _ = outbox.finish().await;
     }

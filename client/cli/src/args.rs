@@ -12,11 +12,13 @@ use super::{duration, fields::FieldList};
 mod files;
 // Open to the crate for `system`'s tests, which parse a `df --sort`.
 pub(crate) mod sort;
+mod store;
 mod watch;
 
 pub use self::{
     files::FilesArgs,
     sort::{DfKey, DfSort, Sort},
+    store::{CollectArgs, DbArgs, DiffArgs, SqlArgs},
     watch::WatchArgs,
 };
 
@@ -496,6 +498,20 @@ pub enum Command {
     #[command(after_help = watch::EXAMPLES)]
     Watch(WatchArgs),
 
+    /// Take snapshots of the fleet into the inventory store (a SQLite file or PostgreSQL):
+    /// processes, interfaces, figures, disks and listening sockets, host by host.
+    #[command(after_help = store::COLLECT_EXAMPLES)]
+    Collect(CollectArgs),
+
+    /// Query the inventory store with SQL, read-only; with --live, ask the fleet now.
+    #[command(after_help = store::SQL_EXAMPLES)]
+    Sql(SqlArgs),
+
+    /// What changed per host between two snapshots of the store: processes started and
+    /// gone, interfaces, addresses, new zombies.
+    #[command(after_help = store::DIFF_EXAMPLES)]
+    Diff(DiffArgs),
+
     /// Make a fleet CA and issue agent and client certificates (no openssl needed).
     #[command(subcommand, after_help = PKI_EXAMPLES)]
     Pki(PkiCommand),
@@ -534,7 +550,10 @@ impl Command {
             Command::Zombies(args) => Some(&args.targets),
             Command::Signal(args) => Some(&args.targets),
             Command::Watch(args) => Some(&args.targets),
-            Command::Pki(_)
+            Command::Collect(args) => Some(&args.targets),
+            Command::Sql(args) => Some(&args.targets),
+            Command::Diff(_)
+            | Command::Pki(_)
             | Command::Config(_)
             | Command::Completions { .. }
             | Command::Manpages { .. } => None,

@@ -48,6 +48,11 @@ impl Env {
         "HOSTSCOPE_CONTEXT",
     ];
 
+    /// Secrets `hostscope` reads from the environment and never shows (no
+    /// flag stands for them, so no help prints them): the PostgreSQL
+    /// password of the inventory store.
+    pub const SECRETS: [&str; 1] = ["HOSTSCOPE_DB_PASSWORD"];
+
     /// This process's environment: the variables of [`Env::VARS`], the profile
     /// file under `$XDG_CONFIG_HOME` (else `$HOME/.config`), and `$HOME`.
     /// For the binary's `main`; a library caller passes its own.
@@ -59,7 +64,7 @@ impl Env {
                 .map(PathBuf::from),
             ..Env::default()
         };
-        for name in Env::VARS {
+        for name in Env::VARS.into_iter().chain(Env::SECRETS) {
             if let Some(value) = std::env::var_os(name) {
                 env = env.var(name, value);
             }
@@ -72,9 +77,11 @@ impl Env {
     ///
     /// # Panics
     ///
-    /// If `name` is not one of [`Env::VARS`]: `hostscope` would never read it.
+    /// If `name` is not one of [`Env::VARS`] or [`Env::SECRETS`]:
+    /// `hostscope` would never read it.
     pub fn var(mut self, name: &str, value: impl Into<OsString>) -> Env {
-        let Some(name) = Env::VARS.into_iter().find(|known| *known == name) else {
+        let mut known = Env::VARS.into_iter().chain(Env::SECRETS);
+        let Some(name) = known.find(|known| *known == name) else {
             panic!(
                 "hostscope reads no variable {name}; it reads {:?}",
                 Env::VARS
@@ -112,7 +119,7 @@ impl Env {
     }
 
     /// The value of `name`, if set.
-    fn get(&self, name: &str) -> Option<&OsStr> {
+    pub(crate) fn get(&self, name: &str) -> Option<&OsStr> {
         self.vars.get(name).map(OsString::as_os_str)
     }
 

@@ -131,19 +131,36 @@ impl Interrupt {
     /// summary. Until this is called SIGINT ends the process as usual, so
     /// call it only where a query starts. Needs a Tokio runtime.
     pub fn listen(&self) -> anyhow::Result<()> {
-        use tokio::signal::unix::{SignalKind, signal};
+        self.wire(
+            tokio::signal::unix::SignalKind::interrupt(),
+            "listening for Ctrl-C",
+        )
+    }
+
+    /// [`Interrupt::listen`] for SIGTERM, as a service manager stops a
+    /// long-running command.
+    pub fn listen_terminate(&self) -> anyhow::Result<()> {
+        self.wire(
+            tokio::signal::unix::SignalKind::terminate(),
+            "listening for SIGTERM",
+        )
+    }
+
+    /// Sets the interrupt on the first `kind` signal, and ends the process
+    /// on the second.
+    fn wire(&self, kind: tokio::signal::unix::SignalKind, what: &str) -> anyhow::Result<()> {
         if !self.ctrl_c {
             return Ok(());
         }
-        // Installed before the task starts, so that no SIGINT is lost.
-        let mut sigint = signal(SignalKind::interrupt()).context("listening for Ctrl-C")?;
+        // Installed before the task starts, so that no signal is lost.
+        let mut signals = tokio::signal::unix::signal(kind).context(what.to_owned())?;
         let interrupt = self.clone();
         tokio::spawn(async move {
-            if sigint.recv().await.is_none() {
+            if signals.recv().await.is_none() {
                 return;
             }
             interrupt.trigger();
-            if sigint.recv().await.is_some() {
+            if signals.recv().await.is_some() {
                 std::process::exit(EXIT_INTERRUPTED.into());
             }
         });

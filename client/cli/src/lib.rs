@@ -29,6 +29,7 @@ mod render;
 mod show;
 mod signal;
 mod sockets;
+mod store;
 mod system;
 mod table;
 mod targets;
@@ -336,6 +337,18 @@ async fn run(cli: Cli, typed: Typed, env: &Env, io: &mut Io<'_>) -> anyhow::Resu
                 .with_context(|| format!("writing man pages into {}", dir.display()))?;
             return Ok(Status::Answered);
         }
+        Command::Sql(args) if !args.live => {
+            store::sql(args, cli.global.output.unwrap_or(Output::Table), env, io).await?;
+            return Ok(Status::Answered);
+        }
+        Command::Diff(args) => {
+            // --host, typed, names the host to compare, as the inventory
+            // names it.
+            let host = cli.global.host.as_deref().filter(|_| typed.host);
+            let format = cli.global.output.unwrap_or(Output::Table);
+            store::diff(args, host, format, env, io).await?;
+            return Ok(Status::Answered);
+        }
         command => command,
     };
     let mut global = cli.global;
@@ -348,7 +361,10 @@ async fn run(cli: Cli, typed: Typed, env: &Env, io: &mut Io<'_>) -> anyhow::Resu
     apply_profile(settings, &mut global, &mut targets);
     let tls = resolve_tls(&global, &typed.tls)?;
     let host = global.host.as_deref();
-    let hosts = targets::resolve(&targets, host, typed.host, io.stdin)?;
+    let mut hosts = targets::resolve(&targets, host, typed.host, io.stdin)?;
+    if let Command::Collect(args) = &command {
+        store::shard(&mut hosts, args);
+    }
     targets::check_schemes(&hosts, tls.is_some())?;
     let mut options = cli.fleet.options();
     if let Command::Zombies(args) = &command {
@@ -384,11 +400,19 @@ async fn run(cli: Cli, typed: Typed, env: &Env, io: &mut Io<'_>) -> anyhow::Resu
             zombies::zombies(&fleet, args, cli.fleet.timeout, table, io).await?
         }
         Command::Signal(args) => signal::signal(&fleet, args, table, io).await?,
+        Command::Collect(args) => match store::collect(&fleet, args, env, io).await? {
+            Some(summary) => summary,
+            // Stopped by a signal between snapshots, each one's summary
+            // reported as it ended.
+            None => return Ok(Status::Answered),
+        },
+        Command::Sql(args) => store::sql_live(&fleet, args, table, io).await?,
         // A watch has no summary of hosts that answered: it says how many
         // events it saw, and which hosts failed as they fail.
         Command::Watch(args) => return watch::watch(&fleet, args, format, io).await,
         Command::Pki(_)
         | Command::Config(_)
+        | Command::Diff(_)
         | Command::Completions { .. }
         | Command::Manpages { .. } => {
             bail!("this command needs no agent")

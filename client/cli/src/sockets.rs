@@ -155,6 +155,19 @@ fn request(args: &SocketsArgs) -> proto::ListConnectionsRequest {
 /// The IP sockets a host listens on, as `sockets --listening -p` shows
 /// them, each named by its holder's name.
 pub(crate) async fn listening(client: &Client) -> Result<Vec<SockRow>, hostscope_client::Error> {
+    let (connections, names) = listening_connections(client).await?;
+    Ok(connections
+        .into_iter()
+        .map(|c| SockRow::of(c, &names))
+        .filter(SockRow::listening)
+        .collect())
+}
+
+/// The IP sockets that may be listening (TCP in LISTEN, UDP with no
+/// state), as the agent gives them, and the names of their holders.
+pub(crate) async fn listening_connections(
+    client: &Client,
+) -> Result<(Vec<proto::Connection>, HashMap<u32, String>), hostscope_client::Error> {
     let request = proto::ListConnectionsRequest {
         kind: proto::ConnectionKind::Inet as i32,
         statuses: vec![
@@ -169,12 +182,7 @@ pub(crate) async fn listening(client: &Client) -> Result<Vec<SockRow>, hostscope
     pids.sort_unstable();
     pids.dedup();
     let names = client.process_names(pids).await?;
-    Ok(all
-        .connections
-        .into_iter()
-        .map(|c| SockRow::of(c, &names))
-        .filter(SockRow::listening)
-        .collect())
+    Ok((all.connections, names))
 }
 
 /// A host's answer: its sockets, and the names of their holders.

@@ -28,6 +28,7 @@
 //! There is no `#[ignore]`: a test either runs or says why not.
 
 pub mod child;
+pub mod pg;
 pub mod psutil;
 pub mod sim;
 pub mod virtual_fleet;

@@ -214,6 +214,22 @@ impl FleetSim {
         self.dir.join("pki")
     }
 
+    /// The command line's certificate flags for this fleet's client:
+    /// `--ca`, `--cert` and `--key` with their files.
+    pub fn client_tls_args(&self) -> Vec<std::ffi::OsString> {
+        let pki = self.pki_dir();
+        let mut args = Vec::new();
+        for (flag, file) in [
+            ("--ca", "ca.pem"),
+            ("--cert", "client.pem"),
+            ("--key", "client-key.pem"),
+        ] {
+            args.push(flag.into());
+            args.push(pki.join(file).into());
+        }
+        args
+    }
+
     /// Stops every server and waits (up to a grace period) for in-flight
     /// calls to finish.
     pub async fn stop(mut self) {
@@ -237,6 +253,55 @@ impl Drop for FleetSim {
     fn drop(&mut self) {
         for tx in self.shutdown.drain(..) {
             let _ = tx.send(());
+        }
+    }
+}
+
+// === impl BlockingSim ===
+
+/// A [`FleetSim`] for tests that are not async: it runs on a Tokio
+/// runtime of its own, with its directory in a temporary one, and is
+/// stopped (and waited for) when dropped.
+pub struct BlockingSim {
+    sim: Option<FleetSim>,
+    rt: tokio::runtime::Runtime,
+    dir: tempfile::TempDir,
+}
+
+impl BlockingSim {
+    /// Starts the fleet of `spec`, whose `dir` is replaced by `sim` in a
+    /// temporary directory.
+    pub fn start(spec: SimSpec) -> Result<BlockingSim> {
+        let rt = tokio::runtime::Runtime::new()?;
+        let dir = tempfile::tempdir()?;
+        let spec = SimSpec {
+            dir: dir.path().join("sim"),
+            ..spec
+        };
+        let sim = rt.block_on(FleetSim::start(spec))?;
+        Ok(BlockingSim {
+            sim: Some(sim),
+            rt,
+            dir,
+        })
+    }
+
+    /// The running fleet.
+    pub fn sim(&self) -> &FleetSim {
+        // Taken only by drop.
+        self.sim.as_ref().unwrap_or_else(|| unreachable!())
+    }
+
+    /// The temporary directory, for the test's own files.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+impl Drop for BlockingSim {
+    fn drop(&mut self) {
+        if let Some(sim) = self.sim.take() {
+            self.rt.block_on(sim.stop());
         }
     }
 }

@@ -75,11 +75,12 @@ impl Merge {
     /// since the epoch).
     pub fn kernel(&mut self, event: ProcEvent, time: f64, out: &mut Vec<RawEvent>) {
         let ProcEvent { pid, fflags, data } = event;
-        if fflags & NOTE_CHILD != 0 && !self.poll_forked.contains(&pid) {
-            if let Ok(ppid) = u32::try_from(data) {
-                self.kernel_forked.insert(pid);
-                out.push(RawEvent::Fork { pid, ppid, time });
-            }
+        if fflags & NOTE_CHILD != 0
+            && !self.poll_forked.contains(&pid)
+            && let Ok(ppid) = u32::try_from(data)
+        {
+            self.kernel_forked.insert(pid);
+            out.push(RawEvent::Fork { pid, ppid, time });
         }
         if fflags & NOTE_EXEC != 0 {
             out.push(RawEvent::Exec { pid, time });

@@ -161,7 +161,7 @@ pub fn records<'a>(
     buf: &'a [u8],
     size: usize,
 ) -> Result<impl Iterator<Item = Record<'a>>, ParseError> {
-    if size == 0 || buf.len() % size != 0 {
+    if size == 0 || !buf.len().is_multiple_of(size) {
         return Err(ParseError::new(
             0,
             format!(

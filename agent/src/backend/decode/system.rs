@@ -74,7 +74,7 @@ impl CpuStates {
     /// to back), at `hz` ticks a second. A length that is not a whole
     /// number of CPUs is an error: the layout is not the one expected.
     pub fn per_cpu(&self, ticks: &[u64], hz: u64) -> Result<Vec<SystemCpuTimes>, ParseError> {
-        if self.count == 0 || ticks.len() % self.count != 0 || hz == 0 {
+        if self.count == 0 || !ticks.len().is_multiple_of(self.count) || hz == 0 {
             return Err(ParseError::new(
                 0,
                 format!(
@@ -129,7 +129,7 @@ pub fn sum_cpus(cpus: &[SystemCpuTimes]) -> SystemCpuTimes {
 /// `kern.cp_time`, `u_int64_t` on NetBSD and OpenBSD's `kern.cp_time2`).
 pub fn counters(what: &'static str, bytes: &[u8], width: usize) -> Result<Vec<u64>, ParseError> {
     let r = Record::new(what, bytes);
-    if !matches!(width, 4 | 8) || bytes.len() % width != 0 {
+    if !matches!(width, 4 | 8) || !bytes.len().is_multiple_of(width) {
         return Err(ParseError::new(
             0,
             format!(

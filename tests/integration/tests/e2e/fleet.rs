@@ -4,59 +4,42 @@
 use std::{
     collections::{BTreeMap, HashSet},
     ffi::OsString,
+    path::PathBuf,
 };
 
 use hostscope_integration::{
     CliRun, hostscope,
-    sim::{FleetSim, Kind, SimSpec},
+    sim::{BlockingSim, FleetSim, Kind, SimSpec},
 };
 
 /// 42 good agents, 5 closed ports, 2 hosts that accept TCP and never
 /// answer, and 1 agent whose certificate comes from another CA.
-struct Fleet {
-    sim: Option<FleetSim>,
-    rt: tokio::runtime::Runtime,
-    _dir: tempfile::TempDir,
-}
+struct Fleet(BlockingSim);
 
 impl Fleet {
     fn start() -> Fleet {
-        let rt = tokio::runtime::Runtime::new().unwrap();
-        let dir = tempfile::tempdir().unwrap();
         let spec = SimSpec {
             agents: 43,
             closed: 5,
             silent: 2,
             wrong_ca: 1,
-            dir: dir.path().join("sim"),
+            dir: PathBuf::new(),
         };
-        let sim = rt.block_on(FleetSim::start(spec)).expect("fleet sim");
-        assert_eq!(sim.hosts().len(), 50);
-        Fleet {
-            sim: Some(sim),
-            rt,
-            _dir: dir,
-        }
+        let sim = BlockingSim::start(spec).expect("fleet sim");
+        assert_eq!(sim.sim().hosts().len(), 50);
+        Fleet(sim)
     }
 
     fn sim(&self) -> &FleetSim {
-        self.sim.as_ref().expect("running")
+        self.0.sim()
     }
 
     /// Runs `hostscope --inventory ... ARGS` in process: (exit code, stdout,
     /// stderr).
     fn hostscope(&self, args: &[&str]) -> (u8, String, String) {
-        let pki = self.sim().pki_dir();
         let mut argv: Vec<OsString> = vec!["--inventory".into()];
         argv.push(self.sim().inventory().into());
-        for (flag, file) in [
-            ("--ca", "ca.pem"),
-            ("--cert", "client.pem"),
-            ("--key", "client-key.pem"),
-        ] {
-            argv.push(flag.into());
-            argv.push(pki.join(file).into());
-        }
+        argv.extend(self.sim().client_tls_args());
         argv.extend(args.iter().map(OsString::from));
         let CliRun { code, out, err } = hostscope(argv, "");
         (code, out, err)
@@ -70,14 +53,6 @@ impl Fleet {
             .filter(|h| h.kind == kind)
             .map(|h| h.name.clone())
             .collect()
-    }
-}
-
-impl Drop for Fleet {
-    fn drop(&mut self) {
-        if let Some(sim) = self.sim.take() {
-            self.rt.block_on(sim.stop());
-        }
     }
 }
 

@@ -44,6 +44,7 @@ mod reload;
 mod sim;
 mod skip;
 mod sockets;
+mod store;
 mod sys_cli;
 mod system;
 mod tidy;

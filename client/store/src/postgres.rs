@@ -1,0 +1,214 @@
+//! The shared store: a PostgreSQL database, for several collectors (one
+//! per shard of an inventory) writing to one place.
+
+use std::str::FromStr;
+
+use tokio_postgres::{
+    Client, Config, NoTls, SimpleQueryMessage, Statement,
+    types::{ToSql, Type},
+};
+
+use crate::{Error, QueryResult, Val, core::Db, schema::Dialect};
+
+/// A PostgreSQL connection; the connection's task ends when it is dropped.
+pub(crate) struct Postgres {
+    client: Client,
+}
+
+/// A parameter for a PostgreSQL statement.
+type Param = Box<dyn ToSql + Sync + Send>;
+
+impl Postgres {
+    /// Connects to `url` (postgres://user@host/db, or a Unix socket with
+    /// `?host=/run/postgresql`), with `password` when given. A password
+    /// in the URL is refused: it would be on the command line.
+    pub(crate) async fn connect(url: &str, password: Option<String>) -> Result<Postgres, Error> {
+        let mut config = Config::from_str(url).map_err(|e| Error::Url(e.to_string()))?;
+        if config.get_password().is_some() {
+            return Err(Error::Url(
+                "the URL holds a password; give it in HOSTSCOPE_DB_PASSWORD or a password file \
+                 instead, where other users cannot read it"
+                    .into(),
+            ));
+        }
+        if let Some(password) = password {
+            config.password(password);
+        }
+        config.application_name("hostscope");
+        let (client, connection) = config.connect(NoTls).await.map_err(pg)?;
+        tokio::spawn(async move {
+            // The client sees a broken connection as an error of its next
+            // statement.
+            let _ = connection.await;
+        });
+        Ok(Postgres { client })
+    }
+
+    /// Runs one statement in a read-only transaction and returns its
+    /// rows, typed as the statement's columns are.
+    pub(crate) async fn query(&mut self, sql: &str) -> Result<QueryResult, Error> {
+        self.client
+            .batch_execute("BEGIN TRANSACTION READ ONLY")
+            .await
+            .map_err(pg)?;
+        let result = self.query_in_transaction(sql).await;
+        let _ = self.client.batch_execute("ROLLBACK").await;
+        result
+    }
+
+    async fn query_in_transaction(&mut self, sql: &str) -> Result<QueryResult, Error> {
+        // Prepared first: one statement only, and the columns' types.
+        let statement = self.client.prepare(sql).await.map_err(pg)?;
+        let types: Vec<Type> = statement
+            .columns()
+            .iter()
+            .map(|c| c.type_().clone())
+            .collect();
+        let columns = statement
+            .columns()
+            .iter()
+            .map(|c| c.name().to_owned())
+            .collect();
+        // In text, so that every type (numeric, timestamps, json) reads.
+        let messages = self.client.simple_query(sql).await.map_err(pg)?;
+        let mut rows = Vec::new();
+        for message in messages {
+            if let SimpleQueryMessage::Row(row) = message {
+                rows.push(
+                    types
+                        .iter()
+                        .enumerate()
+                        .map(|(i, ty)| from_text(row.get(i), ty))
+                        .collect(),
+                );
+            }
+        }
+        Ok(QueryResult { columns, rows })
+    }
+
+    async fn prepared(&self, sql: &str) -> Result<Statement, Error> {
+        self.client.prepare(sql).await.map_err(pg)
+    }
+}
+
+/// PostgreSQL's own message, with its detail where it gives one.
+fn pg(e: tokio_postgres::Error) -> Error {
+    match e.as_db_error() {
+        Some(db) => Error::Postgres(match db.detail() {
+            Some(detail) => format!("{}: {detail}", db.message()),
+            None => db.message().to_owned(),
+        }),
+        None => Error::Postgres(e.to_string()),
+    }
+}
+
+/// `v` as a parameter of type `ty`.
+fn param(v: &Val, ty: &Type) -> Param {
+    match *ty {
+        Type::INT8 => Box::new(v.as_i64()),
+        Type::INT4 => Box::new(v.as_i64().and_then(|i| i32::try_from(i).ok())),
+        Type::FLOAT8 => Box::new(v.as_f64()),
+        Type::BOOL => Box::new(v.as_bool()),
+        _ => Box::new(match v {
+            Val::Null => None,
+            Val::Text(s) => Some(s.clone()),
+            Val::Int(i) => Some(i.to_string()),
+            Val::Real(f) => Some(f.to_string()),
+            Val::Bool(b) => Some(b.to_string()),
+        }),
+    }
+}
+
+fn params(statement: &Statement, values: &[Val]) -> Vec<Param> {
+    statement
+        .params()
+        .iter()
+        .zip(values)
+        .map(|(ty, v)| param(v, ty))
+        .collect::<Vec<_>>()
+}
+
+fn refs(params: &[Param]) -> Vec<&(dyn ToSql + Sync)> {
+    params
+        .iter()
+        .map(|p| p.as_ref() as &(dyn ToSql + Sync))
+        .collect()
+}
+
+/// A value PostgreSQL gave as text, read as its column's type.
+fn from_text(text: Option<&str>, ty: &Type) -> Val {
+    let Some(text) = text else {
+        return Val::Null;
+    };
+    let parsed = match *ty {
+        Type::INT2 | Type::INT4 | Type::INT8 | Type::OID => text.parse().ok().map(Val::Int),
+        Type::FLOAT4 | Type::FLOAT8 | Type::NUMERIC => text.parse().ok().map(Val::Real),
+        Type::BOOL => Some(Val::Bool(text == "t")),
+        _ => None,
+    };
+    parsed.unwrap_or_else(|| Val::Text(text.to_owned()))
+}
+
+/// A value of a row, read as its column's type.
+fn value(row: &tokio_postgres::Row, i: usize) -> Result<Val, Error> {
+    let ty = row.columns().get(i).map(|c| c.type_().clone());
+    let v = match ty {
+        Some(Type::INT8) => row.try_get::<_, Option<i64>>(i).map(|v| v.map(Val::Int)),
+        Some(Type::INT4) => row
+            .try_get::<_, Option<i32>>(i)
+            .map(|v| v.map(|n| Val::Int(n.into()))),
+        Some(Type::FLOAT8) => row.try_get::<_, Option<f64>>(i).map(|v| v.map(Val::Real)),
+        Some(Type::BOOL) => row.try_get::<_, Option<bool>>(i).map(|v| v.map(Val::Bool)),
+        _ => row
+            .try_get::<_, Option<String>>(i)
+            .map(|v| v.map(Val::Text)),
+    };
+    Ok(v.map_err(pg)?.unwrap_or(Val::Null))
+}
+
+impl Db for Postgres {
+    fn dialect(&self) -> Dialect {
+        Dialect::Postgres
+    }
+
+    async fn batch(&mut self, sql: &str) -> Result<(), Error> {
+        self.client.batch_execute(sql).await.map_err(pg)
+    }
+
+    async fn exec(&mut self, sql: &str, values: &[Val]) -> Result<u64, Error> {
+        let statement = self.prepared(sql).await?;
+        let params = params(&statement, values);
+        self.client
+            .execute(&statement, &refs(&params))
+            .await
+            .map_err(pg)
+    }
+
+    async fn exec_many(&mut self, sql: &str, rows: &[Vec<Val>]) -> Result<(), Error> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let statement = self.prepared(sql).await?;
+        for row in rows {
+            let params = params(&statement, row);
+            self.client
+                .execute(&statement, &refs(&params))
+                .await
+                .map_err(pg)?;
+        }
+        Ok(())
+    }
+
+    async fn rows(&mut self, sql: &str, values: &[Val]) -> Result<Vec<Vec<Val>>, Error> {
+        let statement = self.prepared(sql).await?;
+        let params = params(&statement, values);
+        let rows = self
+            .client
+            .query(&statement, &refs(&params))
+            .await
+            .map_err(pg)?;
+        rows.iter()
+            .map(|row| (0..row.len()).map(|i| value(row, i)).collect())
+            .collect()
+    }
+}
