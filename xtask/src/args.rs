@@ -35,6 +35,11 @@ pub enum Bench {
     Fanout {
         hosts: Option<usize>,
     },
+    /// `hostscope collect` against the same fan-out writing nothing, the
+    /// collector's peak RSS over this many hosts, and the README's queries.
+    Collect {
+        hosts: Option<usize>,
+    },
 }
 
 /// The most hosts `bench fanout --hosts N` simulates: each virtual host
@@ -76,7 +81,7 @@ pub fn parse(args: &[String]) -> Result<Task> {
             }
         }
         "bench" => match rest {
-            [which, rest @ ..] if which == "fanout" => {
+            [which, rest @ ..] if which == "fanout" || which == "collect" => {
                 let hosts = match rest {
                     [] => None,
                     [flag, n] if flag == "--hosts" => n
@@ -89,7 +94,10 @@ pub fn parse(args: &[String]) -> Result<Task> {
                         .map(Some)?,
                     [arg, ..] => return Err(unexpected(arg)),
                 };
-                Task::Bench(Bench::Fanout { hosts })
+                Task::Bench(match which.as_str() {
+                    "fanout" => Bench::Fanout { hosts },
+                    _ => Bench::Collect { hosts },
+                })
             }
             [which] => Task::Bench(match which.as_str() {
                 "procs" => Bench::Procs,
@@ -170,6 +178,15 @@ mod tests {
             Some(Task::Bench(Bench::Fanout { hosts: Some(500) }))
         );
         assert!(parse_line("bench fanout --hosts 0").is_err());
+        assert_eq!(
+            parse_line("bench collect").ok(),
+            Some(Task::Bench(Bench::Collect { hosts: None }))
+        );
+        assert_eq!(
+            parse_line("bench collect --hosts 2000").ok(),
+            Some(Task::Bench(Bench::Collect { hosts: Some(2000) }))
+        );
+        assert!(parse_line("bench collect --hosts 20000").is_err());
         assert!(parse_line("bench fanout --hosts 100000").is_err());
         assert_eq!(
             parse_line("bench fanout --hosts 10000").ok(),

@@ -1,5 +1,6 @@
 //! `cargo xtask bench`: each benchmark against its floor, from release
-//! builds; the fleet benchmark is in [`fleet`].
+//! builds; the fleet benchmarks are in [`fleet`], the store's in
+//! [`collect`].
 
 use std::{
     fs,
@@ -10,8 +11,10 @@ use anyhow::{Context, Result};
 
 use crate::{cargo, run, target_dir};
 
+mod collect;
 mod fleet;
 
+pub use collect::bench_collect;
 pub use fleet::{bench_fanout, bench_fleet};
 
 /// Exit-to-event delay of WatchProcesses against the agent's own event

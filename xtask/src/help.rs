@@ -10,7 +10,7 @@ Commands:
                        mutual TLS, and query it with `hostscope host`, `ps`,
                        `nics` (and a zombie it makes for the occasion)
   ci                   what .ci/run runs: fmt check, clippy, the tests
-  bench procs|watch|fleet|sys|sockets
+  bench procs|watch|fleet|sys|sockets|fanout|collect
                        benchmarks against their floors; see `cargo xtask bench
                        --help`
   fleet-sim [ARGS]     real agents on 127.0.0.1 and an inventory file for them;
@@ -58,7 +58,7 @@ What .ci/run runs: cargo fmt --check, cargo clippy --workspace
 ";
 
 pub const BENCH_HELP: &str = "\
-cargo xtask bench procs|watch|fleet|sys|sockets|fanout [--hosts N]
+cargo xtask bench procs|watch|fleet|sys|sockets|fanout|collect [--hosts N]
 
   procs   the agent's process collection against the floor (the kernel's
           cost of the same /proc reads) with 2,000 extra sleeping
@@ -78,6 +78,15 @@ cargo xtask bench procs|watch|fleet|sys|sockets|fanout [--hosts N]
           127.1.0.1 onwards, each listing 600 processes from a canned copy
           of this machine's; stdout to a drained pipe and to /dev/null;
           time per host, and the goals met or not
+  collect `hostscope collect` over 1,000 virtual hosts x 200 processes into
+          SQLite and into a throwaway PostgreSQL cluster (initdb as nobody,
+          a Unix socket only, killed when the bench ends), each against
+          the same fan-out writing nothing (`ps --fields <collect's> -o
+          ndjson > /dev/null`), fresh processes, 3 interleaved rounds; 30
+          snapshots into one SQLite file, then the README's example
+          queries over them with `hostscope sql`; then collect's peak RSS
+          into SQLite over 10,000 virtual hosts (--hosts N: that many, at
+          most 16,000); the goals met or not
   sys     GetSystem (every figure but the measured ones) and ListDisks
           over mTLS, and the agent's backend in process, against psutil's
           in-process calls for the same figures; prints medians, ratios

@@ -41,6 +41,7 @@ fn main() -> ExitCode {
         Task::Bench(Bench::Sys) => bench::bench_sys(),
         Task::Bench(Bench::Sockets) => bench::bench_sockets(),
         Task::Bench(Bench::Fanout { hosts }) => bench::bench_fanout(hosts),
+        Task::Bench(Bench::Collect { hosts }) => bench::bench_collect(hosts),
         Task::FleetSim(args) => fleet_sim::fleet_sim(&args),
         Task::InstallHooks => ci::install_hooks(),
         Task::Dist => dist::dist().map(drop),

@@ -24,12 +24,12 @@ const FLEET_RUNS: usize = 5;
 
 /// One finished run of a command: its wall time, its own peak RSS (from
 /// wait4, so the simulator's memory never counts) and its exit code.
-struct Sample {
-    wall: Duration,
-    max_rss_kib: i64,
-    code: Option<i32>,
+pub(super) struct Sample {
+    pub(super) wall: Duration,
+    pub(super) max_rss_kib: i64,
+    pub(super) code: Option<i32>,
     /// Lines it printed, when its stdout was a pipe.
-    lines: Option<u64>,
+    pub(super) lines: Option<u64>,
 }
 
 /// A simulated fleet, running, and the release binaries that ask it.
@@ -46,7 +46,7 @@ struct Simulated {
 
 /// Builds the CLI and the simulator (release); returns the target
 /// directory and the two binaries.
-fn release_binaries() -> Result<(PathBuf, PathBuf, PathBuf)> {
+pub(super) fn release_binaries() -> Result<(PathBuf, PathBuf, PathBuf)> {
     let target = target_dir()?;
     run(cargo().args([
         "build",
@@ -121,7 +121,7 @@ fn simulate(agents: usize, name: &str) -> Result<Simulated> {
 
 /// The flags that reach a simulated fleet: its inventory and the client's
 /// certificate.
-fn fleet_flags(inventory: &Path, pki: &Path) -> Vec<String> {
+pub(super) fn fleet_flags(inventory: &Path, pki: &Path) -> Vec<String> {
     let path = |p: &Path| p.to_string_lossy().into_owned();
     vec![
         "--inventory".to_owned(),
@@ -296,7 +296,7 @@ fn wait_for_fleet(
 
 /// Where a measured command's stdout goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Sink {
+pub(super) enum Sink {
     /// /dev/null: writes cost nothing and never block.
     Null,
     /// A pipe that this process drains as fast as it can, as `| wc -l`
@@ -319,7 +319,7 @@ impl Sink {
 /// Runs `cmd` with stdout to `sink` and stderr to `log`, and reaps it
 /// with wait4, which reports that child's own peak RSS. The wait polls
 /// every millisecond, so that a run past [`RUN_LIMIT`] is killed.
-fn measure(cmd: &mut Command, log: &Path, sink: Sink) -> Result<Sample> {
+pub(super) fn measure(cmd: &mut Command, log: &Path, sink: Sink) -> Result<Sample> {
     let stderr = fs::File::create(log).with_context(|| format!("creating {}", log.display()))?;
     let start = Instant::now();
     let mut child = cmd
@@ -442,7 +442,7 @@ pub fn bench_fanout(hosts: Option<usize>) -> Result<()> {
     let mut rows = Vec::new();
     for &hosts in &sizes {
         let dir = target.join(format!("bench-fanout-{hosts}"));
-        let fleet = start_virtual(&sim_bin, hosts, &dir)?;
+        let fleet = start_virtual(&sim_bin, hosts, FANOUT_PROCESSES, &dir)?;
         let flags = fleet_flags(&fleet.inventory, &dir.join("pki"));
         let log = dir.join("stderr.log");
         // One uncounted run first: the simulator reads its canned listing
@@ -566,22 +566,27 @@ pub fn bench_fanout(hosts: Option<usize>) -> Result<()> {
 }
 
 /// A running virtual fleet: its simulator (killed on drop) and inventory.
-struct Virtual {
+pub(super) struct Virtual {
     _sim: Guard,
-    inventory: std::path::PathBuf,
+    pub(super) inventory: std::path::PathBuf,
 }
 
-/// Starts `hostscope-fleet-sim virtual` with `hosts` hosts under `dir` and
-/// waits until it has written its inventory, which it does once every
-/// listener is bound.
-fn start_virtual(sim_bin: &Path, hosts: usize, dir: &Path) -> Result<Virtual> {
+/// Starts `hostscope-fleet-sim virtual` with `hosts` hosts, each listing
+/// `processes` processes, under `dir` and waits until it has written its
+/// inventory, which it does once every listener is bound.
+pub(super) fn start_virtual(
+    sim_bin: &Path,
+    hosts: usize,
+    processes: usize,
+    dir: &Path,
+) -> Result<Virtual> {
     let inventory = dir.join("inventory.toml");
     remove_stale(&inventory)?;
     eprintln!("\n== starting {hosts} virtual hosts");
     let mut sim = Guard(
         Command::new(sim_bin)
             .args(["virtual", "--hosts", &hosts.to_string()])
-            .args(["--processes", &FANOUT_PROCESSES.to_string()])
+            .args(["--processes", &processes.to_string()])
             .arg("--dir")
             .arg(dir)
             // Long enough for every run; the guard kills it when done.

@@ -1,9 +1,11 @@
 //! `hostscope-fleet-sim`: a simulated fleet of real agents on 127.0.0.1 for
 //! trying fleet queries and benchmarking them (`cargo xtask fleet-sim`,
-//! `cargo xtask bench fleet`), and the floor such a query is measured
-//! against (`handshake-floor`).
+//! `cargo xtask bench fleet`), the floor such a query is measured
+//! against (`handshake-floor`), and a throwaway PostgreSQL cluster for
+//! `cargo xtask bench collect` (`postgres`).
 
 use std::{
+    io::Write,
     path::{Path, PathBuf},
     process::ExitCode,
     sync::Arc,
@@ -13,6 +15,7 @@ use std::{
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 use hostscope_integration::{
+    pg::PgCluster,
     sim::{FleetSim, Kind, SimSpec},
     virtual_fleet::{VirtualFleet, VirtualSpec},
 };
@@ -75,6 +78,18 @@ enum Mode {
     /// once per field selection, repeated to --processes) instead of a scan
     /// of /proc per call.
     Virtual(VirtualArgs),
+    /// A throwaway PostgreSQL cluster, as the store's tests start one (run
+    /// as nobody, a Unix socket only, no TCP): prints `url: URL` once it
+    /// accepts connections, and stops it, killing its processes, when
+    /// stdin ends, on SIGINT or SIGTERM, or after --duration.
+    Postgres(PostgresArgs),
+}
+
+#[derive(Debug, Args)]
+struct PostgresArgs {
+    /// Stop after this long ("90s", "10m") even if stdin is still open.
+    #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
+    duration: Duration,
 }
 
 #[derive(Debug, Args)]
@@ -125,6 +140,7 @@ fn main() -> ExitCode {
         match cli.mode {
             Some(Mode::HandshakeFloor(args)) => handshake_floor(args).await,
             Some(Mode::Virtual(args)) => simulate_virtual(args).await.map(|()| true),
+            Some(Mode::Postgres(args)) => postgres(args).await.map(|()| true),
             None => simulate(cli.run).await.map(|()| true),
         }
     });
@@ -226,6 +242,34 @@ async fn simulate_virtual(args: VirtualArgs) -> Result<()> {
     let why = stopped(args.duration).await?;
     println!("fleet-sim: stopping ({why})");
     fleet.stop().await;
+    Ok(())
+}
+
+// === postgres ===
+
+async fn postgres(args: PostgresArgs) -> Result<()> {
+    let cluster = tokio::task::spawn_blocking(PgCluster::start).await??;
+    cluster.create_db("fleet")?;
+    {
+        let mut stdout = std::io::stdout().lock();
+        writeln!(stdout, "url: {}", cluster.url("fleet"))?;
+        stdout.flush()?;
+    }
+    // Whoever started this holds stdin open while it needs the cluster:
+    // its end, even by a crash, stops the cluster.
+    // On a thread of its own rather than the runtime's blocking pool,
+    // which would wait for it at exit.
+    let (tx, eof) = tokio::sync::oneshot::channel();
+    std::thread::spawn(move || {
+        let _ = std::io::copy(&mut std::io::stdin(), &mut std::io::sink());
+        let _ = tx.send(());
+    });
+    let why = tokio::select! {
+        _ = eof => "stdin ended",
+        why = stopped(args.duration) => why?,
+    };
+    eprintln!("fleet-sim postgres: stopping ({why})");
+    drop(cluster);
     Ok(())
 }
 
