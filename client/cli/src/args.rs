@@ -73,8 +73,9 @@ Fleets:
   as each host answers; a dead host fails alone. ndjson and csv rows print as they arrive,
   one host's between another's, each carrying its host; a process listing is read batch by
   batch and never held whole. Tables and json print each host's part whole, so they hold
-  the parts of the hosts in flight: up to --buffer-budget (64MiB) of them, beyond which no
-  further host is asked until parts have been printed. With more than one host, the tables get a
+  the parts of the hosts in flight: up to --buffer-budget (64MiB; 8MiB for collect, which
+  holds hosts until they are written) of them, beyond which no further host is asked until
+  parts have been printed. With more than one host, the tables get a
   \"== NAME (ADDRESS)\" line per host, a summary goes to stderr at the end (\"42 ok, 8 failed
   (2 timed out) in 3.2s\" and a line per failed host), and a progress bar shows on a terminal.
 
@@ -421,10 +422,12 @@ pub struct FleetFlags {
     pub retries: u32,
 
     /// How much of the hosts in flight tables and JSON may hold while each
-    /// host's part waits to be printed whole (64MiB, 512KiB, 1GiB or
-    /// bytes); once reached, no further host is asked until parts are out.
-    #[arg(long, global = true, value_name = "SIZE", default_value = "64MiB", value_parser = parse_size)]
-    pub buffer_budget: usize,
+    /// host's part waits to be printed whole, and collect while each host
+    /// waits to be written (64MiB, 512KiB, 1GiB or bytes; by default 64MiB,
+    /// and 8MiB for collect and sql --live, where the store sets the
+    /// pace); once reached, no further host is asked until parts are out.
+    #[arg(long, global = true, value_name = "SIZE", value_parser = parse_size)]
+    pub buffer_budget: Option<usize>,
 }
 
 /// Output formats.
@@ -1113,7 +1116,7 @@ mod tests {
         assert_eq!(cli.fleet.concurrency, 256);
         assert_eq!(cli.fleet.timeout, Duration::from_secs(10));
         assert_eq!(cli.fleet.retries, 1);
-        assert_eq!(cli.fleet.buffer_budget, 64 << 20);
+        assert_eq!(cli.fleet.buffer_budget, None);
         assert!(cli.targets.hosts.is_empty() && cli.targets.inventory.is_none());
         assert!(cli.command.targets().is_some_and(|t| t.hosts.is_empty()));
 

@@ -193,10 +193,18 @@ pub struct Io<'a> {
     pub quiet: bool,
     /// Ends a fleet query early (Ctrl-C).
     pub interrupt: Interrupt,
-    /// --buffer-budget: bytes that tables and JSON may hold of the hosts
-    /// in flight before no further host is asked.
-    pub buffer_budget: usize,
+    /// --buffer-budget: bytes that tables and JSON (or collect) may hold
+    /// of the hosts in flight before no further host is asked; `None`
+    /// for the command's default.
+    pub buffer_budget: Option<usize>,
 }
+
+/// What tables and JSON may hold of the hosts in flight by default.
+pub const OUTPUT_BUDGET: usize = 64 << 20;
+
+/// What a fan-out into the store may hold by default: hosts wait for one
+/// writer, and a few hundred waiting keep it busy.
+pub const STORE_BUDGET: usize = 8 << 20;
 
 impl Io<'_> {
     /// A printer for `hosts` hosts in `format`, without CSV's header row
@@ -206,9 +214,14 @@ impl Io<'_> {
     }
 
     /// The byte budget of a query: what tables and JSON may hold of the
-    /// hosts in flight (--buffer-budget).
+    /// hosts in flight (--buffer-budget, else [`OUTPUT_BUDGET`]).
     pub fn budget(&self) -> Budget {
-        Budget::new(self.buffer_budget)
+        self.budget_or(OUTPUT_BUDGET)
+    }
+
+    /// The byte budget of a query, `default` without --buffer-budget.
+    pub fn budget_or(&self, default: usize) -> Budget {
+        Budget::new(self.buffer_budget.unwrap_or(default))
     }
 
     /// Runs `call` on every host of `fleet` and hands each answer to
@@ -626,7 +639,7 @@ mod tests {
                 no_headers: false,
                 quiet: false,
                 interrupt,
-                buffer_budget: usize::MAX,
+                buffer_budget: Some(usize::MAX),
             };
             let call = |client: hostscope_client::Client| async move { client.host().await };
             let summary = io

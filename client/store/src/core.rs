@@ -193,14 +193,6 @@ async fn write_scrape_rows<D: Db>(db: &mut D, scrape: &Scrape) -> Result<i64, Er
         &rows::host_facts(id, &snap.host),
     )
     .await?;
-    // A host's previous processes give way to these: the spans keep
-    // their history.
-    db.exec(
-        "DELETE FROM processes WHERE scrape_id IN \
-         (SELECT id FROM scrapes WHERE host = $1 AND id <> $2)",
-        &[name.clone(), Val::Int(id)],
-    )
-    .await?;
     let processes: Vec<Vec<Val>> = snap
         .processes
         .iter()
@@ -216,20 +208,14 @@ async fn write_scrape_rows<D: Db>(db: &mut D, scrape: &Scrape) -> Result<i64, Er
         &rows::zombies(id, &snap.processes),
     )
     .await?;
-    let spans: Vec<Vec<Val>> = snap
-        .processes
-        .iter()
-        .filter_map(|p| rows::span(&host.name, scrape.started_at, p))
-        .collect();
-    db.exec_many(
-        &format!(
-            "{} ON CONFLICT (host, pid, create_time) DO UPDATE SET last_seen = excluded.last_seen",
-            insert(
-                "process_spans",
-                "host, pid, create_time, name, exe, cmdline, first_seen, last_seen"
-            )
-        ),
-        &spans,
+    write_spans(db, &name, id, scrape.started_at).await?;
+    // A host's previous processes give way to these. Only its last good
+    // scrape has any, so this is one probe of the primary key, however
+    // long the history.
+    db.exec(
+        "DELETE FROM processes WHERE scrape_id = \
+         (SELECT last_ok_scrape_id FROM hosts WHERE name = $1)",
+        std::slice::from_ref(&name),
     )
     .await?;
     let nics: Vec<Vec<Val>> = snap
@@ -287,6 +273,36 @@ async fn write_scrape_rows<D: Db>(db: &mut D, scrape: &Scrape) -> Result<i64, Er
     )
     .await?;
     Ok(id)
+}
+
+/// Brings the spans of `host` up to its new scrape `id` (whose processes
+/// are written, and which is not yet the host's last good one): the
+/// spans of processes gone since that one end there, new processes get a
+/// span, and a process back after a scrape that missed it runs again.
+/// Processes seen before and still there cost a read, not a write.
+async fn write_spans<D: Db>(db: &mut D, host: &Val, id: i64, seen: f64) -> Result<(), Error> {
+    let params = [host.clone(), Val::Int(id), Val::Real(seen)];
+    db.exec(
+        "UPDATE spans SET last_seen = \
+           (SELECT s.started_at FROM hosts h JOIN scrapes s ON s.id = h.last_ok_scrape_id \
+            WHERE h.name = $1) \
+         WHERE host = $1 AND last_seen IS NULL AND NOT EXISTS \
+           (SELECT 1 FROM processes p WHERE p.scrape_id = $2 \
+            AND p.pid = spans.pid AND p.create_time = spans.create_time)",
+        &params[..2],
+    )
+    .await?;
+    db.exec(
+        "INSERT INTO spans (host, pid, create_time, name, exe, cmdline, first_seen) \
+         SELECT CAST($1 AS TEXT), pid, create_time, name, exe, cmdline, \
+         CAST($3 AS DOUBLE PRECISION) FROM processes \
+         WHERE scrape_id = $2 AND create_time IS NOT NULL \
+         ON CONFLICT (host, pid, create_time) DO UPDATE SET last_seen = NULL \
+         WHERE spans.last_seen IS NOT NULL",
+        &params,
+    )
+    .await?;
+    Ok(())
 }
 
 /// Appends WatchProcesses events of `host` (known to the store) to
@@ -349,9 +365,8 @@ pub(crate) async fn prune<D: Db>(db: &mut D, begin: &str, cutoff: f64) -> Result
             .await?;
         let spans = db
             .exec(
-                "DELETE FROM process_spans WHERE last_seen < $1 AND last_seen < \
-                 (SELECT s.started_at FROM hosts h JOIN scrapes s ON s.id = h.last_ok_scrape_id \
-                  WHERE h.name = process_spans.host)",
+                // A running process's span has no last_seen yet.
+                "DELETE FROM spans WHERE last_seen < $1",
                 &at,
             )
             .await?;

@@ -1,7 +1,7 @@
 //! The shared store: a PostgreSQL database, for several collectors (one
 //! per shard of an inventory) writing to one place.
 
-use std::str::FromStr;
+use std::{collections::HashMap, str::FromStr};
 
 use tokio_postgres::{
     Client, Config, NoTls, SimpleQueryMessage, Statement,
@@ -13,7 +13,19 @@ use crate::{Error, QueryResult, Val, core::Db, schema::Dialect};
 /// A PostgreSQL connection; the connection's task ends when it is dropped.
 pub(crate) struct Postgres {
     client: Client,
+    /// Statements prepared on this connection, by their text: a host's
+    /// snapshot runs the same dozen statements as the last host's, and
+    /// preparing is a round trip.
+    prepared: HashMap<String, Statement>,
 }
+
+/// Rows per multi-row INSERT, largest first: `exec_many` sends a run of
+/// rows as the fewest of these, so that each table needs at most this
+/// many prepared statements whatever its row counts.
+const BATCH_SIZES: [usize; 5] = [256, 64, 16, 4, 1];
+
+/// PostgreSQL takes at most this many parameters in one statement.
+const MAX_PARAMS: usize = 65_535;
 
 /// A parameter for a PostgreSQL statement.
 type Param = Box<dyn ToSql + Sync + Send>;
@@ -41,7 +53,10 @@ impl Postgres {
             // statement.
             let _ = connection.await;
         });
-        Ok(Postgres { client })
+        Ok(Postgres {
+            client,
+            prepared: HashMap::new(),
+        })
     }
 
     /// Runs one statement in a read-only transaction and returns its
@@ -86,8 +101,13 @@ impl Postgres {
         Ok(QueryResult { columns, rows })
     }
 
-    async fn prepared(&self, sql: &str) -> Result<Statement, Error> {
-        self.client.prepare(sql).await.map_err(pg)
+    async fn prepared(&mut self, sql: &str) -> Result<Statement, Error> {
+        if let Some(statement) = self.prepared.get(sql) {
+            return Ok(statement.clone());
+        }
+        let statement = self.client.prepare(sql).await.map_err(pg)?;
+        self.prepared.insert(sql.to_owned(), statement.clone());
+        Ok(statement)
     }
 }
 
@@ -119,13 +139,14 @@ fn param(v: &Val, ty: &Type) -> Param {
     }
 }
 
-fn params(statement: &Statement, values: &[Val]) -> Vec<Param> {
+/// `values` as the parameters of `statement`, in order.
+fn params<'a>(statement: &Statement, values: impl IntoIterator<Item = &'a Val>) -> Vec<Param> {
     statement
         .params()
         .iter()
         .zip(values)
         .map(|(ty, v)| param(v, ty))
-        .collect::<Vec<_>>()
+        .collect()
 }
 
 fn refs(params: &[Param]) -> Vec<&(dyn ToSql + Sync)> {
@@ -133,6 +154,31 @@ fn refs(params: &[Param]) -> Vec<&(dyn ToSql + Sync)> {
         .iter()
         .map(|p| p.as_ref() as &(dyn ToSql + Sync))
         .collect()
+}
+
+/// `sql`, an `INSERT ... VALUES ($1, ..., $width) [suffix]`, rewritten to
+/// insert `rows` rows at once: one round trip and one execution instead
+/// of `rows`.
+fn multi_row(sql: &str, width: usize, rows: usize) -> Result<String, Error> {
+    let malformed = || Error::Postgres(format!("not a one-row INSERT ... VALUES: {sql}"));
+    let start = sql.find(" VALUES (").ok_or_else(malformed)?;
+    let end = sql[start..].find(')').ok_or_else(malformed)? + start + 1;
+    let mut out = String::with_capacity(sql.len() + rows * width * 6);
+    out.push_str(&sql[..start]);
+    out.push_str(" VALUES ");
+    for r in 0..rows {
+        out.push_str(if r == 0 { "(" } else { ", (" });
+        for c in 0..width {
+            if c > 0 {
+                out.push_str(", ");
+            }
+            out.push('$');
+            out.push_str(&(r * width + c + 1).to_string());
+        }
+        out.push(')');
+    }
+    out.push_str(&sql[end..]);
+    Ok(out)
 }
 
 /// A value PostgreSQL gave as text, read as its column's type.
@@ -188,13 +234,23 @@ impl Db for Postgres {
         if rows.is_empty() {
             return Ok(());
         }
-        let statement = self.prepared(sql).await?;
-        for row in rows {
-            let params = params(&statement, row);
+        let Some(width) = rows.first().map(Vec::len).filter(|&w| w > 0) else {
+            return Ok(());
+        };
+        let mut rest = rows;
+        while !rest.is_empty() {
+            let size = BATCH_SIZES
+                .into_iter()
+                .find(|&n| n <= rest.len() && n * width <= MAX_PARAMS)
+                .unwrap_or(1);
+            let (chunk, tail) = rest.split_at(size);
+            let statement = self.prepared(&multi_row(sql, width, size)?).await?;
+            let params = params(&statement, chunk.iter().flatten());
             self.client
                 .execute(&statement, &refs(&params))
                 .await
                 .map_err(pg)?;
+            rest = tail;
         }
         Ok(())
     }
@@ -210,5 +266,23 @@ impl Db for Postgres {
         rows.iter()
             .map(|row| (0..row.len()).map(|i| value(row, i)).collect())
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::multi_row;
+
+    #[test]
+    fn a_one_row_insert_becomes_a_multi_row_one_and_keeps_its_suffix() {
+        let sql =
+            "INSERT INTO t (a, b) VALUES ($1, $2) ON CONFLICT (a) DO UPDATE SET b = excluded.b";
+        assert_eq!(
+            multi_row(sql, 2, 3).unwrap(),
+            "INSERT INTO t (a, b) VALUES ($1, $2), ($3, $4), ($5, $6) \
+             ON CONFLICT (a) DO UPDATE SET b = excluded.b"
+        );
+        assert_eq!(multi_row(sql, 2, 1).unwrap(), sql);
+        assert!(multi_row("DELETE FROM t", 1, 2).is_err());
     }
 }

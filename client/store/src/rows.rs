@@ -177,20 +177,6 @@ pub(crate) fn zombies(id: i64, all: &[proto::Process]) -> Vec<Vec<Val>> {
         .collect()
 }
 
-/// A process's span, when its create_time (half of its identity) is known.
-pub(crate) fn span(host: &str, seen: f64, p: &proto::Process) -> Option<Vec<Val>> {
-    Some(vec![
-        text(host),
-        Val::Int(p.pid.into()),
-        Val::Real(p.create_time?),
-        opt_text(p.name.as_deref()),
-        opt_text(p.exe.as_deref()),
-        json_list(&p.cmdline),
-        Val::Real(seen),
-        Val::Real(seen),
-    ])
-}
-
 pub(crate) fn interface(id: i64, nic: &proto::NetInterface) -> Vec<Val> {
     let stats = nic.stats.as_ref();
     let io = nic.io_counters.as_ref();

@@ -31,7 +31,7 @@ impl Dialect {
 
 /// The migrations in order: version `i + 1` is `MIGRATIONS[i]`. A
 /// released migration is never edited; a change is a new one.
-const MIGRATIONS: [&str; 1] = [V1];
+const MIGRATIONS: [&str; 2] = [V1, V2];
 
 /// The migrations for `dialect`, with their versions.
 pub fn migrations(dialect: Dialect) -> Vec<(i64, String)> {
@@ -301,4 +301,42 @@ SELECT ls.host, ls.address, ls.labels, f.hostname, f.os, f.os_release, f.kernel,
 FROM latest_scrapes ls LEFT JOIN host_facts f ON f.scrape_id = ls.scrape_id;
 
 {LATEST_TABLES}
+"#;
+
+/// Version 2: a span is written when its process is first seen and when
+/// it is gone, not at every scrape (a snapshot of a quiet host writes no
+/// span at all). The view `process_spans` reads as version 1's table did,
+/// with `running` added.
+const V2: &str = r#"-- Each process once: last_seen is NULL while the process is in its host's
+-- last successful scrape, else the time of the last scrape that saw it.
+CREATE TABLE spans (
+    host TEXT NOT NULL REFERENCES hosts (name) ON DELETE CASCADE,
+    pid BIGINT NOT NULL,
+    create_time DOUBLE PRECISION NOT NULL,
+    name TEXT,
+    exe TEXT,
+    cmdline TEXT,
+    first_seen DOUBLE PRECISION NOT NULL,
+    last_seen DOUBLE PRECISION,
+    PRIMARY KEY (host, pid, create_time)
+);
+CREATE INDEX spans_last_seen ON spans (last_seen);
+CREATE INDEX spans_running ON spans (host) WHERE last_seen IS NULL;
+INSERT INTO spans (host, pid, create_time, name, exe, cmdline, first_seen, last_seen)
+SELECT p.host, p.pid, p.create_time, p.name, p.exe, p.cmdline, p.first_seen,
+       CASE WHEN p.last_seen >= s.started_at THEN NULL ELSE p.last_seen END
+FROM process_spans p
+LEFT JOIN hosts h ON h.name = p.host
+LEFT JOIN scrapes s ON s.id = h.last_ok_scrape_id;
+DROP TABLE process_spans;
+
+-- Each process once, from the first scrape that saw it to the last; a
+-- running process was last seen in its host's last successful scrape.
+CREATE VIEW process_spans AS
+SELECT sp.host, sp.pid, sp.create_time, sp.name, sp.exe, sp.cmdline, sp.first_seen,
+       COALESCE(sp.last_seen, s.started_at) AS last_seen,
+       sp.last_seen IS NULL AS running
+FROM spans sp
+JOIN hosts h ON h.name = sp.host
+LEFT JOIN scrapes s ON s.id = h.last_ok_scrape_id;
 "#;

@@ -215,31 +215,88 @@ async fn spans_keep_the_history_while_processes_hold_only_the_latest_scrape() {
     let (_dir, mut store) = temp_store().await;
     let init = || process(1, 0, "init", Sleeping, 10);
     let cron = || process(50, 1, "cron", Sleeping, 10);
-    store
-        .write_scrape(&answered("web1", 100.0, vec![init(), cron()], vec![]))
-        .await
-        .unwrap();
-    store
-        .write_scrape(&answered("web1", 200.0, vec![init(), cron()], vec![]))
-        .await
-        .unwrap();
-    store
-        .write_scrape(&answered("web1", 300.0, vec![init()], vec![]))
-        .await
-        .unwrap();
+    let job = || process(60, 50, "job", Running, 10);
+    let snapshots = [
+        (100.0, vec![init(), cron()]),
+        (200.0, vec![init(), cron(), job()]),
+        // A scrape that missed the job, which is back in the next.
+        (300.0, vec![init(), cron()]),
+        (400.0, vec![init(), job()]),
+    ];
+    for (at, processes) in snapshots {
+        store
+            .write_scrape(&answered("web1", at, processes, vec![]))
+            .await
+            .unwrap();
+    }
+    // A host that is down leaves its running processes running.
+    store.write_scrape(&failed("web1", 500.0)).await.unwrap();
     let spans = store
-        .query("SELECT pid, first_seen, last_seen FROM process_spans ORDER BY pid")
+        .query("SELECT pid, first_seen, last_seen, running FROM process_spans ORDER BY pid")
         .await
         .unwrap();
     assert_eq!(
         spans.rows,
         [
-            vec![Val::Int(1), Val::Real(100.0), Val::Real(300.0)],
-            vec![Val::Int(50), Val::Real(100.0), Val::Real(200.0)],
+            vec![Val::Int(1), Val::Real(100.0), Val::Real(400.0), Val::Int(1)],
+            vec![
+                Val::Int(50),
+                Val::Real(100.0),
+                Val::Real(300.0),
+                Val::Int(0)
+            ],
+            vec![
+                Val::Int(60),
+                Val::Real(200.0),
+                Val::Real(400.0),
+                Val::Int(1)
+            ],
         ]
     );
-    assert_eq!(count(&mut store, "processes").await, 1);
-    assert_eq!(count(&mut store, "scrapes").await, 3);
+    // Only what changed was written: init's span was never touched.
+    assert_eq!(
+        column(
+            &mut store,
+            "SELECT count(*) FROM spans WHERE last_seen IS NULL"
+        )
+        .await,
+        [Val::Int(2)]
+    );
+    assert_eq!(count(&mut store, "processes").await, 2);
+    assert_eq!(count(&mut store, "scrapes").await, 5);
+}
+
+#[tokio::test]
+async fn a_version_1_store_keeps_its_spans_through_version_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("v1.db");
+    {
+        let db = rusqlite::Connection::open(&path).unwrap();
+        let (version, v1) = &schema::migrations(Dialect::Sqlite)[0];
+        db.execute_batch(&format!(
+            "CREATE TABLE schema_migrations (version BIGINT PRIMARY KEY, applied_at DOUBLE \
+             PRECISION NOT NULL); {v1}; INSERT INTO schema_migrations VALUES ({version}, 0);\
+             INSERT INTO hosts (name, address, labels) VALUES ('web1', 'a', '{{}}');\
+             INSERT INTO scrapes (host, started_at, duration, ok) VALUES ('web1', 100, 1, 1), \
+             ('web1', 200, 1, 1);\
+             UPDATE hosts SET last_scrape_id = 2, last_ok_scrape_id = 2;\
+             INSERT INTO process_spans VALUES ('web1', 1, 10, 'init', NULL, '[]', 100, 200), \
+             ('web1', 7, 17, 'gone', NULL, '[]', 100, 100);"
+        ))
+        .unwrap();
+    }
+    let mut store = Store::open_sqlite(&path).await.unwrap();
+    let spans = store
+        .query("SELECT pid, first_seen, last_seen, running FROM process_spans ORDER BY pid")
+        .await
+        .unwrap();
+    assert_eq!(
+        spans.rows,
+        [
+            vec![Val::Int(1), Val::Real(100.0), Val::Real(200.0), Val::Int(1)],
+            vec![Val::Int(7), Val::Real(100.0), Val::Real(100.0), Val::Int(0)],
+        ]
+    );
 }
 
 #[tokio::test]

@@ -258,7 +258,7 @@ mod tests {
             no_headers: false,
             quiet: false,
             interrupt: Default::default(),
-            buffer_budget: usize::MAX,
+            buffer_budget: Some(usize::MAX),
         };
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
