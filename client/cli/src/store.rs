@@ -5,6 +5,7 @@
 use std::{collections::BTreeMap, convert::Infallible, pin::Pin, time::Duration};
 
 use anyhow::{Context, bail};
+use futures_util::stream::FuturesUnordered;
 use prost::Message;
 use tokio_stream::{Stream, StreamExt};
 
@@ -266,13 +267,98 @@ async fn write_events(
     Ok(())
 }
 
-/// One snapshot of `fleet` into `store`, each host written (in its own
+/// The connections a snapshot writes through: one for SQLite, which
+/// takes one writer at a time, and several for PostgreSQL, so that one
+/// host's transaction waiting on the server does not hold up the next.
+/// Writes run on the task that drives the snapshot, not on the runtime's
+/// workers, which the fan-out's TLS keeps busy.
+struct Writers {
+    idle: Vec<Store>,
+    busy: FuturesUnordered<Write>,
+}
+
+/// A write in progress, which gives its connection back when done.
+type Write = Pin<Box<dyn Future<Output = (Store, anyhow::Result<()>)>>>;
+
+/// Connections to PostgreSQL per collector.
+const POSTGRES_WRITERS: usize = 4;
+
+impl Writers {
+    /// The store `--db` names, opened for writing once per writer.
+    async fn open(args: &DbArgs, env: &Env) -> anyhow::Result<Writers> {
+        let count = match args.db.as_deref().is_some_and(is_postgres) {
+            true => POSTGRES_WRITERS,
+            false => 1,
+        };
+        let mut idle = Vec::with_capacity(count);
+        for _ in 0..count {
+            idle.push(open(args, env, true).await?);
+        }
+        Ok(Writers::of(idle))
+    }
+
+    fn of(idle: Vec<Store>) -> Writers {
+        Writers {
+            idle,
+            busy: FuturesUnordered::new(),
+        }
+    }
+
+    /// A writer with nothing to do, once there is one.
+    async fn idle(&mut self) -> anyhow::Result<&mut Store> {
+        while self.idle.is_empty() && !self.busy.is_empty() {
+            self.reap().await?;
+        }
+        self.idle
+            .last_mut()
+            .context("no connection to the store is left")
+    }
+
+    /// Writes `scrape` in the background, on the next idle writer.
+    async fn write(&mut self, scrape: Scrape) -> anyhow::Result<()> {
+        self.idle().await?;
+        let mut store = self
+            .idle
+            .pop()
+            .context("no connection to the store is left")?;
+        self.busy.push(Box::pin(async move {
+            let result = store
+                .write_scrape(&scrape)
+                .await
+                .map(drop)
+                .with_context(|| format!("writing the snapshot of {}", scrape.host.name));
+            (store, result)
+        }));
+        Ok(())
+    }
+
+    /// Waits for one write to end; its error, if it failed.
+    async fn reap(&mut self) -> anyhow::Result<()> {
+        match self.busy.next().await {
+            Some((store, result)) => {
+                self.idle.push(store);
+                result
+            }
+            None => Ok(()),
+        }
+    }
+
+    /// Waits for every write to end.
+    async fn finish(&mut self) -> anyhow::Result<()> {
+        while !self.busy.is_empty() {
+            self.reap().await?;
+        }
+        Ok(())
+    }
+}
+
+/// One snapshot of `fleet` into `writers`, each host written (in its own
 /// transaction) as it answers or fails, and events written as they come.
 /// What the hosts in flight hold is bounded by the budget, so the fleet
 /// is never in memory whole.
 async fn snapshot(
     fleet: &Fleet,
-    store: &mut Store,
+    writers: &mut Writers,
     budget: Budget,
     events: &mut Option<Events>,
     err: &mut dyn std::io::Write,
@@ -284,13 +370,19 @@ async fn snapshot(
     let mut items = Box::pin(fleet.stream(budget, call));
     loop {
         let item = tokio::select! {
-            item = items.next() => item,
+            // A host is taken once a writer is free for it.
+            item = items.next(), if !writers.idle.is_empty() => item,
+            done = writers.reap(), if !writers.busy.is_empty() => {
+                done?;
+                continue;
+            }
             batch = next_events(events) => {
-                write_events(store, batch, err).await?;
+                write_events(writers.idle().await?, batch, err).await?;
                 continue;
             }
         };
         let Some(item) = item else {
+            writers.finish().await?;
             summary.elapsed = start.elapsed();
             return Ok(summary);
         };
@@ -299,11 +391,7 @@ async fn snapshot(
             Streamed::Part { part, .. } => match part {},
         };
         summary.record(&outcome);
-        let name = outcome.host.name.clone();
-        store
-            .write_scrape(&scrape(outcome))
-            .await
-            .with_context(|| format!("writing the snapshot of {name}"))?;
+        writers.write(scrape(outcome)).await?;
     }
 }
 
@@ -316,7 +404,7 @@ pub async fn collect(
     env: &Env,
     io: &mut Io<'_>,
 ) -> anyhow::Result<Option<Summary>> {
-    let mut store = open(&args.db, env, true).await?;
+    let mut writers = Writers::open(&args.db, env).await?;
     io.interrupt.listen_terminate()?;
     let mut events: Option<Events> = args.watch.then(|| {
         let watch = fleet.watch(proto::WatchProcessesRequest::default());
@@ -325,7 +413,7 @@ pub async fn collect(
     loop {
         let summary = snapshot(
             fleet,
-            &mut store,
+            &mut writers,
             io.budget_or(fanout::STORE_BUDGET),
             &mut events,
             io.err,
@@ -333,6 +421,7 @@ pub async fn collect(
         .await?;
         if let Some(retain) = args.retain {
             let cutoff = hostscope_store::now() - retain.as_secs_f64();
+            let store = writers.idle().await?;
             store.prune(cutoff).await.context("pruning old snapshots")?;
         }
         let Some(every) = args.every else {
@@ -347,7 +436,7 @@ pub async fn collect(
                 () = io.interrupt.triggered() => return Ok(None),
                 () = &mut next => break,
                 batch = next_events(&mut events) => {
-                    write_events(&mut store, batch, io.err).await?;
+                    write_events(writers.idle().await?, batch, io.err).await?;
                 }
             }
         }
@@ -391,17 +480,17 @@ pub async fn sql_live(
     format: Output,
     io: &mut Io<'_>,
 ) -> anyhow::Result<Summary> {
-    let mut store = Store::in_memory().await?;
+    let mut writers = Writers::of(vec![Store::in_memory().await?]);
     let summary = snapshot(
         fleet,
-        &mut store,
+        &mut writers,
         io.budget_or(fanout::STORE_BUDGET),
         &mut None,
         io.err,
     )
     .await?;
     query(
-        &mut store,
+        writers.idle().await?,
         args.query.as_deref().unwrap_or_default(),
         format,
         io,

@@ -118,7 +118,20 @@ fn pg(e: tokio_postgres::Error) -> Error {
             Some(detail) => format!("{}: {detail}", db.message()),
             None => db.message().to_owned(),
         }),
-        None => Error::Postgres(e.to_string()),
+        None => {
+            // "invalid configuration" says little without its cause
+            // ("password missing").
+            let mut message = e.to_string();
+            let mut source = std::error::Error::source(&e);
+            while let Some(cause) = source {
+                let cause_text = cause.to_string();
+                if !message.contains(&cause_text) {
+                    message = format!("{message}: {cause_text}");
+                }
+                source = cause.source();
+            }
+            Error::Postgres(message)
+        }
     }
 }
 

@@ -142,6 +142,66 @@ impl PgCluster {
         )
     }
 
+    /// Makes a role `role` that logs in with `password` only (SCRAM,
+    /// whatever the cluster's trust for others) and a database `db` it
+    /// owns; returns the URL of `db` as `role`, which holds no password.
+    pub fn create_role_with_password(
+        &self,
+        role: &str,
+        password: &str,
+        db: &str,
+    ) -> Result<String> {
+        let bin = bin_dir().context("no PostgreSQL server installed")?;
+        let psql = |sql: &str| -> Result<()> {
+            let out = Command::new(bin.join("psql"))
+                .arg("-h")
+                .arg(&self.socket_dir)
+                .args([
+                    "-U",
+                    "hostscope",
+                    "-d",
+                    "postgres",
+                    "-v",
+                    "ON_ERROR_STOP=1",
+                    "-c",
+                    sql,
+                ])
+                .output()?;
+            if !out.status.success() {
+                bail!("psql {sql}: {}", String::from_utf8_lossy(&out.stderr));
+            }
+            Ok(())
+        };
+        psql(&format!("CREATE ROLE {role} LOGIN PASSWORD '{password}'"))?;
+        psql(&format!("CREATE DATABASE {db} OWNER {role}"))?;
+        // The first matching line wins: this one before the trust lines.
+        let hba = self._dir.path().join("data").join("pg_hba.conf");
+        let rest = std::fs::read_to_string(&hba)?;
+        std::fs::write(&hba, format!("local all {role} scram-sha-256\n{rest}"))?;
+        psql("SELECT pg_reload_conf()")?;
+        // The reload is a signal: wait until a login without a password
+        // is refused.
+        let refused = || -> Result<bool> {
+            let out = Command::new(bin.join("psql"))
+                .arg("-h")
+                .arg(&self.socket_dir)
+                .args(["-U", role, "-d", db, "-w", "-c", "SELECT 1"])
+                .env_remove("PGPASSWORD")
+                .output()?;
+            Ok(!out.status.success())
+        };
+        for _ in 0..600 {
+            if refused()? {
+                return Ok(format!(
+                    "postgres:///{db}?host={}&user={role}",
+                    self.socket_dir.display()
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        bail!("the cluster still lets {role} in without a password")
+    }
+
     /// Makes a database `db`.
     pub fn create_db(&self, db: &str) -> Result<()> {
         let bin = bin_dir().context("no PostgreSQL server installed")?;

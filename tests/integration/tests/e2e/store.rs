@@ -14,7 +14,7 @@ use std::{
 use hostscope_integration::{
     CliRun, Zombie,
     child::ChildGroup,
-    hostscope,
+    hostscope, hostscope_in,
     pg::{self, PgCluster},
     sim::{BlockingSim, FleetSim, Kind, SimSpec},
     skip, wait_for,
@@ -427,6 +427,54 @@ fn the_store_on_postgresql() {
     for (name, scenario) in scenarios() {
         cluster.create_db(name).expect("createdb");
         scenario(&sim, &cluster.url(name));
+    }
+    a_password_from_the_environment_or_a_file(&sim, &cluster);
+}
+
+/// A role that must give a password gets it from HOSTSCOPE_DB_PASSWORD
+/// or --db-password-file (which wins), never from the command line.
+fn a_password_from_the_environment_or_a_file(sim: &Sim, cluster: &PgCluster) {
+    let password = "correct horse";
+    let url = cluster
+        .create_role_with_password("collector", password, "secured")
+        .expect("a role with a password");
+    let all = sim.inventory("all.toml", None);
+    let collect = |env: hostscope_cli::Env, more: &[&str]| {
+        let mut argv: Vec<OsString> = vec!["--inventory".into(), all.clone().into()];
+        argv.extend(sim.tls());
+        argv.extend(["collect", "--db", &url].map(OsString::from));
+        argv.extend(more.iter().map(OsString::from));
+        hostscope_in(&env, argv, "")
+    };
+    let run = collect(hostscope_cli::Env::default(), &[]);
+    assert_eq!(run.code, 1, "{}", run.err);
+    assert!(run.err.contains("password"), "{}", run.err);
+    let wrong = hostscope_cli::Env::default().var("HOSTSCOPE_DB_PASSWORD", "wrong");
+    let run = collect(wrong.clone(), &[]);
+    assert_eq!(run.code, 1, "{}", run.err);
+    assert!(
+        run.err.contains("password authentication failed"),
+        "{}",
+        run.err
+    );
+    let right = hostscope_cli::Env::default().var("HOSTSCOPE_DB_PASSWORD", password);
+    assert_eq!(collect(right, &[]).code, 0);
+    let file = sim.dir().join("db-password");
+    std::fs::write(&file, format!("{password}\n")).unwrap();
+    let run = collect(wrong, &["--db-password-file", file.to_str().unwrap()]);
+    assert_eq!(run.code, 0, "{}", run.err);
+    let scrapes = sql_as(&url, password, "SELECT count(*) AS n FROM scrapes WHERE ok");
+    assert_eq!(scrapes[0]["n"], 6, "{scrapes:?}");
+}
+
+/// [`sql`] as a role that logs in with `password`.
+fn sql_as(db: &str, password: &str, query: &str) -> Vec<Value> {
+    let env = hostscope_cli::Env::default().var("HOSTSCOPE_DB_PASSWORD", password);
+    let run = hostscope_in(&env, ["sql", "--db", db, "-o", "json", query], "");
+    assert_eq!(run.code, 0, "{query}: {}", run.err);
+    match serde_json::from_str(&run.out) {
+        Ok(Value::Array(rows)) => rows,
+        other => panic!("{query}: not a JSON array: {other:?}\n{}", run.out),
     }
 }
 
