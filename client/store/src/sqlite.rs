@@ -70,6 +70,8 @@ impl Sqlite {
             self.conn.pragma_update(None, "synchronous", "NORMAL")?;
         }
         self.conn.pragma_update(None, "foreign_keys", "ON")?;
+        // A snapshot runs the same few dozen statements for every host.
+        self.conn.set_prepared_statement_cache_capacity(64);
         Ok(())
     }
 
@@ -112,13 +114,13 @@ fn value(v: rusqlite::Result<ValueRef<'_>>) -> Result<Val, Error> {
 
 impl rusqlite::ToSql for Val {
     fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
-        use rusqlite::types::{ToSqlOutput, Value};
-        Ok(ToSqlOutput::Owned(match self {
-            Val::Null => Value::Null,
-            Val::Int(i) => Value::Integer(*i),
-            Val::Real(f) => Value::Real(*f),
-            Val::Bool(b) => Value::Integer((*b).into()),
-            Val::Text(s) => Value::Text(s.clone()),
+        use rusqlite::types::{ToSqlOutput, ValueRef};
+        Ok(ToSqlOutput::Borrowed(match self {
+            Val::Null => ValueRef::Null,
+            Val::Int(i) => ValueRef::Integer(*i),
+            Val::Real(f) => ValueRef::Real(*f),
+            Val::Bool(b) => ValueRef::Integer((*b).into()),
+            Val::Text(s) => ValueRef::Text(s.as_bytes()),
         }))
     }
 }
@@ -149,12 +151,13 @@ impl Db for Sqlite {
     async fn exec(&mut self, sql: &str, params: &[Val]) -> Result<u64, Error> {
         let n = self
             .conn
-            .execute(&numbered(sql), params_from_iter(params))?;
+            .prepare_cached(&numbered(sql))?
+            .execute(params_from_iter(params))?;
         Ok(n as u64)
     }
 
     async fn exec_many(&mut self, sql: &str, rows: &[Vec<Val>]) -> Result<(), Error> {
-        let mut stmt = self.conn.prepare(&numbered(sql))?;
+        let mut stmt = self.conn.prepare_cached(&numbered(sql))?;
         for row in rows {
             stmt.execute(params_from_iter(row))?;
         }
@@ -162,7 +165,7 @@ impl Db for Sqlite {
     }
 
     async fn rows(&mut self, sql: &str, params: &[Val]) -> Result<Vec<Vec<Val>>, Error> {
-        let mut stmt = self.conn.prepare(&numbered(sql))?;
+        let mut stmt = self.conn.prepare_cached(&numbered(sql))?;
         let n = stmt.column_count();
         let mut cursor = stmt.query(params_from_iter(params))?;
         let mut rows = Vec::new();
