@@ -97,8 +97,8 @@ fn password(args: &DbArgs, env: &Env) -> anyhow::Result<Option<String>> {
 struct Held {
     snapshot: Snapshot,
     /// The processes, encoded as they came off the wire (length-delimited
-    /// messages): a quarter of their size decoded, and a fan-out holds
-    /// hundreds of hosts' listings while they arrive. Decoded only when
+    /// messages): far smaller than decoded, and a fan-out holds hundreds
+    /// of hosts' listings while they arrive. Decoded only when
     /// the host's turn to be written comes.
     processes: Vec<u8>,
     _charge: Charge,
