@@ -123,6 +123,61 @@ pub fn bench_procs() -> Result<()> {
         median("collect")? / floor,
         median("grpc_common")? / floor
     );
+
+    // One `hostscope ps` end to end, split by what each command adds.
+    let [start, setup, host, table, ndjson, psutil] = [
+        "cli_start",
+        "cli_setup",
+        "cli_host",
+        "cli_ps_table",
+        "cli_ps_ndjson",
+        "psutil",
+    ]
+    .map(median);
+    let (start, setup, host, table, ndjson, psutil) =
+        (start?, setup?, host?, table?, ndjson?, psutil?);
+    let ms = |ns: f64| ns / 1e6;
+    println!("\none host, end to end: a fresh hostscope process per run (medians of this run):");
+    for (phase, ns, what) in [
+        (
+            "start",
+            start,
+            "process start and exit (hostscope --version)",
+        ),
+        (
+            "setup",
+            setup - start,
+            "configuration, certificates, runtime (a refused connect)",
+        ),
+        (
+            "connect",
+            host - setup,
+            "TCP connect, mutual-TLS handshake, GetHost",
+        ),
+        (
+            "list",
+            table - host,
+            "the agent's scan, the transfer and a table of the 11 fields",
+        ),
+    ] {
+        println!("  {phase:<8} {:>8.2} ms  {what}", ms(ns));
+    }
+    println!(
+        "  ps, table   {:>8.2} ms  {:>5.2}x floor (goal <= 1.2)  {:>5.2}x faster than psutil (goal >= 4)",
+        ms(table),
+        table / floor,
+        psutil / table
+    );
+    println!(
+        "  ps, ndjson  {:>8.2} ms  {:>5.2}x floor               {:>5.2}x faster than psutil",
+        ms(ndjson),
+        ndjson / floor,
+        psutil / ndjson
+    );
+    println!(
+        "  psutil      {:>8.2} ms  process_iter with the same attributes, in Python",
+        ms(psutil)
+    );
     Ok(())
 }
 

@@ -5,20 +5,33 @@
 //! - `floor`: a loop that reads the same files per pid and parses nothing;
 //! - `grpc_common`: `ListProcesses` with those fields over mutual TLS on
 //!   loopback, received and decoded by the client;
-//! - `grpc_all`: the same with every field.
+//! - `grpc_all`: the same with every field;
+//! - `cli_*`: a fresh `hostscope` process per run against the same agent,
+//!   each command adding one phase to the one before: process start
+//!   (`--version`), configuration, certificates and runtime (a refused
+//!   connect), the TCP connect and mutual-TLS handshake (`host`), and the
+//!   listing with its printing (`ps` as a table and as NDJSON);
+//! - `psutil`: psutil's `process_iter` over the same attributes, timed
+//!   inside Python.
 //!
-//! xtask prints the medians and the ratios collect/floor and
-//! grpc_common/floor, measured in the same run.
+//! xtask prints the medians, the phases and the ratios to the floor and
+//! to psutil, measured in the same run.
 
 use std::{
-    ffi::OsStr, hint::black_box, io::Read, ops::ControlFlow, os::unix::ffi::OsStrExt,
-    path::PathBuf, time::Duration,
+    ffi::OsStr,
+    hint::black_box,
+    io::Read,
+    ops::ControlFlow,
+    os::unix::ffi::OsStrExt,
+    path::PathBuf,
+    process::{Command, Stdio},
+    time::Duration,
 };
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use hostscope_agent::backend::{self, Field, FieldSet};
 use hostscope_client::proto as pb;
-use hostscope_integration::TestAgent;
+use hostscope_integration::{TestAgent, psutil};
 use tokio_stream::StreamExt;
 
 /// psutil's common attributes (pid is always there).
@@ -47,6 +60,30 @@ const COMMON_PB: [pb::ProcessField; 10] = [
     pb::ProcessField::MemoryInfo,
     pb::ProcessField::NumThreads,
 ];
+
+/// The same attributes as `hostscope ps --fields`.
+const COMMON_CLI: &str =
+    "pid,ppid,name,exe,cmdline,status,username,create_time,cpu_times,memory_info,num_threads";
+
+/// psutil's `process_iter` over the same attributes, `n` times after a
+/// warm-up; prints `{"ns_per_round": ..}`.
+fn psutil_snippet(n: u32) -> String {
+    format!(
+        r#"
+import json, time, psutil
+attrs = ["pid", "ppid", "name", "exe", "cmdline", "status", "username", "create_time",
+         "cpu_times", "memory_info", "num_threads"]
+def once():
+    return sum(1 for p in psutil.process_iter(attrs))
+for _ in range(3):
+    once()
+start = time.perf_counter()
+for _ in range({n}):
+    once()
+print(json.dumps({{"ns_per_round": (time.perf_counter() - start) / {n} * 1e9}}))
+"#
+    )
+}
 
 /// Reads stat, statm, status, cmdline and the exe link of every pid, the
 /// files `collect` needs, into one reused buffer; parses nothing.
@@ -127,8 +164,64 @@ fn procs(c: &mut Criterion) {
             })
         });
     }
+
+    // End to end, as a user runs it: a fresh process per run, its output
+    // thrown away, in an empty configuration.
+    let home = tempfile::tempdir().expect("tempdir");
+    let endpoint = agent.endpoint();
+    let cli = |args: &[&str]| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_hostscope-cli"));
+        for (flag, file) in [
+            ("--ca", "ca.pem"),
+            ("--cert", "client.pem"),
+            ("--key", "client-key.pem"),
+        ] {
+            cmd.arg(flag).arg(agent.pki.path(file));
+        }
+        cmd.args(args)
+            .env("XDG_CONFIG_HOME", home.path())
+            .env_remove("HOSTSCOPE_HOST")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        cmd
+    };
+    let phases: [(&str, Vec<&str>, bool); 5] = [
+        ("cli_start", vec!["--version"], true),
+        // Port 1 on loopback refuses: everything before the connect.
+        (
+            "cli_setup",
+            vec!["--retries", "0", "--host", "127.0.0.1:1", "host"],
+            false,
+        ),
+        ("cli_host", vec!["--host", &endpoint, "host"], true),
+        (
+            "cli_ps_table",
+            vec!["--host", &endpoint, "ps", "--fields", COMMON_CLI],
+            true,
+        ),
+        (
+            "cli_ps_ndjson",
+            vec![
+                "--host", &endpoint, "ps", "--fields", COMMON_CLI, "-o", "ndjson",
+            ],
+            true,
+        ),
+    ];
+    for (id, args, succeeds) in &phases {
+        group.bench_function(*id, |b| {
+            b.iter(|| {
+                let status = cli(args).status().expect("run hostscope");
+                assert_eq!(status.success(), *succeeds, "hostscope {args:?}: {status}");
+            })
+        });
+    }
     group.finish();
     drop(agent);
+
+    let timed = psutil::run_json(&psutil_snippet(20));
+    let ns = timed["ns_per_round"].as_f64().expect("ns_per_round");
+    psutil::write_estimate("procs", "psutil", ns);
 }
 
 criterion_group!(benches, procs);
