@@ -94,8 +94,8 @@ pub fn main() -> ExitCode {
 /// when every host answered, 2 when some failed, 1 on usage or local
 /// errors. Help and version go to `out` and exit 0.
 ///
-/// Builds its own multi-threaded Tokio runtime, so it must not be called
-/// from within one (use `spawn_blocking`). Draws no progress bar and cuts
+/// Builds its own Tokio runtime (multi-threaded for a fleet), so it must
+/// not be called from within one (use `spawn_blocking`). Draws no progress bar and cuts
 /// no table to a terminal's width: `out` and `err` are taken to be files.
 pub fn run_with(
     args: Vec<OsString>,
@@ -145,10 +145,20 @@ fn run_inner(
         return EXIT_ERROR;
     }
     let typed = Typed::from(&matches);
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    // One host (--host alone, which keeps the profile's inventory out) or
+    // none is asked on this thread alone: worker threads would only add
+    // their start to the run.
+    let one_host = cli.command.targets().is_none_or(|after| {
+        cli.global.host.is_some()
+            && [&cli.targets, after]
+                .iter()
+                .all(|t| t.hosts.is_empty() && t.inventory.is_none())
+    });
+    let mut builder = match one_host {
+        true => tokio::runtime::Builder::new_current_thread(),
+        false => tokio::runtime::Builder::new_multi_thread(),
+    };
+    let runtime = match builder.enable_all().build() {
         Ok(runtime) => runtime,
         Err(e) => {
             let _ = writeln!(err, "error: cannot start the async runtime: {e}");
