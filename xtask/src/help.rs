@@ -62,7 +62,9 @@ cargo xtask bench procs|watch|fleet|sys|sockets|fanout|collect [--hosts N]
 
   procs   the agent's process collection against the floor (the kernel's
           cost of the same /proc reads) with 2,000 extra sleeping
-          processes; prints medians and ratios
+          processes, and one `hostscope ps` end to end split into start,
+          setup, connect and listing, against the floor and psutil's
+          process_iter; prints medians and ratios
   watch   delay from a process's exit to its EXITED event at a watching
           client over mTLS, against the agent's own event source; p50/p99
           and agent CPU per 1,000 processes
