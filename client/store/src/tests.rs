@@ -96,6 +96,15 @@ async fn column(store: &mut Store, sql: &str) -> Vec<Val> {
     result.rows.into_iter().map(|mut r| r.remove(0)).collect()
 }
 
+/// pid, first_seen, last_seen and running of every span, by pid.
+async fn spans(store: &mut Store) -> Vec<Vec<Val>> {
+    store
+        .query("SELECT pid, first_seen, last_seen, running FROM process_spans ORDER BY pid")
+        .await
+        .unwrap()
+        .rows
+}
+
 async fn count(store: &mut Store, table: &str) -> i64 {
     let rows = column(store, &format!("SELECT count(*) FROM {table}")).await;
     rows.first().and_then(Val::as_i64).unwrap()
@@ -231,12 +240,8 @@ async fn spans_keep_the_history_while_processes_hold_only_the_latest_scrape() {
     }
     // A host that is down leaves its running processes running.
     store.write_scrape(&failed("web1", 500.0)).await.unwrap();
-    let spans = store
-        .query("SELECT pid, first_seen, last_seen, running FROM process_spans ORDER BY pid")
-        .await
-        .unwrap();
     assert_eq!(
-        spans.rows,
+        spans(&mut store).await,
         [
             vec![Val::Int(1), Val::Real(100.0), Val::Real(400.0), Val::Int(1)],
             vec![
@@ -286,12 +291,8 @@ async fn a_version_1_store_keeps_its_spans_through_version_2() {
         .unwrap();
     }
     let mut store = Store::open_sqlite(&path).await.unwrap();
-    let spans = store
-        .query("SELECT pid, first_seen, last_seen, running FROM process_spans ORDER BY pid")
-        .await
-        .unwrap();
     assert_eq!(
-        spans.rows,
+        spans(&mut store).await,
         [
             vec![Val::Int(1), Val::Real(100.0), Val::Real(200.0), Val::Int(1)],
             vec![Val::Int(7), Val::Real(100.0), Val::Real(100.0), Val::Int(0)],

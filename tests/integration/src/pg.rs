@@ -21,7 +21,7 @@ const USER: &str = "nobody";
 pub struct PgCluster {
     _server: ChildGroup,
     socket_dir: PathBuf,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
 }
 
 /// The directory of PostgreSQL's programs (`initdb`, `postgres`), newest
@@ -111,7 +111,7 @@ impl PgCluster {
         let cluster = PgCluster {
             _server: server,
             socket_dir,
-            _dir: dir,
+            dir,
         };
         let ready = bin.join("pg_isready");
         let mut up = false;
@@ -136,10 +136,26 @@ impl PgCluster {
     /// The URL of database `db` (made by [`PgCluster::create_db`], or
     /// `postgres`).
     pub fn url(&self, db: &str) -> String {
+        self.url_as(db, "hostscope")
+    }
+
+    /// The URL of database `db` as `user`.
+    fn url_as(&self, db: &str, user: &str) -> String {
         format!(
-            "postgres:///{db}?host={}&user=hostscope",
+            "postgres:///{db}?host={}&user={user}",
             self.socket_dir.display()
         )
+    }
+
+    /// `psql` on this cluster's socket as `user` into `db`, never asking
+    /// for a password.
+    fn psql(&self, bin: &Path, user: &str, db: &str) -> Command {
+        let mut cmd = Command::new(bin.join("psql"));
+        cmd.arg("-h")
+            .arg(&self.socket_dir)
+            .args(["-U", user, "-d", db, "-w"])
+            .env_remove("PGPASSWORD");
+        cmd
     }
 
     /// Makes a role `role` that logs in with `password` only (SCRAM,
@@ -153,19 +169,9 @@ impl PgCluster {
     ) -> Result<String> {
         let bin = bin_dir().context("no PostgreSQL server installed")?;
         let psql = |sql: &str| -> Result<()> {
-            let out = Command::new(bin.join("psql"))
-                .arg("-h")
-                .arg(&self.socket_dir)
-                .args([
-                    "-U",
-                    "hostscope",
-                    "-d",
-                    "postgres",
-                    "-v",
-                    "ON_ERROR_STOP=1",
-                    "-c",
-                    sql,
-                ])
+            let out = self
+                .psql(&bin, "hostscope", "postgres")
+                .args(["-v", "ON_ERROR_STOP=1", "-c", sql])
                 .output()?;
             if !out.status.success() {
                 bail!("psql {sql}: {}", String::from_utf8_lossy(&out.stderr));
@@ -175,27 +181,22 @@ impl PgCluster {
         psql(&format!("CREATE ROLE {role} LOGIN PASSWORD '{password}'"))?;
         psql(&format!("CREATE DATABASE {db} OWNER {role}"))?;
         // The first matching line wins: this one before the trust lines.
-        let hba = self._dir.path().join("data").join("pg_hba.conf");
+        let hba = self.dir.path().join("data").join("pg_hba.conf");
         let rest = std::fs::read_to_string(&hba)?;
         std::fs::write(&hba, format!("local all {role} scram-sha-256\n{rest}"))?;
         psql("SELECT pg_reload_conf()")?;
         // The reload is a signal: wait until a login without a password
         // is refused.
         let refused = || -> Result<bool> {
-            let out = Command::new(bin.join("psql"))
-                .arg("-h")
-                .arg(&self.socket_dir)
-                .args(["-U", role, "-d", db, "-w", "-c", "SELECT 1"])
-                .env_remove("PGPASSWORD")
+            let out = self
+                .psql(&bin, role, db)
+                .args(["-c", "SELECT 1"])
                 .output()?;
             Ok(!out.status.success())
         };
         for _ in 0..600 {
             if refused()? {
-                return Ok(format!(
-                    "postgres:///{db}?host={}&user={role}",
-                    self.socket_dir.display()
-                ));
+                return Ok(self.url_as(db, role));
             }
             std::thread::sleep(Duration::from_millis(100));
         }
