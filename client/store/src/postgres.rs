@@ -17,6 +17,10 @@ pub(crate) struct Postgres {
     /// snapshot runs the same dozen statements as the last host's, and
     /// preparing is a round trip.
     prepared: HashMap<String, Statement>,
+    /// The multi-row forms of one-row INSERTs, by the one-row text and
+    /// then by their index in [`BATCH_SIZES`]: looked up without writing
+    /// out a statement of 256 rows each time.
+    batches: HashMap<String, [Option<Statement>; BATCH_SIZES.len()]>,
 }
 
 /// Rows per multi-row INSERT, largest first: `exec_many` sends a run of
@@ -56,6 +60,7 @@ impl Postgres {
         Ok(Postgres {
             client,
             prepared: HashMap::new(),
+            batches: HashMap::new(),
         })
     }
 
@@ -107,6 +112,18 @@ impl Postgres {
         }
         let statement = self.client.prepare(sql).await.map_err(pg)?;
         self.prepared.insert(sql.to_owned(), statement.clone());
+        Ok(statement)
+    }
+
+    /// The one-row INSERT `sql` of `width` parameters as a statement of
+    /// `BATCH_SIZES[which]` rows, prepared once.
+    async fn batch(&mut self, sql: &str, width: usize, which: usize) -> Result<Statement, Error> {
+        if let Some(statement) = self.batches.get(sql).and_then(|b| b[which].clone()) {
+            return Ok(statement);
+        }
+        let text = multi_row(sql, width, BATCH_SIZES[which])?;
+        let statement = self.client.prepare(&text).await.map_err(pg)?;
+        self.batches.entry(sql.to_owned()).or_default()[which] = Some(statement.clone());
         Ok(statement)
     }
 }
@@ -244,20 +261,18 @@ impl Db for Postgres {
     }
 
     async fn exec_many(&mut self, sql: &str, rows: &[Vec<Val>]) -> Result<(), Error> {
-        if rows.is_empty() {
-            return Ok(());
-        }
         let Some(width) = rows.first().map(Vec::len).filter(|&w| w > 0) else {
             return Ok(());
         };
         let mut rest = rows;
         while !rest.is_empty() {
-            let size = BATCH_SIZES
-                .into_iter()
-                .find(|&n| n <= rest.len() && n * width <= MAX_PARAMS)
-                .unwrap_or(1);
-            let (chunk, tail) = rest.split_at(size);
-            let statement = self.prepared(&multi_row(sql, width, size)?).await?;
+            // The last size, one row, always fits.
+            let which = BATCH_SIZES
+                .iter()
+                .position(|&n| n <= rest.len() && n * width <= MAX_PARAMS)
+                .unwrap_or(BATCH_SIZES.len() - 1);
+            let (chunk, tail) = rest.split_at(BATCH_SIZES[which]);
+            let statement = self.batch(sql, width, which).await?;
             let params = params(&statement, chunk.iter().flatten());
             self.client
                 .execute(&statement, &refs(&params))
