@@ -18,7 +18,7 @@
 //! identified by address: a host listed twice is asked once.
 
 use std::{
-    collections::{BTreeMap, HashSet},
+    collections::{BTreeMap, HashMap, HashSet},
     ops::Range,
     path::Path,
 };
@@ -131,7 +131,10 @@ impl Inventory {
         let file: File = toml::from_str(text).map_err(|e| at(e.span(), e.message().to_owned()))?;
 
         let mut inventory = Inventory::default();
-        let mut names = HashSet::new();
+        let mut addresses = HashSet::new();
+        // Each name given, with the index of its host unless that entry
+        // repeated an address.
+        let mut names: HashMap<String, Option<usize>> = HashMap::new();
         for spanned in file.hosts {
             let span = spanned.span();
             let entry = spanned.into_inner();
@@ -141,27 +144,34 @@ impl Inventory {
             if name.trim().is_empty() {
                 return Err(at(Some(span), "a host's name must not be empty".into()));
             }
-            if !names.insert(name.clone()) {
+            if names.contains_key(&name) {
                 return Err(at(
                     Some(span),
                     format!("the name {name:?} is given to two hosts"),
                 ));
             }
-            inventory.push(HostSpec {
-                name,
-                address,
-                server_name: entry.server_name,
-                labels: entry.labels,
-                groups: entry.groups,
+            // A host listed again is asked once, as its first entry: the
+            // later entry's name belongs to no host.
+            let index = addresses.insert(address.clone()).then(|| {
+                inventory.hosts.push(HostSpec {
+                    name: name.clone(),
+                    address,
+                    server_name: entry.server_name,
+                    labels: entry.labels,
+                    groups: entry.groups,
+                });
+                inventory.hosts.len() - 1
             });
+            names.insert(name, index);
         }
         for (group, members) in file.groups {
             let span = members.span();
             for member in members.into_inner() {
-                let host = inventory
-                    .hosts
-                    .iter_mut()
-                    .find(|h| h.name == member)
+                let host = names
+                    .get(&member)
+                    .copied()
+                    .flatten()
+                    .and_then(|i| inventory.hosts.get_mut(i))
                     .ok_or_else(|| {
                         at(
                             Some(span.clone()),
@@ -196,6 +206,7 @@ impl Inventory {
         origin: &str,
     ) -> Result<Inventory, InventoryError> {
         let mut inventory = Inventory::default();
+        let mut seen = HashSet::new();
         for (line, item) in items {
             let item = item.trim();
             if item.is_empty() {
@@ -206,7 +217,9 @@ impl Inventory {
                 line,
                 message,
             })?;
-            inventory.push(HostSpec::bare(address));
+            if seen.insert(address.clone()) {
+                inventory.hosts.push(HostSpec::bare(address));
+            }
         }
         Ok(inventory)
     }
@@ -225,15 +238,13 @@ impl Inventory {
     /// Adds `other`'s hosts; those whose address is already here are
     /// dropped, so each host is asked once.
     pub fn extend(&mut self, other: Inventory) {
-        for host in other.hosts {
-            self.push(host);
-        }
-    }
-
-    fn push(&mut self, host: HostSpec) {
-        if !self.hosts.iter().any(|h| h.address == host.address) {
-            self.hosts.push(host);
-        }
+        let mut seen: HashSet<String> = self.hosts.iter().map(|h| h.address.clone()).collect();
+        self.hosts.extend(
+            other
+                .hosts
+                .into_iter()
+                .filter(|h| seen.insert(h.address.clone())),
+        );
     }
 }
 
@@ -362,6 +373,21 @@ canary = ["web1", "db1"]
         );
         let addrs: Vec<&str> = inv.hosts.iter().map(|h| h.address.as_str()).collect();
         assert_eq!(addrs, ["a:7443", "b:9000", "c:7443"]);
+
+        // In a file, the first entry of an address is the host; a group
+        // naming a later entry of the same address names no host.
+        let text = "[[hosts]]\nname = \"one\"\naddress = \"a\"\n\
+                    [[hosts]]\nname = \"two\"\naddress = \"a:7443\"\n";
+        let inv = Inventory::parse(text, "fleet.toml").unwrap();
+        let names: Vec<&str> = inv.hosts.iter().map(|h| h.name.as_str()).collect();
+        assert_eq!(names, ["one"]);
+        let grouped = format!("{text}[groups]\nweb = [\"one\"]\n");
+        let inv = Inventory::parse(&grouped, "fleet.toml").unwrap();
+        assert_eq!(inv.hosts[0].groups, ["web"]);
+        let e = Inventory::parse(&format!("{text}[groups]\nweb = [\"two\"]\n"), "fleet.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("names \"two\", which is no host's name"), "{e}");
     }
 
     #[test]

@@ -19,10 +19,32 @@ pub(crate) trait Db {
     async fn batch(&mut self, sql: &str) -> Result<(), Error>;
     /// Runs one statement; returns the rows it changed.
     async fn exec(&mut self, sql: &str, params: &[Val]) -> Result<u64, Error>;
-    /// Runs one statement for each parameter row.
-    async fn exec_many(&mut self, sql: &str, rows: &[Vec<Val>]) -> Result<(), Error>;
+    /// Runs `steps` in order, stopping at the first error.
+    async fn run(&mut self, steps: &[Step]) -> Result<(), Error>;
     /// Runs one query; returns its rows.
     async fn rows(&mut self, sql: &str, params: &[Val]) -> Result<Vec<Vec<Val>>, Error>;
+}
+
+/// A statement and the parameters it runs with, once per row.
+pub(crate) struct Step {
+    pub(crate) sql: String,
+    pub(crate) rows: Vec<Vec<Val>>,
+}
+
+impl Step {
+    fn one(sql: impl Into<String>, row: Vec<Val>) -> Step {
+        Step {
+            sql: sql.into(),
+            rows: vec![row],
+        }
+    }
+
+    fn many(sql: impl Into<String>, rows: impl IntoIterator<Item = Vec<Val>>) -> Step {
+        Step {
+            sql: sql.into(),
+            rows: rows.into_iter().collect(),
+        }
+    }
 }
 
 /// Runs `body` in a transaction: committed when it succeeds, rolled back
@@ -184,125 +206,107 @@ async fn write_scrape_rows<D: Db>(db: &mut D, scrape: &Scrape) -> Result<i64, Er
         .await?;
         return Ok(id);
     };
-    db.exec(
-        &insert(
-            "host_facts",
-            "scrape_id, hostname, os, os_release, kernel, arch, boot_time, cpu_count, \
-             memory_total, agent_version, backend",
+    let mut steps = vec![
+        Step::one(
+            insert(
+                "host_facts",
+                "scrape_id, hostname, os, os_release, kernel, arch, boot_time, cpu_count, \
+                 memory_total, agent_version, backend",
+            ),
+            rows::host_facts(id, &snap.host),
         ),
-        &rows::host_facts(id, &snap.host),
-    )
-    .await?;
-    let processes: Vec<Vec<Val>> = snap
-        .processes
-        .iter()
-        .map(|p| rows::process(id, p))
-        .collect();
-    db.exec_many(&insert("processes", PROCESS_COLUMNS), &processes)
-        .await?;
-    db.exec_many(
-        &insert(
-            "zombies",
-            "scrape_id, pid, ppid, name, create_time, parent_name, parent_cmdline",
+        Step::many(
+            insert("processes", PROCESS_COLUMNS),
+            snap.processes.iter().map(|p| rows::process(id, p)),
         ),
-        &rows::zombies(id, &snap.processes),
-    )
-    .await?;
-    write_spans(db, &name, id, scrape.started_at).await?;
+        Step::many(
+            insert(
+                "zombies",
+                "scrape_id, pid, ppid, name, create_time, parent_name, parent_cmdline",
+            ),
+            rows::zombies(id, &snap.processes),
+        ),
+    ];
+    steps.extend(spans(&name, id, scrape.started_at));
     // A host's previous processes give way to these. Only its last good
     // scrape has any, so this is one probe of the primary key, however
     // long the history.
-    db.exec(
+    steps.push(Step::one(
         "DELETE FROM processes WHERE scrape_id = \
          (SELECT last_ok_scrape_id FROM hosts WHERE name = $1)",
-        std::slice::from_ref(&name),
-    )
-    .await?;
-    let nics: Vec<Vec<Val>> = snap
-        .interfaces
-        .iter()
-        .map(|n| rows::interface(id, n))
-        .collect();
-    db.exec_many(&insert("interfaces", INTERFACE_COLUMNS), &nics)
-        .await?;
-    let addresses: Vec<Vec<Val>> = snap
-        .interfaces
-        .iter()
-        .flat_map(|n| rows::addresses(id, n))
-        .collect();
-    db.exec_many(
-        &insert(
+        vec![name.clone()],
+    ));
+    steps.push(Step::many(
+        insert("interfaces", INTERFACE_COLUMNS),
+        snap.interfaces.iter().map(|n| rows::interface(id, n)),
+    ));
+    steps.push(Step::many(
+        insert(
             "addresses",
             "scrape_id, interface, family, address, netmask, broadcast, ptp",
         ),
-        &addresses,
-    )
-    .await?;
+        snap.interfaces.iter().flat_map(|n| rows::addresses(id, n)),
+    ));
     if let Some(system) = &snap.system {
-        db.exec(
-            &insert("system_figures", SYSTEM_COLUMNS),
-            &rows::system(id, system),
-        )
-        .await?;
+        steps.push(Step::one(
+            insert("system_figures", SYSTEM_COLUMNS),
+            rows::system(id, system),
+        ));
     }
     if let Some(disks) = &snap.disks {
-        let rows: Vec<Vec<Val>> = rows::disks(id, disks).collect();
-        db.exec_many(
-            &insert(
+        steps.push(Step::many(
+            insert(
                 "disks",
                 "scrape_id, device, mountpoint, fstype, opts, total, used, free, percent",
             ),
-            &rows,
-        )
-        .await?;
+            rows::disks(id, disks),
+        ));
     }
     if let Some(listening) = &snap.listening {
-        let rows: Vec<Vec<Val>> = listening.iter().map(|l| rows::socket(id, l)).collect();
-        db.exec_many(
-            &insert(
+        steps.push(Step::many(
+            insert(
                 "sockets",
                 "scrape_id, proto, local_ip, local_port, status, pid, process, uid",
             ),
-            &rows,
-        )
-        .await?;
+            listening.iter().map(|l| rows::socket(id, l)),
+        ));
     }
-    db.exec(
+    steps.push(Step::one(
         "UPDATE hosts SET last_scrape_id = $2, last_ok_scrape_id = $2 WHERE name = $1",
-        &[name, Val::Int(id)],
-    )
-    .await?;
+        vec![name, Val::Int(id)],
+    ));
+    db.run(&steps).await?;
     Ok(id)
 }
 
 /// Brings the spans of `host` up to its new scrape `id` (whose processes
-/// are written, and which is not yet the host's last good one): the
-/// spans of processes gone since that one end there, new processes get a
-/// span, and a process back after a scrape that missed it runs again.
-/// Processes seen before and still there cost a read, not a write.
-async fn write_spans<D: Db>(db: &mut D, host: &Val, id: i64, seen: f64) -> Result<(), Error> {
-    let params = [host.clone(), Val::Int(id), Val::Real(seen)];
-    db.exec(
-        "UPDATE spans SET last_seen = \
-           (SELECT s.started_at FROM hosts h JOIN scrapes s ON s.id = h.last_ok_scrape_id \
-            WHERE h.name = $1) \
-         WHERE host = $1 AND last_seen IS NULL AND NOT EXISTS \
-           (SELECT 1 FROM processes p WHERE p.scrape_id = $2 \
-            AND p.pid = spans.pid AND p.create_time = spans.create_time)",
-        &params[..2],
-    )
-    .await?;
-    db.exec(
-        "INSERT INTO spans (host, pid, create_time, name, exe, cmdline, first_seen) \
-         SELECT CAST($1 AS TEXT), pid, create_time, name, exe, cmdline, \
-         CAST($3 AS DOUBLE PRECISION) FROM processes \
-         WHERE scrape_id = $2 AND create_time IS NOT NULL \
-         ON CONFLICT (host, pid, create_time) DO UPDATE SET last_seen = NULL \
-         WHERE spans.last_seen IS NOT NULL",
-        &params,
-    )
-    .await?;
-    Ok(())
+/// are written before, and which is not yet the host's last good one):
+/// the spans of processes gone since that one end there, new processes
+/// get a span, and a process back after a scrape that missed it runs
+/// again. Processes seen before and still there cost a read, not a write.
+fn spans(host: &Val, id: i64, seen: f64) -> [Step; 2] {
+    [
+        Step::one(
+            "UPDATE spans SET last_seen = \
+               (SELECT s.started_at FROM hosts h JOIN scrapes s ON s.id = h.last_ok_scrape_id \
+                WHERE h.name = $1) \
+             WHERE host = $1 AND last_seen IS NULL AND NOT EXISTS \
+               (SELECT 1 FROM processes p WHERE p.scrape_id = $2 \
+                AND p.pid = spans.pid AND p.create_time = spans.create_time)",
+            vec![host.clone(), Val::Int(id)],
+        ),
+        Step::one(
+            "INSERT INTO spans (host, pid, create_time, name, exe, cmdline, first_seen) \
+             SELECT CAST($1 AS TEXT), pid, create_time, name, exe, cmdline, \
+             CAST($3 AS DOUBLE PRECISION) FROM processes p \
+             WHERE scrape_id = $2 AND create_time IS NOT NULL AND NOT EXISTS \
+               (SELECT 1 FROM spans s WHERE s.host = $1 AND s.pid = p.pid \
+                AND s.create_time = p.create_time AND s.last_seen IS NULL) \
+             ON CONFLICT (host, pid, create_time) DO UPDATE SET last_seen = NULL \
+             WHERE spans.last_seen IS NOT NULL",
+            vec![host.clone(), Val::Int(id), Val::Real(seen)],
+        ),
+    ]
 }
 
 /// Appends WatchProcesses events of `host` (known to the store) to
@@ -313,7 +317,7 @@ pub(crate) async fn write_events<D: Db>(
     host: &rows::HostId,
     events: &[hostscope_proto::ProcessEvent],
 ) -> Result<(), Error> {
-    let rows: Vec<Vec<Val>> = events.iter().map(|e| rows::event(&host.name, e)).collect();
+    let rows = events.iter().map(|e| rows::event(&host.name, e)).collect();
     transaction!(db, begin, async {
         db.exec(
             "INSERT INTO hosts (name, address, labels) VALUES ($1, $2, '{}') \
@@ -324,14 +328,14 @@ pub(crate) async fn write_events<D: Db>(
             ],
         )
         .await?;
-        db.exec_many(
-            &insert(
+        db.run(&[Step {
+            sql: insert(
                 "process_events",
                 "host, at, kind, pid, ppid, name, cmdline, username, create_time, exit_code, \
                  exit_signal",
             ),
-            &rows,
-        )
+            rows,
+        }])
         .await
     })
 }

@@ -1,14 +1,19 @@
 //! The shared store: a PostgreSQL database, for several collectors (one
 //! per shard of an inventory) writing to one place.
 
-use std::{collections::HashMap, str::FromStr};
+use std::{collections::HashMap, future::poll_fn, pin::pin, str::FromStr, task::Poll};
 
 use tokio_postgres::{
     Client, Config, NoTls, SimpleQueryMessage, Statement,
+    binary_copy::BinaryCopyInWriter,
     types::{ToSql, Type},
 };
 
-use crate::{Error, QueryResult, Val, core::Db, schema::Dialect};
+use crate::{
+    Error, QueryResult, Val,
+    core::{Db, Step},
+    schema::Dialect,
+};
 
 /// A PostgreSQL connection; the connection's task ends when it is dropped.
 pub(crate) struct Postgres {
@@ -23,10 +28,14 @@ pub(crate) struct Postgres {
     batches: HashMap<String, [Option<Statement>; BATCH_SIZES.len()]>,
 }
 
-/// Rows per multi-row INSERT, largest first: `exec_many` sends a run of
+/// Rows per multi-row INSERT, largest first: `run` sends a run of
 /// rows as the fewest of these, so that each table needs at most this
 /// many prepared statements whatever its row counts.
 const BATCH_SIZES: [usize; 5] = [256, 64, 16, 4, 1];
+
+/// Runs of at least this many rows for a plain INSERT go in by COPY:
+/// one statement, and the server writes the rows a page at a time.
+const COPY_ROWS: usize = 64;
 
 /// PostgreSQL takes at most this many parameters in one statement.
 const MAX_PARAMS: usize = 65_535;
@@ -126,6 +135,89 @@ impl Postgres {
         self.batches.entry(sql.to_owned()).or_default()[which] = Some(statement.clone());
         Ok(statement)
     }
+
+    /// Runs `calls` in order, all sent at once and their answers read as
+    /// they come: one round trip for the lot, with the same first error
+    /// as one by one.
+    async fn pipeline(&self, calls: Vec<(Statement, Vec<Param>)>) -> Result<(), Error> {
+        let params: Vec<_> = calls.iter().map(|(_, p)| refs(p)).collect();
+        let mut answers: Vec<_> = calls
+            .iter()
+            .zip(&params)
+            .map(|((statement, _), params)| Some(Box::pin(self.client.execute(statement, params))))
+            .collect();
+        // Each statement is sent when its future is first polled: they
+        // are polled in order, every time, until all have answered.
+        let mut first_error = None;
+        poll_fn(|cx| {
+            for slot in &mut answers {
+                if let Some(answer) = slot
+                    && let Poll::Ready(result) = answer.as_mut().poll(cx)
+                {
+                    *slot = None;
+                    if let Err(e) = result {
+                        first_error.get_or_insert(e);
+                    }
+                }
+            }
+            if answers.iter().all(Option::is_none) {
+                Poll::Ready(())
+            } else {
+                Poll::Pending
+            }
+        })
+        .await;
+        first_error.map_or(Ok(()), |e| Err(pg(e)))
+    }
+
+    /// `rows` for the one-row INSERT `insert` through `copy`, its COPY
+    /// in binary, typed as the INSERT's parameters.
+    async fn copy(&mut self, insert: &str, copy: &str, rows: &[Vec<Val>]) -> Result<(), Error> {
+        let types = self.prepared(insert).await?.params().to_vec();
+        let copy = self.prepared(copy).await?;
+        let sink = self.client.copy_in(&copy).await.map_err(pg)?;
+        let mut writer = pin!(BinaryCopyInWriter::new(sink, &types));
+        for row in rows {
+            let params: Vec<Param> = types.iter().zip(row).map(|(ty, v)| param(v, ty)).collect();
+            writer.as_mut().write(&refs(&params)).await.map_err(pg)?;
+        }
+        writer.finish().await.map_err(pg)?;
+        Ok(())
+    }
+
+    /// The statements that run `sql` once per row of `rows`, with their
+    /// parameters, appended to `calls`: one statement for one row (any
+    /// statement), else multi-row forms of the one-row INSERT `sql`.
+    async fn calls(
+        &mut self,
+        sql: &str,
+        rows: &[Vec<Val>],
+        calls: &mut Vec<(Statement, Vec<Param>)>,
+    ) -> Result<(), Error> {
+        if let [row] = rows {
+            let statement = self.prepared(sql).await?;
+            let params = params(&statement, row);
+            calls.push((statement, params));
+            return Ok(());
+        }
+        let Some(width) = rows.first().map(Vec::len).filter(|&w| w > 0) else {
+            return Ok(());
+        };
+        let mut rest = rows;
+        while !rest.is_empty() {
+            // The last size, one row, always fits.
+            let which = BATCH_SIZES
+                .iter()
+                .position(|&n| n <= rest.len() && n * width <= MAX_PARAMS)
+                .unwrap_or(BATCH_SIZES.len() - 1);
+            let (chunk, tail) = rest.split_at(BATCH_SIZES[which]);
+            let statement = self.batch(sql, width, which).await?;
+            let params = params(&statement, chunk.iter().flatten());
+            calls.push((statement, params));
+            rest = tail;
+        }
+        Ok(())
+    }
 }
 
 /// PostgreSQL's own message, with its detail where it gives one.
@@ -211,6 +303,17 @@ fn multi_row(sql: &str, width: usize, rows: usize) -> Result<String, Error> {
     Ok(out)
 }
 
+/// `INSERT INTO t (columns) VALUES (...)` as `COPY t (columns) FROM STDIN`
+/// in binary; none for any other statement (an INSERT with ON CONFLICT
+/// has no COPY).
+fn copy_of(sql: &str) -> Option<String> {
+    let rest = sql.strip_prefix("INSERT INTO ")?;
+    let (target, values) = rest.split_once(" VALUES (")?;
+    // Nothing may follow the one row of parameters.
+    (values.find(')')? + 1 == values.len())
+        .then(|| format!("COPY {target} FROM STDIN (FORMAT binary)"))
+}
+
 /// A value PostgreSQL gave as text, read as its column's type.
 fn from_text(text: Option<&str>, ty: &Type) -> Val {
     let Some(text) = text else {
@@ -260,27 +363,21 @@ impl Db for Postgres {
             .map_err(pg)
     }
 
-    async fn exec_many(&mut self, sql: &str, rows: &[Vec<Val>]) -> Result<(), Error> {
-        let Some(width) = rows.first().map(Vec::len).filter(|&w| w > 0) else {
-            return Ok(());
-        };
-        let mut rest = rows;
-        while !rest.is_empty() {
-            // The last size, one row, always fits.
-            let which = BATCH_SIZES
-                .iter()
-                .position(|&n| n <= rest.len() && n * width <= MAX_PARAMS)
-                .unwrap_or(BATCH_SIZES.len() - 1);
-            let (chunk, tail) = rest.split_at(BATCH_SIZES[which]);
-            let statement = self.batch(sql, width, which).await?;
-            let params = params(&statement, chunk.iter().flatten());
-            self.client
-                .execute(&statement, &refs(&params))
-                .await
-                .map_err(pg)?;
-            rest = tail;
+    /// Large runs of rows go in by COPY; the statements between them are
+    /// sent at once (pipelined): a host's snapshot is a few round trips,
+    /// not one per statement.
+    async fn run(&mut self, steps: &[Step]) -> Result<(), Error> {
+        let mut calls = Vec::new();
+        for step in steps {
+            match copy_of(&step.sql).filter(|_| step.rows.len() >= COPY_ROWS) {
+                Some(copy) => {
+                    self.pipeline(std::mem::take(&mut calls)).await?;
+                    self.copy(&step.sql, &copy, &step.rows).await?;
+                }
+                None => self.calls(&step.sql, &step.rows, &mut calls).await?,
+            }
         }
-        Ok(())
+        self.pipeline(calls).await
     }
 
     async fn rows(&mut self, sql: &str, values: &[Val]) -> Result<Vec<Vec<Val>>, Error> {
@@ -299,7 +396,21 @@ impl Db for Postgres {
 
 #[cfg(test)]
 mod tests {
-    use super::multi_row;
+    use super::{copy_of, multi_row};
+
+    #[test]
+    fn a_plain_insert_has_a_copy_and_an_upsert_none() {
+        assert_eq!(
+            copy_of("INSERT INTO t (a, b) VALUES ($1, $2)").as_deref(),
+            Some("COPY t (a, b) FROM STDIN (FORMAT binary)")
+        );
+        assert_eq!(
+            copy_of("INSERT INTO t (a) VALUES ($1) ON CONFLICT (a) DO NOTHING"),
+            None
+        );
+        assert_eq!(copy_of("INSERT INTO t (a) SELECT 1"), None);
+        assert_eq!(copy_of("DELETE FROM t"), None);
+    }
 
     #[test]
     fn a_one_row_insert_becomes_a_multi_row_one_and_keeps_its_suffix() {

@@ -31,7 +31,7 @@ impl Dialect {
 
 /// The migrations in order: version `i + 1` is `MIGRATIONS[i]`. A
 /// released migration is never edited; a change is a new one.
-const MIGRATIONS: [&str; 2] = [V1, V2];
+const MIGRATIONS: [&str; 3] = [V1, V2, V3];
 
 /// The migrations for `dialect`, with their versions.
 pub fn migrations(dialect: Dialect) -> Vec<(i64, String)> {
@@ -61,19 +61,25 @@ fn render(text: &str, dialect: Dialect) -> String {
     let as_of = AS_OF.replace("{AGE}", &age);
     let tables = LATEST_TABLES
         .iter()
-        .map(|(view, table)| {
-            format!(
-                "CREATE VIEW latest_{view} AS\n\
-                 SELECT ls.host, ls.age_seconds, ls.as_of, t.*\n\
-                 FROM latest_scrapes ls JOIN {table} t ON t.scrape_id = ls.scrape_id;\n"
-            )
-        })
+        .map(|&(view, table)| latest_view(view, table))
         .collect::<Vec<_>>()
         .join("\n");
     text.replace("{LATEST_TABLES}", &tables)
+        .replace("{LATEST_PROCESSES}", &latest_view("processes", "processes"))
+        .replace("{PROCESS_FIELDS}", PROCESS_FIELDS)
         .replace("{ID}", dialect.id())
         .replace("{AGE}", &age)
         .replace("{AS_OF}", &as_of)
+}
+
+/// The view `latest_{view}`: the rows of `table` from each host's last
+/// successful scrape, with its age.
+fn latest_view(view: &str, table: &str) -> String {
+    format!(
+        "CREATE VIEW latest_{view} AS\n\
+         SELECT ls.host, ls.age_seconds, ls.as_of, t.*\n\
+         FROM latest_scrapes ls JOIN {table} t ON t.scrape_id = ls.scrape_id;\n"
+    )
 }
 
 /// The per-scrape tables with a view `latest_<name>` of each host's last
@@ -93,6 +99,35 @@ const AS_OF: &str = "CASE WHEN {AGE} < 120 THEN CAST({AGE} AS INTEGER) || ' s ag
      WHEN {AGE} < 7200 THEN CAST({AGE} / 60 AS INTEGER) || ' min ago' \
      WHEN {AGE} < 172800 THEN CAST({AGE} / 3600 AS INTEGER) || ' h ago' \
      ELSE CAST({AGE} / 86400 AS INTEGER) || ' d ago' END";
+
+/// The columns of `processes` after its `scrape_id`, and its key: as
+/// version 1 made the table and version 3 makes it again.
+const PROCESS_FIELDS: &str = r#"    pid BIGINT NOT NULL,
+    ppid BIGINT,
+    name TEXT,
+    exe TEXT,
+    cmdline TEXT,
+    status TEXT,
+    username TEXT,
+    uid BIGINT,
+    gid BIGINT,
+    terminal TEXT,
+    cwd TEXT,
+    nice BIGINT,
+    create_time DOUBLE PRECISION,
+    num_threads BIGINT,
+    num_fds BIGINT,
+    ctx_switches_voluntary BIGINT,
+    ctx_switches_involuntary BIGINT,
+    cpu_user DOUBLE PRECISION,
+    cpu_system DOUBLE PRECISION,
+    rss BIGINT,
+    vms BIGINT,
+    shared BIGINT,
+    read_bytes BIGINT,
+    write_bytes BIGINT,
+    cgroup TEXT,
+    PRIMARY KEY (scrape_id, pid)"#;
 
 /// Version 1. Times are seconds since the epoch (as psutil gives them),
 /// sizes are bytes, lists (cmdline, labels) are JSON text.
@@ -137,32 +172,7 @@ CREATE TABLE host_facts (
 -- their zombies, and every process lives on in process_spans).
 CREATE TABLE processes (
     scrape_id BIGINT NOT NULL REFERENCES scrapes (id) ON DELETE CASCADE,
-    pid BIGINT NOT NULL,
-    ppid BIGINT,
-    name TEXT,
-    exe TEXT,
-    cmdline TEXT,
-    status TEXT,
-    username TEXT,
-    uid BIGINT,
-    gid BIGINT,
-    terminal TEXT,
-    cwd TEXT,
-    nice BIGINT,
-    create_time DOUBLE PRECISION,
-    num_threads BIGINT,
-    num_fds BIGINT,
-    ctx_switches_voluntary BIGINT,
-    ctx_switches_involuntary BIGINT,
-    cpu_user DOUBLE PRECISION,
-    cpu_system DOUBLE PRECISION,
-    rss BIGINT,
-    vms BIGINT,
-    shared BIGINT,
-    read_bytes BIGINT,
-    write_bytes BIGINT,
-    cgroup TEXT,
-    PRIMARY KEY (scrape_id, pid)
+{PROCESS_FIELDS}
 );
 
 -- The zombies of every scrape, with the parent that should reap them.
@@ -340,3 +350,24 @@ FROM spans sp
 JOIN hosts h ON h.name = sp.host
 LEFT JOIN scrapes s ON s.id = h.last_ok_scrape_id;
 "#;
+
+/// Version 3: `processes` without a foreign key to `scrapes`. Its rows
+/// are a host's last successful scrape only, replaced by the collector
+/// at each new one, and such a scrape is never pruned: the key guarded
+/// nothing, and checking it cost as much as writing the row. A table's
+/// constraint cannot be dropped in SQLite, so the table is made again,
+/// its rows kept.
+const V3: &str = r#"-- Every process of each host's latest successful scrape (the collector
+-- replaces them at each new one; every process lives on in spans).
+CREATE TABLE processes_v2 AS
+SELECT p.* FROM processes p JOIN hosts h ON h.last_ok_scrape_id = p.scrape_id;
+DROP VIEW latest_processes;
+DROP TABLE processes;
+CREATE TABLE processes (
+    scrape_id BIGINT NOT NULL,
+{PROCESS_FIELDS}
+);
+INSERT INTO processes SELECT * FROM processes_v2;
+DROP TABLE processes_v2;
+
+{LATEST_PROCESSES}"#;

@@ -10,7 +10,11 @@ use std::{
 
 use rusqlite::{Connection, OpenFlags, params_from_iter, types::ValueRef};
 
-use crate::{Error, QueryResult, Val, core::Db, schema::Dialect};
+use crate::{
+    Error, QueryResult, Val,
+    core::{Db, Step},
+    schema::Dialect,
+};
 
 /// A SQLite connection.
 pub(crate) struct Sqlite {
@@ -156,10 +160,12 @@ impl Db for Sqlite {
         Ok(n as u64)
     }
 
-    async fn exec_many(&mut self, sql: &str, rows: &[Vec<Val>]) -> Result<(), Error> {
-        let mut stmt = self.conn.prepare_cached(&numbered(sql))?;
-        for row in rows {
-            stmt.execute(params_from_iter(row))?;
+    async fn run(&mut self, steps: &[Step]) -> Result<(), Error> {
+        for step in steps.iter().filter(|s| !s.rows.is_empty()) {
+            let mut stmt = self.conn.prepare_cached(&numbered(&step.sql))?;
+            for row in &step.rows {
+                stmt.execute(params_from_iter(row))?;
+            }
         }
         Ok(())
     }

@@ -272,7 +272,7 @@ async fn spans_keep_the_history_while_processes_hold_only_the_latest_scrape() {
 }
 
 #[tokio::test]
-async fn a_version_1_store_keeps_its_spans_through_version_2() {
+async fn a_version_1_store_keeps_its_spans_and_latest_processes_through_later_versions() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("v1.db");
     {
@@ -286,7 +286,8 @@ async fn a_version_1_store_keeps_its_spans_through_version_2() {
              ('web1', 200, 1, 1);\
              UPDATE hosts SET last_scrape_id = 2, last_ok_scrape_id = 2;\
              INSERT INTO process_spans VALUES ('web1', 1, 10, 'init', NULL, '[]', 100, 200), \
-             ('web1', 7, 17, 'gone', NULL, '[]', 100, 100);"
+             ('web1', 7, 17, 'gone', NULL, '[]', 100, 100);\
+             INSERT INTO processes (scrape_id, pid, name) VALUES (1, 7, 'gone'), (2, 1, 'init');"
         ))
         .unwrap();
     }
@@ -297,6 +298,21 @@ async fn a_version_1_store_keeps_its_spans_through_version_2() {
             vec![Val::Int(1), Val::Real(100.0), Val::Real(200.0), Val::Int(1)],
             vec![Val::Int(7), Val::Real(100.0), Val::Real(100.0), Val::Int(0)],
         ]
+    );
+    // Version 3: the latest scrape's processes kept (an older scrape's
+    // dropped), with no foreign key left to check.
+    assert_eq!(
+        column(&mut store, "SELECT name FROM latest_processes").await,
+        [text("init")]
+    );
+    assert_eq!(count(&mut store, "processes").await, 1);
+    assert_eq!(
+        column(
+            &mut store,
+            "SELECT count(*) FROM pragma_foreign_key_list('processes')"
+        )
+        .await,
+        [Val::Int(0)]
     );
 }
 

@@ -129,6 +129,23 @@ fn truth(v: &Value) -> bool {
 fn snapshot_and_a_host_that_went_down(sim: &Sim, db: &str) {
     let names = sim.names(Kind::Good);
     let all = sim.inventory("all.toml", None);
+    // More processes than the store writes row by row (PostgreSQL takes
+    // them by COPY): the children of one shell, each to arrive whole.
+    const SLEEPERS: usize = 80;
+    let sleepers = ChildGroup::spawn(
+        Command::new("sh")
+            .args([
+                "-c",
+                &format!("for i in $(seq {SLEEPERS}); do sleep 600 & done; wait"),
+            ])
+            .stdin(Stdio::null()),
+    )
+    .unwrap();
+    let shell = sleepers.id();
+    let children = format!("/proc/{shell}/task/{shell}/children");
+    wait_for(Duration::from_secs(60), || {
+        std::fs::read_to_string(&children).map_or(0, |c| c.split_whitespace().count()) == SLEEPERS
+    });
     let run = sim.collect(&all, db, &[]);
     assert_eq!(run.code, 0, "{}", run.err);
     let me = std::process::id();
@@ -136,7 +153,14 @@ fn snapshot_and_a_host_that_went_down(sim: &Sim, db: &str) {
         let query =
             format!("SELECT count(*) FROM latest_processes WHERE host = '{name}' AND pid = {me}");
         assert_eq!(count(db, &query), 1, "{query}");
+        let query = format!(
+            "SELECT count(*) FROM latest_processes WHERE host = '{name}' AND ppid = {shell} \
+             AND name = 'sleep' AND cmdline = '[\"sleep\",\"600\"]' AND rss > 0 \
+             AND create_time > 0"
+        );
+        assert_eq!(count(db, &query), SLEEPERS as i64, "{query}");
     }
+    drop(sleepers);
     // Every agent reads this host's /proc: the same kernel on each.
     let kernels = sql(db, "SELECT DISTINCT kernel FROM latest_hosts");
     assert_eq!(kernels.len(), 1);
