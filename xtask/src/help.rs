@@ -84,7 +84,7 @@ cargo xtask bench procs|watch|fleet|sys|sockets|fanout|collect [--hosts N]
           SQLite and into a throwaway PostgreSQL cluster (initdb as nobody,
           a Unix socket only, killed when the bench ends), each against
           the same fan-out writing nothing (`ps --fields <collect's> -o
-          ndjson > /dev/null`), fresh processes, 3 interleaved rounds; 30
+          ndjson > /dev/null`), fresh processes, 5 interleaved rounds; 30
           snapshots into one SQLite file, then the README's example
           queries over them with `hostscope sql`; then collect's peak RSS
           into SQLite over 10,000 virtual hosts (--hosts N: that many, at

@@ -206,7 +206,13 @@ async fn write_scrape_rows<D: Db>(db: &mut D, scrape: &Scrape) -> Result<i64, Er
         .await?;
         return Ok(id);
     };
+    // The processes first: PostgreSQL takes them by COPY, and the
+    // statements after them go together.
     let mut steps = vec![
+        Step::many(
+            insert("processes", PROCESS_COLUMNS),
+            snap.processes.iter().map(|p| rows::process(id, p)),
+        ),
         Step::one(
             insert(
                 "host_facts",
@@ -214,10 +220,6 @@ async fn write_scrape_rows<D: Db>(db: &mut D, scrape: &Scrape) -> Result<i64, Er
                  memory_total, agent_version, backend",
             ),
             rows::host_facts(id, &snap.host),
-        ),
-        Step::many(
-            insert("processes", PROCESS_COLUMNS),
-            snap.processes.iter().map(|p| rows::process(id, p)),
         ),
         Step::many(
             insert(
@@ -284,24 +286,25 @@ async fn write_scrape_rows<D: Db>(db: &mut D, scrape: &Scrape) -> Result<i64, Er
 /// the spans of processes gone since that one end there, new processes
 /// get a span, and a process back after a scrape that missed it runs
 /// again. Processes seen before and still there cost a read, not a write.
+/// Each side is read once and looked up in a hash of the other (`NOT IN`,
+/// safe here as no key column is NULL), not probed row by row.
 fn spans(host: &Val, id: i64, seen: f64) -> [Step; 2] {
     [
         Step::one(
             "UPDATE spans SET last_seen = \
                (SELECT s.started_at FROM hosts h JOIN scrapes s ON s.id = h.last_ok_scrape_id \
                 WHERE h.name = $1) \
-             WHERE host = $1 AND last_seen IS NULL AND NOT EXISTS \
-               (SELECT 1 FROM processes p WHERE p.scrape_id = $2 \
-                AND p.pid = spans.pid AND p.create_time = spans.create_time)",
+             WHERE host = $1 AND last_seen IS NULL AND (pid, create_time) NOT IN \
+               (SELECT pid, create_time FROM processes \
+                WHERE scrape_id = $2 AND create_time IS NOT NULL)",
             vec![host.clone(), Val::Int(id)],
         ),
         Step::one(
             "INSERT INTO spans (host, pid, create_time, name, exe, cmdline, first_seen) \
              SELECT CAST($1 AS TEXT), pid, create_time, name, exe, cmdline, \
-             CAST($3 AS DOUBLE PRECISION) FROM processes p \
-             WHERE scrape_id = $2 AND create_time IS NOT NULL AND NOT EXISTS \
-               (SELECT 1 FROM spans s WHERE s.host = $1 AND s.pid = p.pid \
-                AND s.create_time = p.create_time AND s.last_seen IS NULL) \
+             CAST($3 AS DOUBLE PRECISION) FROM processes \
+             WHERE scrape_id = $2 AND create_time IS NOT NULL AND (pid, create_time) NOT IN \
+               (SELECT pid, create_time FROM spans WHERE host = $1 AND last_seen IS NULL) \
              ON CONFLICT (host, pid, create_time) DO UPDATE SET last_seen = NULL \
              WHERE spans.last_seen IS NOT NULL",
             vec![host.clone(), Val::Int(id), Val::Real(seen)],

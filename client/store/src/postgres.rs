@@ -3,10 +3,11 @@
 
 use std::{collections::HashMap, future::poll_fn, pin::pin, str::FromStr, task::Poll};
 
+use bytes::BytesMut;
 use tokio_postgres::{
     Client, Config, NoTls, SimpleQueryMessage, Statement,
     binary_copy::BinaryCopyInWriter,
-    types::{ToSql, Type},
+    types::{IsNull, ToSql, Type, to_sql_checked},
 };
 
 use crate::{
@@ -41,7 +42,7 @@ const COPY_ROWS: usize = 64;
 const MAX_PARAMS: usize = 65_535;
 
 /// A parameter for a PostgreSQL statement.
-type Param = Box<dyn ToSql + Sync + Send>;
+type Param<'a> = &'a (dyn ToSql + Sync);
 
 impl Postgres {
     /// Connects to `url` (postgres://user@host/db, or a Unix socket with
@@ -139,12 +140,10 @@ impl Postgres {
     /// Runs `calls` in order, all sent at once and their answers read as
     /// they come: one round trip for the lot, with the same first error
     /// as one by one.
-    async fn pipeline(&self, calls: Vec<(Statement, Vec<Param>)>) -> Result<(), Error> {
-        let params: Vec<_> = calls.iter().map(|(_, p)| refs(p)).collect();
+    async fn pipeline(&self, calls: Vec<(Statement, Vec<Param<'_>>)>) -> Result<(), Error> {
         let mut answers: Vec<_> = calls
             .iter()
-            .zip(&params)
-            .map(|((statement, _), params)| Some(Box::pin(self.client.execute(statement, params))))
+            .map(|(statement, params)| Some(Box::pin(self.client.execute(statement, params))))
             .collect();
         // Each statement is sent when its future is first polled: they
         // are polled in order, every time, until all have answered.
@@ -178,8 +177,7 @@ impl Postgres {
         let sink = self.client.copy_in(&copy).await.map_err(pg)?;
         let mut writer = pin!(BinaryCopyInWriter::new(sink, &types));
         for row in rows {
-            let params: Vec<Param> = types.iter().zip(row).map(|(ty, v)| param(v, ty)).collect();
-            writer.as_mut().write(&refs(&params)).await.map_err(pg)?;
+            writer.as_mut().write_raw(row).await.map_err(pg)?;
         }
         writer.finish().await.map_err(pg)?;
         Ok(())
@@ -188,16 +186,14 @@ impl Postgres {
     /// The statements that run `sql` once per row of `rows`, with their
     /// parameters, appended to `calls`: one statement for one row (any
     /// statement), else multi-row forms of the one-row INSERT `sql`.
-    async fn calls(
+    async fn calls<'a>(
         &mut self,
         sql: &str,
-        rows: &[Vec<Val>],
-        calls: &mut Vec<(Statement, Vec<Param>)>,
+        rows: &'a [Vec<Val>],
+        calls: &mut Vec<(Statement, Vec<Param<'a>>)>,
     ) -> Result<(), Error> {
         if let [row] = rows {
-            let statement = self.prepared(sql).await?;
-            let params = params(&statement, row);
-            calls.push((statement, params));
+            calls.push((self.prepared(sql).await?, params(row)));
             return Ok(());
         }
         let Some(width) = rows.first().map(Vec::len).filter(|&w| w > 0) else {
@@ -212,8 +208,7 @@ impl Postgres {
                 .unwrap_or(BATCH_SIZES.len() - 1);
             let (chunk, tail) = rest.split_at(BATCH_SIZES[which]);
             let statement = self.batch(sql, width, which).await?;
-            let params = params(&statement, chunk.iter().flatten());
-            calls.push((statement, params));
+            calls.push((statement, params(chunk.iter().flatten())));
             rest = tail;
         }
         Ok(())
@@ -244,38 +239,41 @@ fn pg(e: tokio_postgres::Error) -> Error {
     }
 }
 
-/// `v` as a parameter of type `ty`.
-fn param(v: &Val, ty: &Type) -> Param {
-    match *ty {
-        Type::INT8 => Box::new(v.as_i64()),
-        Type::INT4 => Box::new(v.as_i64().and_then(|i| i32::try_from(i).ok())),
-        Type::FLOAT8 => Box::new(v.as_f64()),
-        Type::BOOL => Box::new(v.as_bool()),
-        _ => Box::new(match v {
-            Val::Null => None,
-            Val::Text(s) => Some(s.clone()),
-            Val::Int(i) => Some(i.to_string()),
-            Val::Real(f) => Some(f.to_string()),
-            Val::Bool(b) => Some(b.to_string()),
-        }),
+/// A value is a parameter of any type: written as the column's type
+/// asks (text for any type but the numbers and booleans), with no copy.
+impl ToSql for Val {
+    fn to_sql(&self, ty: &Type, out: &mut BytesMut) -> Result<IsNull, BoxError> {
+        match *ty {
+            Type::INT8 => self.as_i64().to_sql(ty, out),
+            Type::INT4 => self
+                .as_i64()
+                .and_then(|i| i32::try_from(i).ok())
+                .to_sql(ty, out),
+            Type::FLOAT8 => self.as_f64().to_sql(ty, out),
+            Type::BOOL => self.as_bool().to_sql(ty, out),
+            _ => match self {
+                Val::Null => Ok(IsNull::Yes),
+                Val::Text(s) => s.as_str().to_sql(ty, out),
+                Val::Int(i) => i.to_string().to_sql(ty, out),
+                Val::Real(f) => f.to_string().to_sql(ty, out),
+                Val::Bool(b) => b.to_string().to_sql(ty, out),
+            },
+        }
     }
+
+    fn accepts(_: &Type) -> bool {
+        true
+    }
+
+    to_sql_checked!();
 }
 
-/// `values` as the parameters of `statement`, in order.
-fn params<'a>(statement: &Statement, values: impl IntoIterator<Item = &'a Val>) -> Vec<Param> {
-    statement
-        .params()
-        .iter()
-        .zip(values)
-        .map(|(ty, v)| param(v, ty))
-        .collect()
-}
+/// The error type of [`ToSql`].
+type BoxError = Box<dyn std::error::Error + Sync + Send>;
 
-fn refs(params: &[Param]) -> Vec<&(dyn ToSql + Sync)> {
-    params
-        .iter()
-        .map(|p| p.as_ref() as &(dyn ToSql + Sync))
-        .collect()
+/// `values` as statement parameters.
+fn params<'a>(values: impl IntoIterator<Item = &'a Val>) -> Vec<Param<'a>> {
+    values.into_iter().map(|v| v as Param<'a>).collect()
 }
 
 /// `sql`, an `INSERT ... VALUES ($1, ..., $width) [suffix]`, rewritten to
@@ -356,9 +354,8 @@ impl Db for Postgres {
 
     async fn exec(&mut self, sql: &str, values: &[Val]) -> Result<u64, Error> {
         let statement = self.prepared(sql).await?;
-        let params = params(&statement, values);
         self.client
-            .execute(&statement, &refs(&params))
+            .execute(&statement, &params(values))
             .await
             .map_err(pg)
     }
@@ -382,10 +379,9 @@ impl Db for Postgres {
 
     async fn rows(&mut self, sql: &str, values: &[Val]) -> Result<Vec<Vec<Val>>, Error> {
         let statement = self.prepared(sql).await?;
-        let params = params(&statement, values);
         let rows = self
             .client
-            .query(&statement, &refs(&params))
+            .query(&statement, &params(values))
             .await
             .map_err(pg)?;
         rows.iter()

@@ -23,7 +23,7 @@ const PROCESSES: usize = 200;
 /// Hosts of the collection whose peak RSS is measured, unless told.
 pub const LARGE_HOSTS: usize = 10_000;
 /// Interleaved rounds of the three timed commands; medians are reported.
-const ROUNDS: usize = 3;
+const ROUNDS: usize = 5;
 /// Snapshots in the SQLite file the queries run over.
 const SNAPSHOTS: usize = 30;
 /// Fresh-process runs of each query; the median is reported.
