@@ -239,8 +239,8 @@ fn pg(e: tokio_postgres::Error) -> Error {
     }
 }
 
-/// A value is a parameter of any type: written as the column's type
-/// asks (text for any type but the numbers and booleans), with no copy.
+/// A value is a parameter of the integer, float, boolean and text types,
+/// written as the column's type asks, with no copy.
 impl ToSql for Val {
     fn to_sql(&self, ty: &Type, out: &mut BytesMut) -> Result<IsNull, BoxError> {
         match *ty {
@@ -261,8 +261,9 @@ impl ToSql for Val {
         }
     }
 
-    fn accepts(_: &Type) -> bool {
-        true
+    fn accepts(ty: &Type) -> bool {
+        matches!(*ty, Type::INT8 | Type::INT4 | Type::FLOAT8 | Type::BOOL)
+            || <&str as ToSql>::accepts(ty)
     }
 
     to_sql_checked!();
@@ -393,6 +394,25 @@ impl Db for Postgres {
 #[cfg(test)]
 mod tests {
     use super::{copy_of, multi_row};
+
+    #[test]
+    fn a_value_is_refused_for_a_type_it_cannot_write() {
+        use tokio_postgres::types::{ToSql, Type};
+
+        use crate::Val;
+
+        for ty in [Type::INT8, Type::INT4, Type::FLOAT8, Type::BOOL, Type::TEXT] {
+            assert!(<Val as ToSql>::accepts(&ty), "{ty}");
+        }
+        let mut out = bytes::BytesMut::new();
+        for ty in [Type::JSONB, Type::TIMESTAMPTZ, Type::BYTEA] {
+            assert!(!<Val as ToSql>::accepts(&ty), "{ty}");
+            assert!(Val::Text("x".into()).to_sql_checked(&ty, &mut out).is_err());
+        }
+        let written = Val::Int(7).to_sql_checked(&Type::INT8, &mut out);
+        assert!(written.is_ok());
+        assert_eq!(&out[..], 7i64.to_be_bytes());
+    }
 
     #[test]
     fn a_plain_insert_has_a_copy_and_an_upsert_none() {
